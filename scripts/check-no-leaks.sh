@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Fails if any process started from the project's binaries (.cache/bin: etcd, kube-apiserver, ...) is
+# still running: every test must stop what it started. Run it after the tests, as `npm test` does.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Match on the executable (the second field of `pgrep -a`), not on arguments such as `go build -o`.
+leaked=$(pgrep -af -- "$root/.cache/bin/" | awk -v dir="$root/.cache/bin/" 'index($2, dir) == 1' || true)
+if [ -n "$leaked" ]; then
+  echo "Leaked processes started from $root/.cache/bin (a test did not stop them):" >&2
+  echo "$leaked" >&2
+  exit 1
+fi
+echo "no leaked etcd or kube-apiserver processes"

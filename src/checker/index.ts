@@ -1,0 +1,2 @@
+// The linearizability and watch-guarantee checker (the checker issue fills this folder).
+export {};

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { runLocalSmoke } from './local/smoke.ts';
+import { packageVersion } from './version.ts';
+
+const usage = `etcd-robustness ${packageVersion}: prove an etcd cluster correct under faults.
+
+Usage:
+  etcd-robustness <command> [options]
+
+Commands:
+  run --local   Start real etcd processes on this machine and exercise them.
+                Today: starts a 3-member gofail-enabled etcd cluster, writes and reads
+                back through every member, reports the revision, and stops it.
+                Traffic, faults and live checking arrive with the probes and faults work.
+  check FILE    Re-check a recorded history offline (not available yet).
+  operator      Run the Kubernetes operator (not available yet).
+  agent         Run the fault agent beside an etcd member (not available yet).
+
+Options:
+  -h, --help     Show this help.
+  -v, --version  Print the version.
+`;
+
+/** Raised for a command line that cannot be run; printed without a stack trace. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+async function runCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      local: { type: 'boolean', default: false },
+      members: { type: 'string', default: '3' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  if (!values.local) throw new UsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
+  const members = Number(values.members);
+  if (![1, 3, 5].includes(members)) throw new UsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
+  const report = await runLocalSmoke({ members });
+  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  return report.ok ? 0 : 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(usage);
+      return command === undefined ? 2 : 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(`${packageVersion}\n`);
+      return 0;
+    case 'run':
+      return runCommand(rest);
+    case 'check':
+    case 'operator':
+    case 'agent':
+      throw new UsageError(`${command}: not available in etcd-robustness ${packageVersion} yet`);
+    default:
+      throw new UsageError(`unknown command "${command}" (see etcd-robustness --help)`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const err = error instanceof Error ? error : new Error(String(error));
+    const usage = err instanceof UsageError || String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
+    // Errors carry their context in the message; the stack is for debugging this program itself.
+    const detail = process.env['LOG_LEVEL'] === 'debug' ? (err.stack ?? err.message) : err.message;
+    process.stderr.write(`etcd-robustness: ${detail}\n`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

@@ -1,0 +1,78 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository (or installed package) root: two levels above src/local and dist/local. */
+export const packageRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Where test/bin/build.sh records the binaries it built. */
+export const binariesManifestPath = path.join(packageRoot, '.cache', 'bin', 'binaries.json');
+
+export class BinaryNotFoundError extends Error {
+  override name = 'BinaryNotFoundError';
+  readonly binary: string;
+  readonly searched: string;
+  constructor(binary: string, searched: string, hint: string) {
+    super(`${binary} not found at ${searched}: ${hint}`);
+    this.binary = binary;
+    this.searched = searched;
+  }
+}
+
+export type EtcdSeries = 'current' | 'previous';
+
+export interface EtcdBinaries {
+  version: string;
+  etcd: string;
+  etcdctl: string;
+  etcdutl: string;
+}
+
+export interface KubeBinaries {
+  version: string;
+  kubeApiserver: string;
+  kubectl: string;
+}
+
+interface Manifest {
+  etcd: Record<EtcdSeries, { version: string; dir: string }>;
+  kube: { version: string; dir: string };
+}
+
+const buildHint = 'run `npm run build:bins` (test/bin/build.sh) to build it from the pinned Go modules';
+
+function readManifest(): Manifest {
+  if (!existsSync(binariesManifestPath)) {
+    throw new BinaryNotFoundError('binaries manifest', binariesManifestPath, buildHint);
+  }
+  return JSON.parse(readFileSync(binariesManifestPath, 'utf8')) as Manifest;
+}
+
+function requireFile(binary: string, file: string): string {
+  if (!existsSync(file)) throw new BinaryNotFoundError(binary, file, buildHint);
+  return file;
+}
+
+/**
+ * The gofail-enabled etcd binaries. `ETCD_ROBUSTNESS_ETCD_DIR` points at another folder holding
+ * etcd, etcdctl and etcdutl (its version is then reported as "custom").
+ */
+export function etcdBinaries(series: EtcdSeries = 'current'): EtcdBinaries {
+  const override = process.env['ETCD_ROBUSTNESS_ETCD_DIR'];
+  const { version, dir } = override ? { version: 'custom', dir: override } : readManifest().etcd[series];
+  return {
+    version,
+    etcd: requireFile('etcd', path.join(dir, 'etcd')),
+    etcdctl: requireFile('etcdctl', path.join(dir, 'etcdctl')),
+    etcdutl: requireFile('etcdutl', path.join(dir, 'etcdutl')),
+  };
+}
+
+export function kubeBinaries(): KubeBinaries {
+  const { version, dir } = readManifest().kube;
+  return {
+    version,
+    kubeApiserver: requireFile('kube-apiserver', path.join(dir, 'kube-apiserver')),
+    kubectl: requireFile('kubectl', path.join(dir, 'kubectl')),
+  };
+}

@@ -1,0 +1,9 @@
+// The local runtime: real etcd processes on this machine, used by `etcd-robustness run --local` and by
+// the integration tests.
+export { etcdBinaries, kubeBinaries, packageRoot, BinaryNotFoundError } from './binaries.ts';
+export type { EtcdBinaries, EtcdSeries, KubeBinaries } from './binaries.ts';
+export { LocalEtcdCluster, LocalEtcdMember, EtcdStartError } from './etcd-cluster.ts';
+export type { LocalClusterOptions, MemberAddresses } from './etcd-cluster.ts';
+export { ManagedProcess, logTail } from './process.ts';
+export type { ProcessExit, ProcessOptions } from './process.ts';
+export { freeLoopbackPorts } from './ports.ts';

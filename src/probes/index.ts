@@ -1,0 +1,2 @@
+// Traffic probes that drive and record etcd operations (the probes issue fills this folder).
+export {};

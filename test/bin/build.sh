@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Builds the real binaries the tests run, from Go modules at the versions pinned
+# in the go.mod files beside this script:
+#   etcd, etcdctl, etcdutl  (v3.6 and v3.5, gofail failpoints compiled in)
+#   kube-apiserver, kubectl (k8s.io/kubernetes)
+# into the git-ignored cache .cache/bin/<name>-<version>/ and writes
+# .cache/bin/binaries.json, which the TypeScript test helpers read.
+#
+# Idempotent: each set of binaries carries a stamp of its inputs (go.mod, go.sum,
+# this script, the Go version); a second call with the same inputs does nothing.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cache="$root/.cache"
+bin="$cache/bin"
+mkdir -p "$bin" "$cache/src" "$cache/tools"
+
+# Never let the go command fetch a different toolchain: the machine's Go builds all of this.
+export GOTOOLCHAIN=local
+export GOFLAGS="-buildvcs=false -trimpath"
+export CGO_ENABLED=0
+
+GOFAIL_VERSION=v0.2.0
+
+# `build.sh --tidy` refreshes go.sum after a version bump in one of the go.mod files.
+tidy=false
+[ "${1:-}" = "--tidy" ] && tidy=true
+
+log() { printf '[build-bins] %s\n' "$*" >&2; }
+
+command -v go >/dev/null || { log "Go is required (go1.26 or newer) to build etcd and kube-apiserver"; exit 1; }
+
+# Prints the version that go.mod in $1 requires for module $2.
+required_version() {
+  (cd "$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+stamp_of() {
+  local dir=$1
+  { go version; cat "$here/build.sh" "$dir/go.mod" "$dir/go.sum" 2>/dev/null; } | sha256sum | cut -d' ' -f1
+}
+
+up_to_date() {
+  local out=$1 stamp=$2
+  [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]
+}
+
+gofail_bin() {
+  local gofail="$cache/tools/gofail-$GOFAIL_VERSION"
+  if [ ! -x "$gofail" ]; then
+    log "installing gofail $GOFAIL_VERSION"
+    local tmp
+    tmp=$(mktemp -d)
+    GOBIN="$tmp" go install "go.etcd.io/gofail@$GOFAIL_VERSION"
+    mv "$tmp/gofail" "$gofail"
+    rmdir "$tmp"
+  fi
+  echo "$gofail"
+}
+
+# Copies etcd's server module out of the read-only module cache and runs
+# `gofail enable` over every package that declares failpoints, the way etcd's
+# own `make gofail-enable` prepares the binaries its robustness suite uses.
+prepare_gofail_server() {
+  local version=$1 dest="$cache/src/etcd-server-$1"
+  [ -f "$dest/.gofail-enabled" ] && return 0
+  local srcdir gofail
+  srcdir=$(go mod download -json "go.etcd.io/etcd/server/v3@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+  [ -d "$srcdir" ] || { log "could not download go.etcd.io/etcd/server/v3@$version"; exit 1; }
+  gofail=$(gofail_bin)
+  rm -rf "$dest.tmp"
+  cp -r "$srcdir" "$dest.tmp"
+  chmod -R u+w "$dest.tmp"
+  local dirs
+  dirs=$(cd "$dest.tmp" && grep -rl --include='*.go' '// gofail:' . | xargs -n1 dirname | sort -u)
+  [ -n "$dirs" ] || { log "no gofail failpoints found in etcd server $version"; exit 1; }
+  # shellcheck disable=SC2086
+  (cd "$dest.tmp" && "$gofail" enable $dirs)
+  (cd "$dest.tmp" && go mod edit -require="go.etcd.io/gofail@$GOFAIL_VERSION")
+  touch "$dest.tmp/.gofail-enabled"
+  rm -rf "$dest"
+  mv "$dest.tmp" "$dest"
+  log "gofail enabled in etcd server $version ($(echo "$dirs" | wc -l) packages)"
+}
+
+# build_set NAME MODULE_DIR OUTPUT_NAME=PACKAGE...
+build_set() {
+  local out=$1 dir=$2
+  shift 2
+  if $tidy; then (cd "$dir" && go mod tidy); fi
+  local stamp
+  stamp=$(stamp_of "$dir")
+  if up_to_date "$out" "$stamp"; then
+    log "$(basename "$out") is up to date"
+    return 0
+  fi
+  log "building $(basename "$out") (a cold build takes minutes; later calls are no-ops)"
+  rm -rf "$out.tmp"
+  mkdir -p "$out.tmp"
+  local spec name pkg
+  for spec in "$@"; do
+    name=${spec%%=*}
+    pkg=${spec#*=}
+    (cd "$dir" && go build -o "$out.tmp/$name" "$pkg")
+  done
+  echo "$stamp" >"$out.tmp/.stamp"
+  rm -rf "$out"
+  mv "$out.tmp" "$out"
+}
+
+build_etcd() {
+  local series=$1 dir="$here/etcd-$1"
+  local version
+  version=$(sed -n 's/^\tgo.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$dir/go.mod")
+  [ -n "$version" ] || { log "no etcd server version pinned in $dir/go.mod"; exit 1; }
+  prepare_gofail_server "$version"
+  build_set "$bin/etcd-$version" "$dir" \
+    etcd=go.etcd.io/etcd/server/v3 \
+    etcdctl=go.etcd.io/etcd/etcdctl/v3 \
+    etcdutl=go.etcd.io/etcd/etcdutl/v3
+  echo "$version"
+}
+
+build_kube() {
+  local dir="$here/kube" version
+  version=$(required_version "$dir" k8s.io/kubernetes)
+  build_set "$bin/kube-$version" "$dir" \
+    kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+    kubectl=k8s.io/kubernetes/cmd/kubectl
+  echo "$version"
+}
+
+etcd_current=$(build_etcd v3.6)
+etcd_previous=$(build_etcd v3.5)
+kube=$(build_kube)
+
+cat >"$bin/binaries.json.tmp" <<EOF
+{
+  "etcd": {
+    "current": { "version": "$etcd_current", "dir": "$bin/etcd-$etcd_current" },
+    "previous": { "version": "$etcd_previous", "dir": "$bin/etcd-$etcd_previous" }
+  },
+  "kube": { "version": "$kube", "dir": "$bin/kube-$kube" }
+}
+EOF
+mv "$bin/binaries.json.tmp" "$bin/binaries.json"
+log "binaries ready: $bin/binaries.json"

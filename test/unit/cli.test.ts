@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+
+const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('etcd-robustness CLI', () => {
+  test('--version prints the package version', async () => {
+    const result = await run(['--version']);
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout.trim(), version);
+  });
+
+  test('--help lists every subcommand', async () => {
+    const result = await run(['--help']);
+    assert.equal(result.code, 0);
+    for (const command of ['run --local', 'check', 'operator', 'agent']) assert.match(result.stdout, new RegExp(`^  ${command}`, 'm'));
+  });
+
+  test('an unknown command is a usage error naming it', async () => {
+    const result = await run(['frobnicate']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown command "frobnicate"/);
+  });
+
+  test('run without --local is refused with a hint', async () => {
+    const result = await run(['run']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /only --local/);
+  });
+
+  test('run --local refuses an even member count', async () => {
+    const result = await run(['run', '--local', '--members', '2']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--members must be 1, 3 or 5, got "2"/);
+  });
+
+  test('an unknown option is a usage error naming it', async () => {
+    const result = await run(['run', '--local', '--bogus']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--bogus/);
+  });
+});
