@@ -92,6 +92,8 @@ export class TestApiserver {
           `--service-account-key-file=${saPub}`,
           `--service-account-signing-key-file=${saKey}`,
           '--disable-admission-plugins=ServiceAccount',
+          // No kubelets or Service IPs here: a loopback advertise address needs no endpoint reconciler.
+          '--endpoint-reconciler-type=none',
         ],
         { logFile },
       );
