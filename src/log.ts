@@ -10,7 +10,5 @@ export const logger = winston.createLogger({
       return `${String(timestamp)} ${level} ${String(message)}${rest}`;
     }),
   ),
-  // winston's typings declare Console apart from TransportStream although it extends it at run time.
-  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment
   transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'debug'] })],
 });

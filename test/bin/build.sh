@@ -112,7 +112,8 @@ build_set() {
 build_etcd() {
   local series=$1 dir="$here/etcd-$1"
   local version
-  version=$(sed -n 's/^\tgo.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$dir/go.mod")
+  # Read go.mod as text: the go command cannot load this module before the replaced copy exists.
+  version=$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v[0-9]/ { print $2; exit }' "$dir/go.mod")
   [ -n "$version" ] || { log "no etcd server version pinned in $dir/go.mod"; exit 1; }
   prepare_gofail_server "$version"
   build_set "$bin/etcd-$version" "$dir" \

@@ -53,13 +53,13 @@ describe('real kube-apiserver', { timeout: 180_000 }, () => {
 
     const seen: { type: string; data: Record<string, string> | undefined }[] = [];
     let watchError: unknown;
-    const modified = Promise.withResolvers<void>();
+    const modified = Promise.withResolvers<undefined>();
     const controller = await new Watch(apiserver.kubeConfig).watch(
       '/api/v1/namespaces/smoke/configmaps',
       { fieldSelector: 'metadata.name=probe' },
       (type: string, object: V1ConfigMap) => {
         seen.push({ type, data: object.data });
-        if (type === 'MODIFIED') modified.resolve();
+        if (type === 'MODIFIED') modified.resolve(undefined);
       },
       (error: unknown) => {
         watchError = error;
