@@ -1,0 +1,178 @@
+/**
+ * Offline checking of a whole history: linearizability (linearize.ts), then what needs the
+ * linearization: stale reads against the states they could have read, and watch streams against the
+ * committed revisions it implies (watch.ts).
+ */
+import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from '../domain/index.ts';
+import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
+import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
+import type { CheckReport, LinearizabilityResult, Verdict } from './result.ts';
+import { checkWatches, type CommittedRevision } from './watch.ts';
+
+export interface CheckOptions {
+  /** Give up (inconclusive) after this long; default 60 s. */
+  timeoutMs?: number;
+  /** Unknown-outcome operations may take effect up to this long after their call; default 5 min. */
+  unknownHorizonMs?: number;
+  /** Bound on candidate configurations; default 100,000. */
+  maxFrontier?: number;
+}
+
+export const defaultUnknownHorizonMs = 5 * 60 * 1000;
+export const defaultMaxFrontier = 100_000;
+
+/** Which fields the history ever shows: the model tracks only those (see model.ts). */
+export function observedFields(history: History): { trackRevision: boolean; trackVersion: boolean } {
+  let trackRevision = history.watches.length > 0 || history.meta?.initialRevision !== undefined;
+  let trackVersion = history.watches.some((w) => w.responses.some((r) => r.events.some((e) => e.version !== undefined)));
+  const seeKvs = (kvs: RangeResponse['kvs']): void => {
+    for (const kv of kvs) {
+      if (kv.modRevision !== undefined || kv.createRevision !== undefined) trackRevision = true;
+      if (kv.version !== undefined) trackVersion = true;
+    }
+  };
+  for (const op of history.operations) {
+    const { request, response } = op;
+    if (request.type === 'compact' || (request.type === 'range' && request.revision)) trackRevision = true;
+    if (request.type === 'txn') {
+      for (const c of request.compare) {
+        if (c.target === 'mod' || c.target === 'create') trackRevision = true;
+        if (c.target === 'version') trackVersion = true;
+      }
+    }
+    if (!response) continue;
+    if ((response as { revision?: number }).revision !== undefined) trackRevision = true;
+    if ('kvs' in response) seeKvs(response.kvs);
+    if ('results' in response) for (const r of response.results ?? []) if ('kvs' in r) seeKvs(r.kvs);
+    if (trackRevision && trackVersion) break;
+  }
+  return { trackRevision, trackVersion };
+}
+
+export function modelOptionsFor(history: History): ModelOptions & { initialRevision: number } {
+  return {
+    mode: history.meta?.mode ?? 'exclusive',
+    prefix: history.meta?.prefix ?? '',
+    initialRevision: history.meta?.initialRevision ?? 1,
+    ...observedFields(history),
+  };
+}
+
+interface Replay {
+  committed: CommittedRevision[];
+  /** State after each linearized operation, with the operation's index (the first is the initial state). */
+  snapshots: { after: number; state: ModelState }[];
+}
+
+/** Re-applies a linearization to collect committed revisions (for watches) and states (for stale reads). */
+function replay(history: History, order: number[], opts: ModelOptions & { initialRevision: number }, keepSnapshots: boolean): Replay {
+  let state = initialState(opts, opts.initialRevision);
+  const committed: CommittedRevision[] = [];
+  const snapshots = keepSnapshots ? [{ after: -1, state }] : [];
+  for (const index of order) {
+    const op = history.operations[index]!;
+    const events: WatchEvent[] = [];
+    const next = step(state, op.request, op.response, opts, undefined, events);
+    if (next === null) throw new Error(`internal error: the linearization does not replay at operation ${index}`);
+    if (events.length > 0 && next.revision > state.revision) committed.push({ revision: next.revision, events });
+    state = next;
+    if (keepSnapshots) snapshots.push({ after: index, state });
+  }
+  return { committed, snapshots };
+}
+
+/**
+ * A stale read is valid if some state it could have read matches it: the state at the revision it
+ * names (or its header revision, for a serializable read), or else any state linearized before the
+ * first operation called after the read returned.
+ */
+function staleReadProblems(history: History, order: number[], snapshots: Replay['snapshots'], opts: ModelOptions): { operation: number; reason: string }[] {
+  const problems: { operation: number; reason: string }[] = [];
+  history.operations.forEach((op: Operation, index) => {
+    if (roleOf(op) !== 'stale') return;
+    const request = op.request as RangeRequest;
+    const response = op.response as RangeResponse;
+    const fresh: RangeRequest = { type: 'range', key: request.key };
+    if (request.end !== undefined) fresh.end = request.end;
+    if (request.limit !== undefined) fresh.limit = request.limit;
+    if (request.keysOnly !== undefined) fresh.keysOnly = request.keysOnly;
+    const body: RangeResponse = { kvs: response.kvs };
+    if (response.count !== undefined) body.count = response.count;
+    // Only states linearized before the first operation called after this read returned are visible.
+    let visible = snapshots.length;
+    for (let i = 0; i < order.length; i++) {
+      if (history.operations[order[i]!]!.call > op.return!) {
+        visible = i + 1;
+        break;
+      }
+    }
+    const wanted = request.revision || (opts.trackRevision && opts.mode === 'exclusive' ? response.revision : undefined);
+    const candidates = snapshots.slice(0, visible).filter((s) => wanted === undefined || s.state.revision === wanted);
+    const matches = candidates.some((s) => step(s.state, fresh, body, opts) !== null);
+    if (!matches) {
+      problems.push({
+        operation: index,
+        reason:
+          wanted !== undefined
+            ? `stale read of ${request.key} does not match the state at revision ${wanted}`
+            : `stale read of ${request.key} matches no state that was visible before it returned`,
+      });
+    }
+  });
+  return problems;
+}
+
+export function checkLinearizability(history: History, options: CheckOptions = {}): LinearizabilityResult & { committed?: CommittedRevision[] } {
+  const opts = modelOptionsFor(history);
+  const engineOptions: EngineOptions = {
+    ...opts,
+    trackPaths: true,
+    unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
+    maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
+    deadline: Date.now() + (options.timeoutMs ?? 60_000),
+  };
+  const engine = new LinearizationEngine(engineOptions);
+  history.operations.forEach((op, index) => engine.add(index, op, roleOf(op)));
+  try {
+    engine.advance(Infinity);
+  } catch (error) {
+    if (!(error instanceof InconclusiveError)) throw error;
+    engine.inconclusive = error.message;
+  }
+  const operations = history.operations.length;
+  if (engine.violation) return { verdict: 'violation', operations, violation: engine.violation };
+  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, inconclusive: engine.inconclusive };
+  const linearization = engine.linearization() ?? [];
+  const hasStale = history.operations.some((op) => roleOf(op) === 'stale');
+  const { committed, snapshots } = replay(history, linearization, opts, hasStale);
+  const staleReadViolations = hasStale ? staleReadProblems(history, linearization, snapshots, opts) : [];
+  const result: LinearizabilityResult & { committed?: CommittedRevision[] } = {
+    verdict: staleReadViolations.length > 0 ? 'violation' : 'linearizable',
+    operations,
+    linearization,
+    committed,
+  };
+  if (staleReadViolations.length > 0) result.staleReadViolations = staleReadViolations;
+  return result;
+}
+
+function worst(a: Verdict, b: Verdict): Verdict {
+  if (a === 'violation' || b === 'violation') return 'violation';
+  if (a === 'inconclusive' || b === 'inconclusive') return 'inconclusive';
+  return 'linearizable';
+}
+
+/** Checks a whole history: linearizability, stale reads and watch guarantees. */
+export function checkHistory(history: History, options: CheckOptions = {}): CheckReport {
+  const started = performance.now();
+  const { committed, ...linearizability } = checkLinearizability(history, options);
+  const input: Parameters<typeof checkWatches>[0] = { streams: history.watches, committed };
+  if (history.meta?.mode === 'shared' && history.meta.prefix !== undefined) input.prefix = history.meta.prefix;
+  const violations = history.watches.length > 0 ? checkWatches(input) : [];
+  return {
+    verdict: worst(linearizability.verdict, violations.length > 0 ? 'violation' : 'linearizable'),
+    linearizability,
+    watch: { checked: history.watches.length, violations },
+    elapsedMs: performance.now() - started,
+  };
+}

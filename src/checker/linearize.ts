@@ -1,0 +1,449 @@
+/**
+ * The linearizability search: one engine for offline checks and live streams.
+ *
+ * Algorithm (just-in-time linearization, after Lowe's "Testing for linearizability", with the state-set
+ * view of etcd's non-deterministic model):
+ *
+ * - Events are processed in time order (a call before a return at the same instant, so operations that
+ *   touch in time count as concurrent: never a false violation from clock granularity).
+ * - A configuration is a model state plus the set of *open* operations (called, not yet returned)
+ *   already linearized. The frontier is every configuration consistent with the history so far.
+ * - At a call, the operation joins the open set. At the return of operation X, every frontier
+ *   configuration is extended by linearizing open operations until X is linearized; the new frontier
+ *   is every configuration reached that contains X (X then leaves the open set). An empty frontier is a
+ *   violation: X's response cannot be explained by any order of what was concurrent with it.
+ * - Unknown-outcome operations (no return) stay open: they may be linearized at any later point, or
+ *   never. Read-only requests whose outcome is unknown and definite errors have no effect and are
+ *   dropped; stale (serializable or past-revision) reads are validated afterwards against the
+ *   linearization.
+ *
+ * Sound speed-ups, each proven by a dominance argument (a configuration that can do everything another
+ * can lets the other go):
+ * - Memoization: configurations are deduplicated by (state, linearized set) with incremental hashes
+ *   (Zobrist-style XOR of per-key and per-operation hashes) and exact comparison on collision.
+ * - Optional-operation subsumption: for the same state and the same linearized known operations, the
+ *   configuration that linearized a *subset* of the unknown-outcome operations dominates (it may still
+ *   apply them later, or never). This keeps histories with many timed-out writes, Jepsen's hard case,
+ *   from exploding into every subset of timed-out writes.
+ * - Greedy reads: an open known operation whose step leaves the state unchanged is linearized at once
+ *   (having done it dominates having it still to do).
+ * - Revision pruning: with revisions, a configuration whose revision already exceeds the revision X's
+ *   response shows can never linearize X, so it is not extended further.
+ * Keys are not partitioned (P-compositionality): etcd's global revision couples every key, as in etcd's
+ * own model.
+ *
+ * Budgets: a deadline and a frontier-size bound end the search as `inconclusive`, never with a false
+ * verdict. In live mode an unknown-outcome operation is retired `unknownHorizon` after its call (it is
+ * then assumed to have taken effect before, or never), which bounds memory; offline the horizon is the
+ * same by default so both reach the same verdict.
+ */
+import { isErrorResponse, isStaleRead, isWriteRequest, type EtcdRequest, type EtcdResponse, type Operation } from '../domain/index.ts';
+import { combine, mix32 } from './hash.ts';
+import { initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
+import type { StateSummary, ViolationEvidence } from './result.ts';
+
+export interface EngineOptions extends ModelOptions {
+  initialRevision: number;
+  /** Keep the path of each configuration (offline evidence and linearization); off for live streams. */
+  trackPaths: boolean;
+  /** Unknown-outcome operations are retired this long (history time units, ns) after their call. */
+  unknownHorizon: number;
+  /** More configurations than this in the frontier makes the verdict inconclusive. */
+  maxFrontier: number;
+  /** Wall-clock deadline (Date.now() ms) after which the search gives up as inconclusive. */
+  deadline: number;
+}
+
+/** How the engine treats one operation. */
+type Role = 'linearize' | 'optional' | 'stale' | 'skip';
+
+export function roleOf(op: Operation): Role {
+  if (op.response !== undefined && isErrorResponse(op.response)) return 'skip'; // definitely not applied
+  if (op.request.type === 'defragment') return 'skip';
+  if (op.return === null || op.response === undefined) {
+    // An unknown read changed nothing and showed nothing.
+    const hasEffect = isWriteRequest(op.request) || op.request.type === 'leaseGrant' || op.request.type === 'compact';
+    return hasEffect ? 'optional' : 'skip';
+  }
+  return isStaleRead(op.request) ? 'stale' : 'linearize';
+}
+
+interface OpEntry {
+  index: number;
+  request: EtcdRequest;
+  response: EtcdResponse | undefined;
+  optional: boolean;
+  call: number;
+  zobrist: number;
+  /** The response's header revision, if any. */
+  revision: number | undefined;
+}
+
+interface PathNode {
+  op: number;
+  prev: PathNode | null;
+}
+
+interface Config {
+  state: ModelState;
+  stateHash: number;
+  /** Linearized open operations, sorted by index. */
+  lin: number[];
+  knownHash: number;
+  path: PathNode | null;
+}
+
+export class InconclusiveError extends Error {
+  override name = 'InconclusiveError';
+}
+
+/** A set of configurations with memoization and optional-operation subsumption. */
+class ConfigSet {
+  private readonly buckets = new Map<number, Config[]>();
+  private count = 0;
+  private readonly optional: (op: number) => boolean;
+
+  constructor(optional: (op: number) => boolean) {
+    this.optional = optional;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Adds c unless an equal or dominating configuration is present; drops those c dominates. */
+  add(c: Config): boolean {
+    const key = combine(c.stateHash, c.knownHash);
+    const bucket = this.buckets.get(key);
+    if (!bucket) {
+      this.buckets.set(key, [c]);
+      this.count++;
+      return true;
+    }
+    for (let i = 0; i < bucket.length; i++) {
+      const e = bucket[i]!;
+      if (e.knownHash !== c.knownHash || !statesEqual(e.state, c.state) || !this.sameKnown(e.lin, c.lin)) continue;
+      if (this.optionalSubset(e.lin, c.lin)) return false;
+      if (this.optionalSubset(c.lin, e.lin)) {
+        bucket[i] = bucket[bucket.length - 1]!;
+        bucket.pop();
+        this.count--;
+        i--;
+      }
+    }
+    bucket.push(c);
+    this.count++;
+    return true;
+  }
+
+  private sameKnown(a: number[], b: number[]): boolean {
+    let i = 0;
+    let j = 0;
+    for (;;) {
+      while (i < a.length && this.optional(a[i]!)) i++;
+      while (j < b.length && this.optional(b[j]!)) j++;
+      if (i === a.length || j === b.length) return i === a.length && j === b.length;
+      if (a[i] !== b[j]) return false;
+      i++;
+      j++;
+    }
+  }
+
+  /** Whether the optional operations in a are a subset of those in b (both sorted). */
+  private optionalSubset(a: number[], b: number[]): boolean {
+    let j = 0;
+    for (const op of a) {
+      if (!this.optional(op)) continue;
+      while (j < b.length && b[j]! < op) j++;
+      if (j === b.length || b[j] !== op) return false;
+    }
+    return true;
+  }
+
+  values(): Config[] {
+    const all: Config[] = [];
+    for (const bucket of this.buckets.values()) all.push(...bucket);
+    return all;
+  }
+}
+
+function insertSorted(list: number[], value: number): number[] {
+  let i = list.length;
+  while (i > 0 && list[i - 1]! > value) i--;
+  const next = list.slice();
+  next.splice(i, 0, value);
+  return next;
+}
+
+function pathToList(path: PathNode | null): number[] {
+  const ops: number[] = [];
+  for (let p = path; p; p = p.prev) ops.push(p.op);
+  return ops.reverse();
+}
+
+export interface EngineViolation {
+  evidence: ViolationEvidence;
+}
+
+/**
+ * Feeds operations in; `advance(t)` processes every event before t. The caller guarantees that every
+ * operation whose call is before t has been added by then.
+ */
+export class LinearizationEngine {
+  private readonly options: EngineOptions;
+  private readonly entries = new Map<number, OpEntry>();
+  /** Pending events, ordered by time then kind (calls first). */
+  private readonly queue = new EventQueue();
+  private open: OpEntry[] = [];
+  private frontier: Config[];
+  private steps = 0;
+  private watermark = -Infinity;
+  violation: ViolationEvidence | undefined;
+  inconclusive: string | undefined;
+  /** Operations whose return has been processed. */
+  settled = 0;
+  /** Called with the operation index whenever its return has been settled (for live lag stats). */
+  onSettled: ((index: number) => void) | undefined;
+
+  constructor(options: EngineOptions) {
+    this.options = options;
+    const state = initialState(options, options.initialRevision);
+    this.frontier = [{ state, stateHash: stateHash(state), lin: [], knownHash: 0, path: null }];
+  }
+
+  get done(): boolean {
+    return this.violation !== undefined || this.inconclusive !== undefined;
+  }
+
+  get frontierSize(): number {
+    return this.frontier.length;
+  }
+
+  get openOperations(): number {
+    return this.open.length;
+  }
+
+  add(index: number, op: Operation, role: Role): void {
+    if (role !== 'linearize' && role !== 'optional') return;
+    if (op.call < this.watermark) {
+      throw new RangeError(`operation ${index} was added after the watermark passed its call (${op.call} < ${this.watermark})`);
+    }
+    const entry: OpEntry = {
+      index,
+      request: op.request,
+      response: op.response,
+      optional: role === 'optional',
+      call: op.call,
+      zobrist: mix32(index + 0x9e3779b9),
+      revision: (op.response as { revision?: number } | undefined)?.revision,
+    };
+    this.entries.set(index, entry);
+    this.queue.push(op.call, 0, index);
+    if (role === 'linearize') this.queue.push(op.return!, 1, index);
+  }
+
+  /** Processes every event strictly before `watermark` (Infinity: everything). */
+  advance(watermark: number): void {
+    this.watermark = Math.max(this.watermark, watermark);
+    while (!this.done && this.queue.size > 0 && this.queue.peekTime() < watermark) {
+      const { time, kind, index } = this.queue.pop();
+      const entry = this.entries.get(index)!;
+      if (kind === 0) {
+        this.retireUnknown(time);
+        this.open.push(entry);
+      } else {
+        this.settle(entry);
+        this.entries.delete(index);
+        this.settled++;
+        this.onSettled?.(index);
+      }
+    }
+  }
+
+  /** One linearization of everything settled (offline, after advance(Infinity), when linearizable). */
+  linearization(): number[] | undefined {
+    if (this.done || !this.options.trackPaths) return undefined;
+    return pathToList(this.frontier[0]?.path ?? null);
+  }
+
+  candidateStates(limit = 10): StateSummary[] {
+    return this.frontier.slice(0, limit).map((c) => summarize(c.state));
+  }
+
+  private retireUnknown(now: number): void {
+    const horizon = this.options.unknownHorizon;
+    if (!Number.isFinite(horizon)) return;
+    const retired = this.open.filter((e) => e.optional && e.call < now - horizon);
+    if (retired.length === 0) return;
+    const gone = new Set(retired.map((e) => e.index));
+    this.open = this.open.filter((e) => !gone.has(e.index));
+    const set = new ConfigSet((op) => this.entries.get(op)?.optional ?? false);
+    for (const c of this.frontier) {
+      const lin = c.lin.filter((op) => !gone.has(op));
+      set.add(lin.length === c.lin.length ? c : { ...c, lin });
+    }
+    for (const index of gone) this.entries.delete(index);
+    this.frontier = set.values();
+  }
+
+  private tick(): void {
+    if ((++this.steps & 0xfff) === 0 && Date.now() > this.options.deadline) {
+      throw new InconclusiveError('time budget exhausted');
+    }
+  }
+
+  private isOptional = (op: number): boolean => this.entries.get(op)?.optional ?? false;
+
+  /** Linearizes every open known operation that does not change the state (see header). */
+  private saturate(c: Config): Config {
+    let lin = c.lin;
+    let knownHash = c.knownHash;
+    let path = c.path;
+    for (const e of this.open) {
+      if (e.optional || lin.includes(e.index)) continue;
+      this.tick();
+      if (step(c.state, e.request, e.response, this.options) === c.state) {
+        lin = insertSorted(lin, e.index);
+        knownHash ^= e.zobrist;
+        if (this.options.trackPaths) path = { op: e.index, prev: path };
+      }
+    }
+    return lin === c.lin ? c : { ...c, lin, knownHash, path };
+  }
+
+  private settle(x: OpEntry): void {
+    const results = new ConfigSet(this.isOptional);
+    const visited = new ConfigSet(this.isOptional);
+    const limit = x.revision !== undefined && this.options.trackRevision && this.options.mode === 'exclusive' ? x.revision : Infinity;
+    // Breadth-first, so that a configuration that linearized fewer optional operations is met before
+    // the ones it dominates (depth-first would first walk every chain of timed-out writes).
+    const queue: Config[] = [...this.frontier];
+    try {
+      for (let head = 0; head < queue.length; head++) {
+        const c = this.saturate(queue[head]!);
+        if (!visited.add(c)) continue;
+        if (visited.size > this.options.maxFrontier * 4) {
+          throw new InconclusiveError(`more than ${this.options.maxFrontier * 4} configurations around operation ${x.index}`);
+        }
+        if (c.lin.includes(x.index)) {
+          results.add({ ...c, lin: c.lin.filter((op) => op !== x.index), knownHash: c.knownHash ^ x.zobrist });
+          continue;
+        }
+        for (const y of this.open) {
+          if (c.lin.includes(y.index)) continue;
+          this.tick();
+          const next = step(c.state, y.request, y.response, this.options);
+          if (next === null || next.revision > limit) continue;
+          queue.push({
+            state: next,
+            stateHash: next === c.state ? c.stateHash : stateHash(next),
+            lin: insertSorted(c.lin, y.index),
+            knownHash: y.optional ? c.knownHash : c.knownHash ^ y.zobrist,
+            path: this.options.trackPaths ? { op: y.index, prev: c.path } : null,
+          });
+        }
+        if (head > 4096 && head * 2 > queue.length) {
+          queue.splice(0, head + 1);
+          head = -1;
+        }
+      }
+    } catch (error) {
+      if (error instanceof InconclusiveError) {
+        this.inconclusive = error.message;
+        return;
+      }
+      throw error;
+    }
+    this.open = this.open.filter((e) => e !== x);
+    if (results.size === 0) {
+      this.violation = this.evidence(x);
+      return;
+    }
+    if (results.size > this.options.maxFrontier) {
+      this.inconclusive = `more than ${this.options.maxFrontier} candidate configurations after operation ${x.index}`;
+      return;
+    }
+    this.frontier = results.values();
+  }
+
+  private evidence(x: OpEntry): ViolationEvidence {
+    const best = this.frontier[0]!;
+    const why: Why = { reason: '' };
+    step(best.state, x.request, x.response, this.options, why);
+    const reason = why.reason
+      ? `operation ${x.index} (${x.request.type}) cannot be linearized: ${why.reason}`
+      : `operation ${x.index} (${x.request.type}) fits no order of the operations concurrent with it`;
+    return {
+      prefix: this.options.trackPaths ? pathToList(best.path) : [],
+      unplaceable: [x.index, ...this.open.filter((e) => !e.optional && !best.lin.includes(e.index)).map((e) => e.index)],
+      states: this.candidateStates(),
+      reason,
+    };
+  }
+}
+
+/** A binary min-heap of (time, kind, index) events. */
+class EventQueue {
+  private readonly times: number[] = [];
+  private readonly keys: number[] = [];
+  private readonly indices: number[] = [];
+
+  get size(): number {
+    return this.times.length;
+  }
+
+  peekTime(): number {
+    return this.times[0]!;
+  }
+
+  private less(a: number, b: number): boolean {
+    const ta = this.times[a]!;
+    const tb = this.times[b]!;
+    return ta < tb || (ta === tb && this.keys[a]! < this.keys[b]!);
+  }
+
+  private swap(a: number, b: number): void {
+    for (const arr of [this.times, this.keys, this.indices]) {
+      const t = arr[a]!;
+      arr[a] = arr[b]!;
+      arr[b] = t;
+    }
+  }
+
+  /** kind 0 = call, 1 = return; ties broken by kind, then by insertion order via index. */
+  push(time: number, kind: number, index: number): void {
+    this.times.push(time);
+    this.keys.push(kind * 2 ** 40 + index);
+    this.indices.push(index);
+    let i = this.times.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  pop(): { time: number; kind: number; index: number } {
+    const time = this.times[0]!;
+    const key = this.keys[0]!;
+    const index = this.indices[0]!;
+    const last = this.times.length - 1;
+    this.swap(0, last);
+    this.times.pop();
+    this.keys.pop();
+    this.indices.pop();
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < this.times.length && this.less(l, m)) m = l;
+      if (r < this.times.length && this.less(r, m)) m = r;
+      if (m === i) break;
+      this.swap(i, m);
+      i = m;
+    }
+    return { time, kind: key >= 2 ** 40 ? 1 : 0, index };
+  }
+}

@@ -1,0 +1,501 @@
+/**
+ * The etcd model: the state a linearizable etcd must be in after a sequence of requests, and the
+ * check of a recorded response against it (after etcd's tests/robustness/model).
+ *
+ * State: the global revision, the compact revision, every key's value, mod/create revision, version
+ * and lease, and the set of leases. States are immutable values: `step` returns the same object when a
+ * request changes nothing (the checker relies on that to linearize reads greedily) and a new one
+ * otherwise, built copy-on-write.
+ *
+ * Fields no response in the history ever shows (revisions, versions) are not tracked at all, so states
+ * that differ only in them are one state: the search stays small on histories without revisions.
+ *
+ * Shared mode (other clients write to the cluster too): the run owns only keys under its prefix; the
+ * revision is a lower bound that responses raise, writes must land strictly above it, and keys outside
+ * the prefix are ignored. A key written by a request whose revision no response showed has an unknown
+ * mod/create revision (-1) until a read shows it; the read then pins it.
+ */
+import type { ClusterMode, Compare, EtcdRequest, EtcdResponse, KeyValue, RangeRequest, RangeResponse, TxnOp, TxnResponse, WatchEvent } from '../domain/index.ts';
+import { combine, hashString, mix32 } from './hash.ts';
+import type { StateSummary } from './result.ts';
+
+export interface ModelOptions {
+  mode: ClusterMode;
+  /** Shared mode: the run's own key prefix ("" = every key). */
+  prefix: string;
+  /** Whether any response or compare in the history involves revisions. */
+  trackRevision: boolean;
+  /** Whether any response or compare in the history involves versions. */
+  trackVersion: boolean;
+}
+
+export interface KeyState {
+  value: string;
+  /** -1: unknown (shared mode only). */
+  mod: number;
+  create: number;
+  version: number;
+  lease: string | undefined;
+  hash: number;
+}
+
+export interface ModelState {
+  /** Exclusive: the exact revision (0 when revisions are not tracked). Shared: a lower bound, -1 unknown. */
+  readonly revision: number;
+  readonly compact: number;
+  readonly keys: ReadonlyMap<string, KeyState>;
+  readonly leases: ReadonlySet<string>;
+  /** Hash of keys and leases (revision and compact are mixed in by stateHash). */
+  readonly contentHash: number;
+}
+
+/** Filled with the reason when a step fails and the caller asks why (evidence only: not on the hot path). */
+export interface Why {
+  reason: string;
+}
+
+export function initialState(options: ModelOptions, initialRevision: number): ModelState {
+  const revision = options.mode === 'shared' ? -1 : options.trackRevision ? initialRevision : 0;
+  return { revision, compact: 0, keys: new Map(), leases: new Set(), contentHash: 0 };
+}
+
+export function stateHash(s: ModelState): number {
+  return combine(combine(s.contentHash, s.revision + 1), s.compact);
+}
+
+export function statesEqual(a: ModelState, b: ModelState): boolean {
+  if (a === b) return true;
+  if (a.revision !== b.revision || a.compact !== b.compact || a.contentHash !== b.contentHash) return false;
+  if (a.keys.size !== b.keys.size || a.leases.size !== b.leases.size) return false;
+  for (const [key, ka] of a.keys) {
+    const kb = b.keys.get(key);
+    if (!kb || ka.value !== kb.value || ka.mod !== kb.mod || ka.create !== kb.create || ka.version !== kb.version || ka.lease !== kb.lease) return false;
+  }
+  for (const lease of a.leases) if (!b.leases.has(lease)) return false;
+  return true;
+}
+
+export function summarize(s: ModelState): StateSummary {
+  const kvs: KeyValue[] = [...s.keys.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, k]) => {
+      const kv: KeyValue = { key, value: k.value };
+      if (k.mod > 0) kv.modRevision = k.mod;
+      if (k.create > 0) kv.createRevision = k.create;
+      if (k.version > 0) kv.version = k.version;
+      if (k.lease !== undefined) kv.lease = k.lease;
+      return kv;
+    });
+  return { revision: s.revision < 0 ? null : s.revision, compactRevision: s.compact, kvs, leases: [...s.leases].sort() };
+}
+
+function keyHash(key: string, k: Omit<KeyState, 'hash'>): number {
+  let h = combine(hashString(key), hashString(k.value));
+  h = combine(h, k.mod + 1);
+  h = combine(h, k.create + 1);
+  h = combine(h, k.version);
+  return k.lease === undefined ? h : combine(h, hashString(k.lease));
+}
+
+function makeKey(key: string, fields: Omit<KeyState, 'hash'>): KeyState {
+  return { ...fields, hash: keyHash(key, fields) };
+}
+
+export function keyInRange(key: string, start: string, end: string | undefined): boolean {
+  if (end === undefined) return key === start;
+  if (end === '\u0000') return key >= start;
+  return key >= start && key < end;
+}
+
+/** Copy-on-write builder for the next state. */
+class Draft {
+  revision: number;
+  compact: number;
+  private keys: Map<string, KeyState> | ReadonlyMap<string, KeyState>;
+  private leases: Set<string> | ReadonlySet<string>;
+  private keysCopied = false;
+  private leasesCopied = false;
+  private contentHash: number;
+  changed = false;
+  /** Watch events of this step, when a replay asks for them. */
+  events: WatchEvent[] | undefined;
+  private readonly base: ModelState;
+
+  constructor(base: ModelState, events: boolean) {
+    this.base = base;
+    this.revision = base.revision;
+    this.compact = base.compact;
+    this.keys = base.keys;
+    this.leases = base.leases;
+    this.contentHash = base.contentHash;
+    this.events = events ? [] : undefined;
+  }
+
+  get(key: string): KeyState | undefined {
+    return this.keys.get(key);
+  }
+
+  keysIn(start: string, end: string | undefined): string[] {
+    if (end === undefined) return this.keys.has(start) ? [start] : [];
+    const found: string[] = [];
+    for (const key of this.keys.keys()) if (keyInRange(key, start, end)) found.push(key);
+    return found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  allKeys(): IterableIterator<[string, KeyState]> {
+    return this.keys.entries();
+  }
+
+  hasLease(id: string): boolean {
+    return this.leases.has(id);
+  }
+
+  private writableKeys(): Map<string, KeyState> {
+    if (!this.keysCopied) {
+      this.keys = new Map(this.keys);
+      this.keysCopied = true;
+    }
+    return this.keys as Map<string, KeyState>;
+  }
+
+  private writableLeases(): Set<string> {
+    if (!this.leasesCopied) {
+      this.leases = new Set(this.leases);
+      this.leasesCopied = true;
+    }
+    return this.leases as Set<string>;
+  }
+
+  set(key: string, next: KeyState): void {
+    const keys = this.writableKeys();
+    const old = keys.get(key);
+    if (old) this.contentHash ^= old.hash;
+    keys.set(key, next);
+    this.contentHash ^= next.hash;
+    this.changed = true;
+  }
+
+  delete(key: string): void {
+    const keys = this.writableKeys();
+    const old = keys.get(key);
+    if (!old) return;
+    this.contentHash ^= old.hash;
+    keys.delete(key);
+    this.changed = true;
+  }
+
+  addLease(id: string): void {
+    this.writableLeases().add(id);
+    this.contentHash ^= mix32(hashString(id) ^ 0x5bd1e995);
+    this.changed = true;
+  }
+
+  removeLease(id: string): void {
+    this.writableLeases().delete(id);
+    this.contentHash ^= mix32(hashString(id) ^ 0x5bd1e995);
+    this.changed = true;
+  }
+
+  finish(): ModelState {
+    if (!this.changed && this.revision === this.base.revision && this.compact === this.base.compact) return this.base;
+    return { revision: this.revision, compact: this.compact, keys: this.keys, leases: this.leases, contentHash: this.contentHash };
+  }
+}
+
+function fail(why: Why | undefined, reason: () => string): null {
+  if (why) why.reason = reason();
+  return null;
+}
+
+/** A step's context: the options, the draft, and the revision the step's writes get. */
+interface StepContext {
+  opts: ModelOptions;
+  draft: Draft;
+  why: Why | undefined;
+  /** The revision writes of this request get (exclusive: revision + 1; shared: the response's or -1). */
+  writeRevision: number;
+  /** Whether any key changed (a txn/delete bumps the revision only then). */
+  wrote: boolean;
+}
+
+function owned(opts: ModelOptions, key: string): boolean {
+  return opts.mode === 'exclusive' || key.startsWith(opts.prefix);
+}
+
+function applyPut(ctx: StepContext, key: string, value: string, lease: string | undefined): void {
+  if (!owned(ctx.opts, key)) return;
+  const old = ctx.draft.get(key);
+  const rev = ctx.writeRevision;
+  const version = ctx.opts.trackVersion ? (old ? old.version + 1 : 1) : 0;
+  const next = makeKey(key, { value, mod: rev, create: old ? old.create : rev, version, lease });
+  ctx.draft.set(key, next);
+  ctx.wrote = true;
+  ctx.draft.events?.push({
+    type: 'put',
+    key,
+    value,
+    modRevision: rev,
+    createRevision: next.create,
+    version: old ? old.version + 1 : 1,
+    isCreate: !old,
+    ...(old ? { prevKV: { key, value: old.value, modRevision: old.mod, createRevision: old.create, version: old.version } } : {}),
+  });
+}
+
+function applyDelete(ctx: StepContext, key: string, end: string | undefined): number {
+  const keys = ctx.draft.keysIn(key, end).filter((k) => owned(ctx.opts, k));
+  for (const k of keys) {
+    const old = ctx.draft.get(k)!;
+    ctx.draft.delete(k);
+    ctx.draft.events?.push({
+      type: 'delete',
+      key: k,
+      modRevision: ctx.writeRevision,
+      prevKV: { key: k, value: old.value, modRevision: old.mod, createRevision: old.create, version: old.version },
+    });
+  }
+  if (keys.length > 0) ctx.wrote = true;
+  return keys.length;
+}
+
+/** Compares one observed key-value with the model's; pins unknown revisions (shared mode). */
+function kvMatches(ctx: StepContext, observed: KeyValue, key: string, k: KeyState, keysOnly: boolean): boolean {
+  const { opts, why } = ctx;
+  if (observed.key !== key) return !!fail(why, () => `expected key ${JSON.stringify(key)}, got ${JSON.stringify(observed.key)}`);
+  if (!keysOnly && observed.value !== undefined && observed.value !== k.value) {
+    return !!fail(why, () => `${key}: expected value ${JSON.stringify(k.value)}, got ${JSON.stringify(observed.value)}`);
+  }
+  if (opts.trackRevision) {
+    let pinned = k;
+    if (observed.modRevision !== undefined && observed.modRevision !== k.mod) {
+      if (k.mod !== -1) return !!fail(why, () => `${key}: expected modRevision ${k.mod}, got ${observed.modRevision}`);
+      pinned = { ...pinned, mod: observed.modRevision };
+    }
+    if (observed.createRevision !== undefined && observed.createRevision !== k.create) {
+      if (k.create !== -1) return !!fail(why, () => `${key}: expected createRevision ${k.create}, got ${observed.createRevision}`);
+      pinned = { ...pinned, create: observed.createRevision };
+    }
+    if (pinned !== k) ctx.draft.set(key, makeKey(key, pinned));
+  }
+  if (opts.trackVersion && observed.version !== undefined && observed.version !== k.version) {
+    return !!fail(why, () => `${key}: expected version ${k.version}, got ${observed.version}`);
+  }
+  if (observed.lease !== undefined && observed.lease !== k.lease) {
+    return !!fail(why, () => `${key}: expected lease ${k.lease ?? 'none'}, got ${observed.lease}`);
+  }
+  return true;
+}
+
+function rangeMatches(ctx: StepContext, request: RangeRequest, observed: RangeResponse): boolean {
+  const { opts, draft, why } = ctx;
+  const shared = opts.mode === 'shared';
+  const expectedKeys = draft.keysIn(request.key, request.end);
+  const kvs = shared ? observed.kvs.filter((kv) => kv.key.startsWith(opts.prefix)) : observed.kvs;
+  const keysOnly = request.keysOnly === true;
+  if (shared && request.limit) {
+    // Foreign keys take some of the limit's slots: check what is shown, not what is missing.
+    for (const kv of kvs) {
+      const k = draft.get(kv.key);
+      if (!k || !keyInRange(kv.key, request.key, request.end)) return !!fail(why, () => `${kv.key} is not in the store`);
+      if (!kvMatches(ctx, kv, kv.key, k, keysOnly)) return false;
+    }
+    return true;
+  }
+  const limited = request.limit ? expectedKeys.slice(0, request.limit) : expectedKeys;
+  if (kvs.length !== limited.length) {
+    return !!fail(why, () => `range ${request.key}: expected ${limited.length} keys [${limited.join(', ')}], got ${kvs.length} [${kvs.map((kv) => kv.key).join(', ')}]`);
+  }
+  for (let i = 0; i < kvs.length; i++) {
+    const key = limited[i]!;
+    if (!kvMatches(ctx, kvs[i]!, key, draft.get(key)!, keysOnly)) return false;
+  }
+  if (!shared && observed.count !== undefined && observed.count !== expectedKeys.length) {
+    return !!fail(why, () => `range ${request.key}: expected count ${expectedKeys.length}, got ${observed.count}`);
+  }
+  return true;
+}
+
+function compareHolds(draft: Draft, c: Compare): boolean {
+  const k = draft.get(c.key);
+  if (c.target === 'value' && !k) return false; // etcd: a value compare on a missing key is false
+  let actual: string | number;
+  switch (c.target) {
+    case 'value':
+      actual = k!.value;
+      break;
+    case 'mod':
+      actual = k ? k.mod : 0;
+      break;
+    case 'create':
+      actual = k ? k.create : 0;
+      break;
+    case 'version':
+      actual = k ? k.version : 0;
+      break;
+    case 'lease':
+      actual = k?.lease ?? '0';
+      break;
+  }
+  const expected = c.value;
+  if (typeof actual === 'string' && c.target === 'lease') {
+    // Lease ids are decimal strings: compare them as integers.
+    const a = BigInt(actual);
+    const b = BigInt(expected);
+    return c.result === '=' ? a === b : c.result === '!=' ? a !== b : c.result === '<' ? a < b : a > b;
+  }
+  switch (c.result) {
+    case '=':
+      return actual === expected;
+    case '!=':
+      return actual !== expected;
+    case '<':
+      return actual < expected;
+    case '>':
+      return actual > expected;
+  }
+}
+
+/** Checks the header revision of a read (or any request that does not write). */
+function readRevisionMatches(ctx: StepContext, observed: number | undefined): boolean {
+  if (observed === undefined || !ctx.opts.trackRevision) return true;
+  const { draft } = ctx;
+  if (ctx.opts.mode === 'exclusive') {
+    return observed === draft.revision || !!fail(ctx.why, () => `expected revision ${draft.revision}, got ${observed}`);
+  }
+  if (draft.revision >= 0 && observed < draft.revision) {
+    return !!fail(ctx.why, () => `revision went backwards: ${observed} after ${draft.revision}`);
+  }
+  draft.revision = observed;
+  return true;
+}
+
+/** Exclusive: writes get revision + 1. Shared: the response's revision, strictly above the bound. */
+function writeRevisionFor(opts: ModelOptions, state: ModelState, observed: number | undefined): number {
+  if (!opts.trackRevision) return 0;
+  if (opts.mode === 'exclusive') return state.revision + 1;
+  return observed ?? -1;
+}
+
+/** After a request that may write: move the revision and check the response's. */
+function finishWrite(ctx: StepContext, observed: number | undefined): boolean {
+  const { opts, draft } = ctx;
+  if (!opts.trackRevision) return true;
+  if (opts.mode === 'exclusive') {
+    if (ctx.wrote) draft.revision = ctx.writeRevision;
+    return observed === undefined || observed === draft.revision || !!fail(ctx.why, () => `expected revision ${draft.revision}, got ${observed}`);
+  }
+  if (!ctx.wrote) return readRevisionMatches(ctx, observed);
+  if (observed === undefined) {
+    draft.revision = draft.revision >= 0 ? draft.revision + 1 : -1;
+    return true;
+  }
+  if (draft.revision >= 0 && observed <= draft.revision) {
+    return !!fail(ctx.why, () => `a write got revision ${observed}, not above ${draft.revision}`);
+  }
+  draft.revision = observed;
+  return true;
+}
+
+function txnOpStep(ctx: StepContext, op: TxnOp, observed: EtcdResponse | undefined): boolean {
+  switch (op.type) {
+    case 'range':
+      return observed === undefined || rangeMatches(ctx, op, observed as RangeResponse);
+    case 'put':
+      if (op.lease !== undefined && !ctx.draft.hasLease(op.lease)) return !!fail(ctx.why, () => `put ${op.key}: lease ${op.lease} does not exist`);
+      applyPut(ctx, op.key, op.value, op.lease);
+      return true;
+    case 'delete': {
+      const deleted = applyDelete(ctx, op.key, op.end);
+      const seen = (observed as { deleted?: number } | undefined)?.deleted;
+      if (ctx.opts.mode === 'exclusive' && seen !== undefined && seen !== deleted) {
+        return !!fail(ctx.why, () => `delete ${op.key}: expected ${deleted} deleted, got ${seen}`);
+      }
+      return true;
+    }
+  }
+}
+
+/**
+ * Applies `request` to `state` and checks `response` against the result. Returns the next state (the
+ * same object when nothing changed), or null when the response is impossible in this state.
+ * `response` undefined means the outcome is unknown: the request is applied, nothing is checked.
+ */
+export function step(
+  state: ModelState,
+  request: EtcdRequest,
+  response: EtcdResponse | undefined,
+  opts: ModelOptions,
+  why?: Why,
+  events?: WatchEvent[],
+): ModelState | null {
+  const observedRevision = (response as { revision?: number } | undefined)?.revision;
+  const draft = new Draft(state, events !== undefined);
+  const ctx: StepContext = { opts, draft, why, writeRevision: writeRevisionFor(opts, state, observedRevision), wrote: false };
+  let ok: boolean;
+  switch (request.type) {
+    case 'range':
+      ok = (response === undefined || rangeMatches(ctx, request, response as RangeResponse)) && readRevisionMatches(ctx, observedRevision);
+      break;
+    case 'put':
+      if (request.lease !== undefined && !draft.hasLease(request.lease)) {
+        // etcd refuses a put with an unknown lease; an unknown outcome then changed nothing.
+        if (response === undefined) return state;
+        return fail(why, () => `put ${request.key}: lease ${request.lease} does not exist`);
+      }
+      applyPut(ctx, request.key, request.value, request.lease);
+      ok = finishWrite(ctx, observedRevision);
+      break;
+    case 'delete': {
+      const deleted = applyDelete(ctx, request.key, request.end);
+      const seen = (response as { deleted?: number } | undefined)?.deleted;
+      ok =
+        (opts.mode === 'shared' || seen === undefined || seen === deleted || !!fail(why, () => `delete ${request.key}: expected ${deleted} deleted, got ${seen}`)) &&
+        finishWrite(ctx, observedRevision);
+      break;
+    }
+    case 'txn': {
+      const succeeded = request.compare.every((c) => compareHolds(draft, c));
+      const txnResponse = response as TxnResponse | undefined;
+      if (txnResponse !== undefined && txnResponse.succeeded !== succeeded) {
+        return fail(why, () => `txn: compares ${succeeded ? 'hold' : 'fail'} in this state but the response says succeeded=${txnResponse.succeeded}`);
+      }
+      const ops = succeeded ? request.success : request.failure;
+      ok = true;
+      for (let i = 0; ok && i < ops.length; i++) ok = txnOpStep(ctx, ops[i]!, txnResponse?.results?.[i]);
+      ok = ok && finishWrite(ctx, observedRevision);
+      break;
+    }
+    case 'leaseGrant':
+      if (draft.hasLease(request.id)) {
+        if (response === undefined) return state;
+        return fail(why, () => `leaseGrant: lease ${request.id} already exists`);
+      }
+      draft.addLease(request.id);
+      ok = readRevisionMatches(ctx, observedRevision);
+      break;
+    case 'leaseRevoke': {
+      if (!draft.hasLease(request.id)) {
+        if (response === undefined) return state;
+        return fail(why, () => `leaseRevoke: lease ${request.id} does not exist`);
+      }
+      draft.removeLease(request.id);
+      const attached = [...draft.allKeys()].filter(([, k]) => k.lease === request.id).map(([key]) => key);
+      for (const key of attached) applyDelete(ctx, key, undefined);
+      ok = finishWrite(ctx, observedRevision);
+      break;
+    }
+    case 'compact':
+      if (request.revision <= draft.compact) return response === undefined ? state : fail(why, () => `compact ${request.revision}: already compacted at ${draft.compact}`);
+      if (opts.mode === 'exclusive' && opts.trackRevision && request.revision > draft.revision) {
+        return response === undefined ? state : fail(why, () => `compact ${request.revision}: above the current revision ${draft.revision}`);
+      }
+      draft.compact = request.revision;
+      ok = readRevisionMatches(ctx, observedRevision);
+      break;
+    case 'defragment':
+      return state;
+  }
+  if (!ok) return null;
+  if (events && draft.events) events.push(...draft.events);
+  return draft.finish();
+}

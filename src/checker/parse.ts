@@ -1,0 +1,408 @@
+/**
+ * Reads the JSON Lines history format (docs/history-format.md) into typed values, rejecting anything
+ * malformed with `FILE:LINE: what is wrong`. Validation happens here, once, so the model can trust its
+ * input: this is the boundary where `unknown` JSON becomes domain types.
+ */
+import type {
+  Compare,
+  EtcdRequest,
+  EtcdResponse,
+  History,
+  HistoryMeta,
+  KeyValue,
+  Operation,
+  TxnOp,
+  WatchEvent,
+  WatchRequest,
+  WatchResponse,
+  WatchStream,
+} from '../domain/index.ts';
+
+export class HistoryFormatError extends Error {
+  override name = 'HistoryFormatError';
+  readonly file: string;
+  readonly line: number;
+  readonly problem: string;
+  constructor(file: string, line: number, problem: string) {
+    super(`${file}:${line}: ${problem}`);
+    this.file = file;
+    this.line = line;
+    this.problem = problem;
+  }
+}
+
+/** Thrown inside field readers; turned into a HistoryFormatError with the line number. */
+class FieldError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function object(value: unknown, where: string): Json {
+  if (!isObject(value)) throw new FieldError(`${where} must be an object`);
+  return value;
+}
+
+function string(value: unknown, where: string): string {
+  if (typeof value !== 'string') throw new FieldError(`${where} must be a string`);
+  return value;
+}
+
+function optString(value: unknown, where: string): string | undefined {
+  return value === undefined ? undefined : string(value, where);
+}
+
+function integer(value: unknown, where: string, min = 0): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new FieldError(`${where} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function optInteger(value: unknown, where: string, min = 0): number | undefined {
+  return value === undefined || value === null ? undefined : integer(value, where, min);
+}
+
+function optBoolean(value: unknown, where: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw new FieldError(`${where} must be true or false`);
+  return value;
+}
+
+/** Lease ids are int64: accept a decimal string or a safe integer, keep a string. */
+function leaseId(value: unknown, where: string): string {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return String(value);
+  if (typeof value === 'string' && /^\d+$/.test(value)) return value;
+  throw new FieldError(`${where} must be a lease id (a non-negative integer or decimal string)`);
+}
+
+function optLeaseId(value: unknown, where: string): string | undefined {
+  return value === undefined || value === null || value === 0 || value === '0' ? undefined : leaseId(value, where);
+}
+
+function array(value: unknown, where: string): unknown[] {
+  if (!Array.isArray(value)) throw new FieldError(`${where} must be an array`);
+  return value;
+}
+
+function omitUndefined<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
+  return value;
+}
+
+const compareTargets = new Set(['value', 'mod', 'create', 'version', 'lease']);
+const compareResults = new Set(['=', '!=', '<', '>']);
+
+function parseCompare(raw: unknown, where: string): Compare {
+  const c = object(raw, where);
+  const target = string(c['target'], `${where}.target`);
+  if (!compareTargets.has(target)) throw new FieldError(`${where}.target must be one of value, mod, create, version, lease; got "${target}"`);
+  const result = string(c['result'], `${where}.result`);
+  if (!compareResults.has(result)) throw new FieldError(`${where}.result must be one of =, !=, <, >; got "${result}"`);
+  const value =
+    target === 'value' ? string(c['value'], `${where}.value`) : target === 'lease' ? (optLeaseId(c['value'], `${where}.value`) ?? '0') : integer(c['value'], `${where}.value`);
+  return { key: string(c['key'], `${where}.key`), target: target as Compare['target'], result: result as Compare['result'], value };
+}
+
+function parseTxnOp(raw: unknown, where: string): TxnOp {
+  const op = parseRequest(raw, where);
+  if (op.type !== 'range' && op.type !== 'put' && op.type !== 'delete') {
+    throw new FieldError(`${where}.type must be range, put or delete inside a txn, got "${op.type}"`);
+  }
+  return op;
+}
+
+export function parseRequest(raw: unknown, where = 'request'): EtcdRequest {
+  const r = object(raw, where);
+  const type = r['type'];
+  switch (type) {
+    case 'range':
+      return omitUndefined({
+        type,
+        key: string(r['key'], `${where}.key`),
+        end: optString(r['end'], `${where}.end`),
+        revision: optInteger(r['revision'], `${where}.revision`),
+        limit: optInteger(r['limit'], `${where}.limit`),
+        keysOnly: optBoolean(r['keysOnly'], `${where}.keysOnly`),
+        serializable: optBoolean(r['serializable'], `${where}.serializable`),
+      });
+    case 'put':
+      return omitUndefined({
+        type,
+        key: string(r['key'], `${where}.key`),
+        value: string(r['value'], `${where}.value`),
+        lease: optLeaseId(r['lease'], `${where}.lease`),
+      });
+    case 'delete':
+      return omitUndefined({ type, key: string(r['key'], `${where}.key`), end: optString(r['end'], `${where}.end`) });
+    case 'txn':
+      return {
+        type,
+        compare: array(r['compare'] ?? [], `${where}.compare`).map((c, i) => parseCompare(c, `${where}.compare[${i}]`)),
+        success: array(r['success'] ?? [], `${where}.success`).map((o, i) => parseTxnOp(o, `${where}.success[${i}]`)),
+        failure: array(r['failure'] ?? [], `${where}.failure`).map((o, i) => parseTxnOp(o, `${where}.failure[${i}]`)),
+      };
+    case 'leaseGrant':
+      return { type, id: leaseId(r['id'], `${where}.id`), ttl: integer(r['ttl'], `${where}.ttl`) };
+    case 'leaseRevoke':
+      return { type, id: leaseId(r['id'], `${where}.id`) };
+    case 'compact':
+      return { type, revision: integer(r['revision'], `${where}.revision`) };
+    case 'defragment':
+      return { type };
+    default:
+      throw new FieldError(
+        `${where}.type must be one of range, put, delete, txn, leaseGrant, leaseRevoke, compact, defragment; got ${JSON.stringify(type)}`,
+      );
+  }
+}
+
+function parseKeyValue(raw: unknown, where: string): KeyValue {
+  const kv = object(raw, where);
+  return omitUndefined({
+    key: string(kv['key'], `${where}.key`),
+    value: optString(kv['value'], `${where}.value`),
+    modRevision: optInteger(kv['modRevision'], `${where}.modRevision`),
+    createRevision: optInteger(kv['createRevision'], `${where}.createRevision`),
+    version: optInteger(kv['version'], `${where}.version`),
+    lease: optLeaseId(kv['lease'], `${where}.lease`),
+  });
+}
+
+function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): EtcdResponse {
+  const r = object(raw, where);
+  if (r['error'] !== undefined) return { error: string(r['error'], `${where}.error`) };
+  const revision = optInteger(r['revision'], `${where}.revision`);
+  switch (request.type) {
+    case 'range':
+      return omitUndefined({
+        revision,
+        kvs: array(r['kvs'] ?? [], `${where}.kvs`).map((kv, i) => parseKeyValue(kv, `${where}.kvs[${i}]`)),
+        count: optInteger(r['count'], `${where}.count`),
+      });
+    case 'delete':
+      return omitUndefined({ revision, deleted: optInteger(r['deleted'], `${where}.deleted`) });
+    case 'txn': {
+      const succeeded = r['succeeded'];
+      if (typeof succeeded !== 'boolean') throw new FieldError(`${where}.succeeded must be true or false for a txn`);
+      const ops = succeeded ? request.success : request.failure;
+      const results =
+        r['results'] === undefined
+          ? undefined
+          : array(r['results'], `${where}.results`).map((res, i) => {
+              const op = ops[i];
+              if (!op) throw new FieldError(`${where}.results has ${i + 1}+ entries but the txn branch has ${ops.length} operations`);
+              return parseResponseFor(op, res, `${where}.results[${i}]`);
+            });
+      return omitUndefined({ revision, succeeded, results });
+    }
+    case 'put':
+    case 'leaseGrant':
+    case 'leaseRevoke':
+    case 'compact':
+    case 'defragment':
+      return omitUndefined({ revision });
+  }
+}
+
+function parseOperation(line: Json): Operation {
+  const client = integer(line['client'], 'client');
+  const call = integer(line['call'], 'call');
+  const ret = optInteger(line['return'], 'return');
+  if (ret !== undefined && ret < call) throw new FieldError(`return (${ret}) is before call (${call})`);
+  const request = parseRequest(line['request']);
+  let response: EtcdResponse | undefined;
+  if (line['response'] !== undefined && line['response'] !== null) {
+    if (ret === undefined) throw new FieldError('an operation with a response must have a return time');
+    response = parseResponseFor(request, line['response'], 'response');
+  } else if (ret !== undefined && request.type !== 'defragment') {
+    throw new FieldError('an operation with a return time must have a response (use "response": {"error": ...} for a failed request)');
+  }
+  return omitUndefined({
+    client,
+    call,
+    return: ret ?? null,
+    request,
+    response,
+    member: optString(line['member'], 'member'),
+    error: optString(line['error'], 'error'),
+  });
+}
+
+function parseMeta(line: Json): HistoryMeta {
+  const mode = line['mode'];
+  if (mode !== undefined && mode !== 'exclusive' && mode !== 'shared') {
+    throw new FieldError(`mode must be "exclusive" or "shared", got ${JSON.stringify(mode)}`);
+  }
+  const seed = line['seed'];
+  if (seed !== undefined && typeof seed !== 'number' && typeof seed !== 'string') throw new FieldError('seed must be a number or a string');
+  return omitUndefined({
+    kind: 'meta' as const,
+    seed,
+    cluster: optString(line['cluster'], 'cluster'),
+    profile: optString(line['profile'], 'profile'),
+    startTime: optString(line['startTime'], 'startTime'),
+    prefix: optString(line['prefix'], 'prefix'),
+    mode,
+    initialRevision: optInteger(line['initialRevision'], 'initialRevision', 1),
+  });
+}
+
+function parseWatchRequest(raw: unknown): WatchRequest {
+  const r = object(raw, 'request');
+  return omitUndefined({
+    key: string(r['key'], 'request.key'),
+    end: optString(r['end'], 'request.end'),
+    startRevision: optInteger(r['startRevision'], 'request.startRevision'),
+    progressNotify: optBoolean(r['progressNotify'], 'request.progressNotify'),
+    prevKV: optBoolean(r['prevKV'], 'request.prevKV'),
+  });
+}
+
+function parseWatchEvent(raw: unknown, where: string): WatchEvent {
+  const e = object(raw, where);
+  const type = e['type'];
+  if (type !== 'put' && type !== 'delete') throw new FieldError(`${where}.type must be "put" or "delete"`);
+  return omitUndefined({
+    type,
+    key: string(e['key'], `${where}.key`),
+    value: optString(e['value'], `${where}.value`),
+    modRevision: integer(e['modRevision'], `${where}.modRevision`),
+    createRevision: optInteger(e['createRevision'], `${where}.createRevision`),
+    version: optInteger(e['version'], `${where}.version`),
+    isCreate: optBoolean(e['isCreate'], `${where}.isCreate`),
+    prevKV: e['prevKV'] === undefined || e['prevKV'] === null ? undefined : parseKeyValue(e['prevKV'], `${where}.prevKV`),
+  });
+}
+
+function parseWatchResponse(raw: unknown): WatchResponse {
+  const r = object(raw, 'response');
+  return omitUndefined({
+    time: integer(r['time'], 'response.time'),
+    revision: optInteger(r['revision'], 'response.revision'),
+    events: array(r['events'] ?? [], 'response.events').map((e, i) => parseWatchEvent(e, `response.events[${i}]`)),
+    progress: optBoolean(r['progress'], 'response.progress'),
+    canceled: optBoolean(r['canceled'], 'response.canceled'),
+    compactRevision: optInteger(r['compactRevision'], 'response.compactRevision'),
+    error: optString(r['error'], 'response.error'),
+  });
+}
+
+/** Incremental parser: feed lines one at a time (the live checker and the CLI stream files through it). */
+export class HistoryParser {
+  readonly file: string;
+  private lineNumber = 0;
+  private meta: HistoryMeta | undefined;
+  private readonly operations: Operation[] = [];
+  private readonly operationLines: number[] = [];
+  private readonly watches = new Map<number, WatchStream>();
+
+  constructor(file = '<history>') {
+    this.file = file;
+  }
+
+  /** Parses one line; returns the operation it held, if any. */
+  line(text: string): Operation | undefined {
+    this.lineNumber++;
+    if (text.trim() === '') return undefined;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (error) {
+      throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${(error as Error).message})`);
+    }
+    try {
+      const line = object(raw, 'line');
+      switch (line['kind']) {
+        case undefined: {
+          const op = parseOperation(line);
+          this.operations.push(op);
+          this.operationLines.push(this.lineNumber);
+          return op;
+        }
+        case 'meta':
+          if (this.meta) throw new FieldError('a second meta line (a history has at most one)');
+          if (this.operations.length > 0) throw new FieldError('the meta line must come before the operations');
+          this.meta = parseMeta(line);
+          return undefined;
+        case 'watch':
+          this.watchLine(line);
+          return undefined;
+        default:
+          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "meta" or "watch")`);
+      }
+    } catch (error) {
+      if (error instanceof FieldError) throw new HistoryFormatError(this.file, this.lineNumber, error.message);
+      throw error;
+    }
+  }
+
+  private watchLine(line: Json): void {
+    const id = integer(line['id'], 'id');
+    if (line['request'] !== undefined) {
+      if (this.watches.has(id)) throw new FieldError(`watch ${id} is opened twice`);
+      this.watches.set(
+        id,
+        omitUndefined({
+          id,
+          client: optInteger(line['client'], 'client'),
+          member: optString(line['member'], 'member'),
+          request: parseWatchRequest(line['request']),
+          responses: [],
+        }),
+      );
+      return;
+    }
+    const stream = this.watches.get(id);
+    if (!stream) throw new FieldError(`a response for watch ${id}, which no earlier line opened`);
+    if (line['response'] === undefined) throw new FieldError('a watch line needs "request" (to open) or "response"');
+    stream.responses.push(parseWatchResponse(line['response']));
+  }
+
+  /** Checks what spans lines (a client's operations never overlap) and returns the history. */
+  finish(): History {
+    const byClient = new Map<number, number[]>();
+    this.operations.forEach((op, i) => {
+      const list = byClient.get(op.client) ?? [];
+      list.push(i);
+      byClient.set(op.client, list);
+    });
+    for (const [client, indices] of byClient) {
+      indices.sort((a, b) => this.operations[a]!.call - this.operations[b]!.call);
+      for (let k = 1; k < indices.length; k++) {
+        const prev = this.operations[indices[k - 1]!]!;
+        const next = this.operations[indices[k]!]!;
+        if (prev.return === null || next.call < prev.return) {
+          throw new HistoryFormatError(
+            this.file,
+            this.operationLines[indices[k]!]!,
+            `client ${client} starts an operation at ${next.call} while its previous one (line ${this.operationLines[indices[k - 1]!]}) ` +
+              (prev.return === null ? 'never returned (continue under a new client id after an unknown outcome)' : `returned only at ${prev.return}`),
+          );
+        }
+      }
+    }
+    return { meta: this.meta, operations: this.operations, watches: [...this.watches.values()] };
+  }
+}
+
+export function parseHistory(text: string, file?: string): History {
+  const parser = new HistoryParser(file);
+  for (const line of text.split('\n')) parser.line(line);
+  return parser.finish();
+}
+
+/** The history as JSON Lines (the inverse of parseHistory). */
+export function serializeHistory(history: History): string {
+  const lines: string[] = [];
+  if (history.meta) lines.push(JSON.stringify(history.meta));
+  for (const op of history.operations) lines.push(JSON.stringify(op));
+  for (const w of history.watches) {
+    const { responses, ...head } = w;
+    lines.push(JSON.stringify({ kind: 'watch', ...head }));
+    for (const response of responses) lines.push(JSON.stringify({ kind: 'watch', id: w.id, response }));
+  }
+  return `${lines.join('\n')}\n`;
+}

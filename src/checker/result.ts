@@ -1,0 +1,65 @@
+import type { KeyValue, Operation, WatchEvent } from '../domain/index.ts';
+
+export type Verdict = 'linearizable' | 'violation' | 'inconclusive';
+
+/** A model state as shown in evidence and reports (keys sorted). */
+export interface StateSummary {
+  /** null in shared mode before any response showed the revision. */
+  revision: number | null;
+  compactRevision: number;
+  kvs: KeyValue[];
+  leases: string[];
+}
+
+export interface ViolationEvidence {
+  /** Indices (into the history's operations) of the longest linearizable prefix found, in order. */
+  prefix: number[];
+  /** Operations that could not be placed next: the one whose return could not be explained, first. */
+  unplaceable: number[];
+  /** The candidate states after that prefix (bounded). */
+  states: StateSummary[];
+  /** Why the first unplaceable operation does not fit, against the first candidate state. */
+  reason: string;
+}
+
+export interface LinearizabilityResult {
+  verdict: Verdict;
+  /** Operations in the history (all of them, including those not linearized such as stale reads). */
+  operations: number;
+  /** A linearization (indices into operations) when linearizable; unknown-outcome operations that
+   *  were never applied are absent, as are definite errors and stale reads. */
+  linearization?: number[];
+  violation?: ViolationEvidence;
+  /** Why the verdict is inconclusive. */
+  inconclusive?: string;
+  /** Stale (serializable or past-revision) reads that match no state they could have read. */
+  staleReadViolations?: { operation: number; reason: string }[];
+}
+
+export type WatchProperty =
+  | 'filtered'
+  | 'ordered'
+  | 'unique'
+  | 'atomic'
+  | 'bookmarkable'
+  | 'reliable'
+  | 'resumable'
+  | 'isCreate'
+  | 'prevKV';
+
+export interface WatchViolation {
+  property: WatchProperty;
+  /** The watch stream id. */
+  watch: number;
+  message: string;
+  events: WatchEvent[];
+}
+
+export interface CheckReport {
+  verdict: Verdict;
+  linearizability: LinearizabilityResult;
+  watch: { checked: number; violations: WatchViolation[] };
+  elapsedMs: number;
+}
+
+export type { Operation };

@@ -1,0 +1,81 @@
+import type { EtcdRequest, EtcdResponse, KeyValue } from './etcd.ts';
+
+/**
+ * A recorded history (docs/history-format.md): operations, watch streams and an optional header.
+ * Times are integers in nanoseconds of one monotonic clock (any common origin).
+ */
+
+export type ClusterMode = 'exclusive' | 'shared';
+
+export interface HistoryMeta {
+  kind: 'meta';
+  seed?: number | string;
+  cluster?: string;
+  profile?: string;
+  startTime?: string;
+  /** The run's own key prefix; in shared mode only keys under it are checked. */
+  prefix?: string;
+  /** exclusive: the run owns the cluster; shared: other clients write too (see the format doc). */
+  mode?: ClusterMode;
+  /** Exclusive mode: the store's revision when the history starts (1 for a new cluster). */
+  initialRevision?: number;
+}
+
+export interface Operation {
+  /** Stream id: one client's operations never overlap in time. */
+  client: number;
+  call: number;
+  /** null when the client never learned the outcome: it may have taken effect after `call`, or never. */
+  return: number | null;
+  request: EtcdRequest;
+  /** Absent when the outcome is unknown. */
+  response?: EtcdResponse;
+  member?: string;
+  error?: string;
+}
+
+export interface WatchRequest {
+  key: string;
+  end?: string;
+  startRevision?: number;
+  progressNotify?: boolean;
+  prevKV?: boolean;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  key: string;
+  value?: string;
+  modRevision: number;
+  createRevision?: number;
+  version?: number;
+  isCreate?: boolean;
+  prevKV?: KeyValue;
+}
+
+export interface WatchResponse {
+  time: number;
+  /** The header revision. */
+  revision?: number;
+  events: WatchEvent[];
+  /** A progress notification: every event up to `revision` has been sent. */
+  progress?: boolean;
+  canceled?: boolean;
+  compactRevision?: number;
+  error?: string;
+}
+
+/** One watch stream: the request that opened it and the responses it received, in order. */
+export interface WatchStream {
+  id: number;
+  client?: number;
+  member?: string;
+  request: WatchRequest;
+  responses: WatchResponse[];
+}
+
+export interface History {
+  meta: HistoryMeta | undefined;
+  operations: Operation[];
+  watches: WatchStream[];
+}

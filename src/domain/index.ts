@@ -1,0 +1,3 @@
+// The domain types shared by probes, checker, faults and controller.
+export * from './etcd.ts';
+export * from './history.ts';

@@ -1,0 +1,19 @@
+// Small builders for hand-written histories in tests.
+import type { EtcdRequest, EtcdResponse, History, HistoryMeta, KeyValue, Operation } from '../../src/domain/index.ts';
+
+export const get = (key: string): EtcdRequest => ({ type: 'range', key });
+export const put = (key: string, value: string, lease?: string): EtcdRequest => (lease ? { type: 'put', key, value, lease } : { type: 'put', key, value });
+export const del = (key: string): EtcdRequest => ({ type: 'delete', key });
+
+export const kvs = (entries: KeyValue[], revision?: number): EtcdResponse => (revision === undefined ? { kvs: entries } : { kvs: entries, revision });
+export const rev = (revision?: number): EtcdResponse => (revision === undefined ? {} : { revision });
+
+export function op(client: number, call: number, ret: number | null, request: EtcdRequest, response?: EtcdResponse): Operation {
+  const o: Operation = { client, call, return: ret, request };
+  if (response !== undefined) o.response = response;
+  return o;
+}
+
+export function history(operations: Operation[], meta?: Omit<HistoryMeta, 'kind'>): History {
+  return { meta: meta ? { kind: 'meta', ...meta } : undefined, operations, watches: [] };
+}
