@@ -4,7 +4,7 @@
 set -euo pipefail
 
 min_go=1.26
-debian_packages=()
+debian_packages=(chromium)
 
 log() { printf '[system-deps] %s\n' "$*" >&2; }
 

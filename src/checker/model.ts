@@ -207,6 +207,12 @@ function fail(why: Why | undefined, reason: () => string): null {
   return null;
 }
 
+/** fail() for boolean checks. */
+function failed(why: Why | undefined, reason: () => string): false {
+  if (why) why.reason = reason();
+  return false;
+}
+
 /** A step's context: the options, the draft, and the revision the step's writes get. */
 interface StepContext {
   opts: ModelOptions;
@@ -261,27 +267,27 @@ function applyDelete(ctx: StepContext, key: string, end: string | undefined): nu
 /** Compares one observed key-value with the model's; pins unknown revisions (shared mode). */
 function kvMatches(ctx: StepContext, observed: KeyValue, key: string, k: KeyState, keysOnly: boolean): boolean {
   const { opts, why } = ctx;
-  if (observed.key !== key) return !!fail(why, () => `expected key ${JSON.stringify(key)}, got ${JSON.stringify(observed.key)}`);
+  if (observed.key !== key) return failed(why, () => `expected key ${JSON.stringify(key)}, got ${JSON.stringify(observed.key)}`);
   if (!keysOnly && observed.value !== undefined && observed.value !== k.value) {
-    return !!fail(why, () => `${key}: expected value ${JSON.stringify(k.value)}, got ${JSON.stringify(observed.value)}`);
+    return failed(why, () => `${key}: expected value ${JSON.stringify(k.value)}, got ${JSON.stringify(observed.value)}`);
   }
   if (opts.trackRevision) {
     let pinned = k;
     if (observed.modRevision !== undefined && observed.modRevision !== k.mod) {
-      if (k.mod !== -1) return !!fail(why, () => `${key}: expected modRevision ${k.mod}, got ${observed.modRevision}`);
+      if (k.mod !== -1) return failed(why, () => `${key}: expected modRevision ${k.mod}, got ${observed.modRevision}`);
       pinned = { ...pinned, mod: observed.modRevision };
     }
     if (observed.createRevision !== undefined && observed.createRevision !== k.create) {
-      if (k.create !== -1) return !!fail(why, () => `${key}: expected createRevision ${k.create}, got ${observed.createRevision}`);
+      if (k.create !== -1) return failed(why, () => `${key}: expected createRevision ${k.create}, got ${observed.createRevision}`);
       pinned = { ...pinned, create: observed.createRevision };
     }
     if (pinned !== k) ctx.draft.set(key, makeKey(key, pinned));
   }
   if (opts.trackVersion && observed.version !== undefined && observed.version !== k.version) {
-    return !!fail(why, () => `${key}: expected version ${k.version}, got ${observed.version}`);
+    return failed(why, () => `${key}: expected version ${k.version}, got ${observed.version}`);
   }
   if (observed.lease !== undefined && observed.lease !== k.lease) {
-    return !!fail(why, () => `${key}: expected lease ${k.lease ?? 'none'}, got ${observed.lease}`);
+    return failed(why, () => `${key}: expected lease ${k.lease ?? 'none'}, got ${observed.lease}`);
   }
   return true;
 }
@@ -296,21 +302,21 @@ function rangeMatches(ctx: StepContext, request: RangeRequest, observed: RangeRe
     // Foreign keys take some of the limit's slots: check what is shown, not what is missing.
     for (const kv of kvs) {
       const k = draft.get(kv.key);
-      if (!k || !keyInRange(kv.key, request.key, request.end)) return !!fail(why, () => `${kv.key} is not in the store`);
+      if (!k || !keyInRange(kv.key, request.key, request.end)) return failed(why, () => `${kv.key} is not in the store`);
       if (!kvMatches(ctx, kv, kv.key, k, keysOnly)) return false;
     }
     return true;
   }
   const limited = request.limit ? expectedKeys.slice(0, request.limit) : expectedKeys;
   if (kvs.length !== limited.length) {
-    return !!fail(why, () => `range ${request.key}: expected ${limited.length} keys [${limited.join(', ')}], got ${kvs.length} [${kvs.map((kv) => kv.key).join(', ')}]`);
+    return failed(why, () => `range ${request.key}: expected ${limited.length} keys [${limited.join(', ')}], got ${kvs.length} [${kvs.map((kv) => kv.key).join(', ')}]`);
   }
   for (let i = 0; i < kvs.length; i++) {
     const key = limited[i]!;
     if (!kvMatches(ctx, kvs[i]!, key, draft.get(key)!, keysOnly)) return false;
   }
   if (!shared && observed.count !== undefined && observed.count !== expectedKeys.length) {
-    return !!fail(why, () => `range ${request.key}: expected count ${expectedKeys.length}, got ${observed.count}`);
+    return failed(why, () => `range ${request.key}: expected count ${expectedKeys.length}, got ${observed.count}`);
   }
   return true;
 }
@@ -360,10 +366,10 @@ function readRevisionMatches(ctx: StepContext, observed: number | undefined): bo
   if (observed === undefined || !ctx.opts.trackRevision) return true;
   const { draft } = ctx;
   if (ctx.opts.mode === 'exclusive') {
-    return observed === draft.revision || !!fail(ctx.why, () => `expected revision ${draft.revision}, got ${observed}`);
+    return observed === draft.revision || failed(ctx.why, () => `expected revision ${draft.revision}, got ${observed}`);
   }
   if (draft.revision >= 0 && observed < draft.revision) {
-    return !!fail(ctx.why, () => `revision went backwards: ${observed} after ${draft.revision}`);
+    return failed(ctx.why, () => `revision went backwards: ${observed} after ${draft.revision}`);
   }
   draft.revision = observed;
   return true;
@@ -382,7 +388,7 @@ function finishWrite(ctx: StepContext, observed: number | undefined): boolean {
   if (!opts.trackRevision) return true;
   if (opts.mode === 'exclusive') {
     if (ctx.wrote) draft.revision = ctx.writeRevision;
-    return observed === undefined || observed === draft.revision || !!fail(ctx.why, () => `expected revision ${draft.revision}, got ${observed}`);
+    return observed === undefined || observed === draft.revision || failed(ctx.why, () => `expected revision ${draft.revision}, got ${observed}`);
   }
   if (!ctx.wrote) return readRevisionMatches(ctx, observed);
   if (observed === undefined) {
@@ -390,7 +396,7 @@ function finishWrite(ctx: StepContext, observed: number | undefined): boolean {
     return true;
   }
   if (draft.revision >= 0 && observed <= draft.revision) {
-    return !!fail(ctx.why, () => `a write got revision ${observed}, not above ${draft.revision}`);
+    return failed(ctx.why, () => `a write got revision ${observed}, not above ${draft.revision}`);
   }
   draft.revision = observed;
   return true;
@@ -401,14 +407,14 @@ function txnOpStep(ctx: StepContext, op: TxnOp, observed: EtcdResponse | undefin
     case 'range':
       return observed === undefined || rangeMatches(ctx, op, observed as RangeResponse);
     case 'put':
-      if (op.lease !== undefined && !ctx.draft.hasLease(op.lease)) return !!fail(ctx.why, () => `put ${op.key}: lease ${op.lease} does not exist`);
+      if (op.lease !== undefined && !ctx.draft.hasLease(op.lease)) return failed(ctx.why, () => `put ${op.key}: lease ${op.lease} does not exist`);
       applyPut(ctx, op.key, op.value, op.lease);
       return true;
     case 'delete': {
       const deleted = applyDelete(ctx, op.key, op.end);
       const seen = (observed as { deleted?: number } | undefined)?.deleted;
       if (ctx.opts.mode === 'exclusive' && seen !== undefined && seen !== deleted) {
-        return !!fail(ctx.why, () => `delete ${op.key}: expected ${deleted} deleted, got ${seen}`);
+        return failed(ctx.why, () => `delete ${op.key}: expected ${deleted} deleted, got ${seen}`);
       }
       return true;
     }
@@ -448,9 +454,10 @@ export function step(
     case 'delete': {
       const deleted = applyDelete(ctx, request.key, request.end);
       const seen = (response as { deleted?: number } | undefined)?.deleted;
-      ok =
-        (opts.mode === 'shared' || seen === undefined || seen === deleted || !!fail(why, () => `delete ${request.key}: expected ${deleted} deleted, got ${seen}`)) &&
-        finishWrite(ctx, observedRevision);
+      if (opts.mode === 'exclusive' && seen !== undefined && seen !== deleted) {
+        return fail(why, () => `delete ${request.key}: expected ${deleted} deleted, got ${seen}`);
+      }
+      ok = finishWrite(ctx, observedRevision);
       break;
     }
     case 'txn': {

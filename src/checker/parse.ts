@@ -87,9 +87,9 @@ function array(value: unknown, where: string): unknown[] {
   return value;
 }
 
+/** Drops absent optional fields, so parsed values compare equal to hand-written ones. */
 function omitUndefined<T extends object>(value: T): T {
-  for (const key of Object.keys(value) as (keyof T)[]) if (value[key] === undefined) delete value[key];
-  return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 const compareTargets = new Set(['value', 'mod', 'create', 'version', 'lease']);

@@ -22,7 +22,7 @@ describe('linearizability: hand-written histories with known answers', () => {
     assert.equal(report.verdict, 'violation');
     assert.deepEqual(report.linearizability.violation?.unplaceable, [1]);
     assert.deepEqual(report.linearizability.violation?.prefix, [0]);
-    assert.match(report.linearizability.violation!.reason, /expected 1 keys/);
+    assert.match(report.linearizability.violation.reason, /expected 1 keys/);
     assert.deepEqual(report.linearizability.violation?.states[0]?.kvs, [{ key: 'x', value: '1', modRevision: 2, createRevision: 2 }]);
   });
 
