@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { CheckUsageError, exitCodes, runCheck } from './commands/check.ts';
 import { runLocalSmoke } from './local/smoke.ts';
 import { packageVersion } from './version.ts';
 
@@ -13,7 +14,8 @@ Commands:
                 Today: starts a 3-member gofail-enabled etcd cluster, writes and reads
                 back through every member, reports the revision, and stops it.
                 Traffic, faults and live checking arrive with the probes and faults work.
-  check FILE    Re-check a recorded history offline (not available yet).
+  check FILE... Re-check recorded histories offline: linearizability and watch
+                guarantees, one line per file (--json, --report DIR, --timeout).
   operator      Run the Kubernetes operator (not available yet).
   agent         Run the fault agent beside an etcd member (not available yet).
 
@@ -65,6 +67,17 @@ async function main(argv: string[]): Promise<number> {
     case 'run':
       return runCommand(rest);
     case 'check':
+      try {
+        return runCheck(
+          rest,
+          (line) => process.stdout.write(`${line}\n`),
+          (line) => process.stderr.write(`${line}\n`),
+        );
+      } catch (error) {
+        if (!(error instanceof CheckUsageError)) throw error;
+        process.stderr.write(`etcd-robustness: ${error.message}\n`);
+        return exitCodes.usage;
+      }
     case 'operator':
     case 'agent':
       throw new UsageError(`${command}: not available in etcd-robustness ${packageVersion} yet`);

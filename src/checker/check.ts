@@ -14,12 +14,12 @@ export interface CheckOptions {
   timeoutMs?: number;
   /** Unknown-outcome operations may take effect up to this long after their call; default 5 min. */
   unknownHorizonMs?: number;
-  /** Bound on candidate configurations; default 100,000. */
+  /** Bound on candidate configurations; default 20,000 (the search may visit 4x that per step). */
   maxFrontier?: number;
 }
 
 export const defaultUnknownHorizonMs = 5 * 60 * 1000;
-export const defaultMaxFrontier = 100_000;
+export const defaultMaxFrontier = 20_000;
 
 /** Which fields the history ever shows: the model tracks only those (see model.ts). */
 export function observedFields(history: History): { trackRevision: boolean; trackVersion: boolean } {
@@ -122,6 +122,69 @@ function staleReadProblems(history: History, order: number[], snapshots: Replay[
   return problems;
 }
 
+/** The single key an operation touches, or undefined when it touches several (or leases). */
+function singleKey(op: Operation): string | undefined {
+  const { request } = op;
+  switch (request.type) {
+    case 'range':
+    case 'delete':
+      return request.end === undefined ? request.key : undefined;
+    case 'put':
+      return request.lease === undefined ? request.key : undefined;
+    case 'txn': {
+      const keys = new Set<string>();
+      for (const c of request.compare) keys.add(c.key);
+      for (const o of [...request.success, ...request.failure]) {
+        if (o.type !== 'put' && o.end !== undefined) return undefined;
+        if (o.type === 'put' && o.lease !== undefined) return undefined;
+        keys.add(o.key);
+      }
+      return keys.size === 1 ? [...keys][0] : undefined;
+    }
+    case 'leaseGrant':
+    case 'leaseRevoke':
+    case 'compact':
+    case 'defragment':
+      return undefined;
+  }
+}
+
+/**
+ * Operation indices per key, when keys are independent: no revisions tracked (they are global) and
+ * every operation that takes part touches one key. Undefined otherwise, or when there is one key.
+ */
+export function partitionByKey(history: History, trackRevision: boolean): number[][] | undefined {
+  if (trackRevision || history.watches.length > 0) return undefined;
+  const parts = new Map<string, number[]>();
+  for (let i = 0; i < history.operations.length; i++) {
+    const op = history.operations[i]!;
+    const role = roleOf(op);
+    if (role === 'skip') continue;
+    if (role === 'stale') return undefined; // validated against one global linearization
+    const key = singleKey(op);
+    if (key === undefined) return undefined;
+    const list = parts.get(key);
+    if (list) list.push(i);
+    else parts.set(key, [i]);
+  }
+  return parts.size > 1 ? [...parts.values()] : undefined;
+}
+
+function runEngine(history: History, indices: Iterable<number>, engineOptions: EngineOptions): LinearizationEngine {
+  const engine = new LinearizationEngine(engineOptions);
+  for (const index of indices) {
+    const op = history.operations[index]!;
+    engine.add(index, op, roleOf(op));
+  }
+  try {
+    engine.advance(Infinity);
+  } catch (error) {
+    if (!(error instanceof InconclusiveError)) throw error;
+    engine.inconclusive = error.message;
+  }
+  return engine;
+}
+
 export function checkLinearizability(history: History, options: CheckOptions = {}): LinearizabilityResult & { committed?: CommittedRevision[] } {
   const opts = modelOptionsFor(history);
   const engineOptions: EngineOptions = {
@@ -131,15 +194,25 @@ export function checkLinearizability(history: History, options: CheckOptions = {
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
     deadline: Date.now() + (options.timeoutMs ?? 60_000),
   };
-  const engine = new LinearizationEngine(engineOptions);
-  history.operations.forEach((op, index) => engine.add(index, op, roleOf(op)));
-  try {
-    engine.advance(Infinity);
-  } catch (error) {
-    if (!(error instanceof InconclusiveError)) throw error;
-    engine.inconclusive = error.message;
-  }
   const operations = history.operations.length;
+  const partitions = partitionByKey(history, opts.trackRevision);
+  if (partitions) {
+    // Each key on its own; the first violation (in history order) is the evidence.
+    let inconclusive: string | undefined;
+    const violations = [];
+    for (const part of partitions) {
+      const engine = runEngine(history, part, engineOptions);
+      if (engine.violation) violations.push(engine.violation);
+      else if (engine.inconclusive !== undefined) inconclusive ??= engine.inconclusive;
+    }
+    if (violations.length > 0) {
+      violations.sort((a, b) => history.operations[a.unplaceable[0]!]!.call - history.operations[b.unplaceable[0]!]!.call);
+      return { verdict: 'violation', operations, partitions: partitions.length, violation: violations[0]! };
+    }
+    if (inconclusive !== undefined) return { verdict: 'inconclusive', operations, partitions: partitions.length, inconclusive };
+    return { verdict: 'linearizable', operations, partitions: partitions.length };
+  }
+  const engine = runEngine(history, history.operations.keys(), engineOptions);
   if (engine.violation) return { verdict: 'violation', operations, violation: engine.violation };
   if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, inconclusive: engine.inconclusive };
   const linearization = engine.linearization() ?? [];

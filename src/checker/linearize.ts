@@ -29,8 +29,9 @@
  *   (having done it dominates having it still to do).
  * - Revision pruning: with revisions, a configuration whose revision already exceeds the revision X's
  *   response shows can never linearize X, so it is not extended further.
- * Keys are not partitioned (P-compositionality): etcd's global revision couples every key, as in etcd's
- * own model.
+ * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
+ * observed (etcd's global revision couples every key) and every operation touches a single key; each
+ * key is then checked on its own, which is sound by the locality of linearizability.
  *
  * Budgets: a deadline and a frontier-size bound end the search as `inconclusive`, never with a false
  * verdict. In live mode an unknown-outcome operation is retired `unknownHorizon` after its call (it is
@@ -322,7 +323,7 @@ export class LinearizationEngine {
       for (let head = 0; head < queue.length; head++) {
         const c = this.saturate(queue[head]!);
         if (!visited.add(c)) continue;
-        if (visited.size > this.options.maxFrontier * 4) {
+        if (visited.size > this.options.maxFrontier * 4 || queue.length - head > this.options.maxFrontier * 8) {
           throw new InconclusiveError(`more than ${this.options.maxFrontier * 4} configurations around operation ${x.index}`);
         }
         if (c.lin.includes(x.index)) {

@@ -30,6 +30,8 @@ export interface LinearizabilityResult {
    *  were never applied are absent, as are definite errors and stale reads. */
   linearization?: number[];
   violation?: ViolationEvidence;
+  /** Set when independent keys were checked separately (then no single linearization is given). */
+  partitions?: number;
   /** Why the verdict is inconclusive. */
   inconclusive?: string;
   /** Stale (serializable or past-revision) reads that match no state they could have read. */

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+
+const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-check-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, lines: unknown[]): string {
+  const p = path.join(dir, name);
+  writeFileSync(p, lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n') + '\n');
+  return p;
+}
+
+const putX = { client: 1, call: 0, return: 10, request: { type: 'put', key: 'x', value: '1' }, response: { revision: 2 } };
+const ok = file('ok.jsonl', [{ kind: 'meta', mode: 'exclusive' }, putX, { client: 2, call: 20, return: 30, request: { type: 'range', key: 'x' }, response: { revision: 2, kvs: [{ key: 'x', value: '1' }] } }]);
+const lost = file('lost.jsonl', [putX, { client: 2, call: 20, return: 30, request: { type: 'range', key: 'x' }, response: { revision: 2, kvs: [] } }]);
+const malformed = file('malformed.jsonl', [putX, '{"client": 2, "call": 20, "return": 30, "request": {"type": "get", "key": "x"}, "response": {}}']);
+const broken = file('broken.jsonl', [putX, '{"client": 2, "call": ']);
+
+async function check(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, 'check', ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    return error as { code: number; stdout: string; stderr: string };
+  }
+}
+
+describe('etcd-robustness check', () => {
+  test('prints one line per file and exits 0 when every file is linearizable', async () => {
+    const r = await check([ok, ok]);
+    assert.equal(r.code, 0);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(lines[0]!, /ok\.jsonl\tlinearizable\t2 operations\t[\d.]+ ms/);
+  });
+
+  test('exits 1 on a violation and says why', async () => {
+    const r = await check([ok, lost]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /lost\.jsonl\tviolation\t2 operations.*expected 1 keys/);
+  });
+
+  test('reports a malformed line as FILE:LINE and exits 64', async () => {
+    const r = await check([malformed]);
+    assert.equal(r.code, 64);
+    assert.match(r.stderr, new RegExp(`${malformed.replace(/[.]/g, '\\.')}:2: request\\.type must be one of range`));
+    const j = await check([broken]);
+    assert.equal(j.code, 64);
+    assert.match(j.stderr, /broken\.jsonl:2: not valid JSON/);
+  });
+
+  test('a missing file is an input error naming it', async () => {
+    const r = await check([path.join(dir, 'nope.jsonl')]);
+    assert.equal(r.code, 64);
+    assert.match(r.stderr, /nope\.jsonl: cannot read/);
+  });
+
+  test('--json prints the results as JSON and --report writes HTML reports', async () => {
+    const reports = path.join(dir, 'reports');
+    const r = await check(['--json', '--report', reports, ok, lost]);
+    assert.equal(r.code, 1);
+    const parsed = JSON.parse(r.stdout) as { file: string; verdict: string; operations: number; report: string }[];
+    assert.deepEqual(
+      parsed.map((p) => [path.basename(p.file), p.verdict, p.operations]),
+      [
+        ['ok.jsonl', 'linearizable', 2],
+        ['lost.jsonl', 'violation', 2],
+      ],
+    );
+    assert.ok(existsSync(path.join(reports, 'lost.html')));
+    assert.match(readFileSync(path.join(reports, 'lost.html'), 'utf8'), /unplaceable/);
+  });
+
+  test('usage errors exit 64', async () => {
+    assert.equal((await check([])).code, 64);
+    const r = await check(['--timeout', 'soon', ok]);
+    assert.equal(r.code, 64);
+    assert.match(r.stderr, /"soon" is not a duration/);
+  });
+
+  test('--timeout bounds each file: a zero budget on a hard file is inconclusive, exit 2', async () => {
+    // Hundreds of timed-out writes over several keys with revisions in the reads: the candidate
+    // states multiply (no key partitioning with revisions), so a 0 ms budget runs out.
+    const lines: unknown[] = [];
+    for (let i = 0; i < 400; i++) lines.push({ client: 1000 + i, call: i, return: null, request: { type: 'put', key: `k${i % 7}`, value: `t${i}` } });
+    for (let i = 0; i < 400; i++) {
+      const key = `k${i % 7}`;
+      lines.push({ client: i, call: 500 + i, return: 5000 + i, request: { type: 'range', key }, response: { revision: 100 + (i % 50), kvs: [{ key, value: `t${(i * 13) % 400}` }] } });
+    }
+    const hard = file('hard.jsonl', lines);
+    const r = await check(['--timeout', '0ms', hard]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stdout, /hard\.jsonl\tinconclusive\t800 operations.*time budget exhausted/);
+  });
+});
