@@ -6,6 +6,7 @@
 import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from '../domain/index.ts';
 import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
 import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
+import { patchHistory } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, Verdict } from './result.ts';
 import { checkWatches, type CommittedRevision } from './watch.ts';
 
@@ -185,8 +186,8 @@ function runEngine(history: History, indices: Iterable<number>, engineOptions: E
   return engine;
 }
 
-export function checkLinearizability(history: History, options: CheckOptions = {}): LinearizabilityResult & { committed?: CommittedRevision[] } {
-  const opts = modelOptionsFor(history);
+export function checkLinearizability(original: History, options: CheckOptions = {}): LinearizabilityResult & { committed?: CommittedRevision[] } {
+  const opts = modelOptionsFor(original);
   const engineOptions: EngineOptions = {
     ...opts,
     trackPaths: true,
@@ -194,7 +195,11 @@ export function checkLinearizability(history: History, options: CheckOptions = {
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
     deadline: Date.now() + (options.timeoutMs ?? 60_000),
   };
-  const operations = history.operations.length;
+  const operations = original.operations.length;
+  // Resolve unknown outcomes that reads and watches observed (patch.ts); indices stay the same.
+  const patch = patchHistory(original);
+  const history: History = { ...original, operations: patch.operations };
+  const patched = patch.observed + patch.neverApplied > 0 ? { patched: { observed: patch.observed, neverApplied: patch.neverApplied } } : {};
   const partitions = partitionByKey(history, opts.trackRevision);
   if (partitions) {
     // Each key on its own; the first violation (in history order) is the evidence.
@@ -207,14 +212,14 @@ export function checkLinearizability(history: History, options: CheckOptions = {
     }
     if (violations.length > 0) {
       violations.sort((a, b) => history.operations[a.unplaceable[0]!]!.call - history.operations[b.unplaceable[0]!]!.call);
-      return { verdict: 'violation', operations, partitions: partitions.length, violation: violations[0]! };
+      return { verdict: 'violation', operations, ...patched, partitions: partitions.length, violation: violations[0]! };
     }
-    if (inconclusive !== undefined) return { verdict: 'inconclusive', operations, partitions: partitions.length, inconclusive };
-    return { verdict: 'linearizable', operations, partitions: partitions.length };
+    if (inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, partitions: partitions.length, inconclusive };
+    return { verdict: 'linearizable', operations, ...patched, partitions: partitions.length };
   }
   const engine = runEngine(history, history.operations.keys(), engineOptions);
-  if (engine.violation) return { verdict: 'violation', operations, violation: engine.violation };
-  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, inconclusive: engine.inconclusive };
+  if (engine.violation) return { verdict: 'violation', operations, ...patched, violation: engine.violation };
+  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
   const linearization = engine.linearization() ?? [];
   const hasStale = history.operations.some((op) => roleOf(op) === 'stale');
   const { committed, snapshots } = replay(history, linearization, opts, hasStale);
@@ -222,6 +227,7 @@ export function checkLinearizability(history: History, options: CheckOptions = {
   const result: LinearizabilityResult & { committed?: CommittedRevision[] } = {
     verdict: staleReadViolations.length > 0 ? 'violation' : 'linearizable',
     operations,
+    ...patched,
     linearization,
     committed,
   };
@@ -241,6 +247,7 @@ export function checkHistory(history: History, options: CheckOptions = {}): Chec
   const { committed, ...linearizability } = checkLinearizability(history, options);
   const input: Parameters<typeof checkWatches>[0] = { streams: history.watches, committed };
   if (history.meta?.mode === 'shared' && history.meta.prefix !== undefined) input.prefix = history.meta.prefix;
+  if ((history.meta?.mode ?? 'exclusive') === 'exclusive') input.historyStart = (history.meta?.initialRevision ?? 1) + 1;
   const violations = history.watches.length > 0 ? checkWatches(input) : [];
   return {
     verdict: worst(linearizability.verdict, violations.length > 0 ? 'violation' : 'linearizable'),

@@ -1,2 +1,12 @@
-// The linearizability and watch-guarantee checker (the checker issue fills this folder).
-export {};
+// The checker: linearizability and watch guarantees of etcd histories, offline and live.
+export { checkHistory, checkLinearizability, defaultUnknownHorizonMs, modelOptionsFor } from './check.ts';
+export type { CheckOptions } from './check.ts';
+export { LiveChecker } from './live.ts';
+export type { LiveCheckerOptions, LiveStats } from './live.ts';
+export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory } from './parse.ts';
+export { initialState, step, summarize } from './model.ts';
+export type { ModelOptions, ModelState } from './model.ts';
+export { renderHtmlReport } from './report-html.ts';
+export { checkWatches } from './watch.ts';
+export type { CommittedRevision, WatchCheckInput } from './watch.ts';
+export type * from './result.ts';

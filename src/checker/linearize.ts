@@ -29,6 +29,8 @@
  *   (having done it dominates having it still to do).
  * - Revision pruning: with revisions, a configuration whose revision already exceeds the revision X's
  *   response shows can never linearize X, so it is not extended further.
+ * - Gap pruning: in exclusive mode each acknowledged write's response claims its revision, so an
+ *   unknown-outcome write may only take a revision no response claims (the gaps).
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
@@ -67,6 +69,27 @@ export function roleOf(op: Operation): Role {
     return hasEffect ? 'optional' : 'skip';
   }
   return isStaleRead(op.request) ? 'stale' : 'linearize';
+}
+
+/** The revision an acknowledged request certainly created, if its response shows one. */
+export function claimedRevision(op: Operation): number | undefined {
+  const response = op.response as { revision?: number; deleted?: number; succeeded?: boolean; results?: { deleted?: number }[] } | undefined;
+  if (!response || response.revision === undefined || op.return === null) return undefined;
+  const { request } = op;
+  switch (request.type) {
+    case 'put':
+      return response.revision;
+    case 'delete':
+      return (response.deleted ?? 0) > 0 ? response.revision : undefined;
+    case 'txn': {
+      const ops = response.succeeded ? request.success : request.failure;
+      if (ops.some((o) => o.type === 'put')) return response.revision;
+      const deleted = ops.some((o, i) => o.type === 'delete' && (response.results?.[i]?.deleted ?? 0) > 0);
+      return deleted ? response.revision : undefined;
+    }
+    default:
+      return undefined;
+  }
 }
 
 interface OpEntry {
@@ -197,6 +220,8 @@ export class LinearizationEngine {
   private readonly queue = new EventQueue();
   private open: OpEntry[] = [];
   private frontier: Config[];
+  /** Revision -> the known write whose response claims it (exclusive mode with revisions). */
+  private readonly claims = new Map<number, number>();
   private steps = 0;
   private watermark = -Infinity;
   violation: ViolationEvidence | undefined;
@@ -239,6 +264,8 @@ export class LinearizationEngine {
       revision: (op.response as { revision?: number } | undefined)?.revision,
     };
     this.entries.set(index, entry);
+    const claimed = role === 'linearize' ? claimedRevision(op) : undefined;
+    if (claimed !== undefined && this.options.mode === 'exclusive' && this.options.trackRevision) this.claims.set(claimed, index);
     this.queue.push(op.call, 0, index);
     if (role === 'linearize') this.queue.push(op.return!, 1, index);
   }
@@ -295,6 +322,16 @@ export class LinearizationEngine {
 
   private isOptional = (op: number): boolean => this.entries.get(op)?.optional ?? false;
 
+  /**
+   * Gap pruning: in exclusive mode every acknowledged write names its revision, so a write that would
+   * take a revision another write's response claims cannot be part of any linearization.
+   */
+  private takesClaimedRevision(before: ModelState, after: ModelState, op: number): boolean {
+    if (after.revision <= before.revision) return false;
+    const owner = this.claims.get(after.revision);
+    return owner !== undefined && owner !== op;
+  }
+
   /** Linearizes every open known operation that does not change the state (see header). */
   private saturate(c: Config): Config {
     let lin = c.lin;
@@ -334,7 +371,7 @@ export class LinearizationEngine {
           if (c.lin.includes(y.index)) continue;
           this.tick();
           const next = step(c.state, y.request, y.response, this.options);
-          if (next === null || next.revision > limit) continue;
+          if (next === null || next.revision > limit || this.takesClaimedRevision(c.state, next, y.index)) continue;
           queue.push({
             state: next,
             stateHash: next === c.state ? c.stateHash : stateHash(next),
@@ -365,6 +402,15 @@ export class LinearizationEngine {
       return;
     }
     this.frontier = results.values();
+    this.forgetSettledClaims();
+  }
+
+  /** Claims below every candidate state's revision can no longer matter (keeps live memory bounded). */
+  private forgetSettledClaims(): void {
+    if (this.claims.size < 4096) return;
+    let lowest = Infinity;
+    for (const c of this.frontier) lowest = Math.min(lowest, c.state.revision);
+    for (const revision of this.claims.keys()) if (revision <= lowest) this.claims.delete(revision);
   }
 
   private evidence(x: OpEntry): ViolationEvidence {

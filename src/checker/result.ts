@@ -30,6 +30,8 @@ export interface LinearizabilityResult {
    *  were never applied are absent, as are definite errors and stale reads. */
   linearization?: number[];
   violation?: ViolationEvidence;
+  /** Unknown-outcome writes resolved before the search by reads and watches that observed them. */
+  patched?: { observed: number; neverApplied: number };
   /** Set when independent keys were checked separately (then no single linearization is given). */
   partitions?: number;
   /** Why the verdict is inconclusive. */

@@ -1,2 +1,5 @@
-// Traffic probes that drive and record etcd operations (the probes issue fills this folder).
-export {};
+// Probes: clients that drive etcd and record every operation into a history.
+export { HistoryRecorder, monotonicNs } from './recorder.ts';
+export type { Clock, OperationSink } from './recorder.ts';
+export { RecordingClient, recordingEtcdClient, isDefiniteError } from './recording-client.ts';
+export type { Outcome } from './recording-client.ts';
