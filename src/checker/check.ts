@@ -89,6 +89,21 @@ function replay(history: History, order: number[], opts: ModelOptions & { initia
  */
 function staleReadProblems(history: History, order: number[], snapshots: Replay['snapshots'], opts: ModelOptions): { operation: number; reason: string }[] {
   const problems: { operation: number; reason: string }[] = [];
+  // prefixMaxCall[i]: the latest call among the first i+1 linearized operations (non-decreasing, so
+  // "the first operation called after T" is a binary search).
+  const prefixMaxCall: number[] = [];
+  let maxCall = -Infinity;
+  for (const index of order) prefixMaxCall.push((maxCall = Math.max(maxCall, history.operations[index]!.call)));
+  const firstCalledAfter = (t: number): number => {
+    let lo = 0;
+    let hi = prefixMaxCall.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (prefixMaxCall[mid]! > t) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
   history.operations.forEach((op: Operation, index) => {
     if (roleOf(op) !== 'stale') return;
     const request = op.request as RangeRequest;
@@ -99,17 +114,24 @@ function staleReadProblems(history: History, order: number[], snapshots: Replay[
     if (request.keysOnly !== undefined) fresh.keysOnly = request.keysOnly;
     const body: RangeResponse = { kvs: response.kvs };
     if (response.count !== undefined) body.count = response.count;
-    // Only states linearized before the first operation called after this read returned are visible.
-    let visible = snapshots.length;
-    for (let i = 0; i < order.length; i++) {
-      if (history.operations[order[i]!]!.call > op.return!) {
-        visible = i + 1;
-        break;
+    // Visible: the initial state and the states after each operation linearized before the first
+    // operation that was called after this read returned.
+    const visible = firstCalledAfter(op.return!) + 1;
+    // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
+    const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;
+    let matches = false;
+    let previous: ModelState | undefined;
+    // Newest first: a fresh read is the common case. Consecutive snapshots often share a state object.
+    for (let i = Math.min(visible, snapshots.length) - 1; i >= 0 && !matches; i--) {
+      const { state } = snapshots[i]!;
+      if (state === previous) continue;
+      previous = state;
+      if (wanted !== undefined && state.revision !== wanted) {
+        if (state.revision < wanted) break;
+        continue;
       }
+      matches = step(state, fresh, body, opts) !== null;
     }
-    const wanted = request.revision || (opts.trackRevision && opts.mode === 'exclusive' ? response.revision : undefined);
-    const candidates = snapshots.slice(0, visible).filter((s) => wanted === undefined || s.state.revision === wanted);
-    const matches = candidates.some((s) => step(s.state, fresh, body, opts) !== null);
     if (!matches) {
       problems.push({
         operation: index,
