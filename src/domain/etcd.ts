@@ -156,3 +156,12 @@ export function isWriteRequest(request: EtcdRequest): boolean {
 export function isStaleRead(request: EtcdRequest): request is RangeRequest {
   return request.type === 'range' && (request.serializable === true || (request.revision ?? 0) > 0);
 }
+
+/** The exclusive range end covering every key that starts with `prefix` (etcd's clientv3.GetPrefixRangeEnd). */
+export function prefixEnd(prefix: string): string {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    const code = prefix.charCodeAt(i);
+    if (code < 0xffff) return prefix.slice(0, i) + String.fromCharCode(code + 1);
+  }
+  return '\u0000';
+}

@@ -9,7 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import { checkHistory, LiveChecker, parseHistory, serializeHistory } from '../../src/checker/index.ts';
 import type { History } from '../../src/domain/index.ts';
 import { LocalEtcdCluster } from '../../src/local/index.ts';
-import { HistoryRecorder, RecordingClient, recordingEtcdClient } from '../../src/probes/index.ts';
+import { HistoryRecorder, RecordingClient, recordingEtcdClient, WatchRecorder } from '../../src/probes/index.ts';
 import { runTraffic } from '../helpers/traffic.ts';
 
 const artifacts = new URL('../artifacts/', import.meta.url).pathname;
@@ -17,6 +17,7 @@ const artifacts = new URL('../artifacts/', import.meta.url).pathname;
 describe('checking histories recorded from a real etcd cluster', { timeout: 180_000 }, () => {
   let cluster: LocalEtcdCluster;
   const etcds: Etcd3[] = [];
+  let recorded: History | undefined;
 
   before(async () => {
     cluster = await LocalEtcdCluster.start({ size: 3 });
@@ -27,7 +28,7 @@ describe('checking histories recorded from a real etcd cluster', { timeout: 180_
     await cluster?.close();
   });
 
-  test('concurrent clients with a member killed and restarted: linearizable offline and live', async () => {
+  test('concurrent clients and a watch per member, with a member killed and restarted: linearizable offline and live, watches hold', async () => {
     const recorder = new HistoryRecorder();
     const live = new LiveChecker({ mode: 'exclusive' });
     recorder.onOperation((op) => {
@@ -49,6 +50,14 @@ describe('checking histories recorded from a real etcd cluster', { timeout: 180_
       clients.push(new RecordingClient(etcd, recorder, { timeoutMs: 500 }));
     }
 
+    // One watch per member over the traffic's prefix, from the first revision.
+    const watches: WatchRecorder[] = [];
+    for (const [i, member] of cluster.members.entries()) {
+      const etcd = recordingEtcdClient([member.endpoint]);
+      etcds.push(etcd);
+      watches.push(await WatchRecorder.start(etcd, { id: i + 1, prefix: '/robustness/', startRevision: 2, member: member.name, clock: recorder.clock }));
+    }
+
     let stop = false;
     const traffic = runTraffic(clients, { prefix: '/robustness/', keys: 5, until: () => stop, seed: 7 });
     await sleep(1500);
@@ -60,7 +69,17 @@ describe('checking histories recorded from a real etcd cluster', { timeout: 180_
     stop = true;
     const stats = await traffic;
 
-    const history: History = { meta: { kind: 'meta', mode: 'exclusive', initialRevision: 1 }, operations: recorder.operations, watches: [] };
+    // Let every watch catch up with the last write before closing it.
+    const finalRevision = Math.max(...recorder.operations.map((op) => (op.response as { revision?: number } | undefined)?.revision ?? 0));
+    const reached = (w: WatchRecorder): number => Math.max(0, ...w.stream.responses.flatMap((r) => r.events.map((e) => e.modRevision)));
+    for (let i = 0; i < 100 && watches.some((w) => reached(w) < finalRevision); i++) await sleep(100);
+    for (const w of watches) await w.close();
+
+    const history: History = {
+      meta: { kind: 'meta', mode: 'exclusive', initialRevision: 1 },
+      operations: recorder.operations,
+      watches: watches.map((w) => w.stream),
+    };
     mkdirSync(artifacts, { recursive: true });
     const file = path.join(artifacts, 'real-etcd-kill.jsonl');
     writeFileSync(file, serializeHistory(history));
@@ -70,9 +89,27 @@ describe('checking histories recorded from a real etcd cluster', { timeout: 180_
     assert.ok(history.operations.some((op) => op.return === null), 'expected some unknown-outcome operations from the killed member');
 
     const offline = checkHistory(parseHistory(serializeHistory(history), file), { timeoutMs: 60_000 });
-    assert.equal(offline.verdict, 'linearizable', JSON.stringify(offline.linearizability.violation ?? offline.linearizability.inconclusive));
+    assert.equal(offline.verdict, 'linearizable', JSON.stringify(offline.linearizability.violation ?? offline.linearizability.inconclusive ?? offline.watch.violations.slice(0, 3)));
+    recorded = history;
+    assert.equal(offline.watch.checked, 3);
+    assert.deepEqual(offline.watch.violations, []);
+    for (const w of watches) assert.ok(reached(w) >= finalRevision, `watch ${w.stream.id} stopped at ${reached(w)} < ${finalRevision}`);
     assert.equal(live.finish(), 'linearizable');
     assert.equal(live.stats().processed, history.operations.filter((op) => op.return !== null && !('error' in (op.response ?? {}))).length - history.operations.filter((op) => op.request.type === 'range' && op.request.serializable).length);
+  });
+
+  test('a recorded watch stream with one event removed breaks the reliable guarantee', () => {
+    assert.ok(recorded, 'the first test did not record a history');
+    const watches = structuredClone(recorded.watches);
+    const stream = watches[0]!;
+    const withEvents = stream.responses.findIndex((r, i) => i > 0 && i < stream.responses.length - 1 && r.events.length > 0);
+    assert.ok(withEvents > 0, 'the watch recorded too few responses');
+    const [dropped] = stream.responses.splice(withEvents, 1);
+    const report = checkHistory({ ...recorded, watches });
+    assert.equal(report.verdict, 'violation');
+    const reliable = report.watch.violations.filter((v) => v.property === 'reliable' && v.watch === stream.id);
+    assert.ok(reliable.length > 0, JSON.stringify(report.watch.violations.slice(0, 3)));
+    assert.ok(reliable.some((v) => v.events.some((e) => e.modRevision === dropped!.events[0]!.modRevision)));
   });
 
   test('the same recorded history with one read altered is a violation', async () => {

@@ -1,0 +1,63 @@
+/**
+ * Records one watch stream (a key prefix, from a start revision, with previous values) as the history
+ * format's watch lines, so its guarantees can be checked and its events can resolve unknown writes.
+ */
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import { prefixEnd, type KeyValue, type WatchEvent, type WatchStream } from '../domain/index.ts';
+import type { Clock } from './recorder.ts';
+import { monotonicNs } from './recorder.ts';
+
+function kv(raw: IKeyValue): KeyValue {
+  return {
+    key: raw.key.toString('utf8'),
+    value: raw.value.toString('utf8'),
+    modRevision: Number(raw.mod_revision),
+    createRevision: Number(raw.create_revision),
+    version: Number(raw.version),
+  };
+}
+
+export function watchEventsFromWire(response: IWatchResponse): WatchEvent[] {
+  return response.events.map((e) => {
+    const current = kv(e.kv);
+    const event: WatchEvent =
+      e.type === 'Put'
+        ? { type: 'put', key: current.key, value: current.value!, modRevision: current.modRevision!, createRevision: current.createRevision!, version: current.version!, isCreate: current.createRevision === current.modRevision }
+        : { type: 'delete', key: current.key, modRevision: current.modRevision! };
+    if (e.prev_kv) event.prevKV = kv(e.prev_kv);
+    return event;
+  });
+}
+
+export class WatchRecorder {
+  readonly stream: WatchStream;
+  private readonly watcher: Watcher;
+
+  private constructor(stream: WatchStream, watcher: Watcher, clock: Clock) {
+    this.stream = stream;
+    this.watcher = watcher;
+    watcher.on('data', (response: IWatchResponse) => {
+      const events = watchEventsFromWire(response);
+      if (events.length === 0) return; // creation acknowledgements carry nothing to check
+      this.stream.responses.push({ time: clock(), revision: Number(response.header.revision), events });
+    });
+    watcher.on('error', (error: Error) => {
+      this.stream.responses.push({ time: clock(), events: [], canceled: true, error: error.message });
+    });
+  }
+
+  static async start(etcd: Etcd3, options: { id: number; prefix: string; startRevision: number; member?: string; clock?: Clock }): Promise<WatchRecorder> {
+    const watcher = await etcd.watch().prefix(options.prefix).startRevision(String(options.startRevision)).withPreviousKV().create();
+    const stream: WatchStream = {
+      id: options.id,
+      request: { key: options.prefix, end: prefixEnd(options.prefix), startRevision: options.startRevision, prevKV: true },
+      responses: [],
+    };
+    if (options.member !== undefined) stream.member = options.member;
+    return new WatchRecorder(stream, watcher, options.clock ?? monotonicNs);
+  }
+
+  async close(): Promise<void> {
+    await this.watcher.cancel();
+  }
+}
