@@ -24,7 +24,9 @@ export function watchEventsFromWire(response: IWatchResponse): WatchEvent[] {
       e.type === 'Put'
         ? { type: 'put', key: current.key, value: current.value!, modRevision: current.modRevision!, createRevision: current.createRevision!, version: current.version!, isCreate: current.createRevision === current.modRevision }
         : { type: 'delete', key: current.key, modRevision: current.modRevision! };
-    if (e.prev_kv) event.prevKV = kv(e.prev_kv);
+    // Typed as always present, but absent at run time when the key did not exist before.
+    const previous = e.prev_kv as IKeyValue | null | undefined;
+    if (previous) event.prevKV = kv(previous);
     return event;
   });
 }
