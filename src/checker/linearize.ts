@@ -42,7 +42,7 @@
  */
 import { isErrorResponse, isStaleRead, isWriteRequest, type EtcdRequest, type EtcdResponse, type Operation } from '../domain/index.ts';
 import { combine, mix32 } from './hash.ts';
-import { initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
+import { bumpsRevision, initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
 import type { StateSummary, ViolationEvidence } from './result.ts';
 
 export interface EngineOptions extends ModelOptions {
@@ -101,6 +101,8 @@ interface OpEntry {
   zobrist: number;
   /** The response's header revision, if any. */
   revision: number | undefined;
+  /** A known read-only request: it never changes an exclusive-mode state (see saturate). */
+  readOnly: boolean;
 }
 
 interface PathNode {
@@ -262,6 +264,7 @@ export class LinearizationEngine {
       call: op.call,
       zobrist: mix32(index + 0x9e3779b9),
       revision: (op.response as { revision?: number } | undefined)?.revision,
+      readOnly: role === 'linearize' && !isWriteRequest(op.request) && op.request.type !== 'leaseGrant' && op.request.type !== 'compact',
     };
     this.entries.set(index, entry);
     const claimed = role === 'linearize' ? claimedRevision(op) : undefined;
@@ -326,6 +329,17 @@ export class LinearizationEngine {
    * Gap pruning: in exclusive mode every acknowledged write names its revision, so a write that would
    * take a revision another write's response claims cannot be part of any linearization.
    */
+  /** Rules out, without a step, what revisions make impossible (exclusive mode with revisions). */
+  private quickReject(state: ModelState, y: OpEntry): boolean {
+    if (this.options.mode !== 'exclusive' || !this.options.trackRevision) return false;
+    const bumps = bumpsRevision(state, y.request);
+    if (bumps === undefined) return false;
+    if (y.revision !== undefined && !y.optional && y.revision !== (bumps ? state.revision + 1 : state.revision)) return true;
+    if (!bumps) return false;
+    const owner = this.claims.get(state.revision + 1);
+    return owner !== undefined && owner !== y.index;
+  }
+
   private takesClaimedRevision(before: ModelState, after: ModelState, op: number): boolean {
     if (after.revision <= before.revision) return false;
     const owner = this.claims.get(after.revision);
@@ -338,7 +352,7 @@ export class LinearizationEngine {
     let knownHash = c.knownHash;
     let path = c.path;
     for (const e of this.open) {
-      if (e.optional || lin.includes(e.index)) continue;
+      if (e.optional || lin.includes(e.index) || this.quickReject(c.state, e)) continue;
       this.tick();
       if (step(c.state, e.request, e.response, this.options) === c.state) {
         lin = insertSorted(lin, e.index);
@@ -367,8 +381,10 @@ export class LinearizationEngine {
           results.add({ ...c, lin: c.lin.filter((op) => op !== x.index), knownHash: c.knownHash ^ x.zobrist });
           continue;
         }
+        const exclusive = this.options.mode === 'exclusive';
         for (const y of this.open) {
-          if (c.lin.includes(y.index)) continue;
+          // Known reads never change an exclusive-mode state: saturate() already placed those that fit.
+          if ((exclusive && y.readOnly && y !== x) || c.lin.includes(y.index) || this.quickReject(c.state, y)) continue;
           this.tick();
           const next = step(c.state, y.request, y.response, this.options);
           if (next === null || next.revision > limit || this.takesClaimedRevision(c.state, next, y.index)) continue;
@@ -407,7 +423,7 @@ export class LinearizationEngine {
 
   /** Claims below every candidate state's revision can no longer matter (keeps live memory bounded). */
   private forgetSettledClaims(): void {
-    if (this.claims.size < 4096) return;
+    if (this.claims.size < 4096 || (this.settled & 0xfff) !== 0) return;
     let lowest = Infinity;
     for (const c of this.frontier) lowest = Math.min(lowest, c.state.revision);
     for (const revision of this.claims.keys()) if (revision <= lowest) this.claims.delete(revision);

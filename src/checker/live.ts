@@ -6,8 +6,14 @@
  * Contract with the producer (the probe recorder): push every completed operation (or one abandoned
  * with an unknown outcome), then call advance(t) once no operation with a call before t can still be
  * pushed, i.e. t = the earliest call among operations still in flight (or now when none is).
+ *
+ * Unknown-outcome writes are resolved the way the offline check patches them (patch.ts): a write whose
+ * unique value a later read or watch event shows took effect before that observation, at the revision
+ * it shows. The live checker holds such a write back for up to `resolveWindowMs` of history time,
+ * waiting for an observation, before handing it to the engine as unknown. Probes write unique values
+ * by construction; the live checker relies on that (the offline check verifies it).
  */
-import type { ClusterMode, Operation } from '../domain/index.ts';
+import type { ClusterMode, EtcdResponse, Operation, WatchResponse } from '../domain/index.ts';
 import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
 import { LinearizationEngine, roleOf } from './linearize.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
@@ -21,6 +27,8 @@ export interface LiveCheckerOptions {
   trackVersion?: boolean;
   unknownHorizonMs?: number;
   maxFrontier?: number;
+  /** How long an unknown-outcome write waits for a read or watch event to show its value; default 1 s. */
+  resolveWindowMs?: number;
 }
 
 export interface LiveStats {
@@ -30,6 +38,8 @@ export interface LiveStats {
   processed: number;
   /** Operations received but not yet settled (waiting for the watermark, or open). */
   pendingOperations: number;
+  /** Unknown-outcome writes resolved by an observation of their value. */
+  resolved: number;
   frontier: number;
   /** Percentiles of the time from push to verdict, over the last 16,384 settled operations. */
   lagP50Ms: number;
@@ -46,6 +56,15 @@ export class LiveChecker {
   private lagCount = 0;
   private next = 0;
   private staleReads = 0;
+  private resolved = 0;
+  private readonly resolveWindow: number;
+  /** Unknown-outcome writes waiting for an observation, by index; and their values. */
+  private readonly waiting = new Map<number, { op: Operation; values: string[] }>();
+  private readonly waitingByValue = new Map<string, number>();
+  /** Recent observations (value -> time and revision), kept while an unpushed write could match them. */
+  private readonly observations = new Map<string, { time: number; revision: number | undefined }>();
+  private readonly observationOrder: { time: number; value: string }[] = [];
+  private observationHead = 0;
 
   constructor(options: LiveCheckerOptions = {}) {
     this.engine = new LinearizationEngine({
@@ -59,6 +78,7 @@ export class LiveChecker {
       maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
       deadline: Infinity,
     });
+    this.resolveWindow = (options.resolveWindowMs ?? 1000) * 1e6;
     this.engine.onSettled = (index) => {
       const at = this.pushedAt.get(index);
       if (at === undefined) return;
@@ -72,19 +92,103 @@ export class LiveChecker {
     const index = this.next++;
     const role = roleOf(op);
     if (role === 'stale') this.staleReads++;
+    if (op.return !== null && op.response) this.observeResponse(op.response, op.return);
+    if (role === 'optional') {
+      const values = writtenValues(op);
+      for (const value of values) {
+        const seen = this.observations.get(value);
+        if (seen && seen.time >= op.call) {
+          this.addResolved(index, op, seen, value);
+          return index;
+        }
+      }
+      if (values.length > 0) {
+        this.waiting.set(index, { op, values });
+        for (const v of values) this.waitingByValue.set(v, index);
+        return index;
+      }
+    }
     if (role === 'linearize') this.pushedAt.set(index, performance.now());
     this.engine.add(index, op, role);
     return index;
   }
 
+  /** Adds a watch response: its events show which writes took effect (see the header). */
+  pushWatchResponse(response: WatchResponse): void {
+    for (const e of response.events) {
+      if (e.type === 'put') this.observe(e.value, response.time, e.modRevision);
+      if (e.prevKV) this.observe(e.prevKV.value, response.time, e.prevKV.modRevision);
+    }
+  }
+
   /** Settles everything before `watermark` (see the contract above). */
   advance(watermark: number): void {
-    this.engine.advance(watermark);
+    // Writes that waited long enough without an observation go in as unknown.
+    for (const [index, { op, values }] of this.waiting) {
+      if (op.call + this.resolveWindow >= watermark) continue;
+      this.release(index, values);
+      this.engine.add(index, op, 'optional');
+    }
+    let limit = watermark;
+    for (const { op } of this.waiting.values()) limit = Math.min(limit, op.call);
+    this.forgetObservationsBefore(watermark);
+    this.engine.advance(limit);
+  }
+
+  private observeResponse(response: EtcdResponse, time: number): void {
+    const r = response as { kvs?: { value?: string; modRevision?: number }[]; results?: { kvs?: { value?: string; modRevision?: number }[] }[] };
+    for (const kv of r.kvs ?? []) this.observe(kv.value, time, kv.modRevision);
+    for (const res of r.results ?? []) for (const kv of res.kvs ?? []) this.observe(kv.value, time, kv.modRevision);
+  }
+
+  private observe(value: string | undefined, time: number, revision: number | undefined): void {
+    if (value === undefined) return;
+    const waiting = this.waitingByValue.get(value);
+    if (waiting !== undefined) {
+      const { op, values } = this.waiting.get(waiting)!;
+      if (time >= op.call) {
+        this.release(waiting, values);
+        this.addResolved(waiting, op, { time, revision }, value);
+        return;
+      }
+    }
+    if (!this.observations.has(value)) {
+      this.observations.set(value, { time, revision });
+      this.observationOrder.push({ time, value });
+    }
+  }
+
+  private release(index: number, values: string[]): void {
+    this.waiting.delete(index);
+    for (const v of values) this.waitingByValue.delete(v);
+  }
+
+  /** The write took effect before `seen.time`, at `seen.revision` (the same patch as patch.ts). */
+  private addResolved(index: number, op: Operation, seen: { time: number; revision: number | undefined }, value: string): void {
+    this.resolved++;
+    const revision = seen.revision !== undefined ? { revision: seen.revision } : {};
+    // A txn took the branch that holds the observed put.
+    const succeeded = op.request.type === 'txn' ? { succeeded: op.request.success.some((o) => o.type === 'put' && o.value === value) } : {};
+    const patched: Operation = { ...op, return: seen.time, response: { ...succeeded, ...revision } as EtcdResponse };
+    this.pushedAt.set(index, performance.now());
+    this.engine.add(index, patched, 'linearize');
+  }
+
+  /** No operation pushed from now on was called before the watermark, so older observations are useless. */
+  private forgetObservationsBefore(watermark: number): void {
+    while (this.observationHead < this.observationOrder.length && this.observationOrder[this.observationHead]!.time < watermark) {
+      this.observations.delete(this.observationOrder[this.observationHead]!.value);
+      this.observationHead++;
+    }
+    if (this.observationHead > 65_536) {
+      this.observationOrder.splice(0, this.observationHead);
+      this.observationHead = 0;
+    }
   }
 
   /** Settles everything pushed: call when the stream has ended. */
   finish(): Verdict {
-    this.engine.advance(Infinity);
+    this.advance(Infinity);
     return this.verdict;
   }
 
@@ -109,11 +213,20 @@ export class LiveChecker {
     return {
       received: this.next,
       processed: this.engine.settled,
-      pendingOperations: this.pushedAt.size,
+      pendingOperations: this.pushedAt.size + this.waiting.size,
+      resolved: this.resolved,
       frontier: this.engine.frontierSize,
       lagP50Ms: pct(0.5),
       lagP99Ms: pct(0.99),
       lagMaxMs: n === 0 ? 0 : sorted[n - 1]!,
     };
   }
+}
+
+/** The values a write puts (puts and the puts of both txn branches). */
+function writtenValues(op: Operation): string[] {
+  const { request } = op;
+  if (request.type === 'put') return [request.value];
+  if (request.type !== 'txn') return [];
+  return [...request.success, ...request.failure].flatMap((o) => (o.type === 'put' ? [o.value] : []));
 }

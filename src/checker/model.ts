@@ -321,7 +321,7 @@ function rangeMatches(ctx: StepContext, request: RangeRequest, observed: RangeRe
   return true;
 }
 
-function compareHolds(draft: Draft, c: Compare): boolean {
+function compareHolds(draft: { get(key: string): KeyState | undefined }, c: Compare): boolean {
   const k = draft.get(c.key);
   if (c.target === 'value' && !k) return false; // etcd: a value compare on a missing key is false
   let actual: string | number;
@@ -505,4 +505,30 @@ export function step(
   if (!ok) return null;
   if (events && draft.events) events.push(...draft.events);
   return draft.finish();
+}
+
+/**
+ * Whether applying `request` to `state` creates a new revision: true, false, or undefined when only a
+ * full step can tell. Cheap: the search uses it to skip steps that revisions already rule out.
+ */
+export function bumpsRevision(state: ModelState, request: EtcdRequest): boolean | undefined {
+  switch (request.type) {
+    case 'put':
+      return request.lease === undefined || state.leases.has(request.lease) ? true : undefined;
+    case 'range':
+    case 'leaseGrant':
+    case 'compact':
+    case 'defragment':
+      return false;
+    case 'delete':
+      return request.end === undefined ? state.keys.has(request.key) : undefined;
+    case 'txn': {
+      const branch = request.compare.every((c) => compareHolds(state.keys, c)) ? request.success : request.failure;
+      if (branch.some((o) => o.type === 'put' && o.lease === undefined)) return true;
+      if (branch.every((o) => o.type === 'range')) return false;
+      return undefined;
+    }
+    case 'leaseRevoke':
+      return undefined;
+  }
 }

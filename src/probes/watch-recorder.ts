@@ -3,7 +3,7 @@
  * format's watch lines, so its guarantees can be checked and its events can resolve unknown writes.
  */
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
-import { prefixEnd, type KeyValue, type WatchEvent, type WatchStream } from '../domain/index.ts';
+import { prefixEnd, type KeyValue, type WatchEvent, type WatchResponse, type WatchStream } from '../domain/index.ts';
 import type { Clock } from './recorder.ts';
 import { monotonicNs } from './recorder.ts';
 
@@ -35,20 +35,25 @@ export class WatchRecorder {
   readonly stream: WatchStream;
   private readonly watcher: Watcher;
 
-  private constructor(stream: WatchStream, watcher: Watcher, clock: Clock) {
+  private constructor(stream: WatchStream, watcher: Watcher, clock: Clock, onResponse: ((response: WatchResponse) => void) | undefined) {
     this.stream = stream;
     this.watcher = watcher;
     watcher.on('data', (response: IWatchResponse) => {
       const events = watchEventsFromWire(response);
       if (events.length === 0) return; // creation acknowledgements carry nothing to check
-      this.stream.responses.push({ time: clock(), revision: Number(response.header.revision), events });
+      const recorded: WatchResponse = { time: clock(), revision: Number(response.header.revision), events };
+      this.stream.responses.push(recorded);
+      onResponse?.(recorded);
     });
     watcher.on('error', (error: Error) => {
       this.stream.responses.push({ time: clock(), events: [], canceled: true, error: error.message });
     });
   }
 
-  static async start(etcd: Etcd3, options: { id: number; prefix: string; startRevision: number; member?: string; clock?: Clock }): Promise<WatchRecorder> {
+  static async start(
+    etcd: Etcd3,
+    options: { id: number; prefix: string; startRevision: number; member?: string; clock?: Clock; onResponse?: (response: WatchResponse) => void },
+  ): Promise<WatchRecorder> {
     const watcher = await etcd.watch().prefix(options.prefix).startRevision(String(options.startRevision)).withPreviousKV().create();
     const stream: WatchStream = {
       id: options.id,
@@ -56,7 +61,7 @@ export class WatchRecorder {
       responses: [],
     };
     if (options.member !== undefined) stream.member = options.member;
-    return new WatchRecorder(stream, watcher, options.clock ?? monotonicNs);
+    return new WatchRecorder(stream, watcher, options.clock ?? monotonicNs, options.onResponse);
   }
 
   async close(): Promise<void> {

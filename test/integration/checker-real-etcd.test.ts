@@ -55,7 +55,16 @@ describe('checking histories recorded from a real etcd cluster', { timeout: 180_
     for (const [i, member] of cluster.members.entries()) {
       const etcd = recordingEtcdClient([member.endpoint]);
       etcds.push(etcd);
-      watches.push(await WatchRecorder.start(etcd, { id: i + 1, prefix: '/robustness/', startRevision: 2, member: member.name, clock: recorder.clock }));
+      watches.push(
+        await WatchRecorder.start(etcd, {
+          id: i + 1,
+          prefix: '/robustness/',
+          startRevision: 2,
+          member: member.name,
+          clock: recorder.clock,
+          onResponse: (response) => live.pushWatchResponse(response),
+        }),
+      );
     }
 
     let stop = false;

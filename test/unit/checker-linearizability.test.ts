@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { checkHistory } from '../../src/checker/index.ts';
+import { checkHistory, LiveChecker } from '../../src/checker/index.ts';
 import type { EtcdRequest, History } from '../../src/domain/index.ts';
 import { del, get, history, kvs, op, put, rev } from '../helpers/histories.ts';
 
@@ -181,5 +181,52 @@ describe('linearizability: hand-written histories with known answers', () => {
     ops.push(op(1, 1040, 1050, get('x'), kvs([{ key: 'x', value: 't33' }])));
     const report = checkHistory(history(ops), { timeoutMs: 30_000 });
     assert.equal(report.verdict, 'linearizable');
+  });
+});
+
+describe('live checker', () => {
+  test('resolves an unknown-outcome put that a later read observes, and agrees with the offline check', () => {
+    const ops = [
+      op(1, 0, null, put('x', 'maybe')),
+      op(2, 10, 20, put('y', 'sure'), rev(3)),
+      op(3, 30, 40, get('x'), kvs([{ key: 'x', value: 'maybe', modRevision: 2 }], 3)),
+    ];
+    const live = new LiveChecker();
+    for (const o of ops) live.push(o);
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().resolved, 1);
+    assert.equal(checkHistory(history(ops)).linearizability.patched?.observed, 1);
+  });
+
+  test('a watch event resolves an unknown-outcome put; a put never observed stays unknown', () => {
+    const live = new LiveChecker();
+    live.push(op(1, 0, null, put('x', 'seen')));
+    live.push(op(2, 5, null, put('z', 'unseen')));
+    live.pushWatchResponse({ time: 50, revision: 2, events: [{ type: 'put', key: 'x', value: 'seen', modRevision: 2 }] });
+    live.push(op(3, 60, 70, get('x'), kvs([{ key: 'x', value: 'seen', modRevision: 2 }], 2)));
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().resolved, 1);
+  });
+
+  test('holds the watermark for an unresolved write, then releases it as unknown', () => {
+    const live = new LiveChecker({ resolveWindowMs: 1 });
+    live.push(op(1, 0, null, put('x', 'late')));
+    live.advance(500_000); // 0.5 ms: still waiting for an observation
+    assert.equal(live.stats().pendingOperations, 1);
+    live.advance(2_000_000); // past the 1 ms window: released as unknown
+    live.push(op(2, 3_000_000, 3_000_010, get('x'), kvs([{ key: 'x', value: 'late', modRevision: 2 }], 2)));
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().resolved, 0);
+  });
+
+  test('a violation is reported as soon as the offending return is settled', () => {
+    const live = new LiveChecker();
+    live.push(op(1, 0, 10, put('x', '1'), rev(2)));
+    live.advance(15);
+    assert.equal(live.verdict, 'linearizable');
+    live.push(op(2, 20, 30, get('x'), kvs([], 2)));
+    live.advance(40);
+    assert.equal(live.verdict, 'violation');
+    assert.deepEqual(live.violation?.unplaceable, [1]);
   });
 });
