@@ -169,7 +169,7 @@ export class LiveChecker {
     const revision = seen.revision !== undefined ? { revision: seen.revision } : {};
     // A txn took the branch that holds the observed put.
     const succeeded = op.request.type === 'txn' ? { succeeded: op.request.success.some((o) => o.type === 'put' && o.value === value) } : {};
-    const patched: Operation = { ...op, return: seen.time, response: { ...succeeded, ...revision } as EtcdResponse };
+    const patched: Operation = { ...op, return: seen.time, response: { ...succeeded, ...revision } };
     this.pushedAt.set(index, performance.now());
     this.engine.add(index, patched, 'linearize');
   }
