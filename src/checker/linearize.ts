@@ -31,6 +31,9 @@
  *   response shows can never linearize X, so it is not extended further.
  * - Gap pruning: in exclusive mode each acknowledged write's response claims its revision, so an
  *   unknown-outcome write may only take a revision no response claims (the gaps).
+ * - Symmetry: identical unknown-outcome requests (after patch.ts gave every value nothing mentions
+ *   the same placeholder) are interchangeable, so only the earliest-called available one is tried; a
+ *   linearization using a later one can use the earlier one in its place.
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
@@ -103,6 +106,8 @@ interface OpEntry {
   revision: number | undefined;
   /** A known read-only request: it never changes an exclusive-mode state (see saturate). */
   readOnly: boolean;
+  /** Unknown-outcome operations with equal keys make identical requests (see symmetry, above). */
+  symmetryKey: string | undefined;
 }
 
 interface PathNode {
@@ -220,7 +225,10 @@ export class LinearizationEngine {
   private readonly entries = new Map<number, OpEntry>();
   /** Pending events, ordered by time then kind (calls first). */
   private readonly queue = new EventQueue();
+  /** Open known operations, and open unknown-outcome ones: key-value writes apart from lease/compact. */
   private open: OpEntry[] = [];
+  private openOptionalWrites: OpEntry[] = [];
+  private openOptionalOther: OpEntry[] = [];
   private frontier: Config[];
   /** Revision -> the known write whose response claims it (exclusive mode with revisions). */
   private readonly claims = new Map<number, number>();
@@ -248,7 +256,7 @@ export class LinearizationEngine {
   }
 
   get openOperations(): number {
-    return this.open.length;
+    return this.open.length + this.openOptionalWrites.length + this.openOptionalOther.length;
   }
 
   add(index: number, op: Operation, role: Role): void {
@@ -265,6 +273,7 @@ export class LinearizationEngine {
       zobrist: mix32(index + 0x9e3779b9),
       revision: (op.response as { revision?: number } | undefined)?.revision,
       readOnly: role === 'linearize' && !isWriteRequest(op.request) && op.request.type !== 'leaseGrant' && op.request.type !== 'compact',
+      symmetryKey: role === 'optional' ? JSON.stringify(op.request) : undefined,
     };
     this.entries.set(index, entry);
     const claimed = role === 'linearize' ? claimedRevision(op) : undefined;
@@ -281,7 +290,9 @@ export class LinearizationEngine {
       const entry = this.entries.get(index)!;
       if (kind === 0) {
         this.retireUnknown(time);
-        this.open.push(entry);
+        if (!entry.optional) this.open.push(entry);
+        else if (entry.request.type === 'put' || entry.request.type === 'delete' || entry.request.type === 'txn') this.openOptionalWrites.push(entry);
+        else this.openOptionalOther.push(entry);
       } else {
         this.settle(entry);
         this.entries.delete(index);
@@ -304,10 +315,13 @@ export class LinearizationEngine {
   private retireUnknown(now: number): void {
     const horizon = this.options.unknownHorizon;
     if (!Number.isFinite(horizon)) return;
-    const retired = this.open.filter((e) => e.optional && e.call < now - horizon);
-    if (retired.length === 0) return;
+    // Both lists are in call order, so expired operations are at their fronts.
+    const expired = (e: OpEntry | undefined): boolean => e !== undefined && e.call < now - horizon;
+    if (!expired(this.openOptionalWrites[0]) && !expired(this.openOptionalOther[0])) return;
+    const retired = [...this.openOptionalWrites.filter(expired), ...this.openOptionalOther.filter(expired)];
     const gone = new Set(retired.map((e) => e.index));
-    this.open = this.open.filter((e) => !gone.has(e.index));
+    this.openOptionalWrites = this.openOptionalWrites.filter((e) => !gone.has(e.index));
+    this.openOptionalOther = this.openOptionalOther.filter((e) => !gone.has(e.index));
     const set = new ConfigSet((op) => this.entries.get(op)?.optional ?? false);
     for (const c of this.frontier) {
       const lin = c.lin.filter((op) => !gone.has(op));
@@ -382,9 +396,20 @@ export class LinearizationEngine {
           continue;
         }
         const exclusive = this.options.mode === 'exclusive';
-        for (const y of this.open) {
+        // An unknown-outcome put/delete/txn either creates the next revision or changes nothing (and
+        // leaving it out dominates then). When a known write claims the next revision, none can go next.
+        const writesBlocked = exclusive && this.options.trackRevision && this.claims.has(c.state.revision + 1);
+        const lists = writesBlocked ? [this.open, this.openOptionalOther] : [this.open, this.openOptionalWrites, this.openOptionalOther];
+        // Of identical unknown-outcome requests still available, only the earliest called is tried.
+        const triedSymmetric = new Set<string>();
+        for (const list of lists) for (const y of list) {
           // Known reads never change an exclusive-mode state: saturate() already placed those that fit.
-          if ((exclusive && y.readOnly && y !== x) || c.lin.includes(y.index) || this.quickReject(c.state, y)) continue;
+          if ((exclusive && y.readOnly && y !== x) || c.lin.includes(y.index)) continue;
+          if (y.symmetryKey !== undefined) {
+            if (triedSymmetric.has(y.symmetryKey)) continue;
+            triedSymmetric.add(y.symmetryKey);
+          }
+          if (this.quickReject(c.state, y)) continue;
           this.tick();
           const next = step(c.state, y.request, y.response, this.options);
           if (next === null || next.revision > limit || this.takesClaimedRevision(c.state, next, y.index)) continue;

@@ -15,8 +15,17 @@ import type { EtcdResponse, History, Operation, TxnOp } from '../domain/index.ts
 import { roleOf } from './linearize.ts';
 import { inWatchRange } from './watch.ts';
 
+/**
+ * What an unknown-outcome write's value becomes when nothing else in the history mentions it: no
+ * response, watch event or compare can tell such values apart, so they are one value to the model, and
+ * identical unknown writes are interchangeable in the search (see linearize.ts, symmetry).
+ */
+export const unobservedValue = '\u0000unobserved';
+
 export interface PatchResult {
   operations: Operation[];
+  /** Unknown-outcome writes whose values nothing mentions (now written as unobservedValue). */
+  anonymized: number;
   /** Unknown-outcome writes whose value was observed (now known, with their return and revision). */
   observed: number;
   /** Unknown-outcome writes a complete watch proves never happened (now definite errors). */
@@ -109,8 +118,15 @@ export function patchHistory(history: History): PatchResult {
   }
   const seen = collectObservations(history);
   const covered = completeWatchCovers(history);
+  const compared = new Set<string>();
+  for (const op of history.operations) {
+    if (op.request.type !== 'txn') continue;
+    for (const c of op.request.compare) if (c.target === 'value') compared.add(String(c.value));
+  }
+  const unmentioned = (value: string): boolean => writers.get(value)?.count === 1 && !seen.has(value) && !compared.has(value);
   let observed = 0;
   let neverApplied = 0;
+  let anonymized = 0;
   const operations = history.operations.map((op) => {
     if (roleOf(op) !== 'optional') return op;
     const puts = putsOf(op).filter(({ put }) => writers.get(put.value)?.count === 1);
@@ -130,7 +146,20 @@ export function patchHistory(history: History): PatchResult {
       neverApplied++;
       return { ...op, return: op.call, response: { error: 'never applied: a complete watch never delivered its value' } };
     }
-    return op;
+    const request = anonymize(op.request, unmentioned);
+    if (request === op.request) return op;
+    anonymized++;
+    return { ...op, request };
   });
-  return { operations, observed, neverApplied };
+  return { operations, observed, neverApplied, anonymized };
+}
+
+function anonymize(request: Operation['request'], unmentioned: (value: string) => boolean): Operation['request'] {
+  const op = (o: TxnOp): TxnOp => (o.type === 'put' && unmentioned(o.value) ? { ...o, value: unobservedValue } : o);
+  if (request.type === 'put') return unmentioned(request.value) ? { ...request, value: unobservedValue } : request;
+  if (request.type !== 'txn') return request;
+  const success = request.success.map(op);
+  const failure = request.failure.map(op);
+  const changed = success.some((o, i) => o !== request.success[i]) || failure.some((o, i) => o !== request.failure[i]);
+  return changed ? { ...request, success, failure } : request;
 }
