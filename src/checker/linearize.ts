@@ -133,9 +133,12 @@ class ConfigSet {
   private readonly buckets = new Map<number, Config[]>();
   private count = 0;
   private readonly optional: (op: number) => boolean;
+  /** Optional operations that can no longer change anything from a state: they do not count. */
+  private readonly dead: (op: number, state: ModelState) => boolean;
 
-  constructor(optional: (op: number) => boolean) {
+  constructor(optional: (op: number) => boolean, dead: (op: number, state: ModelState) => boolean = () => false) {
     this.optional = optional;
+    this.dead = dead;
   }
 
   get size(): number {
@@ -154,8 +157,8 @@ class ConfigSet {
     for (let i = 0; i < bucket.length; i++) {
       const e = bucket[i]!;
       if (e.knownHash !== c.knownHash || !statesEqual(e.state, c.state) || !this.sameKnown(e.lin, c.lin)) continue;
-      if (this.optionalSubset(e.lin, c.lin)) return false;
-      if (this.optionalSubset(c.lin, e.lin)) {
+      if (this.optionalSubset(e.lin, c.lin, c.state)) return false;
+      if (this.optionalSubset(c.lin, e.lin, c.state)) {
         bucket[i] = bucket[bucket.length - 1]!;
         bucket.pop();
         this.count--;
@@ -180,11 +183,11 @@ class ConfigSet {
     }
   }
 
-  /** Whether the optional operations in a are a subset of those in b (both sorted). */
-  private optionalSubset(a: number[], b: number[]): boolean {
+  /** Whether the live optional operations in a are a subset of those in b (both sorted). */
+  private optionalSubset(a: number[], b: number[], state: ModelState): boolean {
     let j = 0;
     for (const op of a) {
-      if (!this.optional(op)) continue;
+      if (!this.optional(op) || this.dead(op, state)) continue;
       while (j < b.length && b[j]! < op) j++;
       if (j === b.length || b[j] !== op) return false;
     }
@@ -322,7 +325,7 @@ export class LinearizationEngine {
     const gone = new Set(retired.map((e) => e.index));
     this.openOptionalWrites = this.openOptionalWrites.filter((e) => !gone.has(e.index));
     this.openOptionalOther = this.openOptionalOther.filter((e) => !gone.has(e.index));
-    const set = new ConfigSet((op) => this.entries.get(op)?.optional ?? false);
+    const set = new ConfigSet((op) => this.entries.get(op)?.optional ?? false, this.isDead);
     for (const c of this.frontier) {
       const lin = c.lin.filter((op) => !gone.has(op));
       set.add(lin.length === c.lin.length ? c : { ...c, lin });
@@ -338,6 +341,23 @@ export class LinearizationEngine {
   }
 
   private isOptional = (op: number): boolean => this.entries.get(op)?.optional ?? false;
+
+  /**
+   * An unknown-outcome txn whose failure branch only reads and that compares a mod or create revision
+   * for equality with r can never write again once the store is at revision >= r and the key's
+   * revision is not r (later writes get higher revisions): whether it was applied no longer matters.
+   */
+  private isDead = (op: number, state: ModelState): boolean => {
+    if (this.options.mode !== 'exclusive' || !this.options.trackRevision) return false;
+    const request = this.entries.get(op)?.request;
+    if (request?.type !== 'txn' || request.failure.some((o) => o.type !== 'range')) return false;
+    return request.compare.some((c) => {
+      if (c.result !== '=' || (c.target !== 'mod' && c.target !== 'create') || typeof c.value !== 'number') return false;
+      const k = state.keys.get(c.key);
+      const current = k ? (c.target === 'mod' ? k.mod : k.create) : 0;
+      return state.revision >= c.value && current !== c.value;
+    });
+  };
 
   /**
    * Gap pruning: in exclusive mode every acknowledged write names its revision, so a write that would
@@ -378,8 +398,8 @@ export class LinearizationEngine {
   }
 
   private settle(x: OpEntry): void {
-    const results = new ConfigSet(this.isOptional);
-    const visited = new ConfigSet(this.isOptional);
+    const results = new ConfigSet(this.isOptional, this.isDead);
+    const visited = new ConfigSet(this.isOptional, this.isDead);
     const limit = x.revision !== undefined && this.options.trackRevision && this.options.mode === 'exclusive' ? x.revision : Infinity;
     // Breadth-first, so that a configuration that linearized fewer optional operations is met before
     // the ones it dominates (depth-first would first walk every chain of timed-out writes).

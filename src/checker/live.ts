@@ -11,11 +11,14 @@
  * unique value a later read or watch event shows took effect before that observation, at the revision
  * it shows. The live checker holds such a write back for up to `resolveWindowMs` of history time,
  * waiting for an observation, before handing it to the engine as unknown. Probes write unique values
- * by construction; the live checker relies on that (the offline check verifies it).
+ * by construction; the live checker relies on that (the offline check verifies it). A write released
+ * unobserved gets the placeholder value, as offline (patch.ts), so identical ones are interchangeable; if
+ * its value is observed after all, the live verdict becomes inconclusive (never a false violation).
  */
 import type { ClusterMode, EtcdResponse, Operation, WatchResponse } from '../domain/index.ts';
 import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
 import { LinearizationEngine, roleOf } from './linearize.ts';
+import { anonymize, unobservedValue } from './patch.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
 export interface LiveCheckerOptions {
@@ -65,6 +68,13 @@ export class LiveChecker {
   private readonly observations = new Map<string, { time: number; revision: number | undefined }>();
   private readonly observationOrder: { time: number; value: string }[] = [];
   private observationHead = 0;
+  /** Values of writes released unobserved (as the placeholder), in release order, until the horizon. */
+  private readonly anonymized = new Map<string, number>();
+  private readonly anonymizedOrder: { call: number; value: string }[] = [];
+  private lateObservation: string | undefined;
+  /** Values that txn compares named (a write of such a value is never anonymized), with their times. */
+  private readonly compared = new Map<string, number>();
+  private readonly unknownHorizon: number;
 
   constructor(options: LiveCheckerOptions = {}) {
     this.engine = new LinearizationEngine({
@@ -79,6 +89,7 @@ export class LiveChecker {
       deadline: Infinity,
     });
     this.resolveWindow = (options.resolveWindowMs ?? 1000) * 1e6;
+    this.unknownHorizon = (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6;
     this.engine.onSettled = (index) => {
       const at = this.pushedAt.get(index);
       if (at === undefined) return;
@@ -93,6 +104,14 @@ export class LiveChecker {
     const role = roleOf(op);
     if (role === 'stale') this.staleReads++;
     if (op.return !== null && op.response) this.observeResponse(op.response, op.return);
+    if (op.request.type === 'txn') {
+      for (const c of op.request.compare) {
+        if (c.target !== 'value') continue;
+        const value = String(c.value);
+        this.compared.set(value, op.call);
+        if (this.anonymized.has(value)) this.lateObservation ??= `a txn compared against ${JSON.stringify(value)}, the value of an unknown-outcome write released unobserved`;
+      }
+    }
     if (role === 'optional') {
       const values = writtenValues(op);
       for (const value of values) {
@@ -127,7 +146,19 @@ export class LiveChecker {
     for (const [index, { op, values }] of this.waiting) {
       if (op.call + this.resolveWindow >= watermark) continue;
       this.release(index, values);
-      this.engine.add(index, op, 'optional');
+      const unmentioned = (value: string): boolean => !this.compared.has(value);
+      for (const value of values.filter(unmentioned)) {
+        this.anonymized.set(value, op.call);
+        this.anonymizedOrder.push({ call: op.call, value });
+      }
+      this.engine.add(index, { ...op, request: anonymize(op.request, unmentioned) }, 'optional');
+    }
+    while (this.anonymizedOrder.length > 0 && this.anonymizedOrder[0]!.call < watermark - this.unknownHorizon) {
+      this.anonymized.delete(this.anonymizedOrder.shift()!.value);
+    }
+    // A compare can only name a write that may still be released while that write is in the window.
+    if (this.compared.size > 65_536) {
+      for (const [value, call] of this.compared) if (call < watermark - this.unknownHorizon - this.resolveWindow) this.compared.delete(value);
     }
     let limit = watermark;
     for (const { op } of this.waiting.values()) limit = Math.min(limit, op.call);
@@ -143,6 +174,9 @@ export class LiveChecker {
 
   private observe(value: string | undefined, time: number, revision: number | undefined): void {
     if (value === undefined) return;
+    if (this.anonymized.has(value) && value !== unobservedValue) {
+      this.lateObservation ??= `the value ${JSON.stringify(value)} of an unknown-outcome write was observed after the ${this.resolveWindow / 1e6} ms resolve window`;
+    }
     const waiting = this.waitingByValue.get(value);
     if (waiting !== undefined) {
       const { op, values } = this.waiting.get(waiting)!;
@@ -193,6 +227,8 @@ export class LiveChecker {
   }
 
   get verdict(): Verdict {
+    // A late observation contradicts what the engine was told: no verdict can be trusted beyond it.
+    if (this.lateObservation !== undefined) return 'inconclusive';
     if (this.engine.violation) return 'violation';
     if (this.engine.inconclusive !== undefined) return 'inconclusive';
     return 'linearizable';
@@ -203,7 +239,7 @@ export class LiveChecker {
   }
 
   get inconclusiveReason(): string | undefined {
-    return this.engine.inconclusive;
+    return this.lateObservation ?? this.engine.inconclusive;
   }
 
   stats(): LiveStats {

@@ -154,7 +154,8 @@ export function patchHistory(history: History): PatchResult {
   return { operations, observed, neverApplied, anonymized };
 }
 
-function anonymize(request: Operation['request'], unmentioned: (value: string) => boolean): Operation['request'] {
+/** The request with the values `unmentioned` selects replaced by unobservedValue (the same object if none). */
+export function anonymize(request: Operation['request'], unmentioned: (value: string) => boolean): Operation['request'] {
   const op = (o: TxnOp): TxnOp => (o.type === 'put' && unmentioned(o.value) ? { ...o, value: unobservedValue } : o);
   if (request.type === 'put') return unmentioned(request.value) ? { ...request, value: unobservedValue } : request;
   if (request.type !== 'txn') return request;

@@ -214,9 +214,19 @@ describe('live checker', () => {
     live.advance(500_000); // 0.5 ms: still waiting for an observation
     assert.equal(live.stats().pendingOperations, 1);
     live.advance(2_000_000); // past the 1 ms window: released as unknown
-    live.push(op(2, 3_000_000, 3_000_010, get('x'), kvs([{ key: 'x', value: 'late', modRevision: 2 }], 2)));
+    assert.equal(live.stats().pendingOperations, 0);
+    live.push(op(2, 3_000_000, 3_000_010, get('x'), kvs([], 1)));
     assert.equal(live.finish(), 'linearizable');
     assert.equal(live.stats().resolved, 0);
+  });
+
+  test('an observation after the resolve window makes the live verdict inconclusive, never a false violation', () => {
+    const live = new LiveChecker({ resolveWindowMs: 1 });
+    live.push(op(1, 0, null, put('x', 'late')));
+    live.advance(2_000_000);
+    live.push(op(2, 3_000_000, 3_000_010, get('x'), kvs([{ key: 'x', value: 'late', modRevision: 2 }], 2)));
+    assert.equal(live.finish(), 'inconclusive');
+    assert.match(live.inconclusiveReason ?? '', /observed after the 1 ms resolve window/);
   });
 
   test('a violation is reported as soon as the offending return is settled', () => {
