@@ -12,19 +12,10 @@
  *   ranges, puts, deletes and mod-revision txns over a few keys, in any length, also as an endless
  *   stream in the order a recorder would emit operations (createEtcdSimulation).
  */
-import type {
-  Compare,
-  EtcdRequest,
-  EtcdResponse,
-  History,
-  HistoryMeta,
-  KeyValue,
-  Operation,
-  RangeRequest,
-  RangeResponse,
-  TxnOp,
-  TxnOpResponse,
-} from '../src/domain/index.ts';
+import type { EtcdRequest, EtcdResponse, History, HistoryMeta, Operation, RangeResponse } from '../src/domain/index.ts';
+// The sequential store the simulation applies operations to: the same independent oracle the property
+// tests use.
+import { EtcdSimulator } from '../test/helpers/etcd-simulator.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Randomness
@@ -60,138 +51,6 @@ export class Rng {
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error('pick from an empty list');
     return items[Math.floor(this.next() * items.length)]!;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// A sequential etcd store (the model the simulation applies operations to)
-
-interface StoredKv {
-  value: string;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-}
-
-/** Enough of etcd's MVCC store for the generated traffic: one global revision, +1 per write that changes something. */
-export class EtcdStore {
-  revision: number;
-  private readonly kvs = new Map<string, StoredKv>();
-
-  constructor(initialRevision = 1) {
-    this.revision = initialRevision;
-  }
-
-  get(key: string): StoredKv | undefined {
-    return this.kvs.get(key);
-  }
-
-  /** Keys in [key, end) in byte order; a single key without end; every key >= key for end "\0". */
-  private keysIn(key: string, end: string | undefined): string[] {
-    if (end === undefined) return this.kvs.has(key) ? [key] : [];
-    const keys = [...this.kvs.keys()].filter((k) => k >= key && (end === '\0' || k < end));
-    return keys.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  }
-
-  private range(request: RangeRequest): RangeResponse {
-    const keys = this.keysIn(request.key, request.end);
-    const kvs: KeyValue[] = keys.map((key) => {
-      const kv = this.kvs.get(key)!;
-      return { key, value: kv.value, modRevision: kv.modRevision, createRevision: kv.createRevision, version: kv.version };
-    });
-    return { revision: this.revision, kvs, count: kvs.length };
-  }
-
-  private compare(c: Compare): boolean {
-    const kv = this.kvs.get(c.key);
-    let actual: string | number;
-    switch (c.target) {
-      case 'value':
-        // etcd: comparing the value of a missing key always fails.
-        if (!kv) return false;
-        actual = kv.value;
-        break;
-      case 'mod':
-        actual = kv?.modRevision ?? 0;
-        break;
-      case 'create':
-        actual = kv?.createRevision ?? 0;
-        break;
-      case 'version':
-        actual = kv?.version ?? 0;
-        break;
-      case 'lease':
-        actual = '0';
-        break;
-    }
-    const expected = c.value;
-    if (typeof actual !== typeof expected) return c.result === '!=';
-    switch (c.result) {
-      case '=':
-        return actual === expected;
-      case '!=':
-        return actual !== expected;
-      case '<':
-        return typeof actual === 'number' ? actual < (expected as number) : actual < (expected as string);
-      case '>':
-        return typeof actual === 'number' ? actual > (expected as number) : actual > (expected as string);
-    }
-  }
-
-  /** Applies a write at `revision` (the txn's shared new revision); returns whether it changed the store. */
-  private write(op: TxnOp, revision: number): { response: TxnOpResponse; changed: boolean } {
-    switch (op.type) {
-      case 'range':
-        return { response: this.range(op), changed: false };
-      case 'put': {
-        const old = this.kvs.get(op.key);
-        this.kvs.set(op.key, {
-          value: op.value,
-          createRevision: old ? old.createRevision : revision,
-          modRevision: revision,
-          version: old ? old.version + 1 : 1,
-        });
-        return { response: {}, changed: true };
-      }
-      case 'delete': {
-        const keys = this.keysIn(op.key, op.end);
-        for (const key of keys) this.kvs.delete(key);
-        return { response: { deleted: keys.length }, changed: keys.length > 0 };
-      }
-    }
-  }
-
-  apply(request: EtcdRequest): EtcdResponse {
-    switch (request.type) {
-      case 'range':
-        return this.range(request);
-      case 'put':
-      case 'delete': {
-        const { response, changed } = this.write(request, this.revision + 1);
-        if (changed) this.revision++;
-        return { ...response, revision: this.revision };
-      }
-      case 'txn': {
-        const succeeded = request.compare.every((c) => this.compare(c));
-        const next = this.revision + 1;
-        let changed = false;
-        const results: TxnOpResponse[] = [];
-        for (const op of succeeded ? request.success : request.failure) {
-          const r = this.write(op, next);
-          changed ||= r.changed;
-          // Inner range answers carry no header revision of their own (the txn's header has it).
-          if (op.type === 'range') delete (r.response as RangeResponse).revision;
-          results.push(r.response);
-        }
-        if (changed) this.revision = next;
-        return { revision: this.revision, succeeded, results };
-      }
-      case 'leaseGrant':
-      case 'leaseRevoke':
-      case 'compact':
-      case 'defragment':
-        throw new Error(`the bench store does not simulate ${request.type}`);
-    }
   }
 }
 
@@ -284,7 +143,7 @@ export interface SimulationOptions {
   operations: number;
   initialRevision?: number;
   /** Chooses the next request; sees the store as of now (a client's knowledge is roughly this fresh). */
-  nextRequest: (rng: Rng, store: EtcdStore) => EtcdRequest;
+  nextRequest: (rng: Rng, store: EtcdSimulator) => EtcdRequest;
   /** Return - call, in ns (>= 1). */
   latency: (rng: Rng) => number;
   /** Time between a client's return and its next call, in ns (>= 1). */
@@ -300,7 +159,7 @@ export interface SimulationOptions {
   /** Turns the store's full response into the recorded one (e.g. strips revisions). */
   record?: (response: EtcdResponse, request: EtcdRequest) => EtcdResponse;
   /** Called for every operation the store applies, at its linearization point, in order. */
-  onApply?: (lp: number, request: EtcdRequest, store: EtcdStore) => void;
+  onApply?: (lp: number, request: EtcdRequest, store: EtcdSimulator) => void;
 }
 
 export interface Emitted {
@@ -317,7 +176,7 @@ export const TIMEOUT_ERROR = 'context deadline exceeded';
  */
 export class Simulation {
   readonly rng: Rng;
-  readonly store: EtcdStore;
+  readonly store: EtcdSimulator;
   private readonly options: SimulationOptions;
   /** Normal operations and ghost effects, by linearization point. */
   private readonly lpHeap = new MinHeap<LpEvent>();
@@ -331,7 +190,7 @@ export class Simulation {
   constructor(options: SimulationOptions) {
     this.options = options;
     this.rng = new Rng(options.seed);
-    this.store = new EtcdStore(options.initialRevision ?? 1);
+    this.store = new EtcdSimulator(options.initialRevision ?? 1);
     this.nextClient = options.clients;
     for (let c = 0; c < options.clients; c++) this.schedule(c, 0);
   }

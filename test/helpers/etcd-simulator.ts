@@ -14,9 +14,18 @@ interface Entry {
 }
 
 export class EtcdSimulator {
-  revision = 1;
+  revision: number;
   private readonly store = new Map<string, Entry>();
   private readonly leases = new Set<string>();
+
+  constructor(initialRevision = 1) {
+    this.revision = initialRevision;
+  }
+
+  /** The key's current value and revisions, as a range would show it. */
+  get(key: string): KeyValue | undefined {
+    return this.store.has(key) ? this.kv(key, false) : undefined;
+  }
 
   private keysIn(key: string, end: string | undefined): string[] {
     return [...this.store.keys()]
