@@ -325,7 +325,7 @@ export class LinearizationEngine {
     const gone = new Set(retired.map((e) => e.index));
     this.openOptionalWrites = this.openOptionalWrites.filter((e) => !gone.has(e.index));
     this.openOptionalOther = this.openOptionalOther.filter((e) => !gone.has(e.index));
-    const set = new ConfigSet((op) => this.entries.get(op)?.optional ?? false, this.isDead);
+    const set = new ConfigSet(this.isOptional, this.isDead);
     for (const c of this.frontier) {
       const lin = c.lin.filter((op) => !gone.has(op));
       set.add(lin.length === c.lin.length ? c : { ...c, lin });

@@ -15,10 +15,10 @@
  * unobserved gets the placeholder value, as offline (patch.ts), so identical ones are interchangeable; if
  * its value is observed after all, the live verdict becomes inconclusive (never a false violation).
  */
-import type { ClusterMode, EtcdResponse, Operation, WatchResponse } from '../domain/index.ts';
+import type { ClusterMode, Operation, WatchResponse } from '../domain/index.ts';
 import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
 import { LinearizationEngine, roleOf } from './linearize.ts';
-import { anonymize, unobservedValue } from './patch.ts';
+import { anonymize, forEachObservedValue, forEachWatchedValue, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
 export interface LiveCheckerOptions {
@@ -103,7 +103,10 @@ export class LiveChecker {
     const index = this.next++;
     const role = roleOf(op);
     if (role === 'stale') this.staleReads++;
-    if (op.return !== null && op.response) this.observeResponse(op.response, op.return);
+    if (op.return !== null && op.response) {
+      const time = op.return;
+      forEachObservedValue(op.response, (value, revision) => this.observe(value, time, revision));
+    }
     if (op.request.type === 'txn') {
       for (const c of op.request.compare) {
         if (c.target !== 'value') continue;
@@ -134,10 +137,7 @@ export class LiveChecker {
 
   /** Adds a watch response: its events show which writes took effect (see the header). */
   pushWatchResponse(response: WatchResponse): void {
-    for (const e of response.events) {
-      if (e.type === 'put') this.observe(e.value, response.time, e.modRevision);
-      if (e.prevKV) this.observe(e.prevKV.value, response.time, e.prevKV.modRevision);
-    }
+    forEachWatchedValue(response, (value, revision) => this.observe(value, response.time, revision));
   }
 
   /** Settles everything before `watermark` (see the contract above). */
@@ -166,12 +166,6 @@ export class LiveChecker {
     this.engine.advance(limit);
   }
 
-  private observeResponse(response: EtcdResponse, time: number): void {
-    const r = response as { kvs?: { value?: string; modRevision?: number }[]; results?: { kvs?: { value?: string; modRevision?: number }[] }[] };
-    for (const kv of r.kvs ?? []) this.observe(kv.value, time, kv.modRevision);
-    for (const res of r.results ?? []) for (const kv of res.kvs ?? []) this.observe(kv.value, time, kv.modRevision);
-  }
-
   private observe(value: string | undefined, time: number, revision: number | undefined): void {
     if (value === undefined) return;
     if (this.anonymized.has(value) && value !== unobservedValue) {
@@ -198,14 +192,10 @@ export class LiveChecker {
   }
 
   /** The write took effect before `seen.time`, at `seen.revision` (the same patch as patch.ts). */
-  private addResolved(index: number, op: Operation, seen: { time: number; revision: number | undefined }, value: string): void {
+  private addResolved(index: number, op: Operation, seen: Observation, value: string): void {
     this.resolved++;
-    const revision = seen.revision !== undefined ? { revision: seen.revision } : {};
-    // A txn took the branch that holds the observed put.
-    const succeeded = op.request.type === 'txn' ? { succeeded: op.request.success.some((o) => o.type === 'put' && o.value === value) } : {};
-    const patched: Operation = { ...op, return: seen.time, response: { ...succeeded, ...revision } };
     this.pushedAt.set(index, performance.now());
-    this.engine.add(index, patched, 'linearize');
+    this.engine.add(index, resolvedOperation(op, seen, value), 'linearize');
   }
 
   /** No operation pushed from now on was called before the watermark, so older observations are useless. */
@@ -259,10 +249,3 @@ export class LiveChecker {
   }
 }
 
-/** The values a write puts (puts and the puts of both txn branches). */
-function writtenValues(op: Operation): string[] {
-  const { request } = op;
-  if (request.type === 'put') return [request.value];
-  if (request.type !== 'txn') return [];
-  return [...request.success, ...request.failure].flatMap((o) => (o.type === 'put' ? [o.value] : []));
-}

@@ -11,7 +11,7 @@
  *
  * Values that several requests write are left alone: their observations prove nothing about one of them.
  */
-import type { EtcdResponse, History, Operation, TxnOp } from '../domain/index.ts';
+import type { EtcdResponse, History, Operation, TxnOp, WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
 import { inWatchRange } from './watch.ts';
 
@@ -32,25 +32,19 @@ export interface PatchResult {
   neverApplied: number;
 }
 
-interface Observation {
+export interface Observation {
   time: number;
   revision: number | undefined;
 }
 
-interface Written {
-  count: number;
-  /** The branch the put is in, for txns. */
-  branch: 'success' | 'failure' | undefined;
-}
+type PutOp = TxnOp & { type: 'put' };
 
-function putsOf(op: Operation): { put: TxnOp & { type: 'put' }; branch: Written['branch'] }[] {
+/** The puts a write makes: a put itself, or the puts of both txn branches. */
+function putsOf(op: Operation): PutOp[] {
   const { request } = op;
-  if (request.type === 'put') return [{ put: request, branch: undefined }];
+  if (request.type === 'put') return [request];
   if (request.type !== 'txn') return [];
-  const out: { put: TxnOp & { type: 'put' }; branch: Written['branch'] }[] = [];
-  for (const p of request.success) if (p.type === 'put') out.push({ put: p, branch: 'success' });
-  for (const p of request.failure) if (p.type === 'put') out.push({ put: p, branch: 'failure' });
-  return out;
+  return [...request.success, ...request.failure].filter((o): o is PutOp => o.type === 'put');
 }
 
 function observe(seen: Map<string, Observation>, value: string | undefined, time: number, revision: number | undefined): void {
@@ -60,21 +54,49 @@ function observe(seen: Map<string, Observation>, value: string | undefined, time
   else if (prior.revision === undefined && revision !== undefined) prior.revision = revision;
 }
 
+/** A value a response or watch event shows, with the revision it shows it at. */
+export type ObservationVisitor = (value: string | undefined, revision: number | undefined) => void;
+
+/** Calls visit for every value an operation's response shows (kvs, and kvs inside txn results). */
+export function forEachObservedValue(response: EtcdResponse, visit: ObservationVisitor): void {
+  const r = response as { kvs?: { value?: string; modRevision?: number }[]; results?: { kvs?: { value?: string; modRevision?: number }[] }[] };
+  for (const kv of r.kvs ?? []) visit(kv.value, kv.modRevision);
+  for (const res of r.results ?? []) for (const kv of res.kvs ?? []) visit(kv.value, kv.modRevision);
+}
+
+/** Calls visit for every value a watch response shows (put events and previous values). */
+export function forEachWatchedValue(response: WatchResponse, visit: ObservationVisitor): void {
+  for (const event of response.events) {
+    if (event.type === 'put') visit(event.value, event.modRevision);
+    if (event.prevKV) visit(event.prevKV.value, event.prevKV.modRevision);
+  }
+}
+
+/** The values a write puts: a put's, and those of the puts in both txn branches. */
+export function writtenValues(op: Operation): string[] {
+  return putsOf(op).map((put) => put.value);
+}
+
+/**
+ * The unknown-outcome write `op` resolved by an observation of `value`: it took effect before the
+ * observation returned, at the revision it showed; a txn took the branch that holds that put.
+ */
+export function resolvedOperation(op: Operation, at: Observation, value: string): Operation {
+  const revision = at.revision !== undefined ? { revision: at.revision } : {};
+  const response: EtcdResponse =
+    op.request.type === 'txn' ? { succeeded: op.request.success.some((o) => o.type === 'put' && o.value === value), ...revision } : revision;
+  return { ...op, return: at.time, response };
+}
+
 function collectObservations(history: History): Map<string, Observation> {
   const seen = new Map<string, Observation>();
   for (const op of history.operations) {
     if (op.return === null || !op.response || roleOf(op) === 'skip') continue;
-    const response = op.response as { kvs?: { value?: string; modRevision?: number }[]; results?: { kvs?: { value?: string; modRevision?: number }[] }[] };
-    for (const kv of response.kvs ?? []) observe(seen, kv.value, op.return, kv.modRevision);
-    for (const r of response.results ?? []) for (const kv of r.kvs ?? []) observe(seen, kv.value, op.return, kv.modRevision);
+    const time = op.return;
+    forEachObservedValue(op.response, (value, revision) => observe(seen, value, time, revision));
   }
   for (const stream of history.watches) {
-    for (const response of stream.responses) {
-      for (const event of response.events) {
-        if (event.type === 'put') observe(seen, event.value, response.time, event.modRevision);
-        if (event.prevKV) observe(seen, event.prevKV.value, response.time, event.prevKV.modRevision);
-      }
-    }
+    for (const response of stream.responses) forEachWatchedValue(response, (value, revision) => observe(seen, value, response.time, revision));
   }
   return seen;
 }
@@ -108,14 +130,10 @@ function completeWatchCovers(history: History): (key: string) => boolean {
 }
 
 export function patchHistory(history: History): PatchResult {
-  const writers = new Map<string, Written>();
-  for (const op of history.operations) {
-    for (const { put, branch } of putsOf(op)) {
-      const w = writers.get(put.value);
-      if (w) w.count++;
-      else writers.set(put.value, { count: 1, branch });
-    }
-  }
+  // How many requests write each value: only a value written once identifies its writer.
+  const writers = new Map<string, number>();
+  for (const op of history.operations) for (const value of writtenValues(op)) writers.set(value, (writers.get(value) ?? 0) + 1);
+  const unique = (value: string): boolean => writers.get(value) === 1;
   const seen = collectObservations(history);
   const covered = completeWatchCovers(history);
   const compared = new Set<string>();
@@ -123,26 +141,22 @@ export function patchHistory(history: History): PatchResult {
     if (op.request.type !== 'txn') continue;
     for (const c of op.request.compare) if (c.target === 'value') compared.add(String(c.value));
   }
-  const unmentioned = (value: string): boolean => writers.get(value)?.count === 1 && !seen.has(value) && !compared.has(value);
+  const unmentioned = (value: string): boolean => unique(value) && !seen.has(value) && !compared.has(value);
   let observed = 0;
   let neverApplied = 0;
   let anonymized = 0;
   const operations = history.operations.map((op) => {
     if (roleOf(op) !== 'optional') return op;
-    const puts = putsOf(op).filter(({ put }) => writers.get(put.value)?.count === 1);
-    const hit = puts.map((p) => ({ ...p, at: seen.get(p.put.value) })).find((p) => p.at !== undefined && p.at.time >= op.call);
-    if (hit?.at) {
-      const response: EtcdResponse =
-        op.request.type === 'txn'
-          ? { succeeded: hit.branch === 'success', ...(hit.at.revision !== undefined ? { revision: hit.at.revision } : {}) }
-          : hit.at.revision !== undefined
-            ? { revision: hit.at.revision }
-            : {};
-      observed++;
-      return { ...op, return: hit.at.time, response };
+    const values = writtenValues(op).filter(unique);
+    for (const value of values) {
+      const at = seen.get(value);
+      if (at && at.time >= op.call) {
+        observed++;
+        return resolvedOperation(op, at, value);
+      }
     }
     // A plain put the complete watch never delivered did not happen.
-    if (op.request.type === 'put' && puts.length === 1 && !seen.has(op.request.value) && covered(op.request.key)) {
+    if (op.request.type === 'put' && values.length === 1 && !seen.has(op.request.value) && covered(op.request.key)) {
       neverApplied++;
       return { ...op, return: op.call, response: { error: 'never applied: a complete watch never delivered its value' } };
     }

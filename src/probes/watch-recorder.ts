@@ -3,30 +3,21 @@
  * format's watch lines, so its guarantees can be checked and its events can resolve unknown writes.
  */
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
-import { prefixEnd, type KeyValue, type WatchEvent, type WatchResponse, type WatchStream } from '../domain/index.ts';
+import { prefixEnd, type WatchEvent, type WatchResponse, type WatchStream } from '../domain/index.ts';
+import { kvFromWire } from './etcd-wire.ts';
 import type { Clock } from './recorder.ts';
 import { monotonicNs } from './recorder.ts';
 
-function kv(raw: IKeyValue): KeyValue {
-  return {
-    key: raw.key.toString('utf8'),
-    value: raw.value.toString('utf8'),
-    modRevision: Number(raw.mod_revision),
-    createRevision: Number(raw.create_revision),
-    version: Number(raw.version),
-  };
-}
-
 export function watchEventsFromWire(response: IWatchResponse): WatchEvent[] {
   return response.events.map((e) => {
-    const current = kv(e.kv);
+    const current = kvFromWire(e.kv, false);
     const event: WatchEvent =
       e.type === 'Put'
         ? { type: 'put', key: current.key, value: current.value!, modRevision: current.modRevision!, createRevision: current.createRevision!, version: current.version!, isCreate: current.createRevision === current.modRevision }
         : { type: 'delete', key: current.key, modRevision: current.modRevision! };
     // Typed as always present, but absent at run time when the key did not exist before.
     const previous = e.prev_kv as IKeyValue | null | undefined;
-    if (previous) event.prevKV = kv(previous);
+    if (previous) event.prevKV = kvFromWire(previous, false);
     return event;
   });
 }
