@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { CheckUsageError, exitCodes, runCheck } from './commands/check.ts';
-import { runLocalSmoke } from './local/smoke.ts';
 import { packageVersion } from './version.ts';
 
 const usage = `etcd-robustness ${packageVersion}: prove an etcd cluster correct under faults.
@@ -46,6 +45,8 @@ async function runCommand(argv: string[]): Promise<number> {
   if (!values.local) throw new UsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
   const members = Number(values.members);
   if (![1, 3, 5].includes(members)) throw new UsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
+  // Loaded on demand: the etcd client and gRPC stack are not needed by check, --help or --version.
+  const { runLocalSmoke } = await import('./local/smoke.ts');
   const report = await runLocalSmoke({ members });
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   return report.ok ? 0 : 1;
