@@ -1,3 +1,4 @@
 // The domain types shared by probes, checker, faults and controller.
 export * from './etcd.ts';
 export * from './history.ts';
+export * from './run-spec.ts';
