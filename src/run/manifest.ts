@@ -1,0 +1,638 @@
+/**
+ * Reads a RobustnessRun manifest (docs/robustnessrun.md) into the typed spec of src/domain/run-spec.ts,
+ * filling defaults. This is the boundary where YAML becomes domain types, so it is strict: unknown fields,
+ * wrong types and out-of-range values are rejected, and every problem found is reported at once as
+ * `FILE:LINE:COLUMN: PATH: problem` so a user can fix a manifest in one pass instead of one error per run.
+ */
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import type { Document, Node, YAMLError, YAMLMap } from 'yaml';
+import { parseDuration } from '../duration.ts';
+import type { ClusterMode } from '../domain/history.ts';
+import {
+  etcdOperationKinds,
+  kubernetesOperationKinds,
+  profileNames,
+  robustnessApiVersion,
+} from '../domain/run-spec.ts';
+import type {
+  ChecksSpec,
+  OperationKind,
+  ProfileName,
+  RobustnessRun,
+  RobustnessRunSpec,
+  SelfTestSpec,
+  TrafficSpec,
+  WatchSpec,
+} from '../domain/run-spec.ts';
+
+export interface ManifestIssue {
+  file: string | undefined;
+  /** 1-based; undefined only for runs that were not read from text (defaultRobustnessRun). */
+  line: number | undefined;
+  column: number | undefined;
+  /** Dotted path of the field, e.g. `spec.traffic.qps.target`; empty for YAML syntax errors. */
+  path: string;
+  problem: string;
+}
+
+export function formatManifestIssue(issue: ManifestIssue): string {
+  const location = [issue.file, issue.line, issue.column].filter((part) => part !== undefined).join(':');
+  return [location, issue.path, issue.problem].filter((part) => part !== '').join(': ');
+}
+
+/**
+ * Every problem of a manifest, one per line of the message. `file`, `line`, `column`, `path` and
+ * `problem` describe the first one (in document order) for callers that only show one.
+ */
+export class ManifestError extends Error {
+  override name = 'ManifestError';
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly column: number | undefined;
+  readonly path: string;
+  readonly problem: string;
+  readonly issues: readonly ManifestIssue[];
+  constructor(issues: readonly [ManifestIssue, ...ManifestIssue[]]) {
+    super(issues.map(formatManifestIssue).join('\n'));
+    const first = issues[0];
+    this.file = first.file;
+    this.line = first.line;
+    this.column = first.column;
+    this.path = first.path;
+    this.problem = first.problem;
+    this.issues = issues;
+  }
+}
+
+export interface ManifestOptions {
+  file?: string;
+  /** Mode of a manifest that does not say: shared unless the caller created the cluster itself. */
+  defaultMode: ClusterMode;
+}
+
+const clusterModes: readonly ClusterMode[] = ['exclusive', 'shared'];
+const maxSeed = 2 ** 31 - 1;
+
+// ---------------------------------------------------------------------------------------------------
+// Reading YAML nodes with their positions
+
+interface Context {
+  doc: Document | undefined;
+  lines: LineCounter | undefined;
+  file: string | undefined;
+  issues: ManifestIssue[];
+}
+
+/** One `name: value` of a mapping; `value` is null for a key written without one (`? name`). */
+interface Entry {
+  path: string;
+  key: Node | undefined;
+  value: Node | null;
+}
+
+/** A mapping of the manifest whose unknown fields have already been reported. */
+interface Section {
+  path: string;
+  /** Where a missing field of this section is reported: its key in the parent, or the mapping itself. */
+  at: Node | undefined;
+  present: boolean;
+  entries: ReadonlyMap<string, Entry>;
+}
+
+function join(path: string, name: string): string {
+  return path === '' ? name : `${path}.${name}`;
+}
+
+function emptySection(path: string, at: Node | undefined): Section {
+  return { path, at, present: false, entries: new Map() };
+}
+
+/** `node` undefined means the start of the text: an empty manifest still has a line to point at. */
+function report(ctx: Context, node: Node | undefined, path: string, problem: string): void {
+  const offset = node === undefined ? 0 : node.range?.[0];
+  const pos = offset === undefined || ctx.lines === undefined ? undefined : ctx.lines.linePos(offset);
+  ctx.issues.push({ file: ctx.file, line: pos?.line, column: pos?.col, path, problem });
+}
+
+function resolve(ctx: Context, node: Node | null): Node | null {
+  if (node === null || !isAlias(node)) return node;
+  return (ctx.doc === undefined ? undefined : node.resolve(ctx.doc)) ?? null;
+}
+
+function isNull(node: Node | null): boolean {
+  return node === null || (isScalar(node) && node.value === null);
+}
+
+/** An entry that is absent or written as `null`/empty, which Kubernetes also treats as unset. */
+function isAbsent(ctx: Context, entry: Entry | undefined): boolean {
+  return entry === undefined || isNull(resolve(ctx, entry.value));
+}
+
+/** Stand-in for a mapping or list where a scalar was expected, so messages can say what was found. */
+class Collection {
+  readonly kind: string;
+  constructor(kind: string) {
+    this.kind = kind;
+  }
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Collection) return value.kind;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return `a value of type ${typeof value}`;
+}
+
+function scalarOf(ctx: Context, node: Node | null): unknown {
+  const resolved = resolve(ctx, node);
+  if (isMap(resolved)) return new Collection('a mapping');
+  if (isSeq(resolved)) return new Collection('a list');
+  return isScalar(resolved) ? resolved.value : null;
+}
+
+function closest(name: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of candidates) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+function unknownField(name: string, allowed: readonly string[]): string {
+  const guess = closest(name, allowed);
+  if (guess !== undefined) return `unknown field, did you mean "${guess}"?`;
+  return allowed.length === 0 ? 'unknown field (this section has no fields)' : `unknown field (allowed: ${allowed.join(', ')})`;
+}
+
+interface SectionRules {
+  /** 'any' for mappings whose keys are data (labels). */
+  allowed: readonly string[] | 'any';
+  /** Fields a later version will accept: a clearer message than "unknown field". */
+  reserved?: readonly string[];
+  /** Replaces the "unknown field" message, for sections whose keys are data (weights). */
+  unknown?: (name: string) => string;
+}
+
+function collectEntries(ctx: Context, map: YAMLMap, path: string, rules: SectionRules): Map<string, Entry> {
+  const entries = new Map<string, Entry>();
+  for (const pair of map.items) {
+    const key = pair.key as Node | null;
+    const value = pair.value as Node | null;
+    const name = scalarOf(ctx, key);
+    const keyNode = key ?? undefined;
+    if (typeof name !== 'string') {
+      report(ctx, keyNode ?? value ?? undefined, path, `field names must be strings, got ${describe(name)}`);
+      continue;
+    }
+    const fieldPath = join(path, name);
+    const allowed = rules.allowed;
+    if (rules.reserved?.includes(name) === true) {
+      report(ctx, keyNode, fieldPath, 'not supported by this version yet');
+    } else if (allowed !== 'any' && !allowed.includes(name)) {
+      report(ctx, keyNode, fieldPath, rules.unknown === undefined ? unknownField(name, allowed) : rules.unknown(name));
+    } else {
+      entries.set(name, { path: fieldPath, key: keyNode, value });
+    }
+  }
+  return entries;
+}
+
+/** Reads an optional mapping; a wrong type is reported and read as an empty section so defaults apply. */
+function section(ctx: Context, entry: Entry | undefined, path: string, at: Node | undefined, rules: SectionRules): Section {
+  if (entry === undefined || isAbsent(ctx, entry)) return emptySection(path, entry?.key ?? at);
+  const map = resolve(ctx, entry.value);
+  if (map === null || !isMap(map)) {
+    report(ctx, entry.value ?? entry.key, path, `must be a mapping, got ${describe(scalarOf(ctx, entry.value))}`);
+    return emptySection(path, entry.key);
+  }
+  return { path, at: entry.key ?? map, present: true, entries: collectEntries(ctx, map, path, rules) };
+}
+
+function child(ctx: Context, parent: Section, name: string, rules: SectionRules): Section {
+  return section(ctx, parent.entries.get(name), join(parent.path, name), parent.at, rules);
+}
+
+function requireSection(ctx: Context, parent: Section, name: string, rules: SectionRules): Section {
+  const result = child(ctx, parent, name, rules);
+  const entry = parent.entries.get(name);
+  if (!result.present && isAbsent(ctx, entry)) report(ctx, entry?.key ?? parent.at, result.path, 'is required');
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rules for scalar fields: each returns the value or a Reject saying what was expected
+
+class Reject {
+  readonly problem: string;
+  constructor(problem: string) {
+    this.problem = problem;
+  }
+}
+
+type Rule<T> = (value: unknown) => T | Reject;
+
+function expected(what: string, value: unknown, hint = ''): Reject {
+  return new Reject(`must be ${what}, got ${describe(value)}${hint}`);
+}
+
+/** Quoted numbers are a type error, as in the CRD's schema: accepting them here would let a manifest pass locally and fail on kubectl apply. */
+function quotedNumberHint(value: unknown): string {
+  return typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value)) ? ' (write the number without quotes)' : '';
+}
+
+function numberRule(what: string, accept: (n: number) => boolean): Rule<number> {
+  return (value) =>
+    typeof value === 'number' && Number.isFinite(value) && accept(value) ? value : expected(what, value, quotedNumberHint(value));
+}
+
+function integerIn(min: number, max: number): Rule<number> {
+  return numberRule(`an integer between ${min} and ${max}`, (n) => Number.isInteger(n) && n >= min && n <= max);
+}
+
+const booleanRule: Rule<boolean> = (value) => (typeof value === 'boolean' ? value : expected('true or false', value));
+
+function oneOf<T extends string>(allowed: readonly T[]): Rule<T> {
+  return (value) =>
+    typeof value === 'string' && (allowed as readonly string[]).includes(value)
+      ? (value as T)
+      : expected(`one of ${allowed.join(', ')}`, value);
+}
+
+function stringRule(what: string, accept: (s: string) => boolean): Rule<string> {
+  return (value) => (typeof value === 'string' && accept(value) ? value : expected(what, value));
+}
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+const nameRule = stringRule(
+  'a name of lowercase letters, digits, "-" and "." (starting and ending with a letter or digit, at most 253 characters)',
+  (s) => s.length <= 253 && dnsSubdomain.test(s),
+);
+const namespaceRule = stringRule(
+  'a namespace name of lowercase letters, digits and "-" (at most 63 characters)',
+  (s) => s.length <= 63 && dnsLabel.test(s),
+);
+
+/** Renders milliseconds the way users write them, for messages about bounds. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0) parts.push(`${rest}ms`);
+  return parts.join('');
+}
+
+function durationRule(min: number, max = Number.MAX_SAFE_INTEGER, bounds?: string): Rule<number> {
+  const range = bounds ?? (max === Number.MAX_SAFE_INTEGER ? `at least ${formatDuration(min)}` : `between ${formatDuration(min)} and ${formatDuration(max)}`);
+  return (value) => {
+    // A bare number has no unit; guessing seconds or milliseconds would silently be wrong for someone.
+    if (typeof value !== 'string') return expected(`a duration string such as "30s"`, value, typeof value === 'number' ? ` (write e.g. "${value}s")` : '');
+    let ms: number;
+    try {
+      ms = parseDuration(value);
+    } catch {
+      return expected('a duration such as 500ms, 30s, 2m or 1h30m', value);
+    }
+    if (!Number.isSafeInteger(ms)) return expected('a whole number of milliseconds', value);
+    return ms >= min && ms <= max ? ms : expected(`a duration ${range}`, value);
+  };
+}
+
+function read<T>(ctx: Context, entry: Entry | undefined, rule: Rule<T>): T | undefined {
+  if (entry === undefined || isAbsent(ctx, entry)) return undefined;
+  const result = rule(scalarOf(ctx, entry.value));
+  if (!(result instanceof Reject)) return result;
+  report(ctx, entry.value ?? entry.key, entry.path, result.problem);
+  return undefined;
+}
+
+function readRequired<T>(ctx: Context, parent: Section, name: string, rule: Rule<T>): T | undefined {
+  const entry = parent.entries.get(name);
+  if (parent.present && isAbsent(ctx, entry)) report(ctx, entry?.key ?? parent.at, join(parent.path, name), 'is required');
+  return read(ctx, entry, rule);
+}
+
+function field<T>(ctx: Context, s: Section, name: string, rule: Rule<T>): T | undefined {
+  return read(ctx, s.entries.get(name), rule);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The manifest, section by section
+
+const rootFields = ['apiVersion', 'kind', 'metadata', 'spec'] as const;
+const metadataFields = ['name', 'namespace', 'labels', 'annotations'] as const;
+const specFields = [
+  'clusterRef',
+  'duration',
+  'timeout',
+  'mode',
+  'prefix',
+  'seed',
+  'traffic',
+  'watch',
+  'checks',
+  'abortOnViolation',
+  'selfTest',
+] as const;
+const reservedSpecFields = ['faults', 'schedule'] as const;
+const trafficFields = [
+  'profile',
+  'weights',
+  'keys',
+  'valueSize',
+  'qps',
+  'clients',
+  'requestTimeout',
+  'compaction',
+  'defragment',
+] as const;
+
+function readMetadata(ctx: Context, s: Section): RobustnessRun['metadata'] {
+  // The empty name never escapes: a missing or invalid name is an issue, so parsing throws.
+  const name = readRequired(ctx, s, 'name', nameRule) ?? '';
+  const namespace = field(ctx, s, 'namespace', namespaceRule);
+  // Labels and annotations are accepted so a manifest written for kubectl works here too; a run has no use for them.
+  for (const name of ['labels', 'annotations']) {
+    const map = child(ctx, s, name, { allowed: 'any' });
+    for (const entry of map.entries.values()) read(ctx, entry, stringRule('a string', () => true));
+  }
+  return namespace === undefined ? { name } : { name, namespace };
+}
+
+function readClusterRef(ctx: Context, spec: Section): RobustnessRunSpec['clusterRef'] {
+  const s = child(ctx, spec, 'clusterRef', { allowed: ['name', 'namespace'] });
+  if (!s.present) return undefined;
+  const name = readRequired(ctx, s, 'name', nameRule) ?? '';
+  const namespace = field(ctx, s, 'namespace', namespaceRule);
+  return namespace === undefined ? { name } : { name, namespace };
+}
+
+const prefixRule = stringRule('a key prefix that starts and ends with "/" and is not "/" alone', (s) => s.length > 1 && s.startsWith('/') && s.endsWith('/'));
+
+function kindsOf(profile: ProfileName): readonly OperationKind[] {
+  return profile === 'etcd' ? etcdOperationKinds : kubernetesOperationKinds;
+}
+
+function otherProfile(profile: ProfileName): ProfileName {
+  return profile === 'etcd' ? 'kubernetes' : 'etcd';
+}
+
+function isOperationKind(name: string, kinds: readonly OperationKind[]): name is OperationKind {
+  return (kinds as readonly string[]).includes(name);
+}
+
+/** `profile` is undefined when it was itself invalid: kinds cannot be judged then, only the numbers. */
+function readWeights(ctx: Context, traffic: Section, profile: ProfileName | undefined): TrafficSpec['weights'] {
+  const kinds = profile === undefined ? [...etcdOperationKinds, ...kubernetesOperationKinds] : kindsOf(profile);
+  const unknown = (name: string): string => {
+    const list = profile === undefined ? `allowed: ${kinds.join(', ')}` : `allowed for the ${profile} profile: ${kinds.join(', ')}`;
+    if (profile !== undefined && isOperationKind(name, kindsOf(otherProfile(profile)))) {
+      return `"${name}" is an operation of the ${otherProfile(profile)} profile, not ${profile} (${list})`;
+    }
+    return `unknown operation kind (${list})`;
+  };
+  const s = child(ctx, traffic, 'weights', { allowed: kinds, unknown });
+  const weights: Partial<Record<OperationKind, number>> = {};
+  for (const [name, entry] of s.entries) {
+    const weight = read(ctx, entry, numberRule('a number >= 0', (n) => n >= 0));
+    if (weight !== undefined && isOperationKind(name, kinds)) weights[name] = weight;
+  }
+  const named = Object.keys(weights).length;
+  if (profile !== undefined && named === kinds.length && Object.values(weights).every((w) => w === 0)) {
+    report(ctx, s.at, s.path, 'every operation kind has weight 0: at least one must be positive');
+  }
+  return weights;
+}
+
+function readQps(ctx: Context, traffic: Section, mode: ClusterMode): TrafficSpec['qps'] {
+  const s = child(ctx, traffic, 'qps', { allowed: ['target', 'burst', 'min'] });
+  const given = field(ctx, s, 'target', numberRule('a positive number', (n) => n > 0));
+  // Probing a production cluster must be gentle unless the user asks for more.
+  const target = given ?? (mode === 'exclusive' ? 200 : 10);
+  const targetValid = given !== undefined || isAbsent(ctx, s.entries.get('target'));
+  const burst = field(ctx, s, 'burst', numberRule('a number >= 1', (n) => n >= 1)) ?? Math.max(1, target);
+  const minRule = targetValid
+    ? numberRule(`a number between 0 and qps.target (${target})`, (n) => n >= 0 && n <= target)
+    : numberRule('a number >= 0', (n) => n >= 0);
+  const min = field(ctx, s, 'min', minRule) ?? Math.floor(target / 2);
+  return { target, burst, min };
+}
+
+function readClients(ctx: Context, traffic: Section): TrafficSpec['clients'] {
+  const s = child(ctx, traffic, 'clients', { allowed: ['perMember', 'spread'] });
+  const perMember = field(ctx, s, 'perMember', integerIn(0, 64));
+  const spread = field(ctx, s, 'spread', integerIn(0, 64));
+  const valid = (name: string, value: number | undefined): boolean => value !== undefined || isAbsent(ctx, s.entries.get(name));
+  const clients = { perMember: perMember ?? 2, spread: spread ?? 2 };
+  if (valid('perMember', perMember) && valid('spread', spread) && clients.perMember + clients.spread < 1) {
+    report(ctx, s.at, s.path, 'perMember + spread must be at least 1: a run without clients records nothing');
+  }
+  return clients;
+}
+
+interface MaintenanceDefaults {
+  enabled: boolean;
+  intervalMs: number;
+  /** Why the operation must not run against a shared cluster without consent. */
+  sharedRisk: string;
+}
+
+function readMaintenance(ctx: Context, traffic: Section, name: string, mode: ClusterMode, defaults: MaintenanceDefaults): TrafficSpec['compaction'] {
+  const s = child(ctx, traffic, name, { allowed: ['enabled', 'interval', 'allowShared'] });
+  const enabled = field(ctx, s, 'enabled', booleanRule);
+  const intervalMs = field(ctx, s, 'interval', durationRule(100)) ?? defaults.intervalMs;
+  const allowShared = field(ctx, s, 'allowShared', booleanRule) ?? false;
+  const permitted = mode === 'exclusive' || allowShared;
+  if (enabled === true && !permitted) {
+    const entry = s.entries.get('enabled');
+    report(ctx, entry?.value ?? undefined, `${s.path}.enabled`, `${defaults.sharedRisk}; set allowShared: true to allow it`);
+  }
+  // A profile default never turns on something that touches other clients of a shared cluster.
+  return { enabled: enabled ?? (defaults.enabled && permitted), intervalMs, allowShared };
+}
+
+function readTraffic(ctx: Context, spec: Section, mode: ClusterMode): TrafficSpec {
+  const s = child(ctx, spec, 'traffic', { allowed: trafficFields });
+  const profileEntry = s.entries.get('profile');
+  const givenProfile = field(ctx, s, 'profile', oneOf(profileNames));
+  const profileValid = givenProfile !== undefined || isAbsent(ctx, profileEntry);
+  const profile = givenProfile ?? 'etcd';
+  return {
+    profile,
+    weights: readWeights(ctx, s, profileValid ? profile : undefined),
+    keys: field(ctx, s, 'keys', integerIn(1, 100_000)) ?? (profile === 'kubernetes' ? 50 : 10),
+    valueSize: field(ctx, s, 'valueSize', integerIn(8, 1_048_576)) ?? 32,
+    qps: readQps(ctx, s, mode),
+    clients: readClients(ctx, s),
+    requestTimeoutMs: field(ctx, s, 'requestTimeout', durationRule(10, 60_000)) ?? 500,
+    compaction: readMaintenance(ctx, s, 'compaction', mode, {
+      enabled: profile === 'kubernetes',
+      intervalMs: 10_000,
+      sharedRisk: 'compaction rewrites history for every client of a shared cluster',
+    }),
+    defragment: readMaintenance(ctx, s, 'defragment', mode, {
+      enabled: false,
+      intervalMs: 30_000,
+      sharedRisk: 'defragmentation stalls every client of a member of a shared cluster while it runs',
+    }),
+  };
+}
+
+function readWatch(ctx: Context, spec: Section): WatchSpec {
+  const s = child(ctx, spec, 'watch', { allowed: ['enabled', 'progressNotify', 'progressInterval', 'perMember'] });
+  return {
+    enabled: field(ctx, s, 'enabled', booleanRule) ?? true,
+    progressNotify: field(ctx, s, 'progressNotify', booleanRule) ?? true,
+    progressIntervalMs: field(ctx, s, 'progressInterval', durationRule(100)) ?? 1000,
+    perMember: field(ctx, s, 'perMember', booleanRule) ?? true,
+  };
+}
+
+function readChecks(ctx: Context, spec: Section): ChecksSpec {
+  const s = child(ctx, spec, 'checks', { allowed: ['linearizability', 'watch'] });
+  const linearizability = field(ctx, s, 'linearizability', booleanRule);
+  const watch = field(ctx, s, 'watch', booleanRule);
+  if (linearizability === false && watch === false) {
+    report(ctx, s.at, s.path, 'at least one of linearizability and watch must be true: a run that checks nothing proves nothing');
+  }
+  return { linearizability: linearizability ?? true, watch: watch ?? true };
+}
+
+function readSelfTest(ctx: Context, spec: Section): SelfTestSpec | undefined {
+  const s = child(ctx, spec, 'selfTest', { allowed: ['staleReads'] });
+  const entry = s.entries.get('staleReads');
+  if (entry === undefined) return undefined;
+  // `staleReads:` alone reads as null, which would silently mean "off" to Kubernetes.
+  if (isAbsent(ctx, entry)) {
+    report(ctx, entry.key, entry.path, 'write staleReads: {} to enable the stale-reads self-test (an empty value means unset)');
+    return undefined;
+  }
+  const stale = section(ctx, entry, entry.path, s.at, { allowed: ['member'] });
+  if (!stale.present) return undefined;
+  const member = field(ctx, stale, 'member', stringRule('a member name', (m) => m !== ''));
+  return { staleReads: member === undefined ? {} : { member } };
+}
+
+function randomSeed(): number {
+  return Math.floor(Math.random() * (maxSeed + 1));
+}
+
+function readSpec(ctx: Context, s: Section, defaultMode: ClusterMode): RobustnessRunSpec {
+  const clusterRef = readClusterRef(ctx, s);
+  const givenDuration = field(ctx, s, 'duration', durationRule(1));
+  const durationValid = givenDuration !== undefined || isAbsent(ctx, s.entries.get('duration'));
+  const durationMs = givenDuration ?? 60_000;
+  const timeoutRule = durationValid ? durationRule(durationMs + 1, undefined, `longer than spec.duration (${formatDuration(durationMs)})`) : durationRule(1);
+  const timeoutMs = field(ctx, s, 'timeout', timeoutRule) ?? durationMs + 5 * 60_000;
+  const mode = field(ctx, s, 'mode', oneOf(clusterModes)) ?? defaultMode;
+  const prefix = field(ctx, s, 'prefix', prefixRule);
+  const seed = field(ctx, s, 'seed', integerIn(0, maxSeed)) ?? randomSeed();
+  const traffic = readTraffic(ctx, s, mode);
+  const watch = readWatch(ctx, s);
+  const checks = readChecks(ctx, s);
+  const abortOnViolation = field(ctx, s, 'abortOnViolation', booleanRule) ?? false;
+  const selfTest = readSelfTest(ctx, s);
+  return {
+    ...(clusterRef === undefined ? {} : { clusterRef }),
+    durationMs,
+    timeoutMs,
+    mode,
+    ...(prefix === undefined ? {} : { prefix }),
+    seed,
+    traffic,
+    watch,
+    checks,
+    abortOnViolation,
+    ...(selfTest === undefined ? {} : { selfTest }),
+  };
+}
+
+function readRoot(ctx: Context, root: Node | null, defaultMode: ClusterMode): RobustnessRun | undefined {
+  const map = resolve(ctx, root);
+  if (map === null || !isMap(map)) {
+    const found = isNull(map) ? 'an empty document' : describe(scalarOf(ctx, map));
+    report(ctx, root ?? undefined, '', `a RobustnessRun manifest must be a mapping with apiVersion, kind, metadata and spec, got ${found}`);
+    return undefined;
+  }
+  const rootSection: Section = { path: '', at: root ?? undefined, present: true, entries: collectEntries(ctx, map, '', { allowed: rootFields }) };
+  readRequired(ctx, rootSection, 'apiVersion', stringRule(`"${robustnessApiVersion}"`, (v) => v === robustnessApiVersion));
+  readRequired(ctx, rootSection, 'kind', stringRule('"RobustnessRun"', (v) => v === 'RobustnessRun'));
+  const metadata = readMetadata(ctx, requireSection(ctx, rootSection, 'metadata', { allowed: metadataFields }));
+  const spec = readSpec(ctx, requireSection(ctx, rootSection, 'spec', { allowed: specFields, reserved: reservedSpecFields }), defaultMode);
+  return { apiVersion: robustnessApiVersion, kind: 'RobustnessRun', metadata, spec };
+}
+
+/** yaml's own wording for the errors a hand-written manifest is likely to contain is written for library users. */
+function syntaxProblem(error: YAMLError): string {
+  switch (error.code) {
+    case 'MULTIPLE_DOCS':
+      return 'a manifest must hold exactly one YAML document; a second one starts here';
+    case 'DUPLICATE_KEY':
+      return 'this field is given twice in the same mapping';
+    default:
+      return `YAML syntax error: ${error.message}`;
+  }
+}
+
+function syntaxIssue(ctx: Context, error: YAMLError): ManifestIssue {
+  const pos = ctx.lines?.linePos(error.pos[0]);
+  return { file: ctx.file, line: pos?.line, column: pos?.col, path: '', problem: syntaxProblem(error) };
+}
+
+function byPosition(a: ManifestIssue, b: ManifestIssue): number {
+  return (a.line ?? Infinity) - (b.line ?? Infinity) || (a.column ?? Infinity) - (b.column ?? Infinity);
+}
+
+function failIfIssues(ctx: Context): void {
+  const [first, ...rest] = [...ctx.issues].sort(byPosition);
+  if (first !== undefined) throw new ManifestError([first, ...rest]);
+}
+
+/**
+ * Parses and validates one RobustnessRun manifest, filling every default. Throws a ManifestError listing
+ * every problem (YAML syntax errors first and alone: a broken document's tree is not worth validating).
+ */
+export function parseRobustnessRun(text: string, options: ManifestOptions): RobustnessRun {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const ctx: Context = { doc, lines, file: options.file, issues: [] };
+  ctx.issues.push(...doc.errors.map((error) => syntaxIssue(ctx, error)));
+  failIfIssues(ctx);
+  const run = readRoot(ctx, doc.contents, options.defaultMode);
+  failIfIssues(ctx);
+  if (run === undefined) throw new Error('unreachable: an unreadable manifest always has an issue');
+  return run;
+}
+
+/** The run used when no manifest is given: every default, from the same code that fills a manifest's. */
+export function defaultRobustnessRun(options: { name?: string; defaultMode: ClusterMode }): RobustnessRun {
+  const ctx: Context = { doc: undefined, lines: undefined, file: undefined, issues: [] };
+  const name = options.name ?? 'local';
+  const nameProblem = nameRule(name);
+  if (nameProblem instanceof Reject) ctx.issues.push({ file: undefined, line: undefined, column: undefined, path: 'metadata.name', problem: nameProblem.problem });
+  failIfIssues(ctx);
+  const spec = readSpec(ctx, emptySection('spec', undefined), options.defaultMode);
+  return { apiVersion: robustnessApiVersion, kind: 'RobustnessRun', metadata: { name }, spec };
+}

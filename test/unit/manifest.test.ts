@@ -1,0 +1,482 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import type { RobustnessRun, RobustnessRunSpec } from '../../src/domain/run-spec.ts';
+import { defaultRobustnessRun, formatDuration, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
+
+/** Four lines, so the `spec:` written after it is line 5 and the first spec field is line 6. */
+const head = `apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: demo
+`;
+
+function withSpec(body: string): string {
+  return `${head}spec:\n${body}`;
+}
+
+function parse(text: string, defaultMode: 'exclusive' | 'shared' = 'exclusive'): RobustnessRun {
+  return parseRobustnessRun(text, { file: 'run.yaml', defaultMode });
+}
+
+function failure(text: string, defaultMode: 'exclusive' | 'shared' = 'exclusive'): ManifestError {
+  try {
+    parse(text, defaultMode);
+  } catch (error) {
+    if (error instanceof ManifestError) return error;
+    throw error;
+  }
+  assert.fail('the manifest was accepted');
+}
+
+/** Every problem as `LINE:COLUMN PATH`, the part a user navigates by. */
+function where(text: string, defaultMode: 'exclusive' | 'shared' = 'exclusive'): string[] {
+  return failure(text, defaultMode).issues.map((i) => `${i.line}:${i.column} ${i.path}`);
+}
+
+const fullManifest = `# every field, none left to its default
+apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: full.run-1
+  namespace: robustness
+  labels:
+    team: storage
+spec:
+  clusterRef:
+    name: main
+    namespace: kube-system
+  duration: 1m30s
+  timeout: 20m
+  mode: shared
+  prefix: /robustness/full/
+  seed: 12345
+  traffic:
+    profile: kubernetes
+    weights:
+      create: 3
+      listWatch: 0.5
+    keys: 500
+    valueSize: 1024
+    qps:
+      target: 25.5
+      burst: 40
+      min: 0
+    clients:
+      perMember: 0
+      spread: 3
+    requestTimeout: 2s
+    compaction:
+      enabled: true
+      interval: 1m
+      allowShared: true
+    defragment:
+      enabled: false
+      interval: 5m
+      allowShared: true
+  watch:
+    enabled: true
+    progressNotify: false
+    progressInterval: 250ms
+    perMember: false
+  checks:
+    linearizability: true
+    watch: false
+  abortOnViolation: true
+  selfTest:
+    staleReads:
+      member: etcd-2
+`;
+
+const fullSpec: RobustnessRunSpec = {
+  clusterRef: { name: 'main', namespace: 'kube-system' },
+  durationMs: 90_000,
+  timeoutMs: 1_200_000,
+  mode: 'shared',
+  prefix: '/robustness/full/',
+  seed: 12345,
+  traffic: {
+    profile: 'kubernetes',
+    weights: { create: 3, listWatch: 0.5 },
+    keys: 500,
+    valueSize: 1024,
+    qps: { target: 25.5, burst: 40, min: 0 },
+    clients: { perMember: 0, spread: 3 },
+    requestTimeoutMs: 2000,
+    compaction: { enabled: true, intervalMs: 60_000, allowShared: true },
+    defragment: { enabled: false, intervalMs: 300_000, allowShared: true },
+  },
+  watch: { enabled: true, progressNotify: false, progressIntervalMs: 250, perMember: false },
+  checks: { linearizability: true, watch: false },
+  abortOnViolation: true,
+  selfTest: { staleReads: { member: 'etcd-2' } },
+};
+
+describe('parseRobustnessRun: valid manifests', () => {
+  test('a manifest with every field parses to exactly the spec it describes', () => {
+    assert.deepEqual(parse(fullManifest), {
+      apiVersion: 'etcd.robustness.io/v1alpha1',
+      kind: 'RobustnessRun',
+      metadata: { name: 'full.run-1', namespace: 'robustness' },
+      spec: fullSpec,
+    });
+  });
+
+  test('an empty spec in exclusive mode gets the full-speed defaults', () => {
+    const { seed, ...spec } = parse(withSpec('  {}\n')).spec;
+    assert.ok(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 31);
+    assert.deepEqual(spec, {
+      durationMs: 60_000,
+      timeoutMs: 360_000,
+      mode: 'exclusive',
+      traffic: {
+        profile: 'etcd',
+        weights: {},
+        keys: 10,
+        valueSize: 32,
+        qps: { target: 200, burst: 200, min: 100 },
+        clients: { perMember: 2, spread: 2 },
+        requestTimeoutMs: 500,
+        compaction: { enabled: false, intervalMs: 10_000, allowShared: false },
+        defragment: { enabled: false, intervalMs: 30_000, allowShared: false },
+      },
+      watch: { enabled: true, progressNotify: true, progressIntervalMs: 1000, perMember: true },
+      checks: { linearizability: true, watch: true },
+      abortOnViolation: false,
+    });
+  });
+
+  test('shared mode (by default or written) is gentle: qps target 10', () => {
+    for (const run of [parse(withSpec('  {}\n'), 'shared'), parse(withSpec('  mode: shared\n'))]) {
+      assert.equal(run.spec.mode, 'shared');
+      assert.deepEqual(run.spec.traffic.qps, { target: 10, burst: 10, min: 5 });
+    }
+  });
+
+  test('the kubernetes profile compacts by default, except on a shared cluster', () => {
+    const kubernetes = '  traffic:\n    profile: kubernetes\n';
+    const exclusive = parse(withSpec(kubernetes)).spec.traffic;
+    assert.equal(exclusive.compaction.enabled, true);
+    assert.equal(exclusive.keys, 50);
+    assert.equal(parse(withSpec(kubernetes), 'shared').spec.traffic.compaction.enabled, false);
+    const consented = parse(withSpec(`${kubernetes}    compaction:\n      allowShared: true\n`), 'shared').spec.traffic.compaction;
+    assert.deepEqual(consented, { enabled: true, intervalMs: 10_000, allowShared: true });
+  });
+
+  test('qps burst and min follow the target; a sub-1 target still gets a usable burst', () => {
+    assert.deepEqual(parse(withSpec('  traffic:\n    qps:\n      target: 7\n')).spec.traffic.qps, { target: 7, burst: 7, min: 3 });
+    assert.deepEqual(parse(withSpec('  traffic:\n    qps:\n      target: 0.5\n')).spec.traffic.qps, { target: 0.5, burst: 1, min: 0 });
+  });
+
+  test('timeout defaults to duration + 5m', () => {
+    assert.equal(parse(withSpec('  duration: 10m\n')).spec.timeoutMs, 15 * 60_000);
+  });
+
+  test('an explicit seed is kept; an absent one is random so runs differ', () => {
+    assert.equal(parse(withSpec('  seed: 0\n')).spec.seed, 0);
+    const seeds = new Set(Array.from({ length: 5 }, () => parse(withSpec('  {}\n')).spec.seed));
+    assert.ok(seeds.size > 1);
+  });
+
+  test('staleReads: {} enables the self-test without naming a member', () => {
+    assert.deepEqual(parse(withSpec('  selfTest:\n    staleReads: {}\n')).spec.selfTest, { staleReads: {} });
+    assert.equal(parse(withSpec('  selfTest: {}\n')).spec.selfTest, undefined);
+  });
+
+  test('null fields, comments, a leading --- and anchors read as a user expects', () => {
+    const run = parse(`---\n${head}spec:\n  duration: &d 30s\n  timeout:\n  traffic:\n    requestTimeout: *d\n`);
+    assert.equal(run.spec.durationMs, 30_000);
+    assert.equal(run.spec.timeoutMs, 330_000);
+    assert.equal(run.spec.traffic.requestTimeoutMs, 30_000);
+  });
+
+  test('defaultRobustnessRun is an empty manifest named local', () => {
+    for (const defaultMode of ['exclusive', 'shared'] as const) {
+      const { seed: _a, ...builtIn } = defaultRobustnessRun({ defaultMode }).spec;
+      const { seed: _b, ...parsed } = parse(withSpec('  {}\n'), defaultMode).spec;
+      assert.deepEqual(builtIn, parsed);
+    }
+    assert.equal(defaultRobustnessRun({ defaultMode: 'shared' }).metadata.name, 'local');
+    assert.equal(defaultRobustnessRun({ name: 'nightly', defaultMode: 'shared' }).metadata.name, 'nightly');
+    assert.throws(() => defaultRobustnessRun({ name: 'Not_A_Name', defaultMode: 'shared' }), ManifestError);
+  });
+
+  for (const sample of ['robustnessrun-etcd.yaml', 'robustnessrun-kubernetes.yaml', 'robustnessrun-shared.yaml']) {
+    test(`config/samples/${sample} is valid`, () => {
+      const file = new URL(`../../config/samples/${sample}`, import.meta.url);
+      const run = parseRobustnessRun(readFileSync(file, 'utf8'), { file: sample, defaultMode: 'shared' });
+      assert.equal(run.kind, 'RobustnessRun');
+      if (sample.includes('shared')) {
+        assert.equal(run.spec.mode, 'shared');
+        assert.ok(run.spec.traffic.qps.target <= 10);
+        assert.equal(run.spec.traffic.compaction.enabled, false);
+        assert.equal(run.spec.traffic.defragment.enabled, false);
+      }
+    });
+  }
+});
+
+describe('parseRobustnessRun: errors name the line, column and field', () => {
+  test('the message is FILE:LINE:COLUMN: PATH: problem', () => {
+    const error = failure(withSpec('  traffic:\n    qps:\n      target: -5\n'));
+    assert.equal(error.message, 'run.yaml:8:15: spec.traffic.qps.target: must be a positive number, got -5');
+    assert.equal(error.file, 'run.yaml');
+    assert.equal(error.line, 8);
+    assert.equal(error.column, 15);
+    assert.equal(error.path, 'spec.traffic.qps.target');
+    assert.equal(error.problem, 'must be a positive number, got -5');
+  });
+
+  test('without a file name the location starts with the line', () => {
+    assert.throws(() => parseRobustnessRun(withSpec('  seed: -1\n'), { defaultMode: 'shared' }), {
+      message: '6:9: spec.seed: must be an integer between 0 and 2147483647, got -1',
+    });
+  });
+
+  test('an unknown profile lists the allowed ones', () => {
+    const error = failure(withSpec('  traffic:\n    profile: etcdd\n'));
+    assert.equal(error.message, 'run.yaml:7:14: spec.traffic.profile: must be one of etcd, kubernetes, got "etcdd"');
+  });
+
+  test('a missing metadata.name is reported at metadata', () => {
+    const error = failure('apiVersion: etcd.robustness.io/v1alpha1\nkind: RobustnessRun\nmetadata:\n  namespace: x\nspec: {}\n');
+    assert.deepEqual([error.line, error.path, error.problem], [3, 'metadata.name', 'is required']);
+  });
+
+  test('a missing spec, metadata, kind and apiVersion are all reported', () => {
+    assert.deepEqual(where('# a comment first\nkind: RobustnessRun\n'), ['2:1 apiVersion', '2:1 metadata', '2:1 spec']);
+    assert.deepEqual(where(`${head}spec:\n`), ['5:1 spec']);
+  });
+
+  test('an unknown field is named, with a suggestion when it looks like a typo', () => {
+    const error = failure(withSpec('  duration: 30s\n  trafic:\n    keys: 5\n'));
+    assert.equal(error.message, 'run.yaml:7:3: spec.trafic: unknown field, did you mean "traffic"?');
+    assert.match(failure(withSpec('  traffic:\n    colour: red\n')).message, /^run\.yaml:7:5: spec\.traffic\.colour: unknown field \(allowed: profile, weights, /);
+    assert.deepEqual(where(`${head}  uid: abc\nspec: {}\nstatus: {}\n`), ['5:3 metadata.uid', '7:1 status']);
+  });
+
+  test('wrong types: a quoted number, a list for a mapping, yes for a boolean', () => {
+    const error = failure(withSpec('  traffic:\n    keys: "10"\n  watch: []\n  checks:\n    watch: yes\n'));
+    assert.deepEqual(
+      error.issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.problem}`),
+      [
+        '7:11 spec.traffic.keys: must be an integer between 1 and 100000, got "10" (write the number without quotes)',
+        '8:10 spec.watch: must be a mapping, got a list',
+        '10:12 spec.checks.watch: must be true or false, got "yes"',
+      ],
+    );
+  });
+
+  test('out-of-range numbers', () => {
+    assert.deepEqual(
+      where(withSpec('  traffic:\n    keys: 0\n    valueSize: 4\n    qps:\n      target: 10\n      burst: 0.5\n      min: 11\n    clients:\n      perMember: 65\n')),
+      ['7:11 spec.traffic.keys', '8:16 spec.traffic.valueSize', '11:14 spec.traffic.qps.burst', '12:12 spec.traffic.qps.min', '14:18 spec.traffic.clients.perMember'],
+    );
+    assert.match(failure(withSpec('  traffic:\n    qps:\n      target: .inf\n')).message, /got Infinity/);
+    assert.match(failure(withSpec('  seed: 2147483648\n')).message, /6:9: spec\.seed/);
+  });
+
+  test('durations: bad text, a bare number, out of range, timeout not after duration', () => {
+    assert.equal(
+      failure(withSpec('  duration: 30 sec\n')).message,
+      'run.yaml:6:13: spec.duration: must be a duration such as 500ms, 30s, 2m or 1h30m, got "30 sec"',
+    );
+    assert.equal(
+      failure(withSpec('  duration: 30\n')).message,
+      'run.yaml:6:13: spec.duration: must be a duration string such as "30s", got 30 (write e.g. "30s")',
+    );
+    assert.equal(failure(withSpec('  duration: 0s\n')).path, 'spec.duration');
+    assert.equal(
+      failure(withSpec('  traffic:\n    requestTimeout: 2m\n')).message,
+      'run.yaml:7:21: spec.traffic.requestTimeout: must be a duration between 10ms and 1m, got "2m"',
+    );
+    assert.equal(
+      failure(withSpec('  duration: 2m\n  timeout: 2m\n')).message,
+      'run.yaml:7:12: spec.timeout: must be a duration longer than spec.duration (2m), got "2m"',
+    );
+    assert.equal(failure(withSpec('  traffic:\n    compaction:\n      interval: 50ms\n')).path, 'spec.traffic.compaction.interval');
+  });
+
+  test('a YAML syntax error has its line and column', () => {
+    const error = failure(withSpec('  traffic: [1, 2\n  watch: {}\n'));
+    assert.equal(error.message, 'run.yaml:7:3: YAML syntax error: Flow sequence in block collection must be sufficiently indented and end with a ]');
+    assert.equal(error.line, 7);
+    assert.equal(error.path, '');
+    assert.deepEqual(where(withSpec('  seed: 1\n\tmode: shared\n')), ['7:1 ']);
+  });
+
+  test('a field given twice is a syntax error at the second one', () => {
+    assert.deepEqual(where(withSpec('  seed: 1\n  seed: 2\n')), ['7:3 ']);
+  });
+
+  test('two documents are rejected at the start of the second', () => {
+    const error = failure(`${withSpec('  {}\n')}---\n${withSpec('  {}\n')}`);
+    assert.equal(error.message, 'run.yaml:7:1: a manifest must hold exactly one YAML document; a second one starts here');
+  });
+
+  test('an empty file and a non-mapping document are rejected at line 1', () => {
+    assert.deepEqual(where(''), ['1:1 ']);
+    assert.deepEqual(where('# nothing\n'), ['1:1 ']);
+    assert.match(failure('- a\n- b\n').message, /^run\.yaml:1:1: a RobustnessRun manifest must be a mapping .*got a list$/);
+  });
+
+  test('apiVersion, kind and names are checked', () => {
+    const text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: Not_Valid\n  namespace: a.b\nspec:\n  clusterRef: {namespace: x}\n  prefix: run/\n';
+    assert.deepEqual(where(text), ['1:13 apiVersion', '2:7 kind', '4:9 metadata.name', '5:14 metadata.namespace', '7:3 spec.clusterRef.name', '8:11 spec.prefix']);
+    assert.match(failure(withSpec('  prefix: /\n')).message, /must be a key prefix that starts and ends with "\/" and is not "\/" alone, got "\/"/);
+  });
+
+  test('weights: a kind of the other profile, an unknown kind, a negative weight, all zero', () => {
+    const error = failure(withSpec('  traffic:\n    profile: kubernetes\n    weights:\n      put: 1\n      create: -1\n      frobnicate: 2\n'));
+    assert.deepEqual(
+      error.issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.problem}`),
+      [
+        '9:7 spec.traffic.weights.put: "put" is an operation of the etcd profile, not kubernetes (allowed for the kubernetes profile: create, update, delete, get, list, listWatch)',
+        '10:15 spec.traffic.weights.create: must be a number >= 0, got -1',
+        '11:7 spec.traffic.weights.frobnicate: unknown operation kind (allowed for the kubernetes profile: create, update, delete, get, list, listWatch)',
+      ],
+    );
+    // The etcd profile is the default: a kubernetes kind is wrong there too.
+    assert.deepEqual(where(withSpec('  traffic:\n    weights: {create: 1}\n')), ['7:15 spec.traffic.weights.create']);
+    const allZero = '  traffic:\n    profile: kubernetes\n    weights: {create: 0, update: 0, delete: 0, get: 0, list: 0, listWatch: 0}\n';
+    assert.equal(
+      failure(withSpec(allZero)).message,
+      'run.yaml:8:5: spec.traffic.weights: every operation kind has weight 0: at least one must be positive',
+    );
+    // Zeros that leave other kinds to the profile's defaults are fine.
+    assert.deepEqual(parse(withSpec('  traffic:\n    weights: {put: 0, get: 0}\n')).spec.traffic.weights, { put: 0, get: 0 });
+  });
+
+  test('shared mode with compaction or defragmentation written explicitly needs allowShared', () => {
+    const body = '  mode: shared\n  traffic:\n    compaction:\n      enabled: true\n    defragment:\n      enabled: true\n';
+    const error = failure(withSpec(body), 'exclusive');
+    assert.deepEqual(
+      error.issues.map((i) => `${i.line}:${i.column} ${i.path}`),
+      ['9:16 spec.traffic.compaction.enabled', '11:16 spec.traffic.defragment.enabled'],
+    );
+    assert.equal(
+      error.issues[0]!.problem,
+      'compaction rewrites history for every client of a shared cluster; set allowShared: true to allow it',
+    );
+    assert.match(error.issues[1]!.problem, /set allowShared: true to allow it$/);
+    // The same in exclusive mode, or with consent, is fine.
+    assert.equal(parse(withSpec(body.replace('shared', 'exclusive'))).spec.traffic.compaction.enabled, true);
+    const consent = body.replaceAll('enabled: true\n', 'enabled: true\n      allowShared: true\n');
+    assert.equal(parse(withSpec(consent)).spec.traffic.defragment.enabled, true);
+  });
+
+  test('reserved fields say they are not supported yet', () => {
+    const error = failure(withSpec('  faults:\n    - kill\n  schedule: "@daily"\n'));
+    assert.deepEqual(error.message.split('\n'), [
+      'run.yaml:6:3: spec.faults: not supported by this version yet',
+      'run.yaml:8:3: spec.schedule: not supported by this version yet',
+    ]);
+  });
+
+  test('cross-field rules: no clients, nothing checked, an empty staleReads', () => {
+    const body = '  traffic:\n    clients: {perMember: 0, spread: 0}\n  checks:\n    linearizability: false\n    watch: false\n  selfTest:\n    staleReads:\n';
+    assert.deepEqual(where(withSpec(body)), ['7:5 spec.traffic.clients', '8:3 spec.checks', '12:5 spec.selfTest.staleReads']);
+  });
+
+  test('several problems in one manifest are all reported, in document order, each on its own line', () => {
+    const text = `apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: many
+spec:
+  duration: forever
+  mode: exclusiv
+  trafic: {}
+  traffic:
+    profile: kubernetes
+    qps:
+      target: -5
+  watch:
+    enabled: 1
+  faults: []
+`;
+    const error = failure(text);
+    assert.deepEqual(error.message.split('\n'), [
+      'run.yaml:6:13: spec.duration: must be a duration such as 500ms, 30s, 2m or 1h30m, got "forever"',
+      'run.yaml:7:9: spec.mode: must be one of exclusive, shared, got "exclusiv"',
+      'run.yaml:8:3: spec.trafic: unknown field, did you mean "traffic"?',
+      'run.yaml:12:15: spec.traffic.qps.target: must be a positive number, got -5',
+      'run.yaml:14:14: spec.watch.enabled: must be true or false, got 1',
+      'run.yaml:15:3: spec.faults: not supported by this version yet',
+    ]);
+    assert.equal(error.issues.length, 6);
+    assert.equal(error.line, 6);
+  });
+
+  test('non-string field names are rejected', () => {
+    assert.deepEqual(where(withSpec('  1: one\n')), ['6:3 spec']);
+  });
+});
+
+describe('parseRobustnessRun: properties', () => {
+  const knownFields = [
+    'duration', 'timeout', 'mode', 'prefix', 'seed', 'traffic', 'watch', 'checks', 'abortOnViolation', 'selfTest',
+    'clusterRef', 'profile', 'weights', 'keys', 'valueSize', 'qps', 'clients', 'requestTimeout', 'compaction',
+    'defragment', 'target', 'burst', 'min', 'perMember', 'spread', 'enabled', 'interval', 'allowShared', 'staleReads',
+    'member', 'name', 'namespace', 'put', 'create', 'linearizability', 'progressInterval', 'faults',
+  ];
+  const scalar = fc.oneof(
+    fc.constantFrom('30s', '1m', '0s', '-1s', 'etcd', 'kubernetes', 'shared', 'exclusive', '/p/', '/', '', '10'),
+    fc.integer({ min: -10, max: 300_000 }),
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.string(),
+  );
+  // Mostly real field names, so random values reach the deep readers instead of stopping at "unknown field".
+  const { value: specArbitrary } = fc.letrec<{ value: unknown }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      scalar,
+      fc.dictionary(fc.oneof(fc.constantFrom(...knownFields), fc.string()), tie('value'), { maxKeys: 6 }),
+      fc.array(tie('value'), { maxLength: 3 }),
+    ),
+  }));
+
+  function onlyManifestErrors(text: string, defaultMode: 'exclusive' | 'shared'): void {
+    try {
+      parseRobustnessRun(text, { file: 'random.yaml', defaultMode });
+    } catch (error) {
+      assert.ok(error instanceof ManifestError, `not a ManifestError: ${String(error)}`);
+      for (const issue of error.issues) {
+        assert.ok(issue.line !== undefined && issue.line >= 1, `no line: ${error.message}`);
+        assert.ok(issue.column !== undefined && issue.column >= 1, `no column: ${error.message}`);
+      }
+    }
+  }
+
+  test('random specs give a RobustnessRun or a ManifestError whose every issue has a line', () => {
+    fc.assert(
+      fc.property(specArbitrary, fc.constantFrom('exclusive' as const, 'shared' as const), (spec, mode) => {
+        const text = stringify({ apiVersion: 'etcd.robustness.io/v1alpha1', kind: 'RobustnessRun', metadata: { name: 'p' }, spec });
+        onlyManifestErrors(text, mode);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('random text gives a RobustnessRun or a ManifestError', () => {
+    const yamlish = fc.array(fc.constantFrom('spec:', '  traffic:', '    qps: ', '[', ']', '{', '}', '- ', '---', ': ', '"', "'", '&a ', '*a', '!!str ', '#', '\n', '  ', 'x', '5'));
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), yamlish.map((parts) => parts.join(''))), (text) => onlyManifestErrors(`${head}${text}`, 'shared')),
+      { numRuns: 500 },
+    );
+  });
+
+  test('a valid run survives a round trip through YAML', () => {
+    const text = stringify({
+      apiVersion: 'etcd.robustness.io/v1alpha1',
+      kind: 'RobustnessRun',
+      metadata: { name: 'round' },
+      spec: { duration: formatDuration(fullSpec.durationMs), seed: 7 },
+    });
+    assert.equal(parse(text).spec.durationMs, 90_000);
+  });
+});
