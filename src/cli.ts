@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
 import { CheckUsageError, exitCodes, runCheck } from './commands/check.ts';
 import { packageVersion } from './version.ts';
 
@@ -9,10 +8,11 @@ Usage:
   etcd-robustness <command> [options]
 
 Commands:
-  run --local   Start real etcd processes on this machine and exercise them.
-                Today: starts a 3-member gofail-enabled etcd cluster, writes and reads
-                back through every member, reports the revision, and stops it.
-                Traffic, faults and live checking arrive with the probes and faults work.
+  run --local [FILE]
+                Start a local etcd cluster (real processes on 127.0.0.1), drive the
+                traffic of the RobustnessRun in FILE (default: etcd profile, 60s),
+                check every operation live, serve /metrics and write a report
+                (see etcd-robustness run --help).
   check FILE... Re-check recorded histories offline: linearizability and watch
                 guarantees, one line per file (--json, --report DIR, --timeout).
   operator      Run the Kubernetes operator (not available yet).
@@ -29,27 +29,15 @@ class UsageError extends Error {
 }
 
 async function runCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      local: { type: 'boolean', default: false },
-      members: { type: 'string', default: '3' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    process.stdout.write(usage);
-    return 0;
-  }
-  if (!values.local) throw new UsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
-  const members = Number(values.members);
-  if (![1, 3, 5].includes(members)) throw new UsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
   // Loaded on demand: the etcd client and gRPC stack are not needed by check, --help or --version.
-  const { runLocalSmoke } = await import('./local/smoke.ts');
-  const report = await runLocalSmoke({ members });
-  process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  return report.ok ? 0 : 1;
+  const { runLocal, RunUsageError, ManifestError } = await import('./commands/run.ts');
+  try {
+    return await runLocal(argv, (line) => process.stdout.write(`${line}\n`));
+  } catch (error) {
+    if (!(error instanceof RunUsageError || error instanceof ManifestError)) throw error;
+    process.stderr.write(`etcd-robustness: ${error.message}\n`);
+    return exitCodes.usage;
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

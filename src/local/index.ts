@@ -3,6 +3,7 @@
 export { etcdBinaries, kubeBinaries, packageRoot, BinaryNotFoundError } from './binaries.ts';
 export type { EtcdBinaries, EtcdSeries, KubeBinaries } from './binaries.ts';
 export { LocalEtcdCluster, LocalEtcdMember, EtcdStartError } from './etcd-cluster.ts';
+export { LocalMemberRuntime } from './runtime.ts';
 export type { LocalClusterOptions, MemberAddresses } from './etcd-cluster.ts';
 export { ManagedProcess, logTail } from './process.ts';
 export type { ProcessExit, ProcessOptions } from './process.ts';

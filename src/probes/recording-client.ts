@@ -42,18 +42,35 @@ export function recordingEtcdClient(endpoints: string[], options: Partial<IOptio
 
 export type Outcome = { kind: 'ok'; response: EtcdResponse } | { kind: 'failed'; error: string } | { kind: 'unknown'; error: string };
 
+export interface RecordingClientOptions {
+  timeoutMs: number;
+  /** The member a pinned client talks to; otherwise the answering member is named from the response header. */
+  member?: string;
+  /** etcd member id (decimal string, as in response headers) to member name. */
+  memberNames?: ReadonlyMap<string, string>;
+  /**
+   * Deliberate breakage for self-tests only: the request actually sent, when it differs from the one
+   * recorded (e.g. a linearizable read sent as serializable). Never set in a real run.
+   */
+  sendAs?: (request: EtcdRequest) => EtcdRequest;
+}
+
 export class RecordingClient {
   private clientId: number;
   private readonly etcd: Etcd3;
   private readonly recorder: HistoryRecorder;
   private readonly timeoutMs: number;
   private readonly member: string | undefined;
+  private readonly memberNames: ReadonlyMap<string, string> | undefined;
+  private readonly sendAs: ((request: EtcdRequest) => EtcdRequest) | undefined;
 
-  constructor(etcd: Etcd3, recorder: HistoryRecorder, options: { timeoutMs: number; member?: string }) {
+  constructor(etcd: Etcd3, recorder: HistoryRecorder, options: RecordingClientOptions) {
     this.etcd = etcd;
     this.recorder = recorder;
     this.timeoutMs = options.timeoutMs;
     this.member = options.member;
+    this.memberNames = options.memberNames;
+    this.sendAs = options.sendAs;
     this.clientId = recorder.newClientId();
   }
 
@@ -66,9 +83,12 @@ export class RecordingClient {
     const op: Operation = { client: this.clientId, call, return: null, request };
     if (this.member !== undefined) op.member = this.member;
     try {
-      const response = await this.send(request, { deadline: Date.now() + this.timeoutMs });
+      const wire = this.sendAs ? this.sendAs(request) : request;
+      const { response, memberId } = await this.send(wire, { deadline: Date.now() + this.timeoutMs });
       op.return = this.recorder.clock();
       op.response = response;
+      const answeredBy = memberId === undefined ? undefined : this.memberNames?.get(memberId);
+      if (answeredBy !== undefined) op.member = answeredBy;
       this.recorder.end(token, op);
       return { kind: 'ok', response };
     } catch (error) {
@@ -87,36 +107,45 @@ export class RecordingClient {
     }
   }
 
-  private async send(request: EtcdRequest, callOptions: { deadline: number }): Promise<EtcdResponse> {
+  private async send(request: EtcdRequest, callOptions: { deadline: number }): Promise<{ response: EtcdResponse; memberId: string | undefined }> {
     const { kv } = this.etcd;
+    const answer = (response: EtcdResponse, header: { member_id: string } | undefined): { response: EtcdResponse; memberId: string | undefined } => ({
+      response,
+      memberId: header?.member_id,
+    });
     switch (request.type) {
-      case 'range':
-        return rangeFromWire(await kv.range(rangeToWire(request), callOptions), request.keysOnly === true);
+      case 'range': {
+        const r = await kv.range(rangeToWire(request), callOptions);
+        return answer(rangeFromWire(r, request.keysOnly === true), r.header);
+      }
       case 'put': {
         const r = await kv.put({ key: Buffer.from(request.key), value: Buffer.from(request.value), ...(request.lease ? { lease: request.lease } : {}) }, callOptions);
-        return { revision: Number(r.header.revision) };
+        return answer({ revision: Number(r.header.revision) }, r.header);
       }
       case 'delete': {
         const r = await kv.deleteRange({ key: Buffer.from(request.key), ...(request.end !== undefined ? { range_end: Buffer.from(request.end) } : {}) }, callOptions);
-        return { revision: Number(r.header.revision), deleted: Number(r.deleted) };
+        return answer({ revision: Number(r.header.revision), deleted: Number(r.deleted) }, r.header);
       }
-      case 'txn':
-        return txnFromWire(request, await kv.txn(txnToWire(request), callOptions));
+      case 'txn': {
+        const r = await kv.txn(txnToWire(request), callOptions);
+        return answer(txnFromWire(request, r), r.header);
+      }
       case 'leaseGrant': {
         const r = await this.etcd.leaseClient.leaseGrant({ ID: request.id, TTL: request.ttl }, callOptions);
-        return { revision: Number(r.header.revision) };
+        return answer({ revision: Number(r.header.revision) }, r.header);
       }
       case 'leaseRevoke': {
         const r = await this.etcd.leaseClient.leaseRevoke({ ID: request.id }, callOptions);
-        return { revision: Number(r.header.revision) };
+        return answer({ revision: Number(r.header.revision) }, r.header);
       }
       case 'compact': {
         const r = await kv.compact({ revision: request.revision, physical: false }, callOptions);
-        return { revision: Number(r.header.revision) };
+        return answer({ revision: Number(r.header.revision) }, r.header);
       }
-      case 'defragment':
-        await this.etcd.maintenance.defragment(callOptions);
-        return {};
+      case 'defragment': {
+        const r = await this.etcd.maintenance.defragment(callOptions);
+        return answer({}, r.header);
+      }
     }
   }
 }

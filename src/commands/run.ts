@@ -1,0 +1,183 @@
+/**
+ * `etcd-robustness run --local [FILE]`: starts a local etcd cluster, runs a RobustnessRun against it
+ * (FILE, or the built-in default run), serves /metrics, shows progress, stops cleanly on Ctrl-C and
+ * writes a report directory. Exit codes as for `check`: 0 linearizable, 1 violation, 2 inconclusive,
+ * 64 usage or manifest error.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../duration.ts';
+import { LocalMemberRuntime } from '../local/index.ts';
+import { logger } from '../log.ts';
+import { executeRun } from '../run/engine.ts';
+import { defaultRobustnessRun, ManifestError, parseRobustnessRun } from '../run/manifest.ts';
+import { MetricsServer } from '../run/metrics-server.ts';
+import { Registry, RunMetrics } from '../run/metrics.ts';
+import { formatProgress } from '../run/progress.ts';
+import { writeRunReport } from '../run/report.ts';
+import type { RobustnessRun } from '../domain/index.ts';
+import { exitCodes } from './check.ts';
+
+export class RunUsageError extends Error {
+  override name = 'RunUsageError';
+}
+
+export const runUsage = `Usage: etcd-robustness run --local [FILE] [options]
+
+Starts a local etcd cluster (real processes on 127.0.0.1), drives the traffic of the RobustnessRun in
+FILE (or the built-in default: the etcd profile for 60s), checks every operation live, and writes a
+report directory (history, verdict.json, report.html).
+
+Options:
+  --local                 Run against a local cluster this command starts (the only target for now).
+  --members N             Members of the local cluster: 1, 3 or 5 (default 3).
+  --duration DURATION     Override spec.duration (e.g. 30s).
+  --report DIR            Report directory (default ./etcd-robustness-reports/<run>-<time>).
+  --metrics-port PORT     Serve /metrics on this port (default 0: a free port, printed).
+  --metrics-address ADDR  Address to serve /metrics on (default 127.0.0.1).
+  --progress-interval D   Progress line interval (default 1s on a terminal, 5s otherwise).
+
+Exit code: 0 linearizable, 1 violation, 2 inconclusive, 64 usage or manifest error.
+`;
+
+interface RunArgs {
+  file: string | undefined;
+  members: number;
+  durationMs: number | undefined;
+  reportDir: string | undefined;
+  metricsPort: number;
+  metricsAddress: string;
+  progressIntervalMs: number;
+}
+
+function parseRunArgs(argv: string[]): RunArgs | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        local: { type: 'boolean', default: false },
+        members: { type: 'string', default: '3' },
+        duration: { type: 'string' },
+        report: { type: 'string' },
+        'metrics-port': { type: 'string', default: '0' },
+        'metrics-address': { type: 'string', default: '127.0.0.1' },
+        'progress-interval': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new RunUsageError(`run: ${(error as Error).message}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (!values.local) throw new RunUsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
+  if (positionals.length > 1) throw new RunUsageError(`run: at most one manifest file, got ${positionals.length}`);
+  const members = Number(values.members);
+  if (![1, 3, 5].includes(members)) throw new RunUsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
+  const port = Number(values['metrics-port']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunUsageError(`run: --metrics-port must be a port number, got "${values['metrics-port']}"`);
+  const duration = (flag: string, text: string): number => {
+    try {
+      const ms = parseDuration(text);
+      if (ms <= 0) throw new Error('must be positive');
+      return ms;
+    } catch (error) {
+      throw new RunUsageError(`run: ${flag}: ${(error as Error).message}`);
+    }
+  };
+  return {
+    file: positionals[0],
+    members,
+    durationMs: values.duration === undefined ? undefined : duration('--duration', values.duration),
+    reportDir: values.report,
+    metricsPort: port,
+    metricsAddress: values['metrics-address'],
+    progressIntervalMs: values['progress-interval'] === undefined ? (process.stderr.isTTY ? 1000 : 5000) : duration('--progress-interval', values['progress-interval']),
+  };
+}
+
+function loadRun(args: RunArgs): RobustnessRun {
+  if (args.file === undefined) return defaultRobustnessRun({ name: 'local', defaultMode: 'exclusive' });
+  let text: string;
+  try {
+    text = readFileSync(args.file, 'utf8');
+  } catch (error) {
+    throw new RunUsageError(`run: cannot read ${args.file}: ${(error as Error).message}`);
+  }
+  return parseRobustnessRun(text, { file: args.file, defaultMode: 'exclusive' });
+}
+
+export async function runLocal(argv: string[], out: (line: string) => void): Promise<number> {
+  const args = parseRunArgs(argv);
+  if (args === 'help') {
+    out(runUsage);
+    return exitCodes.ok;
+  }
+  const run = loadRun(args);
+  if (args.durationMs !== undefined) {
+    const extra = run.spec.timeoutMs - run.spec.durationMs;
+    run.spec.durationMs = args.durationMs;
+    run.spec.timeoutMs = args.durationMs + extra;
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const reportDir = path.resolve(args.reportDir ?? path.join('etcd-robustness-reports', `${run.metadata.name}-${stamp}`));
+  const historyDir = path.join(reportDir, 'history');
+  mkdirSync(reportDir, { recursive: true });
+
+  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true });
+  const registry = new Registry();
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupts++;
+    if (interrupts > 1) {
+      // A second Ctrl-C: give up on the clean stop (the members die with this process).
+      process.stderr.write(`\netcd-robustness: ${signal} again, exiting now\n`);
+      process.exit(130);
+    }
+    process.stderr.write(`\netcd-robustness: ${signal}: stopping the run, checking what was recorded and writing the report (again to exit now)\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let server: MetricsServer | undefined;
+  try {
+    server = await MetricsServer.start(registry, { host: args.metricsAddress, port: args.metricsPort });
+    out(`metrics: ${server.url}`);
+    await runtime.create();
+    out(`cluster: ${runtime.clusterName}, etcd ${runtime.etcdVersion}, members ${runtime.members().map((m) => `${m.name}=${m.endpoint}`).join(' ')}`);
+    out(`run: ${run.metadata.name}, profile ${run.spec.traffic.profile}, ${run.spec.durationMs / 1000}s at ${run.spec.traffic.qps.target} QPS, seed ${run.spec.seed}, report ${reportDir}`);
+    const tty = process.stderr.isTTY;
+    const result = await executeRun({
+      run,
+      clusterName: runtime.clusterName,
+      members: runtime.members(),
+      historyDir,
+      metrics: new RunMetrics(registry, { run: run.metadata.name, cluster: runtime.clusterName }),
+      signal: abort.signal,
+      progressIntervalMs: args.progressIntervalMs,
+      onProgress: (p) => {
+        const line = formatProgress(p);
+        process.stderr.write(tty ? `\r\u001b[2K${line}` : `${line}\n`);
+      },
+    });
+    if (tty) process.stderr.write('\n');
+    const summary = writeRunReport(reportDir, run, runtime.clusterName, result, historyDir);
+    const ops = result.operations;
+    out(`verdict: ${summary.verdict}${summary.reason ? ` (${summary.reason})` : ''}`);
+    out(`operations: ${ops.ok + ops.failed + ops.unknown} (ok ${ops.ok}, failed ${ops.failed}, unknown ${ops.unknown}), ${summary.qps.achieved} ops/s; watch events ${result.watch.events}`);
+    if (summary.qps.belowMinIntervals > 0) out(`warning: below the minimum of ${summary.qps.min} QPS in ${summary.qps.belowMinIntervals} intervals`);
+    out(`report: ${reportDir}`);
+    return result.verdict === 'linearizable' ? exitCodes.ok : result.verdict === 'violation' ? exitCodes.violation : exitCodes.inconclusive;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await runtime.close().catch((error: unknown) => logger.warn('could not stop the local cluster', { error: (error as Error).message }));
+    await server?.close();
+  }
+}
+
+export { ManifestError };

@@ -1,0 +1,517 @@
+/**
+ * The run engine: probes drive a cluster under a RobustnessRun spec, every operation and watch response
+ * is recorded (to the history files and to the live checker), metrics and progress follow, and at the
+ * end the full history is re-checked offline for the report. Nothing here knows whether the members are
+ * local processes or pods: the caller passes their endpoints (see MemberRuntime).
+ *
+ * Data flows one way: clients -> recorder -> {history file, live checker, metrics}; watch probes ->
+ * {history file, live checker}; progress and the final verdict are read from the checker.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Etcd3 } from 'etcd3';
+import type { CheckReport, Verdict } from '../checker/index.ts';
+import { checkHistory, LiveChecker } from '../checker/index.ts';
+import type { EtcdRequest, History, HistoryMeta, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
+import { isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
+import { GofailClient } from '../faults/gofail.ts';
+import { logger } from '../log.ts';
+import { HistoryFileWriter } from '../probes/history-file.ts';
+import { runCompactions, runDefragmentation } from '../probes/maintenance.ts';
+import { resolveProfile } from '../probes/profiles.ts';
+import { RateLimiter } from '../probes/rate-limiter.ts';
+import { HistoryRecorder, type Clock } from '../probes/recorder.ts';
+import { RecordingClient, recordingEtcdClient, type Outcome } from '../probes/recording-client.ts';
+import { KeyPool, newClientMemory, runClient, seededRandom, UniqueValues, type TrafficClient, type TrafficEnvironment } from '../probes/traffic.ts';
+import { WatchProbe } from '../probes/watch-probe.ts';
+import type { RunMetrics } from './metrics.ts';
+
+export class ClusterUnreachableError extends Error {
+  override name = 'ClusterUnreachableError';
+  readonly endpoints: string[];
+  constructor(endpoints: string[], cause: string) {
+    super(`cannot reach etcd at ${endpoints.join(', ')}: ${cause}`);
+    this.endpoints = endpoints;
+  }
+}
+
+export interface RunProgress {
+  elapsedMs: number;
+  operations: number;
+  intervalQps: number;
+  failed: number;
+  unknown: number;
+  availability: number | undefined;
+  verdict: Verdict;
+  lagP99Ms: number;
+  pending: number;
+  watchEvents: number;
+  belowMinQps: boolean;
+}
+
+export interface RunOptions {
+  run: RobustnessRun;
+  clusterName: string;
+  members: RuntimeMember[];
+  /** Folder for the history segments (created). */
+  historyDir: string;
+  metrics: RunMetrics;
+  /** Stops the run early (Ctrl-C, a deleted RobustnessRun): the history so far is still checked. */
+  signal?: AbortSignal;
+  onProgress?: (progress: RunProgress) => void;
+  progressIntervalMs?: number;
+  /** Keep at most this many operations in memory for the final offline check (default 2,000,000). */
+  keepOperations?: number;
+  clock?: Clock;
+}
+
+export interface OperationCounts {
+  ok: number;
+  failed: number;
+  unknown: number;
+  byType: Record<string, { ok: number; failed: number; unknown: number }>;
+}
+
+export interface RunResult {
+  verdict: Verdict;
+  /** Why the verdict is not linearizable, in one line. */
+  reason: string | undefined;
+  live: { verdict: Verdict; reason: string | undefined; lagP99Ms: number; resolved: number };
+  /** The offline re-check of the full history (absent when it was not keep.all in memory). */
+  report: CheckReport | undefined;
+  history: History | undefined;
+  operations: OperationCounts;
+  watch: { streams: number; events: number; resumes: number };
+  achievedQps: number;
+  belowMinQpsIntervals: number;
+  startTime: string;
+  endTime: string;
+  durationMs: number;
+  stoppedEarly: string | undefined;
+  seed: number;
+  prefix: string;
+  mode: 'exclusive' | 'shared';
+  selfTest: string | undefined;
+}
+
+const sec = (ns: number): number => ns / 1e9;
+
+/** Picks the member whose reads the self-test makes stale: the named one, else a follower. */
+async function selfTestMember(admin: Etcd3, members: RuntimeMember[], named: string | undefined): Promise<RuntimeMember> {
+  if (named !== undefined) {
+    const found = members.find((m) => m.name === named);
+    if (!found) throw new Error(`spec.selfTest.staleReads.member: no member named ${named} (members: ${members.map((m) => m.name).join(', ')})`);
+    return found;
+  }
+  const status = await admin.maintenance.status({ deadline: Date.now() + 5000 });
+  const leaderId = status.leader;
+  const list = await admin.cluster.memberList({}, { deadline: Date.now() + 5000 });
+  const leaderName = list.members.find((m) => m.ID === leaderId)?.name;
+  const follower = members.find((m) => m.name !== leaderName && m.failpointUrl !== undefined);
+  if (!follower) throw new Error('selfTest.staleReads needs a follower with gofail failpoints (run --local starts such members)');
+  return follower;
+}
+
+/** Reads the cluster's member ids (to name the member that answered each request). */
+async function memberNamesById(admin: Etcd3, members: RuntimeMember[]): Promise<Map<string, string>> {
+  const list = await admin.cluster.memberList({}, { deadline: Date.now() + 5000 });
+  const names = new Map<string, string>();
+  for (const m of list.members) {
+    const known = members.find((r) => r.name === m.name || m.clientURLs.includes(r.endpoint));
+    names.set(m.ID, known?.name ?? m.name);
+  }
+  return names;
+}
+
+/** Deletes everything under the prefix and returns the revision afterwards (not recorded: outside the history). */
+async function clearPrefix(admin: Etcd3, prefix: string): Promise<number> {
+  const deadline = (): { deadline: number } => ({ deadline: Date.now() + 5000 });
+  await admin.kv.deleteRange({ key: Buffer.from(prefix), range_end: Buffer.from(prefixEnd(prefix)) }, deadline());
+  const read = await admin.kv.range({ key: Buffer.from(prefix), range_end: Buffer.from(prefixEnd(prefix)), count_only: true }, deadline());
+  return Number(read.header.revision);
+}
+
+class Counters {
+  readonly total: OperationCounts = { ok: 0, failed: 0, unknown: 0, byType: {} };
+  intervalOk = 0;
+  intervalAll = 0;
+
+  add(type: string, outcome: 'ok' | 'failed' | 'unknown'): void {
+    this.total[outcome]++;
+    const t = (this.total.byType[type] ??= { ok: 0, failed: 0, unknown: 0 });
+    t[outcome]++;
+    this.intervalAll++;
+    if (outcome === 'ok') this.intervalOk++;
+  }
+
+  get operations(): number {
+    return this.total.ok + this.total.failed + this.total.unknown;
+  }
+}
+
+function outcomeOf(op: Operation): 'ok' | 'failed' | 'unknown' {
+  if (op.return === null) return isWriteRequest(op.request) ? 'unknown' : 'failed';
+  return op.response && isErrorResponse(op.response) ? 'failed' : 'ok';
+}
+
+/** Drives and checks one run; returns when the run has stopped and its history has been checked. */
+export async function executeRun(options: RunOptions): Promise<RunResult> {
+  const { run, members, metrics } = options;
+  const { spec } = run;
+  const prefix = spec.prefix ?? `/etcd-robustness/${run.metadata.name}/`;
+  const endpoints = members.map((m) => m.endpoint);
+  const started = new Date();
+  const startedAt = performance.now();
+  const etcds: Etcd3[] = [];
+  const client = (hosts: string[]): Etcd3 => {
+    const etcd = recordingEtcdClient(hosts);
+    etcds.push(etcd);
+    return etcd;
+  };
+  const admin = client(endpoints);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    let initialRevision: number;
+    let memberNames: Map<string, string>;
+    try {
+      memberNames = await memberNamesById(admin, members);
+      initialRevision = await clearPrefix(admin, prefix);
+    } catch (error) {
+      throw new ClusterUnreachableError(endpoints, (error as Error).message);
+    }
+    const profile = resolveProfile(spec.traffic);
+    const recorder = new HistoryRecorder({ keep: false, ...(options.clock ? { clock: options.clock } : {}) });
+    const meta: HistoryMeta = {
+      kind: 'meta',
+      seed: spec.seed,
+      cluster: options.clusterName,
+      profile: profile.name,
+      startTime: started.toISOString(),
+      prefix,
+      mode: spec.mode,
+    };
+    if (spec.mode === 'exclusive') meta.initialRevision = initialRevision;
+    const writer = HistoryFileWriter.open(options.historyDir);
+    cleanups.push(() => {
+      writer.close();
+    });
+    writer.writeMeta(meta);
+    const keepLimit = options.keepOperations ?? 2_000_000;
+    const history: History = { meta, operations: [], watches: [] };
+    const keep = { all: true };
+    const live = new LiveChecker({ mode: spec.mode, prefix, initialRevision });
+    const counters = new Counters();
+    const leases = new Set<string>();
+    let maxRevision = initialRevision;
+    // Mutated from callbacks: an object keeps TypeScript from narrowing the flags to their initial values.
+    const flags = { stopped: false, violationReported: false };
+    const isStopped = (): boolean => flags.stopped;
+    const stop = new AbortController();
+    let stopReason: string | undefined;
+    const stopRun = (reason: string): void => {
+      if (stop.signal.aborted) return;
+      stopReason = reason;
+      stop.abort();
+    };
+
+    const checkLive = (): void => {
+      if (!flags.violationReported && live.verdict === 'violation') {
+        flags.violationReported = true;
+        metrics.violation('linearizability');
+        logger.error('linearizability violation', { run: run.metadata.name, reason: live.violation?.reason });
+        if (spec.abortOnViolation) stopRun('violation found (abortOnViolation)');
+      }
+    };
+
+    recorder.onOperation((op) => {
+      writer.writeOperation(op);
+      if (keep.all) {
+        if (history.operations.length < keepLimit) history.operations.push(op);
+        else {
+          keep.all = false;
+          history.operations.length = 0;
+          logger.warn('history too long to keep in memory: the final offline check is skipped', { limit: keepLimit });
+        }
+      }
+      const outcome = outcomeOf(op);
+      counters.add(op.request.type, outcome);
+      metrics.operation(op.request.type, outcome, op.return === null ? undefined : sec(op.return - op.call));
+      if (op.response && !isErrorResponse(op.response) && op.response.revision !== undefined) maxRevision = Math.max(maxRevision, op.response.revision);
+      if (op.request.type === 'leaseGrant') leases.add(op.request.id);
+      live.push(op);
+      live.advance(recorder.watermark());
+      checkLive();
+    });
+
+    // Watch probes, one per member (or one over all members).
+    const watchCounts = { streams: 0, events: 0, resumes: 0 };
+    let nextStream = 1;
+    const streams = new Map<number, WatchStream>();
+    const onStreamOpened = (stream: WatchStream): void => {
+      watchCounts.streams++;
+      streams.set(stream.id, stream);
+      writer.openWatch(stream);
+      if (keep.all) history.watches.push(stream);
+    };
+    const onResponse = (id: number, response: WatchResponse): void => {
+      writer.writeWatchResponse(id, response);
+      live.pushWatchResponse(response);
+      watchCounts.events += response.events.length;
+      metrics.watchEvents(response.events.length);
+      if (!keep.all) streams.get(id)?.responses.splice(0); // bounded memory when the history is not keep.all
+    };
+    const startWatch = (etcd: Etcd3, watchPrefix: string, startRevision: number, member: string | undefined): WatchProbe =>
+      WatchProbe.start(etcd, {
+        prefix: watchPrefix,
+        startRevision,
+        ...(member === undefined ? {} : { member }),
+        clock: recorder.clock,
+        progressNotify: spec.watch.progressNotify,
+        progressIntervalMs: spec.watch.progressNotify ? spec.watch.progressIntervalMs : 0,
+        nextStreamId: () => nextStream++,
+        onStreamOpened,
+        onResponse,
+      });
+    const watches: WatchProbe[] = [];
+    if (spec.watch.enabled) {
+      const targets = spec.watch.perMember ? members.map((m) => ({ hosts: [m.endpoint], member: m.name })) : [{ hosts: endpoints, member: undefined }];
+      for (const t of targets) watches.push(startWatch(client(t.hosts), prefix, initialRevision + 1, t.member));
+    }
+
+    // Self-test: make one member lag and send reads through it as serializable while recording them as
+    // the linearizable reads the profile asked for. The checker must catch it.
+    let selfTest: string | undefined;
+    let lagging: string | undefined;
+    if (spec.selfTest?.staleReads) {
+      const target = await selfTestMember(admin, members, spec.selfTest.staleReads.member);
+      lagging = target.name;
+      if (target.failpointUrl !== undefined) {
+        const gofail = new GofailClient(target.failpointUrl);
+        await gofail.activate('raftBeforeSave', 'sleep("300ms")');
+        cleanups.push(async () => {
+          await gofail.deactivate('raftBeforeSave').catch((error: unknown) => {
+            logger.warn('could not remove the self-test failpoint', { member: target.name, error: (error as Error).message });
+          });
+        });
+      }
+      selfTest = `staleReads via ${target.name}`;
+      logger.warn('self-test: reads through this member are sent serializable but recorded linearizable', { member: target.name });
+    }
+    const lieAboutReads = (request: EtcdRequest): EtcdRequest =>
+      request.type === 'range' && !request.serializable && !request.revision ? { ...request, serializable: true } : request;
+
+    // Clients: pinned to each member, and spread over all of them, sharing one rate limiter.
+    const limiter = new RateLimiter({ target: spec.traffic.qps.target, burst: spec.traffic.qps.burst });
+    metrics.target(spec.traffic.qps.target);
+    const stoppedResult: Outcome = { kind: 'failed', error: 'run stopped' };
+    const recordingClient = (hosts: string[], member: string | undefined): RecordingClient =>
+      new RecordingClient(client(hosts), recorder, {
+        timeoutMs: spec.traffic.requestTimeoutMs,
+        memberNames,
+        ...(member === undefined ? {} : { member }),
+        ...(member !== undefined && member === lagging ? { sendAs: lieAboutReads } : {}),
+      });
+    const recordingClients: RecordingClient[] = [];
+    for (const m of members) for (let i = 0; i < spec.traffic.clients.perMember; i++) recordingClients.push(recordingClient([m.endpoint], m.name));
+    for (let i = 0; i < spec.traffic.clients.spread; i++) recordingClients.push(recordingClient(endpoints, undefined));
+
+    const listWatches = new Set<Promise<void>>();
+    const env: TrafficEnvironment = {
+      prefix,
+      profile,
+      keys: new KeyPool(prefix, profile.keys),
+      values: new UniqueValues(profile.valueSize),
+      leaseTtlSeconds: Math.ceil(spec.durationMs / 1000) + 600,
+      watchFrom: (key, _end, startRevision) => {
+        // An informer's list-then-watch, keep.all short so streams do not pile up.
+        if (flags.stopped || listWatches.size >= 4 || !spec.watch.enabled) return;
+        const pending = (async () => {
+          const probe = startWatch(client(endpoints), key, startRevision, undefined);
+          await sleep(1000, undefined, { signal: stop.signal }).catch(() => undefined);
+          await probe.close();
+        })().catch((error: unknown) => {
+          logger.warn('list-watch failed', { error: (error as Error).message });
+        });
+        listWatches.add(pending);
+        void pending.finally(() => listWatches.delete(pending));
+      },
+    };
+    const loops = recordingClients.map((rc, i) => {
+      const random = seededRandom(spec.seed * 1009 + i);
+      const trafficClient: TrafficClient = {
+        random,
+        memory: newClientMemory(),
+        execute: async (request) => {
+          if (isStopped()) return stoppedResult;
+          await limiter.acquire();
+          if (isStopped()) return stoppedResult;
+          return rc.execute(request);
+        },
+      };
+      return runClient(env, trafficClient, isStopped);
+    });
+
+    const maintenance: Promise<void>[] = [];
+    const { compaction, defragment } = spec.traffic;
+    const maintenanceAllowed = (rule: { allowShared: boolean }): boolean => spec.mode === 'exclusive' || rule.allowShared;
+    if (compaction.enabled && maintenanceAllowed(compaction)) {
+      maintenance.push(
+        runCompactions({
+          client: recordingClient(endpoints, undefined),
+          compactKey: `${prefix}compact_rev_key`,
+          values: env.values,
+          intervalMs: compaction.intervalMs,
+          stopped: isStopped,
+          signal: stop.signal,
+          onCompacted: (revision) => logger.debug('compacted', { revision }),
+        }),
+      );
+    }
+    if (defragment.enabled && maintenanceAllowed(defragment)) {
+      maintenance.push(
+        runDefragmentation({
+          clients: members.map((m) => recordingClient([m.endpoint], m.name)),
+          intervalMs: defragment.intervalMs,
+          stopped: isStopped,
+          signal: stop.signal,
+        }),
+      );
+    }
+
+    // Progress, QPS guard and metrics every interval.
+    const intervalMs = options.progressIntervalMs ?? 1000;
+    let lastTick = performance.now();
+    let belowMinIntervals = 0;
+    let ticks = 0;
+    const tick = (): void => {
+      const now = performance.now();
+      const seconds = (now - lastTick) / 1000;
+      lastTick = now;
+      const qps = seconds > 0 ? counters.intervalAll / seconds : 0;
+      const availability = counters.intervalAll > 0 ? counters.intervalOk / counters.intervalAll : undefined;
+      // The first interval includes start-up; judge the rate from the second on.
+      const belowMin = ++ticks > 1 && !flags.stopped && spec.traffic.qps.min > 0 && qps < spec.traffic.qps.min;
+      if (belowMin) belowMinIntervals++;
+      counters.intervalAll = 0;
+      counters.intervalOk = 0;
+      const stats = live.stats();
+      metrics.interval(qps, availability, belowMin);
+      metrics.checker(stats.lagP50Ms, stats.lagP99Ms, stats.pendingOperations);
+      metrics.verdict(live.verdict);
+      options.onProgress?.({
+        elapsedMs: now - startedAt,
+        operations: counters.operations,
+        intervalQps: qps,
+        failed: counters.total.failed,
+        unknown: counters.total.unknown,
+        availability,
+        verdict: live.verdict,
+        lagP99Ms: stats.lagP99Ms,
+        pending: stats.pendingOperations,
+        watchEvents: watchCounts.events,
+        belowMinQps: belowMin,
+      });
+    };
+    const ticker = setInterval(tick, intervalMs);
+    cleanups.push(() => {
+      clearInterval(ticker);
+    });
+
+    metrics.active(true);
+    const onAbort = (): void => stopRun('stopped by the user');
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort();
+    await sleep(spec.durationMs, undefined, { signal: stop.signal }).catch(() => undefined);
+    options.signal?.removeEventListener('abort', onAbort);
+    // Stop: no new requests; in-flight ones end by their deadline.
+    flags.stopped = true;
+    stop.abort();
+    limiter.close();
+    await Promise.all([...loops, ...maintenance]);
+    await Promise.all(listWatches);
+    metrics.active(false);
+    const trafficMs = performance.now() - startedAt;
+
+    // Let the watches catch up with the last write before closing them (a progress notification or an
+    // event at or past it), so the reliable/bookmarkable checks see the whole run.
+    const catchUpDeadline = Date.now() + Math.max(5000, 5 * spec.watch.progressIntervalMs);
+    while (watches.some((w) => w.lastRevision < maxRevision) && Date.now() < catchUpDeadline) await sleep(50);
+    for (const w of watches) {
+      await w.close();
+      watchCounts.resumes += w.resumes;
+    }
+    tick();
+    const liveVerdict = live.finish();
+    checkLive();
+    const liveStats = live.stats();
+    writer.close();
+
+    // Clean up the run's keys and leases (not recorded: the history has ended).
+    await clearPrefix(admin, prefix).catch((error: unknown) => logger.warn('could not delete the run prefix', { prefix, error: (error as Error).message }));
+    for (const id of leases) await admin.leaseClient.leaseRevoke({ ID: id }, { deadline: Date.now() + 2000 }).catch(() => undefined);
+
+    // The offline re-check: the same engine with evidence paths, plus the watch checks.
+    let report: CheckReport | undefined;
+    if (keep.all) {
+      const remaining = Math.max(10_000, spec.timeoutMs - (performance.now() - startedAt));
+      report = checkHistory(history, { timeoutMs: remaining });
+      if (!spec.checks.watch) report = { ...report, watch: { checked: 0, violations: [] } };
+      for (const v of report.watch.violations) metrics.violation(`watch_${v.property}`);
+      const stale = report.linearizability.staleReadViolations?.length ?? 0;
+      if (stale > 0) metrics.violation('stale_read', stale);
+      if (report.linearizability.verdict === 'violation' && !flags.violationReported) metrics.violation('linearizability');
+    }
+    const verdict = finalVerdict(liveVerdict, report, spec.checks);
+    metrics.verdict(verdict);
+    metrics.finished(verdict);
+    const ended = new Date();
+    return {
+      verdict,
+      reason: reasonFor(report, live.violation?.reason ?? live.inconclusiveReason),
+      live: { verdict: liveVerdict, reason: live.violation?.reason ?? live.inconclusiveReason, lagP99Ms: liveStats.lagP99Ms, resolved: liveStats.resolved },
+      report,
+      history: keep.all ? history : undefined,
+      operations: counters.total,
+      watch: watchCounts,
+      achievedQps: counters.operations / (trafficMs / 1000),
+      belowMinQpsIntervals: belowMinIntervals,
+      startTime: started.toISOString(),
+      endTime: ended.toISOString(),
+      durationMs: ended.getTime() - started.getTime(),
+      stoppedEarly: stopReason,
+      seed: spec.seed,
+      prefix,
+      mode: spec.mode,
+      selfTest,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        logger.warn('cleanup failed', { error: (error as Error).message });
+      }
+    }
+    for (const etcd of etcds) etcd.close();
+  }
+}
+
+/**
+ * The offline check is authoritative when it ran (same engine, full evidence); the live verdict stands
+ * otherwise. A live violation is never dropped: the offline check must then have found one too.
+ */
+function finalVerdict(live: Verdict, report: CheckReport | undefined, checks: { linearizability: boolean; watch: boolean }): Verdict {
+  if (!report) return checks.linearizability ? live : 'linearizable';
+  const linearizability = checks.linearizability ? report.linearizability.verdict : 'linearizable';
+  const stale = checks.linearizability && (report.linearizability.staleReadViolations?.length ?? 0) > 0;
+  const watch = checks.watch && report.watch.violations.length > 0;
+  if (linearizability === 'violation' || stale || watch || (checks.linearizability && live === 'violation')) return 'violation';
+  if (linearizability === 'inconclusive') return 'inconclusive';
+  return 'linearizable';
+}
+
+function reasonFor(report: CheckReport | undefined, live: string | undefined): string | undefined {
+  if (!report) return live;
+  const lin = report.linearizability;
+  const watch = report.watch.violations[0];
+  return lin.violation?.reason ?? lin.inconclusive ?? lin.staleReadViolations?.[0]?.reason ?? (watch ? `watch ${watch.property}: ${watch.message}` : live);
+}

@@ -1,0 +1,182 @@
+/**
+ * The run's Prometheus metrics (prom-client), all prefixed `etcd_robustness_`. One set of metric objects
+ * per registry (the operator will host many runs in one registry); a RunMetrics binds the run and cluster
+ * labels. Label values are bounded: request types, three outcomes, a fixed list of checks.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RequestType } from '../domain/index.ts';
+import type { WatchProperty } from '../checker/index.ts';
+
+export type OperationOutcome = 'ok' | 'failed' | 'unknown';
+export type CheckName = 'linearizability' | 'stale_read' | `watch_${WatchProperty}`;
+
+const runLabels = ['run', 'cluster'] as const;
+
+function createMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    operations: new Counter({
+      name: 'etcd_robustness_operations_total',
+      help: 'Recorded operations by request type and outcome (ok, failed: certainly not applied, unknown: outcome unknown).',
+      labelNames: [...runLabels, 'type', 'outcome'],
+      registers,
+    }),
+    latency: new Histogram({
+      name: 'etcd_robustness_operation_duration_seconds',
+      help: 'Latency of recorded operations that returned, by request type.',
+      labelNames: [...runLabels, 'type'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    unknown: new Counter({
+      name: 'etcd_robustness_unknown_outcome_operations_total',
+      help: 'Operations whose outcome the client never learned (timeouts, broken connections).',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    verdict: new Gauge({
+      name: 'etcd_robustness_verdict',
+      help: 'Live checker verdict: 1 linearizable so far, 0 violation found, 0.5 inconclusive.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    violations: new Counter({
+      name: 'etcd_robustness_violations_total',
+      help: 'Violations found, by check (linearizability, stale_read, watch_<property>).',
+      labelNames: [...runLabels, 'check'],
+      registers,
+    }),
+    checkerLag: new Gauge({
+      name: 'etcd_robustness_checker_lag_seconds',
+      help: 'Time from an operation completing to the live checker settling it (quantile over recent operations).',
+      labelNames: [...runLabels, 'quantile'],
+      registers,
+    }),
+    checkerPending: new Gauge({
+      name: 'etcd_robustness_checker_pending_operations',
+      help: 'Operations received by the live checker and not settled yet.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    achievedQps: new Gauge({
+      name: 'etcd_robustness_achieved_qps',
+      help: 'Operations per second the probes achieved over the last progress interval.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    targetQps: new Gauge({
+      name: 'etcd_robustness_target_qps',
+      help: 'Operations per second the run asked for.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    belowMinQps: new Counter({
+      name: 'etcd_robustness_below_min_qps_intervals_total',
+      help: 'Progress intervals in which the cluster could not be driven at the minimum QPS.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    availability: new Gauge({
+      name: 'etcd_robustness_availability_ratio',
+      help: 'Fraction of operations that succeeded over the last progress interval.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    watchEvents: new Counter({
+      name: 'etcd_robustness_watch_events_total',
+      help: 'Watch events received by the watch probes.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    watchResumes: new Counter({
+      name: 'etcd_robustness_watch_resumes_total',
+      help: 'Watch streams reopened after an error or a compaction.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+    runs: new Counter({
+      name: 'etcd_robustness_runs_total',
+      help: 'Finished runs by final verdict.',
+      labelNames: [...runLabels, 'verdict'],
+      registers,
+    }),
+    running: new Gauge({
+      name: 'etcd_robustness_run_active',
+      help: '1 while the run drives traffic.',
+      labelNames: [...runLabels],
+      registers,
+    }),
+  };
+}
+
+export type ProbeMetrics = ReturnType<typeof createMetrics>;
+
+const perRegistry = new WeakMap<Registry, ProbeMetrics>();
+
+export function probeMetrics(registry: Registry): ProbeMetrics {
+  let metrics = perRegistry.get(registry);
+  if (!metrics) {
+    metrics = createMetrics(registry);
+    perRegistry.set(registry, metrics);
+  }
+  return metrics;
+}
+
+/** The metrics of one run (labels bound). */
+export class RunMetrics {
+  readonly metrics: ProbeMetrics;
+  private readonly labels: { run: string; cluster: string };
+
+  constructor(registry: Registry, labels: { run: string; cluster: string }) {
+    this.metrics = probeMetrics(registry);
+    this.labels = labels;
+  }
+
+  operation(type: RequestType, outcome: OperationOutcome, seconds: number | undefined): void {
+    this.metrics.operations.inc({ ...this.labels, type, outcome });
+    if (outcome === 'unknown') this.metrics.unknown.inc(this.labels);
+    if (seconds !== undefined) this.metrics.latency.observe({ ...this.labels, type }, seconds);
+  }
+
+  verdict(value: 'linearizable' | 'violation' | 'inconclusive'): void {
+    this.metrics.verdict.set(this.labels, value === 'linearizable' ? 1 : value === 'violation' ? 0 : 0.5);
+  }
+
+  violation(check: CheckName, count = 1): void {
+    this.metrics.violations.inc({ ...this.labels, check }, count);
+  }
+
+  checker(lagP50Ms: number, lagP99Ms: number, pending: number): void {
+    this.metrics.checkerLag.set({ ...this.labels, quantile: '0.5' }, lagP50Ms / 1000);
+    this.metrics.checkerLag.set({ ...this.labels, quantile: '0.99' }, lagP99Ms / 1000);
+    this.metrics.checkerPending.set(this.labels, pending);
+  }
+
+  interval(achievedQps: number, availability: number | undefined, belowMin: boolean): void {
+    this.metrics.achievedQps.set(this.labels, achievedQps);
+    if (availability !== undefined) this.metrics.availability.set(this.labels, availability);
+    if (belowMin) this.metrics.belowMinQps.inc(this.labels);
+  }
+
+  target(qps: number): void {
+    this.metrics.targetQps.set(this.labels, qps);
+  }
+
+  watchEvents(count: number): void {
+    this.metrics.watchEvents.inc(this.labels, count);
+  }
+
+  watchResume(): void {
+    this.metrics.watchResumes.inc(this.labels);
+  }
+
+  active(running: boolean): void {
+    this.metrics.running.set(this.labels, running ? 1 : 0);
+  }
+
+  finished(verdict: string): void {
+    this.metrics.runs.inc({ ...this.labels, verdict });
+  }
+}
+
+export { Registry };
