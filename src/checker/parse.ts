@@ -394,15 +394,35 @@ export function parseHistory(text: string, file?: string): History {
   return parser.finish();
 }
 
+// One line each (without the newline), exactly as serializeHistory writes them: the segment writer
+// (src/probes/history-file.ts) streams lines as they happen and must produce the same text.
+
+export function serializeMetaLine(meta: HistoryMeta): string {
+  return JSON.stringify(meta);
+}
+
+export function serializeOperationLine(op: Operation): string {
+  return JSON.stringify(op);
+}
+
+/** The line that opens a stream: everything but its responses, which get a line each. */
+export function serializeWatchOpenLine(stream: WatchStream): string {
+  const { responses, ...head } = stream;
+  return JSON.stringify({ kind: 'watch', ...head });
+}
+
+export function serializeWatchResponseLine(id: number, response: WatchResponse): string {
+  return JSON.stringify({ kind: 'watch', id, response });
+}
+
 /** The history as JSON Lines (the inverse of parseHistory). */
 export function serializeHistory(history: History): string {
   const lines: string[] = [];
-  if (history.meta) lines.push(JSON.stringify(history.meta));
-  for (const op of history.operations) lines.push(JSON.stringify(op));
+  if (history.meta) lines.push(serializeMetaLine(history.meta));
+  for (const op of history.operations) lines.push(serializeOperationLine(op));
   for (const w of history.watches) {
-    const { responses, ...head } = w;
-    lines.push(JSON.stringify({ kind: 'watch', ...head }));
-    for (const response of responses) lines.push(JSON.stringify({ kind: 'watch', id: w.id, response }));
+    lines.push(serializeWatchOpenLine(w));
+    for (const response of w.responses) lines.push(serializeWatchResponseLine(w.id, response));
   }
   return `${lines.join('\n')}\n`;
 }

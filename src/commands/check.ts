@@ -1,13 +1,15 @@
 /**
- * `etcd-robustness check FILE...`: re-checks recorded histories offline, one line (or JSON object)
- * per file. Exit codes: 0 all linearizable, 1 any violation, 2 any inconclusive (and no violation),
- * 64 usage or input errors.
+ * `etcd-robustness check PATH...`: re-checks recorded histories offline, one line (or JSON object)
+ * per file or segment directory. Exit codes: 0 all linearizable, 1 any violation, 2 any inconclusive
+ * (and no violation), 64 usage or input errors.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkHistory, HistoryFormatError, parseHistory, renderHtmlReport, type CheckReport } from '../checker/index.ts';
+import type { History } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
+import { HistoryDirectoryError, readHistoryDirectory } from '../probes/history-file.ts';
 
 export const exitCodes = { ok: 0, violation: 1, inconclusive: 2, usage: 64 } as const;
 
@@ -26,54 +28,65 @@ export class CheckUsageError extends Error {
   override name = 'CheckUsageError';
 }
 
-export const checkUsage = `Usage: etcd-robustness check [--json] [--report DIR] [--timeout DURATION] FILE...
+export const checkUsage = `Usage: etcd-robustness check [--json] [--report DIR] [--timeout DURATION] PATH...
 
 Checks recorded histories (JSON Lines, see docs/history-format.md) for linearizability and watch
-guarantees. Prints one line per file: file, verdict, operations, time taken.
+guarantees. Each PATH is a history file, or a directory of segments (history-000001.jsonl, ...) checked
+as the one history they form. Prints one line per PATH: path, verdict, operations, time taken.
 
 Options:
   --json              Print the results as a JSON array instead.
   --report DIR        Write an HTML report per file into DIR.
-  --timeout DURATION  Give up on a file after this long (inconclusive); default 60s.
+  --timeout DURATION  Give up on a history after this long (inconclusive); default 60s.
 
 Exit code: 0 all linearizable, 1 any violation, 2 any inconclusive, 64 usage or input error.
 `;
 
-function checkOne(file: string, timeoutMs: number, reportDir: string | undefined): FileOutcome {
+/** A file is one history; a directory is the segments a HistoryFileWriter wrote. Returns an error message on bad input. */
+function loadHistory(file: string): History | string {
   let text: string;
   try {
+    if (statSync(file).isDirectory()) return readHistoryDirectory(file);
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    return { file, verdict: 'error', error: `${file}: cannot read: ${(error as Error).message}` };
+    if (error instanceof HistoryDirectoryError || error instanceof HistoryFormatError) return error.message;
+    return `${file}: cannot read: ${(error as Error).message}`;
   }
   try {
-    const history = parseHistory(text, file);
-    const report = checkHistory(history, { timeoutMs });
-    const outcome: FileOutcome = {
-      file,
-      verdict: report.verdict,
-      operations: history.operations.length,
-      elapsedMs: Math.round(report.elapsedMs * 10) / 10,
-      watchViolations: report.watch.violations.length,
-    };
-    const lin = report.linearizability;
-    const reason =
-      lin.violation?.reason ??
-      lin.inconclusive ??
-      lin.staleReadViolations?.[0]?.reason ??
-      (report.watch.violations[0] ? `watch ${report.watch.violations[0].property}: ${report.watch.violations[0].message}` : undefined);
-    if (reason !== undefined) outcome.reason = reason;
-    if (reportDir !== undefined) {
-      mkdirSync(reportDir, { recursive: true });
-      const out = path.join(reportDir, `${path.basename(file).replace(/\.[^.]*$/, '')}.html`);
-      writeFileSync(out, renderHtmlReport(history, report, { title: path.basename(file) }));
-      outcome.report = out;
-    }
-    return outcome;
+    return parseHistory(text, file);
   } catch (error) {
-    if (error instanceof HistoryFormatError) return { file, verdict: 'error', error: error.message };
+    if (error instanceof HistoryFormatError) return error.message;
     throw error;
   }
+}
+
+function checkOne(file: string, timeoutMs: number, reportDir: string | undefined): FileOutcome {
+  const history = loadHistory(file);
+  if (typeof history === 'string') return { file, verdict: 'error', error: history };
+  const report = checkHistory(history, { timeoutMs });
+  const outcome: FileOutcome = {
+    file,
+    verdict: report.verdict,
+    operations: history.operations.length,
+    elapsedMs: Math.round(report.elapsedMs * 10) / 10,
+    watchViolations: report.watch.violations.length,
+  };
+  const lin = report.linearizability;
+  const reason =
+    lin.violation?.reason ??
+    lin.inconclusive ??
+    lin.staleReadViolations?.[0]?.reason ??
+    (report.watch.violations[0] ? `watch ${report.watch.violations[0].property}: ${report.watch.violations[0].message}` : undefined);
+  if (reason !== undefined) outcome.reason = reason;
+  if (reportDir !== undefined) {
+    mkdirSync(reportDir, { recursive: true });
+    // resolve: a directory given as "." or "dir/" still names its report after itself.
+    const name = path.basename(path.resolve(file));
+    const out = path.join(reportDir, `${name.replace(/\.[^.]*$/, '')}.html`);
+    writeFileSync(out, renderHtmlReport(history, report, { title: name }));
+    outcome.report = out;
+  }
+  return outcome;
 }
 
 export function exitCodeFor(outcomes: FileOutcome[]): number {
@@ -110,7 +123,7 @@ export function runCheck(argv: string[], out: (line: string) => void, err: (line
     out(checkUsage);
     return exitCodes.ok;
   }
-  if (positionals.length === 0) throw new CheckUsageError('check: no history file given (see etcd-robustness check --help)');
+  if (positionals.length === 0) throw new CheckUsageError('check: no history file or directory given (see etcd-robustness check --help)');
   let timeoutMs: number;
   try {
     timeoutMs = parseDuration(values.timeout);

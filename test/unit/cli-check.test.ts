@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { parseHistory } from '../../src/checker/parse.ts';
+import { HistoryFileWriter } from '../../src/probes/history-file.ts';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-check-'));
@@ -21,6 +23,35 @@ const ok = file('ok.jsonl', [{ kind: 'meta', mode: 'exclusive' }, putX, { client
 const lost = file('lost.jsonl', [putX, { client: 2, call: 20, return: 30, request: { type: 'range', key: 'x' }, response: { revision: 2, kvs: [] } }]);
 const malformed = file('malformed.jsonl', [putX, '{"client": 2, "call": 20, "return": 30, "request": {"type": "get", "key": "x"}, "response": {}}']);
 const broken = file('broken.jsonl', [putX, '{"client": 2, "call": ']);
+
+/** The history in `source` rewritten by HistoryFileWriter as a directory of several small segments. */
+function segmented(name: string, source: string): string {
+  const history = parseHistory(readFileSync(source, 'utf8'), source);
+  const writer = HistoryFileWriter.open(path.join(dir, name), { maxSegmentBytes: 200 });
+  if (history.meta) writer.writeMeta(history.meta);
+  for (const op of history.operations) writer.writeOperation(op);
+  for (const stream of history.watches) {
+    writer.openWatch(stream);
+    for (const response of stream.responses) writer.writeWatchResponse(stream.id, response);
+  }
+  writer.close();
+  assert.ok(writer.segments.length > 1);
+  return writer.dir;
+}
+
+// A history with a watch stream, so the directory's segments re-open it.
+const watched = file('watched.jsonl', [
+  { kind: 'meta', mode: 'exclusive' },
+  { kind: 'watch', id: 1, client: 9, request: { key: 'x', startRevision: 1, prevKV: true } },
+  putX,
+  { kind: 'watch', id: 1, response: { time: 12, revision: 2, events: [{ type: 'put', key: 'x', value: '1', modRevision: 2, createRevision: 2, version: 1, isCreate: true }] } },
+  { client: 2, call: 20, return: 30, request: { type: 'range', key: 'x' }, response: { revision: 2, kvs: [{ key: 'x', value: '1', modRevision: 2 }] } },
+  { client: 3, call: 40, return: 50, request: { type: 'put', key: 'x', value: '2' }, response: { revision: 3 } },
+  { kind: 'watch', id: 1, response: { time: 52, revision: 3, events: [{ type: 'put', key: 'x', value: '2', modRevision: 3, createRevision: 2, version: 2, isCreate: false, prevKV: { key: 'x', value: '1', modRevision: 2 } }] } },
+]);
+
+/** The verdict line without the path and the time taken, which differ between a file and its directory. */
+const verdictOf = (line: string): string[] => line.split('\t').filter((_, i) => i !== 0 && i !== 3);
 
 async function check(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -75,6 +106,32 @@ describe('etcd-robustness check', () => {
     );
     assert.ok(existsSync(path.join(reports, 'lost.html')));
     assert.match(readFileSync(path.join(reports, 'lost.html'), 'utf8'), /unplaceable/);
+  });
+
+  test('a directory of segments is checked as one history: one line, the same verdict as the single file', async () => {
+    const watchedDir = segmented('watched-segments', watched);
+    const lostDir = segmented('lost-segments', lost);
+    const files = await check([watched, lost]);
+    const dirs = await check([watchedDir, lostDir]);
+    assert.equal(files.code, 1);
+    assert.equal(dirs.code, 1);
+    const fileLines = files.stdout.trim().split('\n');
+    const dirLines = dirs.stdout.trim().split('\n');
+    assert.equal(dirLines.length, 2);
+    assert.match(dirLines[0]!, /watched-segments\tlinearizable\t3 operations/);
+    assert.match(dirLines[1]!, /lost-segments\tviolation\t2 operations/);
+    assert.deepEqual(dirLines.map(verdictOf), fileLines.map(verdictOf));
+    const json = await check(['--json', watchedDir]);
+    assert.equal(json.code, 0);
+    assert.equal((JSON.parse(json.stdout) as { watchViolations: number }[])[0]!.watchViolations, 0);
+  });
+
+  test('an empty directory is an input error (exit 64) that says what is missing', async () => {
+    const empty = path.join(dir, 'empty');
+    mkdirSync(empty);
+    const r = await check([empty]);
+    assert.equal(r.code, 64);
+    assert.match(r.stderr, /empty: no history segments \(history-NNNNNN\.jsonl\) in this directory/);
   });
 
   test('usage errors exit 64', async () => {

@@ -1,0 +1,498 @@
+/**
+ * A long run's history on disk: a directory of JSON Lines segments (history-000001.jsonl, ...), written as
+ * the run goes and read back as one history (docs/history-format.md, "Segments").
+ *
+ * Every segment starts with a header: the meta line and an opening line for each watch stream still open,
+ * so a segment is a valid history file on its own and the segments left after the oldest were deleted
+ * (maxSegments) can still be read. When the segments are read together, the header copies are skipped, so
+ * the result equals what was written.
+ */
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import {
+  HistoryFormatError,
+  HistoryParser,
+  serializeMetaLine,
+  serializeOperationLine,
+  serializeWatchOpenLine,
+  serializeWatchResponseLine,
+} from '../checker/parse.ts';
+import type { History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
+
+export const defaultMaxSegmentBytes = 64 * 1024 * 1024;
+/** Buffered lines reach the OS at least this often, so a crash of the process loses at most this much. */
+export const flushIntervalMs = 100;
+/** Also flush when this much is buffered, which bounds memory at any write rate. */
+const maxBufferedBytes = 1024 * 1024;
+
+const segmentPattern = /^history-(\d+)\.jsonl$/;
+
+export function segmentFileName(index: number): string {
+  return `history-${String(index).padStart(6, '0')}.jsonl`;
+}
+
+/** The directory or a segment could not be created, written, synced or deleted. */
+export class HistoryWriteError extends Error {
+  override name = 'HistoryWriteError';
+  readonly path: string;
+  constructor(file: string, action: string, cause: unknown) {
+    super(`${file}: cannot ${action}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.path = file;
+  }
+}
+
+/** A history directory that cannot be read as one history (missing, empty, a segment missing). */
+export class HistoryDirectoryError extends Error {
+  override name = 'HistoryDirectoryError';
+  readonly dir: string;
+  constructor(dir: string, problem: string) {
+    super(`${dir}: ${problem}`);
+    this.dir = dir;
+  }
+}
+
+export interface HistoryFileWriterOptions {
+  /** Start a new segment before one would grow past this (default 64 MiB). */
+  maxSegmentBytes?: number;
+  /** Keep at most this many segments, deleting the oldest (default: keep all). */
+  maxSegments?: number;
+}
+
+interface Segment {
+  path: string;
+  /** -1 once closed: closing a descriptor number twice could close one that was reused meanwhile. */
+  fd: number;
+  bytes: number;
+  /** Lines other than the header, which every segment needs at least one of before it rotates. */
+  bodyLines: number;
+}
+
+interface OpenStream {
+  line: string;
+  /** Until a canceled response ends it; only active streams are re-opened in later segments. */
+  active: boolean;
+}
+
+function positiveInteger(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+/** writeSync may write less than asked; loop until the buffer is out. */
+function writeAll(fd: number, data: Buffer): void {
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+}
+
+function existingSegments(dir: string): { index: number; name: string }[] {
+  return readdirSync(dir)
+    .flatMap((name) => {
+      const match = segmentPattern.exec(name);
+      return match ? [{ index: Number(match[1]), name }] : [];
+    })
+    .sort((a, b) => a.index - b.index);
+}
+
+/**
+ * Streams a history into segment files. Writes are buffered and reach the OS on flush (every 100 ms, on
+ * rotation, when 1 MiB is buffered, and on close); close() also fsyncs. Not safe to share across processes.
+ */
+export class HistoryFileWriter {
+  readonly dir: string;
+  readonly maxSegmentBytes: number;
+  readonly maxSegments: number;
+  private current: Segment;
+  private segmentIndex = 1;
+  private readonly live: string[];
+  private readonly deleted: string[] = [];
+  private metaLine: string | undefined;
+  private started = false;
+  private readonly streams = new Map<number, OpenStream>();
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private totalBytes = 0;
+  private totalLines = 0;
+  private failure: HistoryWriteError | undefined;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(dir: string, maxSegmentBytes: number, maxSegments: number, first: Segment) {
+    this.dir = dir;
+    this.maxSegmentBytes = maxSegmentBytes;
+    this.maxSegments = maxSegments;
+    this.current = first;
+    this.live = [first.path];
+    // unref: a forgotten writer must not keep the process alive; close() is what guarantees the data.
+    this.timer = setInterval(() => this.flushInBackground(), flushIntervalMs).unref();
+  }
+
+  /** Creates `dir` if needed and the first segment. Refuses a directory that already holds segments. */
+  static open(dir: string, options: HistoryFileWriterOptions = {}): HistoryFileWriter {
+    const maxSegmentBytes = positiveInteger(options.maxSegmentBytes, defaultMaxSegmentBytes, 'maxSegmentBytes');
+    const maxSegments = positiveInteger(options.maxSegments, Number.POSITIVE_INFINITY, 'maxSegments');
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw new HistoryWriteError(dir, 'create the history directory', error);
+    }
+    let existing;
+    try {
+      existing = existingSegments(dir);
+    } catch (error) {
+      throw new HistoryWriteError(dir, 'list the history directory', error);
+    }
+    // Appending to another run's segments would mix two histories into one that fails the check.
+    if (existing.length > 0) throw new HistoryWriteError(dir, 'start a history', `it already holds ${existing[0]!.name}`);
+    return new HistoryFileWriter(dir, maxSegmentBytes, maxSegments, HistoryFileWriter.createSegment(dir, 1));
+  }
+
+  private static createSegment(dir: string, index: number): Segment {
+    const file = path.join(dir, segmentFileName(index));
+    try {
+      // 'wx': never overwrite a segment.
+      return { path: file, fd: openSync(file, 'wx'), bytes: 0, bodyLines: 0 };
+    } catch (error) {
+      throw new HistoryWriteError(file, 'create the segment', error);
+    }
+  }
+
+  /** Bytes given to the writer, header copies included: after close, the total size of every segment written. */
+  get bytesWritten(): number {
+    return this.totalBytes;
+  }
+
+  /** Lines given to the writer, header copies included. */
+  get linesWritten(): number {
+    return this.totalLines;
+  }
+
+  /** The segments on disk, oldest first. */
+  get segments(): readonly string[] {
+    return [...this.live];
+  }
+
+  /** The segments deleted to respect maxSegments, oldest first: what is left is only the end of the history. */
+  get deletedSegments(): readonly string[] {
+    return [...this.deleted];
+  }
+
+  /** Optional; if written, it must be the first line. Every later segment starts with a copy. */
+  writeMeta(meta: HistoryMeta): void {
+    this.assertWritable();
+    if (this.started) throw new Error('writeMeta must come before any other line of the history');
+    this.started = true;
+    this.metaLine = serializeMetaLine(meta);
+    this.append(this.metaLine, false);
+  }
+
+  writeOperation(op: Operation): void {
+    this.assertWritable();
+    this.started = true;
+    this.append(serializeOperationLine(op), true);
+  }
+
+  /** Writes the stream's opening line (id, client, member, request); its responses go through writeWatchResponse. */
+  openWatch(stream: WatchStream): void {
+    this.assertWritable();
+    if (this.streams.has(stream.id)) throw new Error(`watch ${stream.id} is already open`);
+    this.started = true;
+    const line = serializeWatchOpenLine(stream);
+    // Registered after the append: a rotation inside it must not re-open the stream in the header and again below.
+    this.append(line, true);
+    this.streams.set(stream.id, { line, active: true });
+  }
+
+  writeWatchResponse(streamId: number, response: WatchResponse): void {
+    this.assertWritable();
+    const stream = this.streams.get(streamId);
+    // The line would make the file unreadable ("a response for watch N, which no earlier line opened").
+    if (!stream) throw new Error(`watch ${streamId} was never opened (call openWatch first)`);
+    this.append(serializeWatchResponseLine(streamId, response), true);
+    // A canceled response is a stream's last; anything after it (not expected) keeps the stream alive.
+    stream.active = response.canceled !== true;
+  }
+
+  /** Hands buffered lines to the OS (not fsynced: that is close()'s job). */
+  flush(): void {
+    this.assertWritable();
+    this.writePending();
+  }
+
+  /** Flushes, fsyncs and closes. Idempotent; rethrows a failure of a background flush. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    try {
+      if (!this.failure) {
+        this.writePending();
+        this.io(this.current.path, 'fsync', () => fsyncSync(this.current.fd));
+        this.syncDirectory();
+      }
+    } finally {
+      this.closeSegment(this.current);
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private assertWritable(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new Error(`the history writer for ${this.dir} is closed`);
+  }
+
+  private append(line: string, body: boolean): void {
+    const text = `${line}\n`;
+    const bytes = Buffer.byteLength(text);
+    // A segment takes at least one body line, so a line larger than the limit still gets written.
+    if (body && this.current.bodyLines > 0 && this.current.bytes + bytes > this.maxSegmentBytes) this.rotate();
+    this.pending.push(text);
+    this.pendingBytes += bytes;
+    this.current.bytes += bytes;
+    if (body) this.current.bodyLines++;
+    this.totalBytes += bytes;
+    this.totalLines++;
+    if (this.pendingBytes >= maxBufferedBytes) this.writePending();
+  }
+
+  private rotate(): void {
+    this.writePending();
+    const done = this.current;
+    try {
+      this.io(done.path, 'fsync', () => fsyncSync(done.fd));
+    } finally {
+      this.closeSegment(done);
+    }
+    this.segmentIndex++;
+    try {
+      this.current = HistoryFileWriter.createSegment(this.dir, this.segmentIndex);
+    } catch (error) {
+      if (error instanceof HistoryWriteError) this.failure = error;
+      throw error;
+    }
+    this.live.push(this.current.path);
+    this.writeHeader();
+    this.deleteOldSegments();
+  }
+
+  /** The meta and the streams still open, so this segment reads on its own (see the module comment). */
+  private writeHeader(): void {
+    if (this.metaLine !== undefined) this.append(this.metaLine, false);
+    for (const stream of this.streams.values()) if (stream.active) this.append(stream.line, false);
+  }
+
+  private deleteOldSegments(): void {
+    while (this.live.length > this.maxSegments) {
+      const oldest = this.live.shift()!;
+      this.io(oldest, 'delete the old segment', () => unlinkSync(oldest));
+      this.deleted.push(oldest);
+    }
+  }
+
+  private writePending(): void {
+    if (this.pending.length === 0) return;
+    const data = Buffer.from(this.pending.join(''));
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.io(this.current.path, 'write', () => writeAll(this.current.fd, data));
+  }
+
+  private closeSegment(segment: Segment): void {
+    if (segment.fd < 0) return;
+    const fd = segment.fd;
+    segment.fd = -1;
+    try {
+      closeSync(fd);
+    } catch {
+      // The descriptor is released either way; close errors after fsync report nothing about the data.
+    }
+  }
+
+  /** New and deleted segment names survive a machine crash only once the directory is synced. */
+  private syncDirectory(): void {
+    this.io(this.dir, 'fsync the directory', () => {
+      const fd = openSync(this.dir, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    });
+  }
+
+  private flushInBackground(): void {
+    if (this.closed || this.failure) return;
+    try {
+      this.writePending();
+    } catch {
+      // Kept in this.failure by io(): the next write or close() throws it to someone who can act on it.
+    }
+  }
+
+  /** Runs a file operation; a failure is kept, so every later call reports the same error. */
+  private io(file: string, action: string, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.failure = new HistoryWriteError(file, action, error);
+      throw this.failure;
+    }
+  }
+}
+
+export interface ReadHistoryDirectoryOptions {
+  /**
+   * Read what is left after the oldest segments were deleted (maxSegments). Off by default: the end of a
+   * history is not a history the checker can judge (the deleted writes are missing), so it would give
+   * false violations.
+   */
+  allowSuffix?: boolean;
+}
+
+function segmentPaths(dir: string, options: ReadHistoryDirectoryOptions): string[] {
+  let segments;
+  try {
+    if (!statSync(dir).isDirectory()) throw new HistoryDirectoryError(dir, 'not a directory');
+    segments = existingSegments(dir);
+  } catch (error) {
+    if (error instanceof HistoryDirectoryError) throw error;
+    throw new HistoryDirectoryError(dir, `cannot read the history directory: ${(error as Error).message}`);
+  }
+  if (segments.length === 0) throw new HistoryDirectoryError(dir, 'no history segments (history-NNNNNN.jsonl) in this directory');
+  const first = segments[0]!.index;
+  if (first !== 1 && options.allowSuffix !== true) {
+    throw new HistoryDirectoryError(
+      dir,
+      `starts at ${segments[0]!.name}: ${segmentFileName(1)} to ${segmentFileName(first - 1)} were deleted (maxSegments), ` +
+        'so only the end of the history is left, which cannot be checked as a whole',
+    );
+  }
+  segments.forEach((s, i) => {
+    if (s.index !== first + i) throw new HistoryDirectoryError(dir, `${segmentFileName(first + i)} is missing (the segments are not consecutive)`);
+  });
+  return segments.map((s) => path.join(dir, s.name));
+}
+
+/** Reads a directory written by HistoryFileWriter as the one history its segments form. */
+export function readHistoryDirectory(dir: string, options: ReadHistoryDirectoryOptions = {}): History {
+  const reader = new SegmentReader(dir);
+  for (const file of segmentPaths(dir, options)) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new HistoryDirectoryError(dir, `cannot read ${path.basename(file)}: ${(error as Error).message}`);
+    }
+    reader.segment(file, text);
+  }
+  return reader.finish();
+}
+
+type Json = Record<string, unknown>;
+
+interface Seen {
+  raw: Json;
+  file: string;
+  line: number;
+}
+
+/**
+ * Feeds every segment's lines to one HistoryParser (watch streams and clients span segments), skipping the
+ * header copies: a meta or a stream's opening line at the top of a later segment. Skipped lines are fed as
+ * blank lines, so the parser's line numbers stay those of the concatenated segments and can be mapped back
+ * to FILE:LINE.
+ */
+class SegmentReader {
+  private readonly parser: HistoryParser;
+  private readonly starts: { file: string; firstLine: number }[] = [];
+  private lines = 0;
+  private meta: Seen | undefined;
+  private readonly opened = new Map<number, Seen>();
+
+  constructor(dir: string) {
+    this.parser = new HistoryParser(dir);
+  }
+
+  segment(file: string, text: string): void {
+    this.starts.push({ file, firstLine: this.lines + 1 });
+    let inHeader = this.starts.length > 1;
+    text.split('\n').forEach((line, i) => {
+      this.lines++;
+      let skip = false;
+      if (inHeader && line.trim() !== '') {
+        skip = this.isHeaderCopy(line, file, i + 1);
+        inHeader = skip;
+      }
+      if (!skip) this.rememberFirst(line, file, i + 1);
+      this.feed(skip ? '' : line);
+    });
+  }
+
+  finish(): History {
+    try {
+      return this.parser.finish();
+    } catch (error) {
+      throw this.relocate(error);
+    }
+  }
+
+  private feed(line: string): void {
+    try {
+      this.parser.line(line);
+    } catch (error) {
+      throw this.relocate(error);
+    }
+  }
+
+  /** A meta or watch opening is parsed here too, but only those: other lines are parsed once, by the parser. */
+  private static headerCandidate(line: string): Json | undefined {
+    if (!line.includes('"kind"') || !(line.includes('"meta"') || line.includes('"request"'))) return undefined;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      return undefined; // the parser reports it
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+    const json = raw as Json;
+    if (json['kind'] === 'meta' || (json['kind'] === 'watch' && json['request'] !== undefined)) return json;
+    return undefined;
+  }
+
+  private rememberFirst(line: string, file: string, lineNumber: number): void {
+    const raw = SegmentReader.headerCandidate(line);
+    if (!raw) return;
+    if (raw['kind'] === 'meta') this.meta ??= { raw, file, line: lineNumber };
+    else if (typeof raw['id'] === 'number' && !this.opened.has(raw['id'])) this.opened.set(raw['id'], { raw, file, line: lineNumber });
+  }
+
+  /** True for a copy of the meta or of an earlier stream's opening; a differing copy is an error. */
+  private isHeaderCopy(line: string, file: string, lineNumber: number): boolean {
+    const raw = SegmentReader.headerCandidate(line);
+    if (!raw) return false;
+    const original = raw['kind'] === 'meta' ? this.meta : typeof raw['id'] === 'number' ? this.opened.get(raw['id']) : undefined;
+    if (!original) return false; // a first meta or opening (for example in the first segment of a suffix)
+    if (isDeepStrictEqual(raw, original.raw)) return true;
+    const what = raw['kind'] === 'meta' ? 'the meta line differs from' : `watch ${String(raw['id'])} is re-opened differently from`;
+    throw new HistoryFormatError(file, lineNumber, `${what} ${original.file}:${original.line} (every segment repeats the same header)`);
+  }
+
+  /** The parser numbers the concatenated lines; name the segment and its own line instead. */
+  private relocate(error: unknown): unknown {
+    if (!(error instanceof HistoryFormatError)) return error;
+    const at = this.locate(error.line);
+    // finish() names an earlier line in the text as "(line N)", also in concatenated numbering.
+    const problem = error.problem.replace(/\(line (\d+)\)/g, (_, n: string) => {
+      const other = this.locate(Number(n));
+      return `(${other.file}:${other.line})`;
+    });
+    return new HistoryFormatError(at.file, at.line, problem);
+  }
+
+  private locate(globalLine: number): { file: string; line: number } {
+    let start = this.starts[0]!;
+    for (const s of this.starts) if (s.firstLine <= globalLine) start = s;
+    return { file: start.file, line: globalLine - start.firstLine + 1 };
+  }
+}
