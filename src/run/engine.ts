@@ -281,17 +281,22 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     // the linearizable reads the profile asked for. The checker must catch it.
     let selfTest: string | undefined;
     let lagging: string | undefined;
+    let healSelfTest: (() => Promise<void>) | undefined;
     if (spec.selfTest?.staleReads) {
       const target = await selfTestMember(admin, members, spec.selfTest.staleReads.member);
       lagging = target.name;
       if (target.failpointUrl !== undefined) {
         const gofail = new GofailClient(target.failpointUrl);
         await gofail.activate('raftBeforeSave', 'sleep("300ms")');
-        cleanups.push(async () => {
+        let healed = false;
+        healSelfTest = async () => {
+          if (healed) return;
+          healed = true;
           await gofail.deactivate('raftBeforeSave').catch((error: unknown) => {
             logger.warn('could not remove the self-test failpoint', { member: target.name, error: (error as Error).message });
           });
-        });
+        };
+        cleanups.push(healSelfTest);
       }
       selfTest = `staleReads via ${target.name}`;
       logger.warn('self-test: reads through this member are sent serializable but recorded linearizable', { member: target.name });
@@ -426,7 +431,15 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     flags.stopped = true;
     stop.abort();
     limiter.close();
+    const phase = (name: string): void => {
+      logger.debug(`run ${run.metadata.name}: ${name}`, { elapsedMs: Math.round(performance.now() - startedAt) });
+    };
+    phase('stopping traffic');
     await Promise.all([...loops, ...maintenance]);
+    phase('traffic stopped');
+    // Heal the self-test's failpoint before waiting on the cluster for anything else.
+    if (healSelfTest) await healSelfTest();
+    phase('waiting for watches');
     await Promise.all(listWatches);
     metrics.active(false);
     const trafficMs = performance.now() - startedAt;
@@ -435,6 +448,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     // event at or past it), so the reliable/bookmarkable checks see the whole run.
     const catchUpDeadline = Date.now() + Math.max(5000, 5 * spec.watch.progressIntervalMs);
     while (watches.some((w) => w.lastRevision < maxRevision) && Date.now() < catchUpDeadline) await sleep(50);
+    phase('closing watches');
     for (const w of watches) {
       await w.close();
       watchCounts.resumes += w.resumes;
@@ -446,6 +460,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     writer.close();
 
     // Clean up the run's keys and leases (not recorded: the history has ended).
+    clearInterval(ticker);
+    phase('cleaning up');
     await clearPrefix(admin, prefix).catch((error: unknown) => logger.warn('could not delete the run prefix', { prefix, error: (error as Error).message }));
     for (const id of leases) await admin.leaseClient.leaseRevoke({ ID: id }, { deadline: Date.now() + 2000 }).catch(() => undefined);
 
@@ -453,7 +469,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     let report: CheckReport | undefined;
     if (keep.all) {
       const remaining = Math.max(10_000, spec.timeoutMs - (performance.now() - startedAt));
+      phase('checking the full history offline');
       report = checkHistory(history, { timeoutMs: remaining });
+      phase('checked');
       if (!spec.checks.watch) report = { ...report, watch: { checked: 0, violations: [] } };
       for (const v of report.watch.violations) metrics.violation(`watch_${v.property}`);
       const stale = report.linearizability.staleReadViolations?.length ?? 0;

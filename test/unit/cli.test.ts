@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
@@ -36,21 +38,59 @@ describe('etcd-robustness CLI', () => {
     assert.match(result.stderr, /unknown command "frobnicate"/);
   });
 
+  // run uses check's exit codes: 2 means inconclusive there, so usage errors are 64.
   test('run without --local is refused with a hint', async () => {
     const result = await run(['run']);
-    assert.equal(result.code, 2);
+    assert.equal(result.code, 64);
     assert.match(result.stderr, /only --local/);
   });
 
   test('run --local refuses an even member count', async () => {
     const result = await run(['run', '--local', '--members', '2']);
-    assert.equal(result.code, 2);
+    assert.equal(result.code, 64);
     assert.match(result.stderr, /--members must be 1, 3 or 5, got "2"/);
   });
 
   test('an unknown option is a usage error naming it', async () => {
     const result = await run(['run', '--local', '--bogus']);
-    assert.equal(result.code, 2);
+    assert.equal(result.code, 64);
     assert.match(result.stderr, /--bogus/);
+  });
+
+  test('run --local with a bad manifest names every problem by file, line and field, before starting anything', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cli-manifest-'));
+    try {
+      const file = path.join(dir, 'bad.yaml');
+      writeFileSync(
+        file,
+        [
+          'apiVersion: etcd.robustness.io/v1alpha1',
+          'kind: RobustnessRun',
+          'metadata:',
+          '  name: bad',
+          'spec:',
+          '  traffic:',
+          '    profile: redis',
+          '    qps:',
+          '      target: -5',
+          '  duraton: 10s',
+          '',
+        ].join('\n'),
+      );
+      const result = await run(['run', '--local', file]);
+      assert.equal(result.code, 64);
+      assert.match(result.stderr, new RegExp(`${file}:7:\\d+: spec\\.traffic\\.profile: .*etcd.*kubernetes`));
+      assert.match(result.stderr, new RegExp(`${file}:9:\\d+: spec\\.traffic\\.qps\\.target: .*-5`));
+      assert.match(result.stderr, new RegExp(`${file}:10:\\d+: spec\\.duraton`));
+      assert.doesNotMatch(result.stdout, /cluster:/, 'no cluster may be started for a bad manifest');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('run --local with a missing manifest file says which file', async () => {
+    const result = await run(['run', '--local', '/nonexistent/run.yaml']);
+    assert.equal(result.code, 64);
+    assert.match(result.stderr, /cannot read \/nonexistent\/run\.yaml/);
   });
 });
