@@ -35,7 +35,9 @@ function installExitHooks(): void {
   exitHooksInstalled = true;
   process.on('exit', killLiveChildren);
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      // A program that handles the signal itself (run --local stops cleanly on Ctrl-C) keeps its children.
+      if (process.listenerCount(signal) > 1) return;
       killLiveChildren();
       process.exit(code);
     });
@@ -67,6 +69,9 @@ export class ManagedProcess {
         cwd: options.cwd,
         env: options.env ?? process.env,
         stdio: ['ignore', log, log],
+        // Its own process group: a Ctrl-C at the terminal reaches this program only, which then stops
+        // its children in order (or kills them on exit) instead of etcd dying mid-run.
+        detached: true,
       });
     } finally {
       closeSync(log);

@@ -1,6 +1,14 @@
-// Probes: clients that drive etcd and record every operation into a history.
+// Probes: clients that drive etcd and record every operation and watch response into a history.
 export { HistoryRecorder, monotonicNs } from './recorder.ts';
 export type { Clock, OperationSink } from './recorder.ts';
 export { RecordingClient, recordingEtcdClient, isDefiniteError } from './recording-client.ts';
-export type { Outcome } from './recording-client.ts';
+export type { Outcome, RecordingClientOptions } from './recording-client.ts';
 export { WatchRecorder, watchEventsFromWire } from './watch-recorder.ts';
+export { WatchProbe } from './watch-probe.ts';
+export type { WatchProbeOptions } from './watch-probe.ts';
+export { HistoryFileWriter, HistoryWriteError, HistoryDirectoryError, readHistoryDirectory } from './history-file.ts';
+export { builtInProfiles, resolveProfile, kindsOf } from './profiles.ts';
+export { actionFor, etcdActions, kubernetesActions, KeyPool, kindPicker, newClientMemory, remember, runClient, seededRandom, UniqueValues } from './traffic.ts';
+export type { Action, ClientMemory, TrafficClient, TrafficEnvironment } from './traffic.ts';
+export { RateLimiter } from './rate-limiter.ts';
+export { runCompactions, runDefragmentation } from './maintenance.ts';

@@ -1,0 +1,97 @@
+// `etcd-robustness run --local` end to end, as a user runs it: a real local cluster, /metrics served
+// while the run goes, Ctrl-C stopping it cleanly with a report, and the self-test's deliberately stale
+// reads caught as a violation (exit 1, the violation in the report).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+
+const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
+
+interface Started {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function start(args: string[], cwd: string): Started {
+  const child = spawn(process.execPath, [cli, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number, started: Started): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (started.child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}\n--- stdout ---\n${started.stdout()}\n--- stderr ---\n${started.stderr()}`);
+}
+
+describe('etcd-robustness run --local', { timeout: 180_000 }, () => {
+  let dir: string;
+  const children: ChildProcess[] = [];
+
+  before(() => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'run-local-cli-'));
+  });
+
+  after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the default run serves /metrics while it runs, stops on SIGINT, and leaves a checked report', async () => {
+    const report = path.join(dir, 'default-report');
+    const run = start(['run', '--local', '--duration', '60s', '--report', report, '--progress-interval', '1s'], dir);
+    children.push(run.child);
+    const url = await waitFor('the metrics URL', () => /^metrics: (\S+)$/m.exec(run.stdout())?.[1], 60_000, run);
+    await waitFor('three progress lines', () => ((run.stderr().match(/ops\/s/g)?.length ?? 0) >= 3 ? true : undefined), 60_000, run);
+    const metrics = await (await fetch(url)).text();
+    assert.match(metrics, /etcd_robustness_operations_total\{run="local",cluster="local",type="put",outcome="ok"\} [1-9]/);
+    assert.match(metrics, /etcd_robustness_verdict\{run="local",cluster="local"\} 1/);
+    assert.match(metrics, /etcd_robustness_run_active\{run="local",cluster="local"\} 1/);
+    assert.match(metrics, /etcd_robustness_checker_lag_seconds\{run="local",cluster="local",quantile="0.99"\}/);
+    run.child.kill('SIGINT');
+    const code = await run.exited;
+    assert.equal(code, 0, run.stderr());
+    const verdict = JSON.parse(readFileSync(path.join(report, 'verdict.json'), 'utf8')) as { verdict: string; stoppedEarly?: string; operations: { ok: number } };
+    assert.equal(verdict.verdict, 'linearizable');
+    assert.equal(verdict.stoppedEarly, 'stopped by the user');
+    assert.ok(verdict.operations.ok > 100);
+    assert.ok(existsSync(path.join(report, 'report.html')));
+    // The recorded history re-checks offline to the same verdict.
+    const check = execFileSync(process.execPath, [cli, 'check', path.join(report, 'history')], { encoding: 'utf8' });
+    assert.match(check, /\tlinearizable\t/);
+  });
+
+  test('the self-test sends reads through a lagging member as serializable while recording them linearizable: exit 1, violation reported', async () => {
+    const manifest = path.join(dir, 'self-test.yaml');
+    writeFileSync(
+      manifest,
+      ['apiVersion: etcd.robustness.io/v1alpha1', 'kind: RobustnessRun', 'metadata:', '  name: self-test', 'spec:', '  duration: 6s', '  selfTest:', '    staleReads: {}', ''].join('\n'),
+    );
+    const report = path.join(dir, 'self-test-report');
+    const run = start(['run', '--local', manifest, '--report', report], dir);
+    children.push(run.child);
+    const code = await run.exited;
+    assert.equal(code, 1, `${run.stdout()}\n${run.stderr()}`);
+    assert.match(run.stdout(), /^verdict: violation \(operation \d+ \(range\) cannot be linearized/m);
+    const verdict = JSON.parse(readFileSync(path.join(report, 'verdict.json'), 'utf8')) as { verdict: string; selfTest?: string; linearizability?: { verdict: string } };
+    assert.equal(verdict.verdict, 'violation');
+    assert.match(verdict.selfTest ?? '', /^staleReads via m\d$/);
+    assert.equal(verdict.linearizability?.verdict, 'violation');
+    assert.match(readFileSync(path.join(report, 'report.html'), 'utf8'), /violation/);
+  });
+});
