@@ -1,0 +1,228 @@
+/**
+ * The probe benchmark: recorded and live-checked traffic against a real local 3-member cluster, next to
+ * etcd's own `benchmark` tool at the same client count.
+ *
+ *   node bench/probes.ts                       # 3 repetitions of 20 s per configuration
+ *   node bench/probes.ts --reps 1 --duration 10s --only mix-1000
+ *
+ * Configurations (8 clients: 2 pinned to each member + 2 spread, one watch per member):
+ * - mix-1000: the etcd profile's full mix at a target of 1,000 ops/s (the issue's target: checker lag
+ *   p99 under 2 s), with CPU per operation of the probe process;
+ * - put-1000 / put-max: puts only, at 1,000 ops/s and unlimited; get-max: linearizable gets, unlimited;
+ *   put-max-nowatch: put-max without the watch probes.
+ * etcd's tool runs put at 1,000/s, put unlimited and range unlimited with --clients 8 --conns 8 (one
+ * connection per client, as our clients have); the same Node etcd3 clients with nothing recorded run each
+ * put/get configuration too, which separates the cost of recording and checking from the cost of the
+ * Node gRPC client itself. Medians over the repetitions; every run must stay
+ * linearizable or the benchmark fails. Results go to bench/.results/probes-<date>.json.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../src/duration.ts';
+import { LocalEtcdCluster } from '../src/local/index.ts';
+import { executeRun, type RunProgress } from '../src/run/engine.ts';
+import { defaultRobustnessRun } from '../src/run/manifest.ts';
+import { Registry, RunMetrics } from '../src/run/metrics.ts';
+import { RateLimiter } from '../src/probes/rate-limiter.ts';
+import { recordingEtcdClient } from '../src/probes/recording-client.ts';
+import { buildEtcdBenchmark, runEtcdBenchmark, type EtcdBenchmarkMix } from './etcd-benchmark.ts';
+
+const benchDir = path.dirname(new URL(import.meta.url).pathname);
+const { values: args } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '20s' },
+    only: { type: 'string' },
+    'skip-etcd-benchmark': { type: 'boolean', default: false },
+  },
+});
+const reps = Number(args.reps);
+const durationMs = parseDuration(args.duration);
+
+const noReads = { get: 0, staleGet: 0, list: 0, keysOnlyList: 0, staleList: 0, delete: 0, multiOpTxn: 0, compareAndSet: 0, putWithLease: 0, leaseRevoke: 0 };
+const probeConfigs: Record<string, { target: number; weights: Record<string, number>; watch?: boolean }> = {
+  'mix-1000': { target: 1000, weights: {} },
+  'put-1000': { target: 1000, weights: { ...noReads, put: 1 } },
+  'put-max': { target: 1_000_000, weights: { ...noReads, put: 1 } },
+  'get-max': { target: 1_000_000, weights: { ...noReads, put: 0, get: 1 } },
+  // What the three watch probes cost on write-heavy traffic (every put arrives as three events).
+  'put-max-nowatch': { target: 1_000_000, weights: { ...noReads, put: 1 }, watch: false },
+};
+const baselineConfigs: Record<string, { rate: number; mix: EtcdBenchmarkMix }> = {
+  'put-1000': { rate: 1000, mix: 'put' },
+  'put-max': { rate: 0, mix: 'put' },
+  'get-max': { rate: 0, mix: 'range' },
+};
+
+/**
+ * The same Node etcd3 clients (8, pinned and spread the same way) sending the same puts or gets through
+ * the same rate limiter, with nothing recorded or checked: what the probe costs over the raw client.
+ */
+async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weights: Record<string, number> }): Promise<{ achievedQps: number; cpuMsPerKiloOp: number }> {
+  const hosts = [...cluster.members.flatMap((m) => [[m.endpoint], [m.endpoint]]), cluster.endpoints, cluster.endpoints];
+  const clients = hosts.map((h) => recordingEtcdClient(h));
+  const limiter = new RateLimiter({ target: config.target, burst: Math.min(config.target, 1000) });
+  const puts = (config.weights['put'] ?? 0) > 0;
+  let ops = 0;
+  let stopped = false;
+  let counter = 0;
+  const loops = clients.map(async (etcd, i) => {
+    while (!stopped) {
+      await limiter.acquire();
+      const key = Buffer.from(`/bench/raw/key${(counter++ % 10)}`);
+      const deadline = Date.now() + 2000;
+      if (puts) await etcd.kv.put({ key, value: Buffer.from(`v${i}-${counter}`.padEnd(32, 'x')) }, { deadline });
+      else await etcd.kv.range({ key }, { deadline });
+      ops++;
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const cpu0 = process.cpuUsage();
+  const ops0 = ops;
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, durationMs - 1000));
+  const cpu1 = process.cpuUsage();
+  const done = ops - ops0;
+  const seconds = (performance.now() - t0) / 1000;
+  stopped = true;
+  limiter.close();
+  await Promise.all(loops);
+  for (const c of clients) c.close();
+  const cpuUs = cpu1.user + cpu1.system - (cpu0.user + cpu0.system);
+  return { achievedQps: done / seconds, cpuMsPerKiloOp: cpuUs / 1000 / (done / 1000) };
+}
+
+interface ProbeSample {
+  achievedQps: number;
+  cpuMsPerKiloOp: number;
+  lagP99MaxMs: number;
+  lagP99FinalMs: number;
+  rssMaxMb: number;
+  operations: number;
+  unknown: number;
+  verdict: string;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+async function probeRun(cluster: LocalEtcdCluster, name: string, config: { target: number; weights: Record<string, number>; watch?: boolean }, workDir: string): Promise<ProbeSample> {
+  const run = defaultRobustnessRun({ name, defaultMode: 'exclusive' });
+  run.spec.durationMs = durationMs;
+  run.spec.traffic.qps = { target: config.target, burst: Math.min(config.target, 1000), min: 0 };
+  run.spec.traffic.weights = config.weights;
+  run.spec.traffic.clients = { perMember: 2, spread: 2 };
+  run.spec.traffic.requestTimeoutMs = 2000;
+  run.spec.watch.enabled = config.watch ?? true;
+  // Samples during traffic only: CPU and operations at each progress tick.
+  const samples: { at: number; cpuUs: number; ops: number; progress: RunProgress }[] = [];
+  let rssMax = 0;
+  const result = await executeRun({
+    run,
+    clusterName: 'bench',
+    members: cluster.members.map((m) => ({ name: m.name, endpoint: m.endpoint, running: true })),
+    historyDir: path.join(workDir, `${name}-${Date.now()}`, 'history'),
+    metrics: new RunMetrics(new Registry(), { run: name, cluster: 'bench' }),
+    progressIntervalMs: 1000,
+    // Long benchmark runs stream to disk; the offline re-check is not what is measured here.
+    keepOperations: 0,
+    onProgress: (progress) => {
+      const cpu = process.cpuUsage();
+      rssMax = Math.max(rssMax, process.memoryUsage.rss());
+      samples.push({ at: progress.elapsedMs, cpuUs: cpu.user + cpu.system, ops: progress.operations, progress });
+    },
+  });
+  if (result.verdict !== 'linearizable') throw new Error(`${name}: verdict ${result.verdict}: ${result.reason ?? ''}`);
+  // Skip the first second (start-up) and anything after the traffic stopped.
+  const traffic = samples.filter((s) => s.at > 1000 && s.at <= durationMs + 500);
+  const first = traffic[0]!;
+  const last = traffic[traffic.length - 1]!;
+  const ops = last.ops - first.ops;
+  return {
+    achievedQps: ops / ((last.at - first.at) / 1000),
+    cpuMsPerKiloOp: (last.cpuUs - first.cpuUs) / 1000 / (ops / 1000),
+    lagP99MaxMs: Math.max(...traffic.map((s) => s.progress.lagP99Ms)),
+    lagP99FinalMs: result.live.lagP99Ms,
+    rssMaxMb: rssMax / 2 ** 20,
+    operations: result.operations.ok + result.operations.failed + result.operations.unknown,
+    unknown: result.operations.unknown,
+    verdict: result.verdict,
+  };
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const selected = Object.keys(probeConfigs).filter((n) => args.only === undefined || args.only.split(',').includes(n));
+  if (!args['skip-etcd-benchmark']) await buildEtcdBenchmark();
+  const workDir = mkdtempSync(path.join(os.tmpdir(), 'bench-probes-'));
+  const probe: Record<string, ProbeSample[]> = {};
+  const baseline: Record<string, { requestsPerSecond: number; cpuMsPerKiloOp: number; p99Ms: number }[]> = {};
+  const raw: Record<string, { achievedQps: number; cpuMsPerKiloOp: number }[]> = {};
+  const cluster = await LocalEtcdCluster.start({ size: 3 });
+  try {
+    for (let rep = 0; rep < reps; rep++) {
+      for (const name of selected) {
+        const sample = await probeRun(cluster, name, probeConfigs[name]!, workDir);
+        (probe[name] ??= []).push(sample);
+        console.log(`probe ${name} rep ${rep + 1}: ${sample.achievedQps.toFixed(0)} ops/s, ${sample.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops, lag p99 max ${sample.lagP99MaxMs.toFixed(1)} ms, RSS ${sample.rssMaxMb.toFixed(0)} MB`);
+        if (name === 'put-1000' || name === 'put-max' || name === 'get-max') {
+          const r = await rawRun(cluster, probeConfigs[name]!);
+          (raw[name] ??= []).push(r);
+          console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops`);
+        }
+        const base = baselineConfigs[name];
+        if (base && !args['skip-etcd-benchmark']) {
+          const total = Math.round((base.rate > 0 ? base.rate : 3000) * (durationMs / 1000));
+          const r = await runEtcdBenchmark({ endpoints: cluster.endpoints, clients: 8, conns: 8, rate: base.rate, total, mix: base.mix, valueSize: 32 });
+          (baseline[name] ??= []).push({ requestsPerSecond: r.requestsPerSecond, cpuMsPerKiloOp: (r.cpuSeconds * 1e6) / r.requests, p99Ms: r.p99Ms });
+          console.log(`etcd benchmark ${name} rep ${rep + 1}: ${r.requestsPerSecond.toFixed(0)} req/s, ${((r.cpuSeconds * 1e6) / r.requests).toFixed(0)} ms CPU per 1k req`);
+        }
+      }
+    }
+  } finally {
+    await cluster.close();
+    rmSync(workDir, { recursive: true, force: true });
+  }
+
+  const rows: Record<string, unknown>[] = [];
+  for (const name of selected) {
+    const s = probe[name]!;
+    const b = baseline[name];
+    const row: Record<string, unknown> = {
+      config: name,
+      'ops/s': Math.round(median(s.map((x) => x.achievedQps))),
+      'CPU ms/1k ops': Math.round(median(s.map((x) => x.cpuMsPerKiloOp))),
+      'lag p99 max ms': Number(median(s.map((x) => x.lagP99MaxMs)).toFixed(1)),
+      'RSS max MB': Math.round(median(s.map((x) => x.rssMaxMb))),
+    };
+    const r = raw[name];
+    if (r) {
+      row['raw etcd3 ops/s'] = Math.round(median(r.map((x) => x.achievedQps)));
+      row['raw etcd3 CPU ms/1k'] = Math.round(median(r.map((x) => x.cpuMsPerKiloOp)));
+      row['vs raw: throughput'] = Number((median(s.map((x) => x.achievedQps)) / median(r.map((x) => x.achievedQps))).toFixed(2));
+      row['vs raw: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / median(r.map((x) => x.cpuMsPerKiloOp))).toFixed(2));
+    }
+    if (b) {
+      const rps = median(b.map((x) => x.requestsPerSecond));
+      const cpu = median(b.map((x) => x.cpuMsPerKiloOp));
+      row['etcd bench req/s'] = Math.round(rps);
+      row['etcd bench CPU ms/1k'] = Math.round(cpu);
+      row['vs etcd bench: throughput'] = Number((median(s.map((x) => x.achievedQps)) / rps).toFixed(2));
+      row['vs etcd bench: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / cpu).toFixed(2));
+    }
+    rows.push(row);
+  }
+  console.table(rows);
+  const resultsDir = path.join(benchDir, '.results');
+  mkdirSync(resultsDir, { recursive: true });
+  const out = path.join(resultsDir, `probes-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), durationMs, reps, cpus: os.cpus().length, rows, probe, raw, baseline }, null, 2)}\n`);
+  console.log(`results: ${out}`);
+}
+
+await main();
