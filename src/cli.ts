@@ -13,8 +13,9 @@ Commands:
                 traffic of the RobustnessRun in FILE (default: etcd profile, 60s),
                 check every operation live, serve /metrics and write a report
                 (see etcd-robustness run --help).
-  check FILE... Re-check recorded histories offline: linearizability and watch
-                guarantees, one line per file (--json, --report DIR, --timeout).
+  check PATH... Re-check recorded histories (files or history folders) offline:
+                linearizability and watch guarantees, one line per path
+                (--json, --report DIR, --timeout).
   operator      Run the Kubernetes operator (not available yet).
   agent         Run the fault agent beside an etcd member (not available yet).
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { LocalEtcdCluster } from '../../src/local/index.ts';
+import { LocalEtcdCluster, LocalMemberRuntime } from '../../src/local/index.ts';
 
 describe('real 3-member etcd cluster', { timeout: 120_000 }, () => {
   let cluster: LocalEtcdCluster;
@@ -60,5 +60,37 @@ describe('real 3-member etcd cluster', { timeout: 120_000 }, () => {
     } finally {
       pinned.close();
     }
+  });
+});
+
+describe('LocalMemberRuntime (the member runtime of run --local)', { timeout: 120_000 }, () => {
+  test('create, member list and endpoints, kill, restart with its data, close', async () => {
+    const runtime = new LocalMemberRuntime({ size: 1, failpoints: true });
+    try {
+      assert.throws(() => runtime.endpoints(), /not created yet/);
+      await runtime.create();
+      assert.equal(runtime.created, true);
+      const [member] = runtime.members();
+      assert.equal(member?.name, 'm1');
+      assert.match(member.failpointUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.deepEqual(runtime.endpoints(), [member.endpoint]);
+      const client = new Etcd3({ hosts: runtime.endpoints() });
+      try {
+        await client.put('/runtime/kept').value('across a restart');
+        await runtime.kill('m1');
+        assert.equal(runtime.members()[0]?.running, false);
+        await runtime.restart('m1');
+        assert.equal(runtime.members()[0]?.running, true);
+        assert.equal(await client.get('/runtime/kept').string(), 'across a restart');
+        await runtime.stop('m1');
+        assert.equal(runtime.members()[0]?.running, false);
+      } finally {
+        client.close();
+      }
+      await assert.rejects(() => runtime.kill('m9'), /no member named m9/);
+    } finally {
+      await runtime.close();
+    }
+    assert.throws(() => runtime.members(), /not created yet/);
   });
 });

@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { ProfileName, RuntimeMember } from '../../src/domain/index.ts';
 import { LocalEtcdCluster } from '../../src/local/index.ts';
 import { readHistoryDirectory } from '../../src/probes/history-file.ts';
+import { recordingEtcdClient } from '../../src/probes/recording-client.ts';
 import { executeRun, type RunResult } from '../../src/run/engine.ts';
 import { defaultRobustnessRun } from '../../src/run/manifest.ts';
 import { Registry, RunMetrics } from '../../src/run/metrics.ts';
@@ -84,6 +85,46 @@ describe('run engine on a real cluster', { timeout: 240_000 }, () => {
       assert.match(metrics, /etcd_robustness_runs_total\{run="profile-\w+",cluster="test",verdict="linearizable"\} 1/);
     });
   }
+
+  test('shared mode beside a foreign client writing to the same cluster: only the run prefix is checked, and the run passes', async () => {
+    const run = defaultRobustnessRun({ name: 'shared-run', defaultMode: 'shared' });
+    run.spec.durationMs = 4000;
+    run.spec.traffic.qps = { target: 200, burst: 200, min: 0 };
+    run.spec.watch.progressIntervalMs = 250;
+    assert.equal(run.spec.mode, 'shared');
+    const foreign = recordingEtcdClient(cluster.endpoints);
+    let writing = true;
+    let foreignWrites = 0;
+    // Another application: its own keys, next to ours and sorting both before and after the run prefix.
+    const writer = (async () => {
+      while (writing) {
+        const key = foreignWrites % 2 === 0 ? `/app/config/${foreignWrites % 7}` : `/etcd-robustness/zzz-other/${foreignWrites % 5}`;
+        await foreign.put(key).value(`foreign-${foreignWrites++}`);
+      }
+    })();
+    try {
+      const result = await executeRun({
+        run,
+        clusterName: 'test',
+        members: runtimeMembers(),
+        historyDir: path.join(workDir, 'shared-run', 'history'),
+        metrics: new RunMetrics(new Registry(), { run: 'shared-run', cluster: 'test' }),
+      });
+      assert.equal(result.verdict, 'linearizable', result.reason);
+      assert.equal(result.mode, 'shared');
+      assert.equal(result.history?.meta?.mode, 'shared');
+      assert.equal(result.history?.meta?.initialRevision, undefined, 'a shared run cannot know the store');
+      assert.ok(foreignWrites > 50, `the foreign client wrote ${foreignWrites} times during the run`);
+      assert.ok(result.operations.ok > 200);
+    } finally {
+      writing = false;
+      await writer;
+      const left = await foreign.getAll().prefix('/etcd-robustness/shared-run/').keys();
+      assert.deepEqual(left, [], 'the run deletes its own keys at the end');
+      assert.ok((await foreign.getAll().prefix('/app/').keys()).length > 0, 'and leaves everyone else\'s alone');
+      foreign.close();
+    }
+  });
 
   test('writes in flight on a paused member end with unknown outcomes, which the checker resolves or leaves open, and the run passes', async () => {
     const putsOnly = { get: 0, staleGet: 0, list: 0, keysOnlyList: 0, staleList: 0, delete: 0, multiOpTxn: 0, compareAndSet: 0, putWithLease: 0, leaseRevoke: 0, put: 1 };
