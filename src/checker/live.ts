@@ -30,7 +30,11 @@ export interface LiveCheckerOptions {
   trackVersion?: boolean;
   unknownHorizonMs?: number;
   maxFrontier?: number;
-  /** How long an unknown-outcome write waits for a read or watch event to show its value; default 1 s. */
+  /**
+   * How long an unknown-outcome write waits for a read or watch event to show its value; default 5 s.
+   * A write in flight when the leader dies is committed (or not) only after the next election plus the
+   * client's deadline: 1 s proved too short for a leader kill, which then ended inconclusive live.
+   */
   resolveWindowMs?: number;
 }
 
@@ -51,6 +55,8 @@ export interface LiveStats {
 }
 
 const lagWindow = 16_384;
+
+export const defaultResolveWindowMs = 5000;
 
 export class LiveChecker {
   private readonly engine: LinearizationEngine;
@@ -88,7 +94,7 @@ export class LiveChecker {
       maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
       deadline: Infinity,
     });
-    this.resolveWindow = (options.resolveWindowMs ?? 1000) * 1e6;
+    this.resolveWindow = (options.resolveWindowMs ?? defaultResolveWindowMs) * 1e6;
     this.unknownHorizon = (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6;
     this.engine.onSettled = (index) => {
       const at = this.pushedAt.get(index);
