@@ -49,6 +49,7 @@ describe('run engine on a real cluster', { timeout: 240_000 }, () => {
     run.spec.traffic.weights = weights;
     run.spec.traffic.keys = profile === 'etcd' ? 10 : 20;
     run.spec.traffic.compaction = { enabled: profile === 'kubernetes', intervalMs: 1500, allowShared: false };
+    run.spec.traffic.defragment = { enabled: profile === 'etcd', intervalMs: 1500, allowShared: false };
     run.spec.watch.progressIntervalMs = 250;
     const registry = new Registry();
     const result = await executeRun({
@@ -75,6 +76,7 @@ describe('run engine on a real cluster', { timeout: 240_000 }, () => {
       assert.ok(operations.ok > 500, `traffic kept going: ${operations.ok} ok`);
       assert.ok(result.watch.resumes > 0, 'the watch on the killed member resumed');
       if (profile === 'kubernetes') assert.ok((operations.byType['compact']?.ok ?? 0) > 0, 'compactions ran');
+      if (profile === 'etcd') assert.ok((operations.byType['defragment']?.ok ?? 0) > 0, 'defragmentation ran under load');
       // The files hold the same history the engine checked.
       const fromDisk = readHistoryDirectory(path.join(workDir, `profile-${profile}`, 'history'));
       assert.equal(fromDisk.operations.length, operations.ok + operations.failed + operations.unknown);
