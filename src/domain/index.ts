@@ -3,3 +3,4 @@ export * from './etcd.ts';
 export * from './history.ts';
 export * from './run-spec.ts';
 export * from './runtime.ts';
+export * from './faults.ts';

@@ -26,6 +26,12 @@ export interface LocalClusterOptions {
   failpoints?: boolean;
   /** Folder for data dirs and logs; a fresh temporary folder by default (removed by close()). */
   dataRoot?: string;
+  /**
+   * Route peer traffic through a proxy per member: each member advertises `peerUrl` (where its proxy
+   * listens; the caller or the member's fault agent runs the proxy) and etcd itself listens on
+   * `peerListenUrl`. Off: both are the same address.
+   */
+  peerProxy?: boolean;
   /** Extra etcd flags for every member. */
   extraArgs?: readonly string[];
   startTimeoutMs?: number;
@@ -34,7 +40,10 @@ export interface LocalClusterOptions {
 export interface MemberAddresses {
   name: string;
   clientUrl: string;
+  /** The peer URL the cluster knows this member by (its proxy's address when peer traffic is proxied). */
   peerUrl: string;
+  /** Where etcd listens for peers (equal to peerUrl unless peer traffic is proxied). */
+  peerListenUrl: string;
   /** The gofail HTTP API, when failpoints are enabled. */
   failpointUrl: string | undefined;
 }
@@ -179,14 +188,19 @@ export class LocalEtcdCluster {
     const dataRoot = options.dataRoot ?? mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-'));
     mkdirSync(dataRoot, { recursive: true });
 
-    const perMember = options.failpoints ? 3 : 2;
+    const perMember = 4;
     const ports = await freeLoopbackPorts(size * perMember);
-    const addresses: MemberAddresses[] = Array.from({ length: size }, (_, i) => ({
-      name: `m${i + 1}`,
-      clientUrl: `http://127.0.0.1:${ports[i * perMember]}`,
-      peerUrl: `http://127.0.0.1:${ports[i * perMember + 1]}`,
-      failpointUrl: options.failpoints ? `http://127.0.0.1:${ports[i * perMember + 2]}` : undefined,
-    }));
+    const addresses: MemberAddresses[] = Array.from({ length: size }, (_, i) => {
+      const port = (k: number): number => ports[i * perMember + k]!;
+      const peerUrl = `http://127.0.0.1:${port(1)}`;
+      return {
+        name: `m${i + 1}`,
+        clientUrl: `http://127.0.0.1:${port(0)}`,
+        peerUrl,
+        peerListenUrl: options.peerProxy ? `http://127.0.0.1:${port(3)}` : peerUrl,
+        failpointUrl: options.failpoints ? `http://127.0.0.1:${port(2)}` : undefined,
+      };
+    });
     const initialCluster = addresses.map((a) => `${a.name}=${a.peerUrl}`).join(',');
     const token = `etcd-robustness-${path.basename(dataRoot)}`;
 
@@ -196,7 +210,7 @@ export class LocalEtcdCluster {
         `--data-dir=${path.join(dataRoot, `${a.name}.etcd`)}`,
         `--listen-client-urls=${a.clientUrl}`,
         `--advertise-client-urls=${a.clientUrl}`,
-        `--listen-peer-urls=${a.peerUrl}`,
+        `--listen-peer-urls=${a.peerListenUrl}`,
         `--initial-advertise-peer-urls=${a.peerUrl}`,
         `--initial-cluster=${initialCluster}`,
         '--initial-cluster-state=new',
