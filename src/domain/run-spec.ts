@@ -3,6 +3,7 @@
  * `kubectl apply` (group etcd.robustness.io, version v1alpha1) is what `etcd-robustness run --local FILE`
  * reads. One place for these types; src/run/manifest.ts validates a manifest into them and fills defaults.
  */
+import type { FaultsSpec } from './faults.ts';
 import type { ClusterMode } from './history.ts';
 
 export const robustnessGroup = 'etcd.robustness.io';
@@ -115,6 +116,8 @@ export interface RobustnessRunSpec {
   checks: ChecksSpec;
   abortOnViolation: boolean;
   selfTest?: SelfTestSpec;
+  /** Faults injected during the run (src/faults/scheduler.ts plans them from the seed); absent: none. */
+  faults?: FaultsSpec;
 }
 
 export interface RobustnessRun {

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { RobustnessRun, RobustnessRunSpec } from '../../src/domain/run-spec.ts';
-import { defaultRobustnessRun, formatDuration, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
+import { defaultFaultsSpec, defaultRobustnessRun, formatDuration, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
 
 /** Four lines, so the `spec:` written after it is line 5 and the first spec field is line 6. */
 const head = `apiVersion: etcd.robustness.io/v1alpha1
@@ -88,6 +88,23 @@ spec:
   selfTest:
     staleReads:
       member: etcd-2
+  faults:
+    enabled: true
+    allowShared: true
+    maxConcurrentFaults: 3
+    interval: { min: 2s, max: 5s }
+    duration: { min: 500ms, max: 4s }
+    recoveryTimeout: 1m
+    choices:
+      - fault: kill
+        weight: 2
+        target: follower
+      - fault: delay
+        weight: 0.5
+        target: member
+        member: etcd-1
+        params: { delayMs: 100 }
+      - partition
 `;
 
 const fullSpec: RobustnessRunSpec = {
@@ -112,6 +129,17 @@ const fullSpec: RobustnessRunSpec = {
   checks: { linearizability: true, watch: false },
   abortOnViolation: true,
   selfTest: { staleReads: { member: 'etcd-2' } },
+  faults: {
+    maxConcurrentFaults: 3,
+    intervalMs: { min: 2000, max: 5000 },
+    durationMs: { min: 500, max: 4000 },
+    recoveryTimeoutMs: 60_000,
+    choices: [
+      { fault: 'kill', weight: 2, target: 'follower', params: {} },
+      { fault: 'delay', weight: 0.5, target: 'member', member: 'etcd-1', params: { delayMs: 100, jitterMs: 50 } },
+      { fault: 'partition', weight: 1, target: 'minority', params: { mode: 'split' } },
+    ],
+  },
 };
 
 describe('parseRobustnessRun: valid manifests', () => {
@@ -192,12 +220,15 @@ describe('parseRobustnessRun: valid manifests', () => {
     assert.equal(run.spec.traffic.requestTimeoutMs, 30_000);
   });
 
-  test('defaultRobustnessRun is an empty manifest named local', () => {
+  test('defaultRobustnessRun is a manifest named local with only the default faults (two at once; none in shared mode)', () => {
     for (const defaultMode of ['exclusive', 'shared'] as const) {
       const { seed: _a, ...builtIn } = defaultRobustnessRun({ defaultMode }).spec;
-      const { seed: _b, ...parsed } = parse(withSpec('  {}\n'), defaultMode).spec;
+      const body = defaultMode === 'exclusive' ? '  faults: {maxConcurrentFaults: 2}\n' : '  {}\n';
+      const { seed: _b, ...parsed } = parse(withSpec(body), defaultMode).spec;
       assert.deepEqual(builtIn, parsed);
     }
+    assert.equal(defaultRobustnessRun({ defaultMode: 'exclusive' }).spec.faults?.maxConcurrentFaults, 2);
+    assert.equal(defaultRobustnessRun({ defaultMode: 'shared' }).spec.faults, undefined);
     assert.equal(defaultRobustnessRun({ defaultMode: 'shared' }).metadata.name, 'local');
     assert.equal(defaultRobustnessRun({ name: 'nightly', defaultMode: 'shared' }).metadata.name, 'nightly');
     assert.throws(() => defaultRobustnessRun({ name: 'Not_A_Name', defaultMode: 'shared' }), ManifestError);
@@ -208,7 +239,9 @@ describe('parseRobustnessRun: valid manifests', () => {
       const file = new URL(`../../config/samples/${sample}`, import.meta.url);
       const run = parseRobustnessRun(readFileSync(file, 'utf8'), { file: sample, defaultMode: 'shared' });
       assert.equal(run.kind, 'RobustnessRun');
+      if (sample.includes('etcd')) assert.ok((run.spec.faults?.choices.length ?? 0) > 0, 'the etcd sample shows faults');
       if (sample.includes('shared')) {
+        assert.equal(run.spec.faults, undefined);
         assert.equal(run.spec.mode, 'shared');
         assert.ok(run.spec.traffic.qps.target <= 10);
         assert.equal(run.spec.traffic.compaction.enabled, false);
@@ -368,11 +401,8 @@ describe('parseRobustnessRun: errors name the line, column and field', () => {
   });
 
   test('reserved fields say they are not supported yet', () => {
-    const error = failure(withSpec('  faults:\n    - kill\n  schedule: "@daily"\n'));
-    assert.deepEqual(error.message.split('\n'), [
-      'run.yaml:6:3: spec.faults: not supported by this version yet',
-      'run.yaml:8:3: spec.schedule: not supported by this version yet',
-    ]);
+    const error = failure(withSpec('  seed: 1\n  schedule: "@daily"\n'));
+    assert.deepEqual(error.message.split('\n'), ['run.yaml:7:3: spec.schedule: not supported by this version yet']);
   });
 
   test('cross-field rules: no clients, nothing checked, an empty staleReads', () => {
@@ -404,7 +434,7 @@ spec:
       'run.yaml:8:3: spec.trafic: unknown field, did you mean "traffic"?',
       'run.yaml:12:15: spec.traffic.qps.target: must be a positive number, got -5',
       'run.yaml:14:14: spec.watch.enabled: must be true or false, got 1',
-      'run.yaml:15:3: spec.faults: not supported by this version yet',
+      'run.yaml:15:11: spec.faults: must be a mapping, got a list',
     ]);
     assert.equal(error.issues.length, 6);
     assert.equal(error.line, 6);
@@ -415,15 +445,156 @@ spec:
   });
 });
 
+describe('parseRobustnessRun: spec.faults', () => {
+  const faults = (body: string, mode: 'exclusive' | 'shared' = 'exclusive'): RobustnessRunSpec['faults'] => parse(withSpec(`  faults:\n${body}`), mode).spec.faults;
+  /** `LINE:COLUMN PATH: problem` of every issue. */
+  const issues = (body: string, mode: 'exclusive' | 'shared' = 'exclusive'): string[] =>
+    failure(withSpec(`  faults:\n${body}`), mode).issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.problem}`);
+
+  test('no faults key: no faults; faults: {} is the default choices, one at a time', () => {
+    assert.equal(parse(withSpec('  seed: 1\n')).spec.faults, undefined);
+    const spec = parse(withSpec('  faults: {}\n')).spec.faults;
+    assert.deepEqual(spec, defaultFaultsSpec());
+    assert.deepEqual(spec, {
+      maxConcurrentFaults: 1,
+      intervalMs: { min: 3000, max: 6000 },
+      durationMs: { min: 1000, max: 3000 },
+      recoveryTimeoutMs: 30_000,
+      choices: [
+        { fault: 'kill', weight: 1, target: 'random', params: {} },
+        { fault: 'pause', weight: 1, target: 'random', params: {} },
+        { fault: 'blackhole', weight: 1, target: 'random', params: {} },
+        { fault: 'delay', weight: 1, target: 'random', params: { delayMs: 75, jitterMs: 50 } },
+        { fault: 'partition', weight: 1, target: 'minority', params: { mode: 'split' } },
+        { fault: 'leaderTransfer', weight: 1, target: 'follower', params: {} },
+        { fault: 'raftBeforeSavePanic', weight: 1, target: 'random', params: {} },
+        { fault: 'raftAfterSavePanic', weight: 1, target: 'random', params: {} },
+      ],
+    });
+  });
+
+  test('enabled: false means no faults (the rest is still validated)', () => {
+    assert.equal(faults('    enabled: false\n    choices: [kill]\n'), undefined);
+    assert.deepEqual(issues('    enabled: false\n    choices: [explode]\n').length, 1);
+  });
+
+  test('choices: defaults filled per fault, a bare name is short for {fault: name}', () => {
+    const spec = faults('    choices:\n      - drop\n      - fault: drop\n        params: {percent: 10}\n        target: all\n      - fault: leaderTransfer\n        target: member\n        member: m3\n');
+    assert.deepEqual(spec?.choices, [
+      { fault: 'drop', weight: 1, target: 'random', params: { percent: 50 } },
+      { fault: 'drop', weight: 1, target: 'all', params: { percent: 10 } },
+      { fault: 'leaderTransfer', weight: 1, target: 'member', member: 'm3', params: {} },
+    ]);
+  });
+
+  test('interval and duration: one duration for both bounds, or one bound that moves the other only if it must', () => {
+    assert.deepEqual(faults('    interval: 4s\n')?.intervalMs, { min: 4000, max: 4000 });
+    assert.deepEqual(faults('    interval: {min: 10s}\n')?.intervalMs, { min: 10_000, max: 10_000 });
+    assert.deepEqual(faults('    interval: {min: 4s}\n')?.intervalMs, { min: 4000, max: 6000 });
+    assert.deepEqual(faults('    duration: {max: 500ms}\n')?.durationMs, { min: 500, max: 500 });
+    assert.deepEqual(faults('    duration: {max: 10s}\n')?.durationMs, { min: 1000, max: 10_000 });
+  });
+
+  test('shared mode: faults need allowShared: true, unless disabled', () => {
+    assert.deepEqual(issues('    maxConcurrentFaults: 1\n', 'shared'), [
+      '6:3 spec.faults: fault injection disrupts every client of a shared cluster; set allowShared: true to allow it (or enabled: false)',
+    ]);
+    assert.equal(faults('    allowShared: true\n', 'shared')?.maxConcurrentFaults, 1);
+    assert.equal(faults('    enabled: false\n', 'shared'), undefined);
+  });
+
+  test('an unknown fault lists the catalog and suggests the closest name', () => {
+    const [first, ...rest] = issues('    choices:\n      - fault: kil\n      - explode\n');
+    assert.match(first!, /^8:16 spec\.faults\.choices\[0\]\.fault: must be one of kill, pause, blackhole, delay, drop, partition, .*raftBeforeApplySnapPanic, got "kil" \(did you mean "kill"\?\)$/);
+    assert.deepEqual(rest.map((i) => i.split(': ')[0]), ['9:9 spec.faults.choices[1].fault']);
+  });
+
+  test('targets: not allowed for the fault, unknown, member required or forbidden', () => {
+    const body = [
+      '    choices:',
+      '      - {fault: leaderTransfer, target: leader}', // 8
+      '      - {fault: kill, target: everyone}', // 9
+      '      - {fault: kill, target: member}', // 10
+      '      - {fault: kill, member: m1}', // 11
+      '      - {fault: rollingRestart, target: all}', // 12
+      '',
+    ].join('\n');
+    assert.deepEqual(issues(body), [
+      '8:41 spec.faults.choices[0].target: leaderTransfer cannot target "leader" (allowed for leaderTransfer: follower, member)',
+      '9:31 spec.faults.choices[1].target: must be one of random, leader, follower, member, minority, majority, all, got "everyone"',
+      '10:31 spec.faults.choices[2].member: is required with target: member (the name of the member to hit)',
+      '11:23 spec.faults.choices[3].member: only allowed with target: member (this choice targets random)',
+    ]);
+  });
+
+  test('params: unknown name, wrong type, out of range, each at its own line', () => {
+    const body = [
+      '    choices:',
+      '      - fault: delay',
+      '        params:',
+      '          delayMs: "100"', // 10
+      '          jitterMs: -1', // 11
+      '          percent: 5', // 12
+      '      - fault: kill',
+      '        params: {delayMs: 1}', // 14
+      '      - fault: partition',
+      '        params: {mode: halves}', // 16
+      '      - fault: drop',
+      '        params: [1]', // 18
+      '',
+    ].join('\n');
+    assert.deepEqual(issues(body), [
+      '10:20 spec.faults.choices[0].params.delayMs: must be an integer between 0 and 10000, got "100" (write the number without quotes)',
+      '11:21 spec.faults.choices[0].params.jitterMs: must be an integer between 0 and 10000, got -1',
+      '12:11 spec.faults.choices[0].params.percent: unknown parameter of delay (allowed: delayMs, jitterMs)',
+      '14:18 spec.faults.choices[1].params.delayMs: kill takes no parameters',
+      '16:24 spec.faults.choices[2].params.mode: must be one of isolate, split, asymmetric, got "halves"',
+      '18:17 spec.faults.choices[3].params: must be a mapping, got a list',
+    ]);
+  });
+
+  test('the faults section itself: ranges, counts, durations, types', () => {
+    const body = [
+      '    maxConcurrentFaults: 6', // 7
+      '    interval: {min: 5s, max: 2s}', // 8
+      '    duration: [1s]', // 9
+      '    recoveryTimeout: 10ms', // 10
+      '    choices: []', // 11
+      '    colour: red', // 12
+      '',
+    ].join('\n');
+    assert.deepEqual(issues(body), [
+      '7:26 spec.faults.maxConcurrentFaults: must be an integer between 1 and 5, got 6',
+      '8:30 spec.faults.interval.max: must not be shorter than min (5s), got 2s',
+      '9:15 spec.faults.duration: must be a mapping with min and max, or one duration such as "3s", got a list',
+      '10:22 spec.faults.recoveryTimeout: must be a duration between 1s and 1h, got "10ms"',
+      '11:14 spec.faults.choices: must hold at least one choice (write enabled: false to run without faults, or leave choices out for the default ones)',
+      '12:5 spec.faults.colour: unknown field (allowed: enabled, allowShared, maxConcurrentFaults, interval, duration, recoveryTimeout, choices)',
+    ]);
+    assert.deepEqual(issues('    choices: kill\n'), ['7:14 spec.faults.choices: must be a list of fault choices, got "kill"']);
+    assert.deepEqual(issues('    choices:\n      - 5\n      - {weight: 0}\n'), [
+      '8:9 spec.faults.choices[0]: must be a fault name or a mapping with fault, weight, target, member and params, got 5',
+      '9:9 spec.faults.choices[1].fault: is required',
+      '9:18 spec.faults.choices[1].weight: must be a number > 0, got 0',
+    ]);
+  });
+
+  test('faults: alone (empty) is an error: it looks like "enabled"', () => {
+    assert.deepEqual(where(withSpec('  faults:\n  seed: 1\n')), ['6:3 spec.faults']);
+    assert.match(failure(withSpec('  faults:\n')).message, /write faults: \{\} for the default faults/);
+  });
+});
+
 describe('parseRobustnessRun: properties', () => {
   const knownFields = [
     'duration', 'timeout', 'mode', 'prefix', 'seed', 'traffic', 'watch', 'checks', 'abortOnViolation', 'selfTest',
     'clusterRef', 'profile', 'weights', 'keys', 'valueSize', 'qps', 'clients', 'requestTimeout', 'compaction',
     'defragment', 'target', 'burst', 'min', 'perMember', 'spread', 'enabled', 'interval', 'allowShared', 'staleReads',
     'member', 'name', 'namespace', 'put', 'create', 'linearizability', 'progressInterval', 'faults',
+    'maxConcurrentFaults', 'recoveryTimeout', 'choices', 'fault', 'weight', 'params', 'delayMs', 'percent', 'max',
   ];
   const scalar = fc.oneof(
-    fc.constantFrom('30s', '1m', '0s', '-1s', 'etcd', 'kubernetes', 'shared', 'exclusive', '/p/', '/', '', '10'),
+    fc.constantFrom('30s', '1m', '0s', '-1s', 'etcd', 'kubernetes', 'shared', 'exclusive', '/p/', '/', '', '10', 'kill', 'delay', 'member', 'leader'),
     fc.integer({ min: -10, max: 300_000 }),
     fc.double(),
     fc.boolean(),
