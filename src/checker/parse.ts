@@ -3,10 +3,14 @@
  * malformed with `FILE:LINE: what is wrong`. Validation happens here, once, so the model can trust its
  * input: this is the boundary where `unknown` JSON becomes domain types.
  */
+import { faultNames } from '../domain/index.ts';
 import type {
   Compare,
   EtcdRequest,
   EtcdResponse,
+  FaultEvent,
+  FaultName,
+  FaultPhase,
   History,
   HistoryMeta,
   KeyValue,
@@ -290,6 +294,38 @@ function parseWatchResponse(raw: unknown): WatchResponse {
   });
 }
 
+const faultPhases: readonly FaultPhase[] = ['inject', 'verified', 'heal', 'failed'];
+
+function parseFaultParams(raw: unknown): Record<string, number | string> | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const params = object(raw, 'params');
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new FieldError(`params.${name} must be a number or a string`);
+  }
+  return params as Record<string, number | string>;
+}
+
+function parseFault(line: Json): FaultEvent {
+  const phase = line['phase'];
+  if (typeof phase !== 'string' || !(faultPhases as readonly string[]).includes(phase)) {
+    throw new FieldError(`phase must be one of ${faultPhases.join(', ')}; got ${JSON.stringify(phase)}`);
+  }
+  const fault = line['fault'];
+  if (typeof fault !== 'string' || !(faultNames as readonly string[]).includes(fault)) {
+    throw new FieldError(`fault must be one of ${faultNames.join(', ')}; got ${JSON.stringify(fault)}`);
+  }
+  return omitUndefined({
+    kind: 'fault' as const,
+    id: integer(line['id'], 'id'),
+    time: integer(line['time'], 'time'),
+    phase: phase as FaultPhase,
+    fault: fault as FaultName,
+    targets: array(line['targets'], 'targets').map((t, i) => string(t, `targets[${i}]`)),
+    params: parseFaultParams(line['params']),
+    detail: optString(line['detail'], 'detail'),
+  });
+}
+
 /** Incremental parser: feed lines one at a time (the live checker and the CLI stream files through it). */
 export class HistoryParser {
   readonly file: string;
@@ -298,6 +334,9 @@ export class HistoryParser {
   private readonly operations: Operation[] = [];
   private readonly operationLines: number[] = [];
   private readonly watches = new Map<number, WatchStream>();
+  private readonly faults: FaultEvent[] = [];
+  /** The fault each injection id names, so its later lines cannot name another. */
+  private readonly faultIds = new Map<number, FaultName>();
 
   constructor(file = '<history>') {
     this.file = file;
@@ -330,8 +369,11 @@ export class HistoryParser {
         case 'watch':
           this.watchLine(line);
           return undefined;
+        case 'fault':
+          this.faultLine(line);
+          return undefined;
         default:
-          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "meta" or "watch")`);
+          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "meta", "watch" or "fault")`);
       }
     } catch (error) {
       if (error instanceof FieldError) throw new HistoryFormatError(this.file, this.lineNumber, error.message);
@@ -361,6 +403,14 @@ export class HistoryParser {
     stream.responses.push(parseWatchResponse(line['response']));
   }
 
+  private faultLine(line: Json): void {
+    const event = parseFault(line);
+    const named = this.faultIds.get(event.id);
+    if (named !== undefined && named !== event.fault) throw new FieldError(`fault ${event.id} is ${named} on an earlier line, not ${event.fault}`);
+    this.faultIds.set(event.id, event.fault);
+    this.faults.push(event);
+  }
+
   /** Checks what spans lines (a client's operations never overlap) and returns the history. */
   finish(): History {
     const byClient = new Map<number, number[]>();
@@ -384,7 +434,10 @@ export class HistoryParser {
         }
       }
     }
-    return { meta: this.meta, operations: this.operations, watches: [...this.watches.values()] };
+    const history: History = { meta: this.meta, operations: this.operations, watches: [...this.watches.values()] };
+    // Only when there are some, so histories without faults compare equal to hand-written ones.
+    if (this.faults.length > 0) history.faults = this.faults;
+    return history;
   }
 }
 
@@ -415,6 +468,12 @@ export function serializeWatchResponseLine(id: number, response: WatchResponse):
   return JSON.stringify({ kind: 'watch', id, response });
 }
 
+/** `kind` first, like the other lines, whatever order the event's fields were set in. */
+export function serializeFaultLine(event: FaultEvent): string {
+  const { kind, ...rest } = event;
+  return JSON.stringify({ kind, ...rest });
+}
+
 /** The history as JSON Lines (the inverse of parseHistory). */
 export function serializeHistory(history: History): string {
   const lines: string[] = [];
@@ -424,5 +483,6 @@ export function serializeHistory(history: History): string {
     lines.push(serializeWatchOpenLine(w));
     for (const response of w.responses) lines.push(serializeWatchResponseLine(w.id, response));
   }
+  for (const event of history.faults ?? []) lines.push(serializeFaultLine(event));
   return `${lines.join('\n')}\n`;
 }

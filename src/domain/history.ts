@@ -1,4 +1,5 @@
 import type { EtcdRequest, EtcdResponse, KeyValue } from './etcd.ts';
+import type { FaultEvent } from './faults.ts';
 
 /**
  * A recorded history (docs/history-format.md): operations, watch streams and an optional header.
@@ -78,4 +79,6 @@ export interface History {
   meta: HistoryMeta | undefined;
   operations: Operation[];
   watches: WatchStream[];
+  /** The `kind: "fault"` lines: injections and heals, for the reports (no weight in the checks). Absent when there are none. */
+  faults?: FaultEvent[];
 }

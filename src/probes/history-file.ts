@@ -13,12 +13,13 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   HistoryFormatError,
   HistoryParser,
+  serializeFaultLine,
   serializeMetaLine,
   serializeOperationLine,
   serializeWatchOpenLine,
   serializeWatchResponseLine,
 } from '../checker/parse.ts';
-import type { History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
+import type { FaultEvent, History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
 
 export const defaultMaxSegmentBytes = 64 * 1024 * 1024;
 /** Buffered lines reach the OS at least this often, so a crash of the process loses at most this much. */
@@ -212,6 +213,13 @@ export class HistoryFileWriter {
     this.append(serializeWatchResponseLine(streamId, response), true);
     // A canceled response is a stream's last; anything after it (not expected) keeps the stream alive.
     stream.active = response.canceled !== true;
+  }
+
+  /** A fault's injection, verification, heal or failure (a `kind: "fault"` line; not repeated in later segments). */
+  writeFault(event: FaultEvent): void {
+    this.assertWritable();
+    this.started = true;
+    this.append(serializeFaultLine(event), true);
   }
 
   /** Hands buffered lines to the OS (not fsynced: that is close()'s job). */

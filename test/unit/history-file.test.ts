@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HistoryFormatError, parseHistory, serializeHistory } from '../../src/checker/parse.ts';
-import type { History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
+import type { FaultEvent, History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
 import { HistoryDirectoryError, HistoryFileWriter, HistoryWriteError, readHistoryDirectory, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-history-file-'));
@@ -55,7 +55,7 @@ function watchResponse(i: number, canceled: boolean): WatchResponse {
   return { time: i * 100 + 1, revision: i + 1, events };
 }
 
-type Step = { op: Operation } | { open: WatchStream } | { response: [number, WatchResponse] };
+type Step = { op: Operation } | { open: WatchStream } | { response: [number, WatchResponse] } | { fault: FaultEvent };
 
 interface Generated {
   history: History;
@@ -63,9 +63,21 @@ interface Generated {
   steps: Step[];
 }
 
+/** Fault lines at operation i: every 40 operations a delay (healed 10 later) or a kill (verified 5 later). */
+function faultEvents(i: number, time: number): FaultEvent[] {
+  const id = Math.floor(i / 40) + 1;
+  const kill = id % 2 === 0;
+  const fault = kill ? 'kill' : 'delay';
+  if (i % 40 === 0) {
+    return [{ kind: 'fault', id, time, phase: 'inject', fault, targets: kill ? ['m2'] : ['m1', 'm3'], ...(kill ? {} : { params: { delayMs: 75, jitterMs: 50 } }) }];
+  }
+  if (i % 40 === (kill ? 5 : 10)) return [{ kind: 'fault', id, time, phase: kill ? 'verified' : 'heal', fault, targets: kill ? ['m2'] : ['m1', 'm3'], detail: kill ? 'restarted, healthy' : 'rules removed' }];
+  return [];
+}
+
 /**
  * Three watch streams: 1 open throughout, 2 opened midway, 3 canceled midway (so later segments must not
- * re-open it). Lines are interleaved the way a run produces them.
+ * re-open it), and fault lines. Lines are interleaved the way a run produces them.
  */
 function generate(count: number, seed: number): Generated {
   const rand = random(seed);
@@ -83,7 +95,12 @@ function generate(count: number, seed: number): Generated {
   const cancelAt = Math.floor(count / 2);
   const open: WatchStream[] = [];
   const steps: Step[] = [];
+  const faults: FaultEvent[] = [];
   ops.forEach((op, i) => {
+    for (const fault of faultEvents(i, op.call)) {
+      faults.push(fault);
+      steps.push({ fault });
+    }
     const opening = openAt.get(i);
     if (opening) {
       open.push(opening);
@@ -98,7 +115,7 @@ function generate(count: number, seed: number): Generated {
     }
   });
   const watches = [streams[0]!, streams[2]!, streams[1]!]; // in the order they were opened
-  return { history: { meta, operations: ops, watches }, steps };
+  return { history: { meta, operations: ops, watches, faults }, steps };
 }
 
 function write(dir: string, generated: Generated, options: HistoryFileWriterOptions): HistoryFileWriter {
@@ -107,6 +124,7 @@ function write(dir: string, generated: Generated, options: HistoryFileWriterOpti
   for (const step of generated.steps) {
     if ('op' in step) writer.writeOperation(step.op);
     else if ('open' in step) writer.openWatch(step.open);
+    else if ('fault' in step) writer.writeFault(step.fault);
     else writer.writeWatchResponse(...step.response);
   }
   writer.close();
@@ -127,7 +145,18 @@ describe('HistoryFileWriter and readHistoryDirectory', () => {
   const generated = generate(400, 1);
 
   test('the generated history is canonical (what the parser returns for its own serialization)', () => {
+    assert.ok((generated.history.faults?.length ?? 0) >= 10);
     assert.deepEqual(parseHistory(serializeHistory(generated.history)), generated.history);
+  });
+
+  test('fault lines: kind first, kept across segments (not repeated in headers), absent from a history without them', () => {
+    const dir = freshDir();
+    const writer = write(dir, generated, { maxSegmentBytes: 2000 });
+    const faultLines = writer.segments.flatMap(lines).filter((l) => l.includes('"kind":"fault"'));
+    assert.equal(faultLines.length, generated.history.faults?.length);
+    for (const line of faultLines) assert.ok(line.startsWith('{"kind":"fault","id":'), line);
+    assert.deepEqual(readHistoryDirectory(dir).faults, generated.history.faults);
+    assert.equal('faults' in parseHistory(serializeHistory({ meta, operations: [], watches: [] })), false);
   });
 
   test('round trip: a history written into many small segments reads back equal', () => {
@@ -205,6 +234,7 @@ describe('HistoryFileWriter and readHistoryDirectory', () => {
       writer.openWatch(stream);
       for (const response of stream.responses) writer.writeWatchResponse(stream.id, response);
     }
+    for (const event of history.faults ?? []) writer.writeFault(event);
     writer.close();
     assert.equal(readFileSync(writer.segments[0]!, 'utf8'), serializeHistory(history));
   });
@@ -222,7 +252,7 @@ describe('HistoryFileWriter and readHistoryDirectory', () => {
     writer.close();
     writer.close(); // idempotent
     assert.equal(statSync(file).size, writer.bytesWritten);
-    assert.deepEqual(readHistoryDirectory(dir), { ...generated.history, watches: [] });
+    assert.deepEqual(readHistoryDirectory(dir), { meta, operations: generated.history.operations, watches: [] });
     assert.throws(() => writer.writeOperation(generated.history.operations[0]!), /closed/);
   });
 
