@@ -1,5 +1,6 @@
-import type { Compare, EtcdRequest, EtcdResponse, History, KeyValue, Operation, RangeResponse, TxnOp, TxnResponse } from '../domain/index.ts';
+import type { Compare, EtcdRequest, EtcdResponse, FaultEvent, FaultName, History, KeyValue, Operation, RangeResponse, TxnOp, TxnResponse } from '../domain/index.ts';
 import { isErrorResponse } from '../domain/index.ts';
+import { faultDefinition } from '../faults/catalog.ts';
 import type { CheckReport, StateSummary, Verdict, WatchViolation } from './result.ts';
 
 /**
@@ -32,7 +33,7 @@ export function renderHtmlReport(history: History, report: CheckReport, options:
     renderHeader(title, history, report),
     renderStats(history, report),
     renderVerdictPanel(report),
-    renderTimeline(history, view, steps, classes),
+    renderTimeline(history, view, steps, classes, faultSpans(history.faults ?? [])),
     columns(renderDetailsPanel(), renderStatesPanel(report)),
     renderStaleReads(report),
     renderWatchViolations(report.watch.violations, report.watch.checked),
@@ -371,6 +372,8 @@ function renderStats(history: History, report: CheckReport): string {
     ['watch streams', formatNumber(history.watches.length), ''],
     ['watch violations', formatNumber(report.watch.violations.length), report.watch.violations.length > 0 ? 'bad' : ''],
   ];
+  const faults = new Set((history.faults ?? []).map((f) => f.id)).size;
+  if (faults > 0) stats.push(['faults', formatNumber(faults), '']);
   return `<section class="stats" id="stats">${stats
     .map(([label, value, tone]) => `<div class="stat${tone ? ` ${tone}` : ''}" data-stat="${label}"><div class="value">${value}</div><div class="label">${label}</div></div>`)
     .join('')}</section>`;
@@ -410,7 +413,7 @@ Operations without a step (faded) are left out of it: unknown outcomes that neve
 </section>`;
 }
 
-function renderLegend(): string {
+function renderLegend(faults: boolean): string {
   const items: [string, string][] = [
     ['op op-read', 'read'],
     ['op op-write', 'write'],
@@ -420,7 +423,9 @@ function renderLegend(): string {
     ['op failed', 'failed'],
     ['op unplaceable', 'cannot be placed'],
   ];
-  return `<div class="legend">${items.map(([cls, text]) => `<span><i class="swatch ${cls}"></i>${text}</span>`).join('')}<span><i class="step">7</i>step in the order</span></div>`;
+  return `<div class="legend">${items.map(([cls, text]) => `<span><i class="swatch ${cls}"></i>${text}</span>`).join('')}<span><i class="step">7</i>step in the order</span>${
+    faults ? '<span><i class="swatch fault"></i>fault (inject to heal)</span><span><i class="swatch fault failed"></i>fault failed</span>' : ''
+  }</div>`;
 }
 
 /** About ten labelled ticks per screen width, whatever the zoom. */
@@ -452,7 +457,85 @@ function renderBar(op: Operation, index: number, view: TimelineView, row: number
   return `<div class="${classes.join(' ')}" data-op="${index}" tabindex="0" title="${escapeHtml(title)}" style="left:${percent(from, span)};width:${percent(Math.max(to - from, 0), span)};top:${row * ROW_HEIGHT + 3}px">${stepBadge}<span class="label">${escapeHtml(label)}</span></div>`;
 }
 
-function renderTimeline(history: History, view: TimelineView, steps: Map<number, number>, classes: string[][]): string {
+// ---------------------------------------------------------------------------------------------------
+// Faults: one band per injection, from its inject line to its heal (or failure), in a lane of its own
+
+export interface FaultSpan {
+  id: number;
+  fault: FaultName;
+  targets: string[];
+  params: Record<string, number | string> | undefined;
+  start: number;
+  /** When it was healed or failed; undefined for an instantaneous fault, or one never healed (drawn to the end). */
+  end: number | undefined;
+  instantaneous: boolean;
+  failed: boolean;
+  /** Each phase after the first, with its time and detail, for the tooltip. */
+  lines: FaultEvent[];
+}
+
+/** Groups fault lines by injection id, in order of their first line. */
+export function faultSpans(events: readonly FaultEvent[]): FaultSpan[] {
+  const byId = new Map<number, FaultEvent[]>();
+  for (const event of events) {
+    const lines = byId.get(event.id);
+    if (lines === undefined) byId.set(event.id, [event]);
+    else lines.push(event);
+  }
+  return [...byId.entries()].map(([id, lines]) => {
+    const first = lines.find((l) => l.phase === 'inject') ?? lines[0]!;
+    const closing = lines.filter((l) => l.phase === 'heal' || l.phase === 'failed').map((l) => l.time);
+    const targets = [...new Set(lines.flatMap((l) => l.targets))];
+    return {
+      id,
+      fault: first.fault,
+      targets,
+      params: lines.find((l) => l.params !== undefined)?.params,
+      start: Math.min(...lines.map((l) => l.time)),
+      end: closing.length === 0 ? undefined : Math.max(...closing),
+      instantaneous: faultDefinition(first.fault).instantaneous,
+      failed: lines.some((l) => l.phase === 'failed'),
+      lines: [...lines].sort((a, b) => a.time - b.time),
+    };
+  });
+}
+
+function faultTitle(span: FaultSpan, origin: number): string {
+  const on = span.targets.length === 0 ? '' : ` on ${span.targets.join(', ')}`;
+  const params = span.params === undefined ? [] : [`params: ${Object.entries(span.params).map(([k, v]) => `${k}=${v}`).join(' ')}`];
+  const phases = span.lines.map((l) => `${l.phase} at +${formatDuration(l.time - origin)}${l.detail === undefined ? '' : `: ${l.detail}`}`);
+  return [`fault #${span.id} ${span.fault}${on}`, ...params, ...phases].join('\n');
+}
+
+function renderFaultLane(spans: FaultSpan[], view: TimelineView): string {
+  if (spans.length === 0) return '';
+  const span = view.end - view.start;
+  // Instantaneous faults are a marker with a label after it: reserve room for the label when packing rows.
+  const labelRoom = span * 0.08;
+  const shown = spans
+    .map((f) => ({ f, from: f.start, to: f.end ?? (f.instantaneous ? f.start : view.end) }))
+    .filter(({ from, to }) => to >= view.start && from <= view.end)
+    .sort((a, b) => a.from - b.from || a.f.id - b.f.id);
+  const rowEnds: number[] = [];
+  const bars = shown.map(({ f, from, to }) => {
+    // A marker: an instantaneous fault, or one that failed at once (a single line).
+    const point = to === from;
+    const reserved = Math.max(to, from + (point ? labelRoom : 0));
+    let row = rowEnds.findIndex((end) => end < from);
+    if (row < 0) row = rowEnds.push(0) - 1;
+    rowEnds[row] = reserved;
+    const left = Math.max(from, view.start) - view.start;
+    const width = Math.min(to, view.end) - view.start - left;
+    const classes = ['fault', `fault-${faultDefinition(f.fault).kind}`, ...(point ? ['instant'] : []), ...(f.failed ? ['failed'] : [])];
+    const label = `${f.fault}${f.targets.length === 0 ? '' : ` ${f.targets.join(',')}`}`;
+    const size = point ? '' : `width:${percent(Math.max(width, 0), span)};`;
+    return `<div class="${classes.join(' ')}" data-fault="${f.id}" title="${escapeHtml(faultTitle(f, view.origin))}" style="left:${percent(left, span)};${size}top:${row * ROW_HEIGHT + 3}px"><span class="label">${escapeHtml(printable(label, 40))}</span></div>`;
+  });
+  const rows = Math.max(1, rowEnds.length);
+  return `<div class="lane fault-lane" id="fault-lane"><div class="lane-name">faults</div><div class="track" style="height:${rows * ROW_HEIGHT + 6}px">${bars.join('')}</div></div>`;
+}
+
+function renderTimeline(history: History, view: TimelineView, steps: Map<number, number>, classes: string[][], faults: FaultSpan[]): string {
   const ops = history.operations;
   const byClient = new Map<number, number[]>();
   for (const i of view.indices) {
@@ -474,9 +557,10 @@ function renderTimeline(history: History, view: TimelineView, steps: Map<number,
   const empty = lanes.length === 0 ? '<p class="muted">The history has no operations.</p>' : '';
   return `<section class="panel" id="timeline-panel">
 <div class="panel-head"><h2>Timeline</h2><label class="zoom">zoom <input type="range" id="zoom" min="1" max="${MAX_ZOOM}" step="1" value="${zoom}"><output id="zoom-value">${zoom}×</output></label></div>
-${note}${renderLegend()}${empty}
+${note}${renderLegend(faults.length > 0)}${empty}
 <div class="timeline" id="timeline"><div class="canvas" id="canvas" style="width:${zoom * 100}%">
 ${renderAxis(view, zoom)}
+${renderFaultLane(faults, view)}
 ${lanes.join('\n')}
 </div></div>
 </section>`;
@@ -623,7 +707,7 @@ const CSS = `
   --bg: #f4f6f8; --panel: #fff; --border: #dfe3e8; --text: #1c2733; --muted: #5f6c7b;
   --read: #dbeafe; --read-edge: #3b82f6; --write: #dcfce7; --write-edge: #16a34a;
   --txn: #ede9fe; --txn-edge: #7c3aed; --other: #f1f5f9; --other-edge: #94a3b8;
-  --bad: #dc2626; --bad-bg: #fee2e2; --good: #15803d; --warn: #b45309;
+  --bad: #dc2626; --bad-bg: #fee2e2; --good: #15803d; --warn: #b45309; --fault: #ffedd5; --fault-edge: #ea580c;
   --mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
 }
 * { box-sizing: border-box; }
@@ -706,6 +790,15 @@ table { border-collapse: collapse; width: 100%; }
 th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px; border-bottom: 1px solid var(--border); padding: 4px 8px; }
 td { border-bottom: 1px solid #eef0f3; padding: 4px 8px; vertical-align: top; word-break: break-word; }
 td.pre { white-space: pre-wrap; }
+.fault-lane .track { background: #fffaf5; }
+.fault { position: absolute; height: 22px; min-width: 3px; display: flex; align-items: center; overflow: hidden; white-space: nowrap; border-radius: 4px; border: 1px solid var(--fault-edge); background: var(--fault); font: 11.5px/20px var(--mono); color: #7c2d12; cursor: default; }
+.fault .label { overflow: hidden; text-overflow: ellipsis; padding: 0 4px; }
+.fault.instant { width: 3px; padding: 0; border-radius: 1px; background: var(--fault-edge); overflow: visible; }
+.fault.instant .label { position: absolute; left: 5px; }
+.fault.failed { border-style: dashed; border-color: var(--bad); background: repeating-linear-gradient(135deg, #fff7ed 0 6px, #fee2e2 6px 12px); color: var(--bad); }
+.fault.instant.failed { background: var(--bad); }
+.swatch.fault { position: static; display: inline-block; width: 22px; height: 12px; }
+.fault:hover { outline: 2px solid #111827; outline-offset: 1px; z-index: 4; }
 footer { color: var(--muted); font-size: 12px; text-align: center; margin-top: 8px; }
 `;
 
