@@ -17,7 +17,11 @@ Commands:
                 linearizability and watch guarantees, one line per path
                 (--json, --report DIR, --timeout).
   operator      Run the Kubernetes operator (not available yet).
-  agent         Run the fault agent beside an etcd member (not available yet).
+  agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE
+                Run the fault agent beside an etcd member: an authenticated HTTP
+                API that kills, pauses, sets failpoints, shapes peer traffic and
+                fills the disk, healing each fault at its TTL
+                (see etcd-robustness agent --help).
 
 Options:
   -h, --help     Show this help.
@@ -37,6 +41,18 @@ async function runCommand(argv: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof RunUsageError || error instanceof ManifestError)) throw error;
     process.stderr.write(`etcd-robustness: ${error.message}\n`);
+    return exitCodes.usage;
+  }
+}
+
+async function agentCommand(argv: string[]): Promise<number> {
+  // Loaded on demand, like run: the agent's HTTP server and proxy are not needed by the other commands.
+  const { runAgent, AgentUsageError } = await import('./commands/agent.ts');
+  try {
+    return await runAgent(argv, (line) => process.stdout.write(`${line}\n`));
+  } catch (error) {
+    if (!(error instanceof AgentUsageError)) throw error;
+    process.stderr.write(`etcd-robustness: agent: ${error.message}\n`);
     return exitCodes.usage;
   }
 }
@@ -68,8 +84,9 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`etcd-robustness: ${error.message}\n`);
         return exitCodes.usage;
       }
-    case 'operator':
     case 'agent':
+      return agentCommand(rest);
+    case 'operator':
       throw new UsageError(`${command}: not available in etcd-robustness ${packageVersion} yet`);
     default:
       throw new UsageError(`unknown command "${command}" (see etcd-robustness --help)`);

@@ -46,7 +46,7 @@ export interface FaultChoice {
   target: TargetRule;
   /** With target `member`. */
   member?: string;
-  /** Fault parameters (e.g. delayMs, jitterMs, percent, durationMs); the catalog validates them. */
+  /** Fault parameters (e.g. delayMs, jitterMs, percent, mode, bytes); the catalog validates them. Durations come from FaultsSpec.durationMs. */
   params: Record<string, number | string>;
 }
 
@@ -112,7 +112,13 @@ export type AgentFaultRequest =
   | { type: 'kill' }
   | { type: 'pause'; ttlMs: number }
   | { type: 'failpoint'; name: string; term: string; ttlMs: number }
-  | { type: 'network'; rules: LinkRule[]; ttlMs: number }
+  | {
+      type: 'network';
+      rules: LinkRule[];
+      ttlMs: number;
+      /** Member ids (hex, as etcd's peer headers carry them) to names, so the proxy can tell which peer a connection comes from. */
+      peers?: Record<string, string>;
+    }
   | { type: 'diskPressure'; bytes: number; ttlMs: number };
 
 export interface AgentFault {
@@ -121,6 +127,10 @@ export interface AgentFault {
   request: AgentFaultRequest;
   /** ISO time the agent heals it by itself. */
   expiresAt: string;
+  /** ISO time it was healed (at its TTL, on request, or on the agent's shutdown); absent while active. */
+  healedAt?: string;
+  /** What went wrong while healing, if anything (the fault is dropped either way). */
+  healError?: string;
 }
 
 export interface AgentStatus {

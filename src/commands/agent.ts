@@ -1,0 +1,140 @@
+/**
+ * `etcd-robustness agent`: the fault agent beside one etcd member (src/faults/agent.ts). Runs until
+ * SIGTERM or SIGINT (or, with --exit-with-parent, until the process that started it is gone), then
+ * heals every fault it holds and exits 0.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DurationFormatError, parseDuration } from '../duration.ts';
+import { defaultMaxTtlMs, FaultAgent, type FaultAgentOptions, type HostPort } from '../faults/agent.ts';
+import { logger } from '../log.ts';
+
+export class AgentUsageError extends Error {
+  override name = 'AgentUsageError';
+}
+
+export const agentUsage = `Usage: etcd-robustness agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE [options]
+
+Runs the fault agent beside one etcd member: an HTTP API (bearer token) that kills or pauses the
+member's etcd process, sets gofail failpoints, applies peer network rules in a proxy and fills its
+disk. Every fault but kill has a TTL after which the agent heals it by itself.
+
+Options:
+  --member NAME             The member's name.
+  --data-dir DIR            The member's etcd data dir (finds its process in /proc).
+  --listen HOST:PORT        Where the API listens.
+  --token-file FILE         File holding the bearer token.
+  --gofail-url URL          The member's gofail HTTP API (for failpoint faults).
+  --peer-listen HOST:PORT   Run the peer proxy here (the member's advertised peer address)...
+  --peer-target HOST:PORT   ...forwarding to where etcd listens for peers.
+  --max-ttl DURATION        The longest TTL a fault may ask for (default 10m).
+  --exit-with-parent        Heal and exit when the process that started the agent is gone.
+  -h, --help                Show this help.
+`;
+
+export function parseHostPort(text: string, flag: string): HostPort {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new AgentUsageError(`${flag}: "${text}" is not HOST:PORT`);
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+export interface AgentCommand {
+  help: boolean;
+  options: FaultAgentOptions;
+  exitWithParent: boolean;
+}
+
+/** Parses the agent's flags and reads its token file. */
+export function parseAgentArgs(argv: readonly string[]): AgentCommand {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      member: { type: 'string' },
+      'data-dir': { type: 'string' },
+      listen: { type: 'string' },
+      'token-file': { type: 'string' },
+      'gofail-url': { type: 'string' },
+      'peer-listen': { type: 'string' },
+      'peer-target': { type: 'string' },
+      'max-ttl': { type: 'string' },
+      'exit-with-parent': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const placeholder: FaultAgentOptions = { member: '', dataDir: '', listen: { host: '', port: 0 }, token: '' };
+  if (values.help) return { help: true, options: placeholder, exitWithParent: false };
+  if (positionals.length > 0) throw new AgentUsageError(`unexpected argument "${positionals[0]!}"`);
+  const required = (flag: 'member' | 'data-dir' | 'listen' | 'token-file'): string => {
+    const value = values[flag];
+    if (value === undefined || value === '') throw new AgentUsageError(`--${flag} is required`);
+    return value;
+  };
+  const member = required('member');
+  const dataDir = required('data-dir');
+  const listen = parseHostPort(required('listen'), '--listen');
+  const tokenFile = required('token-file');
+  let token: string;
+  try {
+    token = readFileSync(tokenFile, 'utf8').trim();
+  } catch (error) {
+    throw new AgentUsageError(`--token-file: cannot read ${tokenFile}: ${(error as Error).message}`);
+  }
+  if (token === '') throw new AgentUsageError(`--token-file: ${tokenFile} is empty`);
+  let maxTtlMs = defaultMaxTtlMs;
+  if (values['max-ttl'] !== undefined) {
+    try {
+      maxTtlMs = parseDuration(values['max-ttl']);
+    } catch (error) {
+      if (error instanceof DurationFormatError) throw new AgentUsageError(`--max-ttl: ${error.message}`);
+      throw error;
+    }
+    if (maxTtlMs <= 0) throw new AgentUsageError('--max-ttl: must be more than 0');
+  }
+  const options: FaultAgentOptions = { member, dataDir, listen, token, maxTtlMs };
+  const gofailUrl = values['gofail-url'];
+  if (gofailUrl !== undefined) {
+    if (!/^https?:\/\/./.test(gofailUrl)) throw new AgentUsageError(`--gofail-url: "${gofailUrl}" is not an http:// URL`);
+    options.gofailUrl = gofailUrl;
+  }
+  const peerListen = values['peer-listen'];
+  const peerTarget = values['peer-target'];
+  if ((peerListen === undefined) !== (peerTarget === undefined)) throw new AgentUsageError('--peer-listen and --peer-target go together');
+  if (peerListen !== undefined && peerTarget !== undefined) {
+    options.peerProxy = { listen: parseHostPort(peerListen, '--peer-listen'), target: parseHostPort(peerTarget, '--peer-target') };
+  }
+  return { help: false, options, exitWithParent: values['exit-with-parent'] ?? false };
+}
+
+/** Runs the agent until a stop signal; the exit code. */
+export async function runAgent(argv: readonly string[], out: (line: string) => void): Promise<number> {
+  const command = parseAgentArgs(argv);
+  if (command.help) {
+    out(agentUsage.trimEnd());
+    return 0;
+  }
+  const agent = await FaultAgent.start(command.options);
+  out(`agent for ${agent.member} listening on ${agent.url} (etcd pid ${agent.etcdPid() ?? 'not found yet'})`);
+
+  const parentAtStart = process.ppid;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (why: string): void => {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(watch);
+      logger.info(`agent ${agent.member}: ${why}: healing every fault and exiting`);
+      resolve();
+    };
+    const watch = setInterval(() => {
+      if (command.exitWithParent && process.ppid !== parentAtStart) stop(`parent process ${parentAtStart} is gone`);
+    }, 250);
+    if (!command.exitWithParent) clearInterval(watch);
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stop(signal));
+  });
+  const healed = await agent.close();
+  out(`agent for ${agent.member} stopped (${healed.length} fault${healed.length === 1 ? '' : 's'} healed)`);
+  return 0;
+}

@@ -1,0 +1,136 @@
+/** The runner's side of the fault agent's HTTP API (src/faults/agent.ts). */
+import type { AgentFault, AgentFaultRequest, AgentStatus } from '../domain/faults.ts';
+import type { FailpointState } from './gofail.ts';
+
+/**
+ * A request the agent refused (`status` is its HTTP status and `agentMessage` its `error`), or one
+ * that got no answer (`status` undefined: connection refused, timeout; `timedOut` tells which).
+ */
+export class AgentRequestError extends Error {
+  override name = 'AgentRequestError';
+  readonly url: string;
+  readonly method: string;
+  readonly status: number | undefined;
+  readonly agentMessage: string;
+  readonly timedOut: boolean;
+  constructor(method: string, url: string, status: number | undefined, agentMessage: string, timedOut = false) {
+    super(`agent ${method} ${url}: ${status === undefined ? '' : `HTTP ${status}: `}${agentMessage}`);
+    this.method = method;
+    this.url = url;
+    this.status = status;
+    this.agentMessage = agentMessage;
+    this.timedOut = timedOut;
+  }
+}
+
+export interface AgentClientOptions {
+  /** Per-call timeout for status, failpoints and heals (default 5 s). */
+  timeoutMs?: number;
+  /** Per-call timeout for inject (default 30 s: a large diskPressure ballast takes a while to write). */
+  injectTimeoutMs?: number;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isAgentFault(value: unknown): value is AgentFault {
+  return isRecord(value) && typeof value['id'] === 'string' && typeof value['type'] === 'string' && typeof value['expiresAt'] === 'string' && isRecord(value['request']);
+}
+
+export class AgentClient {
+  readonly baseUrl: string;
+  private readonly token: string;
+  private readonly timeoutMs: number;
+  private readonly injectTimeoutMs: number;
+
+  constructor(baseUrl: string, token: string, options: AgentClientOptions = {}) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.token = token;
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.injectTimeoutMs = options.injectTimeoutMs ?? 30_000;
+  }
+
+  async status(): Promise<AgentStatus> {
+    const body = await this.request('GET', '/v1/status');
+    if (!isRecord(body) || typeof body['member'] !== 'string' || !Array.isArray(body['faults'])) throw this.malformed('GET', '/v1/status', body);
+    const pid = body['pid'];
+    return { member: body['member'], pid: typeof pid === 'number' ? pid : undefined, faults: body['faults'].filter(isAgentFault) };
+  }
+
+  /** The member's gofail failpoints (term "" when inactive). */
+  async failpoints(): Promise<FailpointState[]> {
+    const body = await this.request('GET', '/v1/failpoints');
+    const list = isRecord(body) ? body['failpoints'] : undefined;
+    if (!Array.isArray(list)) throw this.malformed('GET', '/v1/failpoints', body);
+    return list.filter(isRecord).map((f) => ({ name: typeof f['name'] === 'string' ? f['name'] : '', term: typeof f['term'] === 'string' ? f['term'] : '' }));
+  }
+
+  /** The faults active on the agent. */
+  async faults(): Promise<AgentFault[]> {
+    const body = await this.request('GET', '/v1/faults');
+    const list = isRecord(body) ? body['faults'] : undefined;
+    if (!Array.isArray(list)) throw this.malformed('GET', '/v1/faults', body);
+    return list.filter(isAgentFault);
+  }
+
+  async inject(request: AgentFaultRequest): Promise<AgentFault> {
+    const body = await this.request('POST', '/v1/faults', request, this.injectTimeoutMs);
+    if (!isAgentFault(body)) throw this.malformed('POST', '/v1/faults', body);
+    return body;
+  }
+
+  /**
+   * Heals one fault now. A 404 (AgentRequestError) means this agent does not know the id: it was
+   * restarted since (and healed everything when it started) or the id is wrong.
+   */
+  async heal(id: string): Promise<AgentFault> {
+    const route = `/v1/faults/${encodeURIComponent(id)}`;
+    const body = await this.request('DELETE', route);
+    if (!isAgentFault(body)) throw this.malformed('DELETE', route, body);
+    return body;
+  }
+
+  async healAll(): Promise<AgentFault[]> {
+    const body = await this.request('DELETE', '/v1/faults');
+    const list = isRecord(body) ? body['healed'] : undefined;
+    if (!Array.isArray(list)) throw this.malformed('DELETE', '/v1/faults', body);
+    return list.filter(isAgentFault);
+  }
+
+  private malformed(method: string, route: string, body: unknown): AgentRequestError {
+    return new AgentRequestError(method, `${this.baseUrl}${route}`, undefined, `unexpected answer ${JSON.stringify(body ?? null).slice(0, 200)}`);
+  }
+
+  private async request(method: string, route: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<unknown> {
+    const url = `${this.baseUrl}${route}`;
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { Authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+      const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
+      const message = timedOut ? `no answer within ${timeoutMs} ms` : `${error instanceof Error ? error.message : String(error)}${cause}`;
+      throw new AgentRequestError(method, url, undefined, message, timedOut);
+    }
+    let parsed: unknown;
+    try {
+      parsed = text.trim() === '' ? undefined : (JSON.parse(text) as unknown);
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const message = isRecord(parsed) && typeof parsed['error'] === 'string' ? parsed['error'] : text.trim() || response.statusText;
+      throw new AgentRequestError(method, url, response.status, message);
+    }
+    if (parsed === undefined) throw new AgentRequestError(method, url, response.status, `the answer is not JSON: ${text.slice(0, 200)}`);
+    return parsed;
+  }
+}
