@@ -9,6 +9,8 @@ export interface RuntimeMember {
   running: boolean;
   /** gofail's HTTP API for this member, when the binary has failpoints and the runtime exposes them. */
   failpointUrl?: string;
+  /** The member's fault agent (HTTP API of src/faults/agent.ts), when the runtime runs one. */
+  agentUrl?: string;
 }
 
 export interface MemberRuntime {

@@ -1,10 +1,13 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { logger } from '../log.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
 import { freeLoopbackPorts } from './ports.ts';
-import { logTail, ManagedProcess, type ProcessExit } from './process.ts';
+import { describeExit, logTail, ManagedProcess, RestartBackoff, type ProcessExit } from './process.ts';
 
 export class EtcdStartError extends Error {
   override name = 'EtcdStartError';
@@ -32,6 +35,19 @@ export interface LocalClusterOptions {
    * `peerListenUrl`. Off: both are the same address.
    */
   peerProxy?: boolean;
+  /**
+   * Run a fault agent (src/faults/agent.ts) beside each member, as a child process with its own
+   * loopback port: member.agentUrl. Turns on peerProxy (each agent runs its member's peer proxy) and
+   * supervise. The token is generated when not given (cluster.agentToken); it is written to
+   * <dataRoot>/agent-token (mode 0600) for the agents.
+   */
+  agents?: { token?: string; maxTtl?: string };
+  /**
+   * Restart a member whose etcd exits when nobody called stop(), kill() or close() on it (an agent's
+   * kill, a failpoint panic), like a kubelet with restartPolicy Always: after 200 ms, doubling on
+   * quick repeated crashes up to 2 s. Default: on with agents, off otherwise.
+   */
+  supervise?: boolean;
   /** Extra etcd flags for every member. */
   extraArgs?: readonly string[];
   startTimeoutMs?: number;
@@ -46,7 +62,14 @@ export interface MemberAddresses {
   peerListenUrl: string;
   /** The gofail HTTP API, when failpoints are enabled. */
   failpointUrl: string | undefined;
+  /** The member's fault agent API, when agents are enabled. */
+  agentUrl?: string;
 }
+
+/** Where this module's CLI entry point is: src/cli.ts when running from source, dist/cli.js when built. */
+export const cliEntryPoint = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../cli.ts' : '../cli.js', import.meta.url));
+
+const hostPort = (url: string): string => new URL(url).host;
 
 function etcdEnvironment(failpointAddress: string | undefined): NodeJS.ProcessEnv {
   // etcd reads every ETCD_* variable as a flag: never let the caller's environment configure it.
@@ -55,7 +78,11 @@ function etcdEnvironment(failpointAddress: string | undefined): NodeJS.ProcessEn
   return env;
 }
 
-/** One etcd process on loopback. Restarting it reuses its data dir, as a crashed member would. */
+/**
+ * One etcd process on loopback. Restarting it reuses its data dir, as a crashed member would. etcd is
+ * spawned with a parent-death signal (SIGKILL), so it dies with this program even if this program is
+ * SIGKILLed.
+ */
 export class LocalEtcdMember {
   private proc: ManagedProcess | undefined;
   readonly addresses: MemberAddresses;
@@ -63,13 +90,24 @@ export class LocalEtcdMember {
   readonly logFile: string;
   private readonly binaries: EtcdBinaries;
   private readonly args: readonly string[];
+  readonly supervised: boolean;
+  /** Set by stop(), kill() and close(); cleared by start(): an exit while set is not restarted. */
+  private stopRequested = false;
+  /** Supervision starts once the member has been healthy (a member that cannot start fails fast). */
+  private everHealthy = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly backoff = new RestartBackoff();
+  private restartCount = 0;
+  /** The member's fault agent, when the cluster runs agents. */
+  agent: LocalFaultAgent | undefined;
 
-  constructor(addresses: MemberAddresses, binaries: EtcdBinaries, args: readonly string[], root: string) {
+  constructor(addresses: MemberAddresses, binaries: EtcdBinaries, args: readonly string[], root: string, options: { supervise?: boolean } = {}) {
     this.addresses = addresses;
     this.binaries = binaries;
     this.args = args;
     this.dataDir = path.join(root, `${addresses.name}.etcd`);
     this.logFile = path.join(root, `${addresses.name}.log`);
+    this.supervised = options.supervise ?? false;
   }
 
   get name(): string {
@@ -84,12 +122,21 @@ export class LocalEtcdMember {
     return this.addresses.failpointUrl;
   }
 
+  get agentUrl(): string | undefined {
+    return this.addresses.agentUrl;
+  }
+
   get pid(): number | undefined {
     return this.proc?.pid;
   }
 
   get running(): boolean {
     return this.proc?.running ?? false;
+  }
+
+  /** How many times the supervisor restarted this member. */
+  get restarts(): number {
+    return this.restartCount;
   }
 
   /** Resolves when the current process exits. */
@@ -99,12 +146,44 @@ export class LocalEtcdMember {
   }
 
   start(): void {
+    this.stopRequested = false;
+    this.cancelRestart();
     if (this.running) return;
+    this.spawn();
+  }
+
+  private spawn(): void {
     const failpointAddress = this.addresses.failpointUrl?.replace(/^http:\/\//, '');
-    this.proc = new ManagedProcess(this.name, this.binaries.etcd, this.args, {
+    const proc = new ManagedProcess(this.name, this.binaries.etcd, this.args, {
       env: etcdEnvironment(failpointAddress),
       logFile: this.logFile,
+      parentDeathSignal: 'SIGKILL',
     });
+    this.proc = proc;
+    void proc.exited.then((exit) => this.onExit(proc, exit));
+  }
+
+  private onExit(proc: ManagedProcess, exit: ProcessExit): void {
+    if (proc !== this.proc || this.stopRequested || !this.supervised || !this.everHealthy) return;
+    const delay = this.backoff.next(Date.now() - proc.startedAt);
+    logger.warn(`etcd member ${this.name} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(exit)}); restarting it in ${delay} ms`);
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.stopRequested || this.running) return;
+      this.restartCount += 1;
+      this.spawn();
+      logger.info(`etcd member ${this.name} restarted (pid ${this.proc?.pid ?? '?'}, restart ${this.restartCount})`);
+    }, delay);
+  }
+
+  private cancelRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+  }
+
+  /** The supervisor will start it again (it exited and nobody asked for that). */
+  private get restarting(): boolean {
+    return this.supervised && this.everHealthy && !this.stopRequested;
   }
 
   /** Polls /health until the member answers healthy (it needs a quorum for that). */
@@ -113,13 +192,16 @@ export class LocalEtcdMember {
     let last = 'no answer yet';
     while (Date.now() < deadline) {
       const exit = this.proc?.exit;
-      if (!this.proc || exit) {
+      if ((!this.proc || exit) && !this.restarting) {
         throw new EtcdStartError(this.name, `process exited (${JSON.stringify(exit ?? 'never started')})`, this.logFile);
       }
       try {
         const response = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
         const body = (await response.json()) as { health?: string; reason?: string };
-        if (body.health === 'true') return;
+        if (body.health === 'true') {
+          this.everHealthy = true;
+          return;
+        }
         last = `health=${body.health ?? '?'} ${body.reason ?? ''}`.trim();
       } catch (error) {
         last = (error as Error).message;
@@ -130,10 +212,14 @@ export class LocalEtcdMember {
   }
 
   async kill(): Promise<ProcessExit | undefined> {
+    this.stopRequested = true;
+    this.cancelRestart();
     return this.proc?.kill();
   }
 
   async stop(): Promise<ProcessExit | undefined> {
+    this.stopRequested = true;
+    this.cancelRestart();
     return this.proc?.stop();
   }
 
@@ -156,18 +242,127 @@ export class LocalEtcdMember {
   }
 }
 
+/**
+ * A member's fault agent as a child process (`etcd-robustness agent`), restarted when it exits
+ * unexpectedly; a restarted agent heals what its predecessor left. It gets SIGTERM if this program
+ * dies (parent-death signal) and also watches its parent, so it heals and exits then.
+ */
+export class LocalFaultAgent {
+  readonly member: string;
+  readonly url: string;
+  readonly logFile: string;
+  private readonly args: readonly string[];
+  private proc: ManagedProcess | undefined;
+  private stopRequested = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly backoff = new RestartBackoff();
+  private restartCount = 0;
+  /** Supervision starts once the agent has answered (one that cannot start fails fast). */
+  private everReady = false;
+
+  constructor(member: string, url: string, args: readonly string[], logFile: string) {
+    this.member = member;
+    this.url = url;
+    this.args = args;
+    this.logFile = logFile;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.proc?.running ?? false;
+  }
+
+  get restarts(): number {
+    return this.restartCount;
+  }
+
+  start(): void {
+    this.stopRequested = false;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    if (this.running) return;
+    this.spawn();
+  }
+
+  private spawn(): void {
+    // etcd reads ETCD_* variables as flags and node:test children its context: neither belongs here.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD') && key !== 'NODE_TEST_CONTEXT'));
+    const proc = new ManagedProcess(`agent-${this.member}`, process.execPath, [cliEntryPoint, 'agent', ...this.args], {
+      env,
+      logFile: this.logFile,
+      parentDeathSignal: 'SIGTERM',
+    });
+    this.proc = proc;
+    void proc.exited.then((exit) => {
+      if (proc !== this.proc || this.stopRequested || !this.everReady) return;
+      const delay = this.backoff.next(Date.now() - proc.startedAt);
+      logger.warn(`fault agent of ${this.member} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(exit)}); restarting it in ${delay} ms`);
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        if (this.stopRequested || this.running) return;
+        this.restartCount += 1;
+        this.spawn();
+      }, delay);
+    });
+  }
+
+  /** Polls GET /v1/status until the agent answers. */
+  async waitReady(token: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    while (Date.now() < deadline) {
+      const exit = this.proc?.exit;
+      if (this.stopRequested || !this.proc || (exit && !this.restartTimer)) {
+        throw new Error(`the fault agent of ${this.member} exited (${exit ? describeExit(exit) : 'not started'})${tail(this.logFile)}`);
+      }
+      try {
+        const response = await fetch(`${this.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000) });
+        await response.arrayBuffer();
+        if (response.ok) {
+          this.everReady = true;
+          return;
+        }
+        last = `HTTP ${response.status}`;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      await sleep(100);
+    }
+    throw new Error(`the fault agent of ${this.member} did not answer within ${timeoutMs} ms (${last})${tail(this.logFile)}`);
+  }
+
+  /** SIGTERM (the agent heals its faults and exits), SIGKILL after 5 s. */
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    await this.proc?.stop(5000);
+  }
+}
+
+function tail(logFile: string): string {
+  const text = logTail(logFile, 15);
+  return text ? `\n--- ${logFile} (last lines) ---\n${text}` : '';
+}
+
 /** A real etcd cluster of local processes on free loopback ports. */
 export class LocalEtcdCluster {
   readonly members: readonly LocalEtcdMember[];
   readonly dataRoot: string;
   readonly binaries: EtcdBinaries;
+  /** The bearer token of the members' fault agents, when the cluster runs agents. */
+  readonly agentToken: string | undefined;
   private readonly ownsDataRoot: boolean;
 
-  private constructor(members: readonly LocalEtcdMember[], dataRoot: string, ownsDataRoot: boolean, binaries: EtcdBinaries) {
+  private constructor(members: readonly LocalEtcdMember[], dataRoot: string, ownsDataRoot: boolean, binaries: EtcdBinaries, agentToken: string | undefined) {
     this.members = members;
     this.dataRoot = dataRoot;
     this.ownsDataRoot = ownsDataRoot;
     this.binaries = binaries;
+    this.agentToken = agentToken;
   }
 
   get endpoints(): string[] {
@@ -187,19 +382,24 @@ export class LocalEtcdCluster {
     const ownsDataRoot = options.dataRoot === undefined;
     const dataRoot = options.dataRoot ?? mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-'));
     mkdirSync(dataRoot, { recursive: true });
+    const agents = options.agents;
+    const peerProxy = (options.peerProxy ?? false) || agents !== undefined;
+    const supervise = options.supervise ?? agents !== undefined;
 
-    const perMember = 4;
+    const perMember = 5;
     const ports = await freeLoopbackPorts(size * perMember);
     const addresses: MemberAddresses[] = Array.from({ length: size }, (_, i) => {
       const port = (k: number): number => ports[i * perMember + k]!;
       const peerUrl = `http://127.0.0.1:${port(1)}`;
-      return {
+      const member: MemberAddresses = {
         name: `m${i + 1}`,
         clientUrl: `http://127.0.0.1:${port(0)}`,
         peerUrl,
-        peerListenUrl: options.peerProxy ? `http://127.0.0.1:${port(3)}` : peerUrl,
+        peerListenUrl: peerProxy ? `http://127.0.0.1:${port(3)}` : peerUrl,
         failpointUrl: options.failpoints ? `http://127.0.0.1:${port(2)}` : undefined,
       };
+      if (agents) member.agentUrl = `http://127.0.0.1:${port(4)}`;
+      return member;
     });
     const initialCluster = addresses.map((a) => `${a.name}=${a.peerUrl}`).join(',');
     const token = `etcd-robustness-${path.basename(dataRoot)}`;
@@ -217,11 +417,40 @@ export class LocalEtcdCluster {
         `--initial-cluster-token=${token}`,
         ...(options.extraArgs ?? []),
       ];
-      return new LocalEtcdMember(a, binaries, args, dataRoot);
+      return new LocalEtcdMember(a, binaries, args, dataRoot, { supervise });
     });
-    const cluster = new LocalEtcdCluster(members, dataRoot, ownsDataRoot, binaries);
+
+    let agentToken: string | undefined;
+    if (agents) {
+      agentToken = agents.token ?? randomBytes(24).toString('base64url');
+      const tokenFile = path.join(dataRoot, 'agent-token');
+      writeFileSync(tokenFile, `${agentToken}\n`, { mode: 0o600 });
+      chmodSync(tokenFile, 0o600); // an existing file keeps its mode on write
+      for (const m of members) {
+        const a = m.addresses;
+        const args = [
+          '--member', a.name,
+          '--data-dir', m.dataDir,
+          '--listen', hostPort(a.agentUrl!),
+          '--token-file', tokenFile,
+          '--peer-listen', hostPort(a.peerUrl),
+          '--peer-target', hostPort(a.peerListenUrl),
+          '--exit-with-parent',
+          ...(a.failpointUrl === undefined ? [] : ['--gofail-url', a.failpointUrl]),
+          ...(agents.maxTtl === undefined ? [] : ['--max-ttl', agents.maxTtl]),
+        ];
+        m.agent = new LocalFaultAgent(a.name, a.agentUrl!, args, path.join(dataRoot, `${a.name}.agent.log`));
+      }
+    }
+
+    const cluster = new LocalEtcdCluster(members, dataRoot, ownsDataRoot, binaries, agentToken);
     try {
       for (const m of members) m.start();
+      // The agents run the peer proxies the members advertise: the cluster forms only once they run.
+      if (agentToken !== undefined) {
+        for (const m of members) m.agent?.start();
+        await Promise.all(members.map((m) => (m.agent ? m.agent.waitReady(agentToken) : Promise.resolve())));
+      }
       await Promise.all(members.map((m) => m.waitHealthy(options.startTimeoutMs)));
     } catch (error) {
       await cluster.close();
@@ -230,8 +459,9 @@ export class LocalEtcdCluster {
     return cluster;
   }
 
-  /** Kills every member and removes the data folder if this cluster created it. */
+  /** Stops the agents (they heal their faults), kills every member and removes the data folder if this cluster created it. */
   async close(): Promise<void> {
+    await Promise.all(this.members.map((m) => (m.agent ? m.agent.stop() : Promise.resolve())));
     await Promise.all(this.members.map((m) => m.close()));
     if (this.ownsDataRoot) rmSync(this.dataRoot, { recursive: true, force: true });
   }

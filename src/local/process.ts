@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { logger } from '../log.ts';
 
 export interface ProcessExit {
   code: number | null;
@@ -13,6 +15,80 @@ export interface ProcessOptions {
   cwd?: string;
   /** stdout and stderr are appended here. */
   logFile: string;
+  /**
+   * The kernel sends the child this signal when this program dies, even by SIGKILL (prctl
+   * PR_SET_PDEATHSIG, set by util-linux `setpriv --pdeathsig` just before it execs the command, so the
+   * pid stays the command's). Without setpriv on the PATH the child is spawned directly, with a warning.
+   */
+  parentDeathSignal?: NodeJS.Signals;
+}
+
+let setprivPath: string | null | undefined;
+
+/** util-linux setpriv on the PATH (or in /usr/bin, /bin), or null. */
+export function findSetpriv(): string | null {
+  if (setprivPath !== undefined) return setprivPath;
+  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter).filter((d) => d !== ''), '/usr/bin', '/bin'];
+  setprivPath = null;
+  for (const dir of dirs) {
+    const candidate = path.join(dir, 'setpriv');
+    try {
+      accessSync(candidate, constants.X_OK);
+      setprivPath = candidate;
+      break;
+    } catch {
+      // Not here.
+    }
+  }
+  return setprivPath;
+}
+
+let warnedNoSetpriv = false;
+
+/** The command line that runs `command` with a parent-death signal, or the command itself. */
+function withParentDeathSignal(name: string, command: string, args: readonly string[], signal: NodeJS.Signals | undefined): [string, readonly string[]] {
+  if (signal === undefined || process.platform !== 'linux') return [command, args];
+  const setpriv = findSetpriv();
+  if (setpriv === null) {
+    if (!warnedNoSetpriv) {
+      warnedNoSetpriv = true;
+      logger.warn(`setpriv (util-linux) not found: ${name} and other children will not die with this program if it is SIGKILLed`);
+    }
+    return [command, args];
+  }
+  return [setpriv, ['--pdeathsig', signal.replace(/^SIG/, ''), '--', command, ...args]];
+}
+
+/**
+ * The delay before restarting a supervised process, like a kubelet's crash-loop back-off: `initialMs`
+ * after a process that ran `stableMs` or more, doubling on each quick crash up to `maxMs`.
+ */
+export class RestartBackoff {
+  private delayMs: number;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private readonly stableMs: number;
+
+  constructor(options: { initialMs?: number; maxMs?: number; stableMs?: number } = {}) {
+    this.initialMs = options.initialMs ?? 200;
+    this.maxMs = options.maxMs ?? 2000;
+    this.stableMs = options.stableMs ?? 10_000;
+    this.delayMs = this.initialMs;
+  }
+
+  /** The delay before the next start, given how long the process that just exited ran. */
+  next(ranMs: number): number {
+    if (ranMs >= this.stableMs) this.delayMs = this.initialMs;
+    const delay = this.delayMs;
+    this.delayMs = Math.min(this.maxMs, this.delayMs * 2);
+    return delay;
+  }
+}
+
+/** "code 2", "signal SIGKILL" or the spawn error, for log lines. */
+export function describeExit(exit: ProcessExit): string {
+  if (exit.error) return `spawn error: ${exit.error.message}`;
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code ?? '?'}`;
 }
 
 // Every child this process started and that has not exited yet. If this process dies (a test that
@@ -59,13 +135,16 @@ export class ManagedProcess {
   private exitInfo: ProcessExit | undefined;
   private readonly child: ChildProcess;
   readonly name: string;
+  /** Date.now() when it was spawned. */
+  readonly startedAt = Date.now();
 
   constructor(name: string, command: string, args: readonly string[], options: ProcessOptions) {
     this.name = name;
     installExitHooks();
+    const [file, argv] = withParentDeathSignal(name, command, args, options.parentDeathSignal);
     const log = openSync(options.logFile, 'a');
     try {
-      this.child = spawn(command, args, {
+      this.child = spawn(file, argv, {
         cwd: options.cwd,
         env: options.env ?? process.env,
         stdio: ['ignore', log, log],

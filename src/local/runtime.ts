@@ -1,19 +1,34 @@
 /** The member runtime of `run --local`: a LocalEtcdCluster of real etcd processes on loopback. */
 import type { MemberRuntime, RuntimeMember } from '../domain/index.ts';
 import type { EtcdBinaries } from './binaries.ts';
-import { LocalEtcdCluster } from './etcd-cluster.ts';
+import { LocalEtcdCluster, type LocalClusterOptions } from './etcd-cluster.ts';
+
+export interface LocalMemberRuntimeOptions {
+  name?: string;
+  size: number;
+  binaries?: EtcdBinaries;
+  /** gofail HTTP APIs (default on). */
+  failpoints?: boolean;
+  dataRoot?: string;
+  /**
+   * A fault agent beside each member (RuntimeMember.agentUrl, agentToken), with peer proxies and
+   * supervised restarts; the token is generated when not given.
+   */
+  agents?: { token?: string; maxTtl?: string };
+}
 
 export class LocalMemberRuntime implements MemberRuntime {
   readonly clusterName: string;
   readonly created = true;
   private cluster: LocalEtcdCluster | undefined;
-  private readonly options: { size: number; binaries?: EtcdBinaries; failpoints: boolean; dataRoot?: string };
+  private readonly options: LocalClusterOptions;
 
-  constructor(options: { name?: string; size: number; binaries?: EtcdBinaries; failpoints?: boolean; dataRoot?: string }) {
+  constructor(options: LocalMemberRuntimeOptions) {
     this.clusterName = options.name ?? 'local';
     this.options = { size: options.size, failpoints: options.failpoints ?? true };
     if (options.binaries) this.options.binaries = options.binaries;
     if (options.dataRoot !== undefined) this.options.dataRoot = options.dataRoot;
+    if (options.agents) this.options.agents = { ...options.agents };
   }
 
   async create(): Promise<void> {
@@ -30,6 +45,11 @@ export class LocalMemberRuntime implements MemberRuntime {
     return this.started.binaries.version;
   }
 
+  /** The bearer token of the members' fault agents (undefined without agents or before create()). */
+  get agentToken(): string | undefined {
+    return this.cluster?.agentToken;
+  }
+
   endpoints(): string[] {
     return this.started.endpoints;
   }
@@ -38,6 +58,7 @@ export class LocalMemberRuntime implements MemberRuntime {
     return this.started.members.map((m) => {
       const member: RuntimeMember = { name: m.name, endpoint: m.endpoint, running: m.running };
       if (m.failpointUrl !== undefined) member.failpointUrl = m.failpointUrl;
+      if (m.agentUrl !== undefined) member.agentUrl = m.agentUrl;
       return member;
     });
   }

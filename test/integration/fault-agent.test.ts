@@ -1,0 +1,384 @@
+// The fault agent against a real 3-member cluster whose members each have an agent (child processes
+// of this test, with peer proxies and supervised restarts): the API's errors, every fault type, TTL
+// leases healing by themselves, an agent restart healing what its predecessor left, and a runner
+// SIGKILLed mid-fault leaving nothing behind.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Etcd3 } from 'etcd3';
+import type { AgentFault } from '../../src/domain/index.ts';
+import { FaultAgent } from '../../src/faults/agent.ts';
+import { AgentClient, AgentRequestError } from '../../src/faults/agent-client.ts';
+import { LocalEtcdCluster, type LocalEtcdMember } from '../../src/local/etcd-cluster.ts';
+
+const token = 'test-token-0123456789';
+
+/** Whether the member answers /health as healthy within `timeoutMs`. */
+async function healthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await response.json()) as { health?: string };
+    return body.health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+async function eventually(what: string, probe: () => Promise<boolean> | boolean, timeoutMs: number): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    if (await probe()) return Date.now() - start;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+async function requestError(promise: Promise<unknown>): Promise<AgentRequestError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof AgentRequestError) return error;
+    throw error;
+  }
+  assert.fail('expected the agent to refuse the request');
+}
+
+/** Every pid whose command line mentions `text` (by scanning /proc). */
+function pidsMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'latin1').includes(text)) pids.push(Number(entry));
+    } catch {
+      // Gone.
+    }
+  }
+  return pids;
+}
+
+describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
+  let cluster: LocalEtcdCluster;
+  let client: Etcd3;
+  const agentOf = (m: LocalEtcdMember): AgentClient => new AgentClient(m.agentUrl!, token);
+
+  before(async () => {
+    cluster = await LocalEtcdCluster.start({ size: 3, failpoints: true, agents: { token } });
+    client = new Etcd3({ hosts: cluster.endpoints });
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.close();
+  });
+
+  /** After each fault: the whole cluster serves and every agent holds nothing. */
+  async function assertClusterHealthy(): Promise<void> {
+    for (const m of cluster.members) await m.waitHealthy(20_000);
+    await client.put('/agent/health-check').value(String(Date.now()));
+  }
+
+  test('status names the member and its etcd process; the token is in a 0600 file', async () => {
+    assert.equal(cluster.agentToken, token);
+    for (const m of cluster.members) {
+      assert.match(m.agentUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      const status = await agentOf(m).status();
+      assert.deepEqual(status, { member: m.name, pid: m.pid, faults: [] });
+    }
+    assert.equal(statSync(path.join(cluster.dataRoot, 'agent-token')).mode & 0o777, 0o600);
+  });
+
+  test('a missing or wrong token is 401', async () => {
+    const m = cluster.members[0]!;
+    const error = await requestError(new AgentClient(m.agentUrl!, 'wrong').status());
+    assert.equal(error.status, 401);
+    assert.match(error.agentMessage, /bearer token/);
+    const bare = await fetch(`${m.agentUrl!}/v1/faults`, { method: 'POST', body: '{"type":"kill"}' });
+    assert.equal(bare.status, 401);
+    assert.equal(bare.headers.get('www-authenticate'), 'Bearer');
+    assert.equal(m.running, true, 'an unauthenticated kill must not kill');
+  });
+
+  test('bad requests: unknown type 400 listing the types, bad parameters 400 naming the field, 404, 405, bad JSON, too large', async () => {
+    const m = cluster.members[0]!;
+    const agent = agentOf(m);
+    const unknown = await requestError(agent.inject({ type: 'reboot' } as unknown as { type: 'kill' }));
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.agentMessage, /unknown fault type "reboot" \(types: kill, pause, failpoint, network, diskPressure\)/);
+
+    const missing = await requestError(agent.inject({ type: 'pause' } as unknown as { type: 'pause'; ttlMs: number }));
+    assert.equal(missing.status, 400);
+    assert.match(missing.agentMessage, /^ttlMs: required/);
+    const negative = await requestError(agent.inject({ type: 'pause', ttlMs: -1 }));
+    assert.equal(negative.status, 400);
+    assert.match(negative.agentMessage, /^ttlMs: must be greater than 0/);
+    const tooLong = await requestError(agent.inject({ type: 'diskPressure', bytes: 1024, ttlMs: 10 * 60_000 + 1 }));
+    assert.equal(tooLong.status, 400);
+    assert.match(tooLong.agentMessage, /^ttlMs: 600001 is above this agent's maximum of 600000 ms/);
+    const badRule = await requestError(agent.inject({ type: 'network', ttlMs: 1000, rules: [{ from: 'm1', to: 'm2', action: 'drop' }] }));
+    assert.match(badRule.agentMessage, /^rules\[0\]\.dropPercent: required/);
+
+    const unknownId = await requestError(agent.heal('no-such-fault'));
+    assert.equal(unknownId.status, 404);
+    assert.match(unknownId.agentMessage, /no fault with id no-such-fault/);
+
+    const headers = { Authorization: `Bearer ${token}` };
+    const raw = async (route: string, init: RequestInit = {}): Promise<{ status: number; body: { error?: string }; allow: string | null }> => {
+      const response = await fetch(`${m.agentUrl!}${route}`, { ...init, headers: { ...headers, ...(init.headers as Record<string, string> | undefined) } });
+      return { status: response.status, body: (await response.json()) as { error?: string }, allow: response.headers.get('allow') };
+    };
+    const notFound = await raw('/v1/nothing');
+    assert.equal(notFound.status, 404);
+    assert.match(notFound.body.error ?? '', /no such path/);
+    const wrongMethod = await raw('/v1/status', { method: 'POST', body: '{}' });
+    assert.equal(wrongMethod.status, 405);
+    assert.equal(wrongMethod.allow, 'GET');
+    const notJson = await raw('/v1/faults', { method: 'POST', body: '{"type":' });
+    assert.equal(notJson.status, 400);
+    assert.match(notJson.body.error ?? '', /not valid JSON/);
+    const large = await raw('/v1/faults', { method: 'POST', body: JSON.stringify({ type: 'pause', ttlMs: 1, pad: 'x'.repeat(100_000) }) });
+    assert.equal(large.status, 413);
+    assert.deepEqual((await agent.status()).faults, []);
+  });
+
+  test('kill: the etcd process exits, the supervisor restarts it, the cluster is healthy', async () => {
+    const m = cluster.members[1]!;
+    const before = m.pid;
+    const restarts = m.restarts;
+    const fault = await agentOf(m).inject({ type: 'kill' });
+    assert.equal(fault.type, 'kill');
+    assert.ok(fault.healedAt, 'a kill is done at once');
+    await eventually('a new etcd process', () => m.restarts === restarts + 1 && m.running && m.pid !== before, 10_000);
+    await assertClusterHealthy();
+    assert.equal((await agentOf(m).status()).pid, m.pid);
+  });
+
+  test('pause: the member stops answering and answers again after the TTL, without anyone calling the agent', async () => {
+    const m = cluster.members[2]!;
+    const restarts = m.restarts;
+    const injectedAt = Date.now();
+    const fault = await agentOf(m).inject({ type: 'pause', ttlMs: 1500 });
+    assert.ok(Date.parse(fault.expiresAt) >= injectedAt + 1400);
+    assert.equal(await healthy(m.endpoint, 500), false, 'a paused member must not answer');
+    const pinned = new Etcd3({ hosts: m.endpoint });
+    try {
+      await assert.rejects(pinned.get('/agent/any').serializable(true).options({ deadline: Date.now() + 400 }).string());
+    } finally {
+      pinned.close();
+    }
+    await eventually('the paused member to answer again', () => healthy(m.endpoint, 500), 10_000);
+    const pausedFor = Date.now() - injectedAt;
+    assert.ok(pausedFor >= 1400, `answered again after ${pausedFor} ms, before the TTL`);
+    assert.equal(m.restarts, restarts, 'resumed, not restarted');
+    assert.deepEqual((await agentOf(m).status()).faults, []);
+    await assertClusterHealthy();
+  });
+
+  test('failpoint raftBeforeSave=panic: the member panics on the next write, is restarted, and the failpoint is gone', async () => {
+    const m = cluster.members[0]!;
+    const agent = agentOf(m);
+    const before = m.pid;
+    const restarts = m.restarts;
+    const fault = await agent.inject({ type: 'failpoint', name: 'raftBeforeSave', term: 'panic', ttlMs: 30_000 });
+    const others = new Etcd3({ hosts: cluster.members.slice(1).map((x) => x.endpoint) });
+    try {
+      await others.put('/agent/panic-trigger').value('x');
+    } finally {
+      others.close();
+    }
+    await eventually('the panicked member to be restarted', () => m.restarts === restarts + 1 && m.running && m.pid !== before, 15_000);
+    assert.match(readFileSync(m.logFile, 'utf8'), /panic/);
+    await m.waitHealthy(20_000);
+    // gofail state is per process: the restarted etcd has no active failpoint.
+    const failpoints = await agent.failpoints();
+    assert.equal(failpoints.find((f) => f.name === 'raftBeforeSave')?.term, '');
+    // The agent still holds the lease; healing it finds nothing to undo and says so without error.
+    const healed = await agent.heal(fault.id);
+    assert.ok(healed.healedAt);
+    assert.equal(healed.healError, undefined);
+    await assertClusterHealthy();
+  });
+
+  test('failpoint sleep("100ms") is active until its TTL, then healed by the agent', async () => {
+    const m = cluster.members[1]!;
+    const agent = agentOf(m);
+    await agent.inject({ type: 'failpoint', name: 'raftBeforeSave', term: 'sleep("100ms")', ttlMs: 1000 });
+    assert.equal((await agent.failpoints()).find((f) => f.name === 'raftBeforeSave')?.term, 'sleep("100ms")');
+    const conflict = await requestError(agent.inject({ type: 'failpoint', name: 'raftBeforeSave', term: 'panic', ttlMs: 1000 }));
+    assert.equal(conflict.status, 409);
+    await client.put('/agent/slow-write').value('y');
+    await eventually('the failpoint to be deactivated', async () => (await agent.failpoints()).find((f) => f.name === 'raftBeforeSave')?.term === '', 5000);
+    assert.deepEqual((await agent.status()).faults, []);
+    const badTerm = await requestError(agent.inject({ type: 'failpoint', name: 'raftBeforeSave', term: 'not-a-term(', ttlMs: 1000 }));
+    assert.equal(badTerm.status, 400);
+  });
+
+  test('diskPressure: a ballast file of the requested size beside the data dir, removed at the TTL', async () => {
+    const m = cluster.members[0]!;
+    const bytes = 32 * 1024 * 1024;
+    const ballast = path.join(cluster.dataRoot, `.etcd-robustness-ballast-${m.name}`);
+    await agentOf(m).inject({ type: 'diskPressure', bytes, ttlMs: 1500 });
+    const stat = statSync(ballast);
+    assert.equal(stat.size, bytes);
+    assert.ok(stat.blocks * 512 >= bytes, `only ${stat.blocks * 512} bytes allocated: a sparse file is no pressure`);
+    await eventually('the ballast to be removed', () => !existsSync(ballast), 5000);
+    const tooBig = await requestError(agentOf(m).inject({ type: 'diskPressure', bytes: Number.MAX_SAFE_INTEGER, ttlMs: 1000 }));
+    assert.equal(tooBig.status, 507);
+    assert.match(tooBig.agentMessage, /bytes free/);
+  });
+
+  test('network: a blackhole around m3 (all agents) cuts it off; healing reconnects it', async () => {
+    const { members } = await client.cluster.memberList({ linearizable: false });
+    const peers = Object.fromEntries(members.map((x) => [BigInt(x.ID).toString(16), x.name]));
+    const rules = ['m1', 'm2'].flatMap((other) => [
+      { from: 'm3', to: other, action: 'blackhole' as const },
+      { from: other, to: 'm3', action: 'blackhole' as const },
+    ]);
+    const m3 = cluster.member('m3');
+    const injected: { m: LocalEtcdMember; fault: AgentFault }[] = [];
+    try {
+      for (const m of cluster.members) injected.push({ m, fault: await agentOf(m).inject({ type: 'network', rules, peers, ttlMs: 30_000 }) });
+      assert.equal((await agentOf(m3).status()).faults[0]?.type, 'network');
+      await eventually('isolated m3 to report unhealthy', async () => !(await healthy(m3.endpoint, 1000)), 15_000);
+      // If m3 led, the majority elects a new leader first.
+      await eventually('the majority to serve', () => healthy(cluster.member('m1').endpoint), 10_000);
+      const majority = new Etcd3({ hosts: [cluster.member('m1').endpoint, cluster.member('m2').endpoint] });
+      try {
+        await majority.put('/agent/during-partition').value('z');
+      } finally {
+        majority.close();
+      }
+      assert.equal(await healthy(m3.endpoint, 1000), false, 'm3 is still cut off');
+    } finally {
+      for (const { m, fault } of injected) await agentOf(m).heal(fault.id);
+    }
+    await eventually('m3 to be healthy again', () => healthy(m3.endpoint, 1000), 20_000);
+    await assertClusterHealthy();
+    const pinned = new Etcd3({ hosts: m3.endpoint });
+    try {
+      assert.equal(await pinned.get('/agent/during-partition').string(), 'z');
+    } finally {
+      pinned.close();
+    }
+  });
+
+  test('DELETE heals at once: one fault by id (again: the same answer), then all', async () => {
+    const m = cluster.members[1]!;
+    const agent = agentOf(m);
+    const pause = await agent.inject({ type: 'pause', ttlMs: 60_000 });
+    assert.equal(await healthy(m.endpoint, 500), false);
+    const again = await requestError(agent.inject({ type: 'pause', ttlMs: 60_000 }));
+    assert.equal(again.status, 409);
+    const healed = await agent.heal(pause.id);
+    assert.equal(healed.id, pause.id);
+    await eventually('the member to answer right after the heal', () => healthy(m.endpoint, 1000), 3000);
+    assert.deepEqual(await agent.heal(pause.id), healed);
+
+    const ballast = path.join(cluster.dataRoot, `.etcd-robustness-ballast-${m.name}`);
+    await agent.inject({ type: 'diskPressure', bytes: 1 << 20, ttlMs: 60_000 });
+    await agent.inject({ type: 'pause', ttlMs: 60_000 });
+    assert.equal((await agent.faults()).length, 2);
+    const all = await agent.healAll();
+    assert.deepEqual(all.map((f) => f.type).sort(), ['diskPressure', 'pause']);
+    assert.equal(existsSync(ballast), false);
+    await eventually('the member to answer after heal-all', () => healthy(m.endpoint, 1000), 3000);
+    assert.deepEqual((await agent.status()).faults, []);
+  });
+
+  test('an agent SIGKILLed while a pause is active is restarted and heals the pause on start', async () => {
+    const m = cluster.members[2]!;
+    const local = m.agent!;
+    await agentOf(m).inject({ type: 'pause', ttlMs: 60_000 });
+    assert.equal(await healthy(m.endpoint, 500), false);
+    const before = local.pid!;
+    const restarts = local.restarts;
+    process.kill(before, 'SIGKILL');
+    await eventually('a new agent process', () => local.restarts === restarts + 1 && local.running, 10_000);
+    await eventually('the restarted agent to answer', async () => (await agentOf(m).status().catch(() => undefined)) !== undefined, 10_000);
+    await eventually('the member to answer again', () => healthy(m.endpoint, 1000), 10_000);
+    assert.deepEqual((await agentOf(m).status()).faults, []);
+    await assertClusterHealthy();
+  });
+});
+
+describe('fault agent without etcd, gofail or proxy', { timeout: 30_000 }, () => {
+  let agent: FaultAgent;
+  let root: string;
+
+  before(async () => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-agent-'));
+    agent = await FaultAgent.start({ member: 'x1', dataDir: path.join(root, 'x1.etcd'), listen: { host: '127.0.0.1', port: 0 }, token, maxTtlMs: 5000 });
+  });
+
+  after(async () => {
+    await agent?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  test('409 with a clear message for what this agent cannot do', async () => {
+    const client = new AgentClient(agent.url, token);
+    assert.deepEqual(await client.status(), { member: 'x1', pid: undefined, faults: [] });
+    const noGofail = await requestError(client.failpoints());
+    assert.equal(noGofail.status, 409);
+    assert.match(noGofail.agentMessage, /no gofail API.*--gofail-url/);
+    const noEtcd = await requestError(client.inject({ type: 'kill' }));
+    assert.equal(noEtcd.status, 409);
+    assert.match(noEtcd.agentMessage, /no etcd process with --data-dir=.*x1\.etcd is running/);
+    const noProxy = await requestError(client.inject({ type: 'network', ttlMs: 1000, rules: [{ from: 'x1', to: 'x2', action: 'blackhole' }] }));
+    assert.equal(noProxy.status, 409);
+    assert.match(noProxy.agentMessage, /runs no peer proxy/);
+    const tooLong = await requestError(client.inject({ type: 'pause', ttlMs: 5001 }));
+    assert.match(tooLong.agentMessage, /maximum of 5000 ms/);
+  });
+
+  test('a ballast written beside the data dir is removed when the agent closes', async () => {
+    const client = new AgentClient(agent.url, token);
+    await client.inject({ type: 'diskPressure', bytes: 4096, ttlMs: 5000 });
+    assert.equal(statSync(path.join(root, '.etcd-robustness-ballast-x1')).size, 4096);
+    const second = await FaultAgent.start({ member: 'x1', dataDir: path.join(root, 'x1.etcd'), listen: { host: '127.0.0.1', port: 0 }, token });
+    // A new agent instance heals what it finds on start (as after a crash of the first one).
+    assert.equal(existsSync(path.join(root, '.etcd-robustness-ballast-x1')), false);
+    await second.close();
+    const healed = await agent.healAll();
+    assert.equal(healed.length, 1);
+  });
+
+  test('an unreachable agent is an AgentRequestError without status', async () => {
+    const error = await requestError(new AgentClient('http://127.0.0.1:9', token, { timeoutMs: 1000 }).status());
+    assert.equal(error.status, undefined);
+  });
+});
+
+describe('a runner SIGKILLed mid-fault', { timeout: 90_000 }, () => {
+  test('its etcd and agent processes die with it, and the agents heal their faults on the way out', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-runner-kill-'));
+    const helper = new URL('../helpers/agent-runner.ts', import.meta.url).pathname;
+    const runner = spawn(process.execPath, [helper, root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    runner.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    runner.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const exited = new Promise<void>((resolve) => runner.once('exit', () => resolve()));
+    try {
+      await eventually('the runner to be ready', () => out.includes('ready') || runner.exitCode !== null, 60_000).catch(() => undefined);
+      assert.match(out, /ready/, `runner output:\n${out}\n${err}`);
+      const ready = JSON.parse(out.slice(out.indexOf('{'), out.indexOf('}') + 1)) as { etcd: number[]; agents: number[]; ballast: string };
+      assert.equal(existsSync(ready.ballast), true);
+      assert.ok(pidsMentioning(root).length >= 6, 'three etcd and three agents run');
+
+      runner.kill('SIGKILL');
+      await exited;
+      await eventually('no etcd or agent process of the killed runner', () => pidsMentioning(root).length === 0, 10_000);
+      for (const pid of [...ready.etcd, ...ready.agents]) assert.equal(existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(root), false);
+      assert.equal(existsSync(ready.ballast), false, 'the agent removed its ballast before exiting');
+    } finally {
+      if (runner.exitCode === null && runner.signalCode === null) runner.kill('SIGKILL');
+      for (const pid of pidsMentioning(root)) process.kill(pid, 'SIGKILL');
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
