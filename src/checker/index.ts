@@ -1,7 +1,7 @@
 // The checker: linearizability and watch guarantees of etcd histories, offline and live.
 export { checkHistory, checkLinearizability, defaultUnknownHorizonMs, modelOptionsFor } from './check.ts';
 export type { CheckOptions } from './check.ts';
-export { LiveChecker } from './live.ts';
+export { defaultResolveWindowMs, LiveChecker } from './live.ts';
 export type { LiveCheckerOptions, LiveStats } from './live.ts';
 export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory } from './parse.ts';
 export { initialState, step, summarize } from './model.ts';

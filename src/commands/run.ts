@@ -26,8 +26,8 @@ export class RunUsageError extends Error {
 export const runUsage = `Usage: etcd-robustness run --local [FILE] [options]
 
 Starts a local etcd cluster (real processes on 127.0.0.1), drives the traffic of the RobustnessRun in
-FILE (or the built-in default: the etcd profile for 60s), checks every operation live, and writes a
-report directory (history, verdict.json, report.html).
+FILE (or the built-in default: the etcd profile for 60s with seeded faults, two at a time), checks
+every operation live, and writes a report directory (history, verdict.json, report.html).
 
 Options:
   --local                 Run against a local cluster this command starts (the only target for now).
@@ -127,7 +127,9 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
   const historyDir = path.join(reportDir, 'history');
   mkdirSync(reportDir, { recursive: true });
 
-  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true });
+  // Fault agents (with peer proxies) beside each member when the run injects faults.
+  const withFaults = run.spec.faults !== undefined && run.spec.faults.choices.length > 0;
+  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true, ...(withFaults ? { agents: {} } : {}) });
   const registry = new Registry();
   const abort = new AbortController();
   let interrupts = 0;
@@ -149,7 +151,8 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     out(`metrics: ${server.url}`);
     await runtime.create();
     out(`cluster: ${runtime.clusterName}, etcd ${runtime.etcdVersion}, members ${runtime.members().map((m) => `${m.name}=${m.endpoint}`).join(' ')}`);
-    out(`run: ${run.metadata.name}, profile ${run.spec.traffic.profile}, ${run.spec.durationMs / 1000}s at ${run.spec.traffic.qps.target} QPS, seed ${run.spec.seed}, report ${reportDir}`);
+    const faults = run.spec.faults ? `faults ${run.spec.faults.choices.map((c) => c.fault).join(',')} (up to ${run.spec.faults.maxConcurrentFaults} at once)` : 'no faults';
+    out(`run: ${run.metadata.name}, profile ${run.spec.traffic.profile}, ${run.spec.durationMs / 1000}s at ${run.spec.traffic.qps.target} QPS, ${faults}, seed ${run.spec.seed}, report ${reportDir}`);
     const tty = process.stderr.isTTY;
     const result = await executeRun({
       run,
@@ -157,6 +160,8 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
       members: runtime.members(),
       historyDir,
       metrics: new RunMetrics(registry, { run: run.metadata.name, cluster: runtime.clusterName }),
+      runtime,
+      ...(runtime.agentToken === undefined ? {} : { agentToken: runtime.agentToken }),
       signal: abort.signal,
       progressIntervalMs: args.progressIntervalMs,
       onProgress: (p) => {
@@ -169,6 +174,10 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     const ops = result.operations;
     out(`verdict: ${summary.verdict}${summary.reason ? ` (${summary.reason})` : ''}`);
     out(`operations: ${ops.ok + ops.failed + ops.unknown} (ok ${ops.ok}, failed ${ops.failed}, unknown ${ops.unknown}), ${summary.qps.achieved} ops/s; watch events ${result.watch.events}`);
+    if (result.faults.planned > 0 || result.faults.skipped) {
+      out(`faults: ${result.faults.injected} injected, ${result.faults.failed} failed of ${result.faults.planned} planned${result.faults.skipped ? ` (skipped: ${result.faults.skipped})` : ''}`);
+    }
+    if (result.hashKv) out(`hashKV: ${result.hashKv.equal ? 'members agree' : 'MEMBERS DIFFER'} (${result.hashKv.detail})`);
     if (summary.qps.belowMinIntervals > 0) out(`warning: below the minimum of ${summary.qps.min} QPS in ${summary.qps.belowMinIntervals} intervals`);
     out(`report: ${reportDir}`);
     return result.verdict === 'linearizable' ? exitCodes.ok : result.verdict === 'violation' ? exitCodes.violation : exitCodes.inconclusive;

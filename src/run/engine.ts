@@ -10,10 +10,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { CheckReport, Verdict } from '../checker/index.ts';
-import { checkHistory, LiveChecker } from '../checker/index.ts';
-import type { EtcdRequest, History, HistoryMeta, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
+import { checkHistory, defaultResolveWindowMs, LiveChecker } from '../checker/index.ts';
+import type { EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
 import { isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
+import { FaultExecutor } from '../faults/executor.ts';
 import { GofailClient } from '../faults/gofail.ts';
+import { planFaults } from '../faults/scheduler.ts';
 import { logger } from '../log.ts';
 import { HistoryFileWriter } from '../probes/history-file.ts';
 import { runCompactions, runDefragmentation } from '../probes/maintenance.ts';
@@ -46,6 +48,8 @@ export interface RunProgress {
   pending: number;
   watchEvents: number;
   belowMinQps: boolean;
+  /** Names of the faults in place. */
+  activeFaults: string[];
 }
 
 export interface RunOptions {
@@ -59,6 +63,12 @@ export interface RunOptions {
   signal?: AbortSignal;
   onProgress?: (progress: RunProgress) => void;
   progressIntervalMs?: number;
+  /**
+   * Where faults go: the member runtime (restarts, member agents). Without it a spec's faults are not
+   * injected (and the result says so).
+   */
+  runtime?: MemberRuntime;
+  agentToken?: string;
   /** Keep at most this many operations in memory for the final offline check (default 2,000,000). */
   keepOperations?: number;
   clock?: Clock;
@@ -91,6 +101,9 @@ export interface RunResult {
   prefix: string;
   mode: 'exclusive' | 'shared';
   selfTest: string | undefined;
+  faults: { planned: number; injected: number; failed: number; events: FaultEvent[]; skipped?: string };
+  /** Every member's HashKV at a common revision after the run (absent when not checked). */
+  hashKv?: { equal: boolean; detail: string };
 }
 
 const sec = (ns: number): number => ns / 1e9;
@@ -198,7 +211,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const keepLimit = options.keepOperations ?? 2_000_000;
     const history: History = { meta, operations: [], watches: [] };
     const keep = { all: true };
-    const live = new LiveChecker({ mode: spec.mode, prefix, initialRevision });
+    // A write held by a paused or partitioned member can take effect as late as the fault lasts: the
+    // live checker must wait that long for an observation before treating the write as unobserved.
+    const resolveWindowMs = Math.max(defaultResolveWindowMs, (spec.faults?.durationMs.max ?? 0) + 5000);
+    const live = new LiveChecker({ mode: spec.mode, prefix, initialRevision, resolveWindowMs });
     const counters = new Counters();
     const leases = new Set<string>();
     let maxRevision = initialRevision;
@@ -275,6 +291,21 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     if (spec.watch.enabled) {
       const targets = spec.watch.perMember ? members.map((m) => ({ hosts: [m.endpoint], member: m.name })) : [{ hosts: endpoints, member: undefined }];
       for (const t of targets) watches.push(startWatch(client(t.hosts), prefix, initialRevision + 1, t.member));
+    }
+
+    // Faults: a seeded plan carried out by the executor while the traffic runs.
+    const faultEvents: FaultEvent[] = [];
+    const faultCounts = { planned: 0, injected: 0, failed: 0 };
+    const activeFaults = new Map<number, string>();
+    let faultsSkipped: string | undefined;
+    let executor: FaultExecutor | undefined;
+    let plan: ReturnType<typeof planFaults> = [];
+    if (spec.faults && spec.faults.choices.length > 0) {
+      if (!options.runtime) faultsSkipped = 'no member runtime to inject faults through';
+      else {
+        plan = planFaults(spec.faults, { seed: spec.seed, runDurationMs: spec.durationMs, startDelayMs: 1000 });
+        faultCounts.planned = plan.length;
+      }
     }
 
     // Self-test: make one member lag and send reads through it as serializable while recording them as
@@ -355,6 +386,53 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       return runClient(env, trafficClient, isStopped);
     });
 
+    if (options.runtime && plan.length > 0) {
+      const triggerClient = recordingClient(endpoints, undefined);
+      const pinned = new Map(members.map((m) => [m.name, recordingClient([m.endpoint], m.name)]));
+      executor = new FaultExecutor({
+        runtime: options.runtime,
+        agentToken: options.agentToken,
+        clock: recorder.clock,
+        recoveryTimeoutMs: spec.faults?.recoveryTimeoutMs ?? 30_000,
+        // Requests a fault needs go through recorded clients: the checker must see every write.
+        triggers: {
+          write: async () => {
+            await triggerClient.execute({ type: 'put', key: `${prefix}fault-trigger`, value: env.values.next() });
+          },
+          defragment: async (member) => {
+            await (pinned.get(member) ?? triggerClient).execute({ type: 'defragment' });
+          },
+          compact: async () => {
+            await triggerClient.execute({ type: 'compact', revision: Math.max(1, maxRevision - 10) });
+          },
+        },
+        onEvent: (event) => {
+          faultEvents.push(event);
+          writer.writeFault(event);
+          if (event.phase === 'inject') {
+            faultCounts.injected++;
+            activeFaults.set(event.id, event.fault);
+            const planned = plan.find((p) => p.fault === event.fault);
+            metrics.faultInjected(event.fault, planned?.target ?? 'unknown');
+          } else if (event.phase === 'heal' || event.phase === 'failed') {
+            activeFaults.delete(event.id);
+            if (event.phase === 'failed') {
+              faultCounts.failed++;
+              metrics.faultFailed(event.fault);
+            }
+          }
+          metrics.faultsActive(activeFaults.size);
+        },
+      });
+    }
+    cleanups.push(async () => {
+      await executor?.healAll();
+      executor?.close();
+    });
+    const faultRun = executor?.runPlan(plan, startedAt, stop.signal).catch((error: unknown) => {
+      logger.error('fault executor failed', { error: (error as Error).message });
+    });
+
     const maintenance: Promise<void>[] = [];
     const { compaction, defragment } = spec.traffic;
     const maintenanceAllowed = (rule: { allowShared: boolean }): boolean => spec.mode === 'exclusive' || rule.allowShared;
@@ -414,6 +492,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         pending: stats.pendingOperations,
         watchEvents: watchCounts.events,
         belowMinQps: belowMin,
+        activeFaults: [...activeFaults.values()],
       });
     };
     const ticker = setInterval(tick, intervalMs);
@@ -436,6 +515,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     };
     phase('stopping traffic');
     await Promise.all([...loops, ...maintenance]);
+    await faultRun;
     phase('traffic stopped');
     // Heal the self-test's failpoint before waiting on the cluster for anything else.
     if (healSelfTest) await healSelfTest();
@@ -448,6 +528,17 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     // event at or past it), so the reliable/bookmarkable checks see the whole run.
     const catchUpDeadline = Date.now() + Math.max(5000, 5 * spec.watch.progressIntervalMs);
     while (watches.some((w) => w.lastRevision < maxRevision) && Date.now() < catchUpDeadline) await sleep(50);
+    let hashKv: { equal: boolean; detail: string } | undefined;
+    if (executor) {
+      // Faults are healed; the members must come back and agree on their data.
+      await executor.waitRecovery(spec.faults?.recoveryTimeoutMs ?? 30_000);
+      hashKv = await executor.hashKvCheck();
+      if (!hashKv.equal) {
+        metrics.violation('hash_kv');
+        logger.error('members disagree on their data (HashKV)', { detail: hashKv.detail });
+      }
+      executor.close();
+    }
     phase('closing watches');
     for (const w of watches) {
       await w.close();
@@ -478,13 +569,14 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       if (stale > 0) metrics.violation('stale_read', stale);
       if (report.linearizability.verdict === 'violation' && !flags.violationReported) metrics.violation('linearizability');
     }
-    const verdict = finalVerdict(liveVerdict, report, spec.checks);
+    if (keep.all) history.faults = faultEvents;
+    const verdict = hashKv && !hashKv.equal ? 'violation' : finalVerdict(liveVerdict, report, spec.checks);
     metrics.verdict(verdict);
     metrics.finished(verdict);
     const ended = new Date();
     return {
       verdict,
-      reason: reasonFor(report, live.violation?.reason ?? live.inconclusiveReason),
+      reason: hashKv && !hashKv.equal ? `members' HashKV differ: ${hashKv.detail}` : reasonFor(report, live.violation?.reason ?? live.inconclusiveReason),
       live: { verdict: liveVerdict, reason: live.violation?.reason ?? live.inconclusiveReason, lagP99Ms: liveStats.lagP99Ms, resolved: liveStats.resolved },
       report,
       history: keep.all ? history : undefined,
@@ -500,6 +592,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       prefix,
       mode: spec.mode,
       selfTest,
+      faults: { ...faultCounts, events: faultEvents, ...(faultsSkipped === undefined ? {} : { skipped: faultsSkipped }) },
+      ...(hashKv === undefined ? {} : { hashKv }),
     };
   } finally {
     for (const cleanup of cleanups.reverse()) {

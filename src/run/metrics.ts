@@ -8,7 +8,7 @@ import type { RequestType } from '../domain/index.ts';
 import type { WatchProperty } from '../checker/index.ts';
 
 export type OperationOutcome = 'ok' | 'failed' | 'unknown';
-export type CheckName = 'linearizability' | 'stale_read' | `watch_${WatchProperty}`;
+export type CheckName = 'linearizability' | 'stale_read' | 'hash_kv' | `watch_${WatchProperty}`;
 
 const runLabels = ['run', 'cluster'] as const;
 
@@ -100,6 +100,24 @@ function createMetrics(registry: Registry) {
       labelNames: [...runLabels, 'verdict'],
       registers,
     }),
+    faultInjections: new Counter({
+      name: 'etcd_robustness_fault_injections_total',
+      help: 'Faults injected, by catalog name and target rule.',
+      labelNames: [...runLabels, 'fault', 'target_role'],
+      registers,
+    }),
+    faultFailures: new Counter({
+      name: 'etcd_robustness_fault_failures_total',
+      help: 'Faults that could not be applied, verified or healed, by catalog name.',
+      labelNames: [...runLabels, 'fault'],
+      registers,
+    }),
+    faultsActive: new Gauge({
+      name: 'etcd_robustness_faults_active',
+      help: 'Faults currently in place.',
+      labelNames: [...runLabels],
+      registers,
+    }),
     running: new Gauge({
       name: 'etcd_robustness_run_active',
       help: '1 while the run drives traffic.',
@@ -168,6 +186,18 @@ export class RunMetrics {
 
   watchResume(): void {
     this.metrics.watchResumes.inc(this.labels);
+  }
+
+  faultInjected(fault: string, targetRole: string): void {
+    this.metrics.faultInjections.inc({ ...this.labels, fault, target_role: targetRole });
+  }
+
+  faultFailed(fault: string): void {
+    this.metrics.faultFailures.inc({ ...this.labels, fault });
+  }
+
+  faultsActive(count: number): void {
+    this.metrics.faultsActive.set(this.labels, count);
   }
 
   active(running: boolean): void {

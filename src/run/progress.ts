@@ -5,9 +5,10 @@ export function formatProgress(p: RunProgress): string {
   const elapsed = `${Math.round(p.elapsedMs / 1000)}s`.padStart(5);
   const availability = p.availability === undefined ? '   -  ' : `${(p.availability * 100).toFixed(1)}%`.padStart(6);
   const warning = p.belowMinQps ? '  below min QPS' : '';
+  const faults = p.activeFaults.length > 0 ? `  faults ${p.activeFaults.join('+')}` : '';
   return (
     `[${elapsed}] ${String(p.operations).padStart(8)} ops ${p.intervalQps.toFixed(0).padStart(5)} ops/s` +
     `  failed ${p.failed}  unknown ${p.unknown}  avail ${availability}  watch events ${p.watchEvents}` +
-    `  lag p99 ${p.lagP99Ms.toFixed(1)} ms  pending ${p.pending}  verdict ${p.verdict}${warning}`
+    `  lag p99 ${p.lagP99Ms.toFixed(1)} ms  pending ${p.pending}  verdict ${p.verdict}${faults}${warning}`
   );
 }

@@ -28,6 +28,8 @@ export interface RunSummary {
   qps: { target: number; min: number; achieved: number; belowMinIntervals: number };
   linearizability?: { verdict: string; operations: number; reason?: string; staleReadViolations: number };
   watchViolations?: { property: string; watch: number; message: string }[];
+  faults: { planned: number; injected: number; failed: number; skipped?: string; events: RunResult['faults']['events'] };
+  hashKv?: { equal: boolean; detail: string };
   files: { history: string; html?: string };
 }
 
@@ -49,8 +51,10 @@ export function summarize(run: RobustnessRun, cluster: string, result: RunResult
     operations: result.operations,
     watch: result.watch,
     qps: { target: run.spec.traffic.qps.target, min: run.spec.traffic.qps.min, achieved: Math.round(result.achievedQps * 10) / 10, belowMinIntervals: result.belowMinQpsIntervals },
+    faults: result.faults,
     files: { history: historyDir },
   };
+  if (result.hashKv) summary.hashKv = result.hashKv;
   if (result.reason !== undefined) summary.reason = result.reason;
   if (result.stoppedEarly !== undefined) summary.stoppedEarly = result.stoppedEarly;
   if (result.selfTest !== undefined) summary.selfTest = result.selfTest;

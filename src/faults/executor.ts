@@ -1,0 +1,422 @@
+/**
+ * Carries out a fault plan against a cluster: at each planned time it resolves the targets, injects the
+ * faults of the round (through the members' agents, the member runtime or the etcd API), checks that
+ * each took effect, heals them when their duration is up, and waits for the cluster to recover before
+ * the next round. Every step is reported as a FaultEvent for the history's timeline.
+ *
+ * Healing never depends on this process alone: every agent fault carries a TTL a little longer than its
+ * planned duration, so the agents heal it themselves if the runner dies or cannot reach them.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Etcd3 } from 'etcd3';
+import type { AgentFaultRequest, FaultEvent, FaultName, FaultPhase, LinkRule, MemberRuntime, PlannedFault, RuntimeMember } from '../domain/index.ts';
+import { logger } from '../log.ts';
+import { recordingEtcdClient } from '../probes/recording-client.ts';
+import { AgentClient } from './agent-client.ts';
+import { faultDefinition } from './catalog.ts';
+import { linksBetween, resolveTargets } from './targets.ts';
+
+/** Requests that must be recorded in the history (they change what clients can read). */
+export interface FaultTriggers {
+  /** A recorded write, so a failpoint on the write path fires. */
+  write(): Promise<void>;
+  /** A recorded defragment of one member. */
+  defragment(member: string): Promise<void>;
+  /** A recorded compaction near the current revision. */
+  compact(): Promise<void>;
+}
+
+export interface FaultExecutorOptions {
+  runtime: MemberRuntime;
+  agentToken: string | undefined;
+  triggers: FaultTriggers;
+  clock: () => number;
+  onEvent: (event: FaultEvent) => void;
+  recoveryTimeoutMs: number;
+  /** Extra time agents keep a fault past its planned duration before healing it themselves. */
+  ttlSlackMs?: number;
+}
+
+interface ActiveFault {
+  id: number;
+  planned: PlannedFault;
+  targets: string[];
+  heal: () => Promise<string>;
+}
+
+export class FaultUnavailableError extends Error {
+  override name = 'FaultUnavailableError';
+}
+
+const healthy = async (endpoint: string, timeoutMs = 1000): Promise<boolean> => {
+  try {
+    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await response.json()) as { health?: string };
+    return body.health === 'true';
+  } catch {
+    return false;
+  }
+};
+
+const idHex = (decimal: string): string => BigInt(decimal).toString(16);
+
+async function hashKv(endpoint: string, revision: number): Promise<{ hash: string; compactRevision: string }> {
+  const response = await fetch(`${endpoint}/v3/maintenance/hashkv`, {
+    method: 'POST',
+    body: JSON.stringify({ revision }),
+    signal: AbortSignal.timeout(5000),
+  });
+  const body = (await response.json()) as { hash?: number | string; compact_revision?: string; error?: string; message?: string };
+  if (!response.ok || body.hash === undefined) throw new Error(`HashKV at ${endpoint}: ${body.message ?? body.error ?? response.status}`);
+  return { hash: String(body.hash), compactRevision: body.compact_revision ?? '0' };
+}
+
+/** Read through a call so TypeScript does not keep an earlier narrowing of `aborted` across awaits. */
+const isAborted = (signal: AbortSignal): boolean => signal.aborted;
+
+export class FaultExecutor {
+  private readonly options: FaultExecutorOptions;
+  private readonly active = new Map<number, ActiveFault>();
+  private readonly clients = new Map<string, Etcd3>();
+  private nextId = 1;
+  private injected = 0;
+
+  constructor(options: FaultExecutorOptions) {
+    this.options = options;
+  }
+
+  get activeFaults(): number {
+    return this.active.size;
+  }
+
+  get injections(): number {
+    return this.injected;
+  }
+
+  private members(): RuntimeMember[] {
+    return this.options.runtime.members();
+  }
+
+  private member(name: string): RuntimeMember {
+    const found = this.members().find((m) => m.name === name);
+    if (!found) throw new FaultUnavailableError(`no member named ${name}`);
+    return found;
+  }
+
+  /** An unrecorded client pinned to one member, for status, member list and maintenance calls. */
+  private etcd(name: string): Etcd3 {
+    const endpoint = this.member(name).endpoint;
+    let client = this.clients.get(endpoint);
+    if (!client) {
+      client = recordingEtcdClient([endpoint]);
+      this.clients.set(endpoint, client);
+    }
+    return client;
+  }
+
+  private agent(name: string): AgentClient {
+    const { agentUrl } = this.member(name);
+    if (agentUrl === undefined || this.options.agentToken === undefined) throw new FaultUnavailableError(`member ${name} has no fault agent`);
+    return new AgentClient(agentUrl, this.options.agentToken);
+  }
+
+  private record(id: number, phase: FaultPhase, fault: FaultName, targets: string[], detail?: string, params?: Record<string, number | string>): void {
+    const event: FaultEvent = { kind: 'fault', id, time: this.options.clock(), phase, fault, targets };
+    if (params && Object.keys(params).length > 0) event.params = params;
+    if (detail !== undefined) event.detail = detail;
+    this.options.onEvent(event);
+    const log = phase === 'failed' ? logger.warn.bind(logger) : logger.info.bind(logger);
+    log(`fault ${fault} ${phase}`, { id, targets, ...(detail === undefined ? {} : { detail }) });
+  }
+
+  /** Member ids (decimal) to names, and who leads, as the running members see it. */
+  async clusterView(): Promise<{ ids: Map<string, string>; leader: string | undefined }> {
+    const ids = new Map<string, string>();
+    let leader: string | undefined;
+    for (const m of this.members()) {
+      try {
+        const deadline = { deadline: Date.now() + 1000 };
+        const list = await this.etcd(m.name).cluster.memberList({ linearizable: false }, deadline);
+        for (const member of list.members) ids.set(member.ID, member.name);
+        const status = await this.etcd(m.name).maintenance.status(deadline);
+        leader ??= ids.get(status.leader);
+        if (leader !== undefined) break;
+      } catch {
+        // This member is down or isolated: ask the next one.
+      }
+    }
+    return { ids, leader };
+  }
+
+  private async leaderNow(): Promise<string | undefined> {
+    return (await this.clusterView()).leader;
+  }
+
+  /** Runs a whole plan; stops early (healing what is active) when the signal aborts. */
+  async runPlan(plan: readonly PlannedFault[], startedAt: number, signal: AbortSignal): Promise<void> {
+    const rounds = new Map<number, PlannedFault[]>();
+    for (const p of plan) rounds.set(p.round, [...(rounds.get(p.round) ?? []), p]);
+    try {
+      for (const faults of rounds.values()) {
+        const at = Math.min(...faults.map((f) => f.atMs));
+        const wait = startedAt + at - performance.now();
+        if (wait > 0) await sleep(wait, undefined, { signal });
+        if (signal.aborted) return;
+        // Each fault of the round lives for its own duration from its own injection.
+        await Promise.all(
+          faults.map(async (f) => {
+            const active = await this.inject(f);
+            if (!active) return;
+            if (f.durationMs > 0) await sleep(f.durationMs, undefined, { signal }).catch(() => undefined);
+            await this.heal(active);
+          }),
+        );
+        if (isAborted(signal)) return;
+        await this.waitRecovery(this.options.recoveryTimeoutMs);
+      }
+    } catch (error) {
+      if (!signal.aborted) throw error;
+    } finally {
+      await this.healAll();
+    }
+  }
+
+  /** Injects one planned fault; undefined when it could not be applied (recorded as failed). */
+  async inject(planned: PlannedFault): Promise<ActiveFault | undefined> {
+    const id = this.nextId++;
+    let targets: string[] = [];
+    try {
+      const view = await this.clusterView();
+      const running = this.members()
+        .filter((m) => m.running)
+        .map((m) => m.name);
+      targets = resolveTargets(planned.target, { members: running, leader: view.leader, pick: planned.pick, ...(planned.member === undefined ? {} : { member: planned.member }) });
+      this.record(id, 'inject', planned.fault, targets, undefined, planned.params);
+      this.injected++;
+      const { heal, verified } = await this.apply(planned, targets, view.ids);
+      this.record(id, 'verified', planned.fault, targets, verified);
+      const active: ActiveFault = { id, planned, targets, heal };
+      this.active.set(id, active);
+      return active;
+    } catch (error) {
+      this.record(id, 'failed', planned.fault, targets, (error as Error).message);
+      return undefined;
+    }
+  }
+
+  async heal(active: ActiveFault): Promise<void> {
+    if (!this.active.delete(active.id)) return;
+    try {
+      const detail = await active.heal();
+      this.record(active.id, 'heal', active.planned.fault, active.targets, detail);
+    } catch (error) {
+      this.record(active.id, 'failed', active.planned.fault, active.targets, `heal: ${(error as Error).message} (the agents' TTL heals it)`);
+    }
+  }
+
+  async healAll(): Promise<void> {
+    await Promise.all([...this.active.values()].map((a) => this.heal(a)));
+  }
+
+  /** Waits until every member is running and healthy; false on timeout. */
+  async waitRecovery(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const members = this.members();
+      const states = await Promise.all(members.map((m) => healthy(m.endpoint)));
+      if (states.every(Boolean)) return true;
+      await sleep(200);
+    }
+    logger.warn('the cluster did not recover in time', { timeoutMs });
+    return false;
+  }
+
+  /**
+   * Every member's HashKV at one revision they have all applied must agree (etcd's robustness suite ends
+   * each run this way): a member that diverged after a crash or a snapshot shows here.
+   */
+  async hashKvCheck(timeoutMs = 10_000): Promise<{ equal: boolean; detail: string }> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer';
+    while (Date.now() < deadline) {
+      try {
+        const members = this.members();
+        const statuses = await Promise.all(members.map((m) => this.etcd(m.name).kv.range({ key: Buffer.from('\0'), count_only: true, serializable: true }, { deadline: Date.now() + 2000 })));
+        const revision = Math.min(...statuses.map((s) => Number(s.header.revision)));
+        // etcd3 1.1.2 has no HashKV binding: etcd's JSON gateway serves the same RPC.
+        const hashes = await Promise.all(members.map((m) => hashKv(m.endpoint, revision)));
+        const summary = members.map((m, i) => `${m.name}=${hashes[i]!.hash}@compact ${hashes[i]!.compactRevision}`).join(' ');
+        last = `revision ${revision}: ${summary}`;
+        if (hashes.every((h) => h.hash === hashes[0]!.hash && h.compactRevision === hashes[0]!.compactRevision)) return { equal: true, detail: last };
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      await sleep(500);
+    }
+    return { equal: false, detail: last };
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private ttl(planned: PlannedFault): number {
+    return planned.durationMs + (this.options.ttlSlackMs ?? 10_000);
+  }
+
+  /** Sends one request to several agents; heals what it started if one fails. */
+  private async injectAgents(members: readonly string[], request: AgentFaultRequest): Promise<() => Promise<string>> {
+    const started: { member: string; id: string }[] = [];
+    try {
+      for (const m of members) started.push({ member: m, id: (await this.agent(m).inject(request)).id });
+    } catch (error) {
+      await Promise.all(started.map((s) => this.agent(s.member).heal(s.id).catch(() => undefined)));
+      throw error;
+    }
+    return async () => {
+      await Promise.all(started.map((s) => this.agent(s.member).heal(s.id)));
+      return `healed on ${started.map((s) => s.member).join(', ')}`;
+    };
+  }
+
+  private async pidOf(member: string): Promise<number | undefined> {
+    return (await this.agent(member).status()).pid;
+  }
+
+  /** Waits until the member's etcd process is a different one (it exited; the supervisor may restart it). */
+  private async waitExit(member: string, before: number | undefined, timeoutMs: number, poke?: () => Promise<void>): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const pid = await this.pidOf(member).catch(() => undefined);
+      if (pid !== before) return true;
+      if (poke) await poke().catch(() => undefined);
+      await sleep(200);
+    }
+    return false;
+  }
+
+  private async apply(planned: PlannedFault, targets: string[], ids: Map<string, string>): Promise<{ heal: () => Promise<string>; verified: string }> {
+    const definition = faultDefinition(planned.fault);
+    const all = this.members().map((m) => m.name);
+    const others = all.filter((m) => !targets.includes(m));
+    const nothingToHeal = (): Promise<string> => Promise.resolve('nothing to heal');
+    const num = (key: string): number => Number(planned.params[key]);
+    switch (planned.fault) {
+      case 'kill': {
+        const pids = await Promise.all(targets.map((t) => this.pidOf(t)));
+        await Promise.all(targets.map((t) => this.agent(t).inject({ type: 'kill' })));
+        const exited = await Promise.all(targets.map((t, i) => this.waitExit(t, pids[i], 5000)));
+        if (!exited.every(Boolean)) throw new Error(`the killed process of ${targets.join(', ')} is still running`);
+        return { heal: nothingToHeal, verified: `etcd process ${pids.join(', ')} exited` };
+      }
+      case 'pause': {
+        const heal = await this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) });
+        const answering = await Promise.all(targets.map((t) => healthy(this.member(t).endpoint, 1000)));
+        if (answering.some(Boolean)) {
+          await heal();
+          throw new Error(`paused member ${targets.join(', ')} still answers /health`);
+        }
+        return { heal, verified: `${targets.join(', ')} stopped answering` };
+      }
+      case 'blackhole':
+      case 'delay':
+      case 'drop':
+      case 'partition': {
+        const mode = planned.fault === 'partition' ? String(planned.params['mode'] ?? 'isolate') : 'isolate';
+        const links = linksBetween(targets, others, mode === 'asymmetric');
+        const action = planned.fault === 'delay' ? 'delay' : planned.fault === 'drop' ? 'drop' : 'blackhole';
+        const rules: LinkRule[] = links.map((l) => ({
+          ...l,
+          action,
+          ...(action === 'delay' ? { delayMs: num('delayMs'), jitterMs: num('jitterMs') } : {}),
+          ...(action === 'drop' ? { dropPercent: num('percent') } : {}),
+        }));
+        const peers = Object.fromEntries([...ids].map(([id, name]) => [idHex(id), name]));
+        const heal = await this.injectAgents(all, { type: 'network', rules, ttlMs: this.ttl(planned), peers });
+        let verified = `${rules.length} link rules (${action}) on ${all.length} proxies`;
+        if (action === 'blackhole' && mode !== 'asymmetric') {
+          // An isolated minority cannot keep (or win) leadership: wait for the majority's leader.
+          const deadline = Date.now() + 6000;
+          let leader: string | undefined;
+          while (Date.now() < deadline) {
+            leader = await this.leaderAmong(others);
+            if (leader !== undefined && !targets.includes(leader)) break;
+            await sleep(250);
+          }
+          if (leader === undefined || targets.includes(leader)) {
+            verified += `; warning: no leader outside ${targets.join(', ')} within 6 s`;
+          } else verified += `; leader ${leader} outside the isolated ${targets.join(', ')}`;
+        }
+        return { heal, verified };
+      }
+      case 'diskPressure': {
+        const heal = await this.injectAgents(targets, { type: 'diskPressure', bytes: num('bytes'), ttlMs: this.ttl(planned) });
+        return { heal, verified: `${num('bytes')} bytes of ballast beside ${targets.join(', ')}` };
+      }
+      case 'leaderTransfer': {
+        const [target] = targets;
+        const leader = await this.leaderNow();
+        if (leader === undefined) throw new Error('no leader to transfer from');
+        if (leader === target) return { heal: nothingToHeal, verified: `${target} already leads` };
+        const targetId = [...ids].find(([, name]) => name === target)?.[0];
+        if (targetId === undefined) throw new Error(`no member id for ${target}`);
+        await this.etcd(leader).maintenance.moveLeader({ targetID: targetId }, { deadline: Date.now() + 5000 });
+        const now = await this.leaderNow();
+        if (now !== target) throw new Error(`leader is ${now ?? 'none'} after moving it to ${target}`);
+        return { heal: nothingToHeal, verified: `leadership moved from ${leader} to ${target}` };
+      }
+      case 'defragment': {
+        await Promise.all(targets.map((t) => this.options.triggers.defragment(t)));
+        return { heal: nothingToHeal, verified: `defragmented ${targets.join(', ')} under load` };
+      }
+      case 'compact': {
+        await this.options.triggers.compact();
+        return { heal: nothingToHeal, verified: 'compacted' };
+      }
+      case 'rollingRestart': {
+        for (const m of all) {
+          await this.options.runtime.restart(m);
+          if (!(await this.waitRecovery(this.options.recoveryTimeoutMs))) throw new Error(`the cluster did not recover after restarting ${m}`);
+        }
+        return { heal: nothingToHeal, verified: `restarted ${all.join(', ')} one by one` };
+      }
+      case 'memberReplace':
+        throw new FaultUnavailableError('memberReplace is not supported by this runtime yet');
+      default: {
+        const failpoint = definition.failpoint;
+        if (!failpoint) throw new FaultUnavailableError(`fault ${planned.fault} has no implementation`);
+        if (failpoint.trigger === 'snapshot') throw new FaultUnavailableError(`${planned.fault} needs a snapshot sent to the member, which this runner does not trigger yet`);
+        const [target] = targets as [string];
+        const before = await this.pidOf(target);
+        const heal = await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) });
+        const poke = async (): Promise<void> => {
+          if (failpoint.trigger === 'write') await this.options.triggers.write();
+          else if (failpoint.trigger === 'defragment') await this.options.triggers.defragment(target);
+          else await this.options.triggers.compact();
+        };
+        const exited = await this.waitExit(target, before, 10_000, poke);
+        if (!exited) {
+          await heal().catch(() => undefined);
+          throw new Error(`${target} did not panic at ${failpoint.name} within 10 s`);
+        }
+        return { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
+      }
+    }
+  }
+
+  private async leaderAmong(members: readonly string[]): Promise<string | undefined> {
+    for (const m of members) {
+      try {
+        const deadline = { deadline: Date.now() + 1000 };
+        const list = await this.etcd(m).cluster.memberList({ linearizable: false }, deadline);
+        const status = await this.etcd(m).maintenance.status(deadline);
+        const leader = list.members.find((x) => x.ID === status.leader)?.name;
+        if (leader !== undefined) return leader;
+      } catch {
+        // try the next
+      }
+    }
+    return undefined;
+  }
+}
