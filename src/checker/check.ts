@@ -264,12 +264,27 @@ function worst(a: Verdict, b: Verdict): Verdict {
 }
 
 /** Checks a whole history: linearizability, stale reads and watch guarantees. */
+/**
+ * The highest revision the history may have compacted to: every compaction that did not fail for sure
+ * (an unknown outcome may have applied). Watches may then leave prevKV out at or below it.
+ */
+function highestCompaction(history: History): number | undefined {
+  let highest: number | undefined;
+  for (const op of history.operations) {
+    if (op.request.type !== 'compact' || (op.response !== undefined && 'error' in op.response)) continue;
+    highest = Math.max(highest ?? 0, op.request.revision);
+  }
+  return highest;
+}
+
 export function checkHistory(history: History, options: CheckOptions = {}): CheckReport {
   const started = performance.now();
   const { committed, ...linearizability } = checkLinearizability(history, options);
   const input: Parameters<typeof checkWatches>[0] = { streams: history.watches, committed };
   if (history.meta?.mode === 'shared' && history.meta.prefix !== undefined) input.prefix = history.meta.prefix;
   if ((history.meta?.mode ?? 'exclusive') === 'exclusive') input.historyStart = (history.meta?.initialRevision ?? 1) + 1;
+  const compactRevision = highestCompaction(history);
+  if (compactRevision !== undefined) input.compactRevision = compactRevision;
   const violations = history.watches.length > 0 ? checkWatches(input) : [];
   return {
     verdict: worst(linearizability.verdict, violations.length > 0 ? 'violation' : 'linearizable'),

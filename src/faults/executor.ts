@@ -18,8 +18,8 @@ import { linksBetween, resolveTargets } from './targets.ts';
 
 /** Requests that must be recorded in the history (they change what clients can read). */
 export interface FaultTriggers {
-  /** A recorded write, so a failpoint on the write path fires. */
-  write(): Promise<void>;
+  /** A recorded write, so a failpoint on the write path fires; sent through a member not in `avoid`. */
+  write(avoid?: readonly string[]): Promise<void>;
   /** A recorded defragment of one member. */
   defragment(member: string): Promise<void>;
   /** A recorded compaction near the current revision. */
@@ -386,12 +386,12 @@ export class FaultExecutor {
       default: {
         const failpoint = definition.failpoint;
         if (!failpoint) throw new FaultUnavailableError(`fault ${planned.fault} has no implementation`);
-        if (failpoint.trigger === 'snapshot') throw new FaultUnavailableError(`${planned.fault} needs a snapshot sent to the member, which this runner does not trigger yet`);
         const [target] = targets as [string];
         const before = await this.pidOf(target);
         const heal = await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) });
+        if (failpoint.trigger === 'snapshot') await this.makeLeaderSendSnapshot(target, others, ids, planned);
         const poke = async (): Promise<void> => {
-          if (failpoint.trigger === 'write') await this.options.triggers.write();
+          if (failpoint.trigger === 'write' || failpoint.trigger === 'snapshot') await this.options.triggers.write();
           else if (failpoint.trigger === 'defragment') await this.options.triggers.defragment(target);
           else await this.options.triggers.compact();
         };
@@ -402,6 +402,24 @@ export class FaultExecutor {
         }
         return { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
       }
+    }
+  }
+
+  /**
+   * A member gets a snapshot when the leader has compacted its raft log past what the member has: cut
+   * the member off, write more entries than the snapshot interval plus the catch-up log the local
+   * runtime configures (--snapshot-count=200, --snapshot-catchup-entries=50), then let it back.
+   */
+  private async makeLeaderSendSnapshot(target: string, others: string[], ids: Map<string, string>, planned: PlannedFault): Promise<void> {
+    const rules: LinkRule[] = linksBetween([target], others).map((l) => ({ ...l, action: 'blackhole' }));
+    const peers = Object.fromEntries([...ids].map(([id, name]) => [idHex(id), name]));
+    const healNetwork = await this.injectAgents([target, ...others], { type: 'network', rules, ttlMs: this.ttl(planned), peers });
+    try {
+      const t0 = Date.now();
+      for (let i = 0; i < 400; i++) await this.options.triggers.write([target]);
+      logger.debug('snapshot trigger: wrote 400 entries while the member was cut off', { target, ms: Date.now() - t0 });
+    } finally {
+      await healNetwork();
     }
   }
 

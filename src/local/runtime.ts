@@ -1,6 +1,8 @@
 /** The member runtime of `run --local`: a LocalEtcdCluster of real etcd processes on loopback. */
 import type { MemberRuntime, RuntimeMember } from '../domain/index.ts';
+import { spawnSync } from 'node:child_process';
 import type { EtcdBinaries } from './binaries.ts';
+import { etcdBinaries } from './binaries.ts';
 import { LocalEtcdCluster, type LocalClusterOptions } from './etcd-cluster.ts';
 
 export interface LocalMemberRuntimeOptions {
@@ -33,7 +35,13 @@ export class LocalMemberRuntime implements MemberRuntime {
 
   async create(): Promise<void> {
     if (this.cluster) return;
-    this.cluster = await LocalEtcdCluster.start(this.options);
+    const options = { ...this.options };
+    if (options.agents) {
+      const binaries = options.binaries ?? etcdBinaries('current');
+      options.binaries = binaries;
+      options.extraArgs = [...(options.extraArgs ?? []), ...faultReachFlags(binaries.etcd)];
+    }
+    this.cluster = await LocalEtcdCluster.start(options);
   }
 
   private get started(): LocalEtcdCluster {
@@ -79,4 +87,31 @@ export class LocalMemberRuntime implements MemberRuntime {
     await this.cluster?.close();
     this.cluster = undefined;
   }
+}
+
+/**
+ * Flags that let faults reach etcd's rarer code paths, as etcd's robustness suite sets them: compaction
+ * commits in small batches (so the compaction failpoints fire on small stores), and snapshots happen
+ * every few hundred entries with a short catch-up log (so a member that fell behind gets a snapshot and
+ * the snapshot-apply failpoint fires). Flag names differ across releases: each is passed only if this
+ * binary's --help lists it.
+ */
+export function faultReachFlags(etcd: string): string[] {
+  const help = spawnSync(etcd, ['--help'], { encoding: 'utf8' });
+  const text = `${help.stdout}${help.stderr}`;
+  const pick = (values: [flag: string, value: string][]): string[] => {
+    const found = values.find(([flag]) => new RegExp(`^\\s*${flag}\\b`, 'm').test(text));
+    return found ? [`${found[0]}=${found[1]}`] : [];
+  };
+  return [
+    ...pick([
+      ['--compaction-batch-limit', '10'],
+      ['--experimental-compaction-batch-limit', '10'],
+    ]),
+    ...pick([['--snapshot-count', '200']]),
+    ...pick([
+      ['--snapshot-catchup-entries', '50'],
+      ['--experimental-snapshot-catchup-entries', '50'],
+    ]),
+  ];
 }

@@ -396,8 +396,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         recoveryTimeoutMs: spec.faults?.recoveryTimeoutMs ?? 30_000,
         // Requests a fault needs go through recorded clients: the checker must see every write.
         triggers: {
-          write: async () => {
-            await triggerClient.execute({ type: 'put', key: `${prefix}fault-trigger`, value: env.values.next() });
+          write: async (avoid) => {
+            const through = avoid ? members.find((m) => !avoid.includes(m.name)) : undefined;
+            const writer = (through && pinned.get(through.name)) ?? triggerClient;
+            await writer.execute({ type: 'put', key: `${prefix}fault-trigger`, value: env.values.next() });
           },
           defragment: async (member) => {
             await (pinned.get(member) ?? triggerClient).execute({ type: 'defragment' });
