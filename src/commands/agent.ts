@@ -132,7 +132,10 @@ export async function runAgent(argv: readonly string[], out: (line: string) => v
       if (command.exitWithParent && process.ppid !== parentAtStart) stop(`parent process ${parentAtStart} is gone`);
     }, 250);
     if (!command.exitWithParent) clearInterval(watch);
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => stop(signal));
+    // `on`, not `once`: the parent-death signal can come more than once (the kernel sends it again each
+    // time a thread of the dying parent exits after the child was handed to it), and a second SIGTERM
+    // with no handler would kill the agent in the middle of healing.
+    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
   });
   const healed = await agent.close();
   out(`agent for ${agent.member} stopped (${healed.length} fault${healed.length === 1 ? '' : 's'} healed)`);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -294,6 +294,7 @@ export class LocalFaultAgent {
       env,
       logFile: this.logFile,
       parentDeathSignal: 'SIGTERM',
+      exitSignal: 'SIGTERM',
     });
     this.proc = proc;
     void proc.exited.then((exit) => {
@@ -375,13 +376,33 @@ export class LocalEtcdCluster {
     return found;
   }
 
+  /**
+   * Starts the cluster on free loopback ports. Another process may take one of them between the
+   * allocation and the bind (more likely with agents, which bind theirs a few hundred ms later): a
+   * start that fails with "address already in use" is retried on fresh ports, up to 3 attempts.
+   */
   static async start(options: LocalClusterOptions): Promise<LocalEtcdCluster> {
     const { size } = options;
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`cluster size must be a positive integer, got ${size}`);
+    for (let attempt = 1; ; attempt++) {
+      const dataRoot = options.dataRoot ?? mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-'));
+      mkdirSync(dataRoot, { recursive: true });
+      const fresh = Array.from({ length: size }, (_, i) => path.join(dataRoot, `m${i + 1}.etcd`)).filter((dir) => !existsSync(dir));
+      try {
+        return await LocalEtcdCluster.startOnce(options, dataRoot);
+      } catch (error) {
+        if (attempt >= 3 || !(error instanceof Error && /address already in use/i.test(error.message))) throw error;
+        logger.warn(`local cluster: a port was taken during start (attempt ${attempt}); retrying on other ports`);
+        // The failed attempt's data dirs hold the old ports: a new start needs empty ones.
+        for (const dir of fresh) rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  private static async startOnce(options: LocalClusterOptions, dataRoot: string): Promise<LocalEtcdCluster> {
+    const { size } = options;
     const binaries = options.binaries ?? etcdBinaries('current');
     const ownsDataRoot = options.dataRoot === undefined;
-    const dataRoot = options.dataRoot ?? mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-'));
-    mkdirSync(dataRoot, { recursive: true });
     const agents = options.agents;
     const peerProxy = (options.peerProxy ?? false) || agents !== undefined;
     const supervise = options.supervise ?? agents !== undefined;

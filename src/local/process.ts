@@ -21,6 +21,11 @@ export interface ProcessOptions {
    * pid stays the command's). Without setpriv on the PATH the child is spawned directly, with a warning.
    */
   parentDeathSignal?: NodeJS.Signals;
+  /**
+   * What the child gets when this program exits without closing it (default SIGKILL). A child that
+   * cleans up after itself (a fault agent heals its faults) gets SIGTERM instead.
+   */
+  exitSignal?: NodeJS.Signals;
 }
 
 let setprivPath: string | null | undefined;
@@ -93,13 +98,13 @@ export function describeExit(exit: ProcessExit): string {
 
 // Every child this process started and that has not exited yet. If this process dies (a test that
 // times out, Ctrl-C, an uncaught exception) they are SIGKILLed, so no etcd or apiserver outlives it.
-const liveChildren = new Set<ChildProcess>();
+const liveChildren = new Map<ChildProcess, NodeJS.Signals>();
 let exitHooksInstalled = false;
 
 function killLiveChildren(): void {
-  for (const child of liveChildren) {
+  for (const [child, signal] of liveChildren) {
     try {
-      child.kill('SIGKILL');
+      child.kill(signal);
     } catch {
       // Already gone.
     }
@@ -155,7 +160,7 @@ export class ManagedProcess {
     } finally {
       closeSync(log);
     }
-    liveChildren.add(this.child);
+    liveChildren.set(this.child, options.exitSignal ?? 'SIGKILL');
     this.exited = new Promise<ProcessExit>((resolve) => {
       const done = (exit: ProcessExit): void => {
         liveChildren.delete(this.child);

@@ -1,6 +1,6 @@
 // A runner to be SIGKILLed by test/integration/fault-agent.test.ts: starts a 3-member cluster with
 // agents in the data root given as argv[2], pauses m1 and puts a ballast beside m2 (60 s TTLs), prints
-// `ready {json}` and waits to be killed.
+// `ready {json}` and waits to be killed; with argv[3] = crash it throws instead, right after.
 import path from 'node:path';
 import { AgentClient } from '../../src/faults/agent-client.ts';
 import { LocalEtcdCluster } from '../../src/local/etcd-cluster.ts';
@@ -17,4 +17,10 @@ const ready = {
   ballast: path.join(root, '.etcd-robustness-ballast-m2'),
 };
 process.stdout.write(`ready ${JSON.stringify(ready)}\n`);
-setInterval(() => undefined, 60_000);
+if (process.argv[3] === 'crash') {
+  setTimeout(() => {
+    throw new Error('the runner crashes on purpose');
+  }, 100);
+} else {
+  setInterval(() => undefined, 60_000);
+}

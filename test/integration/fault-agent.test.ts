@@ -14,6 +14,7 @@ import type { AgentFault } from '../../src/domain/index.ts';
 import { FaultAgent } from '../../src/faults/agent.ts';
 import { AgentClient, AgentRequestError } from '../../src/faults/agent-client.ts';
 import { LocalEtcdCluster, type LocalEtcdMember } from '../../src/local/etcd-cluster.ts';
+import { LocalMemberRuntime } from '../../src/local/runtime.ts';
 
 const token = 'test-token-0123456789';
 
@@ -353,32 +354,67 @@ describe('fault agent without etcd, gofail or proxy', { timeout: 30_000 }, () =>
   });
 });
 
-describe('a runner SIGKILLed mid-fault', { timeout: 90_000 }, () => {
-  test('its etcd and agent processes die with it, and the agents heal their faults on the way out', async () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-runner-kill-'));
-    const helper = new URL('../helpers/agent-runner.ts', import.meta.url).pathname;
-    const runner = spawn(process.execPath, [helper, root], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    runner.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    runner.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    const exited = new Promise<void>((resolve) => runner.once('exit', () => resolve()));
+describe('LocalMemberRuntime with agents', { timeout: 60_000 }, () => {
+  test('members carry their agent URL; the generated token opens the agents', async () => {
+    const runtime = new LocalMemberRuntime({ size: 1, agents: {} });
     try {
-      await eventually('the runner to be ready', () => out.includes('ready') || runner.exitCode !== null, 60_000).catch(() => undefined);
-      assert.match(out, /ready/, `runner output:\n${out}\n${err}`);
-      const ready = JSON.parse(out.slice(out.indexOf('{'), out.indexOf('}') + 1)) as { etcd: number[]; agents: number[]; ballast: string };
-      assert.equal(existsSync(ready.ballast), true);
-      assert.ok(pidsMentioning(root).length >= 6, 'three etcd and three agents run');
-
-      runner.kill('SIGKILL');
-      await exited;
-      await eventually('no etcd or agent process of the killed runner', () => pidsMentioning(root).length === 0, 10_000);
-      for (const pid of [...ready.etcd, ...ready.agents]) assert.equal(existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(root), false);
-      assert.equal(existsSync(ready.ballast), false, 'the agent removed its ballast before exiting');
+      assert.equal(runtime.agentToken, undefined);
+      await runtime.create();
+      const [member] = runtime.members();
+      assert.match(member?.agentUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+      assert.match(runtime.agentToken ?? '', /^[\w-]{32}$/);
+      const status = await new AgentClient(member!.agentUrl!, runtime.agentToken!).status();
+      assert.equal(status.member, 'm1');
+      assert.equal(typeof status.pid, 'number');
+      assert.ok((await new AgentClient(member!.agentUrl!, runtime.agentToken!).failpoints()).length > 0, 'failpoints are on by default');
     } finally {
-      if (runner.exitCode === null && runner.signalCode === null) runner.kill('SIGKILL');
-      for (const pid of pidsMentioning(root)) process.kill(pid, 'SIGKILL');
-      rmSync(root, { recursive: true, force: true });
+      await runtime.close();
+    }
+    const plain = new LocalMemberRuntime({ size: 1 });
+    try {
+      await plain.create();
+      assert.equal(plain.members()[0]?.agentUrl, undefined);
+      assert.equal(plain.agentToken, undefined);
+    } finally {
+      await plain.close();
     }
   });
+});
+
+describe('a runner that dies mid-fault', { timeout: 120_000 }, () => {
+  for (const mode of ['SIGKILL', 'crash'] as const) {
+    const what =
+      mode === 'SIGKILL'
+        ? 'SIGKILLed: its etcd (pdeathsig KILL) and agents (pdeathsig TERM) die with it, the agents healing their faults on the way out'
+        : 'crashing (uncaught exception): its exit hook kills etcd and SIGTERMs the agents, which heal their faults';
+    test(what, async () => {
+      const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-runner-dies-'));
+      const helper = new URL('../helpers/agent-runner.ts', import.meta.url).pathname;
+      const runner = spawn(process.execPath, [helper, root, ...(mode === 'crash' ? ['crash'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      runner.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      runner.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      const exited = new Promise<void>((resolve) => runner.once('exit', () => resolve()));
+      try {
+        await eventually('the runner to be ready', () => out.includes('ready') || runner.exitCode !== null, 60_000).catch(() => undefined);
+        assert.match(out, /ready/, `runner output:\n${out}\n${err}`);
+        const ready = JSON.parse(out.slice(out.indexOf('{'), out.indexOf('}') + 1)) as { etcd: number[]; agents: number[]; ballast: string };
+        if (mode === 'SIGKILL') {
+          assert.equal(existsSync(ready.ballast), true);
+          const children = pidsMentioning(root).filter((pid) => pid !== runner.pid);
+          assert.deepEqual(children.sort(), [...ready.etcd, ...ready.agents].sort(), 'three etcd and three agents run');
+          runner.kill('SIGKILL');
+        }
+        await exited;
+        if (mode === 'crash') assert.match(err, /crashes on purpose/);
+        await eventually('no etcd or agent process of the dead runner', () => pidsMentioning(root).length === 0, 10_000);
+        assert.equal(existsSync(ready.ballast), false, 'the agent removed its ballast before exiting');
+      } finally {
+        if (runner.exitCode === null && runner.signalCode === null) runner.kill('SIGKILL');
+        for (const pid of pidsMentioning(root)) process.kill(pid, 'SIGKILL');
+        rmSync(root, { recursive: true, force: true });
+      }
+    });
+  }
 });
