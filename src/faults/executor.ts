@@ -12,7 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import type { AgentFaultRequest, FaultEvent, FaultName, FaultPhase, LinkRule, MemberRuntime, PlannedFault, RuntimeMember } from '../domain/index.ts';
 import { logger } from '../log.ts';
 import { recordingEtcdClient } from '../probes/recording-client.ts';
-import { AgentClient } from './agent-client.ts';
+import { AgentClient, AgentRequestError } from './agent-client.ts';
 import { faultDefinition } from './catalog.ts';
 import { linksBetween, resolveTargets } from './targets.ts';
 
@@ -275,7 +275,15 @@ export class FaultExecutor {
       throw error;
     }
     return async () => {
-      await Promise.all(started.map((s) => this.agent(s.member).heal(s.id)));
+      // 404: the agent restarted since (and healed everything when it started) or healed it at its TTL.
+      const healOne = (s: { member: string; id: string }): Promise<unknown> =>
+        this.agent(s.member)
+          .heal(s.id)
+          .catch((error: unknown) => {
+            if (error instanceof AgentRequestError && error.status === 404) return undefined;
+            throw error;
+          });
+      await Promise.all(started.map(healOne));
       return `healed on ${started.map((s) => s.member).join(', ')}`;
     };
   }

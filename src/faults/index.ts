@@ -1,4 +1,17 @@
-// Fault injection. Today: the gofail failpoint client. The fault agent, catalog and schedules come with
-// the faults issue.
+// Fault injection: the catalog and seeded scheduler (pure), the executor that carries a plan out against
+// a cluster, the fault agent that runs beside each member (process, network, failpoint and disk faults
+// with TTL leases) and its client, the peer proxy, and the gofail client.
+export { checkFaultParam, defaultFaultChoices, describeParam, faultCatalog, faultDefinition, isFaultName, validateFaultParams } from './catalog.ts';
+export type { FailpointTrigger, FaultDefinition, FaultKind, FaultParam, FaultParams } from './catalog.ts';
+export { planFaults, quietMs } from './scheduler.ts';
+export type { PlanOptions } from './scheduler.ts';
+export { FaultExecutor, FaultUnavailableError } from './executor.ts';
+export type { FaultExecutorOptions, FaultTriggers } from './executor.ts';
+export { FaultTargetError, linksBetween, resolveTargets } from './targets.ts';
+export { FaultAgent, parseFaultRequest, defaultMaxTtlMs } from './agent.ts';
+export type { FaultAgentOptions } from './agent.ts';
+export { AgentClient, AgentRequestError } from './agent-client.ts';
+export { PeerProxy, connectionEffects, linkEffect } from './peer-proxy.ts';
+export type { PeerProxyOptions, PeerProxyStats } from './peer-proxy.ts';
 export { GofailClient, FailpointError } from './gofail.ts';
 export type { FailpointState } from './gofail.ts';
