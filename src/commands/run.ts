@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.ts';
 import { LocalMemberRuntime } from '../local/index.ts';
+import { etcdBinariesAt, etcdReleaseBinaries } from '../local/release-binaries.ts';
 import { logger } from '../log.ts';
 import { executeRun } from '../run/engine.ts';
 import { defaultRobustnessRun, ManifestError, parseRobustnessRun } from '../run/manifest.ts';
@@ -32,6 +33,8 @@ every operation live, and writes a report directory (history, verdict.json, repo
 Options:
   --local                 Run against a local cluster this command starts (the only target for now).
   --members N             Members of the local cluster: 1, 3 or 5 (default 3).
+  --etcd VERSION|DIR      The etcd to run: a release built by test/bin/build-release.sh (e.g. v3.5.4)
+                          or a folder holding etcd, etcdctl and etcdutl (default: the pinned v3.6).
   --duration DURATION     Override spec.duration (e.g. 30s).
   --report DIR            Report directory (default ./etcd-robustness-reports/<run>-<time>).
   --metrics-port PORT     Serve /metrics on this port (default 0: a free port, printed).
@@ -43,6 +46,7 @@ Exit code: 0 linearizable, 1 violation, 2 inconclusive, 64 usage or manifest err
 
 interface RunArgs {
   file: string | undefined;
+  etcd: string | undefined;
   members: number;
   durationMs: number | undefined;
   reportDir: string | undefined;
@@ -60,6 +64,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
       options: {
         local: { type: 'boolean', default: false },
         members: { type: 'string', default: '3' },
+        etcd: { type: 'string' },
         duration: { type: 'string' },
         report: { type: 'string' },
         'metrics-port': { type: 'string', default: '0' },
@@ -90,6 +95,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   };
   return {
     file: positionals[0],
+    etcd: values.etcd,
     members,
     durationMs: values.duration === undefined ? undefined : duration('--duration', values.duration),
     reportDir: values.report,
@@ -129,7 +135,8 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
 
   // Fault agents (with peer proxies) beside each member when the run injects faults.
   const withFaults = run.spec.faults !== undefined && run.spec.faults.choices.length > 0;
-  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true, ...(withFaults ? { agents: {} } : {}) });
+  const binaries = args.etcd === undefined ? undefined : /^v\d/.test(args.etcd) ? etcdReleaseBinaries(args.etcd) : etcdBinariesAt(args.etcd);
+  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true, ...(withFaults ? { agents: {} } : {}), ...(binaries ? { binaries } : {}) });
   const registry = new Registry();
   const abort = new AbortController();
   let interrupts = 0;

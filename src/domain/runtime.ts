@@ -6,6 +6,8 @@ export interface RuntimeMember {
   name: string;
   /** Client URL. */
   endpoint: string;
+  /** The peer URL the cluster knows the member by. */
+  peerUrl?: string;
   running: boolean;
   /** gofail's HTTP API for this member, when the binary has failpoints and the runtime exposes them. */
   failpointUrl?: string;
@@ -26,6 +28,11 @@ export interface MemberRuntime {
   stop(member: string): Promise<void>;
   kill(member: string): Promise<void>;
   restart(member: string): Promise<void>;
+  /**
+   * Wipes a member's data and starts it as a new member of the existing cluster (it must have been
+   * removed and added back through the etcd API first); `initialCluster` is `name=peerURL,...`.
+   */
+  rejoin(member: string, initialCluster: string): Promise<void>;
   /** Stops every member and frees what the runtime created. */
   close(): Promise<void>;
 }

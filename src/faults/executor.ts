@@ -61,11 +61,10 @@ const healthy = async (endpoint: string, timeoutMs = 1000): Promise<boolean> => 
 const idHex = (decimal: string): string => BigInt(decimal).toString(16);
 
 async function hashKv(endpoint: string, revision: number): Promise<{ hash: string; compactRevision: string }> {
-  const response = await fetch(`${endpoint}/v3/maintenance/hashkv`, {
-    method: 'POST',
-    body: JSON.stringify({ revision }),
-    signal: AbortSignal.timeout(5000),
-  });
+  const post = (route: string): Promise<Response> => fetch(`${endpoint}${route}`, { method: 'POST', body: JSON.stringify({ revision }), signal: AbortSignal.timeout(5000) });
+  // etcd 3.6 serves HashKV at /v3/maintenance/hashkv; 3.5's gateway routes it at /v3/maintenance/hash.
+  let response = await post('/v3/maintenance/hashkv');
+  if (response.status === 404) response = await post('/v3/maintenance/hash');
   const body = (await response.json()) as { hash?: number | string; compact_revision?: string; error?: string; message?: string };
   if (!response.ok || body.hash === undefined) throw new Error(`HashKV at ${endpoint}: ${body.message ?? body.error ?? response.status}`);
   return { hash: String(body.hash), compactRevision: body.compact_revision ?? '0' };
@@ -390,14 +389,22 @@ export class FaultExecutor {
         return { heal: nothingToHeal, verified: `restarted ${all.join(', ')} one by one` };
       }
       case 'memberReplace':
-        throw new FaultUnavailableError('memberReplace is not supported by this runtime yet');
+        return { heal: nothingToHeal, verified: await this.replaceMember(targets[0]!, ids) };
       default: {
         const failpoint = definition.failpoint;
         if (!failpoint) throw new FaultUnavailableError(`fault ${planned.fault} has no implementation`);
         const [target] = targets as [string];
         const before = await this.pidOf(target);
         const heal = await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) });
-        if (failpoint.trigger === 'snapshot') await this.makeLeaderSendSnapshot(target, others, ids, planned);
+        if (failpoint.trigger === 'snapshot') {
+          // Whether the leader needs a snapshot depends on where its raft log was last compacted: retry.
+          for (let attempt = 0; attempt < 3; attempt++) {
+            await this.makeLeaderSendSnapshot(target, others, ids, planned);
+            if (await this.waitExit(target, before, 5000)) {
+              return { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
+            }
+          }
+        }
         const poke = async (): Promise<void> => {
           if (failpoint.trigger === 'write' || failpoint.trigger === 'snapshot') await this.options.triggers.write();
           else if (failpoint.trigger === 'defragment') await this.options.triggers.defragment(target);
@@ -411,6 +418,40 @@ export class FaultExecutor {
         return { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
       }
     }
+  }
+
+  /**
+   * Member replace, the way an operator swaps a broken member: stop it, remove it from the cluster, wipe
+   * its data, add it back as a learner, start it, promote it once it has caught up.
+   */
+  private async replaceMember(target: string, ids: Map<string, string>): Promise<string> {
+    const member = this.member(target);
+    if (member.peerUrl === undefined) throw new FaultUnavailableError(`member ${target} has no known peer URL`);
+    const oldId = [...ids].find(([, name]) => name === target)?.[0];
+    if (oldId === undefined) throw new Error(`no member id for ${target}`);
+    const via = this.members().find((m) => m.name !== target && m.running)?.name;
+    if (via === undefined) throw new Error('no other member to reconfigure the cluster through');
+    const deadline = (ms = 5000): { deadline: number } => ({ deadline: Date.now() + ms });
+    await this.options.runtime.stop(target);
+    await this.etcd(via).cluster.memberRemove({ ID: oldId }, deadline());
+    const added = await this.etcd(via).cluster.memberAdd({ peerURLs: [member.peerUrl], isLearner: true }, deadline());
+    const initialCluster = added.members
+      .map((m) => `${m.ID === added.member.ID ? target : m.name}=${m.peerURLs[0] ?? ''}`)
+      .join(',');
+    await this.options.runtime.rejoin(target, initialCluster);
+    // A learner is promoted only once it is in sync with the leader: retry until etcd accepts.
+    const until = Date.now() + 30_000;
+    let last = '';
+    while (Date.now() < until) {
+      try {
+        await this.etcd(via).cluster.memberPromote({ ID: added.member.ID }, deadline());
+        return `${target} removed (id ${idHex(oldId)}), wiped, re-added as learner ${idHex(added.member.ID)} and promoted`;
+      } catch (error) {
+        last = (error as Error).message;
+        await sleep(300);
+      }
+    }
+    throw new Error(`learner ${target} was not promoted within 30 s: ${last}`);
   }
 
   /**

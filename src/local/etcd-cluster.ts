@@ -89,7 +89,7 @@ export class LocalEtcdMember {
   readonly dataDir: string;
   readonly logFile: string;
   private readonly binaries: EtcdBinaries;
-  private readonly args: readonly string[];
+  private args: readonly string[];
   readonly supervised: boolean;
   /** Set by stop(), kill() and close(); cleared by start(): an exit while set is not restarted. */
   private stopRequested = false;
@@ -233,6 +233,20 @@ export class LocalEtcdMember {
 
   async restart(timeoutMs?: number): Promise<void> {
     await this.kill();
+    this.start();
+    await this.waitHealthy(timeoutMs);
+  }
+
+  /**
+   * Starts this member afresh as a new member of an existing cluster (after it was removed and added
+   * back): its data is wiped and it joins with `initialCluster` as etcd's member add printed it.
+   */
+  async rejoin(initialCluster: string, timeoutMs?: number): Promise<void> {
+    await this.kill();
+    rmSync(this.dataDir, { recursive: true, force: true });
+    this.args = this.args
+      .filter((a) => !a.startsWith('--initial-cluster=') && !a.startsWith('--initial-cluster-state='))
+      .concat([`--initial-cluster=${initialCluster}`, '--initial-cluster-state=existing']);
     this.start();
     await this.waitHealthy(timeoutMs);
   }

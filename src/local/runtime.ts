@@ -64,7 +64,7 @@ export class LocalMemberRuntime implements MemberRuntime {
 
   members(): RuntimeMember[] {
     return this.started.members.map((m) => {
-      const member: RuntimeMember = { name: m.name, endpoint: m.endpoint, running: m.running };
+      const member: RuntimeMember = { name: m.name, endpoint: m.endpoint, running: m.running, peerUrl: m.addresses.peerUrl };
       if (m.failpointUrl !== undefined) member.failpointUrl = m.failpointUrl;
       if (m.agentUrl !== undefined) member.agentUrl = m.agentUrl;
       return member;
@@ -81,6 +81,10 @@ export class LocalMemberRuntime implements MemberRuntime {
 
   async restart(member: string): Promise<void> {
     await this.started.member(member).restart();
+  }
+
+  async rejoin(member: string, initialCluster: string): Promise<void> {
+    await this.started.member(member).rejoin(initialCluster);
   }
 
   async close(): Promise<void> {

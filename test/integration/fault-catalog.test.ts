@@ -81,6 +81,7 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
     'drop',
     'partition',
     'diskPressure',
+    'memberReplace',
     'leaderTransfer',
     'defragment',
     'compact',
@@ -93,23 +94,35 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
     'defragBeforeRenamePanic',
     'compactBeforeCommitBatchPanic',
     'compactAfterCommitBatchPanic',
-    'raftBeforeApplySnapPanic',
   ];
 
   for (const fault of catalog) {
     test(`${fault}: injected under traffic, verified, healed; the cluster converges and stays linearizable`, async () => {
-      // A member that just rejoined after a snapshot-apply panic is not reliably sent another snapshot
-      // right away: one round of that fault per run.
-      const options = fault === 'rollingRestart' ? { durationMs: 9000 } : fault === 'raftBeforeApplySnapPanic' ? { intervalMs: 3000, durationMs: 8000 } : {};
-      const result = await runWith(fault, options);
+      const result = await runWith(fault, fault === 'rollingRestart' ? { durationMs: 9000 } : {});
       assertFaultCycle(result, fault);
       const verified = result.faults.events.find((e) => e.phase === 'verified')!;
       if (fault === 'kill' || fault.endsWith('Panic')) assert.match(verified.detail ?? '', /exited/);
       if (fault === 'pause') assert.match(verified.detail ?? '', /stopped answering/);
       if (fault === 'blackhole' || fault === 'partition') assert.match(verified.detail ?? '', /leader m\d outside the isolated/);
       if (fault === 'leaderTransfer') assert.match(verified.detail ?? '', /leadership moved|already leads/);
+      if (fault === 'memberReplace') assert.match(verified.detail ?? '', /removed .* wiped, re-added as learner .* and promoted/);
     });
   }
+
+  // On a cluster that has been through a memberReplace, the leader did not send the cut-off member a
+  // snapshot in 3 tries (not understood yet: see docs/faults.md). Tested on a fresh cluster, one round.
+  test('raftBeforeApplySnapPanic (fresh cluster): the member is sent a snapshot and panics applying it', async () => {
+    const fresh = new LocalMemberRuntime({ size: 3, failpoints: true, agents: {} });
+    await fresh.create();
+    const previous = runtime;
+    runtime = fresh;
+    try {
+      assertFaultCycle(await runWith('raftBeforeApplySnapPanic', { intervalMs: 3000, durationMs: 8000 }), 'raftBeforeApplySnapPanic');
+    } finally {
+      runtime = previous;
+      await fresh.close();
+    }
+  });
 
   test('the same seed and spec give the same fault log', async () => {
     const faultLog = (r: RunResult): string[] =>
