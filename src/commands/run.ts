@@ -36,6 +36,7 @@ Options:
   --etcd VERSION|DIR      The etcd to run: a release built by test/bin/build-release.sh (e.g. v3.5.4)
                           or a folder holding etcd, etcdctl and etcdutl (default: the pinned v3.6).
   --duration DURATION     Override spec.duration (e.g. 30s).
+  --seed N                Override spec.seed (traffic and fault plan are drawn from it).
   --report DIR            Report directory (default ./etcd-robustness-reports/<run>-<time>).
   --metrics-port PORT     Serve /metrics on this port (default 0: a free port, printed).
   --metrics-address ADDR  Address to serve /metrics on (default 127.0.0.1).
@@ -46,6 +47,7 @@ Exit code: 0 linearizable, 1 violation, 2 inconclusive, 64 usage or manifest err
 
 interface RunArgs {
   file: string | undefined;
+  seed: number | undefined;
   etcd: string | undefined;
   members: number;
   durationMs: number | undefined;
@@ -66,6 +68,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
         members: { type: 'string', default: '3' },
         etcd: { type: 'string' },
         duration: { type: 'string' },
+        seed: { type: 'string' },
         report: { type: 'string' },
         'metrics-port': { type: 'string', default: '0' },
         'metrics-address': { type: 'string', default: '127.0.0.1' },
@@ -95,6 +98,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   };
   return {
     file: positionals[0],
+    seed: values.seed === undefined ? undefined : parseSeed(values.seed),
     etcd: values.etcd,
     members,
     durationMs: values.duration === undefined ? undefined : duration('--duration', values.duration),
@@ -103,6 +107,12 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     metricsAddress: values['metrics-address'],
     progressIntervalMs: values['progress-interval'] === undefined ? (process.stderr.isTTY ? 1000 : 5000) : duration('--progress-interval', values['progress-interval']),
   };
+}
+
+function parseSeed(text: string): number {
+  const seed = Number(text);
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 31) throw new RunUsageError(`run: --seed must be an integer from 0 to 2^31-1, got "${text}"`);
+  return seed;
 }
 
 function loadRun(args: RunArgs): RobustnessRun {
@@ -123,6 +133,7 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     return exitCodes.ok;
   }
   const run = loadRun(args);
+  if (args.seed !== undefined) run.spec.seed = args.seed;
   if (args.durationMs !== undefined) {
     const extra = run.spec.timeoutMs - run.spec.durationMs;
     run.spec.durationMs = args.durationMs;
