@@ -18,6 +18,7 @@ import { checkHistory, renderHtmlReport, serializeHistory } from '../../src/chec
 import type { CheckReport } from '../../src/checker/index.ts';
 import type { EtcdRequest, History, KeyValue, Operation, RangeResponse } from '../../src/domain/index.ts';
 import { GofailClient } from '../../src/faults/gofail.ts';
+import { seededRandom } from '../../src/probes/traffic.ts';
 import { LocalEtcdCluster, type EtcdBinaries, type LocalEtcdMember } from '../../src/local/index.ts';
 import { etcdBinariesAt, etcdReleaseBinaries } from '../../src/local/release-binaries.ts';
 import { HistoryRecorder, RecordingClient, recordingEtcdClient } from '../../src/probes/index.ts';
@@ -90,17 +91,6 @@ const walFailpoints = ['raftBeforeSaveWaitWalSync', 'raftBeforeSave'];
 
 const prefix = '/bug14370/';
 const keyName = (i: number): string => `${prefix}k${i}`;
-
-function seededRandom(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Crash {
   /** How the process ended: "code 2" (gofail panic) or "signal SIGKILL"; undefined if it never did. */
