@@ -81,7 +81,9 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
 
   for (const fault of catalog) {
     test(`${fault}: injected under traffic, verified, healed; the cluster converges and stays linearizable`, async () => {
-      const result = await runWith(fault, fault === 'rollingRestart' ? { durationMs: 9000 } : {});
+      // A 64 MiB ballast keeps the test within a small CI disk (the default is 1 GiB).
+      const options = fault === 'rollingRestart' ? { durationMs: 9000 } : fault === 'diskPressure' ? { params: { bytes: 64 * 1024 ** 2 } } : {};
+      const result = await runWith(fault, options);
       assertFaultCycle(result, fault);
       const verified = result.faults.events.find((e) => e.phase === 'verified')!;
       if (fault === 'kill' || fault.endsWith('Panic')) assert.match(verified.detail ?? '', /exited/);
