@@ -467,7 +467,17 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     let lastTick = performance.now();
     let belowMinIntervals = 0;
     let ticks = 0;
+    // A replaced member comes back under a new id: keep naming the member that answered each request.
+    const refreshMemberNames = (): void => {
+      memberNamesById(admin, members).then(
+        (fresh) => {
+          for (const [id, name] of fresh) memberNames.set(id, name);
+        },
+        () => undefined,
+      );
+    };
     const tick = (): void => {
+      if (executor && ticks % 5 === 4) refreshMemberNames();
       const now = performance.now();
       const seconds = (now - lastTick) / 1000;
       lastTick = now;
