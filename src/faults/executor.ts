@@ -433,8 +433,26 @@ export class FaultExecutor {
     if (via === undefined) throw new Error('no other member to reconfigure the cluster through');
     const deadline = (ms = 5000): { deadline: number } => ({ deadline: Date.now() + ms });
     await this.options.runtime.stop(target);
-    await this.etcd(via).cluster.memberRemove({ ID: oldId }, deadline());
-    const added = await this.etcd(via).cluster.memberAdd({ peerURLs: [member.peerUrl], isLearner: true }, deadline());
+    // etcd refuses reconfiguration until the cluster has been fully connected for a while ("unhealthy
+    // cluster", e.g. just after start or a fault): retry such refusals for a while.
+    const retrying = async <T>(what: string, call: () => Promise<T>): Promise<T> => {
+      const until = Date.now() + 20_000;
+      for (;;) {
+        try {
+          return await call();
+        } catch (error) {
+          if (!/unhealthy cluster/.test((error as Error).message) || Date.now() > until) throw new Error(`${what}: ${(error as Error).message}`, { cause: error });
+          await sleep(500);
+        }
+      }
+    };
+    try {
+      await retrying(`remove ${target}`, () => this.etcd(via).cluster.memberRemove({ ID: oldId }, deadline()));
+    } catch (error) {
+      await this.options.runtime.restart(target);
+      throw new Error(`${(error as Error).message} (${target} was restarted unchanged)`, { cause: error });
+    }
+    const added = await retrying(`add ${target} back as a learner`, () => this.etcd(via).cluster.memberAdd({ peerURLs: [member.peerUrl!], isLearner: true }, deadline()));
     const initialCluster = added.members
       .map((m) => `${m.ID === added.member.ID ? target : m.name}=${m.peerURLs[0] ?? ''}`)
       .join(',');
