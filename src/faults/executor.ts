@@ -192,6 +192,9 @@ export class FaultExecutor {
       targets = resolveTargets(planned.target, { members: running, leader: view.leader, pick: planned.pick, ...(planned.member === undefined ? {} : { member: planned.member }) });
       this.record(id, 'inject', planned.fault, targets, undefined, planned.params);
       this.injected++;
+      // A stacked fault may have just taken a target down (a kill, a panic): acting on a member that is
+      // restarting tests nothing, so give it a moment to come back first.
+      if (faultDefinition(planned.fault).needsAgent) await this.waitHealthy(targets, 10_000);
       const { heal, verified } = await this.apply(planned, targets, view.ids);
       this.record(id, 'verified', planned.fault, targets, verified);
       const active: ActiveFault = { id, planned, targets, heal };
@@ -215,6 +218,16 @@ export class FaultExecutor {
 
   async healAll(): Promise<void> {
     await Promise.all([...this.active.values()].map((a) => this.heal(a)));
+  }
+
+  private async waitHealthy(members: readonly string[], timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const states = await Promise.all(members.map((m) => healthy(this.member(m).endpoint)));
+      if (states.every(Boolean)) return true;
+      await sleep(200);
+    }
+    return false;
   }
 
   /** Waits until every member is running and healthy; false on timeout. */
