@@ -10,3 +10,5 @@ export { renderHtmlReport } from './report-html.ts';
 export { checkWatches } from './watch.ts';
 export type { CommittedRevision, WatchCheckInput } from './watch.ts';
 export type * from './result.ts';
+export { LiveWatchChecker } from './watch-live.ts';
+export type { LiveWatchViolation } from './watch-live.ts';

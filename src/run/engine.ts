@@ -10,7 +10,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { CheckReport, Verdict } from '../checker/index.ts';
-import { checkHistory, defaultResolveWindowMs, LiveChecker } from '../checker/index.ts';
+import { checkHistory, defaultResolveWindowMs, LiveChecker, LiveWatchChecker } from '../checker/index.ts';
 import type { EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
 import { isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
 import { FaultExecutor } from '../faults/executor.ts';
@@ -90,7 +90,8 @@ export interface RunResult {
   report: CheckReport | undefined;
   history: History | undefined;
   operations: OperationCounts;
-  watch: { streams: number; events: number; resumes: number };
+  /** liveViolations: stream-local watch violations seen while the run went (the first of each kind is logged). */
+  watch: { streams: number; events: number; resumes: number; liveViolations: number };
   achievedQps: number;
   belowMinQpsIntervals: number;
   startTime: string;
@@ -107,6 +108,9 @@ export interface RunResult {
 }
 
 const sec = (ns: number): number => ns / 1e9;
+
+/** The watch properties LiveWatchChecker counts while the run goes. */
+const liveWatchProperties = new Set<string>(['filtered', 'ordered', 'unique', 'atomic', 'bookmarkable', 'resumable']);
 
 /** Picks the member whose reads the self-test makes stale: the named one, else a follower. */
 async function selfTestMember(admin: Etcd3, members: RuntimeMember[], named: string | undefined): Promise<RuntimeMember> {
@@ -259,10 +263,13 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     });
 
     // Watch probes, one per member (or one over all members).
-    const watchCounts = { streams: 0, events: 0, resumes: 0 };
+    const watchCounts = { streams: 0, events: 0, resumes: 0, liveViolations: 0 };
     let nextStream = 1;
     const streams = new Map<number, WatchStream>();
+    const liveWatch = new LiveWatchChecker();
+    const reportedWatchProperties = new Set<string>();
     const onStreamOpened = (stream: WatchStream): void => {
+      liveWatch.open(stream.id, stream.request);
       watchCounts.streams++;
       streams.set(stream.id, stream);
       writer.openWatch(stream);
@@ -271,6 +278,17 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const onResponse = (id: number, response: WatchResponse): void => {
       writer.writeWatchResponse(id, response);
       live.pushWatchResponse(response);
+      if (spec.checks.watch) {
+        for (const violation of liveWatch.push(id, response)) {
+          metrics.violation(`watch_${violation.property}`);
+          watchCounts.liveViolations++;
+          if (!reportedWatchProperties.has(violation.property)) {
+            reportedWatchProperties.add(violation.property);
+            logger.error(`watch guarantee violated: ${violation.property}`, { run: run.metadata.name, watch: violation.watch, message: violation.message });
+            if (spec.abortOnViolation) stopRun(`watch ${violation.property} violated (abortOnViolation)`);
+          }
+        }
+      }
       watchCounts.events += response.events.length;
       metrics.watchEvents(response.events.length);
       if (!keep.all) streams.get(id)?.responses.splice(0); // bounded memory when the history is not keep.all
@@ -576,7 +594,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       report = checkHistory(history, { timeoutMs: remaining });
       phase('checked');
       if (!spec.checks.watch) report = { ...report, watch: { checked: 0, violations: [] } };
-      for (const v of report.watch.violations) metrics.violation(`watch_${v.property}`);
+      // The stream-local properties were counted live; the offline check adds the history-based ones.
+      for (const v of report.watch.violations) if (!liveWatchProperties.has(v.property)) metrics.violation(`watch_${v.property}`);
       const stale = report.linearizability.staleReadViolations?.length ?? 0;
       if (stale > 0) metrics.violation('stale_read', stale);
       if (report.linearizability.verdict === 'violation' && !flags.violationReported) metrics.violation('linearizability');

@@ -75,6 +75,7 @@ describe('run engine on a real cluster', { timeout: 240_000 }, () => {
       assert.ok(operations.failed + operations.unknown > 0, `the disturbed member must show up as failures: ${JSON.stringify(operations)}`);
       assert.ok(operations.ok > 500, `traffic kept going: ${operations.ok} ok`);
       assert.ok(result.watch.resumes > 0, 'the watch on the killed member resumed');
+      assert.equal(result.watch.liveViolations, 0, 'the live watch checks agree with the offline ones');
       if (profile === 'kubernetes') assert.ok((operations.byType['compact']?.ok ?? 0) > 0, 'compactions ran');
       if (profile === 'etcd') assert.ok((operations.byType['defragment']?.ok ?? 0) > 0, 'defragmentation ran under load');
       // The files hold the same history the engine checked.
