@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { logger } from '../log.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
 import { freeLoopbackPorts } from './ports.ts';
-import { describeExit, logTail, ManagedProcess, RestartBackoff, type ProcessExit } from './process.ts';
+import { describeExit, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
 
 export class EtcdStartError extends Error {
   override name = 'EtcdStartError';
@@ -84,20 +84,13 @@ function etcdEnvironment(failpointAddress: string | undefined): NodeJS.ProcessEn
  * SIGKILLed.
  */
 export class LocalEtcdMember {
-  private proc: ManagedProcess | undefined;
+  private readonly process: SupervisedProcess;
   readonly addresses: MemberAddresses;
   readonly dataDir: string;
   readonly logFile: string;
   private readonly binaries: EtcdBinaries;
   private args: readonly string[];
   readonly supervised: boolean;
-  /** Set by stop(), kill() and close(); cleared by start(): an exit while set is not restarted. */
-  private stopRequested = false;
-  /** Supervision starts once the member has been healthy (a member that cannot start fails fast). */
-  private everHealthy = false;
-  private restartTimer: NodeJS.Timeout | undefined;
-  private readonly backoff = new RestartBackoff();
-  private restartCount = 0;
   /** The member's fault agent, when the cluster runs agents. */
   agent: LocalFaultAgent | undefined;
 
@@ -108,6 +101,8 @@ export class LocalEtcdMember {
     this.dataDir = path.join(root, `${addresses.name}.etcd`);
     this.logFile = path.join(root, `${addresses.name}.log`);
     this.supervised = options.supervise ?? false;
+    // Supervision begins once the member has been healthy (a member that cannot start fails fast).
+    this.process = new SupervisedProcess(`etcd member ${addresses.name}`, () => this.launch(), { supervise: this.supervised });
   }
 
   get name(): string {
@@ -127,63 +122,34 @@ export class LocalEtcdMember {
   }
 
   get pid(): number | undefined {
-    return this.proc?.pid;
+    return this.process.pid;
   }
 
   get running(): boolean {
-    return this.proc?.running ?? false;
+    return this.process.running;
   }
 
   /** How many times the supervisor restarted this member. */
   get restarts(): number {
-    return this.restartCount;
+    return this.process.restarts;
   }
 
   /** Resolves when the current process exits. */
   get exited(): Promise<ProcessExit> {
-    if (!this.proc) return Promise.resolve({ code: null, signal: null });
-    return this.proc.exited;
+    return this.process.current?.exited ?? Promise.resolve({ code: null, signal: null });
   }
 
   start(): void {
-    this.stopRequested = false;
-    this.cancelRestart();
-    if (this.running) return;
-    this.spawn();
+    this.process.start();
   }
 
-  private spawn(): void {
+  private launch(): ManagedProcess {
     const failpointAddress = this.addresses.failpointUrl?.replace(/^http:\/\//, '');
-    const proc = new ManagedProcess(this.name, this.binaries.etcd, this.args, {
+    return new ManagedProcess(this.name, this.binaries.etcd, this.args, {
       env: etcdEnvironment(failpointAddress),
       logFile: this.logFile,
       parentDeathSignal: 'SIGKILL',
     });
-    this.proc = proc;
-    void proc.exited.then((exit) => this.onExit(proc, exit));
-  }
-
-  private onExit(proc: ManagedProcess, exit: ProcessExit): void {
-    if (proc !== this.proc || this.stopRequested || !this.supervised || !this.everHealthy) return;
-    const delay = this.backoff.next(Date.now() - proc.startedAt);
-    logger.warn(`etcd member ${this.name} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(exit)}); restarting it in ${delay} ms`);
-    this.restartTimer = setTimeout(() => {
-      this.restartTimer = undefined;
-      if (this.stopRequested || this.running) return;
-      this.restartCount += 1;
-      this.spawn();
-      logger.info(`etcd member ${this.name} restarted (pid ${this.proc?.pid ?? '?'}, restart ${this.restartCount})`);
-    }, delay);
-  }
-
-  private cancelRestart(): void {
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-  }
-
-  /** The supervisor will start it again (it exited and nobody asked for that). */
-  private get restarting(): boolean {
-    return this.supervised && this.everHealthy && !this.stopRequested;
   }
 
   /** Polls /health until the member answers healthy (it needs a quorum for that). */
@@ -191,15 +157,16 @@ export class LocalEtcdMember {
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
     while (Date.now() < deadline) {
-      const exit = this.proc?.exit;
-      if ((!this.proc || exit) && !this.restarting) {
+      const proc = this.process.current;
+      const exit = proc?.exit;
+      if ((!proc || exit) && !this.process.restarting) {
         throw new EtcdStartError(this.name, `process exited (${JSON.stringify(exit ?? 'never started')})`, this.logFile);
       }
       try {
         const response = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
         const body = (await response.json()) as { health?: string; reason?: string };
         if (body.health === 'true') {
-          this.everHealthy = true;
+          this.process.markReady();
           return;
         }
         last = `health=${body.health ?? '?'} ${body.reason ?? ''}`.trim();
@@ -212,23 +179,19 @@ export class LocalEtcdMember {
   }
 
   async kill(): Promise<ProcessExit | undefined> {
-    this.stopRequested = true;
-    this.cancelRestart();
-    return this.proc?.kill();
+    return this.process.kill();
   }
 
   async stop(): Promise<ProcessExit | undefined> {
-    this.stopRequested = true;
-    this.cancelRestart();
-    return this.proc?.stop();
+    return this.process.stop();
   }
 
   pause(): void {
-    this.proc?.signal('SIGSTOP');
+    this.process.signal('SIGSTOP');
   }
 
   resume(): void {
-    this.proc?.signal('SIGCONT');
+    this.process.signal('SIGCONT');
   }
 
   async restart(timeoutMs?: number): Promise<void> {
@@ -266,61 +229,41 @@ export class LocalFaultAgent {
   readonly url: string;
   readonly logFile: string;
   private readonly args: readonly string[];
-  private proc: ManagedProcess | undefined;
-  private stopRequested = false;
-  private restartTimer: NodeJS.Timeout | undefined;
-  private readonly backoff = new RestartBackoff();
-  private restartCount = 0;
-  /** Supervision starts once the agent has answered (one that cannot start fails fast). */
-  private everReady = false;
+  /** Supervision begins once the agent has answered (one that cannot start fails fast). */
+  private readonly process: SupervisedProcess;
 
   constructor(member: string, url: string, args: readonly string[], logFile: string) {
     this.member = member;
     this.url = url;
     this.args = args;
     this.logFile = logFile;
+    this.process = new SupervisedProcess(`fault agent of ${member}`, () => this.launch(), { supervise: true });
   }
 
   get pid(): number | undefined {
-    return this.proc?.pid;
+    return this.process.pid;
   }
 
   get running(): boolean {
-    return this.proc?.running ?? false;
+    return this.process.running;
   }
 
   get restarts(): number {
-    return this.restartCount;
+    return this.process.restarts;
   }
 
   start(): void {
-    this.stopRequested = false;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-    if (this.running) return;
-    this.spawn();
+    this.process.start();
   }
 
-  private spawn(): void {
+  private launch(): ManagedProcess {
     // etcd reads ETCD_* variables as flags and node:test children its context: neither belongs here.
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD') && key !== 'NODE_TEST_CONTEXT'));
-    const proc = new ManagedProcess(`agent-${this.member}`, process.execPath, [cliEntryPoint, 'agent', ...this.args], {
+    return new ManagedProcess(`agent-${this.member}`, process.execPath, [cliEntryPoint, 'agent', ...this.args], {
       env,
       logFile: this.logFile,
       parentDeathSignal: 'SIGTERM',
       exitSignal: 'SIGTERM',
-    });
-    this.proc = proc;
-    void proc.exited.then((exit) => {
-      if (proc !== this.proc || this.stopRequested || !this.everReady) return;
-      const delay = this.backoff.next(Date.now() - proc.startedAt);
-      logger.warn(`fault agent of ${this.member} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(exit)}); restarting it in ${delay} ms`);
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = undefined;
-        if (this.stopRequested || this.running) return;
-        this.restartCount += 1;
-        this.spawn();
-      }, delay);
     });
   }
 
@@ -329,15 +272,16 @@ export class LocalFaultAgent {
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
     while (Date.now() < deadline) {
-      const exit = this.proc?.exit;
-      if (this.stopRequested || !this.proc || (exit && !this.restartTimer)) {
+      const proc = this.process.current;
+      const exit = proc?.exit;
+      if (this.process.stopped || !proc || (exit && !this.process.restarting)) {
         throw new Error(`the fault agent of ${this.member} exited (${exit ? describeExit(exit) : 'not started'})${tail(this.logFile)}`);
       }
       try {
         const response = await fetch(`${this.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000) });
         await response.arrayBuffer();
         if (response.ok) {
-          this.everReady = true;
+          this.process.markReady();
           return;
         }
         last = `HTTP ${response.status}`;
@@ -351,10 +295,7 @@ export class LocalFaultAgent {
 
   /** SIGTERM (the agent heals its faults and exits), SIGKILL after 5 s. */
   async stop(): Promise<void> {
-    this.stopRequested = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.restartTimer = undefined;
-    await this.proc?.stop(5000);
+    await this.process.stop(5000);
   }
 }
 

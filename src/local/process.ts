@@ -211,3 +211,102 @@ export class ManagedProcess {
     await this.kill();
   }
 }
+
+/**
+ * A child that is started again when it exits without being asked to, the way a kubelet restarts a
+ * container: etcd members (after a kill fault or a panic) and fault agents. Supervision begins once the
+ * owner says the child was ready (markReady), so one that cannot start at all fails fast instead.
+ */
+export class SupervisedProcess {
+  private proc: ManagedProcess | undefined;
+  private stopRequested = false;
+  private ready = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly backoff = new RestartBackoff();
+  private restartCount = 0;
+  private readonly label: string;
+  private readonly launch: () => ManagedProcess;
+  private readonly supervise: boolean;
+
+  /** `label` names the child in log lines ("etcd member m1"); `launch` spawns one instance. */
+  constructor(label: string, launch: () => ManagedProcess, options: { supervise: boolean }) {
+    this.label = label;
+    this.launch = launch;
+    this.supervise = options.supervise;
+  }
+
+  get current(): ManagedProcess | undefined {
+    return this.proc;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get running(): boolean {
+    return this.proc?.running ?? false;
+  }
+
+  get restarts(): number {
+    return this.restartCount;
+  }
+
+  /** stop() or kill() was called since the last start(). */
+  get stopped(): boolean {
+    return this.stopRequested;
+  }
+
+  /** An exit now would be followed by a restart. */
+  get restarting(): boolean {
+    return this.supervise && this.ready && !this.stopRequested;
+  }
+
+  markReady(): void {
+    this.ready = true;
+  }
+
+  start(): void {
+    this.stopRequested = false;
+    this.cancelRestart();
+    if (this.running) return;
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const proc = this.launch();
+    this.proc = proc;
+    void proc.exited.then((exit) => {
+      if (proc !== this.proc || !this.restarting) return;
+      const delay = this.backoff.next(Date.now() - proc.startedAt);
+      logger.warn(`${this.label} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(exit)}); restarting it in ${delay} ms`);
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        if (this.stopRequested || this.running) return;
+        this.restartCount += 1;
+        this.spawn();
+        logger.info(`${this.label} restarted (pid ${this.proc?.pid ?? '?'}, restart ${this.restartCount})`);
+      }, delay);
+    });
+  }
+
+  private cancelRestart(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+  }
+
+  async kill(): Promise<ProcessExit | undefined> {
+    this.stopRequested = true;
+    this.cancelRestart();
+    return this.proc?.kill();
+  }
+
+  async stop(graceMs?: number): Promise<ProcessExit | undefined> {
+    this.stopRequested = true;
+    this.cancelRestart();
+    return this.proc?.stop(graceMs);
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.proc?.signal(signal);
+  }
+}
