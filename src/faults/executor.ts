@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { AgentFaultRequest, FaultEvent, FaultName, FaultPhase, LinkRule, MemberRuntime, PlannedFault, RuntimeMember } from '../domain/index.ts';
 import { logger } from '../log.ts';
+import { isHealthy } from '../probes/health.ts';
 import { recordingEtcdClient } from '../probes/recording-client.ts';
 import { AgentClient, AgentRequestError } from './agent-client.ts';
 import { faultDefinition } from './catalog.ts';
@@ -47,16 +48,6 @@ interface ActiveFault {
 export class FaultUnavailableError extends Error {
   override name = 'FaultUnavailableError';
 }
-
-const healthy = async (endpoint: string, timeoutMs = 1000): Promise<boolean> => {
-  try {
-    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await response.json()) as { health?: string };
-    return body.health === 'true';
-  } catch {
-    return false;
-  }
-};
 
 const idHex = (decimal: string): string => BigInt(decimal).toString(16);
 
@@ -128,23 +119,22 @@ export class FaultExecutor {
     log(`fault ${fault} ${phase}`, { id, targets, ...(detail === undefined ? {} : { detail }) });
   }
 
-  /** Member ids (decimal) to names, and who leads, as the running members see it. */
-  async clusterView(): Promise<{ ids: Map<string, string>; leader: string | undefined }> {
+  /** Member ids (decimal) to names, and who leads, as the first of `askable` members that answers sees it. */
+  async clusterView(askable: readonly string[] = this.members().map((m) => m.name)): Promise<{ ids: Map<string, string>; leader: string | undefined }> {
     const ids = new Map<string, string>();
-    let leader: string | undefined;
-    for (const m of this.members()) {
+    for (const m of askable) {
       try {
         const deadline = { deadline: Date.now() + 1000 };
-        const list = await this.etcd(m.name).cluster.memberList({ linearizable: false }, deadline);
+        const list = await this.etcd(m).cluster.memberList({ linearizable: false }, deadline);
         for (const member of list.members) ids.set(member.ID, member.name);
-        const status = await this.etcd(m.name).maintenance.status(deadline);
-        leader ??= ids.get(status.leader);
-        if (leader !== undefined) break;
+        const status = await this.etcd(m).maintenance.status(deadline);
+        const leader = ids.get(status.leader);
+        if (leader !== undefined) return { ids, leader };
       } catch {
         // This member is down or isolated: ask the next one.
       }
     }
-    return { ids, leader };
+    return { ids, leader: undefined };
   }
 
   private async leaderNow(): Promise<string | undefined> {
@@ -223,7 +213,7 @@ export class FaultExecutor {
   private async waitHealthy(members: readonly string[], timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const states = await Promise.all(members.map((m) => healthy(this.member(m).endpoint)));
+      const states = await Promise.all(members.map((m) => isHealthy(this.member(m).endpoint)));
       if (states.every(Boolean)) return true;
       await sleep(200);
     }
@@ -235,7 +225,7 @@ export class FaultExecutor {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const members = this.members();
-      const states = await Promise.all(members.map((m) => healthy(m.endpoint)));
+      const states = await Promise.all(members.map((m) => isHealthy(m.endpoint)));
       if (states.every(Boolean)) return true;
       await sleep(200);
     }
@@ -332,7 +322,7 @@ export class FaultExecutor {
       }
       case 'pause': {
         const heal = await this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) });
-        const answering = await Promise.all(targets.map((t) => healthy(this.member(t).endpoint, 1000)));
+        const answering = await Promise.all(targets.map((t) => isHealthy(this.member(t).endpoint, 1000)));
         if (answering.some(Boolean)) {
           await heal();
           throw new Error(`paused member ${targets.join(', ')} still answers /health`);
@@ -504,17 +494,7 @@ export class FaultExecutor {
   }
 
   private async leaderAmong(members: readonly string[]): Promise<string | undefined> {
-    for (const m of members) {
-      try {
-        const deadline = { deadline: Date.now() + 1000 };
-        const list = await this.etcd(m).cluster.memberList({ linearizable: false }, deadline);
-        const status = await this.etcd(m).maintenance.status(deadline);
-        const leader = list.members.find((x) => x.ID === status.leader)?.name;
-        if (leader !== undefined) return leader;
-      } catch {
-        // try the next
-      }
-    }
-    return undefined;
+    return (await this.clusterView(members)).leader;
   }
+
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { logger } from '../log.ts';
+import { memberHealth } from '../probes/health.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
 import { freeLoopbackPorts } from './ports.ts';
 import { describeExit, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
@@ -162,17 +163,12 @@ export class LocalEtcdMember {
       if ((!proc || exit) && !this.process.restarting) {
         throw new EtcdStartError(this.name, `process exited (${JSON.stringify(exit ?? 'never started')})`, this.logFile);
       }
-      try {
-        const response = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-        const body = (await response.json()) as { health?: string; reason?: string };
-        if (body.health === 'true') {
-          this.process.markReady();
-          return;
-        }
-        last = `health=${body.health ?? '?'} ${body.reason ?? ''}`.trim();
-      } catch (error) {
-        last = (error as Error).message;
+      const health = await memberHealth(this.endpoint);
+      if (health.healthy) {
+        this.process.markReady();
+        return;
       }
+      last = health.detail;
       await sleep(100);
     }
     throw new EtcdStartError(this.name, `timed out after ${timeoutMs} ms (${last})`, this.logFile);

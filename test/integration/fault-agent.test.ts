@@ -15,19 +15,10 @@ import { FaultAgent } from '../../src/faults/agent.ts';
 import { AgentClient, AgentRequestError } from '../../src/faults/agent-client.ts';
 import { LocalEtcdCluster, type LocalEtcdMember } from '../../src/local/etcd-cluster.ts';
 import { LocalMemberRuntime } from '../../src/local/runtime.ts';
+import { isHealthy } from '../../src/probes/health.ts';
 
 const token = 'test-token-0123456789';
 
-/** Whether the member answers /health as healthy within `timeoutMs`. */
-async function healthy(endpoint: string, timeoutMs = 1000): Promise<boolean> {
-  try {
-    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-    const body = (await response.json()) as { health?: string };
-    return body.health === 'true';
-  } catch {
-    return false;
-  }
-}
 
 async function eventually(what: string, probe: () => Promise<boolean> | boolean, timeoutMs: number): Promise<number> {
   const start = Date.now();
@@ -164,14 +155,14 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     const injectedAt = Date.now();
     const fault = await agentOf(m).inject({ type: 'pause', ttlMs: 1500 });
     assert.ok(Date.parse(fault.expiresAt) >= injectedAt + 1400);
-    assert.equal(await healthy(m.endpoint, 500), false, 'a paused member must not answer');
+    assert.equal(await isHealthy(m.endpoint, 500), false, 'a paused member must not answer');
     const pinned = new Etcd3({ hosts: m.endpoint });
     try {
       await assert.rejects(pinned.get('/agent/any').serializable(true).options({ deadline: Date.now() + 400 }).string());
     } finally {
       pinned.close();
     }
-    await eventually('the paused member to answer again', () => healthy(m.endpoint, 500), 10_000);
+    await eventually('the paused member to answer again', () => isHealthy(m.endpoint, 500), 10_000);
     const pausedFor = Date.now() - injectedAt;
     assert.ok(pausedFor >= 1400, `answered again after ${pausedFor} ms, before the TTL`);
     assert.equal(m.restarts, restarts, 'resumed, not restarted');
@@ -244,20 +235,20 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     try {
       for (const m of cluster.members) injected.push({ m, fault: await agentOf(m).inject({ type: 'network', rules, peers, ttlMs: 30_000 }) });
       assert.equal((await agentOf(m3).status()).faults[0]?.type, 'network');
-      await eventually('isolated m3 to report unhealthy', async () => !(await healthy(m3.endpoint, 1000)), 15_000);
+      await eventually('isolated m3 to report unhealthy', async () => !(await isHealthy(m3.endpoint, 1000)), 15_000);
       // If m3 led, the majority elects a new leader first.
-      await eventually('the majority to serve', () => healthy(cluster.member('m1').endpoint), 10_000);
+      await eventually('the majority to serve', () => isHealthy(cluster.member('m1').endpoint), 10_000);
       const majority = new Etcd3({ hosts: [cluster.member('m1').endpoint, cluster.member('m2').endpoint] });
       try {
         await majority.put('/agent/during-partition').value('z');
       } finally {
         majority.close();
       }
-      assert.equal(await healthy(m3.endpoint, 1000), false, 'm3 is still cut off');
+      assert.equal(await isHealthy(m3.endpoint, 1000), false, 'm3 is still cut off');
     } finally {
       for (const { m, fault } of injected) await agentOf(m).heal(fault.id);
     }
-    await eventually('m3 to be healthy again', () => healthy(m3.endpoint, 1000), 20_000);
+    await eventually('m3 to be healthy again', () => isHealthy(m3.endpoint, 1000), 20_000);
     await assertClusterHealthy();
     const pinned = new Etcd3({ hosts: m3.endpoint });
     try {
@@ -271,12 +262,12 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     const m = cluster.members[1]!;
     const agent = agentOf(m);
     const pause = await agent.inject({ type: 'pause', ttlMs: 60_000 });
-    assert.equal(await healthy(m.endpoint, 500), false);
+    assert.equal(await isHealthy(m.endpoint, 500), false);
     const again = await requestError(agent.inject({ type: 'pause', ttlMs: 60_000 }));
     assert.equal(again.status, 409);
     const healed = await agent.heal(pause.id);
     assert.equal(healed.id, pause.id);
-    await eventually('the member to answer right after the heal', () => healthy(m.endpoint, 1000), 3000);
+    await eventually('the member to answer right after the heal', () => isHealthy(m.endpoint, 1000), 3000);
     assert.deepEqual(await agent.heal(pause.id), healed);
 
     const ballast = path.join(cluster.dataRoot, `.etcd-robustness-ballast-${m.name}`);
@@ -286,7 +277,7 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     const all = await agent.healAll();
     assert.deepEqual(all.map((f) => f.type).sort(), ['diskPressure', 'pause']);
     assert.equal(existsSync(ballast), false);
-    await eventually('the member to answer after heal-all', () => healthy(m.endpoint, 1000), 3000);
+    await eventually('the member to answer after heal-all', () => isHealthy(m.endpoint, 1000), 3000);
     assert.deepEqual((await agent.status()).faults, []);
   });
 
@@ -294,13 +285,13 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     const m = cluster.members[2]!;
     const local = m.agent!;
     await agentOf(m).inject({ type: 'pause', ttlMs: 60_000 });
-    assert.equal(await healthy(m.endpoint, 500), false);
+    assert.equal(await isHealthy(m.endpoint, 500), false);
     const before = local.pid!;
     const restarts = local.restarts;
     process.kill(before, 'SIGKILL');
     await eventually('a new agent process', () => local.restarts === restarts + 1 && local.running, 10_000);
     await eventually('the restarted agent to answer', async () => (await agentOf(m).status().catch(() => undefined)) !== undefined, 10_000);
-    await eventually('the member to answer again', () => healthy(m.endpoint, 1000), 10_000);
+    await eventually('the member to answer again', () => isHealthy(m.endpoint, 1000), 10_000);
     assert.deepEqual((await agentOf(m).status()).faults, []);
     await assertClusterHealthy();
   });
