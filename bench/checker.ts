@@ -27,6 +27,7 @@ import type { History, Operation } from '../src/domain/index.ts';
 import { createEtcdSimulation, generateEtcdHistory, generateRegisterHistory, toJsonl } from './generate.ts';
 import { buildPorcupine, goVersion, porcupineVersion, runPorcupine } from './porcupine.ts';
 import type { PorcupineResult } from './porcupine.ts';
+import { intOption } from './options.ts';
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 const corpusDir = path.join(benchDir, '.corpus');
@@ -35,13 +36,6 @@ const resultsDir = path.join(benchDir, '.results');
 const SMALL_SEED_BASE = 1000;
 const LARGE_SEED = 7;
 const LIVE_SEED = 11;
-
-function intOption(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value.replaceAll('_', ''));
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${value}`);
-  return n;
-}
 
 const { values: args } = parseArgs({
   options: {

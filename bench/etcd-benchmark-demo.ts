@@ -18,16 +18,10 @@ import { parseArgs } from 'node:util';
 import { LocalEtcdCluster } from '../src/local/etcd-cluster.ts';
 import { buildEtcdBenchmark, runEtcdBenchmark } from './etcd-benchmark.ts';
 import type { EtcdBenchmarkMix, EtcdBenchmarkResult } from './etcd-benchmark.ts';
+import { intOption } from './options.ts';
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 const resultsDir = path.join(benchDir, '.results');
-
-function intOption(value: string | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  const n = Number(value.replaceAll('_', ''));
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${value}`);
-  return n;
-}
 
 const { values: args } = parseArgs({
   options: {
