@@ -399,12 +399,13 @@ export class FaultExecutor {
         const [target] = targets as [string];
         const before = await this.pidOf(target);
         const heal = await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) });
+        const panicked = { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
         if (failpoint.trigger === 'snapshot') {
           // Whether the leader needs a snapshot depends on where its raft log was last compacted: retry.
           for (let attempt = 0; attempt < 3; attempt++) {
             await this.makeLeaderSendSnapshot(target, others, ids, planned);
             if (await this.waitExit(target, before, 5000)) {
-              return { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
+              return panicked;
             }
           }
         }
@@ -418,7 +419,7 @@ export class FaultExecutor {
           await heal().catch(() => undefined);
           throw new Error(`${target} did not panic at ${failpoint.name} within 10 s`);
         }
-        return { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
+        return panicked;
       }
     }
   }
