@@ -1,6 +1,6 @@
-import type { KeyValue, Operation, WatchEvent } from '../domain/index.ts';
+import type { KeyValue, Operation, Verdict, WatchEvent } from '../domain/index.ts';
 
-export type Verdict = 'linearizable' | 'violation' | 'inconclusive';
+export type { Verdict } from '../domain/index.ts';
 
 /** A model state as shown in evidence and reports (keys sorted). */
 export interface StateSummary {

@@ -8,6 +8,9 @@ import type { FaultEvent } from './faults.ts';
 
 export type ClusterMode = 'exclusive' | 'shared';
 
+/** What a check concludes about a history. */
+export type Verdict = 'linearizable' | 'violation' | 'inconclusive';
+
 export interface HistoryMeta {
   kind: 'meta';
   seed?: number | string;

@@ -4,3 +4,6 @@ export * from './history.ts';
 export * from './run-spec.ts';
 export * from './runtime.ts';
 export * from './faults.ts';
+export * from './kube.ts';
+export * from './cluster-spec.ts';
+export * from './run-resource.ts';
