@@ -36,3 +36,58 @@ export interface MemberRuntime {
   /** Stops every member and frees what the runtime created. */
   close(): Promise<void>;
 }
+
+/** A member as the place it runs in reports it (a Pod, a local process): observed, not planned. */
+export interface PlacedMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  /**
+   * starting: created, not serving yet; running: its process/container runs (serving is etcd's to say);
+   * failed: exited and not coming back by itself, or crash-looping; dataLost: its data is gone (a wiped
+   * data dir, a lost PVC), so it must never start again under its old identity.
+   */
+  state: 'starting' | 'running' | 'failed' | 'dataLost';
+  /** RFC 3339: since when the member is in this state (the grace period counts from here). */
+  since: string;
+  detail?: string;
+  agentUrl?: string;
+  failpointUrl?: string;
+}
+
+/** How a member starts: as a founder of a new cluster or joining an existing one. */
+export interface MemberLaunch {
+  name: string;
+  /** `name=peerURL,...` of every member including this one. */
+  initialCluster: string;
+  initialClusterState: 'new' | 'existing';
+}
+
+/**
+ * What the operator needs of a place where an EtcdCluster's members run: Kubernetes Pods
+ * (src/controller/runtime/kubernetes.ts) or local processes (src/controller/runtime/local.ts). Membership
+ * is the operator's (it adds and removes members through etcd's API); a placement only starts, lists and
+ * deletes members. Every method is idempotent.
+ */
+export interface MemberPlacement<Cluster> {
+  /** Creates what the cluster needs besides its members (Services, a PodDisruptionBudget); idempotent. */
+  ensureCluster(cluster: Cluster): Promise<void>;
+  /** The addresses a member of this name has (stable for a name; allocated on first use). */
+  addresses(cluster: Cluster, member: string): Promise<{ clientUrl: string; peerUrl: string }>;
+  /** The members that exist for the cluster. */
+  listMembers(cluster: Cluster): Promise<PlacedMember[]>;
+  /** Starts a member; a member that exists is left as it is. */
+  startMember(cluster: Cluster, launch: MemberLaunch): Promise<void>;
+  /** Stops a member and deletes it with its data. */
+  deleteMember(cluster: Cluster, member: string): Promise<void>;
+  /** Deletes everything created for the cluster (members, data, Services). */
+  deleteCluster(cluster: Cluster): Promise<void>;
+  /** The client URLs the operator uses to reach the cluster. */
+  clientEndpoints(cluster: Cluster): Promise<string[]>;
+  /** The cluster's members as the run engine and the fault executor drive them. */
+  faultRuntime(cluster: Cluster): Promise<MemberRuntime>;
+  /** The bearer token of the cluster's fault agents, when they run. */
+  agentToken(cluster: Cluster): Promise<string | undefined>;
+  /** Stops what the placement runs in this process (local members die with it; Pods stay). */
+  close(): Promise<void>;
+}
