@@ -17,6 +17,9 @@ Commands:
                 linearizability and watch guarantees, one line per path
                 (--json, --report DIR, --timeout).
   operator      Run the Kubernetes operator (not available yet).
+  report RUN    Fetch the stored report of a RobustnessRun into a folder and print
+                its verdict (--namespace, --run-number, --output, --open;
+                see etcd-robustness report --help).
   agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE
                 Run the fault agent beside an etcd member: an authenticated HTTP
                 API that kills, pauses, sets failpoints, shapes peer traffic and
@@ -57,6 +60,18 @@ async function agentCommand(argv: string[]): Promise<number> {
   }
 }
 
+async function reportCommand(argv: string[]): Promise<number> {
+  // Loaded on demand: the Kubernetes client is not needed by the other commands.
+  const { runReport, ReportUsageError } = await import('./commands/report.ts');
+  try {
+    return await runReport(argv, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`${line}\n`));
+  } catch (error) {
+    if (!(error instanceof ReportUsageError)) throw error;
+    process.stderr.write(`etcd-robustness: report: ${error.message}\n`);
+    return exitCodes.usage;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -86,6 +101,8 @@ async function main(argv: string[]): Promise<number> {
       }
     case 'agent':
       return agentCommand(rest);
+    case 'report':
+      return reportCommand(rest);
     case 'operator':
       throw new UsageError(`${command}: not available in etcd-robustness ${packageVersion} yet`);
     default:
