@@ -32,11 +32,14 @@ export interface KubeBinaries {
   version: string;
   kubeApiserver: string;
   kubectl: string;
+  /** helm (test/bin/helm), for the chart tests. */
+  helm: string;
 }
 
 interface Manifest {
   etcd: Record<EtcdSeries, { version: string; dir: string }>;
   kube: { version: string; dir: string };
+  helm?: { version: string; dir: string };
 }
 
 const buildHint = 'run `npm run build:bins` (test/bin/build.sh) to build it from the pinned Go modules';
@@ -68,11 +71,15 @@ export function etcdBinaries(series: EtcdSeries = 'current'): EtcdBinaries {
   };
 }
 
+/** kube-apiserver and kubectl (`version` is theirs), and helm. */
 export function kubeBinaries(): KubeBinaries {
-  const { version, dir } = readManifest().kube;
+  const manifest = readManifest();
+  const { version, dir } = manifest.kube;
+  if (!manifest.helm) throw new BinaryNotFoundError('helm', binariesManifestPath, buildHint);
   return {
     version,
     kubeApiserver: requireFile('kube-apiserver', path.join(dir, 'kube-apiserver')),
     kubectl: requireFile('kubectl', path.join(dir, 'kubectl')),
+    helm: requireFile('helm', path.join(manifest.helm.dir, 'helm')),
   };
 }

@@ -3,6 +3,7 @@
 # in the go.mod files beside this script:
 #   etcd, etcdctl, etcdutl  (v3.6 and v3.5, gofail failpoints compiled in)
 #   kube-apiserver, kubectl (k8s.io/kubernetes)
+#   helm (helm.sh/helm/v3)
 # into the git-ignored cache .cache/bin/<name>-<version>/ and writes
 # .cache/bin/binaries.json, which the TypeScript test helpers read.
 #
@@ -97,9 +98,25 @@ build_kube() {
   echo "$version"
 }
 
+build_helm() {
+  local dir="$here/helm" version client_go major minor
+  version=$(required_version "$dir" helm.sh/helm/v3)
+  client_go=$(required_version "$dir" k8s.io/client-go)
+  # Stamp the version and the Kubernetes version helm assumes without a cluster (helm template, helm lint)
+  # the way helm's Makefile does: client-go v0.N.x goes with Kubernetes 1.N. Unstamped, helm says v3.x and 1.20.
+  major=1
+  minor=$(cut -d. -f2 <<<"$client_go")
+  GOFLAGS="$GOFLAGS '-ldflags=-X helm.sh/helm/v3/internal/version.version=$version \
+-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
+-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor'" \
+    build_set "$bin/helm-$version" "$dir" helm=helm.sh/helm/v3/cmd/helm
+  echo "$version"
+}
+
 etcd_current=$(build_etcd v3.6)
 etcd_previous=$(build_etcd v3.5)
 kube=$(build_kube)
+helm=$(build_helm)
 
 cat >"$bin/binaries.json.tmp" <<EOF
 {
@@ -107,7 +124,8 @@ cat >"$bin/binaries.json.tmp" <<EOF
     "current": { "version": "$etcd_current", "dir": "$bin/etcd-$etcd_current" },
     "previous": { "version": "$etcd_previous", "dir": "$bin/etcd-$etcd_previous" }
   },
-  "kube": { "version": "$kube", "dir": "$bin/kube-$kube" }
+  "kube": { "version": "$kube", "dir": "$bin/kube-$kube" },
+  "helm": { "version": "$helm", "dir": "$bin/helm-$helm" }
 }
 EOF
 mv "$bin/binaries.json.tmp" "$bin/binaries.json"
