@@ -1,0 +1,99 @@
+{{/* The chart name, shortened to a DNS label. */}}
+{{- define "ero.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The prefix of every resource name: <release>-<chart>, or the release name alone when it holds the chart name. */}}
+{{- define "ero.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "ero.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ero.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ero.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ero.labels" -}}
+helm.sh/chart: {{ include "ero.chart" . }}
+{{ include "ero.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: etcd-robustness
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "ero.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "ero.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "ero.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The fault agent's image: agentImage, or the operator image (it runs the agent too). */}}
+{{- define "ero.agentImage" -}}
+{{- if .Values.agentImage.repository }}
+{{- printf "%s:%s" .Values.agentImage.repository (default .Chart.AppVersion .Values.agentImage.tag) }}
+{{- else }}
+{{- include "ero.image" . }}
+{{- end }}
+{{- end }}
+
+{{- define "ero.reportClaimName" -}}
+{{- default (printf "%s-reports" (include "ero.fullname" .)) .Values.reports.volume.existingClaim }}
+{{- end }}
+
+{{/*
+The operator's permissions in the namespaces it watches: least privilege, no wildcards. The chart's
+README and test/integration/helm-chart.test.ts hold the same table.
+*/}}
+{{- define "ero.operatorRules" -}}
+- apiGroups: ["etcd.robustness.io"]
+  resources: ["etcdclusters", "robustnessruns"]
+  verbs: ["get", "list", "watch", "update", "patch"]
+- apiGroups: ["etcd.robustness.io"]
+  resources: ["etcdclusters/status", "robustnessruns/status"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: ["etcd.robustness.io"]
+  resources: ["etcdclusters/finalizers", "robustnessruns/finalizers"]
+  verbs: ["update"]
+# Members: a Pod and a PersistentVolumeClaim each.
+- apiGroups: [""]
+  resources: ["pods", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# A headless Service for peers and a client Service per cluster.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Fault agent tokens and TLS material.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create"]
+# Stored run reports.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

@@ -1,0 +1,453 @@
+// The Helm chart and the kustomize bases against a real kube-apiserver: helm (built from Go modules by
+// test/bin/build.sh) lints and renders charts/etcd-robustness-operator with several values, and every
+// rendering applies with --dry-run=server; the RBAC is the least-privilege table below, rule for rule; the
+// CRD copies in the chart and in config/ equal the generated crds/.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { V1Deployment, V1PolicyRule, V1RoleBinding } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { packageRoot } from '../../src/local/index.ts';
+import { TestApiserver, type KubectlResult } from '../helpers/kube-apiserver.ts';
+
+const chartDir = path.join(packageRoot, 'charts', 'etcd-robustness-operator');
+const releaseNamespace = 'ero-system';
+const release = 'ero';
+const fullname = 'ero-etcd-robustness-operator';
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+interface RoleObject extends Manifest {
+  rules: V1PolicyRule[];
+}
+
+/** One row of the expected permission tables. */
+interface Permission {
+  apiGroup: string;
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+/** What the operator may do in the namespaces it watches: exactly this, no more. */
+const operatorPermissions: Permission[] = [
+  {
+    apiGroup: 'etcd.robustness.io',
+    resources: ['etcdclusters', 'robustnessruns'],
+    verbs: ['get', 'list', 'watch', 'update', 'patch'],
+  },
+  {
+    apiGroup: 'etcd.robustness.io',
+    resources: ['etcdclusters/status', 'robustnessruns/status'],
+    verbs: ['get', 'update', 'patch'],
+  },
+  { apiGroup: 'etcd.robustness.io', resources: ['etcdclusters/finalizers', 'robustnessruns/finalizers'], verbs: ['update'] },
+  { apiGroup: '', resources: ['pods', 'persistentvolumeclaims'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+  { apiGroup: '', resources: ['services'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  { apiGroup: '', resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create'] },
+  { apiGroup: '', resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  {
+    apiGroup: 'policy',
+    resources: ['poddisruptionbudgets'],
+    verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+  },
+  { apiGroup: 'events.k8s.io', resources: ['events'], verbs: ['create', 'patch'] },
+];
+
+/** Leader election, in the operator's own namespace only. */
+const leaderElectionPermissions = (leaseName: string): Permission[] => [
+  { apiGroup: 'coordination.k8s.io', resources: ['leases'], verbs: ['create'] },
+  { apiGroup: 'coordination.k8s.io', resources: ['leases'], resourceNames: [leaseName], verbs: ['get', 'update'] },
+];
+
+/** Every single permission a table grants, as sorted `group/resource[name] verb` lines. */
+function expandTable(table: Permission[]): string[] {
+  return table
+    .flatMap(({ apiGroup, resources, verbs, resourceNames }) =>
+      resources.flatMap((resource) =>
+        (resourceNames ?? ['(any)']).flatMap((name) => verbs.map((verb) => `${apiGroup}/${resource}[${name}] ${verb}`)),
+      ),
+    )
+    .sort();
+}
+
+/** The same for rendered rules, after checking they use no wildcard and no non-resource URL. */
+function expandRules(rules: V1PolicyRule[]): string[] {
+  const lines: string[] = [];
+  for (const rule of rules) {
+    const listed = [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...(rule.verbs), ...(rule.resourceNames ?? [])];
+    assert.ok(!listed.some((entry) => entry.includes('*')), `a wildcard in ${JSON.stringify(rule)}`);
+    assert.equal(rule.nonResourceURLs, undefined, `non-resource URLs in ${JSON.stringify(rule)}`);
+    assert.ok(rule.apiGroups?.length && rule.resources?.length && rule.verbs.length, `an empty list in ${JSON.stringify(rule)}`);
+    for (const group of rule.apiGroups)
+      for (const resource of rule.resources)
+        for (const name of rule.resourceNames ?? ['(any)'])
+          for (const verb of rule.verbs) lines.push(`${group}/${resource}[${name}] ${verb}`);
+  }
+  return lines.sort();
+}
+
+function parseManifests(text: string): Manifest[] {
+  return parseAllDocuments(text)
+    .map((document) => {
+      if (document.errors.length > 0) throw new Error(`invalid YAML: ${document.errors.map(String).join('; ')}`);
+      return document.toJS() as Manifest | null;
+    })
+    .filter((manifest): manifest is Manifest => manifest !== null);
+}
+
+function only(manifests: Manifest[], kind: string, name?: string): Manifest {
+  const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
+  assert.equal(found.length, 1, `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  return found[0]!;
+}
+
+const roleOf = (manifests: Manifest[], kind: 'Role' | 'ClusterRole'): RoleObject => only(manifests, kind) as RoleObject;
+const bindingOf = (manifest: Manifest | undefined): V1RoleBinding => manifest as unknown as V1RoleBinding;
+const deploymentOf = (manifests: Manifest[]): V1Deployment => only(manifests, 'Deployment');
+
+function kinds(manifests: Manifest[]): string[] {
+  return manifests.map((m) => `${m.kind}/${m.metadata.namespace ?? '-'}/${m.metadata.name}`).sort();
+}
+
+function yamlFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((file) => file.endsWith('.yaml'))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+function assertApplied(result: KubectlResult, what: string): void {
+  assert.equal(result.code, 0, `${what}: kubectl exited ${result.code}\n${result.stderr}\n${result.stdout}`);
+  // A Pod template that breaks the namespace's Pod Security level is only a warning on a Deployment.
+  assert.doesNotMatch(result.stderr, /would violate PodSecurity/, `${what}: ${result.stderr}`);
+}
+
+describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
+  let apiserver: TestApiserver;
+  let helmHome: string;
+
+  before(async () => {
+    helmHome = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-helm-'));
+    apiserver = await TestApiserver.start();
+    for (const namespace of [releaseNamespace, 'team-a', 'team-b', 'etcd-robustness-system']) {
+      // The operator's namespaces enforce the restricted Pod Security Standard: the chart must fit it.
+      const labels = 'labels: { pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted }';
+      const created = await apiserver.kubectl(
+        ['apply', '-f', '-'],
+        `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${namespace}, ${labels} }\n`,
+      );
+      assert.equal(created.code, 0, created.stderr);
+    }
+  });
+
+  after(async () => {
+    await apiserver?.close();
+    if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+  });
+
+  /** Runs helm with its config, cache and data in a temporary folder; never throws for a non-zero exit. */
+  function helm(args: readonly string[]): Promise<KubectlResult> {
+    return new Promise((resolve, reject) => {
+      execFile(
+        apiserver.binaries.helm,
+        args,
+        {
+          timeout: 60_000,
+          env: {
+            ...process.env,
+            KUBECONFIG: apiserver.kubeconfigPath,
+            HELM_CACHE_HOME: path.join(helmHome, 'cache'),
+            HELM_CONFIG_HOME: path.join(helmHome, 'config'),
+            HELM_DATA_HOME: path.join(helmHome, 'data'),
+          },
+        },
+        (error, stdout, stderr) => {
+          if (error && typeof error.code !== 'number') {
+            reject(new Error(`helm could not run: ${error.message}`));
+            return;
+          }
+          resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+        },
+      );
+    });
+  }
+
+  async function render(values: readonly string[] = []): Promise<{ text: string; manifests: Manifest[] }> {
+    const result = await helm(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
+    assert.equal(result.code, 0, `helm template ${values.join(' ')}: ${result.stderr}`);
+    return { text: result.stdout, manifests: parseManifests(result.stdout) };
+  }
+
+  function assertBoundToServiceAccount(binding: V1RoleBinding, roleKind: string, roleName: string): void {
+    assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: roleName });
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: fullname, namespace: releaseNamespace }]);
+  }
+
+  test('helm lint passes, strict, with the default values and with watched namespaces', async () => {
+    for (const values of [[], ['--set', 'watchNamespaces={team-a,team-b}', '--set', 'reports.store=volume']]) {
+      const result = await helm(['lint', '--strict', chartDir, ...values]);
+      assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+      assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+
+  test("the chart's and config/'s CRDs are the generated crds/ (scripts/sync-chart-crds.sh)", () => {
+    const generated = yamlFiles(path.join(packageRoot, 'crds'));
+    assert.deepEqual(generated, ['etcd.robustness.io_etcdclusters.yaml', 'etcd.robustness.io_robustnessruns.yaml']);
+    for (const copyDir of [path.join(chartDir, 'crds'), path.join(packageRoot, 'config', 'crd', 'bases')]) {
+      assert.deepEqual(yamlFiles(copyDir), generated, `${copyDir} holds other files than crds/`);
+      for (const file of generated) {
+        const copy = readFileSync(path.join(copyDir, file), 'utf8');
+        const original = readFileSync(path.join(packageRoot, 'crds', file), 'utf8');
+        assert.ok(copy === original, `${path.join(copyDir, file)} differs from crds/${file}: run scripts/sync-chart-crds.sh`);
+      }
+    }
+    const kustomization = parseManifests(readFileSync(path.join(packageRoot, 'config', 'crd', 'kustomization.yaml'), 'utf8'));
+    assert.deepEqual(
+      kustomization[0]?.['resources'],
+      generated.map((file) => `bases/${file}`),
+    );
+  });
+
+  test("the chart's CRDs install server-side and the samples are valid against them", async () => {
+    const crds = await apiserver.kubectl(['apply', '--server-side', '-f', path.join(chartDir, 'crds')]);
+    assert.equal(crds.code, 0, crds.stderr);
+    const established = await apiserver.kubectl([
+      'wait',
+      '--for=condition=Established',
+      '--timeout=30s',
+      'crd/etcdclusters.etcd.robustness.io',
+      'crd/robustnessruns.etcd.robustness.io',
+    ]);
+    assert.equal(established.code, 0, established.stderr);
+    for (const sample of ['etcdcluster.yaml', 'robustnessrun-against-cluster.yaml']) {
+      const result = await apiserver.kubectl([
+        'apply',
+        '--dry-run=server',
+        '--namespace=team-a',
+        '-f',
+        path.join(packageRoot, 'config', 'samples', sample),
+      ]);
+      assert.equal(result.code, 0, `${sample}: ${result.stderr}`);
+    }
+  });
+
+  test('default values: 2 replicas with leader election, probes, a restricted Pod, applied with --dry-run=server', async () => {
+    const { text, manifests } = await render();
+    assert.deepEqual(kinds(manifests), [
+      `ClusterRole/-/${fullname}`,
+      `ClusterRoleBinding/-/${fullname}`,
+      `Deployment/${releaseNamespace}/${fullname}`,
+      `Role/${releaseNamespace}/${fullname}-leader-election`,
+      `RoleBinding/${releaseNamespace}/${fullname}-leader-election`,
+      `Service/${releaseNamespace}/${fullname}-metrics`,
+      `ServiceAccount/${releaseNamespace}/${fullname}`,
+    ]);
+
+    const deployment = deploymentOf(manifests);
+    assert.equal(deployment.spec?.replicas, 2);
+    const pod = deployment.spec?.template.spec;
+    assert.equal(pod?.serviceAccountName, fullname);
+    assert.equal(pod?.securityContext?.runAsNonRoot, true);
+    assert.equal(pod?.securityContext?.seccompProfile?.type, 'RuntimeDefault');
+    assert.equal(pod?.containers.length, 1);
+    const container = pod.containers[0]!;
+    assert.deepEqual(container.args, [
+      'operator',
+      '--runtime=kubernetes',
+      '--leader-elect',
+      '--leader-election-namespace=$(POD_NAMESPACE)',
+      '--leader-election-id=etcd-robustness-operator',
+      '--bind-address=0.0.0.0',
+      '--metrics-port=8080',
+      '--health-port=8081',
+      '--namespaces=',
+      '--agent-image=ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0',
+    ]);
+    assert.equal(container.image, 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0');
+    assert.deepEqual(
+      container.env?.map((env) => [env.name, env.valueFrom?.fieldRef?.fieldPath]),
+      [
+        ['POD_NAME', 'metadata.name'],
+        ['POD_NAMESPACE', 'metadata.namespace'],
+      ],
+    );
+    assert.deepEqual(container.livenessProbe?.httpGet, { path: '/healthz', port: 8081 });
+    assert.deepEqual(container.readinessProbe?.httpGet, { path: '/readyz', port: 8081 });
+    assert.deepEqual(
+      container.ports?.map((port) => [port.name, port.containerPort]),
+      [
+        ['http-metrics', 8080],
+        ['http-health', 8081],
+      ],
+    );
+    assert.equal(container.securityContext?.readOnlyRootFilesystem, true);
+    assert.equal(container.securityContext?.allowPrivilegeEscalation, false);
+    assert.equal(container.securityContext?.runAsNonRoot, true);
+    assert.deepEqual(container.securityContext?.capabilities?.drop, ['ALL']);
+    assert.ok(container.resources?.requests?.['memory'] && container.resources.limits?.['memory']);
+    assert.deepEqual(
+      container.volumeMounts?.map((mount) => mount.mountPath),
+      ['/tmp'],
+    );
+
+    const service = only(manifests, 'Service');
+    assert.deepEqual((service['spec'] as { ports: unknown }).ports, [
+      { name: 'http-metrics', port: 8080, targetPort: 'http-metrics', protocol: 'TCP' },
+    ]);
+    assert.deepEqual(
+      (service['spec'] as { selector: unknown }).selector,
+      deployment.spec?.selector.matchLabels,
+    );
+
+    assertApplied(await apiserver.kubectl(['apply', '--dry-run=server', '-f', '-'], text), 'default values');
+  });
+
+  test('RBAC is least privilege: the exact table, no wildcards, bound to the ServiceAccount only', async () => {
+    const { manifests } = await render();
+    const clusterRole = roleOf(manifests, 'ClusterRole');
+    assert.deepEqual(expandRules(clusterRole.rules), expandTable(operatorPermissions));
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'ClusterRoleBinding')), 'ClusterRole', fullname);
+
+    const leaderElection = roleOf(manifests, 'Role');
+    assert.equal(leaderElection.metadata.namespace, releaseNamespace);
+    assert.deepEqual(expandRules(leaderElection.rules), expandTable(leaderElectionPermissions('etcd-robustness-operator')));
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'RoleBinding')), 'Role', `${fullname}-leader-election`);
+
+    // A lease id of the user's choice is the Lease the Role names and the operator is told to use.
+    const renamed = await render(['--set', 'leaderElection.id=my-lease']);
+    assert.deepEqual(
+      expandRules(roleOf(renamed.manifests, 'Role').rules),
+      expandTable(leaderElectionPermissions('my-lease')),
+    );
+    const args = deploymentOf(renamed.manifests).spec?.template.spec?.containers[0]?.args;
+    assert.ok(args?.includes('--leader-election-id=my-lease'), String(args));
+  });
+
+  test('watchNamespaces: a Role and RoleBinding per namespace and no cluster-wide access', async () => {
+    const { text, manifests } = await render(['--set', 'watchNamespaces={team-a,team-b}']);
+    assert.deepEqual(kinds(manifests), [
+      `Deployment/${releaseNamespace}/${fullname}`,
+      `Role/${releaseNamespace}/${fullname}-leader-election`,
+      `Role/team-a/${fullname}`,
+      `Role/team-b/${fullname}`,
+      `RoleBinding/${releaseNamespace}/${fullname}-leader-election`,
+      `RoleBinding/team-a/${fullname}`,
+      `RoleBinding/team-b/${fullname}`,
+      `Service/${releaseNamespace}/${fullname}-metrics`,
+      `ServiceAccount/${releaseNamespace}/${fullname}`,
+    ]);
+    for (const namespace of ['team-a', 'team-b']) {
+      const role = manifests.find((m) => m.kind === 'Role' && m.metadata.namespace === namespace) as RoleObject;
+      assert.deepEqual(expandRules(role.rules), expandTable(operatorPermissions));
+      const binding = manifests.find((m) => m.kind === 'RoleBinding' && m.metadata.namespace === namespace);
+      assertBoundToServiceAccount(bindingOf(binding), 'Role', fullname);
+    }
+    const args = deploymentOf(manifests).spec?.template.spec?.containers[0]?.args;
+    assert.ok(args?.includes('--namespaces=team-a,team-b'), String(args));
+    assertApplied(await apiserver.kubectl(['apply', '--dry-run=server', '-f', '-'], text), 'watchNamespaces');
+  });
+
+  test('reports on a volume: a claim, mounted, and --report-dir; applied with --dry-run=server', async () => {
+    const { text, manifests } = await render(['--set', 'reports.store=volume', '--set', 'reports.volume.size=2Gi']);
+    const claim = only(manifests, 'PersistentVolumeClaim', `${fullname}-reports`);
+    assert.deepEqual(claim['spec'], { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '2Gi' } } });
+    const pod = deploymentOf(manifests).spec?.template.spec;
+    assert.ok(pod?.containers[0]);
+    assert.ok(pod.containers[0].args?.includes('--report-dir=/var/lib/etcd-robustness/reports'));
+    assert.deepEqual(pod.containers[0].volumeMounts?.at(-1), { name: 'reports', mountPath: '/var/lib/etcd-robustness/reports' });
+    assert.deepEqual(pod.volumes?.at(-1), { name: 'reports', persistentVolumeClaim: { claimName: `${fullname}-reports` } });
+    assertApplied(await apiserver.kubectl(['apply', '--dry-run=server', '-f', '-'], text), 'reports on a volume');
+
+    const existing = await render(['--set', 'reports.store=volume', '--set', 'reports.volume.existingClaim=mine']);
+    assert.ok(!existing.manifests.some((m) => m.kind === 'PersistentVolumeClaim'));
+  });
+
+  test('serviceMonitor.enabled renders a monitoring.coreos.com/v1 ServiceMonitor for the metrics Service', async () => {
+    const { manifests } = await render(['--set', 'serviceMonitor.enabled=true', '--set', 'serviceMonitor.labels.release=prom']);
+    const monitor = only(manifests, 'ServiceMonitor');
+    assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
+    assert.equal(monitor.metadata.namespace, releaseNamespace);
+    assert.equal(monitor.metadata.labels?.['release'], 'prom');
+    const spec = monitor['spec'] as {
+      selector: { matchLabels: Record<string, string> };
+      namespaceSelector: unknown;
+      endpoints: unknown;
+    };
+    assert.deepEqual(spec.endpoints, [{ port: 'http-metrics', path: '/metrics', interval: '30s', scrapeTimeout: '10s' }]);
+    assert.deepEqual(spec.namespaceSelector, { matchNames: [releaseNamespace] });
+    const serviceLabels = only(manifests, 'Service').metadata.labels ?? {};
+    for (const [key, value] of Object.entries(spec.selector.matchLabels)) assert.equal(serviceLabels[key], value, key);
+  });
+
+  test('values that cannot work are refused at render time', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--set', 'leaderElection.enabled=false'], /replicaCount > 1 needs leaderElection.enabled/],
+      [['--set', 'runtime=docker'], /runtime must be kubernetes or local/],
+      [['--set', 'reports.store=s3'], /reports.store must be configMap or volume/],
+    ];
+    for (const [values, message] of cases) {
+      const result = await helm(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
+      assert.notEqual(result.code, 0, values.join(' '));
+      assert.match(result.stderr, message);
+    }
+    const single = await render(['--set', 'leaderElection.enabled=false', '--set', 'replicaCount=1']);
+    const args = deploymentOf(single.manifests).spec?.template.spec?.containers[0]?.args;
+    assert.ok(!args?.some((arg) => arg.startsWith('--leader-elect')), String(args));
+    assert.ok(!single.manifests.some((m) => m.kind === 'Role'));
+  });
+
+  test('kubectl kustomize config/default renders the same RBAC and applies with --dry-run=server', async () => {
+    const rendered = await apiserver.kubectl(['kustomize', path.join(packageRoot, 'config', 'default')]);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const manifests = parseManifests(rendered.stdout);
+    assert.deepEqual(kinds(manifests), [
+      'ClusterRole/-/etcd-robustness-operator',
+      'ClusterRoleBinding/-/etcd-robustness-operator',
+      'CustomResourceDefinition/-/etcdclusters.etcd.robustness.io',
+      'CustomResourceDefinition/-/robustnessruns.etcd.robustness.io',
+      'Deployment/etcd-robustness-system/etcd-robustness-operator',
+      'Namespace/-/etcd-robustness-system',
+      'Role/etcd-robustness-system/etcd-robustness-leader-election',
+      'RoleBinding/etcd-robustness-system/etcd-robustness-leader-election',
+      'Service/etcd-robustness-system/etcd-robustness-operator-metrics',
+      'ServiceAccount/etcd-robustness-system/etcd-robustness-operator',
+    ]);
+    assert.deepEqual(expandRules(roleOf(manifests, 'ClusterRole').rules), expandTable(operatorPermissions));
+    assert.deepEqual(
+      expandRules(roleOf(manifests, 'Role').rules),
+      expandTable(leaderElectionPermissions('etcd-robustness-operator')),
+    );
+    for (const binding of [only(manifests, 'ClusterRoleBinding'), only(manifests, 'RoleBinding')].map(bindingOf)) {
+      assert.deepEqual(binding.subjects, [
+        { kind: 'ServiceAccount', name: 'etcd-robustness-operator', namespace: 'etcd-robustness-system' },
+      ]);
+    }
+    const deployment = deploymentOf(manifests);
+    assert.equal(deployment.spec?.replicas, 2);
+    const container = deployment.spec?.template.spec?.containers[0];
+    assert.equal(deployment.spec?.template.spec?.serviceAccountName, 'etcd-robustness-operator');
+    assert.ok(container);
+    assert.ok(container.args?.includes('--leader-elect'));
+    assert.deepEqual(container.livenessProbe?.httpGet, { path: '/healthz', port: 8081 });
+    assert.deepEqual(container.readinessProbe?.httpGet, { path: '/readyz', port: 8081 });
+
+    // The CRDs are too large for a client-side apply's last-applied annotation: server-side, as the README says.
+    assertApplied(
+      await apiserver.kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], rendered.stdout),
+      'config/default',
+    );
+  });
+});
