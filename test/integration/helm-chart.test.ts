@@ -145,7 +145,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       // The operator's namespaces enforce the restricted Pod Security Standard: the chart must fit it.
       const labels = 'labels: { pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted }';
       const created = await apiserver.kubectl(
-        ['apply', '-f', '-'],
+        ['create', '-f', '-'],
         `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${namespace}, ${labels} }\n`,
       );
       assert.equal(created.code, 0, created.stderr);
