@@ -5,6 +5,7 @@
  */
 import type { FaultsSpec } from './faults.ts';
 import type { ClusterMode } from './history.ts';
+import type { ScheduleKind } from './run-resource.ts';
 
 export const robustnessGroup = 'etcd.robustness.io';
 export const robustnessVersion = 'v1alpha1';
@@ -90,6 +91,21 @@ export interface WatchSpec {
 export interface ChecksSpec {
   linearizability: boolean;
   watch: boolean;
+  /** At the end of a run with faults, every member's HashKV must agree (a run without faults has no HashKV check). */
+  hashKV: boolean;
+}
+
+/** When a RobustnessRun runs (the operator honours it; `run --local` runs once whatever it says). */
+export interface ScheduleSpec {
+  kind: ScheduleKind;
+  /** kind cron: a five-field cron expression (minute hour day-of-month month day-of-week), UTC. */
+  cron?: string;
+  /** kind continuous: the traffic and check window of each run, in milliseconds. */
+  windowMs?: number;
+  /** Past runs kept in status.history. */
+  historyLimit: number;
+  /** No new runs are started while true; a run in progress finishes. */
+  suspend: boolean;
 }
 
 /**
@@ -102,6 +118,7 @@ export interface SelfTestSpec {
 
 export interface RobustnessRunSpec {
   clusterRef?: { name: string; namespace?: string };
+  schedule: ScheduleSpec;
   /** Milliseconds of traffic. */
   durationMs: number;
   /** Give up (inconclusive) if the run, including the final check, takes longer than this. */

@@ -560,12 +560,14 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     while (watches.some((w) => w.lastRevision < maxRevision) && Date.now() < catchUpDeadline) await sleep(50);
     let hashKv: { equal: boolean; detail: string } | undefined;
     if (executor) {
-      // Faults are healed; the members must come back and agree on their data.
+      // Faults are healed; the members must come back and (unless spec.checks.hashKV is false) agree on their data.
       await executor.waitRecovery(spec.faults?.recoveryTimeoutMs ?? 30_000);
-      hashKv = await executor.hashKvCheck();
-      if (!hashKv.equal) {
-        metrics.violation('hash_kv');
-        logger.error('members disagree on their data (HashKV)', { detail: hashKv.detail });
+      if (spec.checks.hashKV) {
+        hashKv = await executor.hashKvCheck();
+        if (!hashKv.equal) {
+          metrics.violation('hash_kv');
+          logger.error('members disagree on their data (HashKV)', { detail: hashKv.detail });
+        }
       }
       executor.close();
     }

@@ -4,12 +4,14 @@
  * wrong types and out-of-range values are rejected, and every problem found is reported at once as
  * `FILE:LINE:COLUMN: PATH: problem` so a user can fix a manifest in one pass instead of one error per run.
  */
+import { Cron } from 'croner';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node, YAMLError, YAMLMap } from 'yaml';
 import { parseDuration } from '../duration.ts';
 import { faultNames, targetRules } from '../domain/faults.ts';
 import type { FaultChoice, FaultName, FaultsSpec, TargetRule } from '../domain/faults.ts';
 import type { ClusterMode } from '../domain/history.ts';
+import { scheduleKinds } from '../domain/run-resource.ts';
 import {
   etcdOperationKinds,
   kubernetesOperationKinds,
@@ -22,11 +24,12 @@ import type {
   ProfileName,
   RobustnessRun,
   RobustnessRunSpec,
+  ScheduleSpec,
   SelfTestSpec,
   TrafficSpec,
   WatchSpec,
 } from '../domain/run-spec.ts';
-import { checkFaultParam, defaultFaultChoices, faultDefinition, isFaultName, validateFaultParams } from '../faults/catalog.ts';
+import { checkFaultParam, defaultFaultChoices, faultCatalog, faultDefinition, isFaultName, validateFaultParams } from '../faults/catalog.ts';
 
 export interface ManifestIssue {
   file: string | undefined;
@@ -312,12 +315,15 @@ function durationRule(min: number, max = Number.MAX_SAFE_INTEGER, bounds?: strin
   return (value) => {
     // A bare number has no unit; guessing seconds or milliseconds would silently be wrong for someone.
     if (typeof value !== 'string') return expected(`a duration string such as "30s"`, value, typeof value === 'number' ? ` (write e.g. "${value}s")` : '');
-    let ms: number;
+    let parsed: number;
     try {
-      ms = parseDuration(value);
+      parsed = parseDuration(value);
     } catch {
       return expected('a duration such as 500ms, 30s, 2m or 1h30m', value);
     }
+    // Decimal fractions are not exact in binary ("0.007s" is 7.000000000000001 ms): within a nanosecond of a
+    // whole millisecond is that millisecond, as for Kubernetes (whose durations count nanoseconds).
+    const ms = Math.abs(parsed - Math.round(parsed)) < 1e-6 ? Math.round(parsed) : parsed;
     if (!Number.isSafeInteger(ms)) return expected('a whole number of milliseconds', value);
     return ms >= min && ms <= max ? ms : expected(`a duration ${range}`, value);
   };
@@ -344,34 +350,49 @@ function field<T>(ctx: Context, s: Section, name: string, rule: Rule<T>): T | un
 // ---------------------------------------------------------------------------------------------------
 // The manifest, section by section
 
-const rootFields = ['apiVersion', 'kind', 'metadata', 'spec'] as const;
-const metadataFields = ['name', 'namespace', 'labels', 'annotations'] as const;
-const specFields = [
-  'clusterRef',
-  'duration',
-  'timeout',
-  'mode',
-  'prefix',
-  'seed',
-  'traffic',
-  'watch',
-  'checks',
-  'abortOnViolation',
-  'selfTest',
-  'faults',
-] as const;
-const reservedSpecFields = ['schedule'] as const;
-const trafficFields = [
-  'profile',
-  'weights',
-  'keys',
-  'valueSize',
-  'qps',
-  'clients',
-  'requestTimeout',
-  'compaction',
-  'defragment',
-] as const;
+/**
+ * Every field of a RobustnessRun manifest, by the dotted path of the mapping that holds it (`[]` marks the
+ * items of a list). The parser allows exactly these (weights narrow to the profile's operation kinds, and
+ * params to the fault's parameters), and test/unit/crd-drift.test.ts checks that the RobustnessRun CRD's
+ * schema has the same fields, so a field added here and not to src/controller/api/schema.ts (or the other
+ * way round) fails a test.
+ */
+export const manifestFields = {
+  '': ['apiVersion', 'kind', 'metadata', 'spec'],
+  metadata: ['name', 'namespace', 'labels', 'annotations'],
+  spec: [
+    'clusterRef',
+    'schedule',
+    'duration',
+    'timeout',
+    'mode',
+    'prefix',
+    'seed',
+    'traffic',
+    'watch',
+    'checks',
+    'abortOnViolation',
+    'selfTest',
+    'faults',
+  ],
+  'spec.clusterRef': ['name', 'namespace'],
+  'spec.schedule': ['kind', 'cron', 'window', 'historyLimit', 'suspend'],
+  'spec.traffic': ['profile', 'weights', 'keys', 'valueSize', 'qps', 'clients', 'requestTimeout', 'compaction', 'defragment'],
+  'spec.traffic.weights': [...new Set([...etcdOperationKinds, ...kubernetesOperationKinds])],
+  'spec.traffic.qps': ['target', 'burst', 'min'],
+  'spec.traffic.clients': ['perMember', 'spread'],
+  'spec.traffic.compaction': ['enabled', 'interval', 'allowShared'],
+  'spec.traffic.defragment': ['enabled', 'interval', 'allowShared'],
+  'spec.watch': ['enabled', 'progressNotify', 'progressInterval', 'perMember'],
+  'spec.checks': ['linearizability', 'watch', 'hashKV'],
+  'spec.selfTest': ['staleReads'],
+  'spec.selfTest.staleReads': ['member'],
+  'spec.faults': ['enabled', 'allowShared', 'maxConcurrentFaults', 'interval', 'duration', 'recoveryTimeout', 'choices'],
+  'spec.faults.interval': ['min', 'max'],
+  'spec.faults.duration': ['min', 'max'],
+  'spec.faults.choices[]': ['fault', 'weight', 'target', 'member', 'params'],
+  'spec.faults.choices[].params': [...new Set(faultCatalog.flatMap((definition) => Object.keys(definition.params)))].sort(),
+} as const satisfies Record<string, readonly string[]>;
 
 function readMetadata(ctx: Context, s: Section): RobustnessRun['metadata'] {
   // The empty name never escapes: a missing or invalid name is an issue, so parsing throws.
@@ -386,11 +407,104 @@ function readMetadata(ctx: Context, s: Section): RobustnessRun['metadata'] {
 }
 
 function readClusterRef(ctx: Context, spec: Section): RobustnessRunSpec['clusterRef'] {
-  const s = child(ctx, spec, 'clusterRef', { allowed: ['name', 'namespace'] });
+  const s = child(ctx, spec, 'clusterRef', { allowed: manifestFields['spec.clusterRef'] });
   if (!s.present) return undefined;
   const name = readRequired(ctx, s, 'name', nameRule) ?? '';
   const namespace = field(ctx, s, 'namespace', namespaceRule);
   return namespace === undefined ? { name } : { name, namespace };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// spec.schedule
+
+/**
+ * The five fields of a cron expression: the values each allows (a regular expression valid in both
+ * JavaScript and Go's RE2, as the CRD's pattern is checked by the API server) and the largest step.
+ * What croner accepts beyond this (`?`, `L`, `W`, `#`, seconds, `@daily`) is refused, so the file form and
+ * the CRD accept the same expressions.
+ */
+const cronFields = [
+  { name: 'minute', values: '[0-5]?[0-9]', steps: '[1-9]|[1-5][0-9]|60', allowed: '0-59' },
+  { name: 'hour', values: '[01]?[0-9]|2[0-3]', steps: '[1-9]|1[0-9]|2[0-4]', allowed: '0-23' },
+  { name: 'day of month', values: '0?[1-9]|[12][0-9]|3[01]', steps: '[1-9]|[12][0-9]|3[01]', allowed: '1-31' },
+  {
+    name: 'month',
+    values: '0?[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec',
+    steps: '[1-9]|1[0-2]',
+    allowed: '1-12 or JAN-DEC',
+  },
+  {
+    name: 'day of week',
+    values: '[0-7]|SUN|MON|TUE|WED|THU|FRI|SAT|sun|mon|tue|wed|thu|fri|sat',
+    steps: '[1-7]',
+    allowed: '0-7 (0 and 7 are Sunday) or SUN-SAT',
+  },
+] as const;
+
+/** One field: a list of `*`, `*\/step`, `value`, `value-value` or `value-value/step`. */
+function cronFieldPattern(values: string, steps: string): string {
+  const value = `(${values})`;
+  const step = `(/(${steps}))?`;
+  const item = `(\\*${step}|${value}(-${value}${step})?)`;
+  return `${item}(,${item})*`;
+}
+
+/** The pattern of spec.schedule.cron, in the CRD and here: five fields separated by spaces. */
+export const cronPattern = `^${cronFields.map((f) => cronFieldPattern(f.values, f.steps)).join(' +')}$`;
+
+const cronFieldRegExps = cronFields.map((f) => new RegExp(`^${cronFieldPattern(f.values, f.steps)}$`));
+const cronExample = 'such as "0 3 * * *" (minute hour day-of-month month day-of-week, UTC)';
+
+const cronRule: Rule<string> = (value) => {
+  if (typeof value !== 'string') return expected(`a five-field cron expression ${cronExample}`, value);
+  const parts = value.split(/ +/);
+  if (parts.length !== 5) return expected(`a cron expression of five fields ${cronExample}`, value);
+  for (const [i, part] of parts.entries()) {
+    const spec = cronFields[i]!;
+    if (!cronFieldRegExps[i]!.test(part)) {
+      return new Reject(
+        `the ${spec.name} field of ${describe(value)} must be *, a value (${spec.allowed}), a range (a-b), a list (a,b) or a step (*/n, a-b/n), got ${describe(part)}`,
+      );
+    }
+  }
+  let next: Date | null;
+  try {
+    next = new Cron(value, { paused: true, timezone: 'UTC' }).nextRun();
+  } catch (error) {
+    return new Reject(`${describe(value)} is not a valid cron expression: ${(error as Error).message.replace(/^CronPattern: /, '')}`);
+  }
+  if (next === null) return new Reject(`${describe(value)} never fires (no date matches it)`);
+  return value;
+};
+
+function readSchedule(ctx: Context, spec: Section): ScheduleSpec {
+  const s = child(ctx, spec, 'schedule', { allowed: manifestFields['spec.schedule'] });
+  const kindEntry = s.entries.get('kind');
+  const givenKind = field(ctx, s, 'kind', oneOf(scheduleKinds));
+  const kind = givenKind ?? 'once';
+  const cron = field(ctx, s, 'cron', cronRule);
+  const windowMs = field(ctx, s, 'window', durationRule(1));
+  // A kind that was itself invalid says nothing about which of cron and window belong.
+  if (givenKind !== undefined || isAbsent(ctx, kindEntry)) {
+    for (const [name, owner, what] of [
+      ['cron', 'cron', 'a five-field cron expression such as "0 3 * * *"'],
+      ['window', 'continuous', 'the duration of each run, such as "10m"'],
+    ] as const) {
+      const entry = s.entries.get(name);
+      if (kind === owner && isAbsent(ctx, entry)) {
+        report(ctx, kindEntry?.value ?? s.at, join(s.path, name), `is required with kind: ${owner} (${what})`);
+      } else if (kind !== owner && !isAbsent(ctx, entry)) {
+        report(ctx, entry?.key, join(s.path, name), `only allowed with kind: ${owner} (this schedule is ${kind})`);
+      }
+    }
+  }
+  return {
+    kind,
+    ...(cron === undefined || kind !== 'cron' ? {} : { cron }),
+    ...(windowMs === undefined || kind !== 'continuous' ? {} : { windowMs }),
+    historyLimit: field(ctx, s, 'historyLimit', integerIn(1, 100)) ?? 10,
+    suspend: field(ctx, s, 'suspend', booleanRule) ?? false,
+  };
 }
 
 const prefixRule = stringRule('a key prefix that starts and ends with "/" and is not "/" alone', (s) => s.length > 1 && s.startsWith('/') && s.endsWith('/'));
@@ -431,7 +545,7 @@ function readWeights(ctx: Context, traffic: Section, profile: ProfileName | unde
 }
 
 function readQps(ctx: Context, traffic: Section, mode: ClusterMode): TrafficSpec['qps'] {
-  const s = child(ctx, traffic, 'qps', { allowed: ['target', 'burst', 'min'] });
+  const s = child(ctx, traffic, 'qps', { allowed: manifestFields['spec.traffic.qps'] });
   const given = field(ctx, s, 'target', numberRule('a positive number', (n) => n > 0));
   // Probing a production cluster must be gentle unless the user asks for more.
   const target = given ?? (mode === 'exclusive' ? 200 : 10);
@@ -445,7 +559,7 @@ function readQps(ctx: Context, traffic: Section, mode: ClusterMode): TrafficSpec
 }
 
 function readClients(ctx: Context, traffic: Section): TrafficSpec['clients'] {
-  const s = child(ctx, traffic, 'clients', { allowed: ['perMember', 'spread'] });
+  const s = child(ctx, traffic, 'clients', { allowed: manifestFields['spec.traffic.clients'] });
   const perMember = field(ctx, s, 'perMember', integerIn(0, 64));
   const spread = field(ctx, s, 'spread', integerIn(0, 64));
   const valid = (name: string, value: number | undefined): boolean => value !== undefined || isAbsent(ctx, s.entries.get(name));
@@ -463,8 +577,14 @@ interface MaintenanceDefaults {
   sharedRisk: string;
 }
 
-function readMaintenance(ctx: Context, traffic: Section, name: string, mode: ClusterMode, defaults: MaintenanceDefaults): TrafficSpec['compaction'] {
-  const s = child(ctx, traffic, name, { allowed: ['enabled', 'interval', 'allowShared'] });
+function readMaintenance(
+  ctx: Context,
+  traffic: Section,
+  name: 'compaction' | 'defragment',
+  mode: ClusterMode,
+  defaults: MaintenanceDefaults,
+): TrafficSpec['compaction'] {
+  const s = child(ctx, traffic, name, { allowed: manifestFields[`spec.traffic.${name}`] });
   const enabled = field(ctx, s, 'enabled', booleanRule);
   const intervalMs = field(ctx, s, 'interval', durationRule(100)) ?? defaults.intervalMs;
   const allowShared = field(ctx, s, 'allowShared', booleanRule) ?? false;
@@ -478,7 +598,7 @@ function readMaintenance(ctx: Context, traffic: Section, name: string, mode: Clu
 }
 
 function readTraffic(ctx: Context, spec: Section, mode: ClusterMode): TrafficSpec {
-  const s = child(ctx, spec, 'traffic', { allowed: trafficFields });
+  const s = child(ctx, spec, 'traffic', { allowed: manifestFields['spec.traffic'] });
   const profileEntry = s.entries.get('profile');
   const givenProfile = field(ctx, s, 'profile', oneOf(profileNames));
   const profileValid = givenProfile !== undefined || isAbsent(ctx, profileEntry);
@@ -505,7 +625,7 @@ function readTraffic(ctx: Context, spec: Section, mode: ClusterMode): TrafficSpe
 }
 
 function readWatch(ctx: Context, spec: Section): WatchSpec {
-  const s = child(ctx, spec, 'watch', { allowed: ['enabled', 'progressNotify', 'progressInterval', 'perMember'] });
+  const s = child(ctx, spec, 'watch', { allowed: manifestFields['spec.watch'] });
   return {
     enabled: field(ctx, s, 'enabled', booleanRule) ?? true,
     progressNotify: field(ctx, s, 'progressNotify', booleanRule) ?? true,
@@ -515,17 +635,17 @@ function readWatch(ctx: Context, spec: Section): WatchSpec {
 }
 
 function readChecks(ctx: Context, spec: Section): ChecksSpec {
-  const s = child(ctx, spec, 'checks', { allowed: ['linearizability', 'watch'] });
+  const s = child(ctx, spec, 'checks', { allowed: manifestFields['spec.checks'] });
   const linearizability = field(ctx, s, 'linearizability', booleanRule);
   const watch = field(ctx, s, 'watch', booleanRule);
   if (linearizability === false && watch === false) {
     report(ctx, s.at, s.path, 'at least one of linearizability and watch must be true: a run that checks nothing proves nothing');
   }
-  return { linearizability: linearizability ?? true, watch: watch ?? true };
+  return { linearizability: linearizability ?? true, watch: watch ?? true, hashKV: field(ctx, s, 'hashKV', booleanRule) ?? true };
 }
 
 function readSelfTest(ctx: Context, spec: Section): SelfTestSpec | undefined {
-  const s = child(ctx, spec, 'selfTest', { allowed: ['staleReads'] });
+  const s = child(ctx, spec, 'selfTest', { allowed: manifestFields['spec.selfTest'] });
   const entry = s.entries.get('staleReads');
   if (entry === undefined) return undefined;
   // `staleReads:` alone reads as null, which would silently mean "off" to Kubernetes.
@@ -533,7 +653,7 @@ function readSelfTest(ctx: Context, spec: Section): SelfTestSpec | undefined {
     report(ctx, entry.key, entry.path, 'write staleReads: {} to enable the stale-reads self-test (an empty value means unset)');
     return undefined;
   }
-  const stale = section(ctx, entry, entry.path, s.at, { allowed: ['member'] });
+  const stale = section(ctx, entry, entry.path, s.at, { allowed: manifestFields['spec.selfTest.staleReads'] });
   if (!stale.present) return undefined;
   const member = field(ctx, stale, 'member', stringRule('a member name', (m) => m !== ''));
   return { staleReads: member === undefined ? {} : { member } };
@@ -541,9 +661,6 @@ function readSelfTest(ctx: Context, spec: Section): SelfTestSpec | undefined {
 
 // ---------------------------------------------------------------------------------------------------
 // spec.faults
-
-const faultsFields = ['enabled', 'allowShared', 'maxConcurrentFaults', 'interval', 'duration', 'recoveryTimeout', 'choices'] as const;
-const choiceFields = ['fault', 'weight', 'target', 'member', 'params'] as const;
 
 /** Defaults of `faults: {}` (and of the fields a faults section leaves out). */
 export const faultDefaults = {
@@ -595,7 +712,7 @@ function targetRule(fault: FaultName | undefined): Rule<TargetRule> {
  * `interval` and `duration`: a mapping `{min, max}` (either may be left out) or one duration for both.
  * A bound left out keeps its default unless that would put min above max.
  */
-function readRange(ctx: Context, parent: Section, name: string, defaults: { min: number; max: number }): { min: number; max: number } {
+function readRange(ctx: Context, parent: Section, name: 'interval' | 'duration', defaults: { min: number; max: number }): { min: number; max: number } {
   const entry = parent.entries.get(name);
   const path = join(parent.path, name);
   const rule = durationRule(100, 3_600_000);
@@ -609,7 +726,7 @@ function readRange(ctx: Context, parent: Section, name: string, defaults: { min:
     const both = read(ctx, entry, rule);
     return both === undefined ? { ...defaults } : { min: both, max: both };
   }
-  const s = section(ctx, entry, path, parent.at, { allowed: ['min', 'max'] });
+  const s = section(ctx, entry, path, parent.at, { allowed: manifestFields[`spec.faults.${name}`] });
   const min = field(ctx, s, 'min', rule);
   const max = field(ctx, s, 'max', rule);
   if (min !== undefined && max !== undefined && min > max) {
@@ -676,7 +793,7 @@ function readChoices(ctx: Context, faults: Section): FaultChoice[] {
     const node = resolve(ctx, item);
     let choice: FaultChoice | undefined;
     if (isMap(node)) {
-      choice = readChoice(ctx, { path, at: item ?? node, present: true, entries: collectEntries(ctx, node, path, { allowed: choiceFields }) });
+      choice = readChoice(ctx, { path, at: item ?? node, present: true, entries: collectEntries(ctx, node, path, { allowed: manifestFields['spec.faults.choices[]'] }) });
     } else if (isScalar(node) && typeof node.value === 'string') {
       // `- kill` is short for `- fault: kill`.
       choice = readChoice(ctx, { path, at: item ?? node, present: true, entries: new Map([['fault', { path: join(path, 'fault'), key: undefined, value: item }]]) });
@@ -696,7 +813,7 @@ function readFaults(ctx: Context, spec: Section, mode: ClusterMode): FaultsSpec 
     report(ctx, entry.key, entry.path, 'write faults: {} for the default faults, or leave faults out for none (an empty value means unset)');
     return undefined;
   }
-  const s = section(ctx, entry, entry.path, spec.at, { allowed: faultsFields });
+  const s = section(ctx, entry, entry.path, spec.at, { allowed: manifestFields['spec.faults'] });
   if (!s.present) return undefined;
   const enabled = field(ctx, s, 'enabled', booleanRule) ?? true;
   const allowShared = field(ctx, s, 'allowShared', booleanRule) ?? false;
@@ -718,6 +835,7 @@ function randomSeed(): number {
 
 function readSpec(ctx: Context, s: Section, defaultMode: ClusterMode): RobustnessRunSpec {
   const clusterRef = readClusterRef(ctx, s);
+  const schedule = readSchedule(ctx, s);
   const givenDuration = field(ctx, s, 'duration', durationRule(1));
   const durationValid = givenDuration !== undefined || isAbsent(ctx, s.entries.get('duration'));
   const durationMs = givenDuration ?? 60_000;
@@ -734,6 +852,7 @@ function readSpec(ctx: Context, s: Section, defaultMode: ClusterMode): Robustnes
   const faults = readFaults(ctx, s, mode);
   return {
     ...(clusterRef === undefined ? {} : { clusterRef }),
+    schedule,
     durationMs,
     timeoutMs,
     mode,
@@ -755,11 +874,11 @@ function readRoot(ctx: Context, root: Node | null, defaultMode: ClusterMode): Ro
     report(ctx, root ?? undefined, '', `a RobustnessRun manifest must be a mapping with apiVersion, kind, metadata and spec, got ${found}`);
     return undefined;
   }
-  const rootSection: Section = { path: '', at: root ?? undefined, present: true, entries: collectEntries(ctx, map, '', { allowed: rootFields }) };
+  const rootSection: Section = { path: '', at: root ?? undefined, present: true, entries: collectEntries(ctx, map, '', { allowed: manifestFields[''] }) };
   readRequired(ctx, rootSection, 'apiVersion', stringRule(`"${robustnessApiVersion}"`, (v) => v === robustnessApiVersion));
   readRequired(ctx, rootSection, 'kind', stringRule('"RobustnessRun"', (v) => v === 'RobustnessRun'));
-  const metadata = readMetadata(ctx, requireSection(ctx, rootSection, 'metadata', { allowed: metadataFields }));
-  const spec = readSpec(ctx, requireSection(ctx, rootSection, 'spec', { allowed: specFields, reserved: reservedSpecFields }), defaultMode);
+  const metadata = readMetadata(ctx, requireSection(ctx, rootSection, 'metadata', { allowed: manifestFields.metadata }));
+  const spec = readSpec(ctx, requireSection(ctx, rootSection, 'spec', { allowed: manifestFields.spec }), defaultMode);
   return { apiVersion: robustnessApiVersion, kind: 'RobustnessRun', metadata, spec };
 }
 

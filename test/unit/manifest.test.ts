@@ -48,6 +48,11 @@ spec:
   clusterRef:
     name: main
     namespace: kube-system
+  schedule:
+    kind: cron
+    cron: "30 2 * * MON-FRI"
+    historyLimit: 5
+    suspend: true
   duration: 1m30s
   timeout: 20m
   mode: shared
@@ -84,6 +89,7 @@ spec:
   checks:
     linearizability: true
     watch: false
+    hashKV: false
   abortOnViolation: true
   selfTest:
     staleReads:
@@ -109,6 +115,7 @@ spec:
 
 const fullSpec: RobustnessRunSpec = {
   clusterRef: { name: 'main', namespace: 'kube-system' },
+  schedule: { kind: 'cron', cron: '30 2 * * MON-FRI', historyLimit: 5, suspend: true },
   durationMs: 90_000,
   timeoutMs: 1_200_000,
   mode: 'shared',
@@ -126,7 +133,7 @@ const fullSpec: RobustnessRunSpec = {
     defragment: { enabled: false, intervalMs: 300_000, allowShared: true },
   },
   watch: { enabled: true, progressNotify: false, progressIntervalMs: 250, perMember: false },
-  checks: { linearizability: true, watch: false },
+  checks: { linearizability: true, watch: false, hashKV: false },
   abortOnViolation: true,
   selfTest: { staleReads: { member: 'etcd-2' } },
   faults: {
@@ -156,6 +163,7 @@ describe('parseRobustnessRun: valid manifests', () => {
     const { seed, ...spec } = parse(withSpec('  {}\n')).spec;
     assert.ok(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 31);
     assert.deepEqual(spec, {
+      schedule: { kind: 'once', historyLimit: 10, suspend: false },
       durationMs: 60_000,
       timeoutMs: 360_000,
       mode: 'exclusive',
@@ -171,7 +179,7 @@ describe('parseRobustnessRun: valid manifests', () => {
         defragment: { enabled: false, intervalMs: 30_000, allowShared: false },
       },
       watch: { enabled: true, progressNotify: true, progressIntervalMs: 1000, perMember: true },
-      checks: { linearizability: true, watch: true },
+      checks: { linearizability: true, watch: true, hashKV: true },
       abortOnViolation: false,
     });
   });
@@ -400,9 +408,61 @@ describe('parseRobustnessRun: errors name the line, column and field', () => {
     assert.equal(parse(withSpec(consent)).spec.traffic.defragment.enabled, true);
   });
 
-  test('reserved fields say they are not supported yet', () => {
-    const error = failure(withSpec('  seed: 1\n  schedule: "@daily"\n'));
-    assert.deepEqual(error.message.split('\n'), ['run.yaml:7:3: spec.schedule: not supported by this version yet']);
+  test('schedule: a mapping; cron with kind cron only, window with kind continuous only', () => {
+    assert.deepEqual(where(withSpec('  seed: 1\n  schedule: "@daily"\n')), ['7:13 spec.schedule']);
+    assert.deepEqual(where(withSpec('  schedule:\n    kind: cron\n')), ['7:11 spec.schedule.cron']);
+    assert.equal(
+      failure(withSpec('  schedule:\n    kind: cron\n')).problem,
+      'is required with kind: cron (a five-field cron expression such as "0 3 * * *")',
+    );
+    assert.deepEqual(where(withSpec('  schedule:\n    kind: continuous\n')), ['7:11 spec.schedule.window']);
+    assert.deepEqual(where(withSpec('  schedule:\n    cron: "0 3 * * *"\n    window: 10m\n')), [
+      '7:5 spec.schedule.cron',
+      '8:5 spec.schedule.window',
+    ]);
+    assert.equal(failure(withSpec('  schedule:\n    window: 10m\n')).problem, 'only allowed with kind: continuous (this schedule is once)');
+    // An invalid kind says nothing about cron and window: only the kind is reported.
+    assert.deepEqual(where(withSpec('  schedule:\n    kind: daily\n    cron: "0 3 * * *"\n')), ['7:11 spec.schedule.kind']);
+    assert.deepEqual(where(withSpec('  schedule:\n    historyLimit: 0\n    suspend: "yes"\n')), [
+      '7:19 spec.schedule.historyLimit',
+      '8:14 spec.schedule.suspend',
+    ]);
+    assert.deepEqual(parse(withSpec('  schedule:\n    kind: continuous\n    window: 10m\n')).spec.schedule, {
+      kind: 'continuous',
+      windowMs: 600_000,
+      historyLimit: 10,
+      suspend: false,
+    });
+  });
+
+  test('schedule.cron: five fields in range, checked by croner; each problem says which field', () => {
+    const cron = (expression: string): string => failure(withSpec(`  schedule:\n    kind: cron\n    cron: ${JSON.stringify(expression)}\n`)).problem;
+    assert.equal(cron('not a cron'), 'must be a cron expression of five fields such as "0 3 * * *" (minute hour day-of-month month day-of-week, UTC), got "not a cron"');
+    assert.match(cron('* * * * * *'), /^must be a cron expression of five fields/);
+    assert.match(cron('@daily'), /^must be a cron expression of five fields/);
+    assert.match(cron('61 * * * *'), /^the minute field of "61 \* \* \* \*" must be \*, a value \(0-59\)/);
+    assert.match(cron('0 24 * * *'), /^the hour field/);
+    assert.match(cron('0 0 0 * *'), /^the day of month field/);
+    assert.match(cron('0 0 * 13 *'), /^the month field/);
+    assert.match(cron('0 0 * * 8'), /^the day of week field/);
+    assert.match(cron('*/0 * * * *'), /^the minute field/);
+    assert.match(cron('*/61 * * * *'), /^the minute field/);
+    assert.match(cron('5/10 * * * *'), /^the minute field/);
+    assert.match(cron('0 0 L * *'), /^the day of month field/);
+    assert.match(cron(' 0 0 * * *'), /^must be a cron expression of five fields/);
+    // What the pattern lets through and croner refuses, or what never fires.
+    assert.equal(cron('5-1 * * * *'), `"5-1 * * * *" is not a valid cron expression: From value is larger than to value: '5-1'`);
+    assert.equal(cron('0 0 30 2 *'), '"0 0 30 2 *" never fires (no date matches it)');
+    assert.equal(failure(withSpec('  schedule:\n    kind: cron\n    cron: 5\n')).problem, 'must be a five-field cron expression such as "0 3 * * *" (minute hour day-of-month month day-of-week, UTC), got 5');
+    for (const valid of ['0 3 * * *', '*/15 * * * *', '0 0-23/2 1,15 JAN-MAR mon-fri', '0  0 * * 7', '59 23 31 12 SUN', '0 */24 */31 */12 */7']) {
+      assert.equal(parse(withSpec(`  schedule:\n    kind: cron\n    cron: "${valid}"\n`)).spec.schedule.cron, valid);
+    }
+  });
+
+  test('checks.hashKV defaults to true and can be turned off', () => {
+    assert.equal(parse(withSpec('  checks:\n    hashKV: false\n')).spec.checks.hashKV, false);
+    assert.deepEqual(where(withSpec('  checks:\n    hashKv: false\n')), ['7:5 spec.checks.hashKv']);
+    assert.equal(failure(withSpec('  checks:\n    hashKv: false\n')).problem, 'unknown field, did you mean "hashKV"?');
   });
 
   test('cross-field rules: no clients, nothing checked, an empty staleReads', () => {
@@ -592,9 +652,10 @@ describe('parseRobustnessRun: properties', () => {
     'defragment', 'target', 'burst', 'min', 'perMember', 'spread', 'enabled', 'interval', 'allowShared', 'staleReads',
     'member', 'name', 'namespace', 'put', 'create', 'linearizability', 'progressInterval', 'faults',
     'maxConcurrentFaults', 'recoveryTimeout', 'choices', 'fault', 'weight', 'params', 'delayMs', 'percent', 'max',
+    'schedule', 'kind', 'cron', 'window', 'historyLimit', 'suspend', 'hashKV',
   ];
   const scalar = fc.oneof(
-    fc.constantFrom('30s', '1m', '0s', '-1s', 'etcd', 'kubernetes', 'shared', 'exclusive', '/p/', '/', '', '10', 'kill', 'delay', 'member', 'leader'),
+    fc.constantFrom('30s', '1m', '0s', '-1s', 'etcd', 'kubernetes', 'shared', 'exclusive', '/p/', '/', '', '10', 'kill', 'delay', 'member', 'leader', 'cron', 'continuous', '0 3 * * *', '61 * * * *'),
     fc.integer({ min: -10, max: 300_000 }),
     fc.double(),
     fc.boolean(),
