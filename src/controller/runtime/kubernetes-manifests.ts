@@ -1,0 +1,421 @@
+/**
+ * The Kubernetes objects of the `kubernetes` member placement (src/controller/runtime/kubernetes.ts),
+ * built as plain data from an EtcdCluster: one Pod and one PVC per member (the operator controls
+ * membership, so no StatefulSet), a headless Service for the peers' DNS names, a client Service, a
+ * PodDisruptionBudget that keeps quorum, and the fault agents' token Secret.
+ *
+ * Ports inside a member's Pod (the Pod has one network namespace, so no two may clash):
+ *
+ *   | port | who listens                  | on        | what                                             |
+ *   | ---- | ---------------------------- | --------- | ------------------------------------------------ |
+ *   | 2379 | etcd                         | 0.0.0.0   | client API (the advertised client URL)           |
+ *   | 2380 | etcd, or the agent's proxy   | 0.0.0.0   | the advertised peer URL                          |
+ *   | 2381 | etcd                         | 0.0.0.0   | metrics, /health, /livez, /readyz (plain HTTP,   |
+ *   |      |                              |           | also with TLS: the kubelet's probes use it)      |
+ *   | 2382 | etcd (gofail)                | 127.0.0.1 | failpoints, only for the agent (failpoint images)|
+ *   | 2383 | etcd                         | 127.0.0.1 | peer listener behind the agent's proxy           |
+ *   | 9095 | agent                        | 0.0.0.0   | fault agent API (bearer token)                   |
+ *
+ * Without the agent etcd listens for peers on 2380 itself. With it, every peer connection goes through
+ * the proxy (etcd's own peer listener is on loopback only, so no peer can go around it).
+ */
+import type {
+  V1Container,
+  V1OwnerReference,
+  V1PersistentVolumeClaim,
+  V1Pod,
+  V1PodDisruptionBudget,
+  V1Probe,
+  V1Secret,
+  V1Service,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import { etcdClusterKind, robustnessApiVersion, type EtcdCluster, type MemberLaunch } from '../../domain/index.ts';
+
+export const memberPorts = {
+  client: 2379,
+  peer: 2380,
+  metrics: 2381,
+  gofail: 2382,
+  /** etcd's own peer listener when the agent's peer proxy holds the peer port. */
+  peerBehindProxy: 2383,
+  agent: 9095,
+} as const;
+
+export const labelKeys = {
+  name: 'app.kubernetes.io/name',
+  instance: 'app.kubernetes.io/instance',
+  managedBy: 'app.kubernetes.io/managed-by',
+  cluster: 'etcd.robustness.io/cluster',
+  member: 'etcd.robustness.io/member',
+} as const;
+export const managedBy = 'etcd-robustness-operator';
+/** On the Pod and the PVC: the member's MemberLaunch as JSON, so the Pod can be recreated from the PVC. */
+export const launchAnnotation = 'etcd.robustness.io/launch';
+/** The key of the agent token in the `<cluster>-agent-token` Secret. */
+export const agentTokenKey = 'token';
+
+/** Where things are inside the containers. */
+export const memberPaths = {
+  dataVolume: '/var/lib/etcd',
+  dataDir: '/var/lib/etcd/data',
+  clientTls: '/etc/etcd/tls/client',
+  peerTls: '/etc/etcd/tls/peer',
+  agentToken: '/etc/etcd-robustness/agent',
+} as const;
+
+export const defaultClusterDomain = 'cluster.local';
+/** How long etcd has to stop on a graceful delete (the Pod's terminationGracePeriodSeconds). */
+export const memberGracePeriodSeconds = 30;
+
+export const peerServiceName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-peers`;
+export const clientServiceName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-client`;
+export const disruptionBudgetName = (cluster: EtcdCluster): string => cluster.metadata.name;
+export const agentSecretName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-agent-token`;
+export const dataClaimName = (member: string): string => `${member}-data`;
+export const clusterNamespace = (cluster: EtcdCluster): string => cluster.metadata.namespace ?? 'default';
+
+/** The labels on every object of the cluster. */
+export function clusterLabels(cluster: EtcdCluster): Record<string, string> {
+  return {
+    [labelKeys.name]: 'etcd',
+    [labelKeys.instance]: cluster.metadata.name,
+    [labelKeys.managedBy]: managedBy,
+    [labelKeys.cluster]: cluster.metadata.name,
+  };
+}
+
+export function memberLabels(cluster: EtcdCluster, member: string): Record<string, string> {
+  return { ...clusterLabels(cluster), [labelKeys.member]: member };
+}
+
+/** What selects the cluster's member Pods (Services, the PDB). */
+export function memberSelector(cluster: EtcdCluster): Record<string, string> {
+  return { [labelKeys.name]: 'etcd', [labelKeys.cluster]: cluster.metadata.name };
+}
+
+/** The label selector (list calls) for every object this placement made for the cluster. */
+export function clusterLabelSelector(cluster: EtcdCluster): string {
+  return `${labelKeys.cluster}=${cluster.metadata.name},${labelKeys.managedBy}=${managedBy}`;
+}
+
+export function ownerReferences(cluster: EtcdCluster): V1OwnerReference[] {
+  const uid = cluster.metadata.uid;
+  if (uid === undefined || uid === '') throw new Error(`EtcdCluster ${cluster.metadata.name} has no metadata.uid`);
+  return [{ apiVersion: robustnessApiVersion, kind: etcdClusterKind, name: cluster.metadata.name, uid, controller: true, blockOwnerDeletion: true }];
+}
+
+/** A majority of the cluster's voting members. */
+export const quorum = (replicas: number): number => Math.floor(replicas / 2) + 1;
+
+export interface MemberAddresses {
+  clientUrl: string;
+  peerUrl: string;
+  /** The member's stable DNS name (the Pod's hostname in the headless Service's subdomain). */
+  host: string;
+}
+
+export function memberAddresses(cluster: EtcdCluster, member: string, clusterDomain: string): MemberAddresses {
+  const host = `${member}.${peerServiceName(cluster)}.${clusterNamespace(cluster)}.svc.${clusterDomain}`;
+  const clientScheme = cluster.spec.tls?.client ? 'https' : 'http';
+  const peerScheme = cluster.spec.tls?.peer ? 'https' : 'http';
+  return { host, clientUrl: `${clientScheme}://${host}:${memberPorts.client}`, peerUrl: `${peerScheme}://${host}:${memberPorts.peer}` };
+}
+
+export const agentUrlOf = (host: string): string => `http://${host}:${memberPorts.agent}`;
+
+/** `repository:tag`; the gofail build is `<repository>-failpoints` (see EtcdClusterSpec.image). */
+export function etcdImage(cluster: EtcdCluster): string {
+  const { repository, tag, failpoints } = cluster.spec.image;
+  return `${repository}${failpoints ? '-failpoints' : ''}:${tag ?? `v${cluster.spec.version}`}`;
+}
+
+/** etcd serves /livez and /readyz from 3.5.12 on (3.6 always). */
+export function servesLivez(version: string): boolean {
+  const match = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!match) return true; // a custom tag: assume a current etcd
+  const [major, minor, patch] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  if (major !== 3) return major > 3;
+  return minor > 5 || (minor === 5 && patch >= 12);
+}
+
+// ---- names ----
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export class ManifestNameError extends Error {
+  override name = 'ManifestNameError';
+}
+
+/** Member names become Pod hostnames, cluster names Service names: both must be DNS labels. */
+export function checkNames(cluster: EtcdCluster, member?: string): void {
+  const name = cluster.metadata.name;
+  if (!dnsLabel.test(name) || peerServiceName(cluster).length > 63 || agentSecretName(cluster).length > 253) {
+    throw new ManifestNameError(`cluster name "${name}" must be a DNS label of at most ${63 - '-peers'.length} characters`);
+  }
+  if (member !== undefined && (!dnsLabel.test(member) || member.length > 63)) {
+    throw new ManifestNameError(`member name "${member}" must be a DNS label of at most 63 characters`);
+  }
+}
+
+// ---- cluster objects ----
+
+export function peerService(cluster: EtcdCluster): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: peerServiceName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    spec: {
+      clusterIP: 'None',
+      // Members must find each other by name before they are Ready: a cluster bootstraps that way.
+      publishNotReadyAddresses: true,
+      selector: memberSelector(cluster),
+      ports: [
+        { name: 'client', port: memberPorts.client, targetPort: memberPorts.client, protocol: 'TCP' },
+        { name: 'peer', port: memberPorts.peer, targetPort: memberPorts.peer, protocol: 'TCP' },
+      ],
+    },
+  };
+}
+
+export function clientService(cluster: EtcdCluster): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: clientServiceName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    spec: {
+      type: 'ClusterIP',
+      selector: memberSelector(cluster),
+      ports: [{ name: 'client', port: memberPorts.client, targetPort: 'client', protocol: 'TCP' }],
+    },
+  };
+}
+
+export function disruptionBudget(cluster: EtcdCluster): V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: disruptionBudgetName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    spec: {
+      minAvailable: quorum(cluster.spec.replicas),
+      selector: { matchLabels: memberSelector(cluster) },
+      // A member that is not Ready does not count towards quorum anyway: let a drain evict it.
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    },
+  };
+}
+
+export function agentSecret(cluster: EtcdCluster, token: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: { name: agentSecretName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    data: { [agentTokenKey]: Buffer.from(token, 'utf8').toString('base64') },
+  };
+}
+
+// ---- member objects ----
+
+export function dataClaim(cluster: EtcdCluster, launch: MemberLaunch): V1PersistentVolumeClaim {
+  const claim: V1PersistentVolumeClaim = {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: {
+      name: dataClaimName(launch.name),
+      namespace: clusterNamespace(cluster),
+      labels: memberLabels(cluster, launch.name),
+      annotations: { [launchAnnotation]: JSON.stringify(launch) },
+      ownerReferences: ownerReferences(cluster),
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: cluster.spec.storage.size } },
+    },
+  };
+  if (cluster.spec.storage.storageClassName !== undefined) claim.spec!.storageClassName = cluster.spec.storage.storageClassName;
+  return claim;
+}
+
+function tlsFlags(cluster: EtcdCluster): string[] {
+  const flags: string[] = [];
+  if (cluster.spec.tls?.client) {
+    // Server TLS only: clients need the CA, not a certificate of their own.
+    flags.push(`--cert-file=${memberPaths.clientTls}/tls.crt`, `--key-file=${memberPaths.clientTls}/tls.key`, `--trusted-ca-file=${memberPaths.clientTls}/ca.crt`);
+  }
+  if (cluster.spec.tls?.peer) {
+    flags.push(
+      `--peer-cert-file=${memberPaths.peerTls}/tls.crt`,
+      `--peer-key-file=${memberPaths.peerTls}/tls.key`,
+      `--peer-trusted-ca-file=${memberPaths.peerTls}/ca.crt`,
+      '--peer-client-cert-auth=true',
+    );
+  }
+  return flags;
+}
+
+/** etcd's command line for a member. */
+export function etcdArgs(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain: string): string[] {
+  const addresses = memberAddresses(cluster, launch.name, clusterDomain);
+  const clientScheme = cluster.spec.tls?.client ? 'https' : 'http';
+  const peerScheme = cluster.spec.tls?.peer ? 'https' : 'http';
+  const listenPeer = cluster.spec.agent.enabled ? `${peerScheme}://127.0.0.1:${memberPorts.peerBehindProxy}` : `${peerScheme}://0.0.0.0:${memberPorts.peer}`;
+  return [
+    `--name=${launch.name}`,
+    `--data-dir=${memberPaths.dataDir}`,
+    `--listen-client-urls=${clientScheme}://0.0.0.0:${memberPorts.client}`,
+    `--advertise-client-urls=${addresses.clientUrl}`,
+    `--listen-peer-urls=${listenPeer}`,
+    `--initial-advertise-peer-urls=${addresses.peerUrl}`,
+    `--initial-cluster=${launch.initialCluster}`,
+    `--initial-cluster-state=${launch.initialClusterState}`,
+    `--initial-cluster-token=${cluster.metadata.uid ?? cluster.metadata.name}`,
+    `--listen-metrics-urls=http://0.0.0.0:${memberPorts.metrics}`,
+    ...tlsFlags(cluster),
+  ];
+}
+
+function httpProbe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
+  return { httpGet: { path, port: memberPorts.metrics, scheme: 'HTTP' }, periodSeconds, timeoutSeconds: 5, failureThreshold };
+}
+
+function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain: string): V1Container {
+  const mounts: V1VolumeMount[] = [{ name: 'data', mountPath: memberPaths.dataVolume }];
+  if (cluster.spec.tls?.client) mounts.push({ name: 'client-tls', mountPath: memberPaths.clientTls, readOnly: true });
+  if (cluster.spec.tls?.peer) mounts.push({ name: 'peer-tls', mountPath: memberPaths.peerTls, readOnly: true });
+  const ports = [
+    { name: 'client', containerPort: memberPorts.client, protocol: 'TCP' },
+    ...(cluster.spec.agent.enabled ? [] : [{ name: 'peer', containerPort: memberPorts.peer, protocol: 'TCP' }]),
+    { name: 'metrics', containerPort: memberPorts.metrics, protocol: 'TCP' },
+  ];
+  const container: V1Container = {
+    name: 'etcd',
+    image: etcdImage(cluster),
+    imagePullPolicy: cluster.spec.image.pullPolicy,
+    command: ['etcd'],
+    args: etcdArgs(cluster, launch, clusterDomain),
+    ports,
+    volumeMounts: mounts,
+    // Ready when etcd has a leader and commits (the client Service then sends clients to it).
+    readinessProbe: httpProbe('/health', 5, 3),
+  };
+  if (servesLivez(cluster.spec.version)) {
+    // /livez fails only when etcd itself is stuck. Generous: a paused member (the pause fault) must
+    // outlive a fault of a minute or so without the kubelet restarting it.
+    container.startupProbe = httpProbe('/livez', 10, 30);
+    container.livenessProbe = httpProbe('/livez', 10, 8);
+  }
+  if (cluster.spec.resources) container.resources = { ...cluster.spec.resources };
+  if (cluster.spec.image.failpoints) container.env = [{ name: 'GOFAIL_HTTP', value: `127.0.0.1:${memberPorts.gofail}` }];
+  return container;
+}
+
+/** The fault agent's command line (src/commands/agent.ts). */
+export function agentArgs(cluster: EtcdCluster, member: string): string[] {
+  const args = [
+    'agent',
+    `--member=${member}`,
+    `--data-dir=${memberPaths.dataDir}`,
+    `--listen=0.0.0.0:${memberPorts.agent}`,
+    `--token-file=${memberPaths.agentToken}/${agentTokenKey}`,
+    `--peer-listen=0.0.0.0:${memberPorts.peer}`,
+    `--peer-target=127.0.0.1:${memberPorts.peerBehindProxy}`,
+  ];
+  if (cluster.spec.image.failpoints) args.push(`--gofail-url=http://127.0.0.1:${memberPorts.gofail}`);
+  return args;
+}
+
+function agentContainer(cluster: EtcdCluster, member: string, operatorImage: string): V1Container {
+  return {
+    name: 'agent',
+    image: cluster.spec.agent.image ?? operatorImage,
+    imagePullPolicy: 'IfNotPresent',
+    command: ['etcd-robustness'],
+    args: agentArgs(cluster, member),
+    ports: [
+      { name: 'peer', containerPort: memberPorts.peer, protocol: 'TCP' },
+      { name: 'agent', containerPort: memberPorts.agent, protocol: 'TCP' },
+    ],
+    volumeMounts: [
+      // The data volume: the agent finds etcd by its data dir and puts disk-pressure ballast beside it.
+      { name: 'data', mountPath: memberPaths.dataVolume },
+      { name: 'agent-token', mountPath: memberPaths.agentToken, readOnly: true },
+    ],
+    readinessProbe: { tcpSocket: { port: memberPorts.agent }, periodSeconds: 5, failureThreshold: 3 },
+    securityContext: {
+      // etcd's image runs as root: the agent signals it (kill, pause) and reads its /proc entries
+      // (cmdline, environ, cwd) across containers in the shared process namespace. The peer proxy is
+      // userspace, so no NET_ADMIN.
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      capabilities: { add: ['KILL', 'SYS_PTRACE'] },
+    },
+    resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+  };
+}
+
+export interface MemberPodOptions {
+  clusterDomain: string;
+  operatorImage: string;
+}
+
+export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: MemberPodOptions): V1Pod {
+  const agent = cluster.spec.agent.enabled;
+  const volumes: V1Volume[] = [{ name: 'data', persistentVolumeClaim: { claimName: dataClaimName(launch.name) } }];
+  if (cluster.spec.tls?.client) volumes.push({ name: 'client-tls', secret: { secretName: cluster.spec.tls.client.secretName, defaultMode: 0o400 } });
+  if (cluster.spec.tls?.peer) volumes.push({ name: 'peer-tls', secret: { secretName: cluster.spec.tls.peer.secretName, defaultMode: 0o400 } });
+  if (agent) volumes.push({ name: 'agent-token', secret: { secretName: agentSecretName(cluster), defaultMode: 0o400 } });
+  const containers = [etcdContainer(cluster, launch, options.clusterDomain)];
+  if (agent) containers.push(agentContainer(cluster, launch.name, options.operatorImage));
+  const pod: V1Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: launch.name,
+      namespace: clusterNamespace(cluster),
+      labels: memberLabels(cluster, launch.name),
+      annotations: { [launchAnnotation]: JSON.stringify(launch) },
+      ownerReferences: ownerReferences(cluster),
+    },
+    spec: {
+      hostname: launch.name,
+      subdomain: peerServiceName(cluster),
+      restartPolicy: 'Always',
+      // etcd reads ETCD_* variables as flags: no Service environment variables in its container.
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: memberGracePeriodSeconds,
+      affinity: {
+        podAntiAffinity: {
+          preferredDuringSchedulingIgnoredDuringExecution: [
+            { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: memberSelector(cluster) } } },
+          ],
+        },
+      },
+      containers,
+      volumes,
+    },
+  };
+  if (agent) pod.spec!.shareProcessNamespace = true;
+  return pod;
+}
+
+/** Reads a launch annotation back; undefined when absent or not a launch. */
+export function parseLaunch(text: string | undefined): MemberLaunch | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<MemberLaunch> | null;
+    if (
+      value !== null &&
+      typeof value.name === 'string' &&
+      typeof value.initialCluster === 'string' &&
+      (value.initialClusterState === 'new' || value.initialClusterState === 'existing')
+    ) {
+      return { name: value.name, initialCluster: value.initialCluster, initialClusterState: value.initialClusterState };
+    }
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
