@@ -131,6 +131,11 @@ export class LocalEtcdMember {
   }
 
   /** How many times the supervisor restarted this member. */
+  /** It exited and the supervisor will start it again. */
+  get restarting(): boolean {
+    return this.process.restarting;
+  }
+
   get restarts(): number {
     return this.process.restarts;
   }

@@ -69,6 +69,10 @@ export interface RunOptions {
    */
   runtime?: MemberRuntime;
   agentToken?: string;
+  /** Each fault event as it happens (the operator turns them into Kubernetes Events). */
+  onFault?: (event: FaultEvent) => void;
+  /** The first violation of each check, as the live checkers find it. */
+  onViolation?: (check: string, reason: string) => void;
   /** Keep at most this many operations in memory for the final offline check (default 2,000,000). */
   keepOperations?: number;
   clock?: Clock;
@@ -238,6 +242,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         flags.violationReported = true;
         metrics.violation('linearizability');
         logger.error('linearizability violation', { run: run.metadata.name, reason: live.violation?.reason });
+        options.onViolation?.('linearizability', live.violation?.reason ?? 'not linearizable');
         if (spec.abortOnViolation) stopRun('violation found (abortOnViolation)');
       }
     };
@@ -285,6 +290,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
           if (!reportedWatchProperties.has(violation.property)) {
             reportedWatchProperties.add(violation.property);
             logger.error(`watch guarantee violated: ${violation.property}`, { run: run.metadata.name, watch: violation.watch, message: violation.message });
+            options.onViolation?.(`watch_${violation.property}`, violation.message);
             if (spec.abortOnViolation) stopRun(`watch ${violation.property} violated (abortOnViolation)`);
           }
         }
@@ -428,6 +434,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         },
         onEvent: (event) => {
           faultEvents.push(event);
+          options.onFault?.(event);
           writer.writeFault(event);
           if (event.phase === 'inject') {
             faultCounts.injected++;

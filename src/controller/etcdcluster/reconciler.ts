@@ -1,0 +1,196 @@
+/**
+ * EtcdCluster reconcile: read the resource, observe etcd and the placement, take one step of
+ * planCluster, write the status computed from the observation, requeue. Level-based: nothing depends on
+ * which event woke it, and a step interrupted half way is finished by the next reconcile.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { EtcdCluster, MemberPlacement, PlacedMember } from '../../domain/index.ts';
+import { etcdClusterKind, etcdClusterPlural, robustnessApiVersion } from '../../domain/index.ts';
+import { parseDuration } from '../../duration.ts';
+import { logger } from '../../log.ts';
+import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
+import { splitKey, TerminalError, type EventRecorder, type ReconcileResult } from '../kit/index.ts';
+import { hexId, observeEtcd, withEtcd, type EtcdView } from './observe.ts';
+import { initialClusterOf, planCluster, type ClusterAction } from './plan.ts';
+import { clusterStatus, describeAction } from './status.ts';
+
+export const clusterFinalizer = 'etcd.robustness.io/cluster-cleanup';
+/** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
+export const pendingMemberAnnotation = 'etcd.robustness.io/pending-member';
+
+export interface EtcdClusterReconcilerOptions {
+  kubeConfig: KubeConfig;
+  placement: MemberPlacement<EtcdCluster>;
+  events: EventRecorder;
+  /** True while a RobustnessRun injects faults into the cluster (namespace/name). */
+  repairsPaused?: (key: string) => boolean;
+  /** Requeue period of a steady cluster (status freshness). */
+  resyncMs?: number;
+}
+
+function pendingOf(cluster: EtcdCluster): { name: string; peerUrl: string } | undefined {
+  const value = cluster.metadata.annotations?.[pendingMemberAnnotation];
+  if (!value) return undefined;
+  const at = value.indexOf('=');
+  return at > 0 ? { name: value.slice(0, at), peerUrl: value.slice(at + 1) } : undefined;
+}
+
+export class EtcdClusterReconciler {
+  private readonly clusters: CustomResources<EtcdCluster>;
+  private readonly options: EtcdClusterReconcilerOptions;
+  /** etcd member id → first time seen not serving (per cluster key). */
+  private readonly unhealthySince = new Map<string, Map<string, number>>();
+
+  constructor(options: EtcdClusterReconcilerOptions) {
+    this.options = options;
+    this.clusters = new CustomResources<EtcdCluster>(options.kubeConfig, etcdClusterPlural);
+  }
+
+  private target(cluster: EtcdCluster): { apiVersion: string; kind: string; name: string; namespace: string; uid?: string } {
+    const target = { apiVersion: robustnessApiVersion, kind: etcdClusterKind, name: cluster.metadata.name, namespace: cluster.metadata.namespace ?? 'default' };
+    return cluster.metadata.uid === undefined ? target : { ...target, uid: cluster.metadata.uid };
+  }
+
+  private async event(cluster: EtcdCluster, type: 'Normal' | 'Warning', reason: string, note: string): Promise<void> {
+    await this.options.events.record(this.target(cluster), type, reason, reason, note);
+  }
+
+  reconcile = async (key: string): Promise<ReconcileResult> => {
+    const { namespace = 'default', name } = splitKey(key);
+    const cluster = await this.clusters.get(namespace, name);
+    if (!cluster) {
+      this.unhealthySince.delete(key);
+      return {};
+    }
+    const { placement } = this.options;
+
+    if (cluster.metadata.deletionTimestamp !== undefined) {
+      if (!(cluster.metadata.finalizers ?? []).includes(clusterFinalizer)) return {};
+      await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => undefined);
+      await placement.deleteCluster(cluster);
+      await this.event(cluster, 'Normal', 'ClusterDeleted', 'members stopped and their data deleted');
+      await this.clusters.patch(namespace, name, finalizerPatch(cluster.metadata, clusterFinalizer, false));
+      this.unhealthySince.delete(key);
+      return {};
+    }
+    if (!(cluster.metadata.finalizers ?? []).includes(clusterFinalizer)) {
+      await this.clusters.patch(namespace, name, finalizerPatch(cluster.metadata, clusterFinalizer, true));
+      return { requeueAfterMs: 0 };
+    }
+    if (cluster.spec.topology !== 'standard') {
+      throw new TerminalError(`topology ${cluster.spec.topology} is not supported by this operator version`);
+    }
+
+    await placement.ensureCluster(cluster);
+    const placed = await placement.listMembers(cluster);
+    const endpoints = await placement.clientEndpoints(cluster);
+    const etcd = await observeEtcd(endpoints);
+    const unhealthy = this.trackUnhealthy(key, etcd);
+    const pending = pendingOf(cluster);
+    const graceMs = parseDuration(cluster.spec.memberGracePeriod);
+    const action = planCluster({
+      cluster: name,
+      replicas: cluster.spec.replicas,
+      gracePeriodMs: graceMs,
+      now: Date.now(),
+      placed,
+      etcd,
+      unhealthySince: unhealthy,
+      pendingMember: pending,
+      repairsPaused: this.options.repairsPaused?.(key) ?? false,
+    });
+
+    let requeueAfterMs = action.kind === 'steady' ? (this.options.resyncMs ?? 10_000) : 1000;
+    let stepError: unknown;
+    try {
+      const retryMs = await this.act(cluster, action, etcd, endpoints, placed);
+      if (retryMs !== undefined) requeueAfterMs = retryMs;
+    } catch (error) {
+      stepError = error;
+    }
+    // The status is written from the observation, whatever the step did.
+    const statusInput = { cluster, etcd, placed, action, endpoints, now: new Date() };
+    const status = clusterStatus(pending ? { ...statusInput, pending } : statusInput);
+    await this.clusters.patchStatus(namespace, name, status);
+    if (stepError !== undefined) throw stepError instanceof Error ? stepError : new Error(apiErrorMessage(stepError));
+    return { requeueAfterMs };
+  };
+
+  private trackUnhealthy(key: string, etcd: EtcdView | undefined): ReadonlyMap<string, number> {
+    const now = Date.now();
+    const previous = this.unhealthySince.get(key) ?? new Map<string, number>();
+    const next = new Map<string, number>();
+    for (const m of etcd?.members ?? []) {
+      if (m.status === undefined || !m.status.hasLeader) next.set(m.id, previous.get(m.id) ?? now);
+    }
+    this.unhealthySince.set(key, next);
+    return next;
+  }
+
+  /** Takes one step; returns a requeue delay when the step wants one other than the default. */
+  private async act(cluster: EtcdCluster, action: ClusterAction, etcd: EtcdView | undefined, endpoints: string[], placed: readonly PlacedMember[]): Promise<number | undefined> {
+    const { placement } = this.options;
+    const key = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
+    if (action.kind !== 'steady' && action.kind !== 'wait') logger.info(`EtcdCluster ${key}: ${describeAction(action)}`);
+    switch (action.kind) {
+      case 'steady':
+      case 'wait':
+        return undefined;
+      case 'lost':
+        await this.event(cluster, 'Warning', 'ClusterLost', action.reason);
+        return 30_000;
+      case 'bootstrap': {
+        const { peerUrl } = await placement.addresses(cluster, action.member);
+        await placement.startMember(cluster, { name: action.member, initialCluster: `${action.member}=${peerUrl}`, initialClusterState: 'new' });
+        await this.event(cluster, 'Normal', 'ClusterBootstrapped', `started ${action.member} as the first member`);
+        return 500;
+      }
+      case 'startMember':
+        await placement.startMember(cluster, { name: action.member, initialCluster: action.initialCluster, initialClusterState: 'existing' });
+        await this.event(cluster, 'Normal', 'MemberStarted', `started ${action.member}, which etcd knew but nothing ran`);
+        return 500;
+      case 'restartMember': {
+        const runner = placed.find((p) => p.name === action.member);
+        const launch = { name: action.member, initialCluster: etcd ? initialClusterOf(etcd.members, { placed }) : '', initialClusterState: 'existing' as const };
+        await placement.startMember(cluster, launch);
+        await this.event(cluster, 'Normal', 'MemberRestarted', `restarted ${action.member} with its data (${runner?.detail ?? 'down'})`);
+        return 1000;
+      }
+      case 'deleteRunner':
+        await placement.deleteMember(cluster, action.member);
+        await this.event(cluster, 'Normal', 'MemberDeleted', `deleted ${action.member}: it is no member of the cluster`);
+        return 0;
+      case 'removeMember': {
+        await withEtcd(endpoints, (c) => c.cluster.memberRemove({ ID: action.id }, { deadline: Date.now() + 5000 }));
+        const reasons = { dataLost: 'its data was lost', down: 'it stayed down past the grace period', scaleDown: 'scaling down', unknown: 'no runner is known for it' };
+        await this.event(cluster, action.reason === 'scaleDown' ? 'Normal' : 'Warning', action.reason === 'scaleDown' ? 'MemberRemoved' : 'MemberReplaced', `removed ${action.member} (id ${hexId(action.id)}): ${reasons[action.reason]}`);
+        return 0;
+      }
+      case 'promote':
+        try {
+          await withEtcd(endpoints, (c) => c.cluster.memberPromote({ ID: action.id }, { deadline: Date.now() + 5000 }));
+        } catch (error) {
+          // etcd refuses until the learner caught up with the leader: that is waiting, not failing.
+          if (/in sync|not ready|learner/i.test(apiErrorMessage(error))) return 1000;
+          throw error;
+        }
+        await this.event(cluster, 'Normal', 'MemberPromoted', `promoted learner ${action.member} to a voting member`);
+        return 0;
+      case 'addLearner': {
+        const { peerUrl } = await placement.addresses(cluster, action.member);
+        const namespace = cluster.metadata.namespace ?? 'default';
+        // Recorded first, so a crash between the member add and the start is finished by the next reconcile.
+        await this.clusters.patch(namespace, cluster.metadata.name, { metadata: { annotations: { [pendingMemberAnnotation]: `${action.member}=${peerUrl}` } } });
+        const added = await withEtcd(endpoints, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
+        const initialCluster = added.members
+          .map((m) => ({ name: m.name === '' && m.peerURLs.includes(peerUrl) ? action.member : m.name, peer: m.peerURLs[0] }))
+          .filter((m) => m.name !== '' && m.peer !== undefined)
+          .map((m) => `${m.name}=${m.peer}`)
+          .join(',');
+        await placement.startMember(cluster, { name: action.member, initialCluster, initialClusterState: 'existing' });
+        await this.event(cluster, 'Normal', 'MemberAdded', `added ${action.member} as a learner (id ${hexId(added.member.ID)})`);
+        return 1000;
+      }
+    }
+  }
+}

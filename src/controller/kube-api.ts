@@ -1,0 +1,85 @@
+/**
+ * The custom-resource calls the reconcilers make, typed: get, merge-patch of metadata (finalizers,
+ * annotations) and of the status subresource. Errors stay the client's ApiException (with `code`);
+ * `isNotFound`/`isConflict` read them.
+ */
+import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { robustnessGroup, robustnessVersion } from '../domain/index.ts';
+
+export function apiStatusCode(error: unknown): number | undefined {
+  if (error instanceof ApiException) return error.code;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const isNotFound = (error: unknown): boolean => apiStatusCode(error) === 404;
+export const isConflict = (error: unknown): boolean => apiStatusCode(error) === 409;
+
+/** One line for a log or a condition message: the API's own message when there is one. */
+export function apiErrorMessage(error: unknown): string {
+  if (error instanceof ApiException) {
+    const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
+    try {
+      const parsed = JSON.parse(body) as { message?: string };
+      if (parsed.message) return `HTTP ${error.code}: ${parsed.message}`;
+    } catch {
+      // not JSON
+    }
+    return `HTTP ${error.code}: ${body.slice(0, 300)}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** Typed access to one plural of etcd.robustness.io/v1alpha1. */
+export class CustomResources<T> {
+  private readonly api: CustomObjectsApi;
+  readonly plural: string;
+
+  constructor(kubeConfig: KubeConfig, plural: string) {
+    this.api = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.plural = plural;
+  }
+
+  private params(namespace: string, name: string): { group: string; version: string; namespace: string; plural: string; name: string } {
+    return { group: robustnessGroup, version: robustnessVersion, namespace, plural: this.plural, name };
+  }
+
+  /** The object, or undefined when it does not exist. */
+  async get(namespace: string, name: string): Promise<T | undefined> {
+    try {
+      return (await this.api.getNamespacedCustomObject(this.params(namespace, name))) as T;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async list(namespace?: string): Promise<T[]> {
+    const body = (namespace === undefined
+      ? await this.api.listClusterCustomObject({ group: robustnessGroup, version: robustnessVersion, plural: this.plural })
+      : await this.api.listNamespacedCustomObject({ group: robustnessGroup, version: robustnessVersion, namespace, plural: this.plural })) as { items: T[] };
+    return body.items;
+  }
+
+  /** JSON merge patch of the object (metadata and spec). */
+  async patch(namespace: string, name: string, body: object): Promise<T> {
+    return (await this.api.patchNamespacedCustomObject({ ...this.params(namespace, name), body }, mergePatch)) as T;
+  }
+
+  /** JSON merge patch of the status subresource. */
+  async patchStatus(namespace: string, name: string, status: object): Promise<T> {
+    return (await this.api.patchNamespacedCustomObjectStatus({ ...this.params(namespace, name), body: { status } }, mergePatch)) as T;
+  }
+}
+
+/**
+ * The finalizer list with `finalizer` added or removed, guarded by resourceVersion so a concurrent
+ * change is a conflict (retried by the queue) rather than a lost update.
+ */
+export function finalizerPatch(metadata: { finalizers?: string[]; resourceVersion?: string }, finalizer: string, present: boolean): object {
+  const current = metadata.finalizers ?? [];
+  const finalizers = present ? [...new Set([...current, finalizer])] : current.filter((f) => f !== finalizer);
+  return { metadata: { finalizers, resourceVersion: metadata.resourceVersion } };
+}

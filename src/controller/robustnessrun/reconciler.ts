@@ -1,0 +1,351 @@
+/**
+ * RobustnessRun reconcile: validate the spec, find the target EtcdCluster, start runs as the schedule
+ * says (the run engine runs in this process: probes, live checker, fault scheduler), report progress
+ * in status (throttled), turn fault and violation callbacks into Events, store each finished run's
+ * report and keep a bounded history. A run found "Running" in status that this process does not run
+ * was interrupted (the operator restarted or lost its lease): it is recorded as Aborted.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import type {
+  EtcdCluster,
+  FaultEvent,
+  MemberPlacement,
+  RobustnessRun,
+  RobustnessRunResource,
+  RobustnessRunStatus,
+  RunPhase,
+  RunRecord,
+  StoredReportRef,
+  ViolationSummary,
+} from '../../domain/index.ts';
+import { etcdClusterPlural, robustnessApiVersion, robustnessRunKind, robustnessRunPlural } from '../../domain/index.ts';
+import { logger } from '../../log.ts';
+import { executeRun, ManifestError, parseRobustnessRun, RunMetrics, writeRunReport, type Registry, type RunProgress, type RunResult } from '../../run/index.ts';
+import { findCondition, isConditionTrue, setCondition, splitKey, TerminalError, type EventRecorder, type ReconcileResult } from '../kit/index.ts';
+import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
+import type { ReportStore } from '../report-store.ts';
+import { scheduleDecision } from './schedule.ts';
+
+export const runFinalizer = 'etcd.robustness.io/run-cleanup';
+const maxViolations = 10;
+const statusIntervalMs = 5000;
+
+interface ActiveRun {
+  runNumber: number;
+  clusterKey: string;
+  withFaults: boolean;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+export interface RobustnessRunReconcilerOptions {
+  kubeConfig: KubeConfig;
+  placement: MemberPlacement<EtcdCluster>;
+  events: EventRecorder;
+  reports: ReportStore;
+  registry: Registry;
+  /** Wakes the reconciler for a key (a run finished). */
+  enqueue: (key: string) => void;
+  /** Folder for the report of a run in progress (default: the system's temporary folder). */
+  workDir?: string;
+}
+
+/** The parsed run of a resource, or the reasons it is invalid (a ManifestError). */
+export function runOfResource(resource: RobustnessRunResource): RobustnessRun {
+  const metadata = { name: resource.metadata.name, ...(resource.metadata.namespace === undefined ? {} : { namespace: resource.metadata.namespace }) };
+  const text = stringify({ apiVersion: robustnessApiVersion, kind: robustnessRunKind, metadata, spec: resource.spec });
+  return parseRobustnessRun(text, { file: `RobustnessRun ${resource.metadata.namespace ?? 'default'}/${resource.metadata.name}`, defaultMode: 'shared' });
+}
+
+type StatusPatch = { [K in keyof RobustnessRunStatus]?: RobustnessRunStatus[K] | null };
+
+export function phaseOf(result: RunResult, aborted: boolean): RunPhase {
+  if (result.verdict === 'violation') return 'Failed';
+  if (aborted) return 'Aborted';
+  return result.verdict === 'linearizable' ? 'Passed' : 'Inconclusive';
+}
+
+export function violationsOf(result: RunResult, live: readonly ViolationSummary[]): ViolationSummary[] {
+  const found: ViolationSummary[] = [...live];
+  const report = result.report;
+  if (report?.linearizability.verdict === 'violation' && !found.some((v) => v.check === 'linearizability')) {
+    found.push({ check: 'linearizability', summary: report.linearizability.violation?.reason ?? result.reason ?? 'not linearizable' });
+  }
+  for (const v of report?.watch.violations ?? []) {
+    if (found.length >= maxViolations) break;
+    if (!found.some((f) => f.check === `watch_${v.property}` && f.summary === v.message)) found.push({ check: `watch_${v.property}`, summary: v.message });
+  }
+  if (result.hashKv && !result.hashKv.equal) found.push({ check: 'hash_kv', summary: result.hashKv.detail });
+  return found.slice(0, maxViolations).map((v) => ({ check: v.check, summary: v.summary.slice(0, 1000) }));
+}
+
+export class RobustnessRunReconciler {
+  private readonly runs: CustomResources<RobustnessRunResource>;
+  private readonly clusters: CustomResources<EtcdCluster>;
+  private readonly options: RobustnessRunReconcilerOptions;
+  private readonly active = new Map<string, ActiveRun>();
+
+  constructor(options: RobustnessRunReconcilerOptions) {
+    this.options = options;
+    this.runs = new CustomResources<RobustnessRunResource>(options.kubeConfig, robustnessRunPlural);
+    this.clusters = new CustomResources<EtcdCluster>(options.kubeConfig, etcdClusterPlural);
+  }
+
+  /** True while a run of this process injects faults into the cluster (namespace/name). */
+  faultsActiveOn = (clusterKey: string): boolean => [...this.active.values()].some((a) => a.withFaults && a.clusterKey === clusterKey);
+
+  private target(resource: RobustnessRunResource): { apiVersion: string; kind: string; name: string; namespace: string; uid?: string } {
+    const t = { apiVersion: robustnessApiVersion, kind: robustnessRunKind, name: resource.metadata.name, namespace: resource.metadata.namespace ?? 'default' };
+    return resource.metadata.uid === undefined ? t : { ...t, uid: resource.metadata.uid };
+  }
+
+  private async event(resource: RobustnessRunResource, type: 'Normal' | 'Warning', reason: string, note: string): Promise<void> {
+    await this.options.events.record(this.target(resource), type, reason, reason, note);
+  }
+
+  /** A merge patch: a null field clears it. */
+  private async patchStatus(resource: RobustnessRunResource, status: StatusPatch): Promise<void> {
+    await this.runs.patchStatus(resource.metadata.namespace ?? 'default', resource.metadata.name, status);
+  }
+
+  /** Conditions Ready (spec valid, target found), Running, Succeeded, carried with observedGeneration. */
+  private conditions(resource: RobustnessRunResource, updates: { type: string; status: 'True' | 'False' | 'Unknown'; reason: string; message: string }[]): NonNullable<RobustnessRunStatus['conditions']> {
+    let conditions = resource.status?.conditions ?? [];
+    for (const u of updates) conditions = setCondition(conditions, { ...u, observedGeneration: resource.metadata.generation ?? 0 }, new Date());
+    return conditions;
+  }
+
+  reconcile = async (key: string): Promise<ReconcileResult> => {
+    const { namespace = 'default', name } = splitKey(key);
+    const resource = await this.runs.get(namespace, name);
+    const active = this.active.get(key);
+    if (!resource) {
+      active?.abort.abort();
+      return {};
+    }
+    if (resource.metadata.deletionTimestamp !== undefined) {
+      if (active) {
+        // Stopping the engine heals the faults it injected before it returns.
+        active.abort.abort();
+        await active.done;
+      }
+      if ((resource.metadata.finalizers ?? []).includes(runFinalizer)) {
+        await this.runs.patch(namespace, name, finalizerPatch(resource.metadata, runFinalizer, false));
+      }
+      return {};
+    }
+    if (!(resource.metadata.finalizers ?? []).includes(runFinalizer)) {
+      await this.runs.patch(namespace, name, finalizerPatch(resource.metadata, runFinalizer, true));
+      return { requeueAfterMs: 0 };
+    }
+
+    if (active) return {}; // the run reports its own progress and wakes this key when it ends
+
+    if (resource.status?.phase === 'Running') {
+      // Status says a run is going, but this process does not run it: it was interrupted.
+      const record: RunRecord = { number: resource.status.runNumber ?? 1, phase: 'Aborted', reason: 'the operator stopped during the run', startTime: resource.status.startTime ?? new Date().toISOString(), endTime: new Date().toISOString() };
+      await this.patchStatus(resource, {
+        ...this.finishedStatus(resource, record, undefined),
+        conditions: this.conditions(resource, [
+          { type: 'Running', status: 'False', reason: 'Interrupted', message: record.reason! },
+          { type: 'Succeeded', status: 'False', reason: 'Aborted', message: record.reason! },
+        ]),
+      });
+      await this.event(resource, 'Warning', 'RunAborted', `run ${record.number} was interrupted: ${record.reason}`);
+      return { requeueAfterMs: 0 };
+    }
+
+    let run: RobustnessRun;
+    try {
+      run = runOfResource(resource);
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      const message = error.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
+      if (findCondition(resource.status?.conditions, 'Ready')?.message !== message) {
+        await this.patchStatus(resource, { phase: resource.status?.phase ?? 'Pending', observedGeneration: resource.metadata.generation ?? 0, conditions: this.conditions(resource, [{ type: 'Ready', status: 'False', reason: 'InvalidSpec', message }]) });
+        await this.event(resource, 'Warning', 'InvalidSpec', message);
+      }
+      throw new TerminalError(`RobustnessRun ${key}: ${message}`);
+    }
+
+    const clusterNamespace = run.spec.clusterRef?.namespace ?? namespace;
+    const clusterName = run.spec.clusterRef?.name;
+    if (clusterName === undefined) throw new TerminalError(`RobustnessRun ${key}: spec.clusterRef is required`);
+    const cluster = await this.clusters.get(clusterNamespace, clusterName);
+    const notReady = async (reason: string, message: string): Promise<ReconcileResult> => {
+      if (findCondition(resource.status?.conditions, 'Ready')?.reason !== reason) {
+        await this.patchStatus(resource, { phase: resource.status?.phase ?? 'Pending', observedGeneration: resource.metadata.generation ?? 0, conditions: this.conditions(resource, [{ type: 'Ready', status: 'False', reason, message }]) });
+      }
+      return { requeueAfterMs: 5000 };
+    };
+    if (!cluster) return notReady('ClusterNotFound', `EtcdCluster ${clusterNamespace}/${clusterName} does not exist`);
+
+    const decision = scheduleDecision(run.spec.schedule, resource.status, new Date(resource.metadata.creationTimestamp ?? Date.now()), new Date());
+    if (!decision.due) {
+      const status: RobustnessRunStatus = {};
+      if (decision.next && resource.status?.nextRunTime !== decision.next.toISOString()) status.nextRunTime = decision.next.toISOString();
+      if (!resource.status?.phase) status.phase = 'Pending';
+      if (Object.keys(status).length > 0) await this.patchStatus(resource, status);
+      return decision.next ? { requeueAfterMs: Math.max(1000, decision.next.getTime() - Date.now()) } : {};
+    }
+    if (!isConditionTrue(cluster.status?.conditions, 'Available')) {
+      return notReady('ClusterNotAvailable', `EtcdCluster ${clusterNamespace}/${clusterName} is not Available yet`);
+    }
+    await this.start(key, resource, run, cluster);
+    return {};
+  };
+
+  /** Status fields of a finished run: lastRun, bounded history, and the run's own fields. */
+  private finishedStatus(resource: RobustnessRunResource, record: RunRecord, run: RobustnessRun | undefined): RobustnessRunStatus {
+    const limit = run?.spec.schedule.historyLimit ?? resource.spec.schedule?.historyLimit ?? 10;
+    const history = [record, ...(resource.status?.history ?? []).filter((r) => r.number !== record.number)].slice(0, limit);
+    const status: RobustnessRunStatus = { phase: record.phase, endTime: record.endTime ?? new Date().toISOString(), lastRun: record, history };
+    if (record.verdict !== undefined) status.verdict = record.verdict;
+    if (record.reason !== undefined) status.reason = record.reason;
+    return status;
+  }
+
+  private async start(key: string, resource: RobustnessRunResource, run: RobustnessRun, cluster: EtcdCluster): Promise<void> {
+    const runNumber = (resource.status?.runNumber ?? 0) + 1;
+    if (run.spec.schedule.kind === 'continuous' && run.spec.schedule.windowMs !== undefined) {
+      run.spec.durationMs = run.spec.schedule.windowMs;
+      run.spec.timeoutMs = Math.max(run.spec.timeoutMs, run.spec.durationMs + 5 * 60_000);
+    }
+    const startTime = new Date().toISOString();
+    const clusterKey = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
+    const withFaults = run.spec.faults !== undefined && run.spec.faults.choices.length > 0;
+    await this.patchStatus(resource, {
+      phase: 'Running',
+      observedGeneration: resource.metadata.generation ?? 0,
+      runNumber,
+      startTime,
+      endTime: null, // the previous run's
+      seed: run.spec.seed,
+      operations: { ok: 0, failed: 0, unknown: 0 },
+      faults: { injected: 0, failed: 0, active: 0 },
+      violations: [],
+      verdict: null,
+      reason: null,
+      conditions: this.conditions(resource, [
+        { type: 'Ready', status: 'True', reason: 'TargetAvailable', message: `EtcdCluster ${clusterKey} is Available` },
+        { type: 'Running', status: 'True', reason: 'RunStarted', message: `run ${runNumber} started` },
+        { type: 'Succeeded', status: 'Unknown', reason: 'Running', message: `run ${runNumber} in progress` },
+      ]),
+    });
+    await this.event(resource, 'Normal', 'RunStarted', `run ${runNumber} against EtcdCluster ${clusterKey}: ${run.spec.durationMs / 1000}s of ${run.spec.traffic.profile} traffic at ${run.spec.traffic.qps.target} QPS, ${withFaults ? `faults ${run.spec.faults!.choices.map((c) => c.fault).join(',')}` : 'no faults'}, seed ${run.spec.seed}`);
+    logger.info(`RobustnessRun ${key}: run ${runNumber} started`, { cluster: clusterKey, seed: run.spec.seed });
+
+    const abort = new AbortController();
+    const entry: ActiveRun = { runNumber, clusterKey, withFaults, abort, done: Promise.resolve() };
+    this.active.set(key, entry);
+    entry.done = this.execute(key, resource, run, cluster, runNumber, startTime, abort.signal)
+      .catch((error: unknown) => {
+        logger.error(`RobustnessRun ${key}: run ${runNumber} failed to complete`, { error: apiErrorMessage(error) });
+      })
+      .finally(() => {
+        this.active.delete(key);
+        this.options.enqueue(key);
+      });
+  }
+
+  private async execute(key: string, resource: RobustnessRunResource, run: RobustnessRun, cluster: EtcdCluster, runNumber: number, startTime: string, signal: AbortSignal): Promise<void> {
+    const { placement } = this.options;
+    const workDir = mkdtempSync(path.join(this.options.workDir ?? os.tmpdir(), `robustnessrun-${resource.metadata.name}-`));
+    const historyDir = path.join(workDir, 'history');
+    const liveViolations: ViolationSummary[] = [];
+    let lastStatusAt = 0;
+    let faults = { injected: 0, failed: 0, active: 0 };
+    let record: RunRecord;
+    try {
+      const runtime = await placement.faultRuntime(cluster);
+      await runtime.create();
+      const agentToken = await placement.agentToken(cluster);
+      const onProgress = (p: RunProgress): void => {
+        if (Date.now() - lastStatusAt < statusIntervalMs) return;
+        lastStatusAt = Date.now();
+        const status: RobustnessRunStatus = { operations: { ok: p.operations - p.failed - p.unknown, failed: p.failed, unknown: p.unknown }, achievedQps: Math.round(p.intervalQps), faults: { ...faults, active: p.activeFaults.length } };
+        if (p.availability !== undefined) status.availability = Math.round(p.availability * 10_000) / 10_000;
+        void this.patchStatus(resource, status).catch((error: unknown) => logger.warn(`RobustnessRun ${key}: status update failed`, { error: apiErrorMessage(error) }));
+      };
+      const onFault = (event: FaultEvent): void => {
+        if (event.phase === 'inject') faults = { ...faults, injected: faults.injected + 1 };
+        if (event.phase === 'failed') faults = { ...faults, failed: faults.failed + 1 };
+        const targets = event.targets.join(', ') || 'the cluster';
+        if (event.phase === 'inject') void this.event(resource, 'Normal', 'FaultInjected', `${event.fault} on ${targets}${event.detail ? `: ${event.detail}` : ''}`);
+        else if (event.phase === 'heal') void this.event(resource, 'Normal', 'FaultHealed', `${event.fault} on ${targets} healed`);
+        else if (event.phase === 'failed') void this.event(resource, 'Warning', 'FaultFailed', `${event.fault} on ${targets}: ${event.detail ?? 'failed'}`);
+      };
+      const onViolation = (check: string, reason: string): void => {
+        if (liveViolations.length < maxViolations) liveViolations.push({ check, summary: reason.slice(0, 1000) });
+        void this.event(resource, 'Warning', 'ViolationDetected', `${check}: ${reason}`.slice(0, 1000));
+        void this.patchStatus(resource, { violations: liveViolations, verdict: 'violation' }).catch(() => undefined);
+      };
+      const result = await executeRun({
+        run,
+        clusterName: cluster.metadata.name,
+        members: runtime.members(),
+        historyDir,
+        metrics: new RunMetrics(this.options.registry, { run: `${resource.metadata.namespace ?? 'default'}/${resource.metadata.name}`, cluster: `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}` }),
+        signal,
+        onProgress,
+        onFault,
+        onViolation,
+        ...(run.spec.faults ? { runtime } : {}),
+        ...(agentToken === undefined ? {} : { agentToken }),
+      });
+      writeRunReport(workDir, run, cluster.metadata.name, result, historyDir);
+      const phase = phaseOf(result, signal.aborted);
+      record = { number: runNumber, phase, verdict: result.verdict, startTime: result.startTime, endTime: result.endTime, seed: result.seed };
+      if (result.reason !== undefined) record.reason = result.reason.slice(0, 1000);
+      let report: StoredReportRef | undefined;
+      try {
+        report = await this.options.reports.store({ namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' }, runNumber, workDir);
+        record.report = report;
+      } catch (error) {
+        logger.error(`RobustnessRun ${key}: could not store the report of run ${runNumber}`, { error: apiErrorMessage(error) });
+      }
+      const latest = (await this.runs.get(resource.metadata.namespace ?? 'default', resource.metadata.name)) ?? resource;
+      const status: RobustnessRunStatus = {
+        ...this.finishedStatus(latest, record, run),
+        operations: { ok: result.operations.ok, failed: result.operations.failed, unknown: result.operations.unknown },
+        achievedQps: Math.round(result.achievedQps * 10) / 10,
+        faults: { injected: result.faults.injected, failed: result.faults.failed, active: 0 },
+        violations: violationsOf(result, liveViolations),
+        conditions: this.conditions(latest, [
+          { type: 'Running', status: 'False', reason: 'RunFinished', message: `run ${runNumber} finished` },
+          { type: 'Succeeded', status: phase === 'Passed' ? 'True' : 'False', reason: phase, message: record.reason ?? `verdict ${result.verdict}` },
+        ]),
+      };
+      if (report) status.report = report;
+      await this.patchStatus(latest, status);
+      if (phase === 'Passed') await this.event(resource, 'Normal', 'RunPassed', `run ${runNumber}: linearizable, ${result.operations.ok} operations, ${result.faults.injected} faults`);
+      else await this.event(resource, 'Warning', phase === 'Failed' ? 'RunFailed' : `Run${phase}`, `run ${runNumber}: ${result.verdict}${record.reason ? ` (${record.reason})` : ''}`);
+      logger.info(`RobustnessRun ${key}: run ${runNumber} ${phase}`, { verdict: result.verdict });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      record = { number: runNumber, phase: 'Inconclusive', reason: `the run could not be driven: ${message}`.slice(0, 1000), startTime, endTime: new Date().toISOString() };
+      const latest = (await this.runs.get(resource.metadata.namespace ?? 'default', resource.metadata.name).catch(() => undefined)) ?? resource;
+      await this.patchStatus(latest, {
+        ...this.finishedStatus(latest, record, run),
+        conditions: this.conditions(latest, [
+          { type: 'Running', status: 'False', reason: 'RunFinished', message: `run ${runNumber} could not be driven` },
+          { type: 'Succeeded', status: 'False', reason: 'Inconclusive', message: record.reason! },
+        ]),
+      }).catch(() => undefined);
+      await this.event(resource, 'Warning', 'RunInconclusive', record.reason!);
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Stops every run of this process; each heals its faults and records its result (SIGTERM, lost lease). */
+  async close(): Promise<void> {
+    const runs = [...this.active.values()];
+    for (const r of runs) r.abort.abort();
+    await Promise.all(runs.map((r) => r.done));
+  }
+}
