@@ -16,7 +16,10 @@ Commands:
   check PATH... Re-check recorded histories (files or history folders) offline:
                 linearizability and watch guarantees, one line per path
                 (--json, --report DIR, --timeout).
-  operator      Run the Kubernetes operator (not available yet).
+  operator      Run the Kubernetes operator: reconciles EtcdCluster and RobustnessRun
+                resources, with leader election (see etcd-robustness operator --help).
+  dev           Start a local kube-apiserver, install the CRDs and run the operator
+                against it with local etcd members; prints the KUBECONFIG for kubectl.
   report RUN    Fetch the stored report of a RobustnessRun into a folder and print
                 its verdict (--namespace, --run-number, --output, --open;
                 see etcd-robustness report --help).
@@ -72,6 +75,21 @@ async function reportCommand(argv: string[]): Promise<number> {
   }
 }
 
+async function operatorCommand(command: 'operator' | 'dev', argv: string[]): Promise<number> {
+  // Loaded on demand: the controllers and the Kubernetes client are not needed by the other commands.
+  const { runOperator, runDev, OperatorUsageError } = await import('./commands/operator.ts');
+  const out = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  try {
+    return await (command === 'operator' ? runOperator(argv, out) : runDev(argv, out));
+  } catch (error) {
+    if (!(error instanceof OperatorUsageError)) throw error;
+    process.stderr.write(`etcd-robustness: ${command}: ${error.message}\n`);
+    return exitCodes.usage;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -104,7 +122,8 @@ async function main(argv: string[]): Promise<number> {
     case 'report':
       return reportCommand(rest);
     case 'operator':
-      throw new UsageError(`${command}: not available in etcd-robustness ${packageVersion} yet`);
+    case 'dev':
+      return operatorCommand(command, rest);
     default:
       throw new UsageError(`unknown command "${command}" (see etcd-robustness --help)`);
   }

@@ -139,7 +139,12 @@ export function planCluster(input: PlanInput): ClusterAction {
   if (notServing.length > 0) {
     return { kind: 'wait', reason: `waiting for ${notServing.map((m) => memberName(m, input)).join(', ')} to serve` };
   }
-  if (etcd.members.length < input.replicas) return { kind: 'addLearner', member: nextMemberName(input) };
+  if (etcd.members.length < input.replicas) {
+    // A pending member that never made it into etcd (the member add failed) keeps its name.
+    const pending = input.pendingMember;
+    const unused = pending !== undefined && !placed.some((p) => p.name === pending.name) && !etcd.members.some((m) => m.name === pending.name || m.peerUrls.includes(pending.peerUrl));
+    return { kind: 'addLearner', member: unused ? pending.name : nextMemberName(input) };
+  }
   if (etcd.members.length > input.replicas) {
     const candidates = etcd.members
       .filter((m) => m.id !== etcd.leaderId)

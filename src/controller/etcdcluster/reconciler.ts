@@ -180,8 +180,18 @@ export class EtcdClusterReconciler {
         const { peerUrl } = await placement.addresses(cluster, action.member);
         const namespace = cluster.metadata.namespace ?? 'default';
         // Recorded first, so a crash between the member add and the start is finished by the next reconcile.
-        await this.clusters.patch(namespace, cluster.metadata.name, { metadata: { annotations: { [pendingMemberAnnotation]: `${action.member}=${peerUrl}` } } });
-        const added = await withEtcd(endpoints, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
+        const pending = `${action.member}=${peerUrl}`;
+        if (cluster.metadata.annotations?.[pendingMemberAnnotation] !== pending) {
+          await this.clusters.patch(namespace, cluster.metadata.name, { metadata: { annotations: { [pendingMemberAnnotation]: pending } } });
+        }
+        let added;
+        try {
+          added = await withEtcd(endpoints, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
+        } catch (error) {
+          // etcd's reconfiguration check refuses while a recent change settles: wait, it is not a failure.
+          if (/unhealthy cluster|too many learner/i.test(apiErrorMessage(error))) return 2000;
+          throw error;
+        }
         const initialCluster = added.members
           .map((m) => ({ name: m.name === '' && m.peerURLs.includes(peerUrl) ? action.member : m.name, peer: m.peerURLs[0] }))
           .filter((m) => m.name !== '' && m.peer !== undefined)

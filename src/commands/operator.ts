@@ -1,0 +1,249 @@
+/**
+ * `etcd-robustness operator`: the Kubernetes operator process (see src/controller/operator.ts), and
+ * `etcd-robustness dev`: a local kube-apiserver with the CRDs installed and the operator running
+ * against it with local members, for trying the samples with kubectl on one machine.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { customResourceDefinitions, renderCrd } from '../controller/api/index.ts';
+import { Operator } from '../controller/operator.ts';
+import { ConfigMapReportStore, VolumeReportStore, type ReportStore } from '../controller/report-store.ts';
+import { KubernetesPlacement } from '../controller/runtime/kubernetes.ts';
+import { LocalPlacement } from '../controller/runtime/local.ts';
+import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
+import { parseDuration } from '../duration.ts';
+import { LocalApiserver } from '../local/kube-apiserver.ts';
+import { logger, setLogFormat } from '../log.ts';
+
+export class OperatorUsageError extends Error {
+  override name = 'OperatorUsageError';
+}
+
+export const operatorUsage = `Usage: etcd-robustness operator [options]
+
+Runs the operator: reconciles EtcdCluster and RobustnessRun resources. Only the replica holding the
+leader-election Lease acts; it serves /metrics, /healthz and /readyz.
+
+Options:
+  --runtime kubernetes|local      where members run (default kubernetes): Pods, or local etcd processes
+  --namespaces NS[,NS...]         namespaces to watch (default: all)
+  --kubeconfig FILE               (default: in-cluster, then KUBECONFIG, then ~/.kube/config)
+  --bind-address HOST             address of the metrics and health servers (default 0.0.0.0)
+  --metrics-port PORT             /metrics (default 8080; 0: any free port)
+  --health-port PORT              /healthz and /readyz (default 8081; 0: any free port)
+  --leader-elect[=false]          campaign for the Lease before acting (default true)
+  --leader-election-namespace NS  namespace of the Lease (default: POD_NAMESPACE, else default)
+  --leader-election-id NAME       name of the Lease (default etcd-robustness-operator)
+  --lease-duration DURATION       (default 15s)
+  --report-dir DIR                store reports in DIR (a mounted volume) instead of ConfigMaps
+  --agent-image IMAGE             image of the fault agent sidecar (kubernetes runtime)
+  --data-dir DIR                  local runtime: members' data and logs
+  --log-format json|text          (default json)
+  -h, --help
+`;
+
+export interface OperatorArgs {
+  runtime: 'kubernetes' | 'local';
+  namespaces: string[];
+  kubeconfig: string | undefined;
+  bindAddress: string;
+  metricsPort: number;
+  healthPort: number;
+  leaderElect: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  leaseDurationMs: number;
+  reportDir: string | undefined;
+  agentImage: string;
+  dataDir: string;
+  logFormat: 'json' | 'text';
+}
+
+const defaultImage = 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0';
+
+function port(flag: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new OperatorUsageError(`${flag}: "${text}" is not a port number`);
+  return n;
+}
+
+export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorArgs | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      runtime: { type: 'string', default: 'kubernetes' },
+      namespaces: { type: 'string', default: '' },
+      kubeconfig: { type: 'string' },
+      'bind-address': { type: 'string', default: '0.0.0.0' },
+      'metrics-port': { type: 'string', default: '8080' },
+      'health-port': { type: 'string', default: '8081' },
+      'leader-elect': { type: 'string' },
+      'leader-election-namespace': { type: 'string' },
+      'leader-election-id': { type: 'string', default: 'etcd-robustness-operator' },
+      'lease-duration': { type: 'string', default: '15s' },
+      'report-dir': { type: 'string' },
+      'agent-image': { type: 'string', default: env['OPERATOR_IMAGE'] ?? defaultImage },
+      'data-dir': { type: 'string' },
+      'log-format': { type: 'string', default: 'json' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  if (positionals.length > 0) throw new OperatorUsageError(`unexpected argument "${positionals[0]}"`);
+  const runtime = values.runtime;
+  if (runtime !== 'kubernetes' && runtime !== 'local') throw new OperatorUsageError(`--runtime: "${runtime}" is not kubernetes or local`);
+  const logFormat = values['log-format'];
+  if (logFormat !== 'json' && logFormat !== 'text') throw new OperatorUsageError(`--log-format: "${logFormat}" is not json or text`);
+  const leaderElectText = values['leader-elect'] ?? 'true';
+  if (leaderElectText !== 'true' && leaderElectText !== 'false') throw new OperatorUsageError(`--leader-elect: "${leaderElectText}" is not true or false`);
+  let leaseDurationMs: number;
+  try {
+    leaseDurationMs = parseDuration(values['lease-duration']);
+  } catch (error) {
+    throw new OperatorUsageError(`--lease-duration: ${(error as Error).message}`);
+  }
+  if (leaseDurationMs < 2000) throw new OperatorUsageError('--lease-duration: must be at least 2s');
+  return {
+    runtime,
+    namespaces: values.namespaces.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    kubeconfig: values.kubeconfig,
+    bindAddress: values['bind-address'],
+    metricsPort: port('--metrics-port', values['metrics-port']),
+    healthPort: port('--health-port', values['health-port']),
+    leaderElect: leaderElectText === 'true',
+    leaderElectionNamespace: values['leader-election-namespace'] ?? env['POD_NAMESPACE'] ?? 'default',
+    leaderElectionId: values['leader-election-id'],
+    leaseDurationMs,
+    reportDir: values['report-dir'],
+    agentImage: values['agent-image'],
+    dataDir: values['data-dir'] ?? path.join(os.tmpdir(), `etcd-robustness-operator-${os.userInfo().uid}`),
+    logFormat,
+  };
+}
+
+/** --leader-elect is a boolean flag that may also be written --leader-elect=false. */
+function normalizeArgv(argv: string[]): string[] {
+  return argv.map((a, i) => (a === '--leader-elect' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-')) ? '--leader-elect=true' : a));
+}
+
+function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file !== undefined) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export interface OperatorRuntimeParts {
+  placement: MemberPlacement<EtcdCluster>;
+  reports: ReportStore;
+}
+
+function partsFor(args: OperatorArgs, kubeConfig: KubeConfig): OperatorRuntimeParts {
+  const placement = args.runtime === 'local' ? new LocalPlacement({ root: args.dataDir }) : new KubernetesPlacement({ kubeConfig, operatorImage: args.agentImage });
+  const reports = args.reportDir === undefined ? new ConfigMapReportStore({ kubeConfig }) : new VolumeReportStore({ root: args.reportDir });
+  return { placement, reports };
+}
+
+/** Runs until SIGTERM/SIGINT (exit 0 after a clean stop) or a lost lease (exit 1). */
+export async function runOperator(argvIn: string[], out: (line: string) => void): Promise<number> {
+  const args = parseOperatorArgs(normalizeArgv(argvIn));
+  if (args === 'help') {
+    out(operatorUsage);
+    return 0;
+  }
+  setLogFormat(args.logFormat);
+  const kubeConfig = loadKubeConfig(args.kubeconfig);
+  const identity = process.env['POD_NAME'] ?? `${os.hostname()}-${process.pid}`;
+  const { placement, reports } = partsFor(args, kubeConfig);
+  let lost!: () => void;
+  const lostLeadership = new Promise<void>((resolve) => (lost = resolve));
+  const operator = await Operator.start({
+    kubeConfig,
+    placement,
+    reports,
+    namespaces: args.namespaces,
+    identity,
+    ...(args.leaderElect ? { leaderElection: { namespace: args.leaderElectionNamespace, name: args.leaderElectionId, leaseDurationMs: args.leaseDurationMs, renewDeadlineMs: Math.round(args.leaseDurationMs * 2 / 3), retryPeriodMs: Math.max(500, Math.round(args.leaseDurationMs / 7)) } } : {}),
+    host: args.bindAddress,
+    metricsPort: args.metricsPort,
+    healthPort: args.healthPort,
+    onLostLeadership: () => lost(),
+  });
+  logger.info('operator started', { identity, runtime: args.runtime, namespaces: args.namespaces.length === 0 ? 'all' : args.namespaces, metrics: operator.metricsUrl, health: operator.healthUrl, leaderElection: args.leaderElect });
+  out(`metrics: ${operator.metricsUrl}`);
+  out(`health: ${operator.healthUrl}/healthz`);
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  const why = await Promise.race([signalled, lostLeadership.then(() => 'lost' as const)]);
+  logger.info(why === 'lost' ? 'leadership lost: stopping' : `${why}: stopping (runs heal their faults)`);
+  await operator.close();
+  return why === 'lost' ? 1 : 0;
+}
+
+export const devUsage = `Usage: etcd-robustness dev [--dir DIR]
+
+Starts a local kube-apiserver (with its own etcd), installs the CRDs, runs the operator against it with
+the local runtime (EtcdCluster members are etcd processes on this machine) and prints the KUBECONFIG to
+use. Then, in another shell:
+
+  export KUBECONFIG=<printed path>
+  kubectl apply -f config/samples/etcdcluster.yaml
+  kubectl apply -f config/samples/robustnessrun-against-cluster.yaml
+  kubectl get etcdclusters,robustnessruns -w
+
+Ctrl-C stops everything (members, operator, apiserver). Needs the binaries of npm run build:bins.
+`;
+
+export async function runDev(argv: string[], out: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    out(devUsage);
+    return 0;
+  }
+  setLogFormat('text');
+  const dir = path.resolve(values.dir ?? path.join(os.tmpdir(), `etcd-robustness-dev-${os.userInfo().uid}`));
+  mkdirSync(dir, { recursive: true });
+  out('starting a local kube-apiserver...');
+  const apiserver = await LocalApiserver.start();
+  let operator: Operator | undefined;
+  try {
+    const crdFile = path.join(dir, 'crds.yaml');
+    writeFileSync(crdFile, customResourceDefinitions().map((crd) => renderCrd(crd)).join('---\n'));
+    const applied = await apiserver.kubectl(['apply', '--server-side', '-f', crdFile]);
+    if (applied.code !== 0) throw new Error(`installing the CRDs failed: ${applied.stderr}`);
+    const established = await apiserver.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/etcdclusters.etcd.robustness.io', 'crd/robustnessruns.etcd.robustness.io']);
+    if (established.code !== 0) throw new Error(`the CRDs did not become established: ${established.stderr}`);
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, apiserver.kubeConfig.exportConfig(), { mode: 0o600 });
+    operator = await Operator.start({
+      kubeConfig: apiserver.kubeConfig,
+      placement: new LocalPlacement({ root: path.join(dir, 'members') }),
+      reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
+      namespaces: [],
+      identity: `dev-${process.pid}`,
+      host: '127.0.0.1',
+      metricsPort: 0,
+      healthPort: 0,
+    });
+    out(`kube-apiserver: ${apiserver.url}`);
+    out(`operator metrics: ${operator.metricsUrl}`);
+    out(`export KUBECONFIG=${kubeconfig}`);
+    out('ready: kubectl apply -f config/samples/etcdcluster.yaml (Ctrl-C stops everything)');
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    out(`${signal}: stopping the operator, its members and the apiserver`);
+    return 0;
+  } finally {
+    await operator?.close();
+    await apiserver.close();
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The operator process: a probe server (/metrics, /healthz, /readyz) from the start, leader election on
+ * a coordination.k8s.io Lease, and, only while leading, informers that enqueue keys and two controllers
+ * (EtcdCluster, RobustnessRun) that reconcile them. Losing the lease stops the controllers (runs heal
+ * their faults) before anything else can act; close() does the same and releases the lease.
+ */
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
+import { etcdClusterPlural, robustnessGroup, robustnessRunPlural, robustnessVersion } from '../domain/index.ts';
+import { logger } from '../log.ts';
+import { Registry } from '../run/index.ts';
+import { EtcdClusterReconciler } from './etcdcluster/reconciler.ts';
+import { Controller, ControllerMetrics, EventRecorder, Informer, keyOf, LeaderElector, ProbeServer, type KubeObject } from './kit/index.ts';
+import type { ReportStore } from './report-store.ts';
+import { RobustnessRunReconciler } from './robustnessrun/reconciler.ts';
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  placement: MemberPlacement<EtcdCluster>;
+  reports: ReportStore;
+  /** Namespaces to watch; empty: all. */
+  namespaces: string[];
+  /** This replica's name (the Lease holder identity and the Events' reportingInstance). */
+  identity: string;
+  /** Absent: no leader election (a single replica). */
+  leaderElection?: { namespace: string; name: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  host: string;
+  metricsPort: number;
+  healthPort: number;
+  /** Called when leadership is lost (the operator command exits, as controller-runtime does). */
+  onLostLeadership?: () => void;
+  /** Requeue period of a steady EtcdCluster (default 5 s). */
+  clusterResyncMs?: number;
+  workDir?: string;
+}
+
+/** The controllers and informers that run while this replica leads. */
+class LeadingControllers {
+  readonly clusters: Controller;
+  readonly runs: Controller;
+  readonly runReconciler: RobustnessRunReconciler;
+  private readonly informers: Informer<KubeObject>[] = [];
+
+  constructor(options: OperatorOptions, registry: Registry, metrics: ControllerMetrics) {
+    const events = new EventRecorder({ kubeConfig: options.kubeConfig, controller: `${robustnessGroup}/operator`, instance: options.identity });
+    this.runReconciler = new RobustnessRunReconciler({
+      kubeConfig: options.kubeConfig,
+      placement: options.placement,
+      events,
+      reports: options.reports,
+      registry,
+      enqueue: (key) => this.runs.enqueue(key),
+      ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
+    });
+    const clusterReconciler = new EtcdClusterReconciler({
+      kubeConfig: options.kubeConfig,
+      placement: options.placement,
+      events,
+      repairsPaused: this.runReconciler.faultsActiveOn,
+      resyncMs: options.clusterResyncMs ?? 5000,
+    });
+    this.clusters = new Controller({ name: 'etcdcluster', reconcile: clusterReconciler.reconcile, concurrency: 2, metrics });
+    this.runs = new Controller({ name: 'robustnessrun', reconcile: this.runReconciler.reconcile, concurrency: 4, metrics });
+
+    const paths = (plural: string): string[] =>
+      options.namespaces.length === 0
+        ? [`/apis/${robustnessGroup}/${robustnessVersion}/${plural}`]
+        : options.namespaces.map((ns) => `/apis/${robustnessGroup}/${robustnessVersion}/namespaces/${ns}/${plural}`);
+    for (const path of paths(etcdClusterPlural)) {
+      this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.clusters.enqueue(keyOf(object)) }));
+    }
+    for (const path of paths(robustnessRunPlural)) {
+      this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.runs.enqueue(keyOf(object)) }));
+    }
+    // Member Pods (kubernetes runtime) wake their cluster: a Pod that fails or turns Ready changes the plan.
+    const podPaths = options.namespaces.length === 0 ? ['/api/v1/pods'] : options.namespaces.map((ns) => `/api/v1/namespaces/${ns}/pods`);
+    for (const path of podPaths) {
+      this.informers.push(
+        new Informer<KubeObject & { metadata?: { labels?: Record<string, string> } }>({
+          kubeConfig: options.kubeConfig,
+          path,
+          labelSelector: 'etcd.robustness.io/cluster',
+          onEvent: (_type, pod) => {
+            const cluster = pod.metadata?.labels?.['etcd.robustness.io/cluster'];
+            if (cluster !== undefined) this.clusters.enqueue(keyOf({ metadata: { namespace: pod.metadata?.namespace ?? 'default', name: cluster } }));
+          },
+        }),
+      );
+    }
+  }
+
+  get synced(): boolean {
+    return this.informers.every((i) => i.hasSynced);
+  }
+
+  async start(): Promise<void> {
+    this.clusters.start();
+    this.runs.start();
+    await Promise.all(this.informers.map((i) => i.start()));
+  }
+
+  async stop(): Promise<void> {
+    for (const i of this.informers) i.stop();
+    // Runs first: each heals its faults and records its result while the cluster controller still runs.
+    await this.runReconciler.close();
+    await this.runs.stop();
+    await this.clusters.stop();
+  }
+}
+
+export class Operator {
+  readonly registry: Registry;
+  readonly metricsUrl: string;
+  readonly healthUrl: string;
+  private readonly options: OperatorOptions;
+  private readonly probes: ProbeServer;
+  private readonly elector: LeaderElector | undefined;
+  private readonly metrics: ControllerMetrics;
+  private leading: LeadingControllers | undefined;
+  private leadingStopped: Promise<void> = Promise.resolve();
+  private electorDone: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** Without leader election this replica leads until close(). */
+  private readonly selfLead = new AbortController();
+
+  private constructor(options: OperatorOptions, registry: Registry, probes: ProbeServer, metrics: ControllerMetrics) {
+    this.options = options;
+    this.registry = registry;
+    this.probes = probes;
+    this.metrics = metrics;
+    this.metricsUrl = probes.metricsUrl;
+    this.healthUrl = probes.healthUrl;
+    const le = options.leaderElection;
+    if (le) {
+      this.elector = new LeaderElector({
+        kubeConfig: options.kubeConfig,
+        namespace: le.namespace,
+        name: le.name,
+        identity: options.identity,
+        metrics,
+        ...(le.leaseDurationMs === undefined ? {} : { leaseDurationMs: le.leaseDurationMs }),
+        ...(le.renewDeadlineMs === undefined ? {} : { renewDeadlineMs: le.renewDeadlineMs }),
+        ...(le.retryPeriodMs === undefined ? {} : { retryPeriodMs: le.retryPeriodMs }),
+      });
+    }
+  }
+
+  static async start(options: OperatorOptions): Promise<Operator> {
+    const registry = new Registry();
+    const metrics = new ControllerMetrics(registry);
+    const self: { operator?: Operator } = {};
+    const probes = await ProbeServer.start({
+      host: options.host,
+      metricsPort: options.metricsPort,
+      healthPort: options.healthPort,
+      registry,
+      // A replica waiting for the lease is ready (it is up and campaigning); a leader once its caches synced.
+      readiness: { 'informers-synced': () => self.operator?.leading?.synced ?? true },
+    });
+    const operator = new Operator(options, registry, probes, metrics);
+    self.operator = operator;
+    operator.begin();
+    return operator;
+  }
+
+  /** This replica runs the controllers now. */
+  get isLeader(): boolean {
+    return this.leading !== undefined;
+  }
+
+  private begin(): void {
+    if (!this.elector) {
+      void this.lead(this.selfLead.signal);
+      return;
+    }
+    this.electorDone = this.elector.run({
+      onStartedLeading: (signal) => this.lead(signal),
+      onNewLeader: (identity) => logger.info('leader election: the leader is now', { identity }),
+    });
+  }
+
+  private async lead(signal: AbortSignal): Promise<void> {
+    logger.info('leading: starting the controllers', { identity: this.options.identity });
+    const leading = new LeadingControllers(this.options, this.registry, this.metrics);
+    this.leading = leading;
+    let release!: () => void;
+    this.leadingStopped = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await leading.start();
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    } finally {
+      logger.info('no longer leading: stopping the controllers (runs heal their faults)', { identity: this.options.identity });
+      await leading.stop();
+      this.leading = undefined;
+      release();
+      if (!this.closed) this.options.onLostLeadership?.();
+    }
+  }
+
+  /** Stops the controllers (healing faults), releases the lease, stops local members and the probe server. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.elector) {
+      await this.elector.close();
+      await this.electorDone;
+    } else {
+      this.selfLead.abort();
+    }
+    await this.leadingStopped;
+    await this.options.placement.close();
+    await this.probes.close();
+  }
+}
