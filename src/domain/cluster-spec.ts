@@ -4,7 +4,7 @@
  * src/controller/api/schema.ts, which the compiler checks against these types.
  */
 import type { Condition, ObjectMeta } from './kube.ts';
-import { robustnessApiVersion } from './run-spec.ts';
+import type { robustnessApiVersion } from './run-spec.ts';
 
 export const etcdClusterKind = 'EtcdCluster';
 export const etcdClusterPlural = 'etcdclusters';
