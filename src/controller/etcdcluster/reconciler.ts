@@ -131,6 +131,11 @@ export class EtcdClusterReconciler {
   private async act(cluster: EtcdCluster, action: ClusterAction, etcd: EtcdView | undefined, endpoints: string[], placed: readonly PlacedMember[]): Promise<number | undefined> {
     const { placement } = this.options;
     const key = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
+    // Membership changes go to the leader: etcd checks a reconfiguration against the receiving member's
+    // own peer connections, and a member that joined seconds ago refuses every change.
+    const leaderUrl = etcd?.members.find((m) => m.id === etcd.leaderId)?.clientUrls[0];
+    const viaLeader = leaderUrl === undefined ? endpoints : [leaderUrl];
+    const settling = (error: unknown): boolean => /unhealthy cluster|too many learner|not enough started members|in sync|not ready/i.test(apiErrorMessage(error));
     if (action.kind !== 'steady' && action.kind !== 'wait') logger.info(`EtcdCluster ${key}: ${describeAction(action)}`);
     switch (action.kind) {
       case 'steady':
@@ -161,17 +166,22 @@ export class EtcdClusterReconciler {
         await this.event(cluster, 'Normal', 'MemberDeleted', `deleted ${action.member}: it is no member of the cluster`);
         return 0;
       case 'removeMember': {
-        await withEtcd(endpoints, (c) => c.cluster.memberRemove({ ID: action.id }, { deadline: Date.now() + 5000 }));
+        try {
+          await withEtcd(viaLeader, (c) => c.cluster.memberRemove({ ID: action.id }, { deadline: Date.now() + 5000 }));
+        } catch (error) {
+          if (settling(error)) return 2000;
+          throw error;
+        }
         const reasons = { dataLost: 'its data was lost', down: 'it stayed down past the grace period', scaleDown: 'scaling down', unknown: 'no runner is known for it' };
         await this.event(cluster, action.reason === 'scaleDown' ? 'Normal' : 'Warning', action.reason === 'scaleDown' ? 'MemberRemoved' : 'MemberReplaced', `removed ${action.member} (id ${hexId(action.id)}): ${reasons[action.reason]}`);
         return 0;
       }
       case 'promote':
         try {
-          await withEtcd(endpoints, (c) => c.cluster.memberPromote({ ID: action.id }, { deadline: Date.now() + 5000 }));
+          await withEtcd(viaLeader, (c) => c.cluster.memberPromote({ ID: action.id }, { deadline: Date.now() + 5000 }));
         } catch (error) {
           // etcd refuses until the learner caught up with the leader: that is waiting, not failing.
-          if (/in sync|not ready|learner/i.test(apiErrorMessage(error))) return 1000;
+          if (settling(error)) return 1000;
           throw error;
         }
         await this.event(cluster, 'Normal', 'MemberPromoted', `promoted learner ${action.member} to a voting member`);
@@ -186,10 +196,10 @@ export class EtcdClusterReconciler {
         }
         let added;
         try {
-          added = await withEtcd(endpoints, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
+          added = await withEtcd(viaLeader, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
         } catch (error) {
           // etcd's reconfiguration check refuses while a recent change settles: wait, it is not a failure.
-          if (/unhealthy cluster|too many learner/i.test(apiErrorMessage(error))) return 2000;
+          if (settling(error)) return 2000;
           throw error;
         }
         const initialCluster = added.members
