@@ -177,14 +177,37 @@ export async function runOperator(argvIn: string[], out: (line: string) => void)
   logger.info('operator started', { identity, runtime: args.runtime, namespaces: args.namespaces.length === 0 ? 'all' : args.namespaces, metrics: operator.metricsUrl, health: operator.healthUrl, leaderElection: args.leaderElect });
   out(`metrics: ${operator.metricsUrl}`);
   out(`health: ${operator.healthUrl}/healthz`);
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
-  const why = await Promise.race([signalled, lostLeadership.then(() => 'lost' as const)]);
-  logger.info(why === 'lost' ? 'leadership lost: stopping' : `${why}: stopping (runs heal their faults)`);
-  await operator.close();
-  return why === 'lost' ? 1 : 0;
+  const signals = stopSignals();
+  try {
+    const why = await Promise.race([signals.received, lostLeadership.then(() => 'lost' as const)]);
+    logger.info(why === 'lost' ? 'leadership lost: stopping' : `${why}: stopping (runs heal their faults)`);
+    await operator.close();
+    return why === 'lost' ? 1 : 0;
+  } finally {
+    signals.dispose();
+  }
+}
+
+/**
+ * The first SIGTERM or SIGINT. Listeners stay registered (`on`, not `once`) until dispose(): the exit hook
+ * of src/local/process.ts exits at once when it is the only listener of the signal left, and a `once`
+ * listener is removed before the hook runs when the hook was registered after it (the local runtime's
+ * first member starts after this), so a SIGTERM would exit 143 without stopping cleanly.
+ */
+function stopSignals(): { received: Promise<NodeJS.Signals>; dispose: () => void } {
+  let resolve!: (signal: NodeJS.Signals) => void;
+  const received = new Promise<NodeJS.Signals>((r) => (resolve = r));
+  const onTerm = (): void => resolve('SIGTERM');
+  const onInt = (): void => resolve('SIGINT');
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  return {
+    received,
+    dispose: () => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+    },
+  };
 }
 
 export const devUsage = `Usage: etcd-robustness dev [--dir DIR]

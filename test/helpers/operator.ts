@@ -1,0 +1,71 @@
+// Helpers of the operator's integration tests: kubectl with assertions, polling, and /metrics samples.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestApiserver } from './kube-apiserver.ts';
+
+/** Runs kubectl and fails the test on a non-zero exit; returns stdout. */
+export async function kubectlOk(apiserver: TestApiserver, args: string[], stdin?: string): Promise<string> {
+  const result = await apiserver.kubectl(args, stdin);
+  assert.equal(result.code, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** `kubectl get -o json`; undefined when the object does not exist. */
+export async function kubectlJson<T>(apiserver: TestApiserver, args: string[]): Promise<T | undefined> {
+  const result = await apiserver.kubectl([...args, '-o', 'json']);
+  if (result.code !== 0) {
+    if (/NotFound|not found/.test(result.stderr)) return undefined;
+    throw new Error(`kubectl ${args.join(' ')} failed: ${result.stderr}`);
+  }
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Installs the CRDs of crds/ the way a user does, and waits until the API server serves them. */
+export async function installCrds(apiserver: TestApiserver): Promise<void> {
+  await kubectlOk(apiserver, ['apply', '--server-side', '-f', 'crds/']);
+  await kubectlOk(apiserver, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/etcdclusters.etcd.robustness.io', 'crd/robustnessruns.etcd.robustness.io']);
+}
+
+/** Polls until `check` returns a value other than undefined, or fails with `describe()`'s last observation. */
+export async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, describe?: () => Promise<string>, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() >= deadline) break;
+    await sleep(intervalMs);
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
+}
+
+/** One sample of a Prometheus text exposition. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The samples of the exposition `text` named `name` (no escapes inside label values are expected). */
+export function samples(text: string, name: string): Sample[] {
+  const found: Sample[] = [];
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[pair[1]!] = pair[2]!;
+    found.push({ name, labels, value: Number(match[3]) });
+  }
+  return found;
+}
+
+export async function scrape(metricsUrl: string): Promise<string> {
+  const response = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
+  assert.equal(response.status, 200, `GET ${metricsUrl}`);
+  return response.text();
+}
+
+/** controller_runtime_reconcile_total of a controller, summed over results, and how many samples there were. */
+export async function reconcileTotal(metricsUrl: string, controller: string): Promise<{ total: number; samples: number }> {
+  const found = samples(await scrape(metricsUrl), 'controller_runtime_reconcile_total').filter((s) => s.labels['controller'] === controller);
+  return { total: found.reduce((sum, s) => sum + s.value, 0), samples: found.length };
+}

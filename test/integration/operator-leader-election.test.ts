@@ -1,0 +1,292 @@
+// Two replicas of `etcd-robustness operator` (separate processes, --runtime=local, one shared data dir)
+// campaign for the same coordination.k8s.io Lease on a real kube-apiserver. Only the holder reconciles;
+// when it is SIGKILLed (its local etcd member dies with it: parent-death signal) the other replica takes
+// the Lease once it expired, starts the member again from its data, and the EtcdCluster is Available again
+// with the same member id. A SIGTERM stops the last replica cleanly: exit 0, the Lease released.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { EtcdCluster } from '../../src/domain/index.ts';
+import { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { eventually, installCrds, kubectlJson, kubectlOk, reconcileTotal, samples, scrape } from '../helpers/operator.ts';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const cli = path.join(repo, 'src', 'cli.ts');
+const namespace = 'leader-election';
+const leaseName = 'etcd-robustness-operator';
+const leaseDurationS = 4;
+/** The Lease is free leaseDuration after the leader's last renewal (at most one retry period before the
+ * kill); a candidate retries every retry period (lease/7, jittered by 20 %); the rest is slack. */
+const takeoverBoundMs = 12_000;
+
+const clusterManifest = `apiVersion: etcd.robustness.io/v1alpha1
+kind: EtcdCluster
+metadata:
+  name: solo
+  namespace: ${namespace}
+spec:
+  version: "3.6.16"
+  replicas: 1
+  agent:
+    enabled: false
+`;
+
+interface Lease {
+  metadata: { resourceVersion: string };
+  spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number; leaseTransitions?: number; renewTime?: string; acquireTime?: string };
+}
+
+/** One `etcd-robustness operator` process. */
+class Replica {
+  readonly identity: string;
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  metricsUrl = '';
+  healthUrl = '';
+  private readonly stderrLines: string[] = [];
+
+  constructor(identity: string, kubeconfig: string, dataDir: string) {
+    this.identity = identity;
+    this.child = spawn(
+      process.execPath,
+      [
+        cli,
+        'operator',
+        '--runtime=local',
+        '--kubeconfig',
+        kubeconfig,
+        '--namespaces',
+        namespace,
+        '--leader-elect',
+        '--leader-election-namespace',
+        namespace,
+        '--lease-duration',
+        `${leaseDurationS}s`,
+        '--data-dir',
+        dataDir,
+        '--metrics-port',
+        '0',
+        '--health-port',
+        '0',
+        '--bind-address',
+        '127.0.0.1',
+        '--log-format',
+        'json',
+      ],
+      // POD_NAME is the Lease holder identity, as in the chart's Deployment.
+      { cwd: repo, env: { ...process.env, POD_NAME: identity }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    let stderr = '';
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      const lines = stderr.split('\n');
+      stderr = lines.pop()!;
+      this.stderrLines.push(...lines);
+      if (this.stderrLines.length > 400) this.stderrLines.splice(0, this.stderrLines.length - 400);
+    });
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves once the process printed its metrics and health URLs (it is up and campaigning). */
+  async started(timeoutMs = 30_000): Promise<void> {
+    let stdout = '';
+    const stream = this.child.stdout!.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => finish(new Error(`${this.identity} printed no URLs within ${timeoutMs} ms:\n${this.logTail()}`)), timeoutMs);
+      const onData = (chunk: string): void => {
+        stdout += chunk;
+        const metrics = /^metrics: (\S+)$/m.exec(stdout);
+        const health = /^health: (\S+)\/healthz$/m.exec(stdout);
+        if (metrics && health) {
+          this.metricsUrl = metrics[1]!;
+          this.healthUrl = health[1]!;
+          finish();
+        }
+      };
+      const onExit = (): void => finish(new Error(`${this.identity} exited before it was up:\n${this.logTail()}`));
+      const finish = (error?: Error): void => {
+        clearTimeout(timer);
+        stream.off('data', onData);
+        this.child.off('exit', onExit);
+        if (error) reject(error);
+        else resolve();
+      };
+      stream.on('data', onData);
+      this.child.once('exit', onExit);
+    });
+    // Keep draining stdout so the child never blocks on a full pipe.
+    stream.resume();
+  }
+
+  logTail(lines = 40): string {
+    return this.stderrLines.slice(-lines).join('\n');
+  }
+
+  /** Stops the process if it still runs (SIGKILL) and waits for it. */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** pids of etcd processes whose data dir is under `dir` (the operators' own --data-dir is a separate argument). */
+function etcdPids(dir: string): number[] {
+  const result = spawnSync('pgrep', ['-f', '--', `--data-dir=${dir}/`], { encoding: 'utf8' });
+  return result.stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map(Number);
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('two operator replicas with leader election', { timeout: 240_000 }, () => {
+  let apiserver: TestApiserver;
+  let dataDir: string;
+  let replicas: Replica[] = [];
+  let leader: Replica;
+  let follower: Replica;
+  let memberId: string;
+  let transitionsBefore: number;
+
+  before(async () => {
+    apiserver = await TestApiserver.start();
+    await installCrds(apiserver);
+    await kubectlOk(apiserver, ['create', 'namespace', namespace]);
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'operator-leader-election-'));
+    replicas = [new Replica('replica-a', apiserver.kubeconfigPath, dataDir), new Replica('replica-b', apiserver.kubeconfigPath, dataDir)];
+    await Promise.all(replicas.map((r) => r.started()));
+  });
+
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.kill()));
+    // Members die with their operator (parent-death signal); should one have survived, stop it (and fail).
+    const survivors = dataDir === undefined ? [] : etcdPids(dataDir);
+    for (const pid of survivors) process.kill(pid, 'SIGKILL');
+    await apiserver?.close();
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+    assert.deepEqual(survivors, [], 'no etcd process of the shared data dir outlives the replicas');
+  });
+
+  const readLease = (): Promise<Lease | undefined> => kubectlJson<Lease>(apiserver, ['-n', namespace, 'get', `leases.coordination.k8s.io/${leaseName}`]);
+  const holder = async (): Promise<string | undefined> => (await readLease())?.spec?.holderIdentity ?? undefined;
+  const getCluster = (): Promise<EtcdCluster | undefined> => kubectlJson<EtcdCluster>(apiserver, ['-n', namespace, 'get', 'etcdcluster', 'solo']);
+  const available = (c: EtcdCluster | undefined): boolean => c?.status?.conditions?.find((x) => x.type === 'Available')?.status === 'True';
+  const masterStatus = async (r: Replica): Promise<number | undefined> =>
+    samples(await scrape(r.metricsUrl), 'leader_election_master_status').find((s) => s.labels['name'] === leaseName)?.value;
+  const describeState = async (): Promise<string> =>
+    `lease holder ${await holder()}; cluster ${JSON.stringify((await getCluster())?.status ?? null)}\n${replicas.map((r) => `--- ${r.identity} (${r.running ? 'running' : 'exited'}):\n${r.logTail(15)}`).join('\n')}`;
+
+  test('exactly one replica holds the Lease', async () => {
+    const identity = await eventually('a Lease holder', 30_000, holder, describeState);
+    leader = replicas.find((r) => r.identity === identity)!;
+    follower = replicas.find((r) => r.identity !== identity)!;
+    assert.ok(leader, `the holder ${identity} is one of the replicas`);
+    const lease = (await readLease())!;
+    assert.equal(lease.spec?.leaseDurationSeconds, leaseDurationS);
+    transitionsBefore = lease.spec?.leaseTransitions ?? 0;
+
+    // Over several renew periods: the holder stays, it renews, and each replica knows which one it is.
+    const renewed = lease.spec?.renewTime;
+    await sleep(2000);
+    const later = (await readLease())!;
+    assert.equal(later.spec?.holderIdentity, leader.identity, 'the holder does not change while it renews');
+    assert.notEqual(later.spec?.renewTime, renewed, 'the holder renews the Lease');
+    assert.equal(await masterStatus(leader), 1);
+    assert.equal(await masterStatus(follower), 0);
+    for (const r of replicas) {
+      for (const probe of ['healthz', 'readyz']) {
+        const response = await fetch(`${r.healthUrl}/${probe}`);
+        assert.equal(response.status, 200, `${r.identity} /${probe}: a waiting replica is healthy and ready`);
+      }
+    }
+  });
+
+  test('only the leader reconciles: the EtcdCluster becomes Available', async () => {
+    await kubectlOk(apiserver, ['apply', '-f', '-'], clusterManifest);
+    const cluster = await eventually('EtcdCluster solo Available', 90_000, async () => {
+      const c = await getCluster();
+      return available(c) && c?.status?.members?.[0]?.id !== undefined ? c : undefined;
+    }, describeState, 500);
+    const members = cluster.status!.members!;
+    assert.equal(members.length, 1);
+    assert.equal(members[0]!.name, 'solo-0');
+    assert.equal(members[0]!.healthy, true);
+    assert.equal(members[0]!.role, 'leader');
+    memberId = members[0]!.id!;
+    assert.match(memberId, /^[0-9a-f]+$/);
+    assert.equal(cluster.status!.observedGeneration, cluster.metadata.generation);
+
+    const leaderReconciles = await reconcileTotal(leader.metricsUrl, 'etcdcluster');
+    assert.ok(leaderReconciles.total > 0, `the leader reconciled (${leaderReconciles.total})`);
+    const followerReconciles = await reconcileTotal(follower.metricsUrl, 'etcdcluster');
+    assert.ok(followerReconciles.samples === 0 || followerReconciles.total === 0, `the follower never reconciled (${JSON.stringify(followerReconciles)})`);
+    assert.equal(await holder(), leader.identity, 'the leadership did not move');
+    // One etcd process runs the member: the leader's.
+    assert.equal(etcdPids(dataDir).length, 1, `one etcd process: ${etcdPids(dataDir).join(', ')}`);
+  });
+
+  test('SIGKILL of the leader: the other replica takes the Lease within the lease time and restarts the member from its data', async (t) => {
+    const leaderEtcd = etcdPids(dataDir);
+    assert.equal(leaderEtcd.length, 1);
+    const killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+    assert.deepEqual(await leader.exited, { code: null, signal: 'SIGKILL' });
+    // The dead leader's last renewal: nobody may take the Lease before it expired.
+    const lastRenewal = Date.parse((await readLease())?.spec?.renewTime ?? '');
+    assert.ok(!Number.isNaN(lastRenewal));
+
+    // The member died with its operator (parent-death signal), not at the next leader's hands.
+    await eventually(`etcd ${leaderEtcd[0]} to die with its operator`, 5000, async () => Promise.resolve(alive(leaderEtcd[0]!) ? undefined : true), undefined, 50);
+
+    await eventually(`${follower.identity} to take the Lease`, takeoverBoundMs + 5000, async () => ((await holder()) === follower.identity ? true : undefined), describeState, 100);
+    const takeoverMs = Date.now() - killedAt;
+    assert.ok(takeoverMs < takeoverBoundMs, `took the Lease ${takeoverMs} ms after the kill (bound ${takeoverBoundMs} ms)`);
+    const lease = (await readLease())!;
+    assert.equal(lease.spec?.leaseTransitions, transitionsBefore + 1, 'one leadership transition');
+    const acquiredAfterMs = Date.parse(lease.spec?.acquireTime ?? '') - lastRenewal;
+    assert.ok(acquiredAfterMs >= leaseDurationS * 1000, `taken ${acquiredAfterMs} ms after the last renewal: not before the Lease expired`);
+
+    const cluster = await eventually('EtcdCluster solo Available again', 60_000, async () => {
+      const c = await getCluster();
+      return available(c) && c?.status?.members?.[0]?.healthy === true ? c : undefined;
+    }, describeState, 250);
+    const availableMs = Date.now() - killedAt;
+    assert.equal(cluster.status!.members!.length, 1);
+    assert.equal(cluster.status!.members![0]!.name, 'solo-0');
+    assert.equal(cluster.status!.members![0]!.id, memberId, 'the same member: its data was kept');
+    const restarted = etcdPids(dataDir);
+    assert.equal(restarted.length, 1);
+    assert.notEqual(restarted[0], leaderEtcd[0], 'a new etcd process, started by the new leader');
+    assert.ok((await reconcileTotal(follower.metricsUrl, 'etcdcluster')).total > 0, 'the new leader reconciles');
+    assert.equal(await masterStatus(follower), 1);
+    t.diagnostic(`lease taken over ${takeoverMs} ms after the kill (${acquiredAfterMs} ms after the last renewal); the cluster Available again ${availableMs} ms after the kill`);
+  });
+
+  test('SIGTERM of the last replica: exit 0, the Lease released, no member left running', async () => {
+    follower.child.kill('SIGTERM');
+    const exit = await Promise.race([follower.exited, sleep(30_000, 'timeout' as const, { ref: false })]);
+    assert.notEqual(exit, 'timeout', `${follower.identity} did not exit within 30 s of SIGTERM:\n${follower.logTail()}`);
+    assert.deepEqual(exit, { code: 0, signal: null }, follower.logTail());
+    const lease = (await readLease())!;
+    assert.equal(lease.spec?.holderIdentity ?? '', '', 'the Lease is released on a clean stop');
+    assert.deepEqual(etcdPids(dataDir), [], 'the members stopped with the operator');
+    assert.ok(/released the lease/.test(follower.logTail(100)), 'the log says so');
+  });
+});
