@@ -66,16 +66,17 @@ export class EtcdClusterReconciler {
 
     if (cluster.metadata.deletionTimestamp !== undefined) {
       if (!(cluster.metadata.finalizers ?? []).includes(clusterFinalizer)) return {};
-      await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => undefined);
+      // The finalizer patch carries the resourceVersion the status patch returned (not a stale one).
+      const latest = await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => cluster);
       await placement.deleteCluster(cluster);
       await this.event(cluster, 'Normal', 'ClusterDeleted', 'members stopped and their data deleted');
-      await this.clusters.patch(namespace, name, finalizerPatch(cluster.metadata, clusterFinalizer, false));
+      await this.clusters.patch(namespace, name, finalizerPatch(latest.metadata, clusterFinalizer, false));
       this.unhealthySince.delete(key);
       return {};
     }
     if (!(cluster.metadata.finalizers ?? []).includes(clusterFinalizer)) {
       await this.clusters.patch(namespace, name, finalizerPatch(cluster.metadata, clusterFinalizer, true));
-      return { requeueAfterMs: 0 };
+      return { requeueAfterMs: 100 };
     }
     if (cluster.spec.topology !== 'standard') {
       throw new TerminalError(`topology ${cluster.spec.topology} is not supported by this operator version`);
@@ -164,7 +165,7 @@ export class EtcdClusterReconciler {
       case 'deleteRunner':
         await placement.deleteMember(cluster, action.member);
         await this.event(cluster, 'Normal', 'MemberDeleted', `deleted ${action.member}: it is no member of the cluster`);
-        return 0;
+        return 100;
       case 'removeMember': {
         try {
           await withEtcd(viaLeader, (c) => c.cluster.memberRemove({ ID: action.id }, { deadline: Date.now() + 5000 }));
@@ -174,7 +175,7 @@ export class EtcdClusterReconciler {
         }
         const reasons = { dataLost: 'its data was lost', down: 'it stayed down past the grace period', scaleDown: 'scaling down', unknown: 'no runner is known for it' };
         await this.event(cluster, action.reason === 'scaleDown' ? 'Normal' : 'Warning', action.reason === 'scaleDown' ? 'MemberRemoved' : 'MemberReplaced', `removed ${action.member} (id ${hexId(action.id)}): ${reasons[action.reason]}`);
-        return 0;
+        return 100;
       }
       case 'promote':
         try {
@@ -185,7 +186,7 @@ export class EtcdClusterReconciler {
           throw error;
         }
         await this.event(cluster, 'Normal', 'MemberPromoted', `promoted learner ${action.member} to a voting member`);
-        return 0;
+        return 100;
       case 'addLearner': {
         const { peerUrl } = await placement.addresses(cluster, action.member);
         const namespace = cluster.metadata.namespace ?? 'default';

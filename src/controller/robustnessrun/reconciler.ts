@@ -140,7 +140,7 @@ export class RobustnessRunReconciler {
     }
     if (!(resource.metadata.finalizers ?? []).includes(runFinalizer)) {
       await this.runs.patch(namespace, name, finalizerPatch(resource.metadata, runFinalizer, true));
-      return { requeueAfterMs: 0 };
+      return { requeueAfterMs: 100 };
     }
 
     if (active) return {}; // the run reports its own progress and wakes this key when it ends
@@ -156,7 +156,7 @@ export class RobustnessRunReconciler {
         ]),
       });
       await this.event(resource, 'Warning', 'RunAborted', `run ${record.number} was interrupted: ${record.reason}`);
-      return { requeueAfterMs: 0 };
+      return { requeueAfterMs: 100 };
     }
 
     let run: RobustnessRun;
