@@ -1,0 +1,221 @@
+// End to end with --runtime=local: the operator against a real kube-apiserver, members as real etcd
+// processes. kubectl applies the samples; the EtcdCluster becomes Available with 3 healthy members,
+// scales to 5 and back to 3, replaces a member whose process was killed and whose data was wiped; a
+// RobustnessRun with faults passes with status, Events and metrics; deleting everything stops every
+// member and leaves no fault in place.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Operator } from '../../src/controller/operator.ts';
+import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import type { EtcdCluster, RobustnessRunResource } from '../../src/domain/index.ts';
+import { TestApiserver } from '../helpers/kube-apiserver.ts';
+
+const namespace = 'e2e';
+let apiserver: TestApiserver;
+let operator: Operator;
+let placement: LocalPlacement;
+let root: string;
+
+async function kubectl(args: string[], stdin?: string): Promise<string> {
+  const result = await apiserver.kubectl(args, stdin);
+  assert.equal(result.code, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
+  return result.stdout;
+}
+
+async function getJson<T>(kind: string, name: string): Promise<T | undefined> {
+  const result = await apiserver.kubectl(['-n', namespace, 'get', kind, name, '-o', 'json']);
+  if (result.code !== 0) {
+    if (/NotFound/.test(result.stderr)) return undefined;
+    throw new Error(result.stderr);
+  }
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Polls until `check` returns a value (not undefined), or fails with the last observation. */
+async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, describe?: () => Promise<string>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await sleep(500);
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
+}
+
+const clusterState = async (): Promise<string> => JSON.stringify((await getJson<EtcdCluster>('etcdcluster', 'demo'))?.status ?? null);
+
+/** The cluster once it is Available, Running, with `n` healthy voting members and no learner. */
+async function waitMembers(n: number, timeoutMs = 90_000): Promise<EtcdCluster> {
+  return eventually(
+    `EtcdCluster demo Running with ${n} healthy voting members`,
+    timeoutMs,
+    async () => {
+      const c = await getJson<EtcdCluster>('etcdcluster', 'demo');
+      const s = c?.status;
+      const members = s?.members ?? [];
+      const ok =
+        s?.phase === 'Running' &&
+        s.readyMembers === n &&
+        members.length === n &&
+        members.every((m) => m.healthy && (m.role === 'leader' || m.role === 'follower')) &&
+        s.conditions?.find((x) => x.type === 'Available')?.status === 'True' &&
+        s.conditions.find((x) => x.type === 'Progressing')?.status === 'False';
+      return ok ? c : undefined;
+    },
+    clusterState,
+  );
+}
+
+before(async () => {
+  apiserver = await TestApiserver.start();
+  await kubectl(['apply', '--server-side', '-f', 'crds/']);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/etcdclusters.etcd.robustness.io', 'crd/robustnessruns.etcd.robustness.io']);
+  await kubectl(['create', 'namespace', namespace]);
+  root = mkdtempSync(path.join(os.tmpdir(), 'operator-local-'));
+  placement = new LocalPlacement({ root });
+  operator = await Operator.start({
+    kubeConfig: apiserver.kubeConfig,
+    placement,
+    reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
+    namespaces: [namespace],
+    identity: 'e2e-operator',
+    leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+    host: '127.0.0.1',
+    metricsPort: 0,
+    healthPort: 0,
+  });
+});
+
+after(async () => {
+  await operator.close();
+  await apiserver.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('the sample EtcdCluster becomes Available with 3 healthy members, status from etcd', async () => {
+  await kubectl(['-n', namespace, 'apply', '-f', 'config/samples/etcdcluster.yaml']);
+  const cluster = await waitMembers(3);
+  const status = cluster.status!;
+  assert.deepEqual(cluster.metadata.finalizers, ['etcd.robustness.io/cluster-cleanup']);
+  assert.equal(status.observedGeneration, cluster.metadata.generation);
+  assert.equal(status.members!.filter((m) => m.role === 'leader').length, 1);
+  assert.equal(status.leader, status.members!.find((m) => m.role === 'leader')!.name);
+  assert.deepEqual(status.members!.map((m) => m.name), ['demo-0', 'demo-1', 'demo-2']);
+  for (const m of status.members!) {
+    assert.match(m.id ?? '', /^[0-9a-f]+$/);
+    assert.equal(m.version, '3.6.16');
+    assert.ok((m.revision ?? 0) >= 1);
+  }
+  assert.equal(status.endpoints!.length, 3);
+  assert.match(status.clusterId ?? '', /^[0-9a-f]+$/);
+  // The members are real: every endpoint answers etcd's /health.
+  for (const endpoint of status.endpoints!) {
+    const health = (await (await fetch(`${endpoint}/health`)).json()) as { health: string };
+    assert.equal(health.health, 'true');
+  }
+  const events = await kubectl(['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json']);
+  const reasons = (JSON.parse(events) as { items: { reason: string; regarding: { name: string } }[] }).items.filter((e) => e.regarding.name === 'demo').map((e) => e.reason);
+  assert.ok(reasons.includes('ClusterBootstrapped'), reasons.join(','));
+  assert.ok(reasons.includes('MemberAdded'), reasons.join(','));
+  assert.ok(reasons.includes('MemberPromoted'), reasons.join(','));
+});
+
+test('scales to 5 and back to 3, one member at a time', async () => {
+  await kubectl(['-n', namespace, 'patch', 'etcdcluster', 'demo', '--type=merge', '-p', '{"spec":{"replicas":5}}']);
+  const five = await waitMembers(5, 120_000);
+  assert.equal(five.status!.observedGeneration, five.metadata.generation);
+  await kubectl(['-n', namespace, 'patch', 'etcdcluster', 'demo', '--type=merge', '-p', '{"spec":{"replicas":3}}']);
+  const three = await waitMembers(3, 120_000);
+  // Members beyond the spec were removed from etcd and then stopped: only 3 members run.
+  assert.equal(placement.runtimeMembers(three).length, 3);
+  assert.ok(three.status!.members!.some((m) => m.role === 'leader'));
+});
+
+test('a member whose process was killed and whose data was wiped is replaced by a new member', async () => {
+  const before = (await waitMembers(3)).status!;
+  const victim = before.members!.find((m) => m.role === 'follower')!;
+  const cluster = (await getJson<EtcdCluster>('etcdcluster', 'demo'))!;
+  const proc = placement.memberProcess(cluster, victim.name);
+  assert.ok(proc?.pid !== undefined, `member ${victim.name} runs`);
+  rmSync(placement.dataDir(cluster, victim.name), { recursive: true, force: true });
+  process.kill(proc.pid, 'SIGKILL');
+  const after = await eventually(
+    `${victim.name} replaced`,
+    120_000,
+    async () => {
+      const c = await waitMembers(3, 120_000);
+      return c.status!.members!.some((m) => m.name === victim.name) ? undefined : c;
+    },
+    clusterState,
+  );
+  const names = after.status!.members!.map((m) => m.name);
+  assert.ok(!names.includes(victim.name));
+  assert.ok(!after.status!.members!.some((m) => m.id === victim.id), 'the replacement has a new member id');
+  const events = JSON.parse(await kubectl(['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json'])) as { items: { reason: string; note: string }[] };
+  assert.ok(events.items.some((e) => e.reason === 'MemberReplaced' && e.note.includes(victim.name)), 'a MemberReplaced event names the member');
+});
+
+test('the sample RobustnessRun passes with faults, status, Events, metrics and a stored report', async () => {
+  const sample = readFileSync('config/samples/robustnessrun-against-cluster.yaml', 'utf8').replace(/duration: 60s/, 'duration: 20s');
+  assert.match(sample, /duration: 20s/);
+  await kubectl(['-n', namespace, 'apply', '-f', '-'], sample);
+  const done = await eventually(
+    'RobustnessRun demo-faults finished',
+    240_000,
+    async () => {
+      const r = await getJson<RobustnessRunResource>('robustnessrun', 'demo-faults');
+      const phase = r?.status?.phase;
+      return phase !== undefined && phase !== 'Pending' && phase !== 'Running' ? r : undefined;
+    },
+    async () => JSON.stringify((await getJson<RobustnessRunResource>('robustnessrun', 'demo-faults'))?.status ?? null),
+  );
+  const status = done.status!;
+  assert.equal(status.phase, 'Passed', JSON.stringify(status));
+  assert.equal(status.verdict, 'linearizable');
+  assert.equal(status.runNumber, 1);
+  assert.ok(status.operations!.ok > 100, `operations ${JSON.stringify(status.operations)}`);
+  assert.ok(status.faults!.injected >= 1, `faults ${JSON.stringify(status.faults)}`);
+  assert.equal(status.faults!.active, 0);
+  assert.deepEqual(status.violations, []);
+  assert.ok(status.startTime !== undefined && status.endTime !== undefined && status.endTime > status.startTime);
+  assert.equal(status.lastRun?.phase, 'Passed');
+  assert.equal(status.history?.length, 1);
+  assert.equal(status.report?.kind, 'configMap');
+  assert.equal(status.conditions?.find((c) => c.type === 'Succeeded')?.status, 'True');
+  assert.equal(status.conditions?.find((c) => c.type === 'Running')?.status, 'False');
+  const cm = JSON.parse(await kubectl(['-n', namespace, 'get', 'configmap', status.report.name, '-o', 'json'])) as { binaryData?: Record<string, string> };
+  assert.ok(cm.binaryData?.['verdict.json.gz'] !== undefined, 'the stored report holds the verdict');
+
+  const events = JSON.parse(await kubectl(['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json'])) as { items: { reason: string; regarding: { name: string; kind: string } }[] };
+  const reasons = new Set(events.items.filter((e) => e.regarding.kind === 'RobustnessRun' && e.regarding.name === 'demo-faults').map((e) => e.reason));
+  for (const reason of ['RunStarted', 'FaultInjected', 'FaultHealed', 'RunPassed']) assert.ok(reasons.has(reason), `${reason} in ${[...reasons].join(',')}`);
+
+  const metrics = await (await fetch(operator.metricsUrl)).text();
+  assert.match(metrics, /etcd_robustness_operations_total\{[^}]*run="e2e\/demo-faults"[^}]*cluster="e2e\/demo"/);
+  assert.match(metrics, /etcd_robustness_fault_injections_total\{/);
+  assert.match(metrics, /controller_runtime_reconcile_total\{controller="etcdcluster",result="[a-z_]+"\} [1-9]/);
+  assert.match(metrics, /workqueue_depth\{name="robustnessrun"\}/);
+  // The cluster came through the faults healthy: repairs resumed, every member serves.
+  await waitMembers(3, 120_000);
+});
+
+test('deleting the run and the cluster stops every member and leaves no fault agent running', async () => {
+  await kubectl(['-n', namespace, 'delete', 'robustnessrun', 'demo-faults', '--wait=true', '--timeout=60s']);
+  const cluster = (await getJson<EtcdCluster>('etcdcluster', 'demo'))!;
+  const members = placement.runtimeMembers(cluster);
+  assert.equal(members.length, 3);
+  const endpoints = [...members.map((m) => m.endpoint), ...members.flatMap((m) => (m.agentUrl === undefined ? [] : [m.agentUrl]))];
+  assert.equal(endpoints.length, 6, 'three members and their fault agents');
+  await kubectl(['-n', namespace, 'delete', 'etcdcluster', 'demo', '--wait=true', '--timeout=60s']);
+  assert.equal(await getJson('etcdcluster', 'demo'), undefined);
+  assert.equal(placement.runtimeMembers(cluster).length, 0);
+  assert.ok(!existsSync(path.join(root, namespace, 'demo')), 'the cluster folder is deleted');
+  for (const endpoint of endpoints) {
+    await assert.rejects(fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) }), `nothing answers at ${endpoint}`);
+  }
+});
