@@ -235,6 +235,7 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
   mkdirSync(dir, { recursive: true });
   out('starting a local kube-apiserver...');
   const apiserver = await LocalApiserver.start();
+  const signals = stopSignals();
   let operator: Operator | undefined;
   try {
     const crdFile = path.join(dir, 'crds.yaml');
@@ -259,14 +260,12 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
     out(`operator metrics: ${operator.metricsUrl}`);
     out(`export KUBECONFIG=${kubeconfig}`);
     out('ready: kubectl apply -f config/samples/etcdcluster.yaml (Ctrl-C stops everything)');
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await signals.received;
     out(`${signal}: stopping the operator, its members and the apiserver`);
     return 0;
   } finally {
     await operator?.close();
     await apiserver.close();
+    signals.dispose();
   }
 }
