@@ -29,9 +29,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createGunzip, createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
-import type { OwnerReference } from '../domain/kube.ts';
 import type { StoredReportRef } from '../domain/run-resource.ts';
-import { robustnessApiVersion } from '../domain/run-spec.ts';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -62,6 +60,8 @@ export interface ReportStore {
   store(run: ReportRun, runNumber: number, reportDir: string): Promise<StoredReportRef>;
   /** Restores a stored report into `targetDir` (history/, verdict.json, report.html). */
   fetch(namespace: string, ref: StoredReportRef, targetDir: string): Promise<void>;
+  /** Deletes the run's stored reports whose run number is not in `keep`; returns how many. */
+  prune(run: ReportRun, keep: readonly number[]): Promise<number>;
 }
 
 export const reportLabels = {
@@ -73,6 +73,8 @@ export const reportAnnotations = {
   run: 'etcd.robustness.io/run',
   /** What was left out, when the report did not fit. */
   truncated: 'etcd.robustness.io/report-truncated',
+  /** The uid of the RobustnessRun that stored it (reports outlive their run; a new run may reuse the name). */
+  runUid: 'etcd.robustness.io/run-uid',
 } as const;
 
 /** A ConfigMap holds at most 1 MiB; the rest is headroom for the index and the object's metadata. */
@@ -363,7 +365,6 @@ export async function buildReportConfigMap(
   if (!chosen) throw new ReportStoreError(who, `even verdict.json does not fit in a ConfigMap report of at most ${formatBytes(maxBytes)}`);
   const { omitted } = chosen;
 
-  const owner: OwnerReference = { apiVersion: robustnessApiVersion, kind: 'RobustnessRun', name: run.name, uid: run.uid, controller: true, blockOwnerDeletion: true };
   const configMap: V1ConfigMap = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -375,8 +376,9 @@ export async function buildReportConfigMap(
         [reportLabels.runNumber]: String(runNumber),
         'app.kubernetes.io/managed-by': 'etcd-robustness-operator',
       },
-      annotations: { [reportAnnotations.run]: run.name, ...(omitted === undefined ? {} : { [reportAnnotations.truncated]: omitted }) },
-      ownerReferences: [owner],
+      // No owner reference: a report outlives its RobustnessRun (the run's finalizer keeps reports);
+      // while the run exists, prune() keeps those of the runs in its status history.
+      annotations: { [reportAnnotations.run]: run.name, [reportAnnotations.runUid]: run.uid, ...(omitted === undefined ? {} : { [reportAnnotations.truncated]: omitted }) },
     },
     data: { [indexKey]: chosen.index },
     binaryData: Object.fromEntries(chosen.parts.map((p) => [binaryKey(p.file), p.data.toString('base64')])),
@@ -458,6 +460,22 @@ export class ConfigMapReportStore implements ReportStore {
         if (kubeApiFailure(error).status !== 409 || attempt >= 3) throw fail('replace', error);
       }
     }
+  }
+
+  async prune(run: ReportRun, keep: readonly number[]): Promise<number> {
+    const list = await this.core.listNamespacedConfigMap({ namespace: run.namespace, labelSelector: `${reportLabels.run}=${reportRunLabelValue(run.name)}` });
+    let deleted = 0;
+    for (const cm of list.items) {
+      const number = Number(cm.metadata?.labels?.[reportLabels.runNumber]);
+      if (!Number.isSafeInteger(number) || keep.includes(number) || cm.metadata?.name === undefined) continue;
+      try {
+        await this.core.deleteNamespacedConfigMap({ name: cm.metadata.name, namespace: run.namespace });
+        deleted++;
+      } catch (error) {
+        if (kubeApiFailure(error).status !== 404) throw new ReportStoreError(subject(run, number), `cannot delete ConfigMap ${run.namespace}/${cm.metadata.name}: ${kubeApiFailure(error).message}`, { cause: error });
+      }
+    }
+    return deleted;
   }
 
   async fetch(namespace: string, ref: StoredReportRef, targetDir: string): Promise<void> {
@@ -595,6 +613,24 @@ export class VolumeReportStore implements ReportStore {
     await rename(final, old);
     await rename(staging, final);
     await rm(old, { recursive: true, force: true });
+  }
+
+  async prune(run: ReportRun, keep: readonly number[]): Promise<number> {
+    const parent = path.join(this.root, run.namespace, run.name);
+    let entries: string[];
+    try {
+      entries = await readdir(parent);
+    } catch {
+      return 0;
+    }
+    let deleted = 0;
+    for (const entry of entries) {
+      // <n> or <n>-<uid> (another incarnation's report of the same name: left alone).
+      if (!/^\d+$/.test(entry) || keep.includes(Number(entry))) continue;
+      await rm(path.join(parent, entry), { recursive: true, force: true });
+      deleted++;
+    }
+    return deleted;
   }
 
   async fetch(namespace: string, ref: StoredReportRef, targetDir: string): Promise<void> {

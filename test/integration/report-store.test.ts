@@ -1,4 +1,4 @@
-// Report storage against a real kube-apiserver: the ConfigMap store (layout, owner reference, size
+// Report storage against a real kube-apiserver: the ConfigMap store (layout, no owner reference (reports outlive their run), size
 // bounding the API server accepts, idempotent replace, errors) and `etcd-robustness report` end to end.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -162,7 +162,7 @@ describe('report storage on a real kube-apiserver', { timeout: 300_000 }, () => 
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  test('store writes one ConfigMap with labels, an owner reference and gzip entries; fetch restores the files byte for byte', async () => {
+  test('store writes one ConfigMap with labels, no owner reference and gzip entries; fetch restores the files byte for byte', async () => {
     const segments = readdirSync(path.join(reportDir, 'history')).sort();
     assert.ok(segments.length >= 3, `${segments.length} segments`);
     const ref = await store.store(run, 1, reportDir);
@@ -173,10 +173,7 @@ describe('report storage on a real kube-apiserver', { timeout: 300_000 }, () => 
     const cm = await core.readNamespacedConfigMap({ name: 'nightly-report-1', namespace });
     assert.equal(cm.metadata?.labels?.[reportLabels.run], 'nightly');
     assert.equal(cm.metadata?.labels?.[reportLabels.runNumber], '1');
-    assert.deepEqual(
-      cm.metadata?.ownerReferences?.map((o) => ({ apiVersion: o.apiVersion, kind: o.kind, name: o.name, uid: o.uid, controller: o.controller, blockOwnerDeletion: o.blockOwnerDeletion })),
-      [{ apiVersion: 'etcd.robustness.io/v1alpha1', kind: 'RobustnessRun', name: 'nightly', uid: run.uid, controller: true, blockOwnerDeletion: true }],
-    );
+    assert.equal(cm.metadata?.ownerReferences, undefined, 'reports outlive their run');
     assert.deepEqual(Object.keys(cm.binaryData ?? {}).sort(), ['report.html.gz', 'verdict.json.gz', ...segments.map((s) => `${s}.gz`)].sort());
     assert.deepEqual(gunzipSync(Buffer.from(cm.binaryData!['verdict.json.gz']!, 'base64')), readFileSync(path.join(reportDir, 'verdict.json')));
     assert.ok(cm.data?.['index.json']);
@@ -250,6 +247,19 @@ describe('report storage on a real kube-apiserver', { timeout: 300_000 }, () => 
     await core.createNamespacedConfigMap({ namespace, body: { metadata: { name: 'nightly-report-5' }, data: { mine: 'yes' } } });
     await assert.rejects(store.store(run, 5, reportDir), /ConfigMap reports\/nightly-report-5 exists and is not a report of this run/);
     assert.deepEqual((await core.readNamespacedConfigMap({ name: 'nightly-report-5', namespace })).data, { mine: 'yes' });
+  });
+
+  test('prune deletes the reports of runs outside the kept ones, only of that run', async () => {
+    const other = await createRun('prune-other');
+    const pruned = { ...run, name: 'prune-me' };
+    for (const n of [1, 2, 3]) await store.store(pruned, n, reportDir);
+    await store.store(other, 1, reportDir);
+    assert.equal(await store.prune(pruned, [3, 2]), 1);
+    const names = (await core.listNamespacedConfigMap({ namespace })).items.map((c) => c.metadata?.name ?? '');
+    assert.ok(!names.includes('prune-me-report-1'));
+    assert.ok(names.includes('prune-me-report-2') && names.includes('prune-me-report-3'));
+    assert.ok(names.includes('prune-other-report-1'), 'another run keeps its report');
+    assert.equal(await store.prune(pruned, [3, 2]), 0, 'pruning again deletes nothing');
   });
 
   test('etcd-robustness report fetches the stored report of a RobustnessRun', async () => {

@@ -92,7 +92,7 @@ describe('report ConfigMap names', () => {
 });
 
 describe('report ConfigMap contents and size bounding', () => {
-  test('a report that fits is stored whole: gzip entries, an index, labels and an owner reference', async () => {
+  test('a report that fits is stored whole: gzip entries, an index, labels and the run uid (no owner reference)', async () => {
     const dir = reportDir({ html: '<!doctype html><title>r</title>' });
     const segments = readdirSync(path.join(dir, 'history')).sort();
     assert.ok(segments.length >= 3, `${segments.length} segments`);
@@ -105,9 +105,9 @@ describe('report ConfigMap contents and size bounding', () => {
     assert.equal(configMap.metadata?.labels?.[reportLabels.run], 'nightly');
     assert.equal(configMap.metadata?.labels?.[reportLabels.runNumber], '2');
     assert.equal(configMap.metadata?.annotations?.[reportAnnotations.truncated], undefined);
-    assert.deepEqual(configMap.metadata?.ownerReferences, [
-      { apiVersion: 'etcd.robustness.io/v1alpha1', kind: 'RobustnessRun', name: 'nightly', uid: run.uid, controller: true, blockOwnerDeletion: true },
-    ]);
+    // Reports outlive their run: no owner reference, the run's uid in an annotation.
+    assert.equal(configMap.metadata?.ownerReferences, undefined);
+    assert.equal(configMap.metadata?.annotations?.[reportAnnotations.runUid], run.uid);
     const files = decoded(configMap.binaryData);
     assert.deepEqual(Object.keys(files).sort(), ['report.html.gz', 'verdict.json.gz', ...segments.map((s) => `${s}.gz`)].sort());
     assert.deepEqual(files['verdict.json.gz'], readFileSync(path.join(dir, 'verdict.json')));
@@ -216,6 +216,16 @@ describe('VolumeReportStore', () => {
     assert.equal(html(first), '<p>first, retried</p>');
     assert.equal(html(second), '<p>second</p>');
     assert.equal(html(recreated), '<p>recreated</p>');
+  });
+
+  test('prune removes the folders of runs not kept, never another incarnation\'s', async () => {
+    const volume = freshDir();
+    const store = new VolumeReportStore({ root: volume });
+    for (const n of [1, 2, 3]) await store.store(run, n, reportDir({ html: `<p>${n}</p>` }));
+    await store.store({ ...run, uid: 'aaaaaaaa-0000-4000-8000-000000000003' }, 1, reportDir({ html: '<p>other</p>' }));
+    assert.equal(await store.prune(run, [2, 3]), 1);
+    assert.deepEqual(readdirSync(path.join(volume, 'default', 'nightly')).sort(), ['1-aaaaaaaa-0000-4000-8000-000000000003', '2', '3']);
+    assert.equal(await store.prune({ ...run, name: 'absent' }, []), 0);
   });
 
   test('fetch refuses a folder outside the namespace and a damaged file', async () => {

@@ -322,6 +322,11 @@ export class RobustnessRunReconciler {
       };
       if (report) status.report = report;
       await this.patchStatus(latest, status);
+      // Reports of runs that fell out of the bounded history go too (the last ones outlive the resource).
+      const keep = (status.history ?? []).map((r) => r.number);
+      await this.options.reports.prune({ namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' }, keep).catch((error: unknown) => {
+        logger.warn(`RobustnessRun ${key}: could not prune old reports`, { error: apiErrorMessage(error) });
+      });
       if (phase === 'Passed') await this.event(resource, 'Normal', 'RunPassed', `run ${runNumber}: linearizable, ${result.operations.ok} operations, ${result.faults.injected} faults`);
       else await this.event(resource, 'Warning', phase === 'Failed' ? 'RunFailed' : `Run${phase}`, `run ${runNumber}: ${result.verdict}${record.reason ? ` (${record.reason})` : ''}`);
       logger.info(`RobustnessRun ${key}: run ${runNumber} ${phase}`, { verdict: result.verdict });
