@@ -259,6 +259,7 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
     out(`kube-apiserver: ${apiserver.url}`);
     out(`operator metrics: ${operator.metricsUrl}`);
     out(`export KUBECONFIG=${kubeconfig}`);
+    out(`kubectl: ${apiserver.binaries.kubectl} (built by npm run build:bins; any kubectl works)`);
     out('ready: kubectl apply -f config/samples/etcdcluster.yaml (Ctrl-C stops everything)');
     const signal = await signals.received;
     out(`${signal}: stopping the operator, its members and the apiserver`);
