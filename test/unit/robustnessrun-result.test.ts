@@ -100,6 +100,12 @@ describe('violationsOf', () => {
     ]);
   });
 
+  test('a long watch violation seen live (its summary cut to 1000 characters) is not listed twice', () => {
+    const message = `stream 3: ${'x'.repeat(1500)}`;
+    const found = violationsOf(result({ report: report({ watch: [watchViolation('ordered', message)] }) }), [{ check: 'watch_ordered', summary: message.slice(0, 1000) }]);
+    assert.deepEqual(found, [{ check: 'watch_ordered', summary: message.slice(0, 1000) }]);
+  });
+
   test('a HashKV mismatch is a violation', () => {
     assert.deepEqual(violationsOf(result({ hashKv: { equal: false, detail: 'main-1 differs at 40' } }), []), [{ check: 'hash_kv', summary: 'main-1 differs at 40' }]);
   });

@@ -117,7 +117,15 @@ export function planCluster(input: PlanInput): ClusterAction {
       // etcd knows a started member nobody runs (its runner vanished): start it again from its data.
       return { kind: 'startMember', member: name, initialCluster: initialClusterOf(etcd.members, input) };
     }
-    if (runner.state === 'dataLost') return { kind: 'removeMember', member: name, id: m.id, reason: 'dataLost' };
+    if (runner.state === 'dataLost') {
+      // Not the leader while others could lead: it is stopped (local) or loses its Pod, and then is replaced as a follower.
+      if (m.id === leader?.id) {
+        return etcd.members.length > 1
+          ? { kind: 'wait', reason: `the leader ${name} lost its data; waiting for another leader before removing it` }
+          : { kind: 'lost', reason: `the only member ${name} lost its data; the cluster needs a restore from a backup` };
+      }
+      return { kind: 'removeMember', member: name, id: m.id, reason: 'dataLost' };
+    }
     const downFor = runner.state === 'failed' ? now - Date.parse(runner.since) : 0;
     const unansweredFor = !serving(m) && input.unhealthySince.has(m.id) ? now - input.unhealthySince.get(m.id)! : 0;
     if (Math.max(downFor, unansweredFor) > gracePeriodMs && leader && m.id !== leader.id) {

@@ -87,7 +87,12 @@ export class EtcdClusterReconciler {
     const endpoints = await placement.clientEndpoints(cluster);
     const etcd = await observeEtcd(endpoints);
     const unhealthy = this.trackUnhealthy(key, etcd);
-    const pending = pendingOf(cluster);
+    let pending = pendingOf(cluster);
+    if (pending && etcd?.members.some((m) => m.name === pending?.name)) {
+      // It joined: forget it, so its name is never taken for a member still to be added.
+      await this.clusters.patch(namespace, name, { metadata: { annotations: { [pendingMemberAnnotation]: null } } });
+      pending = undefined;
+    }
     const graceMs = parseDuration(cluster.spec.memberGracePeriod);
     const action = planCluster({
       cluster: name,

@@ -77,7 +77,7 @@ export function violationsOf(result: RunResult, live: readonly ViolationSummary[
   }
   for (const v of report?.watch.violations ?? []) {
     if (found.length >= maxViolations) break;
-    if (!found.some((f) => f.check === `watch_${v.property}` && f.summary === v.message)) found.push({ check: `watch_${v.property}`, summary: v.message });
+    if (!found.some((f) => f.check === `watch_${v.property}` && f.summary === v.message.slice(0, 1000))) found.push({ check: `watch_${v.property}`, summary: v.message });
   }
   if (result.hashKv && !result.hashKv.equal) found.push({ check: 'hash_kv', summary: result.hashKv.detail });
   return found.slice(0, maxViolations).map((v) => ({ check: v.check, summary: v.summary.slice(0, 1000) }));
