@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { OperatorUsageError, parseOperatorArgs } from '../../src/commands/operator.ts';
+
+describe('etcd-robustness operator arguments', () => {
+  test('defaults: kubernetes runtime, all namespaces, leader election on, ports 8080/8081, JSON logs', () => {
+    const args = parseOperatorArgs([], { POD_NAMESPACE: 'ops' });
+    assert.ok(args !== 'help');
+    assert.equal(args.runtime, 'kubernetes');
+    assert.deepEqual(args.namespaces, []);
+    assert.equal(args.leaderElect, true);
+    assert.equal(args.leaderElectionNamespace, 'ops');
+    assert.equal(args.leaderElectionId, 'etcd-robustness-operator');
+    assert.equal(args.leaseDurationMs, 15_000);
+    assert.equal(args.metricsPort, 8080);
+    assert.equal(args.healthPort, 8081);
+    assert.equal(args.bindAddress, '0.0.0.0');
+    assert.equal(args.logFormat, 'json');
+    assert.equal(args.reportDir, undefined);
+  });
+
+  test('the flags the Helm chart passes are understood', () => {
+    const args = parseOperatorArgs(
+      ['--runtime=local', '--namespaces=a, b,', '--leader-elect=false', '--leader-election-namespace=x', '--lease-duration=4s', '--metrics-port=0', '--health-port=9', '--report-dir=/reports', '--log-format=text'],
+      {},
+    );
+    assert.ok(args !== 'help');
+    assert.equal(args.runtime, 'local');
+    assert.deepEqual(args.namespaces, ['a', 'b']);
+    assert.equal(args.leaderElect, false);
+    assert.equal(args.leaderElectionNamespace, 'x');
+    assert.equal(args.leaseDurationMs, 4000);
+    assert.equal(args.metricsPort, 0);
+    assert.equal(args.reportDir, '/reports');
+    assert.equal(args.logFormat, 'text');
+    assert.equal(parseOperatorArgs(['--help']), 'help');
+  });
+
+  test('bad values are usage errors naming the flag', () => {
+    const cases: [string[], RegExp][] = [
+      [['--runtime=docker'], /--runtime: "docker" is not kubernetes or local/],
+      [['--metrics-port=http'], /--metrics-port: "http" is not a port number/],
+      [['--health-port=70000'], /--health-port: "70000" is not a port number/],
+      [['--lease-duration=1s'], /--lease-duration: must be at least 2s/],
+      [['--lease-duration=soon'], /--lease-duration:/],
+      [['--leader-elect=maybe'], /--leader-elect: "maybe" is not true or false/],
+      [['--log-format=xml'], /--log-format: "xml" is not json or text/],
+      [['extra'], /unexpected argument "extra"/],
+    ];
+    for (const [argv, message] of cases) {
+      assert.throws(() => parseOperatorArgs(argv, {}), (error: unknown) => error instanceof OperatorUsageError && message.test(error.message), argv.join(' '));
+    }
+  });
+});
