@@ -8,12 +8,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Operator } from '../../src/controller/operator.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
 import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import type { EtcdCluster, RobustnessRunResource } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { eventually, installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';
 
 const namespace = 'e2e';
 let apiserver: TestApiserver;
@@ -21,31 +21,8 @@ let operator: Operator;
 let placement: LocalPlacement;
 let root: string;
 
-async function kubectl(args: string[], stdin?: string): Promise<string> {
-  const result = await apiserver.kubectl(args, stdin);
-  assert.equal(result.code, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
-  return result.stdout;
-}
-
-async function getJson<T>(kind: string, name: string): Promise<T | undefined> {
-  const result = await apiserver.kubectl(['-n', namespace, 'get', kind, name, '-o', 'json']);
-  if (result.code !== 0) {
-    if (/NotFound/.test(result.stderr)) return undefined;
-    throw new Error(result.stderr);
-  }
-  return JSON.parse(result.stdout) as T;
-}
-
-/** Polls until `check` returns a value (not undefined), or fails with the last observation. */
-async function eventually<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, describe?: () => Promise<string>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await sleep(500);
-  }
-  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}${describe ? `: ${await describe()}` : ''}`);
-}
+const kubectl = (args: string[], stdin?: string): Promise<string> => kubectlOk(apiserver, args, stdin);
+const getJson = <T>(kind: string, name: string): Promise<T | undefined> => kubectlJson<T>(apiserver, ['-n', namespace, 'get', kind, name]);
 
 const clusterState = async (): Promise<string> => JSON.stringify((await getJson<EtcdCluster>('etcdcluster', 'demo'))?.status ?? null);
 
@@ -73,8 +50,7 @@ async function waitMembers(n: number, timeoutMs = 90_000): Promise<EtcdCluster> 
 
 before(async () => {
   apiserver = await TestApiserver.start();
-  await kubectl(['apply', '--server-side', '-f', 'crds/']);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/etcdclusters.etcd.robustness.io', 'crd/robustnessruns.etcd.robustness.io']);
+  await installCrds(apiserver);
   await kubectl(['create', 'namespace', namespace]);
   root = mkdtempSync(path.join(os.tmpdir(), 'operator-local-'));
   placement = new LocalPlacement({ root });
