@@ -80,6 +80,24 @@ function etcdEnvironment(failpointAddress: string | undefined): NodeJS.ProcessEn
 }
 
 /**
+ * The `etcd-robustness agent` arguments of a member's fault agent: its API on agentUrl, the member's peer
+ * proxy in front of etcd (advertised peerUrl -> peerListenUrl), gofail when the member has failpoints.
+ */
+export function faultAgentArgs(a: MemberAddresses, dataDir: string, tokenFile: string): string[] {
+  if (a.agentUrl === undefined) throw new Error(`member ${a.name} has no agent address`);
+  return [
+    '--member', a.name,
+    '--data-dir', dataDir,
+    '--listen', hostPort(a.agentUrl),
+    '--token-file', tokenFile,
+    '--peer-listen', hostPort(a.peerUrl),
+    '--peer-target', hostPort(a.peerListenUrl),
+    '--exit-with-parent',
+    ...(a.failpointUrl === undefined ? [] : ['--gofail-url', a.failpointUrl]),
+  ];
+}
+
+/**
  * One etcd process on loopback. Restarting it reuses its data dir, as a crashed member would. etcd is
  * spawned with a parent-death signal (SIGKILL), so it dies with this program even if this program is
  * SIGKILLed.
@@ -405,17 +423,7 @@ export class LocalEtcdCluster {
       chmodSync(tokenFile, 0o600); // an existing file keeps its mode on write
       for (const m of members) {
         const a = m.addresses;
-        const args = [
-          '--member', a.name,
-          '--data-dir', m.dataDir,
-          '--listen', hostPort(a.agentUrl!),
-          '--token-file', tokenFile,
-          '--peer-listen', hostPort(a.peerUrl),
-          '--peer-target', hostPort(a.peerListenUrl),
-          '--exit-with-parent',
-          ...(a.failpointUrl === undefined ? [] : ['--gofail-url', a.failpointUrl]),
-          ...(agents.maxTtl === undefined ? [] : ['--max-ttl', agents.maxTtl]),
-        ];
+        const args = [...faultAgentArgs(a, m.dataDir, tokenFile), ...(agents.maxTtl === undefined ? [] : ['--max-ttl', agents.maxTtl])];
         m.agent = new LocalFaultAgent(a.name, a.agentUrl!, args, path.join(dataRoot, `${a.name}.agent.log`));
       }
     }

@@ -24,35 +24,11 @@ import type { StoredReportRef } from '../../src/domain/run-resource.ts';
 import { HistoryFileWriter, readHistoryDirectory } from '../../src/probes/history-file.ts';
 import { get, op, put, rev } from '../helpers/histories.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { installCrds } from '../helpers/operator.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = path.join(repo, 'src', 'cli.ts');
-const realCrd = path.join(repo, 'crds', 'etcd.robustness.io_robustnessruns.yaml');
 const namespace = 'reports';
-
-// The real CRD is applied when the checkout has it. Without it, this minimal one (spec and status kept as
-// given, a status subresource) is enough: the report command reads only status.report and status.history.
-const minimalCrd = `
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: robustnessruns.etcd.robustness.io
-spec:
-  group: etcd.robustness.io
-  scope: Namespaced
-  names: { plural: robustnessruns, singular: robustnessrun, kind: RobustnessRun }
-  versions:
-    - name: v1alpha1
-      served: true
-      storage: true
-      subresources: { status: {} }
-      schema:
-        openAPIV3Schema:
-          type: object
-          properties:
-            spec: { type: object, x-kubernetes-preserve-unknown-fields: true }
-            status: { type: object, x-kubernetes-preserve-unknown-fields: true }
-`;
 
 const robustnessRun = (name: string): string => `
 apiVersion: etcd.robustness.io/v1alpha1
@@ -145,12 +121,7 @@ describe('report storage on a real kube-apiserver', { timeout: 300_000 }, () => 
     apiserver = await TestApiserver.start();
     core = apiserver.kubeConfig.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: namespace } } });
-    const crd = existsSync(realCrd)
-      ? await apiserver.kubectl(['apply', '--server-side', '-f', path.join(repo, 'crds')])
-      : await apiserver.kubectl(['apply', '--server-side', '-f', '-'], minimalCrd);
-    assert.equal(crd.code, 0, crd.stderr);
-    const established = await apiserver.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/robustnessruns.etcd.robustness.io']);
-    assert.equal(established.code, 0, established.stderr);
+    await installCrds(apiserver);
     run = await createRun('nightly');
     store = new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig });
     mkdirSync(reportDir);

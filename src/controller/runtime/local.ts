@@ -19,7 +19,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import path from 'node:path';
 import type { EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, type MemberAddresses } from '../../local/index.ts';
-import { LocalFaultAgent } from '../../local/etcd-cluster.ts';
+import { faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
 import { etcdReleaseBinaries } from '../../local/release-binaries.ts';
 import { faultReachFlags } from '../../local/runtime.ts';
 import { logger } from '../../log.ts';
@@ -42,7 +42,6 @@ interface RunningMember {
   etcd: LocalEtcdMember;
   agent: LocalFaultAgent | undefined;
   startedAt: string;
-  version: string;
 }
 
 export interface LocalPlacementOptions {
@@ -255,24 +254,9 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const etcd = new LocalEtcdMember(a, guarded, args, dir, { supervise: true });
     let agent: LocalFaultAgent | undefined;
     if (a.agentUrl !== undefined) {
-      const hostPort = (url: string): string => new URL(url).host;
-      agent = new LocalFaultAgent(
-        a.name,
-        a.agentUrl,
-        [
-          '--member', a.name,
-          '--data-dir', etcd.dataDir,
-          '--listen', hostPort(a.agentUrl),
-          '--token-file', path.join(dir, 'agent-token'),
-          '--peer-listen', hostPort(a.peerUrl),
-          '--peer-target', hostPort(a.peerListenUrl),
-          '--exit-with-parent',
-          ...(a.failpointUrl === undefined ? [] : ['--gofail-url', a.failpointUrl]),
-        ],
-        path.join(dir, `${a.name}.agent.log`),
-      );
+      agent = new LocalFaultAgent(a.name, a.agentUrl, faultAgentArgs(a, etcd.dataDir, path.join(dir, 'agent-token')), path.join(dir, `${a.name}.agent.log`));
     }
-    processes.set(a.name, { etcd, agent, startedAt: new Date().toISOString(), version: binaries.version });
+    processes.set(a.name, { etcd, agent, startedAt: new Date().toISOString() });
     logger.info('local placement: starting member', { cluster: clusterKey(cluster), member: a.name, state: first.initialClusterState, etcd: binaries.version });
     etcd.start();
     if (agent) {
