@@ -9,10 +9,14 @@ import type { robustnessApiVersion } from './run-spec.ts';
 export const etcdClusterKind = 'EtcdCluster';
 export const etcdClusterPlural = 'etcdclusters';
 
-export const clusterReplicaCounts = [1, 3, 5] as const;
+/** 2 only with the twoNodeWitness topology (and it needs exactly 2). */
+export const clusterReplicaCounts = [1, 2, 3, 5] as const;
 export type ClusterReplicas = (typeof clusterReplicaCounts)[number];
 
-/** `twoNodeWitness` is reserved for the witness topology; the API server refuses it until it exists. */
+/**
+ * standard: an odd number of voters; twoNodeWitness: two voters and a witness outside the pair that
+ * arbitrates which survivor may continue (docs/two-node-witness.md).
+ */
 export const clusterTopologies = ['standard', 'twoNodeWitness'] as const;
 export type ClusterTopology = (typeof clusterTopologies)[number];
 
@@ -27,11 +31,38 @@ export interface ResourceRequirements {
   limits?: Record<string, string>;
 }
 
+export const witnessKinds = ['lease', 'configMap', 'http'] as const;
+export type WitnessKind = (typeof witnessKinds)[number];
+
+/** Where the witness record of a twoNodeWitness cluster lives. */
+export interface WitnessSpec {
+  /**
+   * lease: a coordination.k8s.io Lease; configMap: a ConfigMap (both with resourceVersion preconditions,
+   * for etcd clusters that are not the API server's own store); http: the HTTP witness process
+   * (`etcd-robustness witness`), for the local runtime.
+   */
+  kind: WitnessKind;
+  /** lease, configMap: the namespace (default: the EtcdCluster's). */
+  namespace?: string;
+  /** lease, configMap: the object's name (default: `<cluster>-witness`). */
+  name?: string;
+  /** http: the witness's URL. */
+  url?: string;
+}
+
+export interface TwoNodeSpec {
+  witness: WitnessSpec;
+  /** How long the pair may be without quorum before the operator fails over (a duration, e.g. `3s`). */
+  failoverGrace: string;
+}
+
 export interface EtcdClusterSpec {
   /** etcd version without the leading v, e.g. `3.6.16`. */
   version: string;
   replicas: ClusterReplicas;
   topology: ClusterTopology;
+  /** Required with topology twoNodeWitness. */
+  twoNode?: TwoNodeSpec;
   storage: {
     /** A Kubernetes quantity, e.g. `1Gi`. */
     size: string;
@@ -76,6 +107,29 @@ export interface MemberStatus {
   peerUrl?: string;
 }
 
+/** One failover, as the status and Events record it. */
+export interface FailoverStatus {
+  epoch: number;
+  survivor: string;
+  fenced: string;
+  /** RFC 3339: when the operator first saw the pair without quorum. */
+  quorumLostAt: string;
+  /** RFC 3339: when the witness record for the failover was won. */
+  startedAt: string;
+  /** RFC 3339: when the survivor served writes alone. */
+  writableAt?: string;
+}
+
+export interface WitnessStatus {
+  /** Where the record lives. */
+  witness: string;
+  epoch?: number;
+  phase?: string;
+  members?: string[];
+  fenced?: string[];
+  lastFailover?: FailoverStatus;
+}
+
 export interface EtcdClusterStatus {
   phase?: ClusterPhase;
   observedGeneration?: number;
@@ -85,6 +139,8 @@ export interface EtcdClusterStatus {
   clusterId?: string;
   leader?: string;
   endpoints?: string[];
+  /** twoNodeWitness: the witness record as last read, and the last failover. */
+  witness?: WitnessStatus;
   conditions?: Condition[];
 }
 

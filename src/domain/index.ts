@@ -7,3 +7,4 @@ export * from './faults.ts';
 export * from './kube.ts';
 export * from './cluster-spec.ts';
 export * from './run-resource.ts';
+export * from './witness.ts';

@@ -33,6 +33,7 @@ import {
   clusterPhases,
   clusterReplicaCounts,
   clusterTopologies,
+  witnessKinds,
   memberRoles,
 } from '../../domain/cluster-spec.ts';
 import type { EtcdClusterSpec, EtcdClusterStatus, MemberStatus } from '../../domain/cluster-spec.ts';
@@ -208,6 +209,11 @@ export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
   type: 'object',
   description: 'The etcd cluster the operator creates, scales and heals.',
   default: {},
+  'x-kubernetes-validations': [
+    { rule: "self.topology != 'twoNodeWitness' || (self.replicas == 2 && has(self.twoNode))", message: 'the twoNodeWitness topology needs replicas 2 and twoNode.witness' },
+    { rule: "self.topology == 'twoNodeWitness' || (self.replicas != 2 && !has(self.twoNode))", message: 'replicas 2 and twoNode are for the twoNodeWitness topology' },
+    { rule: "!has(oldSelf.topology) || self.topology == oldSelf.topology", message: 'topology cannot be changed' },
+  ],
   properties: {
     version: {
       type: 'string',
@@ -216,12 +222,34 @@ export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
       maxLength: 64,
       default: defaultEtcdVersion,
     },
-    replicas: enumOf(clusterReplicaCounts, { description: 'Members: 1, 3 or 5. Scaled one member at a time.', default: 3 }),
+    replicas: enumOf(clusterReplicaCounts, { description: 'Members: 1, 3 or 5 (2 with the twoNodeWitness topology). Scaled one member at a time.', default: 3 }),
     topology: enumOf(clusterTopologies, {
-      description: 'standard: every member a full voter. twoNodeWitness is reserved for a later version.',
+      description: 'standard: every member a full voter. twoNodeWitness: two voters and a witness that arbitrates failovers (needs replicas 2 and twoNode).',
       default: 'standard',
-      'x-kubernetes-validations': [{ rule: "self != 'twoNodeWitness'", message: 'the twoNodeWitness topology is reserved for a later version' }],
     }),
+    twoNode: {
+      type: 'object',
+      description: 'The witness and failover settings of the twoNodeWitness topology.',
+      properties: {
+        witness: {
+          type: 'object',
+          description: 'Where the witness record lives.',
+          properties: {
+            kind: enumOf(witnessKinds, { description: 'lease or configMap: a Kubernetes object with resourceVersion preconditions; http: the HTTP witness process (local runtime).' }),
+            namespace: { type: 'string', description: 'lease, configMap: its namespace; absent: the cluster\'s.', pattern: dnsLabelPattern, maxLength: 63 },
+            name: name('lease, configMap: its name; absent: <cluster>-witness.'),
+            url: { type: 'string', description: 'http: the witness URL.', pattern: '^https?://[^\\s]+$', maxLength: 512 },
+          },
+          required: ['kind'],
+          'x-kubernetes-validations': [
+            { rule: "self.kind != 'http' || has(self.url)", message: 'an http witness needs url' },
+            { rule: "self.kind == 'http' || !has(self.url)", message: 'url is for the http witness only' },
+          ],
+        },
+        failoverGrace: duration({ min: 500, description: 'How long the pair may be without quorum before the operator fails over.', default: '3s' }),
+      },
+      required: ['witness'],
+    },
     storage: {
       type: 'object',
       description: 'The PersistentVolumeClaim of each member.',
@@ -309,6 +337,31 @@ export const etcdClusterStatusSchema: ObjectSchema<EtcdClusterStatus> = {
     clusterId: text('etcd\'s cluster id in hex.', 32),
     leader: text('The name of the leader.', 253),
     endpoints: { type: 'array', items: text('A client URL.', 512), maxItems: 16, 'x-kubernetes-list-type': 'atomic' },
+    witness: {
+      type: 'object',
+      description: 'twoNodeWitness: the witness record as last read, and the last failover.',
+      properties: {
+        witness: text('Where the record lives.', 512),
+        epoch: { type: 'integer', format: 'int64', minimum: 0, description: 'The record\'s epoch.' },
+        phase: text('paired, single or failingOver.', 32),
+        members: { type: 'array', items: text('A member name.', 253), maxItems: 4, 'x-kubernetes-list-type': 'atomic' },
+        fenced: { type: 'array', items: text('A member name.', 253), maxItems: 1024, 'x-kubernetes-list-type': 'atomic' },
+        lastFailover: {
+          type: 'object',
+          description: 'The last failover.',
+          properties: {
+            epoch: { type: 'integer', format: 'int64', minimum: 0, description: 'The epoch the failover won.' },
+            survivor: text('The member brought back alone.', 253),
+            fenced: text('The member fenced.', 253),
+            quorumLostAt: time('When the operator first saw the pair without quorum.'),
+            startedAt: time('When the witness record for the failover was won.'),
+            writableAt: time('When the survivor served writes alone.'),
+          },
+          required: ['epoch', 'survivor', 'fenced', 'quorumLostAt', 'startedAt'],
+        },
+      },
+      required: ['witness'],
+    },
     conditions: conditionsSchema,
   },
 };
