@@ -30,12 +30,34 @@ interface Invalid {
 }
 
 const invalid: Invalid[] = [
-  { name: 'replicas 2', manifest: cluster('c', '{replicas: 2}'), messages: ['spec.replicas: Unsupported value: 2: supported values: "1", "3", "5"'] },
-  { name: 'replicas 0', manifest: cluster('c', '{replicas: 0}'), messages: ['spec.replicas: Unsupported value: 0'] },
+  { name: 'replicas 2 without the witness topology', manifest: cluster('c', '{replicas: 2}'), messages: ['replicas 2 and twoNode are for the twoNodeWitness topology'] },
+  { name: 'replicas 0', manifest: cluster('c', '{replicas: 0}'), messages: ['spec.replicas: Unsupported value: 0: supported values: "1", "2", "3", "5"'] },
+  { name: 'twoNodeWitness without a witness', manifest: cluster('c', '{topology: twoNodeWitness, replicas: 2}'), messages: ['the twoNodeWitness topology needs replicas 2 and twoNode.witness'] },
   {
-    name: 'topology twoNodeWitness',
-    manifest: cluster('c', '{topology: twoNodeWitness}'),
-    messages: ['spec.topology: Invalid value: "twoNodeWitness": the twoNodeWitness topology is reserved for a later version'],
+    name: 'twoNodeWitness with 3 replicas',
+    manifest: cluster('c', '{topology: twoNodeWitness, replicas: 3, twoNode: {witness: {kind: lease}}}'),
+    messages: ['the twoNodeWitness topology needs replicas 2 and twoNode.witness'],
+  },
+  { name: 'twoNode on a standard cluster', manifest: cluster('c', '{twoNode: {witness: {kind: lease}}}'), messages: ['replicas 2 and twoNode are for the twoNodeWitness topology'] },
+  {
+    name: 'an http witness without url',
+    manifest: cluster('c', '{topology: twoNodeWitness, replicas: 2, twoNode: {witness: {kind: http}}}'),
+    messages: ['spec.twoNode.witness: Invalid value: an http witness needs url'],
+  },
+  {
+    name: 'a lease witness with url',
+    manifest: cluster('c', '{topology: twoNodeWitness, replicas: 2, twoNode: {witness: {kind: lease, url: "http://127.0.0.1:1"}}}'),
+    messages: ['spec.twoNode.witness: Invalid value: url is for the http witness only'],
+  },
+  {
+    name: 'an unknown witness kind',
+    manifest: cluster('c', '{topology: twoNodeWitness, replicas: 2, twoNode: {witness: {kind: s3}}}'),
+    messages: ['spec.twoNode.witness.kind: Unsupported value: "s3"'],
+  },
+  {
+    name: 'a failover grace too short',
+    manifest: cluster('c', '{topology: twoNodeWitness, replicas: 2, twoNode: {witness: {kind: lease}, failoverGrace: 100ms}}'),
+    messages: ['spec.twoNode.failoverGrace: Invalid value: "100ms": must be a duration at least 500ms'],
   },
   { name: 'unknown topology', manifest: cluster('c', '{topology: ring}'), messages: ['spec.topology: Unsupported value: "ring"'] },
   { name: 'bad storage size', manifest: cluster('c', '{storage: {size: 1GB}}'), messages: ['spec.storage.size: Invalid value: "1GB": spec.storage.size in body should match'] },
@@ -147,6 +169,11 @@ const invalid: Invalid[] = [
 const valid: { name: string; manifest: string }[] = [
   { name: 'an EtcdCluster with every field', manifest: cluster('full', `{version: 3.5.4, replicas: 5, topology: standard, storage: {size: 10Gi, storageClassName: fast}, resources: {requests: {cpu: 250m, memory: 512Mi}, limits: {memory: 1Gi}}, image: {repository: quay.io/coreos/etcd, tag: v3.5.4, failpoints: true, pullPolicy: Always}, agent: {enabled: false, image: example.com/agent:1}, tls: {client: {secretName: client-tls}, peer: {secretName: peer-tls}}, memberGracePeriod: 90s, upgradeGate: {anything: [1, 2]}}`) },
   { name: 'a one-member cluster', manifest: cluster('one', '{replicas: 1}') },
+  {
+    name: 'a two-node-plus-witness cluster (lease)',
+    manifest: cluster('pair', '{topology: twoNodeWitness, replicas: 2, twoNode: {witness: {kind: lease, namespace: witnesses, name: pair-witness}, failoverGrace: 2s}}'),
+  },
+  { name: 'a two-node-plus-witness cluster (http)', manifest: cluster('pair-http', '{topology: twoNodeWitness, replicas: 2, twoNode: {witness: {kind: http, url: "http://127.0.0.1:7000"}}}') },
   {
     name: 'a RobustnessRun with every field',
     manifest: run(

@@ -210,9 +210,16 @@ export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
   description: 'The etcd cluster the operator creates, scales and heals.',
   default: {},
   'x-kubernetes-validations': [
-    { rule: "self.topology != 'twoNodeWitness' || (self.replicas == 2 && has(self.twoNode))", message: 'the twoNodeWitness topology needs replicas 2 and twoNode.witness' },
-    { rule: "self.topology == 'twoNodeWitness' || (self.replicas != 2 && !has(self.twoNode))", message: 'replicas 2 and twoNode are for the twoNodeWitness topology' },
-    { rule: "!has(oldSelf.topology) || self.topology == oldSelf.topology", message: 'topology cannot be changed' },
+    // has(): the rules are also checked against the schema's own default ({}), before nested defaults apply.
+    {
+      rule: "!has(self.topology) || self.topology != 'twoNodeWitness' || (has(self.replicas) && self.replicas == 2 && has(self.twoNode))",
+      message: 'the twoNodeWitness topology needs replicas 2 and twoNode.witness',
+    },
+    {
+      rule: "(has(self.topology) && self.topology == 'twoNodeWitness') || ((!has(self.replicas) || self.replicas != 2) && !has(self.twoNode))",
+      message: 'replicas 2 and twoNode are for the twoNodeWitness topology',
+    },
+    { rule: '!has(oldSelf.topology) || (has(self.topology) && self.topology == oldSelf.topology)', message: 'topology cannot be changed' },
   ],
   properties: {
     version: {
