@@ -28,6 +28,10 @@ Commands:
                 API that kills, pauses, sets failpoints, shapes peer traffic and
                 fills the disk, healing each fault at its TTL
                 (see etcd-robustness agent --help).
+  witness --data-dir DIR [--port N] [--bind-address ADDRESS]
+                Run the HTTP witness of two-node etcd clusters: one record written
+                with compare-and-swap, fsynced before a write is answered
+                (see etcd-robustness witness --help).
 
 Options:
   -h, --help     Show this help.
@@ -59,6 +63,18 @@ async function agentCommand(argv: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof AgentUsageError)) throw error;
     process.stderr.write(`etcd-robustness: agent: ${error.message}\n`);
+    return exitCodes.usage;
+  }
+}
+
+async function witnessCommand(argv: string[]): Promise<number> {
+  // Loaded on demand, like agent: the witness's HTTP server and file store are not needed by the other commands.
+  const { runWitness, WitnessUsageError } = await import('./commands/witness.ts');
+  try {
+    return await runWitness(argv, (line) => process.stdout.write(`${line}\n`));
+  } catch (error) {
+    if (!(error instanceof WitnessUsageError)) throw error;
+    process.stderr.write(`etcd-robustness: witness: ${error.message}\n`);
     return exitCodes.usage;
   }
 }
@@ -119,6 +135,8 @@ async function main(argv: string[]): Promise<number> {
       }
     case 'agent':
       return agentCommand(rest);
+    case 'witness':
+      return witnessCommand(rest);
     case 'report':
       return reportCommand(rest);
     case 'operator':

@@ -8,3 +8,5 @@ export type { LocalClusterOptions, MemberAddresses } from './etcd-cluster.ts';
 export { ManagedProcess, logTail } from './process.ts';
 export type { ProcessExit, ProcessOptions } from './process.ts';
 export { freeLoopbackPorts } from './ports.ts';
+export { LocalWitness } from './witness-process.ts';
+export type { LocalWitnessOptions } from './witness-process.ts';
