@@ -6,7 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Match on the executable (the second field of `pgrep -a`), not on arguments such as `go build -o`.
 leaked=$(pgrep -af -- "$root/.cache/bin/" | awk -v dir="$root/.cache/bin/" 'index($2, dir) == 1' || true)
 # Fault agents and operator replicas the tests start run this project's CLI under node.
-cli=$(pgrep -af -- "$root/(src/cli\.ts|dist/cli\.js) (agent|operator|dev)" || true)
+cli=$(pgrep -af -- "$root/(src/cli\.ts|dist/cli\.js) (agent|operator|dev|witness)" || true)
 leaked=$(printf '%s\n%s' "$leaked" "$cli" | sed '/^$/d')
 if [ -n "$leaked" ]; then
   echo "Leaked processes started from $root/.cache/bin (a test did not stop them):" >&2
