@@ -9,7 +9,8 @@ import { robustnessGroup, robustnessVersion } from '../domain/index.ts';
 export function apiStatusCode(error: unknown): number | undefined {
   if (error instanceof ApiException) return error.code;
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
+  // Only an HTTP status: DOMException codes (an abort is 20, a timeout 23) are numbers too.
+  return typeof code === 'number' && code >= 100 && code < 600 && !(error instanceof DOMException) ? code : undefined;
 }
 
 export const isNotFound = (error: unknown): boolean => apiStatusCode(error) === 404;
