@@ -8,6 +8,7 @@
 export const faultNames = [
   // process faults (through the member's agent)
   'kill',
+  'crash',
   'pause',
   // peer network faults (through the agents' peer proxies)
   'blackhole',
@@ -110,6 +111,8 @@ export interface LinkRule {
 
 export type AgentFaultRequest =
   | { type: 'kill' }
+  /** SIGKILL etcd and keep it down until the TTL (or a heal): a hold file tells its supervisor not to restart it. */
+  | { type: 'crash'; ttlMs: number }
   | { type: 'pause'; ttlMs: number }
   | { type: 'failpoint'; name: string; term: string; ttlMs: number }
   | {

@@ -12,12 +12,15 @@
  *
  * Faults are leases: every one but `kill` carries a TTL and the agent heals it by itself when the TTL
  * is up, so a runner that crashes or loses the network never leaves a fault behind. On start the agent
- * heals whatever a previous instance may have left (SIGCONT to etcd, the ballast file, active
- * failpoints); close() heals everything it holds.
+ * heals whatever a previous instance may have left (SIGCONT to etcd, the ballast file, a crash's hold
+ * file, active failpoints); close() heals everything it holds.
  *
  * The etcd process is found by its data dir in /proc (its `--data-dir` flag or ETCD_DATA_DIR), which
  * works for a local process and for a container in a pod that shares its process namespace. The agent
- * never restarts etcd: whoever supervises it does (the local cluster, the kubelet).
+ * never restarts etcd: whoever supervises it does (the local cluster, the kubelet). A `crash` fault
+ * writes a hold file (`<data-dir>.hold`, src/faults/hold.ts) before its SIGKILL and removes it when it
+ * heals; the supervisor must not restart etcd while the hold is in force (LocalEtcdMember honours it),
+ * and ignores it once expired, so the hold is a lease too even if no agent is left to remove it.
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -30,9 +33,10 @@ import { promisify } from 'node:util';
 import type { AgentFault, AgentFaultRequest, AgentStatus, LinkRule } from '../domain/faults.ts';
 import { logger } from '../log.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
+import { holdFile, removeHold, writeHold } from './hold.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
 
-export const agentFaultTypes = ['kill', 'pause', 'failpoint', 'network', 'diskPressure'] as const satisfies readonly AgentFaultRequest['type'][];
+export const agentFaultTypes = ['kill', 'crash', 'pause', 'failpoint', 'network', 'diskPressure'] as const satisfies readonly AgentFaultRequest['type'][];
 export const defaultMaxTtlMs = 10 * 60_000;
 /** Request bodies above this are refused with 413. */
 export const maxRequestBytes = 64 * 1024;
@@ -45,6 +49,7 @@ class FieldError extends Error {}
 
 const fieldsByType: Record<AgentFaultRequest['type'], readonly string[]> = {
   kill: ['type'],
+  crash: ['type', 'ttlMs'],
   pause: ['type', 'ttlMs'],
   failpoint: ['type', 'name', 'term', 'ttlMs'],
   network: ['type', 'rules', 'peers', 'ttlMs'],
@@ -156,6 +161,7 @@ function parseOrThrow(raw: unknown, maxTtlMs: number): AgentFaultRequest {
   switch (type) {
     case 'kill':
       return { type };
+    case 'crash':
     case 'pause':
       return { type, ttlMs: ttlField(raw, maxTtlMs) };
     case 'failpoint': {
@@ -498,13 +504,14 @@ export class FaultAgent {
     if (this.closing) throw new AgentHttpError(503, 'the agent is shutting down');
     const id = `${this.instance}-${++this.sequence}`;
     const ttlMs = request.type === 'kill' ? 0 : request.ttlMs;
-    const fault: AgentFault = { id, type: request.type, request, expiresAt: new Date(Date.now() + ttlMs).toISOString() };
-    // One pause, one ballast and one fault per failpoint at a time: held until the fault is registered.
-    const key = request.type === 'failpoint' ? `failpoint ${request.name}` : request.type === 'pause' || request.type === 'diskPressure' ? request.type : undefined;
+    const expiresAtMs = Date.now() + ttlMs;
+    const fault: AgentFault = { id, type: request.type, request, expiresAt: new Date(expiresAtMs).toISOString() };
+    // One crash, one pause, one ballast and one fault per failpoint at a time: held until the fault is registered.
+    const key = request.type === 'failpoint' ? `failpoint ${request.name}` : request.type === 'crash' || request.type === 'pause' || request.type === 'diskPressure' ? request.type : undefined;
     const release = key === undefined ? () => undefined : this.reserve(key);
     let heal: (() => Promise<void>) | undefined;
     try {
-      heal = await this.apply(request);
+      heal = await this.apply(request, expiresAtMs);
     } catch (error) {
       release();
       throw error;
@@ -595,13 +602,35 @@ export class FaultAgent {
     return new AgentHttpError(409, `${error.message} (is etcd running, gofail-enabled and started with GOFAIL_HTTP?)`);
   }
 
-  /** Applies a fault; returns how to heal it (undefined for instantaneous faults). */
-  private async apply(request: AgentFaultRequest): Promise<(() => Promise<void>) | undefined> {
+  /** Applies a fault that lasts until `expiresAtMs` (ms since the epoch); returns how to heal it (undefined for instantaneous faults). */
+  private async apply(request: AgentFaultRequest, expiresAtMs: number): Promise<(() => Promise<void>) | undefined> {
     switch (request.type) {
       case 'kill': {
         const pid = this.requirePid('kill etcd');
         signalProcess(pid, 'SIGKILL');
         return undefined;
+      }
+      case 'crash': {
+        const other = this.activeOfType('crash');
+        if (other) throw new AgentHttpError(409, `a crash fault is already active (${other.id}, until ${other.expiresAt})`);
+        const pid = this.requirePid('crash etcd');
+        const file = holdFile(this.dataDir);
+        // The hold first: the supervisor must find it when it sees etcd exit.
+        try {
+          await writeHold(file, expiresAtMs);
+        } catch (error) {
+          throw new AgentHttpError(500, `could not write the hold file ${file}: ${errorMessage(error)}`);
+        }
+        try {
+          signalProcess(pid, 'SIGKILL');
+        } catch (error) {
+          await removeHold(file).catch(() => false);
+          throw error;
+        }
+        logger.info(`agent ${this.member}: etcd ${pid} killed and held down by ${file} until ${new Date(expiresAtMs).toISOString()}`);
+        return async () => {
+          await removeHold(file);
+        };
       }
       case 'pause': {
         const other = this.activeOfType('pause');
@@ -685,8 +714,10 @@ export class FaultAgent {
     signalProcess(pid, 'SIGCONT');
   }
 
-  /** Heals what a previous agent instance may have left: a stopped etcd, the ballast, active failpoints. */
+  /** Heals what a previous agent instance may have left: a stopped etcd, the ballast, a crash's hold file, active failpoints. */
   private async healLeftovers(): Promise<void> {
+    const hold = holdFile(this.dataDir);
+    if (await removeHold(hold).catch(() => false)) logger.info(`agent ${this.member}: removed a leftover hold file ${hold} (etcd may be restarted)`);
     const pid = this.etcdPid();
     if (pid !== undefined) {
       try {

@@ -82,6 +82,21 @@ const definitions: Record<FaultName, FaultDefinition> = {
     instantaneous: true,
     params: {},
   },
+  crash: {
+    name: 'crash',
+    description:
+      'SIGKILL the member and keep it down for the fault duration; it is restarted on its data when the fault heals ' +
+      "(the agent's hold file beside the data dir tells the supervisor to wait).",
+    kind: 'process',
+    needsGofail: false,
+    needsAgent: true,
+    defaultTarget: 'random',
+    // A minority down tests the cluster serving on; a majority down, losing and regaining quorum (in a
+    // two-member pair one member is already a majority: random, leader, follower or member do it).
+    allowedTargets: someMembers,
+    instantaneous: false,
+    params: {},
+  },
   pause: {
     name: 'pause',
     description: 'SIGSTOP the member process for the fault duration, then SIGCONT.',

@@ -306,6 +306,16 @@ export class FaultExecutor {
     return false;
   }
 
+  /** Waits until the member's agent sees no etcd process of its member; false on timeout. */
+  private async waitDown(member: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if ((await this.pidOf(member).catch(() => -1)) === undefined) return true;
+      await sleep(50);
+    }
+    return false;
+  }
+
   private async apply(planned: PlannedFault, targets: string[], ids: Map<string, string>): Promise<{ heal: () => Promise<string>; verified: string }> {
     const definition = faultDefinition(planned.fault);
     const all = this.members().map((m) => m.name);
@@ -319,6 +329,22 @@ export class FaultExecutor {
         const exited = await Promise.all(targets.map((t, i) => this.waitExit(t, pids[i], 5000)));
         if (!exited.every(Boolean)) throw new Error(`the killed process of ${targets.join(', ')} is still running`);
         return { heal: nothingToHeal, verified: `etcd process ${pids.join(', ')} exited` };
+      }
+      case 'crash': {
+        const pids = await Promise.all(targets.map((t) => this.pidOf(t)));
+        const heal = await this.injectAgents(targets, { type: 'crash', ttlMs: this.ttl(planned) });
+        // Down, and still down a moment later: a supervisor that ignores the hold file (the local one
+        // restarts after 200 ms) would have started etcd again by then.
+        let stayedDown = (await Promise.all(targets.map((t) => this.waitDown(t, 5000)))).every(Boolean);
+        if (stayedDown) {
+          await sleep(Math.min(500, planned.durationMs / 2));
+          stayedDown = (await Promise.all(targets.map(async (t) => (await this.pidOf(t).catch(() => -1)) === undefined))).every(Boolean);
+        }
+        if (!stayedDown) {
+          await heal().catch(() => undefined);
+          throw new Error(`the crashed etcd of ${targets.join(', ')} did not stay down (does its supervisor honour the hold file <data-dir>.hold?)`);
+        }
+        return { heal, verified: `etcd process ${pids.join(', ')} exited and stays down` };
       }
       case 'pause': {
         const heal = await this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) });

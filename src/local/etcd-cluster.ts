@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { holdFile } from '../faults/hold.ts';
 import { logger } from '../log.ts';
 import { memberHealth } from '../probes/health.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
@@ -46,7 +47,8 @@ export interface LocalClusterOptions {
   /**
    * Restart a member whose etcd exits when nobody called stop(), kill() or close() on it (an agent's
    * kill, a failpoint panic), like a kubelet with restartPolicy Always: after 200 ms, doubling on
-   * quick repeated crashes up to 2 s. Default: on with agents, off otherwise.
+   * quick repeated crashes up to 2 s; not while a crash fault's hold file (`<data-dir>.hold`, see
+   * src/faults/hold.ts) holds it down. Default: on with agents, off otherwise.
    */
   supervise?: boolean;
   /** Extra etcd flags for every member. */
@@ -120,8 +122,9 @@ export class LocalEtcdMember {
     this.dataDir = path.join(root, `${addresses.name}.etcd`);
     this.logFile = path.join(root, `${addresses.name}.log`);
     this.supervised = options.supervise ?? false;
-    // Supervision begins once the member has been healthy (a member that cannot start fails fast).
-    this.process = new SupervisedProcess(`etcd member ${addresses.name}`, () => this.launch(), { supervise: this.supervised });
+    // Supervision begins once the member has been healthy (a member that cannot start fails fast). A
+    // crash fault's hold file beside the data dir keeps it down until the fault heals or the hold expires.
+    this.process = new SupervisedProcess(`etcd member ${addresses.name}`, () => this.launch(), { supervise: this.supervised, holdFile: holdFile(this.dataDir) });
   }
 
   get name(): string {
@@ -148,12 +151,17 @@ export class LocalEtcdMember {
     return this.process.running;
   }
 
-  /** How many times the supervisor restarted this member. */
   /** It exited and the supervisor will start it again. */
   get restarting(): boolean {
     return this.process.restarting;
   }
 
+  /** While a crash fault's hold file keeps the supervisor from restarting it: the hold's expiry (ms since the epoch). */
+  get held(): number | undefined {
+    return this.process.held;
+  }
+
+  /** How many times the supervisor restarted this member. */
   get restarts(): number {
     return this.process.restarts;
   }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, closeSync, constants, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { holdUntil } from '../faults/hold.ts';
 import { logger } from '../log.ts';
 
 export interface ProcessExit {
@@ -212,6 +213,17 @@ export class ManagedProcess {
   }
 }
 
+export interface SupervisionOptions {
+  supervise: boolean;
+  /**
+   * A hold file (src/faults/hold.ts; the crash fault's `<data-dir>.hold`): while it exists and holds an
+   * expiry in the future, a restart waits, polling it every `holdPollMs` (default 100 ms); it happens as
+   * soon as the file is gone or expired. An unreadable one is ignored. Explicit start() calls ignore it.
+   */
+  holdFile?: string;
+  holdPollMs?: number;
+}
+
 /**
  * A child that is started again when it exits without being asked to, the way a kubelet restarts a
  * container: etcd members (after a kill fault or a panic) and fault agents. Supervision begins once the
@@ -224,15 +236,25 @@ export class SupervisedProcess {
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly backoff = new RestartBackoff();
   private restartCount = 0;
+  private heldUntil: number | undefined;
   private readonly label: string;
   private readonly launch: () => ManagedProcess;
   private readonly supervise: boolean;
+  private readonly holdFile: string | undefined;
+  private readonly holdPollMs: number;
 
   /** `label` names the child in log lines ("etcd member m1"); `launch` spawns one instance. */
-  constructor(label: string, launch: () => ManagedProcess, options: { supervise: boolean }) {
+  constructor(label: string, launch: () => ManagedProcess, options: SupervisionOptions) {
     this.label = label;
     this.launch = launch;
     this.supervise = options.supervise;
+    this.holdFile = options.holdFile;
+    this.holdPollMs = options.holdPollMs ?? 100;
+  }
+
+  /** The expiry (ms since the epoch) of the hold file a pending restart is waiting on, if any. */
+  get held(): number | undefined {
+    return this.heldUntil;
   }
 
   get current(): ManagedProcess | undefined {
@@ -279,19 +301,32 @@ export class SupervisedProcess {
       if (proc !== this.proc || !this.restarting) return;
       const delay = this.backoff.next(Date.now() - proc.startedAt);
       logger.warn(`${this.label} (pid ${proc.pid ?? '?'}) exited unexpectedly (${describeExit(exit)}); restarting it in ${delay} ms`);
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = undefined;
-        if (this.stopRequested || this.running) return;
-        this.restartCount += 1;
-        this.spawn();
-        logger.info(`${this.label} restarted (pid ${this.proc?.pid ?? '?'}, restart ${this.restartCount})`);
-      }, delay);
+      this.restartTimer = setTimeout(() => this.restartUnlessHeld(), delay);
     });
+  }
+
+  /** Restarts the child now, or polls again later while a hold file holds it down. */
+  private restartUnlessHeld(): void {
+    this.restartTimer = undefined;
+    if (this.stopRequested || this.running) return;
+    const until = this.holdFile === undefined ? undefined : holdUntil(this.holdFile);
+    if (until !== undefined) {
+      if (this.heldUntil !== until) logger.info(`${this.label} is held down by ${this.holdFile ?? ''} until ${new Date(until).toISOString()}`);
+      this.heldUntil = until;
+      this.restartTimer = setTimeout(() => this.restartUnlessHeld(), Math.max(1, Math.min(this.holdPollMs, until - Date.now())));
+      return;
+    }
+    if (this.heldUntil !== undefined) logger.info(`${this.label}: the hold is released`);
+    this.heldUntil = undefined;
+    this.restartCount += 1;
+    this.spawn();
+    logger.info(`${this.label} restarted (pid ${this.proc?.pid ?? '?'}, restart ${this.restartCount})`);
   }
 
   private cancelRestart(): void {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+    this.heldUntil = undefined;
   }
 
   async kill(): Promise<ProcessExit | undefined> {

@@ -4,7 +4,7 @@
 // SIGKILLed mid-fault leaving nothing behind.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -13,7 +13,10 @@ import { Etcd3 } from 'etcd3';
 import type { AgentFault } from '../../src/domain/index.ts';
 import { FaultAgent } from '../../src/faults/agent.ts';
 import { AgentClient, AgentRequestError } from '../../src/faults/agent-client.ts';
-import { LocalEtcdCluster, type LocalEtcdMember } from '../../src/local/etcd-cluster.ts';
+import { holdFile } from '../../src/faults/hold.ts';
+import { cliEntryPoint, LocalEtcdCluster, type LocalEtcdMember } from '../../src/local/etcd-cluster.ts';
+import { freeLoopbackPorts } from '../../src/local/ports.ts';
+import { ManagedProcess } from '../../src/local/process.ts';
 import { LocalMemberRuntime } from '../../src/local/runtime.ts';
 import { isHealthy } from '../../src/probes/health.ts';
 
@@ -100,7 +103,7 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     const agent = agentOf(m);
     const unknown = await requestError(agent.inject({ type: 'reboot' } as unknown as { type: 'kill' }));
     assert.equal(unknown.status, 400);
-    assert.match(unknown.agentMessage, /unknown fault type "reboot" \(types: kill, pause, failpoint, network, diskPressure\)/);
+    assert.match(unknown.agentMessage, /unknown fault type "reboot" \(types: kill, crash, pause, failpoint, network, diskPressure\)/);
 
     const missing = await requestError(agent.inject({ type: 'pause' } as unknown as { type: 'pause'; ttlMs: number }));
     assert.equal(missing.status, 400);
@@ -147,6 +150,85 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     await eventually('a new etcd process', () => m.restarts === restarts + 1 && m.running && m.pid !== before, 10_000);
     await assertClusterHealthy();
     assert.equal((await agentOf(m).status()).pid, m.pid);
+  });
+
+  /** A serializable read through one member only (its own data, no quorum needed). */
+  async function readOn(m: LocalEtcdMember, key: string): Promise<string | null> {
+    const pinned = new Etcd3({ hosts: m.endpoint });
+    try {
+      return await pinned.get(key).serializable(true).options({ deadline: Date.now() + 2000 }).string();
+    } finally {
+      pinned.close();
+    }
+  }
+
+  test('crash: etcd is killed and held down for the TTL (hold file), then restarted on its data', async () => {
+    const m = cluster.members[0]!;
+    await client.put('/agent/before-crash').value('b');
+    await eventually('m1 to have the write', async () => (await readOn(m, '/agent/before-crash').catch(() => null)) === 'b', 5000);
+    const restarts = m.restarts;
+    const injectedAt = Date.now();
+    const fault = await agentOf(m).inject({ type: 'crash', ttlMs: 2500 });
+    assert.equal(fault.type, 'crash');
+    assert.equal(fault.healedAt, undefined, 'a crash lasts until its TTL');
+    const hold = holdFile(m.dataDir);
+    assert.equal(readFileSync(hold, 'utf8').trim(), String(Date.parse(fault.expiresAt)), 'the hold file holds the fault\'s expiry');
+    await eventually('the crashed etcd to exit', () => !m.running, 5000);
+    // The others keep a quorum and take writes meanwhile.
+    const others = new Etcd3({ hosts: cluster.members.slice(1).map((x) => x.endpoint) });
+    try {
+      await others.put('/agent/during-crash').value('c');
+    } finally {
+      others.close();
+    }
+    await sleep(Math.max(0, injectedAt + 1500 - Date.now()));
+    assert.equal(m.running, false, 'still down well past the usual 200 ms restart');
+    assert.equal(m.restarts, restarts);
+    assert.ok(m.held !== undefined, 'the supervisor says it is held');
+    const status = await agentOf(m).status();
+    assert.equal(status.pid, undefined);
+    assert.deepEqual(status.faults.map((f) => f.type), ['crash']);
+    await eventually('the member to serve again', () => isHealthy(m.endpoint, 500), 15_000);
+    const downFor = Date.now() - injectedAt;
+    assert.ok(downFor >= 2400, `back after ${downFor} ms, before the TTL`);
+    assert.equal(m.restarts, restarts + 1, 'restarted once, on its data');
+    assert.equal(existsSync(hold), false, 'the agent removed the hold at the TTL');
+    assert.deepEqual((await agentOf(m).status()).faults, []);
+    assert.equal(await readOn(m, '/agent/before-crash'), 'b', 'its data survived');
+    await eventually('the restarted member to catch up', async () => (await readOn(m, '/agent/during-crash').catch(() => null)) === 'c', 10_000);
+    await assertClusterHealthy();
+  });
+
+  test('crash healed by DELETE: etcd is restarted at once; a second crash while one is active is 409', async () => {
+    const m = cluster.members[1]!;
+    const agent = agentOf(m);
+    const fault = await agent.inject({ type: 'crash', ttlMs: 60_000 });
+    await eventually('the crashed etcd to exit', () => !m.running, 5000);
+    const again = await requestError(agent.inject({ type: 'crash', ttlMs: 60_000 }));
+    assert.equal(again.status, 409);
+    assert.match(again.agentMessage, /a crash fault is already active/);
+    await sleep(500);
+    assert.equal(m.running, false);
+    const healed = await agent.heal(fault.id);
+    assert.ok(healed.healedAt);
+    assert.equal(existsSync(holdFile(m.dataDir)), false);
+    // Well before the 60 s TTL.
+    await eventually('the member to serve right after the heal', () => isHealthy(m.endpoint, 500), 15_000);
+    await assertClusterHealthy();
+  });
+
+  test('an agent SIGKILLed mid-crash is restarted and removes the hold on start: etcd comes back long before the TTL', async () => {
+    const m = cluster.members[2]!;
+    const local = m.agent!;
+    await agentOf(m).inject({ type: 'crash', ttlMs: 60_000 });
+    await eventually('the crashed etcd to exit', () => !m.running, 5000);
+    const restarts = local.restarts;
+    process.kill(local.pid!, 'SIGKILL');
+    await eventually('a new agent process', () => local.restarts === restarts + 1 && local.running, 10_000);
+    await eventually('the member to serve again', () => isHealthy(m.endpoint, 500), 20_000);
+    assert.equal(existsSync(holdFile(m.dataDir)), false);
+    assert.deepEqual((await agentOf(m).status()).faults, []);
+    await assertClusterHealthy();
   });
 
   test('pause: the member stops answering and answers again after the TTL, without anyone calling the agent', async () => {
@@ -294,6 +376,44 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     await eventually('the member to answer again', () => isHealthy(m.endpoint, 1000), 10_000);
     assert.deepEqual((await agentOf(m).status()).faults, []);
     await assertClusterHealthy();
+  });
+});
+
+describe('a crash whose agent is gone for good', { timeout: 60_000 }, () => {
+  test('the hold expires by its TTL and the supervisor restarts etcd on its data', async () => {
+    const cluster = await LocalEtcdCluster.start({ size: 1, supervise: true });
+    let agent: ManagedProcess | undefined;
+    try {
+      const m = cluster.members[0]!;
+      const tokenFile = path.join(cluster.dataRoot, 'token');
+      writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+      const [port] = await freeLoopbackPorts(1);
+      const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('ETCD') && key !== 'NODE_TEST_CONTEXT'));
+      const args = [cliEntryPoint, 'agent', '--member', m.name, '--data-dir', m.dataDir, '--listen', `127.0.0.1:${port!}`, '--token-file', tokenFile, '--exit-with-parent'];
+      agent = new ManagedProcess('lone-agent', process.execPath, args, { env, logFile: path.join(cluster.dataRoot, 'agent.log') });
+      const api = new AgentClient(`http://127.0.0.1:${port!}`, token);
+      await eventually('the agent to answer', async () => (await api.status().catch(() => undefined))?.pid === m.pid, 15_000);
+      const etcd = new Etcd3({ hosts: m.endpoint });
+      try {
+        await etcd.put('/agent/kept').value('k');
+        const fault = await api.inject({ type: 'crash', ttlMs: 2500 });
+        const expiresAt = Date.parse(fault.expiresAt);
+        await eventually('the crashed etcd to exit', () => !m.running, 5000);
+        await agent.kill();
+        await sleep(Math.max(0, expiresAt - 1000 - Date.now()));
+        assert.equal(m.running, false, 'held down with no agent left');
+        await eventually('etcd to serve again once the hold expired', () => isHealthy(m.endpoint, 500), 15_000);
+        assert.ok(Date.now() >= expiresAt, 'not before the expiry');
+        assert.equal(existsSync(holdFile(m.dataDir)), true, 'nobody removed the hold: it was ignored once expired');
+        assert.equal(m.restarts, 1);
+        assert.equal(await etcd.get('/agent/kept').string(), 'k');
+      } finally {
+        etcd.close();
+      }
+    } finally {
+      await agent?.kill();
+      await cluster.close();
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { AgentUsageError, parseAgentArgs, parseHostPort } from '../../src/commands/agent.ts';
 import { agentFaultTypes, ballastFile, dataDirArgument, etcdDataDirOf, findEtcdProcess, parseFaultRequest } from '../../src/faults/agent.ts';
+import { holdFile, holdUntil, maxHoldAheadMs, parseHold, removeHold, writeHold } from '../../src/faults/hold.ts';
 import { RestartBackoff } from '../../src/local/process.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-agent-unit-'));
@@ -29,6 +30,7 @@ function accepted(raw: unknown): unknown {
 describe('parseFaultRequest', () => {
   test('accepts each fault type with its parameters', () => {
     assert.deepEqual(accepted({ type: 'kill' }), { type: 'kill' });
+    assert.deepEqual(accepted({ type: 'crash', ttlMs: 2500 }), { type: 'crash', ttlMs: 2500 });
     assert.deepEqual(accepted({ type: 'pause', ttlMs: 1500 }), { type: 'pause', ttlMs: 1500 });
     assert.deepEqual(accepted({ type: 'failpoint', name: 'raftBeforeSave', term: 'sleep("100ms")', ttlMs: max }), {
       type: 'failpoint',
@@ -67,7 +69,7 @@ describe('parseFaultRequest', () => {
       assert.match(error, /^type: unknown fault type/);
       for (const type of agentFaultTypes) assert.ok(error.includes(type), `${type} missing from: ${error}`);
     }
-    assert.match(rejected({ ttlMs: 5 }), /^type: required, one of kill, pause, failpoint, network, diskPressure$/);
+    assert.match(rejected({ ttlMs: 5 }), /^type: required, one of kill, crash, pause, failpoint, network, diskPressure$/);
   });
 
   test('a body that is not an object', () => {
@@ -111,6 +113,13 @@ describe('parseFaultRequest', () => {
     assert.match(rejected({ type: 'diskPressure', ttlMs: 1 }), /^bytes: required/);
     assert.match(rejected({ type: 'diskPressure', bytes: 0, ttlMs: 1 }), /^bytes: must be greater than 0/);
     assert.match(rejected({ type: 'diskPressure', bytes: 1.5, ttlMs: 1 }), /^bytes: must be a whole number/);
+  });
+
+  test('crash: ttlMs is required (the hold is a lease), nothing else is taken', () => {
+    assert.match(rejected({ type: 'crash' }), /^ttlMs: required/);
+    assert.match(rejected({ type: 'crash', ttlMs: 0 }), /^ttlMs: must be greater than 0, got 0$/);
+    assert.match(rejected({ type: 'crash', ttlMs: max + 1 }), /^ttlMs: 60001 is above this agent's maximum of 60000 ms/);
+    assert.match(rejected({ type: 'crash', ttlMs: 1000, member: 'm1' }), /^member: unknown field for a crash fault \(fields: type, ttlMs\)$/);
   });
 
   test('unknown fields are named', () => {
@@ -162,6 +171,35 @@ describe('ballastFile', () => {
     const dataDir = path.join(tmp, 'b', 'm1.etcd');
     mkdirSync(dataDir, { recursive: true });
     assert.equal(ballastFile(dataDir, 'm1'), path.join(tmp, 'b', '.etcd-robustness-ballast-m1'));
+  });
+});
+
+describe('the crash fault\'s hold file', () => {
+  test('beside the data dir, whatever the trailing slash', () => {
+    assert.equal(holdFile('/var/lib/etcd/data'), '/var/lib/etcd/data.hold');
+    assert.equal(holdFile('/var/lib/etcd/data/'), '/var/lib/etcd/data.hold');
+  });
+
+  test('parseHold: whole ms since the epoch, blanks around allowed; anything else is no hold', () => {
+    assert.equal(parseHold('1700000000000\n'), 1_700_000_000_000);
+    assert.equal(parseHold('  42 '), 42);
+    for (const text of ['', 'soon', '-5', '1.5', '1e12', '12 34', '99999999999999999']) assert.equal(parseHold(text), undefined, JSON.stringify(text));
+  });
+
+  test('holdUntil: in force only while it reads as an expiry in the future, and not implausibly far', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'hold-'));
+    const file = holdFile(path.join(dir, 'm1.etcd'));
+    const now = 1_700_000_000_000;
+    assert.equal(holdUntil(file, now), undefined, 'no file, no hold');
+    await writeHold(file, now + 5000);
+    assert.equal(holdUntil(file, now), now + 5000);
+    assert.equal(holdUntil(file, now + 5000), undefined, 'expired');
+    assert.equal(holdUntil(file, now - maxHoldAheadMs), undefined, 'too far ahead to be real');
+    writeFileSync(file, 'garbage');
+    assert.equal(holdUntil(file, now), undefined, 'unreadable');
+    assert.equal(await removeHold(file), true);
+    assert.equal(await removeHold(file), false);
+    await assert.rejects(writeHold(file, 1.5), RangeError);
   });
 });
 

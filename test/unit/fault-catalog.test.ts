@@ -57,6 +57,19 @@ describe('fault catalog', () => {
     assert.equal(faultDefinition('raftBeforeApplySnapPanic').failpoint?.trigger, 'snapshot');
   });
 
+  test('crash: a process fault through the agent, with a duration, on one member or a minority or majority, no parameters', () => {
+    const crash = faultDefinition('crash');
+    assert.equal(crash.kind, 'process');
+    assert.equal(crash.needsAgent, true);
+    assert.equal(crash.needsGofail, false);
+    assert.equal(crash.instantaneous, false);
+    assert.equal(crash.defaultTarget, 'random');
+    assert.deepEqual([...crash.allowedTargets], ['random', 'leader', 'follower', 'member', 'minority', 'majority']);
+    assert.deepEqual(validateFaultParams('crash', {}), { params: {} });
+    assert.deepEqual(validateFaultParams('crash', { ttlMs: 5 }), { problem: 'crash takes no parameters', field: 'ttlMs' });
+    assert.deepEqual(faultNames.slice(0, 3), ['kill', 'crash', 'pause']);
+  });
+
   test('the default choices are catalog faults', () => {
     for (const name of defaultFaultChoices) assert.ok(isFaultName(name));
     assert.equal(isFaultName('explode'), false);

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { holdFile, writeHold } from '../../src/faults/hold.ts';
 import { ManagedProcess } from '../../src/local/index.ts';
+import { SupervisedProcess } from '../../src/local/process.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-unit-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -71,5 +73,105 @@ describe('ManagedProcess', () => {
     const pid = Number(result.stdout.trim());
     assert.ok(pid > 0, `no pid printed: ${JSON.stringify(result)}`);
     assert.ok(await eventuallyDead(pid), `sleep ${pid} outlived its crashed parent`);
+  });
+});
+
+describe('SupervisedProcess and a hold file', () => {
+  let n = 0;
+  /** A supervised `sleep 300` whose restarts a hold file beside a fake data dir may hold back. */
+  function supervised(): { proc: SupervisedProcess; hold: string; crash: () => Promise<number> } {
+    const name = `held-${++n}`;
+    const hold = holdFile(path.join(tmp, `${name}.etcd`));
+    const proc = new SupervisedProcess(name, () => new ManagedProcess(name, 'sleep', ['300'], { logFile: path.join(tmp, `${name}.log`) }), { supervise: true, holdFile: hold });
+    proc.start();
+    proc.markReady();
+    /** SIGKILLs the child behind the supervisor's back (as the agent does); resolves with the time it exited. */
+    const crash = async (): Promise<number> => {
+      const current = proc.current!;
+      process.kill(current.pid!, 'SIGKILL');
+      await current.exited;
+      return Date.now();
+    };
+    return { proc, hold, crash };
+  }
+
+  async function restarted(proc: SupervisedProcess, restarts: number, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (proc.restarts > restarts && proc.running) return Date.now();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.fail(`not restarted within ${timeoutMs} ms`);
+  }
+
+  test('no restart while the hold is in force; restarted as soon as the file is removed', async () => {
+    const { proc, hold, crash } = supervised();
+    try {
+      await writeHold(hold, Date.now() + 30_000);
+      await crash();
+      // The usual restart comes after 200 ms: well past that, the hold still keeps it down.
+      await new Promise((r) => setTimeout(r, 800));
+      assert.equal(proc.running, false);
+      assert.equal(proc.restarts, 0);
+      assert.ok(proc.held !== undefined && proc.held > Date.now(), `held: ${proc.held}`);
+      assert.equal(proc.restarting, true, 'still supervised: it will be restarted');
+      rmSync(hold);
+      const removedAt = Date.now();
+      const at = await restarted(proc, 0, 5000);
+      assert.ok(at - removedAt < 2000, `restarted ${at - removedAt} ms after the hold file went`);
+      assert.equal(proc.held, undefined);
+    } finally {
+      await proc.kill();
+      rmSync(hold, { force: true });
+    }
+  });
+
+  test('a hold nobody removes ends at its expiry (never held forever)', async () => {
+    const { proc, hold, crash } = supervised();
+    try {
+      const until = Date.now() + 1200;
+      await writeHold(hold, until);
+      await crash();
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(proc.restarts, 0, 'held until the expiry');
+      const at = await restarted(proc, 0, 5000);
+      assert.ok(at >= until, `restarted ${until - at} ms before the hold expired`);
+    } finally {
+      await proc.kill();
+      rmSync(hold, { force: true });
+    }
+  });
+
+  test('an expired or unreadable hold file is ignored: the usual restart', async () => {
+    const { proc, hold, crash } = supervised();
+    try {
+      for (const [i, content] of [String(Date.now() - 1000), 'not a time', ''].entries()) {
+        writeFileSync(hold, content);
+        const exitedAt = await crash();
+        const at = await restarted(proc, i, 5000);
+        assert.ok(at - exitedAt < 2500, `restart ${i + 1} took ${at - exitedAt} ms despite a hold file of ${JSON.stringify(content)}`);
+        assert.equal(proc.held, undefined);
+      }
+    } finally {
+      await proc.kill();
+      rmSync(hold, { force: true });
+    }
+  });
+
+  test('stop() during a hold cancels the pending restart', async () => {
+    const { proc, hold, crash } = supervised();
+    try {
+      await writeHold(hold, Date.now() + 30_000);
+      await crash();
+      await new Promise((r) => setTimeout(r, 400));
+      await proc.stop();
+      rmSync(hold);
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(proc.running, false);
+      assert.equal(proc.restarts, 0);
+    } finally {
+      await proc.kill();
+      rmSync(hold, { force: true });
+    }
   });
 });
