@@ -7,6 +7,17 @@
 # The chart (charts/etcd-robustness-operator) and config/manager run it as user 65532 with a read-only
 # root filesystem and /tmp on an emptyDir.
 
+# etcd-wal-commit (tools/etcd-wal-commit): before a two-voter cluster's survivor is brought back alone
+# with `etcd --force-new-cluster`, it marks the survivor's durable log committed so that no acknowledged
+# write is discarded. Go, on etcd's own WAL package, at the etcd version test/bin/etcd-v3.6 pins.
+FROM golang:1.26-bookworm AS tools
+ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+WORKDIR /src/tools/etcd-wal-commit
+COPY tools/etcd-wal-commit/go.mod tools/etcd-wal-commit/go.sum ./
+RUN go mod download
+COPY tools/etcd-wal-commit/*.go ./
+RUN go build -trimpath -o /out/etcd-wal-commit .
+
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -24,6 +35,7 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/dist/ dist/
 COPY crds/ crds/
+COPY --from=tools /out/etcd-wal-commit /usr/local/bin/etcd-wal-commit
 # The distroless nonroot uid; nothing in /app is writable by it.
 USER 65532:65532
 ENTRYPOINT ["node", "dist/cli.js"]

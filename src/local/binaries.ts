@@ -40,6 +40,8 @@ interface Manifest {
   etcd: Record<EtcdSeries, { version: string; dir: string }>;
   kube: { version: string; dir: string };
   helm?: { version: string; dir: string };
+  /** The repository's own Go tools (tools/), absent in manifests written before they existed. */
+  tools?: { dir: string };
 }
 
 const buildHint = 'run `npm run build:bins` (test/bin/build.sh) to build it from the pinned Go modules';
@@ -82,4 +84,22 @@ export function kubeBinaries(): KubeBinaries {
     kubectl: requireFile('kubectl', path.join(dir, 'kubectl')),
     helm: requireFile('helm', path.join(manifest.helm.dir, 'helm')),
   };
+}
+
+/** Where the operator's image puts etcd-wal-commit (see the Dockerfile). */
+export const imageWalCommitPath = '/usr/local/bin/etcd-wal-commit';
+
+/**
+ * etcd-wal-commit (tools/etcd-wal-commit): `ETCD_ROBUSTNESS_WAL_COMMIT` when set, else the one
+ * test/bin/build.sh built (binaries.json `tools`), else the operator image's copy in /usr/local/bin.
+ */
+export function walCommitBinary(): string {
+  const override = process.env['ETCD_ROBUSTNESS_WAL_COMMIT'];
+  if (override) return requireFile('etcd-wal-commit', override);
+  if (existsSync(binariesManifestPath)) {
+    const manifest = readManifest();
+    if (manifest.tools) return requireFile('etcd-wal-commit', path.join(manifest.tools.dir, 'etcd-wal-commit'));
+  }
+  if (existsSync(imageWalCommitPath)) return imageWalCommitPath;
+  throw new BinaryNotFoundError('etcd-wal-commit', binariesManifestPath, buildHint);
 }

@@ -4,6 +4,7 @@
 #   etcd, etcdctl, etcdutl  (v3.6 and v3.5, gofail failpoints compiled in)
 #   kube-apiserver, kubectl (k8s.io/kubernetes)
 #   helm (helm.sh/helm/v3)
+#   etcd-wal-commit (tools/etcd-wal-commit: the repository's own Go tool, on plain upstream etcd modules)
 # into the git-ignored cache .cache/bin/<name>-<version>/ and writes
 # .cache/bin/binaries.json, which the TypeScript test helpers read.
 #
@@ -38,8 +39,11 @@ required_version() {
 }
 
 stamp_of() {
-  local dir=$1
-  { go version; cat "$here/build.sh" "$dir/go.mod" "$dir/go.sum" 2>/dev/null; } | sha256sum | cut -d' ' -f1
+  local dir=$1 file
+  # A module with its own sources (tools/) is stamped with them too.
+  local sources=()
+  for file in "$dir"/*.go; do [ -f "$file" ] && sources+=("$file"); done
+  { go version; cat "$here/build.sh" "$dir/go.mod" "$dir/go.sum" ${sources[@]+"${sources[@]}"} 2>/dev/null; } | sha256sum | cut -d' ' -f1
 }
 
 up_to_date() {
@@ -113,10 +117,22 @@ build_helm() {
   echo "$version"
 }
 
+# The tools the operator's image carries too (see the Dockerfile), built against plain upstream etcd
+# modules (no gofail) at the version test/bin/etcd-v3.6 pins.
+build_tools() {
+  local dir="$root/tools/etcd-wal-commit" version
+  version=$(required_version "$dir" go.etcd.io/etcd/server/v3)
+  build_set "$bin/tools-etcd-$version" "$dir" etcd-wal-commit=.
+  echo "$version"
+}
+
 etcd_current=$(build_etcd v3.6)
 etcd_previous=$(build_etcd v3.5)
 kube=$(build_kube)
 helm=$(build_helm)
+tools=$(build_tools)
+# The tool reads and writes the WAL of the etcd the tests and the image run: one etcd version for both.
+[ "$tools" = "$etcd_current" ] || { log "tools/etcd-wal-commit requires etcd server $tools but test/bin/etcd-v3.6 pins $etcd_current: pin one version in both go.mod files"; exit 1; }
 
 cat >"$bin/binaries.json.tmp" <<EOF
 {
@@ -125,7 +141,8 @@ cat >"$bin/binaries.json.tmp" <<EOF
     "previous": { "version": "$etcd_previous", "dir": "$bin/etcd-$etcd_previous" }
   },
   "kube": { "version": "$kube", "dir": "$bin/kube-$kube" },
-  "helm": { "version": "$helm", "dir": "$bin/helm-$helm" }
+  "helm": { "version": "$helm", "dir": "$bin/helm-$helm" },
+  "tools": { "dir": "$bin/tools-etcd-$tools" }
 }
 EOF
 mv "$bin/binaries.json.tmp" "$bin/binaries.json"
