@@ -40,8 +40,10 @@ class LeadingControllers {
   readonly runs: Controller;
   readonly runReconciler: RobustnessRunReconciler;
   private readonly informers: Informer<KubeObject>[] = [];
+  private readonly clusterReconciler: EtcdClusterReconciler;
 
-  constructor(options: OperatorOptions, registry: Registry, metrics: ControllerMetrics) {
+  /** `term`: this replica's leader-election term (the witness refuses writes from older terms). */
+  constructor(options: OperatorOptions, registry: Registry, metrics: ControllerMetrics, term: number) {
     const events = new EventRecorder({ kubeConfig: options.kubeConfig, controller: `${robustnessGroup}/operator`, instance: options.identity });
     this.runReconciler = new RobustnessRunReconciler({
       kubeConfig: options.kubeConfig,
@@ -58,7 +60,9 @@ class LeadingControllers {
       events,
       repairsPaused: this.runReconciler.faultsActiveOn,
       resyncMs: options.clusterResyncMs ?? 5000,
+      identity: () => ({ identity: options.identity, term }),
     });
+    this.clusterReconciler = clusterReconciler;
     this.clusters = new Controller({ name: 'etcdcluster', reconcile: clusterReconciler.reconcile, concurrency: 2, metrics });
     this.runs = new Controller({ name: 'robustnessrun', reconcile: this.runReconciler.reconcile, concurrency: 4, metrics });
 
@@ -105,6 +109,7 @@ class LeadingControllers {
     await this.runReconciler.close();
     await this.runs.stop();
     await this.clusters.stop();
+    await this.clusterReconciler.close();
   }
 }
 
@@ -181,7 +186,7 @@ export class Operator {
 
   private async lead(signal: AbortSignal): Promise<void> {
     logger.info('leading: starting the controllers', { identity: this.options.identity });
-    const leading = new LeadingControllers(this.options, this.registry, this.metrics);
+    const leading = new LeadingControllers(this.options, this.registry, this.metrics, this.elector?.term ?? 0);
     this.leading = leading;
     let release!: () => void;
     this.leadingStopped = new Promise<void>((resolve) => (release = resolve));

@@ -20,6 +20,11 @@ export interface MemberRuntime {
   readonly clusterName: string;
   /** True when this runtime created the cluster (so a run may own it: exclusive mode). */
   readonly created: boolean;
+  /**
+   * A client endpoint that follows membership changes (a Kubernetes Service, the local placement's
+   * service proxy), when the runtime has one: clients that must outlive a member's replacement use it.
+   */
+  readonly serviceEndpoint?: string;
   /** Starts the cluster's members and waits until they serve. */
   create(): Promise<void>;
   endpoints(): string[];
@@ -53,6 +58,10 @@ export interface PlacedMember {
   detail?: string;
   agentUrl?: string;
   failpointUrl?: string;
+  /** twoNodeWitness: the member was fenced (it refuses to start: it may never serve again). */
+  fenced?: boolean;
+  /** twoNodeWitness: the failover (its witness failoverEpoch) whose recovery of this member has been started. */
+  recoveredEpoch?: number;
 }
 
 /** How a member starts: as a founder of a new cluster or joining an existing one. */
@@ -70,6 +79,8 @@ export interface MemberLaunch {
  * deletes members. Every method is idempotent.
  */
 export interface MemberPlacement<Cluster> {
+  /** Whether fenceMember and recoverSurvivor work here (the twoNodeWitness topology needs them). */
+  readonly supportsTwoNodeWitness: boolean;
   /** Creates what the cluster needs besides its members (Services, a PodDisruptionBudget); idempotent. */
   ensureCluster(cluster: Cluster): Promise<void>;
   /** The addresses a member of this name has (stable for a name; allocated on first use). */
@@ -78,6 +89,17 @@ export interface MemberPlacement<Cluster> {
   listMembers(cluster: Cluster): Promise<PlacedMember[]>;
   /** Starts a member; a member that exists is left as it is. */
   startMember(cluster: Cluster, launch: MemberLaunch): Promise<void>;
+  /**
+   * twoNodeWitness: stops the member and marks it so it refuses to start again (a fenced member must
+   * never serve under the old membership); idempotent.
+   */
+  fenceMember(cluster: Cluster, member: string, epoch: number): Promise<void>;
+  /**
+   * twoNodeWitness: brings the member back alone: stops it, marks every entry of its durable log
+   * committed (etcd-wal-commit), and starts it once with --force-new-cluster. Records `failoverEpoch`
+   * (PlacedMember.recoveredEpoch) so a failover recovers its survivor once.
+   */
+  recoverSurvivor(cluster: Cluster, member: string, failoverEpoch: number): Promise<void>;
   /** Stops a member and deletes it with its data. */
   deleteMember(cluster: Cluster, member: string): Promise<void>;
   /** Deletes everything created for the cluster (members, data, Services). */

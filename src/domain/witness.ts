@@ -28,6 +28,11 @@ export interface WitnessRecord {
   members: string[];
   /** failingOver: the member brought back as a one-member cluster. */
   survivor?: string;
+  /**
+   * failingOver: the epoch whose write started this failover. The survivor is recovered once per
+   * failover: a replica that takes over a failover half way (a new epoch) does not recover it again.
+   */
+  failoverEpoch?: number;
   /** Every member fenced so far (never reused names): none may serve again. */
   fenced: string[];
   /** The member the latest failover fenced. */
@@ -121,9 +126,12 @@ export function parseWitnessRecord(witness: string, value: unknown): WitnessReco
   };
   const survivor = str('survivor', true);
   if (survivor !== undefined) record.survivor = survivor;
+  if (v['failoverEpoch'] !== undefined) record.failoverEpoch = int('failoverEpoch');
   const fencedMember = str('fencedMember', true);
   if (fencedMember !== undefined) record.fencedMember = fencedMember;
-  if (record.phase === 'failingOver' && record.survivor === undefined) throw new WitnessRecordError(witness, 'a failingOver record names its survivor');
+  if (record.phase === 'failingOver' && (record.survivor === undefined || record.failoverEpoch === undefined)) {
+    throw new WitnessRecordError(witness, 'a failingOver record names its survivor and failoverEpoch');
+  }
   return record;
 }
 

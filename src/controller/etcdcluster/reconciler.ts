@@ -4,7 +4,7 @@
  * which event woke it, and a step interrupted half way is finished by the next reconcile.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { EtcdCluster, MemberPlacement, PlacedMember } from '../../domain/index.ts';
+import type { EtcdCluster, MemberPlacement, PlacedMember, Witness } from '../../domain/index.ts';
 import { etcdClusterKind, etcdClusterPlural, robustnessApiVersion } from '../../domain/index.ts';
 import { parseDuration } from '../../duration.ts';
 import { logger } from '../../log.ts';
@@ -13,6 +13,9 @@ import { splitKey, TerminalError, type EventRecorder, type ReconcileResult } fro
 import { hexId, observeEtcd, withEtcd, type EtcdView } from './observe.ts';
 import { initialClusterOf, planCluster, type ClusterAction } from './plan.ts';
 import { clusterStatus, describeAction } from './status.ts';
+import { createWitness } from '../witness/stores.ts';
+import type { OperatorIdentity } from '../witness/protocol.ts';
+import { QuorumTracker, twoNodeStep } from './two-node.ts';
 
 export const clusterFinalizer = 'etcd.robustness.io/cluster-cleanup';
 /** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
@@ -26,6 +29,8 @@ export interface EtcdClusterReconcilerOptions {
   repairsPaused?: (key: string) => boolean;
   /** Requeue period of a steady cluster (status freshness). */
   resyncMs?: number;
+  /** This replica's leader-election identity and term (twoNodeWitness: the witness's fencing token). */
+  identity?: () => OperatorIdentity;
 }
 
 function pendingOf(cluster: EtcdCluster): { name: string; peerUrl: string } | undefined {
@@ -40,6 +45,9 @@ export class EtcdClusterReconciler {
   private readonly options: EtcdClusterReconcilerOptions;
   /** etcd member id → first time seen not serving (per cluster key). */
   private readonly unhealthySince = new Map<string, Map<string, number>>();
+  private readonly quorum = new QuorumTracker();
+  /** twoNodeWitness: the witness store per cluster key, with the spec it was made from. */
+  private readonly witnesses = new Map<string, { spec: string; witness: Witness }>();
 
   constructor(options: EtcdClusterReconcilerOptions) {
     this.options = options;
@@ -60,6 +68,8 @@ export class EtcdClusterReconciler {
     const cluster = await this.clusters.get(namespace, name);
     if (!cluster) {
       this.unhealthySince.delete(key);
+      this.quorum.forget(key);
+      await this.dropWitness(key);
       return {};
     }
     const { placement } = this.options;
@@ -72,14 +82,16 @@ export class EtcdClusterReconciler {
       await this.event(cluster, 'Normal', 'ClusterDeleted', 'members stopped and their data deleted');
       await this.clusters.patch(namespace, name, finalizerPatch(latest.metadata, clusterFinalizer, false));
       this.unhealthySince.delete(key);
+      this.quorum.forget(key);
+      await this.dropWitness(key);
       return {};
     }
     if (!(cluster.metadata.finalizers ?? []).includes(clusterFinalizer)) {
       await this.clusters.patch(namespace, name, finalizerPatch(cluster.metadata, clusterFinalizer, true));
       return { requeueAfterMs: 100 };
     }
-    if (cluster.spec.topology !== 'standard') {
-      throw new TerminalError(`topology ${cluster.spec.topology} is not supported by this operator version`);
+    if (cluster.spec.topology === 'twoNodeWitness' && !placement.supportsTwoNodeWitness) {
+      throw new TerminalError('the twoNodeWitness topology needs a placement that can fence and recover members (the local runtime); this operator runs another');
     }
 
     await placement.ensureCluster(cluster);
@@ -93,6 +105,7 @@ export class EtcdClusterReconciler {
       await this.clusters.patch(namespace, name, { metadata: { annotations: { [pendingMemberAnnotation]: null } } });
       pending = undefined;
     }
+    if (cluster.spec.topology === 'twoNodeWitness') return this.reconcileTwoNode(cluster, { placed, endpoints, etcd, pending });
     const graceMs = parseDuration(cluster.spec.memberGracePeriod);
     const action = planCluster({
       cluster: name,
@@ -121,6 +134,76 @@ export class EtcdClusterReconciler {
     if (stepError !== undefined) throw stepError instanceof Error ? stepError : new Error(apiErrorMessage(stepError));
     return { requeueAfterMs };
   };
+
+  private witnessOf(cluster: EtcdCluster): Witness {
+    const key = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
+    const twoNode = cluster.spec.twoNode;
+    if (!twoNode) throw new TerminalError('the twoNodeWitness topology needs spec.twoNode.witness');
+    const spec = JSON.stringify(twoNode.witness);
+    const cached = this.witnesses.get(key);
+    if (cached?.spec === spec) return cached.witness;
+    if (cached) void cached.witness.close();
+    const witness = createWitness(twoNode.witness, { namespace: cluster.metadata.namespace ?? 'default', name: cluster.metadata.name }, this.options.kubeConfig);
+    this.witnesses.set(key, { spec, witness });
+    return witness;
+  }
+
+  private async dropWitness(key: string): Promise<void> {
+    const cached = this.witnesses.get(key);
+    this.witnesses.delete(key);
+    await cached?.witness.close();
+  }
+
+  /** Closes the witness stores this reconciler opened. */
+  async close(): Promise<void> {
+    for (const key of [...this.witnesses.keys()]) await this.dropWitness(key);
+  }
+
+  private async reconcileTwoNode(
+    cluster: EtcdCluster,
+    observed: { placed: PlacedMember[]; endpoints: string[]; etcd: EtcdView | undefined; pending: { name: string; peerUrl: string } | undefined },
+  ): Promise<ReconcileResult> {
+    const { placed, endpoints, etcd, pending } = observed;
+    const namespace = cluster.metadata.namespace ?? 'default';
+    const key = `${namespace}/${cluster.metadata.name}`;
+    const now = Date.now();
+    const quorumLostSince = this.quorum.observe(key, etcd, now);
+    const witness = this.witnessOf(cluster);
+    let result;
+    let stepError: unknown;
+    try {
+      result = await twoNodeStep(
+        {
+          cluster,
+          witness,
+          placement: this.options.placement,
+          self: this.options.identity?.() ?? { identity: 'etcd-robustness-operator', term: 0 },
+          etcd,
+          placed,
+          now,
+          failoverGraceMs: parseDuration(cluster.spec.twoNode?.failoverGrace ?? '3s'),
+          event: (type, reason, note) => this.event(cluster, type, reason, note),
+          standardStep: (action) => this.act(cluster, action, etcd, endpoints, placed),
+        },
+        quorumLostSince,
+      );
+    } catch (error) {
+      stepError = error;
+    }
+    // A member started again gets a fresh grace: after an operator restart both members are down, and
+    // starting them one after the other must not look like a pair that lost a member.
+    if (result?.action.kind === 'restartMember' || result?.action.kind === 'startMember') this.quorum.forget(key);
+    const action = result?.statusAction ?? { kind: 'wait' as const, reason: `witness step failed: ${apiErrorMessage(stepError)}` };
+    const statusInput = { cluster, etcd, placed, action, endpoints, now: new Date() };
+    const status = clusterStatus(pending ? { ...statusInput, pending } : statusInput);
+    status.witness = result?.witness ?? { ...(cluster.status?.witness ?? {}), witness: witness.description };
+    // A merge patch keeps fields it does not name: a new failover's writableAt must be cleared explicitly.
+    const lastFailover = status.witness.lastFailover;
+    const patch = lastFailover && lastFailover.writableAt === undefined ? { ...status, witness: { ...status.witness, lastFailover: { ...lastFailover, writableAt: null } } } : status;
+    await this.clusters.patchStatus(namespace, cluster.metadata.name, patch);
+    if (stepError !== undefined) throw stepError instanceof Error ? stepError : new Error(apiErrorMessage(stepError));
+    return { requeueAfterMs: result?.requeueAfterMs ?? 1000 };
+  }
 
   private trackUnhealthy(key: string, etcd: EtcdView | undefined): ReadonlyMap<string, number> {
     const now = Date.now();

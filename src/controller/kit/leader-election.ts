@@ -88,6 +88,7 @@ export class LeaderElector {
   private running: Promise<void> | undefined;
   /** performance.now() at the start of the last successful acquire or renew request. */
   private acquiredAt = 0;
+  private acquiredTerm = 0;
 
   constructor(options: LeaderElectionOptions) {
     this.kubeConfig = options.kubeConfig;
@@ -110,6 +111,15 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * 1 + the Lease's transitions when this replica last acquired it: grows with every change of holder,
+   * so a replica that lost the Lease has a lower term than the one that took it (a fencing token), and
+   * every elected term is above 0, the term of a replica that runs without leader election.
+   */
+  get term(): number {
+    return this.acquiredTerm;
   }
 
   run(callbacks: LeaderCallbacks): Promise<void> {
@@ -246,6 +256,7 @@ export class LeaderElector {
           timeoutMs,
         });
         this.acquiredAt = started;
+        this.acquiredTerm = 1;
         this.observe(this.identity, callbacks);
         return true;
       }
@@ -270,6 +281,7 @@ export class LeaderElector {
       };
       await kubeRequest(this.kubeConfig, this.leasePath, { method: 'PUT', body: replaced, signal: requestSignal, timeoutMs });
       this.acquiredAt = started;
+      this.acquiredTerm = (replaced.spec?.leaseTransitions ?? 0) + 1;
       this.observe(this.identity, callbacks);
       return true;
     } catch (error) {

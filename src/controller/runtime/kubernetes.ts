@@ -111,6 +111,11 @@ function memberOf(labels: Record<string, string> | undefined, fallback: string |
 const byMemberName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
 
 export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
+  /**
+   * Not yet: a survivor's recovery (stop etcd, etcd-wal-commit on its volume, one start with
+   * --force-new-cluster) would run in the member's Pod through the agent, which does not do it yet.
+   */
+  readonly supportsTwoNodeWitness = false;
   private readonly core: CoreV1Api;
   private readonly policy: PolicyV1Api;
   private readonly operatorImage: string;
@@ -335,6 +340,14 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     if (metadata?.labels?.[labelKeys.cluster] !== cluster.metadata.name) {
       throw new PlacementError(kind, `${clusterNamespace(cluster)}/${metadata?.name ?? '?'}`, `exists and does not belong to EtcdCluster ${cluster.metadata.name}`, { statusCode: 409 });
     }
+  }
+
+  async fenceMember(cluster: EtcdCluster, member: string): Promise<void> {
+    await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot fence ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
+  }
+
+  async recoverSurvivor(cluster: EtcdCluster, member: string): Promise<void> {
+    await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot recover ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
   }
 
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {

@@ -9,19 +9,24 @@
  *   <member>.etcd/         etcd's data dir
  *   <member>.bootstrapped  written once the member had data: from then on, a missing data dir means
  *                          the data was lost, and the member must never start again under its identity
- *   <member>.guard.sh      the command the supervisor runs: refuses to start etcd on lost data
+ *   <member>.guard.sh      the command the supervisor runs: refuses to start etcd on lost data or when
+ *                          fenced, and adds --force-new-cluster once for a survivor's recovery
+ *   <member>.fenced        twoNodeWitness: the member was fenced (the witness epoch); it never starts again
+ *   <member>.recover       twoNodeWitness: start once with --force-new-cluster (removed once it serves)
  *   <member>.log, <member>.agent.log, agent-token
  * Members are children of the operator (parent-death signal): they stop with it, and a new operator
  * process finds their data on disk and starts them again.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, type MemberAddresses } from '../../local/index.ts';
 import { faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
 import { etcdReleaseBinaries } from '../../local/release-binaries.ts';
 import { faultReachFlags } from '../../local/runtime.ts';
+import { commitSurvivorLog } from '../../local/wal-commit.ts';
+import { LocalServiceProxy, type ServiceBackend } from './local-service.ts';
 import { logger } from '../../log.ts';
 
 export class LocalPlacementError extends Error {
@@ -36,6 +41,10 @@ export class LocalPlacementError extends Error {
 interface MemberRecord {
   addresses: MemberAddresses;
   launch?: MemberLaunch;
+  /** twoNodeWitness: the witness epoch that fenced the member. */
+  fencedEpoch?: number;
+  /** twoNodeWitness: the failover whose recovery of this member was started. */
+  recoveredEpoch?: number;
 }
 
 interface RunningMember {
@@ -49,6 +58,23 @@ export interface LocalPlacementOptions {
   root: string;
   /** Overrides the binaries chosen from spec.version (tests, custom builds). */
   binaries?: (version: string) => EtcdBinaries;
+}
+
+/** Written and fsynced (file and folder) before it returns: a fence or recovery mark survives a crash. */
+function writeDurably(file: string, content: string): void {
+  const fd = openSync(file, 'w');
+  try {
+    writeSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const dirFd = openSync(path.dirname(file), 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
 
 const clusterKey = (cluster: EtcdCluster): string => `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
@@ -74,12 +100,15 @@ export function localBinariesFor(version: string): EtcdBinaries {
 }
 
 export class LocalPlacement implements MemberPlacement<EtcdCluster> {
+  readonly supportsTwoNodeWitness = true;
   private readonly root: string;
   private readonly binariesFor: (version: string) => EtcdBinaries;
   /** namespace/cluster → member name → its processes in this operator. */
   private readonly running = new Map<string, Map<string, RunningMember>>();
   /** namespace/cluster/member → when this process first saw it down (the grace period counts from here). */
   private readonly downSince = new Map<string, string>();
+  /** namespace/cluster → its client service (a stable address in front of the running members). */
+  private readonly services = new Map<string, LocalServiceProxy>();
 
   constructor(options: LocalPlacementOptions) {
     this.root = options.root;
@@ -123,7 +152,37 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
       chmodSync(tokenFile, 0o600);
     }
-    await Promise.resolve();
+    await this.ensureService(cluster);
+  }
+
+  /** The cluster's client service: on the port it had before when that is free, so its URL stays. */
+  private async ensureService(cluster: EtcdCluster): Promise<LocalServiceProxy> {
+    const key = clusterKey(cluster);
+    const running = this.services.get(key);
+    if (running) return running;
+    const file = path.join(this.dir(cluster), 'service.json');
+    const previous = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { port?: number }).port : undefined;
+    const backends = (): ServiceBackend[] =>
+      [...this.processes(cluster).values()]
+        .filter((p) => p.etcd.running)
+        .map((p) => {
+          const url = new URL(p.etcd.addresses.clientUrl);
+          return { name: p.etcd.name, host: url.hostname, port: Number(url.port) };
+        });
+    let service: LocalServiceProxy;
+    try {
+      service = await LocalServiceProxy.start(previous ?? 0, backends);
+    } catch {
+      service = await LocalServiceProxy.start(0, backends);
+    }
+    if (service.port !== previous) writeFileSync(file, `${JSON.stringify({ port: service.port })}\n`);
+    this.services.set(key, service);
+    return service;
+  }
+
+  /** The client service's URL (it follows membership changes, like a Kubernetes Service). */
+  async serviceEndpoint(cluster: EtcdCluster): Promise<string> {
+    return (await this.ensureService(cluster)).url;
   }
 
   async addresses(cluster: EtcdCluster, member: string): Promise<{ clientUrl: string; peerUrl: string }> {
@@ -180,6 +239,11 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
         if (proc) await proc.etcd.kill(); // never let the supervisor start it on empty data
         continue;
       }
+      if (record.fencedEpoch !== undefined) {
+        placed.push({ ...base, ...extras, state: 'failed', since: new Date().toISOString(), detail: `fenced at witness epoch ${record.fencedEpoch}`, fenced: true });
+        continue;
+      }
+      if (record.recoveredEpoch !== undefined) extras.recoveredEpoch = record.recoveredEpoch;
       const downKey = `${clusterKey(cluster)}/${name}`;
       if (!proc || (!proc.etcd.running && !proc.etcd.restarting)) {
         if (!this.downSince.has(downKey)) this.downSince.set(downKey, new Date().toISOString());
@@ -200,13 +264,20 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const quote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
     const data = path.join(dir, `${member}.etcd`);
     const marker = path.join(dir, `${member}.bootstrapped`);
+    const fenced = path.join(dir, `${member}.fenced`);
+    const recover = path.join(dir, `${member}.recover`);
     writeFileSync(
       file,
       [
         '#!/bin/sh',
-        '# Written by the operator: a member whose data was lost must not start again under its old identity.',
+        '# Written by the operator: a member whose data was lost must not start again under its old identity;',
+        '# a fenced member (two-node-plus-witness failover) must never serve again.',
+        `if [ -f ${quote(fenced)} ]; then echo "fenced by the witness (epoch $(cat ${quote(fenced)})): refusing to start" >&2; exit 77; fi`,
         `if [ -d ${quote(path.join(data, 'member'))} ]; then [ -f ${quote(marker)} ] || date > ${quote(marker)}; fi`,
         `if [ -f ${quote(marker)} ] && [ ! -d ${quote(path.join(data, 'member'))} ]; then echo "data lost: refusing to start" >&2; exit 78; fi`,
+        '# A survivor is brought back alone (its log was marked committed first); the operator removes the',
+        '# marker once it serves, and a second forced start of a one-member cluster changes nothing.',
+        `if [ -f ${quote(recover)} ]; then exec ${quote(etcd)} "$@" --force-new-cluster; fi`,
         `exec ${quote(etcd)} "$@"`,
         '',
       ].join('\n'),
@@ -216,6 +287,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async startMember(cluster: EtcdCluster, launch: MemberLaunch): Promise<void> {
+    const fencedAt = this.readRecord(cluster, launch.name)?.fencedEpoch;
+    if (fencedAt !== undefined) throw new LocalPlacementError(clusterKey(cluster), `member ${launch.name} was fenced at witness epoch ${fencedAt} and never starts again`);
     const processes = this.processes(cluster);
     const existing = processes.get(launch.name);
     if (existing) {
@@ -271,6 +344,45 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     });
   }
 
+  async fenceMember(cluster: EtcdCluster, member: string, epoch: number): Promise<void> {
+    const dir = this.dir(cluster);
+    // The mark first (durably), then the stop: from the moment the guard sees it the member cannot start.
+    writeDurably(path.join(dir, `${member}.fenced`), `${epoch}\n`);
+    const record = this.readRecord(cluster, member);
+    if (record && record.fencedEpoch === undefined) this.writeRecord(cluster, member, { ...record, fencedEpoch: epoch });
+    const proc = this.processes(cluster).get(member);
+    if (proc) {
+      await proc.etcd.kill();
+      await proc.agent?.stop();
+    }
+    logger.warn('local placement: member fenced', { cluster: clusterKey(cluster), member, epoch });
+  }
+
+  async recoverSurvivor(cluster: EtcdCluster, member: string, failoverEpoch: number): Promise<void> {
+    const record = this.readRecord(cluster, member);
+    if (!record?.launch) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was never started here`);
+    if (record.fencedEpoch !== undefined) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was fenced at epoch ${record.fencedEpoch}`);
+    const dir = this.dir(cluster);
+    const proc = this.processes(cluster).get(member);
+    // Stopped gracefully: etcd flushes the commit index it learned to its WAL on the way out.
+    if (proc) await proc.etcd.stop();
+    const commit = await commitSurvivorLog(path.join(dir, `${member}.etcd`));
+    writeDurably(path.join(dir, `${member}.recover`), `${failoverEpoch}\n`);
+    this.writeRecord(cluster, member, { ...record, recoveredEpoch: failoverEpoch });
+    logger.warn('local placement: recovering the survivor alone', { cluster: clusterKey(cluster), member, failoverEpoch, ...commit });
+    if (proc) {
+      proc.etcd.start();
+      proc.startedAt = new Date().toISOString();
+    } else {
+      await this.startMember(cluster, record.launch);
+    }
+    const etcd = this.processes(cluster).get(member)?.etcd;
+    void etcd
+      ?.waitHealthy(120_000)
+      .then(() => rmSync(path.join(dir, `${member}.recover`), { force: true }))
+      .catch((error: unknown) => logger.warn('local placement: the survivor did not become healthy', { cluster: clusterKey(cluster), member, error: (error as Error).message }));
+  }
+
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
     const processes = this.processes(cluster);
     const proc = processes.get(member);
@@ -280,7 +392,10 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       processes.delete(member);
     }
     const dir = this.dir(cluster);
-    for (const suffix of ['.json', '.etcd', '.bootstrapped', '.guard.sh', '.log', '.agent.log']) {
+    // A fenced member keeps its mark and its start command: started by hand, it still refuses.
+    const fenced = existsSync(path.join(dir, `${member}.fenced`));
+    const suffixes = ['.json', '.etcd', '.etcd.hold', '.bootstrapped', '.log', '.agent.log', '.recover', ...(fenced ? [] : ['.guard.sh', '.fenced'])];
+    for (const suffix of suffixes) {
       rmSync(path.join(dir, `${member}${suffix}`), { recursive: true, force: true });
     }
   }
@@ -288,6 +403,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   async deleteCluster(cluster: EtcdCluster): Promise<void> {
     for (const name of [...this.processes(cluster).keys(), ...this.recordedMembers(cluster)]) await this.deleteMember(cluster, name);
     this.running.delete(clusterKey(cluster));
+    await this.services.get(clusterKey(cluster))?.close();
+    this.services.delete(clusterKey(cluster));
     rmSync(this.dir(cluster), { recursive: true, force: true });
   }
 
@@ -316,7 +433,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async faultRuntime(cluster: EtcdCluster): Promise<MemberRuntime> {
-    return Promise.resolve(new LocalPlacementRuntime(this, cluster));
+    return new LocalPlacementRuntime(this, cluster, await this.serviceEndpoint(cluster));
   }
 
   /** Members of a cluster as the run engine sees them. */
@@ -340,6 +457,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       await Promise.all([...processes.values()].map((p) => p.etcd.close()));
     }
     this.running.clear();
+    for (const service of this.services.values()) await service.close();
+    this.services.clear();
   }
 
   /** Used by the fault runtime. */
@@ -354,13 +473,15 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
 class LocalPlacementRuntime implements MemberRuntime {
   readonly clusterName: string;
   readonly created = false;
+  readonly serviceEndpoint: string;
   private readonly placement: LocalPlacement;
   private readonly cluster: EtcdCluster;
 
-  constructor(placement: LocalPlacement, cluster: EtcdCluster) {
+  constructor(placement: LocalPlacement, cluster: EtcdCluster, serviceEndpoint: string) {
     this.placement = placement;
     this.cluster = cluster;
     this.clusterName = cluster.metadata.name;
+    this.serviceEndpoint = serviceEndpoint;
   }
 
   async create(): Promise<void> {
