@@ -16,7 +16,7 @@ import { defaultRobustnessRun, ManifestError, parseRobustnessRun } from '../run/
 import { MetricsServer } from '../run/metrics-server.ts';
 import { Registry, RunMetrics } from '../run/metrics.ts';
 import { formatProgress } from '../run/progress.ts';
-import { writeRunReport } from '../run/report.ts';
+import { describeRecovery, writeRunReport } from '../run/report.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import { exitCodes } from './check.ts';
 
@@ -194,6 +194,7 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     out(`operations: ${ops.ok + ops.failed + ops.unknown} (ok ${ops.ok}, failed ${ops.failed}, unknown ${ops.unknown}), ${summary.qps.achieved} ops/s; watch events ${result.watch.events}`);
     if (result.faults.planned > 0 || result.faults.skipped) {
       out(`faults: ${result.faults.injected} injected, ${result.faults.failed} failed of ${result.faults.planned} planned${result.faults.skipped ? ` (skipped: ${result.faults.skipped})` : ''}`);
+      if (result.faults.recovery) out(`fault to writable: ${describeRecovery(result.faults.recovery.summary)}`);
     }
     if (result.hashKv) out(`hashKV: ${result.hashKv.equal ? 'members agree' : 'MEMBERS DIFFER'} (${result.hashKv.detail})`);
     if (summary.qps.belowMinIntervals > 0) out(`warning: below the minimum of ${summary.qps.min} QPS in ${summary.qps.belowMinIntervals} intervals`);

@@ -36,6 +36,12 @@ export interface FaultExecutorOptions {
   recoveryTimeoutMs: number;
   /** Extra time agents keep a fault past its planned duration before healing it themselves. */
   ttlSlackMs?: number;
+  /**
+   * The moment a fault is in place, on `clock` (called synchronously as the time is taken, between its
+   * `inject` and `verified` events): for faults through agents, when every agent has answered (the
+   * signal sent, the rules or the failpoint set); for cluster faults, as their operation starts.
+   */
+  onApplied?: (applied: { id: number; fault: FaultName; targets: string[]; time: number }) => void;
 }
 
 interface ActiveFault {
@@ -184,8 +190,17 @@ export class FaultExecutor {
       this.injected++;
       // A stacked fault may have just taken a target down (a kill, a panic): acting on a member that is
       // restarting tests nothing, so give it a moment to come back first.
-      if (faultDefinition(planned.fault).needsAgent) await this.waitHealthy(targets, 10_000);
-      const { heal, verified } = await this.apply(planned, targets, view.ids);
+      const throughAgents = faultDefinition(planned.fault).needsAgent;
+      if (throughAgents) await this.waitHealthy(targets, 10_000);
+      let appliedAt: number | undefined;
+      const applied = (): void => {
+        if (appliedAt !== undefined) return;
+        appliedAt = this.options.clock();
+        this.options.onApplied?.({ id, fault: planned.fault, targets, time: appliedAt });
+      };
+      if (!throughAgents) applied();
+      const { heal, verified } = await this.apply(planned, targets, view.ids, applied);
+      applied(); // every agent fault marks it itself, as its agents answer: this is only a safety net
       this.record(id, 'verified', planned.fault, targets, verified);
       const active: ActiveFault = { id, planned, targets, heal };
       this.active.set(id, active);
@@ -316,7 +331,8 @@ export class FaultExecutor {
     return false;
   }
 
-  private async apply(planned: PlannedFault, targets: string[], ids: Map<string, string>): Promise<{ heal: () => Promise<string>; verified: string }> {
+  /** Applies a fault; calls `applied` the moment it is in place (see FaultExecutorOptions.onApplied). */
+  private async apply(planned: PlannedFault, targets: string[], ids: Map<string, string>, applied: () => void): Promise<{ heal: () => Promise<string>; verified: string }> {
     const definition = faultDefinition(planned.fault);
     const all = this.members().map((m) => m.name);
     const others = all.filter((m) => !targets.includes(m));
@@ -326,6 +342,7 @@ export class FaultExecutor {
       case 'kill': {
         const pids = await Promise.all(targets.map((t) => this.pidOf(t)));
         await Promise.all(targets.map((t) => this.agent(t).inject({ type: 'kill' })));
+        applied();
         const exited = await Promise.all(targets.map((t, i) => this.waitExit(t, pids[i], 5000)));
         if (!exited.every(Boolean)) throw new Error(`the killed process of ${targets.join(', ')} is still running`);
         return { heal: nothingToHeal, verified: `etcd process ${pids.join(', ')} exited` };
@@ -333,6 +350,7 @@ export class FaultExecutor {
       case 'crash': {
         const pids = await Promise.all(targets.map((t) => this.pidOf(t)));
         const heal = await this.injectAgents(targets, { type: 'crash', ttlMs: this.ttl(planned) });
+        applied();
         // Down, and still down a moment later: a supervisor that ignores the hold file (the local one
         // restarts after 200 ms) would have started etcd again by then.
         let stayedDown = (await Promise.all(targets.map((t) => this.waitDown(t, 5000)))).every(Boolean);
@@ -348,6 +366,7 @@ export class FaultExecutor {
       }
       case 'pause': {
         const heal = await this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) });
+        applied();
         const answering = await Promise.all(targets.map((t) => isHealthy(this.member(t).endpoint, 1000)));
         if (answering.some(Boolean)) {
           await heal();
@@ -370,6 +389,7 @@ export class FaultExecutor {
         }));
         const peers = Object.fromEntries([...ids].map(([id, name]) => [idHex(id), name]));
         const heal = await this.injectAgents(all, { type: 'network', rules, ttlMs: this.ttl(planned), peers });
+        applied();
         let verified = `${rules.length} link rules (${action}) on ${all.length} proxies`;
         if (action === 'blackhole' && mode !== 'asymmetric') {
           // An isolated minority cannot keep (or win) leadership: wait for the majority's leader.
@@ -388,6 +408,7 @@ export class FaultExecutor {
       }
       case 'diskPressure': {
         const heal = await this.injectAgents(targets, { type: 'diskPressure', bytes: num('bytes'), ttlMs: this.ttl(planned) });
+        applied();
         return { heal, verified: `${num('bytes')} bytes of ballast beside ${targets.join(', ')}` };
       }
       case 'leaderTransfer': {
@@ -425,6 +446,7 @@ export class FaultExecutor {
         const [target] = targets as [string];
         const before = await this.pidOf(target);
         const heal = await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) });
+        applied();
         const panicked = { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
         if (failpoint.trigger === 'snapshot') {
           // Whether the leader needs a snapshot depends on where its raft log was last compacted: retry.

@@ -26,6 +26,7 @@ import { RecordingClient, recordingEtcdClient, type Outcome } from '../probes/re
 import { KeyPool, newClientMemory, runClient, seededRandom, UniqueValues, type TrafficClient, type TrafficEnvironment } from '../probes/traffic.ts';
 import { WatchProbe } from '../probes/watch-probe.ts';
 import type { RunMetrics } from './metrics.ts';
+import { RecoveryTracker, summarizeRecoveries, type FaultRecovery, type RecoverySummary } from './recovery.ts';
 
 export class ClusterUnreachableError extends Error {
   override name = 'ClusterUnreachableError';
@@ -71,6 +72,12 @@ export interface RunOptions {
   agentToken?: string;
   /** Each fault event as it happens (the operator turns them into Kubernetes Events). */
   onFault?: (event: FaultEvent) => void;
+  /**
+   * A fault's time to writable, as soon as it is known: when the first successful write invoked after
+   * the fault returns (or when the fault is verified, if that write returned first). Faults with no such
+   * write by the end of the run are only in the result (faults.recovery), without writableAfterMs.
+   */
+  onFaultRecovery?: (recovery: FaultRecovery) => void;
   /** The first violation of each check, as the live checkers find it. */
   onViolation?: (check: string, reason: string) => void;
   /** Keep at most this many operations in memory for the final offline check (default 2,000,000). */
@@ -106,7 +113,18 @@ export interface RunResult {
   prefix: string;
   mode: 'exclusive' | 'shared';
   selfTest: string | undefined;
-  faults: { planned: number; injected: number; failed: number; events: FaultEvent[]; skipped?: string };
+  faults: {
+    planned: number;
+    injected: number;
+    failed: number;
+    events: FaultEvent[];
+    skipped?: string;
+    /**
+     * Time from each fault to the cluster being writable again (src/run/recovery.ts), for the faults whose
+     * effect was verified. executeRun always sets it (optional for results built by hand).
+     */
+    recovery?: { summary: RecoverySummary; faults: FaultRecovery[] };
+  };
   /** Every member's HashKV at a common revision after the run (absent when not checked). */
   hashKv?: { equal: boolean; detail: string };
 }
@@ -201,6 +219,13 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     }
     const profile = resolveProfile(spec.traffic);
     const recorder = new HistoryRecorder({ keep: false, ...(options.clock ? { clock: options.clock } : {}) });
+    // Fault to writable: faults are registered as the executor puts them in place, operations as they complete.
+    const recoveries = new RecoveryTracker(recorder.clock());
+    const reportRecovery = (recovery: FaultRecovery): void => {
+      if (recovery.writableAfterMs === undefined) return;
+      metrics.faultWritable(recovery.fault, recovery.writableAfterMs / 1000);
+      options.onFaultRecovery?.(recovery);
+    };
     const meta: HistoryMeta = {
       kind: 'meta',
       seed: spec.seed,
@@ -265,6 +290,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       live.push(op);
       live.advance(recorder.watermark());
       checkLive();
+      for (const recovery of recoveries.operation(op)) reportRecovery(recovery);
     });
 
     // Watch probes, one per member (or one over all members).
@@ -432,7 +458,12 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
             await triggerClient.execute({ type: 'compact', revision: Math.max(1, maxRevision - 10) });
           },
         },
+        onApplied: ({ id, fault, targets, time }) => recoveries.fault({ id, fault, targets, injectedAt: time }),
         onEvent: (event) => {
+          if (event.phase === 'verified') {
+            const recovery = recoveries.confirm(event.id);
+            if (recovery) reportRecovery(recovery);
+          } else if (event.phase === 'failed') recoveries.abandon(event.id);
           faultEvents.push(event);
           options.onFault?.(event);
           writer.writeFault(event);
@@ -613,6 +644,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const verdict = hashKv && !hashKv.equal ? 'violation' : finalVerdict(liveVerdict, report, spec.checks);
     metrics.verdict(verdict);
     metrics.finished(verdict);
+    const faultRecoveryList = recoveries.results();
     const ended = new Date();
     return {
       verdict,
@@ -632,7 +664,12 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       prefix,
       mode: spec.mode,
       selfTest,
-      faults: { ...faultCounts, events: faultEvents, ...(faultsSkipped === undefined ? {} : { skipped: faultsSkipped }) },
+      faults: {
+        ...faultCounts,
+        events: faultEvents,
+        ...(faultsSkipped === undefined ? {} : { skipped: faultsSkipped }),
+        recovery: { summary: summarizeRecoveries(faultRecoveryList), faults: faultRecoveryList },
+      },
       ...(hashKv === undefined ? {} : { hashKv }),
     };
   } finally {

@@ -112,6 +112,13 @@ function createMetrics(registry: Registry) {
       labelNames: [...runLabels, 'fault'],
       registers,
     }),
+    faultToWritable: new Histogram({
+      name: 'etcd_robustness_fault_to_writable_seconds',
+      help: 'Time from a fault being in place to the return of the first successful write invoked after it, by catalog name (observed when that write returns).',
+      labelNames: [...runLabels, 'fault'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120],
+      registers,
+    }),
     faultsActive: new Gauge({
       name: 'etcd_robustness_faults_active',
       help: 'Faults currently in place.',
@@ -194,6 +201,10 @@ export class RunMetrics {
 
   faultFailed(fault: string): void {
     this.metrics.faultFailures.inc({ ...this.labels, fault });
+  }
+
+  faultWritable(fault: string, seconds: number): void {
+    this.metrics.faultToWritable.observe({ ...this.labels, fault }, seconds);
   }
 
   faultsActive(count: number): void {

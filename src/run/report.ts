@@ -5,8 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { renderHtmlReport } from '../checker/index.ts';
+import { escapeHtml } from '../checker/report-html.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import type { RunResult } from './engine.ts';
+import type { FaultRecovery, RecoverySummary } from './recovery.ts';
 
 export interface RunSummary {
   run: string;
@@ -28,7 +30,15 @@ export interface RunSummary {
   qps: { target: number; min: number; achieved: number; belowMinIntervals: number };
   linearizability?: { verdict: string; operations: number; reason?: string; staleReadViolations: number };
   watchViolations?: { property: string; watch: number; message: string }[];
-  faults: { planned: number; injected: number; failed: number; skipped?: string; events: RunResult['faults']['events'] };
+  faults: {
+    planned: number;
+    injected: number;
+    failed: number;
+    skipped?: string;
+    events: RunResult['faults']['events'];
+    /** Time from each fault to writable again: summary {faults, recovered, medianMs, maxMs} and per fault {id, fault, targets, injectedAt, atMs, writableAfterMs}. */
+    recovery?: { summary: RecoverySummary; faults: FaultRecovery[] };
+  };
   hashKv?: { equal: boolean; detail: string };
   files: { history: string; html?: string };
 }
@@ -69,12 +79,43 @@ export function summarize(run: RobustnessRun, cluster: string, result: RunResult
   return summary;
 }
 
+const formatMs = (ms: number): string => `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+
+/** One line for a run's fault recoveries ("3 faults, 2 writable again: median 812 ms, max 3104 ms; 1 not before the run ended"). */
+export function describeRecovery(summary: RecoverySummary): string {
+  if (summary.faults === 0) return 'no verified fault to measure';
+  const unrecovered = summary.faults - summary.recovered;
+  const figures = summary.medianMs !== undefined && summary.maxMs !== undefined ? `: median ${formatMs(summary.medianMs)}, max ${formatMs(summary.maxMs)}` : '';
+  return `${summary.faults} fault${summary.faults === 1 ? '' : 's'}, ${summary.recovered} writable again${figures}${unrecovered > 0 ? `; ${unrecovered} not before the run ended` : ''}`;
+}
+
+/** The HTML report's panel of fault recoveries (a table, one row per fault). */
+export function renderRecoveryPanel(recovery: { summary: RecoverySummary; faults: readonly FaultRecovery[] }): string {
+  const rows = recovery.faults.map(
+    (r) =>
+      `<tr><td>${r.id}</td><td><span class="tag">${escapeHtml(r.fault)}</span></td><td>${escapeHtml(r.targets.join(', '))}</td>` +
+      `<td>${(r.atMs / 1000).toFixed(1)} s</td><td>${r.writableAfterMs === undefined ? '<span class="muted">not before the run ended</span>' : formatMs(r.writableAfterMs)}</td></tr>`,
+  );
+  const table = rows.length === 0 ? '' : `\n<table class="list"><thead><tr><th>fault</th><th>name</th><th>targets</th><th>at</th><th>writable after</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<section class="panel" id="fault-recovery">
+<h2>Time from fault to writable</h2>
+<p class="muted">From the fault being in place to the return of the first successful write invoked after it. ${escapeHtml(describeRecovery(recovery.summary))}.</p>${table}
+</section>`;
+}
+
 /** Writes verdict.json and report.html into `dir` (the history is already there). */
 export function writeRunReport(dir: string, run: RobustnessRun, cluster: string, result: RunResult, historyDir: string): RunSummary {
   let htmlFile: string | undefined;
   if (result.report && result.history) {
     htmlFile = path.join(dir, 'report.html');
-    writeFileSync(htmlFile, renderHtmlReport(result.history, result.report, { title: `${run.metadata.name} on ${cluster}` }));
+    let html = renderHtmlReport(result.history, result.report, { title: `${run.metadata.name} on ${cluster}` });
+    const recovery = result.faults.recovery;
+    if (recovery && recovery.summary.faults > 0) {
+      // A panel of this run's own, before the checker report's footer.
+      const at = html.lastIndexOf('<footer>');
+      if (at >= 0) html = `${html.slice(0, at)}${renderRecoveryPanel(recovery)}\n${html.slice(at)}`;
+    }
+    writeFileSync(htmlFile, html);
   }
   const summary = summarize(run, cluster, result, historyDir, htmlFile);
   writeFileSync(path.join(dir, 'verdict.json'), `${JSON.stringify(summary, null, 2)}\n`);

@@ -57,7 +57,7 @@ describe('history fault lines', () => {
     const line = (fields: Record<string, unknown>): string =>
       JSON.stringify({ kind: 'fault', id: 1, time: 5, phase: 'inject', fault: 'kill', targets: ['m1'], ...fields });
     assert.equal(problem(line({ phase: 'start' })), 'h.jsonl:1: phase must be one of inject, verified, heal, failed; got "start"');
-    assert.match(problem(line({ fault: 'explode' })), /^h\.jsonl:1: fault must be one of kill, pause, .*; got "explode"$/);
+    assert.match(problem(line({ fault: 'explode' })), /^h\.jsonl:1: fault must be one of kill, crash, pause, .*; got "explode"$/);
     assert.equal(problem(line({ time: -1 })), 'h.jsonl:1: time must be an integer >= 0, got -1');
     assert.equal(problem(line({ id: 'a' })), 'h.jsonl:1: id must be an integer >= 0, got "a"');
     assert.equal(problem(line({ targets: 'm1' })), 'h.jsonl:1: targets must be an array');

@@ -565,7 +565,7 @@ describe('parseRobustnessRun: spec.faults', () => {
 
   test('an unknown fault lists the catalog and suggests the closest name', () => {
     const [first, ...rest] = issues('    choices:\n      - fault: kil\n      - explode\n');
-    assert.match(first!, /^8:16 spec\.faults\.choices\[0\]\.fault: must be one of kill, pause, blackhole, delay, drop, partition, .*raftBeforeApplySnapPanic, got "kil" \(did you mean "kill"\?\)$/);
+    assert.match(first!, /^8:16 spec\.faults\.choices\[0\]\.fault: must be one of kill, crash, pause, blackhole, delay, drop, partition, .*raftBeforeApplySnapPanic, got "kil" \(did you mean "kill"\?\)$/);
     assert.deepEqual(rest.map((i) => i.split(': ')[0]), ['9:9 spec.faults.choices[1].fault']);
   });
 
