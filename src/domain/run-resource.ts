@@ -117,6 +117,8 @@ export interface RunRecord {
   endTime?: string;
   seed?: number;
   report?: StoredReportRef;
+  /** Time from each fault to the cluster being writable again (the first write invoked after it that succeeded). */
+  faultToWritable?: { faults: number; recovered: number; medianMs?: number; maxMs?: number };
 }
 
 export interface RobustnessRunStatus {

@@ -80,6 +80,12 @@ export interface RunOptions {
   onFaultRecovery?: (recovery: FaultRecovery) => void;
   /** The first violation of each check, as the live checkers find it. */
   onViolation?: (check: string, reason: string) => void;
+  /**
+   * A client endpoint that follows membership changes (a Kubernetes Service, the local placement's
+   * service address): the clients spread over the cluster and the watches use it instead of the
+   * members' own URLs, so traffic survives a member's replacement (a two-node failover).
+   */
+  serviceEndpoint?: string;
   /** Keep at most this many operations in memory for the final offline check (default 2,000,000). */
   keepOperations?: number;
   clock?: Clock;
@@ -198,6 +204,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const { spec } = run;
   const prefix = spec.prefix ?? `/etcd-robustness/${run.metadata.name}/`;
   const endpoints = members.map((m) => m.endpoint);
+  // Spread clients and watches: through the service when there is one (it outlives member replacements).
+  const spreadHosts = options.serviceEndpoint === undefined ? endpoints : [options.serviceEndpoint];
   const started = new Date();
   const startedAt = performance.now();
   const etcds: Etcd3[] = [];
@@ -339,7 +347,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       });
     const watches: WatchProbe[] = [];
     if (spec.watch.enabled) {
-      const targets = spec.watch.perMember ? members.map((m) => ({ hosts: [m.endpoint], member: m.name })) : [{ hosts: endpoints, member: undefined }];
+      const targets = spec.watch.perMember ? members.map((m) => ({ hosts: [m.endpoint], member: m.name })) : [{ hosts: spreadHosts, member: undefined }];
       for (const t of targets) watches.push(startWatch(client(t.hosts), prefix, initialRevision + 1, t.member));
     }
 
@@ -398,7 +406,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       });
     const recordingClients: RecordingClient[] = [];
     for (const m of members) for (let i = 0; i < spec.traffic.clients.perMember; i++) recordingClients.push(recordingClient([m.endpoint], m.name));
-    for (let i = 0; i < spec.traffic.clients.spread; i++) recordingClients.push(recordingClient(endpoints, undefined));
+    for (let i = 0; i < spec.traffic.clients.spread; i++) recordingClients.push(recordingClient(spreadHosts, undefined));
 
     const listWatches = new Set<Promise<void>>();
     const env: TrafficEnvironment = {
@@ -411,7 +419,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         // An informer's list-then-watch, keep.all short so streams do not pile up.
         if (flags.stopped || listWatches.size >= 4 || !spec.watch.enabled) return;
         const pending = (async () => {
-          const probe = startWatch(client(endpoints), key, startRevision, undefined);
+          const probe = startWatch(client(spreadHosts), key, startRevision, undefined);
           await sleep(1000, undefined, { signal: stop.signal }).catch(() => undefined);
           await probe.close();
         })().catch((error: unknown) => {
@@ -437,7 +445,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     });
 
     if (options.runtime && plan.length > 0) {
-      const triggerClient = recordingClient(endpoints, undefined);
+      const triggerClient = recordingClient(spreadHosts, undefined);
       const pinned = new Map(members.map((m) => [m.name, recordingClient([m.endpoint], m.name)]));
       executor = new FaultExecutor({
         runtime: options.runtime,
@@ -497,7 +505,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     if (compaction.enabled && maintenanceAllowed(compaction)) {
       maintenance.push(
         runCompactions({
-          client: recordingClient(endpoints, undefined),
+          client: recordingClient(spreadHosts, undefined),
           compactKey: `${prefix}compact_rev_key`,
           values: env.values,
           intervalMs: compaction.intervalMs,

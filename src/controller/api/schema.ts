@@ -718,6 +718,17 @@ const runRecordSchema: ObjectSchema<RunRecord> = {
     endTime: time('When it ended.'),
     seed: { type: 'integer', format: 'int64', minimum: 0, description: 'The seed it used.' },
     report: storedReportSchema,
+    faultToWritable: {
+      type: 'object',
+      description: 'Time from each fault to the cluster being writable again (the first write invoked after it that succeeded).',
+      properties: {
+        faults: { type: 'integer', format: 'int64', minimum: 0, description: 'Faults measured.' },
+        recovered: { type: 'integer', format: 'int64', minimum: 0, description: 'Faults after which a write succeeded before the run ended.' },
+        medianMs: { type: 'integer', format: 'int64', minimum: 0, description: 'Median time to writable, ms.' },
+        maxMs: { type: 'integer', format: 'int64', minimum: 0, description: 'Worst time to writable, ms.' },
+      },
+      required: ['faults', 'recovered'],
+    },
   },
   required: ['number', 'phase', 'startTime'],
 };

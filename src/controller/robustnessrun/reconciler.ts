@@ -296,11 +296,18 @@ export class RobustnessRunReconciler {
         onViolation,
         ...(run.spec.faults ? { runtime } : {}),
         ...(agentToken === undefined ? {} : { agentToken }),
+        ...(runtime.serviceEndpoint === undefined ? {} : { serviceEndpoint: runtime.serviceEndpoint }),
       });
       writeRunReport(workDir, run, cluster.metadata.name, result, historyDir);
       const phase = phaseOf(result, signal.aborted);
       record = { number: runNumber, phase, verdict: result.verdict, startTime: result.startTime, endTime: result.endTime, seed: result.seed };
       if (result.reason !== undefined) record.reason = result.reason.slice(0, 1000);
+      const recovery = result.faults.recovery?.summary;
+      if (recovery && recovery.faults > 0) {
+        record.faultToWritable = { faults: recovery.faults, recovered: recovery.recovered };
+        if (recovery.medianMs !== undefined) record.faultToWritable.medianMs = Math.round(recovery.medianMs);
+        if (recovery.maxMs !== undefined) record.faultToWritable.maxMs = Math.round(recovery.maxMs);
+      }
       let report: StoredReportRef | undefined;
       try {
         report = await this.options.reports.store({ namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' }, runNumber, workDir);
@@ -327,7 +334,8 @@ export class RobustnessRunReconciler {
       await this.options.reports.prune({ namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' }, keep).catch((error: unknown) => {
         logger.warn(`RobustnessRun ${key}: could not prune old reports`, { error: apiErrorMessage(error) });
       });
-      if (phase === 'Passed') await this.event(resource, 'Normal', 'RunPassed', `run ${runNumber}: linearizable, ${result.operations.ok} operations, ${result.faults.injected} faults`);
+      const writable = record.faultToWritable?.medianMs === undefined ? '' : `; fault → writable median ${record.faultToWritable.medianMs} ms, worst ${record.faultToWritable.maxMs ?? '?'} ms`;
+      if (phase === 'Passed') await this.event(resource, 'Normal', 'RunPassed', `run ${runNumber}: linearizable, ${result.operations.ok} operations, ${result.faults.injected} faults${writable}`);
       else await this.event(resource, 'Warning', phase === 'Failed' ? 'RunFailed' : `Run${phase}`, `run ${runNumber}: ${result.verdict}${record.reason ? ` (${record.reason})` : ''}`);
       logger.info(`RobustnessRun ${key}: run ${runNumber} ${phase}`, { verdict: result.verdict });
     } catch (error) {
