@@ -350,11 +350,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     writeDurably(path.join(dir, `${member}.fenced`), `${epoch}\n`);
     const record = this.readRecord(cluster, member);
     if (record && record.fencedEpoch === undefined) this.writeRecord(cluster, member, { ...record, fencedEpoch: epoch });
-    const proc = this.processes(cluster).get(member);
-    if (proc) {
-      await proc.etcd.kill();
-      await proc.agent?.stop();
-    }
+    // Its agent stays until the runner is deleted: a fault in progress on the member still heals through it.
+    await this.processes(cluster).get(member)?.etcd.kill();
     logger.warn('local placement: member fenced', { cluster: clusterKey(cluster), member, epoch });
   }
 
@@ -364,8 +361,10 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     if (record.fencedEpoch !== undefined) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was fenced at epoch ${record.fencedEpoch}`);
     const dir = this.dir(cluster);
     const proc = this.processes(cluster).get(member);
-    // Stopped gracefully: etcd flushes the commit index it learned to its WAL on the way out.
-    if (proc) await proc.etcd.stop();
+    // Killed, not stopped: a graceful stop without quorum waits for open client streams (watches) for
+    // seconds, and nothing unsynced matters here. Every entry the survivor acknowledged, as follower or
+    // as leader, was fsynced before the acknowledgement, and etcd-wal-commit commits the whole durable log.
+    if (proc) await proc.etcd.kill();
     const commit = await commitSurvivorLog(path.join(dir, `${member}.etcd`));
     writeDurably(path.join(dir, `${member}.recover`), `${failoverEpoch}\n`);
     this.writeRecord(cluster, member, { ...record, recoveredEpoch: failoverEpoch });
