@@ -54,6 +54,7 @@ const operatorPermissions: Permission[] = [
   { apiGroup: '', resources: ['services'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   { apiGroup: '', resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create'] },
   { apiGroup: '', resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+  { apiGroup: 'coordination.k8s.io', resources: ['leases'], verbs: ['get', 'create', 'update'] },
   {
     apiGroup: 'policy',
     resources: ['poddisruptionbudgets'],

@@ -86,10 +86,14 @@ README and test/integration/helm-chart.test.ts hold the same table.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create"]
-# Stored run reports.
+# Stored run reports; the witness record of twoNodeWitness clusters (a ConfigMap witness).
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# The witness record of twoNodeWitness clusters (a Lease witness).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
