@@ -1,6 +1,6 @@
 /**
  * The two-node-plus-witness failover benchmark: the two-node-failover scenario
- * (config/samples/two-node-failover.yaml) run long enough for the asked number of failovers, by the
+ * (config/samples/etcdcluster-two-node.yaml, two-node-failover.yaml) run long enough for the asked number of failovers, by the
  * operator on the local runtime against a real kube-apiserver (witness: a Lease, or the HTTP witness
  * process). Reports, per fault, the time from the fault to the cluster being writable again (the first
  * write invoked after the fault that succeeded), the median and worst over the failovers (crash,
@@ -90,16 +90,17 @@ async function main(): Promise<number> {
       metricsPort: 0,
       healthPort: 0,
     });
-    const [clusterYaml, runYaml] = readFileSync('config/samples/two-node-failover.yaml', 'utf8').split(/^---$/m);
+    const clusterYaml = readFileSync('config/samples/etcdcluster-two-node.yaml', 'utf8');
+    const runYaml = readFileSync('config/samples/two-node-failover.yaml', 'utf8');
     const witnessYaml = witness ? `kind: http\n        url: ${witness.url}` : 'kind: lease';
-    await kubectl(apiserver, ['-n', namespace, 'apply', '-f', '-'], clusterYaml!.replace('kind: lease', witnessYaml).replace('failoverGrace: 3s', `failoverGrace: ${values.grace}`));
+    await kubectl(apiserver, ['-n', namespace, 'apply', '-f', '-'], clusterYaml.replace('kind: lease', witnessYaml).replace('failoverGrace: 3s', `failoverGrace: ${values.grace}`));
     for (;;) {
       const c = await getJson<EtcdCluster>(apiserver, ['-n', namespace, 'get', 'etcdcluster', 'pair']);
       if (c.status?.witness?.phase === 'paired' && c.status.readyMembers === 2) break;
       await sleep(500);
     }
     console.log(`pair formed; running the scenario for ${durationS} s (seed ${values.seed}, grace ${values.grace}, ${witnessKind} witness)`);
-    await kubectl(apiserver, ['-n', namespace, 'apply', '-f', '-'], runYaml!.replace('duration: 5m', `duration: ${durationS}s`).replace('seed: 2026', `seed: ${values.seed}`));
+    await kubectl(apiserver, ['-n', namespace, 'apply', '-f', '-'], runYaml.replace('duration: 5m', `duration: ${durationS}s`).replace('seed: 2026', `seed: ${values.seed}`));
     let run: RobustnessRunResource;
     for (;;) {
       run = await getJson<RobustnessRunResource>(apiserver, ['-n', namespace, 'get', 'robustnessrun', 'two-node-failover']);
