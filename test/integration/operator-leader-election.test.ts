@@ -4,19 +4,16 @@
 // the Lease once it expired, starts the member again from its data, and the EtcdCluster is Available again
 // with the same member id. A SIGTERM stops the last replica cleanly: exit 0, the Lease released.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { EtcdCluster } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { alive, etcdPids, Replica } from '../helpers/operator-replica.ts';
 import { eventually, installCrds, kubectlJson, kubectlOk, reconcileTotal, samples, scrape } from '../helpers/operator.ts';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cli = path.join(repo, 'src', 'cli.ts');
 const namespace = 'leader-election';
 const leaseName = 'etcd-robustness-operator';
 const leaseDurationS = 4;
@@ -41,121 +38,6 @@ interface Lease {
   spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number; leaseTransitions?: number; renewTime?: string; acquireTime?: string };
 }
 
-/** One `etcd-robustness operator` process. */
-class Replica {
-  readonly identity: string;
-  readonly child: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  metricsUrl = '';
-  healthUrl = '';
-  private readonly stderrLines: string[] = [];
-
-  constructor(identity: string, kubeconfig: string, dataDir: string) {
-    this.identity = identity;
-    this.child = spawn(
-      process.execPath,
-      [
-        cli,
-        'operator',
-        '--runtime=local',
-        '--kubeconfig',
-        kubeconfig,
-        '--namespaces',
-        namespace,
-        '--leader-elect',
-        '--leader-election-namespace',
-        namespace,
-        '--lease-duration',
-        `${leaseDurationS}s`,
-        '--data-dir',
-        dataDir,
-        '--metrics-port',
-        '0',
-        '--health-port',
-        '0',
-        '--bind-address',
-        '127.0.0.1',
-        '--log-format',
-        'json',
-      ],
-      // POD_NAME is the Lease holder identity, as in the chart's Deployment.
-      { cwd: repo, env: { ...process.env, POD_NAME: identity }, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    let stderr = '';
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      const lines = stderr.split('\n');
-      stderr = lines.pop()!;
-      this.stderrLines.push(...lines);
-      if (this.stderrLines.length > 400) this.stderrLines.splice(0, this.stderrLines.length - 400);
-    });
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Resolves once the process printed its metrics and health URLs (it is up and campaigning). */
-  async started(timeoutMs = 30_000): Promise<void> {
-    let stdout = '';
-    const stream = this.child.stdout!.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`${this.identity} printed no URLs within ${timeoutMs} ms:\n${this.logTail()}`)), timeoutMs);
-      const onData = (chunk: string): void => {
-        stdout += chunk;
-        const metrics = /^metrics: (\S+)$/m.exec(stdout);
-        const health = /^health: (\S+)\/healthz$/m.exec(stdout);
-        if (metrics && health) {
-          this.metricsUrl = metrics[1]!;
-          this.healthUrl = health[1]!;
-          finish();
-        }
-      };
-      const onExit = (): void => finish(new Error(`${this.identity} exited before it was up:\n${this.logTail()}`));
-      const finish = (error?: Error): void => {
-        clearTimeout(timer);
-        stream.off('data', onData);
-        this.child.off('exit', onExit);
-        if (error) reject(error);
-        else resolve();
-      };
-      stream.on('data', onData);
-      this.child.once('exit', onExit);
-    });
-    // Keep draining stdout so the child never blocks on a full pipe.
-    stream.resume();
-  }
-
-  logTail(lines = 40): string {
-    return this.stderrLines.slice(-lines).join('\n');
-  }
-
-  /** Stops the process if it still runs (SIGKILL) and waits for it. */
-  async kill(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
-    await this.exited;
-  }
-}
-
-/** pids of etcd processes whose data dir is under `dir` (the operators' own --data-dir is a separate argument). */
-function etcdPids(dir: string): number[] {
-  const result = spawnSync('pgrep', ['-f', '--', `--data-dir=${dir}/`], { encoding: 'utf8' });
-  return result.stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map(Number);
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 describe('two operator replicas with leader election', { timeout: 240_000 }, () => {
   let apiserver: TestApiserver;
   let dataDir: string;
@@ -170,7 +52,8 @@ describe('two operator replicas with leader election', { timeout: 240_000 }, () 
     await installCrds(apiserver);
     await kubectlOk(apiserver, ['create', 'namespace', namespace]);
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'operator-leader-election-'));
-    replicas = [new Replica('replica-a', apiserver.kubeconfigPath, dataDir), new Replica('replica-b', apiserver.kubeconfigPath, dataDir)];
+    const options = { namespace, leaseDurationS };
+    replicas = [new Replica('replica-a', apiserver.kubeconfigPath, dataDir, options), new Replica('replica-b', apiserver.kubeconfigPath, dataDir, options)];
     await Promise.all(replicas.map((r) => r.started()));
   });
 
