@@ -85,7 +85,8 @@ async function main(): Promise<number> {
       reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
       namespaces: [namespace],
       identity: 'bench-operator',
-      leaderElection: { namespace, name: 'etcd-robustness-operator' },
+      // A long Lease: this measures failovers, and a loaded machine must not cost the run its operator.
+      leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 2000 },
       host: '127.0.0.1',
       metricsPort: 0,
       healthPort: 0,

@@ -4,6 +4,7 @@
  * (EtcdCluster, RobustnessRun) that reconcile them. Losing the lease stops the controllers (runs heal
  * their faults) before anything else can act; close() does the same and releases the lease.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
 import { etcdClusterPlural, robustnessGroup, robustnessRunPlural, robustnessVersion } from '../domain/index.ts';
@@ -113,6 +114,25 @@ class LeadingControllers {
   }
 }
 
+/**
+ * Warns when the event loop was blocked for over a second: everything here shares it (Lease renewals,
+ * reconciles, runs and their live checkers), and a long stall costs the Lease. Returns the stopper.
+ */
+function watchEventLoopStalls(): () => void {
+  const delay = monitorEventLoopDelay({ resolution: 20 });
+  delay.enable();
+  const timer = setInterval(() => {
+    const maxMs = delay.max / 1e6;
+    if (maxMs > 1000) logger.warn('the event loop was blocked', { maxMs: Math.round(maxMs) });
+    delay.reset();
+  }, 5000);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    delay.disable();
+  };
+}
+
 export class Operator {
   readonly registry: Registry;
   readonly metricsUrl: string;
@@ -127,9 +147,11 @@ export class Operator {
   private closed = false;
   /** Without leader election this replica leads until close(). */
   private readonly selfLead = new AbortController();
+  private readonly stallWatch: () => void;
 
   private constructor(options: OperatorOptions, registry: Registry, probes: ProbeServer, metrics: ControllerMetrics) {
     this.options = options;
+    this.stallWatch = watchEventLoopStalls();
     this.registry = registry;
     this.probes = probes;
     this.metrics = metrics;
@@ -215,5 +237,6 @@ export class Operator {
     await this.leadingStopped;
     await this.options.placement.close();
     await this.probes.close();
+    this.stallWatch();
   }
 }

@@ -108,9 +108,20 @@ function witnessStatus(ctx: TwoNodeStepContext, view: VersionedWitnessRecord, la
   return status;
 }
 
+/**
+ * A failover this replica took over from another (which died before writing its status) is rebuilt
+ * from the record, so status and Events still show it; when it was won is then only known as the time
+ * of the record this replica read.
+ */
+function failoverOf(view: VersionedWitnessRecord, known: FailoverStatus | undefined): FailoverStatus | undefined {
+  const r = view.record;
+  if (r?.phase !== 'failingOver' || r.failoverEpoch === undefined || known?.epoch === r.failoverEpoch) return known;
+  return { epoch: r.failoverEpoch, survivor: r.survivor!, fenced: r.fencedMember ?? '', quorumLostAt: r.updatedAt, startedAt: r.updatedAt };
+}
+
 export async function twoNodeStep(ctx: TwoNodeStepContext, quorumLostSince: number | undefined): Promise<TwoNodeStepResult> {
   let view = await ctx.witness.read();
-  let lastFailover = ctx.cluster.status?.witness?.lastFailover;
+  let lastFailover = failoverOf(view, ctx.cluster.status?.witness?.lastFailover);
   const action = planTwoNode({
     cluster: ctx.cluster.metadata.name,
     self: ctx.self,

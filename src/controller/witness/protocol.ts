@@ -124,7 +124,7 @@ function planFailingOver(input: TwoNodeInput, record: WitnessRecord): TwoNodeAct
   // Fence first: the other member must be stopped and marked before the survivor may serve alone.
   if (fenced !== undefined) {
     const runner = byName.get(fenced);
-    if (runner && runner.fenced !== true) return { kind: 'fence', member: fenced, epoch: record.epoch };
+    if (runner && runner.fenced !== true) return { kind: 'fence', member: fenced, epoch: failoverEpoch };
   }
   const runner = byName.get(survivor);
   if (!runner) return { kind: 'wait', reason: `the survivor ${survivor} has no runner` };
