@@ -62,6 +62,8 @@ export interface PlacedMember {
   fenced?: boolean;
   /** twoNodeWitness: the failover (its witness failoverEpoch) whose recovery of this member has been started. */
   recoveredEpoch?: number;
+  /** twoNodeWitness: the member still carries its forced-start mark (every start forces a new cluster). */
+  recovering?: boolean;
 }
 
 /** How a member starts: as a founder of a new cluster or joining an existing one. */
@@ -96,10 +98,13 @@ export interface MemberPlacement<Cluster> {
   fenceMember(cluster: Cluster, member: string, epoch: number): Promise<void>;
   /**
    * twoNodeWitness: brings the member back alone: stops it, marks every entry of its durable log
-   * committed (etcd-wal-commit), and starts it once with --force-new-cluster. Records `failoverEpoch`
-   * (PlacedMember.recoveredEpoch) so a failover recovers its survivor once.
+   * committed (etcd-wal-commit), and starts it with --force-new-cluster until finishRecovery. Records
+   * `failoverEpoch` (PlacedMember.recoveredEpoch) and does nothing for a failover it already recovered
+   * the member for (or an older one): a slow replica acting on an old plan must not force it again.
    */
   recoverSurvivor(cluster: Cluster, member: string, failoverEpoch: number): Promise<void>;
+  /** twoNodeWitness: the failover is over; the member's next starts are plain ones. Idempotent. */
+  finishRecovery(cluster: Cluster, member: string): Promise<void>;
   /** Stops a member and deletes it with its data. */
   deleteMember(cluster: Cluster, member: string): Promise<void>;
   /** Deletes everything created for the cluster (members, data, Services). */

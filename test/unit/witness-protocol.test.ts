@@ -85,6 +85,13 @@ describe('planTwoNode: forming the pair', () => {
     assert.deepEqual(planTwoNode(input({ witness: { record: paired, version: '8' }, etcd: withLearner, placed: [placed('c-0', '1'), placed('c-1', '2')] })), { kind: 'promote', member: 'c-1', id: '2' });
   });
 
+  test('a learner etcd has and nothing runs (the start after its member add never happened) is started, not added again', () => {
+    const paired = record({ members: ['c-0', 'c-1'] });
+    const orphan: EtcdMemberView = { id: '2', name: '', peerUrls: ['http://127.0.0.1:22'], clientUrls: [], isLearner: true };
+    const action = planTwoNode(input({ witness: { record: paired, version: '8' }, etcd: etcd([member('c-0', '1', 'leader'), orphan], '1'), placed: [placed('c-0', '1')] }));
+    assert.deepEqual(action, { kind: 'startMember', member: 'c-1', initialCluster: 'c-0=http://127.0.0.1:21,c-1=http://127.0.0.1:22' });
+  });
+
   test('a healthy pair is steady', () => {
     assert.deepEqual(planTwoNode(input(healthyPair())), { kind: 'steady' });
   });
@@ -158,6 +165,15 @@ describe('planTwoNode: failover', () => {
     const paired = record({ epoch: 7, phase: 'paired', members: ['c-1', 'c-2'], fenced: ['c-0'] });
     assert.deepEqual(planTwoNode(input({ witness: { record: paired, version: '12' }, etcd: whole, placed: [fencedRunner, placed('c-1', '2'), placed('c-2', '3')] })), { kind: 'deleteRunner', member: 'c-0' });
     assert.deepEqual(planTwoNode(input({ witness: { record: paired, version: '12' }, etcd: whole, placed: [placed('c-1', '2'), placed('c-2', '3')] })), { kind: 'steady' });
+  });
+
+  test("the survivor's forced-start mark goes before anything else once the failover is over", () => {
+    const single = record({ epoch: 6, phase: 'single', members: ['c-1'], fenced: ['c-0'], fencedMember: 'c-0' });
+    const alone = etcd([member('c-1', '2', 'leader')], '2');
+    const marked = placed('c-1', '2', { recoveredEpoch: 5, recovering: true });
+    assert.deepEqual(planTwoNode(input({ witness: { record: single, version: '11' }, etcd: alone, placed: [marked] })), { kind: 'finishRecovery', member: 'c-1' });
+    const r = written(planTwoNode(input({ witness: { record: single, version: '11' }, etcd: alone, placed: [{ ...marked, recovering: false }] })));
+    assert.equal(r.phase, 'paired');
   });
 
   test('a fenced name is never reused, even once its runner is gone', () => {

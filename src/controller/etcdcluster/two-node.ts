@@ -49,6 +49,8 @@ export function describeTwoNode(action: TwoNodeAction): string {
       return `fencing ${action.member} (witness epoch ${action.epoch})`;
     case 'recoverSurvivor':
       return `recovering ${action.member} as a one-member cluster (failover of epoch ${action.failoverEpoch})`;
+    case 'finishRecovery':
+      return `the failover is over: ${action.member} starts plainly from now on`;
     case 'refused':
     case 'wait':
       return action.reason;
@@ -171,6 +173,10 @@ export async function twoNodeStep(ctx: TwoNodeStepContext, quorumLostSince: numb
     case 'fence':
       await ctx.placement.fenceMember(ctx.cluster, action.member, action.epoch);
       await ctx.event('Warning', 'MemberFenced', `${action.member} stopped and fenced at witness epoch ${action.epoch}: it never serves again`);
+      requeueAfterMs = 10;
+      break;
+    case 'finishRecovery':
+      await ctx.placement.finishRecovery(ctx.cluster, action.member);
       requeueAfterMs = 10;
       break;
     case 'recoverSurvivor':

@@ -350,6 +350,10 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot recover ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
   }
 
+  async finishRecovery(cluster: EtcdCluster, member: string): Promise<void> {
+    await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot finish the recovery of ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
+  }
+
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
     this.checkNames(cluster, member);
     const namespace = clusterNamespace(cluster);

@@ -25,6 +25,7 @@ import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, ty
 import { faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
 import { etcdReleaseBinaries } from '../../local/release-binaries.ts';
 import { faultReachFlags } from '../../local/runtime.ts';
+import { walCommitBinary } from '../../local/binaries.ts';
 import { commitSurvivorLog } from '../../local/wal-commit.ts';
 import { LocalServiceProxy, type ServiceBackend } from './local-service.ts';
 import { logger } from '../../log.ts';
@@ -244,6 +245,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
         continue;
       }
       if (record.recoveredEpoch !== undefined) extras.recoveredEpoch = record.recoveredEpoch;
+      if (existsSync(path.join(this.dir(cluster), `${name}.recover`))) extras.recovering = true;
       const downKey = `${clusterKey(cluster)}/${name}`;
       if (!proc || (!proc.etcd.running && !proc.etcd.restarting)) {
         if (!this.downSince.has(downKey)) this.downSince.set(downKey, new Date().toISOString());
@@ -258,7 +260,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     return placed;
   }
 
-  private guardScript(cluster: EtcdCluster, member: string, etcd: string): string {
+  private guardScript(cluster: EtcdCluster, member: string, etcd: string, walCommit: string | undefined): string {
     const dir = this.dir(cluster);
     const file = path.join(dir, `${member}.guard.sh`);
     const quote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
@@ -275,9 +277,9 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
         `if [ -f ${quote(fenced)} ]; then echo "fenced by the witness (epoch $(cat ${quote(fenced)})): refusing to start" >&2; exit 77; fi`,
         `if [ -d ${quote(path.join(data, 'member'))} ]; then [ -f ${quote(marker)} ] || date > ${quote(marker)}; fi`,
         `if [ -f ${quote(marker)} ] && [ ! -d ${quote(path.join(data, 'member'))} ]; then echo "data lost: refusing to start" >&2; exit 78; fi`,
-        '# A survivor is brought back alone (its log was marked committed first); the operator removes the',
-        '# marker once it serves, and a second forced start of a one-member cluster changes nothing.',
-        `if [ -f ${quote(recover)} ]; then exec ${quote(etcd)} "$@" --force-new-cluster; fi`,
+        '# A survivor is brought back alone, its whole durable log marked committed first (on every forced',
+        '# start: a restart before the operator removed the mark must not discard what the first one kept).',
+        ...(walCommit === undefined ? [] : [`if [ -f ${quote(recover)} ]; then ${quote(walCommit)} --data-dir=${quote(data)} || exit 79; exec ${quote(etcd)} "$@" --force-new-cluster; fi`]),
         `exec ${quote(etcd)} "$@"`,
         '',
       ].join('\n'),
@@ -323,7 +325,9 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       `--initial-cluster-token=etcd-robustness-${cluster.metadata.uid ?? cluster.metadata.name}`,
       ...(cluster.spec.agent.enabled ? faultReachFlags(binaries.etcd) : []),
     ];
-    const guarded: EtcdBinaries = { ...binaries, etcd: this.guardScript(cluster, a.name, binaries.etcd) };
+    // Only a survivor of a two-node failover is ever forced: other topologies need no etcd-wal-commit.
+    const walCommit = cluster.spec.topology === 'twoNodeWitness' ? walCommitBinary() : undefined;
+    const guarded: EtcdBinaries = { ...binaries, etcd: this.guardScript(cluster, a.name, binaries.etcd, walCommit) };
     const etcd = new LocalEtcdMember(a, guarded, args, dir, { supervise: true });
     let agent: LocalFaultAgent | undefined;
     if (a.agentUrl !== undefined) {
@@ -359,6 +363,9 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const record = this.readRecord(cluster, member);
     if (!record?.launch) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was never started here`);
     if (record.fencedEpoch !== undefined) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was fenced at epoch ${record.fencedEpoch}`);
+    // Once per failover, whoever asks: a slow or stale replica that planned from an older view must not
+    // force-restart the survivor again, nor for an older failover (found by the simulation).
+    if (record.recoveredEpoch !== undefined && record.recoveredEpoch >= failoverEpoch) return;
     const dir = this.dir(cluster);
     const proc = this.processes(cluster).get(member);
     // Killed, not stopped: a graceful stop without quorum waits for open client streams (watches) for
@@ -375,11 +382,21 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     } else {
       await this.startMember(cluster, record.launch);
     }
-    const etcd = this.processes(cluster).get(member)?.etcd;
-    void etcd
-      ?.waitHealthy(120_000)
-      .then(() => rmSync(path.join(dir, `${member}.recover`), { force: true }))
-      .catch((error: unknown) => logger.warn('local placement: the survivor did not become healthy', { cluster: clusterKey(cluster), member, error: (error as Error).message }));
+  }
+
+  async finishRecovery(cluster: EtcdCluster, member: string): Promise<void> {
+    const file = path.join(this.dir(cluster), `${member}.recover`);
+    if (!existsSync(file)) return;
+    rmSync(file, { force: true });
+    // The removal must be durable too: a mark that comes back would force a new cluster again.
+    const dirFd = openSync(this.dir(cluster), 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+    await Promise.resolve();
+    logger.info('local placement: the survivor starts plainly from now on', { cluster: clusterKey(cluster), member });
   }
 
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {

@@ -15,6 +15,7 @@
  *   paired, no quorum for the grace → failover: win failingOver{survivor, fenced} for the next epoch
  *   failingOver             → fence the other member, recover the survivor alone (once per failover),
  *                             then write single{survivor} once it serves writes alone
+ *   single or paired        → first remove a survivor's forced-start mark left from its failover
  *   single                  → delete what is not a member, announce the replacement (paired{S, N})
  *   paired with a learner   → add N as a learner, start it, promote it once it caught up
  */
@@ -47,6 +48,8 @@ export type TwoNodeAction =
   | { kind: 'bootstrap'; member: string }
   | { kind: 'fence'; member: string; epoch: number }
   | { kind: 'recoverSurvivor'; member: string; failoverEpoch: number }
+  /** The failover is over (the record says so): the survivor's forced-start mark goes. */
+  | { kind: 'finishRecovery'; member: string }
   /** A runner that is no member of the cluster (fenced, or removed by the survivor's recovery). */
   | { kind: 'deleteRunner'; member: string }
   | { kind: 'restartMember'; member: string }
@@ -137,7 +140,18 @@ function planFailingOver(input: TwoNodeInput, record: WitnessRecord): TwoNodeAct
   return { kind: 'wait', reason: `the survivor ${survivor} is starting as a one-member cluster` };
 }
 
+/**
+ * A survivor whose forced-start mark outlived its failover: removed before anything else happens (a
+ * later start of the survivor must not force a new cluster again, which would drop a replacement).
+ */
+function unfinishedRecovery(input: TwoNodeInput): TwoNodeAction | undefined {
+  const survivor = input.placed.find((p) => p.recovering === true);
+  return survivor ? { kind: 'finishRecovery', member: survivor.name } : undefined;
+}
+
 function planSingle(input: TwoNodeInput, record: WitnessRecord): TwoNodeAction {
+  const unfinished = unfinishedRecovery(input);
+  if (unfinished) return unfinished;
   const { etcd, placed } = input;
   const founder = record.members[0];
   if (!etcd) {
@@ -177,6 +191,8 @@ function chooseSurvivor(input: TwoNodeInput, record: WitnessRecord, etcd: EtcdVi
 }
 
 function planPaired(input: TwoNodeInput, record: WitnessRecord): TwoNodeAction {
+  const unfinished = unfinishedRecovery(input);
+  if (unfinished) return unfinished;
   const { etcd, placed, now } = input;
   if (!etcd) {
     const down = placed.find((p) => p.state === 'failed' && record.members.includes(p.name) && p.fenced !== true);
@@ -215,6 +231,11 @@ function planPaired(input: TwoNodeInput, record: WitnessRecord): TwoNodeAction {
   const newcomer = record.members.find((n) => !etcd.members.some((m) => memberName(m, input) === n));
   if (newcomer !== undefined && pair.length === 1) {
     if (!serving(pair[0]!)) return { kind: 'wait', reason: 'waiting for the member to serve before adding a learner' };
+    // A learner etcd has and nothing runs is the newcomer whose start never happened (the operator
+    // stopped between the member add and the start): started, not added again (etcd allows one learner).
+    // Found by the simulation (seed 2792).
+    const orphan = etcd.members.find((m) => m.isLearner && memberName(m, input) === undefined);
+    if (orphan) return { kind: 'startMember', member: newcomer, initialCluster: [initialCluster(etcd, input), `${newcomer}=${orphan.peerUrls[0] ?? ''}`].filter((x) => x !== '').join(',') };
     return { kind: 'addLearner', member: newcomer };
   }
   const learner = etcd.members.find((m) => m.isLearner);
