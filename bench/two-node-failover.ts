@@ -108,7 +108,7 @@ async function main(): Promise<number> {
       if (run.status?.lastRun?.endTime !== undefined) break;
       await sleep(2000);
     }
-    const last = run.status!.lastRun!;
+    const last = run.status.lastRun;
     const reportDir = path.join(root, 'report');
     await new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }).fetch(namespace, last.report!, reportDir);
     const verdict = JSON.parse(readFileSync(path.join(reportDir, 'verdict.json'), 'utf8')) as { verdict: string; faults?: { recovery?: { faults: RecoveredFault[] } } };
@@ -130,7 +130,7 @@ async function main(): Promise<number> {
       faults: faults.map((f) => ({ fault: f.fault, targets: f.targets, atS: Math.round(f.atMs / 100) / 10, writableAfterMs: f.writableAfterMs === undefined ? null : Math.round(f.writableAfterMs) })),
       failover: { count: failoverFaults.length, recovered: times(failoverFaults).length, medianMs: median(times(failoverFaults)), worstMs: Math.max(...times(failoverFaults)) },
       kill: { count: kills.length, medianMs: median(times(kills)), worstMs: kills.length > 0 ? Math.max(...times(kills)) : undefined },
-      operations: run.status?.operations,
+      operations: run.status.operations,
     };
     console.log(JSON.stringify(result, null, 2));
     mkdirSync('bench/.results', { recursive: true });

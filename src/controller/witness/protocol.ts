@@ -135,7 +135,7 @@ function planFailingOver(input: TwoNodeInput, record: WitnessRecord): TwoNodeAct
   if (runner.recoveredEpoch !== failoverEpoch) return { kind: 'recoverSurvivor', member: survivor, failoverEpoch };
   const member = input.etcd?.members.find((m) => memberName(m, input) === survivor);
   const alone = input.etcd !== undefined && input.etcd.members.length === 1 && member !== undefined && !member.isLearner;
-  if (alone && member !== undefined && serving(member)) return write(input, 'single', { phase: 'single', members: [survivor] });
+  if (alone && serving(member)) return write(input, 'single', { phase: 'single', members: [survivor] });
   if (runner.state === 'failed') return { kind: 'restartMember', member: survivor };
   return { kind: 'wait', reason: `the survivor ${survivor} is starting as a one-member cluster` };
 }
@@ -210,7 +210,7 @@ function planPaired(input: TwoNodeInput, record: WitnessRecord): TwoNodeAction {
     return write(input, 'failover', {
       phase: 'failingOver',
       survivor: survivorName,
-      failoverEpoch: (record.epoch ?? 0) + 1,
+      failoverEpoch: record.epoch + 1,
       fencedMember: fenced,
       fenced: record.fenced.includes(fenced) ? record.fenced : [...record.fenced, fenced],
       members: [survivorName],
