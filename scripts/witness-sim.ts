@@ -1,14 +1,20 @@
-// Long exploratory runs of the two-node-plus-witness simulation (src/controller/witness/sim).
+// Long exploratory runs of the two-node-plus-witness simulation (src/controller/witness/sim): the real
+// planTwoNode against simulated members, witness, network, operator replicas and a placement that does
+// what the local one does (recovery once per failover, the forced-start mark until finishRecovery,
+// etcd-wal-commit before every forced start).
 //
 //   node scripts/witness-sim.ts --seeds 20000 [--from 1]      explore; prints seeds/s, steps/s, failing seeds
 //   node scripts/witness-sim.ts --seed 1234 --trace           replay one seed with its whole trace
 //
-// Options: --fixes none|all|orphanLearner,recoverOnce (default none: the code as it is), --naive
-// (recovery without etcd-wal-commit), --mutation skipFence|ignoreCas|recoverAgain|noTermRule,
-// --operators 1-3, --faults kind,kind (default all), --fault-phase ms, --grace ms, --local-marker (the
-// local placement's .recover marker lifetime), --no-stale-observations, --show N (traces printed, 3).
+// Options: --naive (forced starts without etcd-wal-commit), --mutation
+// skipFence|ignoreCas|recoverAgain|noTermRule|keepMark (a broken protocol or placement: the checker
+// must catch it; sim/operator.ts says what each breaks), --operators 1-3, --faults kind,kind (default
+// all), --fault-phase ms (default 20000), --grace ms, --no-stale-observations, --show N (traces
+// printed, 3). The summary counts the restarts of a survivor while its forced-start mark was still
+// there (each committed its whole log first). The operator-crash exploration:
+//   node scripts/witness-sim.ts --seeds 20000 --fault-phase 40000 --faults operatorCrash,memberHostDown,memberCrash,pairPartition
 import { parseArgs } from 'node:util';
-import { explore, faultKinds, mutations, proposedFixes, seedRange, simulate, type FaultKind, type Mutation, type ProposedFix, type SimOptions, type SimResult } from '../src/controller/witness/sim/index.ts';
+import { explore, faultKinds, mutations, seedRange, simulate, type FaultKind, type Mutation, type SimOptions, type SimResult } from '../src/controller/witness/sim/index.ts';
 
 function fail(message: string): never {
   console.error(`witness-sim: ${message}`);
@@ -21,14 +27,12 @@ const { values } = parseArgs({
     from: { type: 'string', default: '1' },
     seed: { type: 'string' },
     trace: { type: 'boolean', default: false },
-    fixes: { type: 'string', default: 'none' },
     naive: { type: 'boolean', default: false },
     mutation: { type: 'string', default: 'none' },
     operators: { type: 'string' },
     faults: { type: 'string' },
     'fault-phase': { type: 'string' },
     grace: { type: 'string' },
-    'local-marker': { type: 'boolean', default: false },
     'no-stale-observations': { type: 'boolean', default: false },
     show: { type: 'string', default: '3' },
   },
@@ -42,12 +46,6 @@ const int = (name: string, value: string): number => {
 };
 
 const options: SimOptions = {};
-if (values.fixes === 'all') options.fixes = proposedFixes;
-else if (values.fixes !== 'none') {
-  const fixes = values.fixes.split(',');
-  for (const f of fixes) if (!(proposedFixes as readonly string[]).includes(f)) fail(`unknown fix ${f} (${proposedFixes.join(', ')})`);
-  options.fixes = fixes as ProposedFix[];
-}
 if (values.naive) options.naiveRecovery = true;
 if (!(mutations as readonly string[]).includes(values.mutation)) fail(`unknown mutation ${values.mutation} (${mutations.join(', ')})`);
 options.mutation = values.mutation as Mutation;
@@ -59,7 +57,6 @@ if (values.faults !== undefined) {
 }
 if (values['fault-phase'] !== undefined) options.faultPhaseMs = int('fault-phase', values['fault-phase']);
 if (values.grace !== undefined) options.failoverGraceMs = int('grace', values.grace);
-if (values['local-marker']) options.localRecoverMarker = true;
 if (values['no-stale-observations']) options.staleObservations = false;
 
 function printFailure(result: SimResult, traceLines: number): void {
@@ -80,17 +77,22 @@ if (values.seed !== undefined) {
 
 const count = int('seeds', values.seeds);
 const from = int('from', values.from);
-console.log(`exploring seeds ${from}..${from + count - 1} (fixes: ${options.fixes?.join(',') ?? 'none'}, mutation ${options.mutation ?? 'none'}${options.naiveRecovery === true ? ', naive recovery' : ''})`);
+console.log(
+  `exploring seeds ${from}..${from + count - 1} (mutation ${options.mutation ?? 'none'}${options.naiveRecovery === true ? ', naive recovery' : ''}, faults ${options.faults?.join(',') ?? 'all'}, fault phase ${options.faultPhaseMs ?? 20_000} ms)`,
+);
 const started = performance.now();
 let lastReport = started;
 let done = 0;
 let steps = 0;
 let failovers = 0;
+/** Starts of a survivor while its forced-start mark was still there (besides the recovery's own). */
+let markedRestarts = 0;
 const byInvariant = new Map<string, number[]>();
 const result = explore(seedRange(from, count), options, (r) => {
   done++;
   steps += r.steps;
   failovers += r.stats.failovers;
+  markedRestarts += r.stats.forcedStarts - r.stats.recoveries;
   if (!r.ok) {
     const key = r.violation?.invariant ?? '?';
     byInvariant.set(key, [...(byInvariant.get(key) ?? []), r.seed]);
@@ -104,7 +106,7 @@ const result = explore(seedRange(from, count), options, (r) => {
   }
 });
 const seconds = result.wallMs / 1000;
-console.log(`\n${result.runs} seeds in ${seconds.toFixed(1)} s: ${(result.runs / seconds).toFixed(0)} seeds/s, ${(result.steps / seconds / 1e6).toFixed(2)} M steps/s (${(result.steps / result.runs).toFixed(0)} steps and ${(result.simMs / result.runs / 1000).toFixed(1)} s simulated per seed), ${failovers} failovers`);
+console.log(`\n${result.runs} seeds in ${seconds.toFixed(1)} s: ${(result.runs / seconds).toFixed(0)} seeds/s, ${(result.steps / seconds / 1e6).toFixed(2)} M steps/s (${(result.steps / result.runs).toFixed(0)} steps and ${(result.simMs / result.runs / 1000).toFixed(1)} s simulated per seed), ${failovers} failovers, ${markedRestarts} restarts with the forced-start mark`);
 if (result.failures.length === 0) {
   console.log('no invariant failed');
   process.exit(0);

@@ -9,7 +9,9 @@
  *   lostWrite     an acknowledged write missing from a new leader's log; a read that misses a write
  *                 acknowledged before it began; two members committing different entries at one index
  *   recovery      a recovery of a member that is not the record's survivor of that failoverEpoch, or a
- *                 second recovery for one failoverEpoch
+ *                 second recovery for one failoverEpoch; a forced start (the recovery's own, or a
+ *                 restart while the forced-start mark is there) that drops a member never fenced (a
+ *                 replacement: the mark outlived its failover)
  *   liveness      (run.ts) after the faults stop, the pair does not serve again in time
  */
 import type { WitnessRecord } from '../../../domain/witness.ts';
@@ -101,6 +103,12 @@ export class Invariants {
     const before = this.recoveries.get(failoverEpoch);
     if (before !== undefined) throw new SimViolation('recovery', `${r.name} is recovered a second time for failoverEpoch ${failoverEpoch}`);
     this.recoveries.set(failoverEpoch, r.name);
+  }
+
+  /** `others`: the ids a --force-new-cluster of `r` removes from its config (only fenced members may be among them). */
+  onForcedStart(world: World, r: Runner, others: readonly string[]): void {
+    const dropped = others.map((id) => world.nameOf(id)).filter((name) => !world.fencedNames.has(name) && !world.fencedNames.has(world.peerUrlOf(name)));
+    if (dropped.length > 0) throw new SimViolation('recovery', `a forced start of ${r.name} drops ${dropped.join(', ')}, never fenced`);
   }
 
   onWitnessWrite(before: WitnessRecord | undefined, next: WitnessRecord): void {

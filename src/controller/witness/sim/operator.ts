@@ -9,10 +9,12 @@
  * term, while this one keeps acting with its old term and partly stale observations for a while: a
  * stale replica), or is slow (the step is carried out long after the observation it was planned from).
  * A step in flight when the replica stops leading still completes; a crash cancels it.
+ *
+ * The steps are carried out as two-node.ts does, against the world's placement (world.ts): the
+ * survivor's recovery once per failover whoever asks, the forced-start mark removed by finishRecovery.
  */
 import type { VersionedWitnessRecord } from '../../../domain/witness.ts';
 import type { PlacedMember } from '../../../domain/runtime.ts';
-import { memberName } from '../../etcdcluster/plan.ts';
 import { planTwoNode, quorumLost, type TwoNodeAction, type TwoNodeInput } from '../protocol.ts';
 import type { Random } from './random.ts';
 import { EPOCH_MS, type Observation, type World } from './world.ts';
@@ -21,42 +23,16 @@ import { EPOCH_MS, type Observation, type World } from './world.ts';
  * Deliberately broken protocols, to show the checker has teeth:
  *   skipFence    the fence step is skipped (the plan is asked again as if the member were fenced)
  *   ignoreCas    a refused witness write is taken as won: the replica plans from what it wrote
- *   recoverAgain the survivor's recoveredEpoch is ignored: it is recovered on every step of a failover
+ *   recoverAgain the placement's once-per-failover rule is off (world.ts recoverSurvivor): a slow or
+ *                stale replica that planned the recovery from an older view forces the survivor again
  *   noTermRule   the witness store does not enforce the term rule (only the version)
+ *   keepMark     the protocol never removes the survivor's forced-start mark (the planner does not see
+ *                it): a later restart of the survivor forces a new cluster again and drops the replacement
  */
-export const mutations = ['none', 'skipFence', 'ignoreCas', 'recoverAgain', 'noTermRule'] as const;
+export const mutations = ['none', 'skipFence', 'ignoreCas', 'recoverAgain', 'noTermRule', 'keepMark'] as const;
 export type Mutation = (typeof mutations)[number];
 
 export type Planner = (input: TwoNodeInput) => TwoNodeAction;
-
-/**
- * Fixes the simulation found necessary, applied around the code as it is until the code has them
- * (each is a no-op once the code does the same):
- *   orphanLearner  protocol.ts: a learner etcd has and nothing runs is the announced newcomer whose
- *                  start never happened (the operator stopped between the member add and the start):
- *                  it is started, not added again. Without it every later addLearner is refused (one
- *                  learner at most) and the pair never forms. (Removing the orphan instead races with a
- *                  stale replica that starts it meanwhile: the simulation found that too.)
- *   recoverOnce    the placement: recoverSurvivor is a no-op for a member already recovered for this or
- *                  a later failoverEpoch (a stale or slow replica's repeated recovery); in world.ts
- */
-export const proposedFixes = ['orphanLearner', 'recoverOnce'] as const;
-export type ProposedFix = (typeof proposedFixes)[number];
-
-/** protocol.ts with the orphanLearner fix: the step planPaired would take with it. */
-export function withOrphanLearnerFix(plan: Planner): Planner {
-  return (input) => {
-    const action = plan(input);
-    if (action.kind !== 'addLearner' || !input.etcd) return action;
-    const orphan = input.etcd.members.find((m) => m.isLearner && memberName(m, input) === undefined);
-    if (!orphan) return action;
-    const named = input.etcd.members
-      .map((m) => ({ name: memberName(m, input), peer: m.peerUrls[0] }))
-      .filter((m): m is { name: string; peer: string } => m.name !== undefined && m.peer !== undefined)
-      .map((m) => `${m.name}=${m.peer}`);
-    return { kind: 'startMember', member: action.member, initialCluster: [...named, `${action.member}=${orphan.peerUrls[0] ?? ''}`].join(',') };
-  };
-}
 
 export function plannerFor(mutation: Mutation): Planner {
   switch (mutation) {
@@ -71,9 +47,10 @@ export function plannerFor(mutation: Mutation): Planner {
         }
         return action;
       };
-    case 'recoverAgain':
-      return (input) => planTwoNode({ ...input, placed: input.placed.map(({ recoveredEpoch: _recovered, ...p }) => p) });
+    case 'keepMark':
+      return (input) => planTwoNode({ ...input, placed: input.placed.map(({ recovering: _recovering, ...p }) => p) });
     case 'none':
+    case 'recoverAgain':
     case 'ignoreCas':
     case 'noTermRule':
       return planTwoNode;
@@ -88,7 +65,6 @@ export interface OperatorOptions {
   renewDeadlineMs: number;
   retryPeriodMs: number;
   mutation: Mutation;
-  fixes: readonly ProposedFix[];
   /** A stale replica sometimes plans from its previous observation (a cache that stopped updating). */
   staleObservations: boolean;
   /** Test hook: called before a step is carried out. */
@@ -135,8 +111,7 @@ export class Operators {
     this.world = world;
     this.rng = rng;
     this.options = options;
-    const planner = plannerFor(options.mutation);
-    this.plan = options.fixes.includes('orphanLearner') ? withOrphanLearnerFix(planner) : planner;
+    this.plan = plannerFor(options.mutation);
     this.replicas = Array.from({ length: options.replicas }, (_, i) => ({
       identity: `op-${i}`,
       alive: true,
@@ -158,7 +133,6 @@ export class Operators {
 
   start(): void {
     for (const rep of this.replicas) {
-      this.world.operatorIncarnation(rep.identity, rep.incarnation);
       const inc = rep.incarnation;
       this.world.schedule(this.rng.int(0, 300), OP_KIND, () => this.electionLoop(rep, inc));
     }
@@ -175,7 +149,6 @@ export class Operators {
     rep.alive = false;
     rep.leading = false;
     rep.incarnation++;
-    this.world.operatorIncarnation(rep.identity, -1);
     this.world.note(`operator ${rep.identity} crashes${rep.term > 0 ? ` (term ${rep.term})` : ''}`);
   }
 
@@ -191,7 +164,6 @@ export class Operators {
     rep.apiCutUntil = 0;
     rep.staleUntil = 0;
     rep.slowUntil = 0;
-    this.world.operatorIncarnation(rep.identity, rep.incarnation);
     this.world.note(`operator ${rep.identity} restarts`);
     const inc = rep.incarnation;
     this.world.schedule(this.rng.int(0, 300), OP_KIND, () => this.electionLoop(rep, inc));
@@ -326,6 +298,7 @@ export class Operators {
       case 'startMember':
         return `startMember ${action.member} (initial cluster ${action.initialCluster})`;
       case 'bootstrap':
+      case 'finishRecovery':
       case 'deleteRunner':
       case 'restartMember':
       case 'addLearner':
@@ -392,10 +365,14 @@ export class Operators {
         next = 10;
         break;
       case 'recoverSurvivor': {
-        const error = world.recoverSurvivor(action.member, action.failoverEpoch, { identity: rep.identity, incarnation: rep.incarnation });
+        const error = world.recoverSurvivor(action.member, action.failoverEpoch);
         next = error === undefined ? 200 : failed(error);
         break;
       }
+      case 'finishRecovery':
+        world.finishRecovery(action.member);
+        next = 10;
+        break;
       case 'deleteRunner':
         world.deleteRunner(action.member);
         next = 100;

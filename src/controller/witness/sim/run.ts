@@ -9,7 +9,7 @@
  * that are both voters of a serving leader, and a write is acknowledged.
  */
 import type { TwoNodeAction } from '../protocol.ts';
-import { Operators, type Mutation, type ProposedFix, type Replica } from './operator.ts';
+import { Operators, type Mutation, type Replica } from './operator.ts';
 import { SimViolation, type InvariantName } from './invariants.ts';
 import { Random } from './random.ts';
 import { World, type Runner } from './world.ts';
@@ -41,17 +41,13 @@ export interface SimOptions {
   livenessBoundMs?: number;
   /** spec.twoNode.failoverGrace; default: drawn from the seed (500 ms to 5 s). */
   failoverGraceMs?: number;
-  /** The survivor is recovered without etcd-wal-commit (the hazard). */
+  /** The survivor is forced to start alone without etcd-wal-commit (the hazard). */
   naiveRecovery?: boolean;
-  /** The local placement's `.recover` marker semantics (see SimWorldOptions). */
-  localRecoverMarker?: boolean;
   mutation?: Mutation;
   /** A stale replica sometimes plans from its previous observation (an informer cache); default true. */
   staleObservations?: boolean;
   /** Test hook: called before an operator replica carries a step out (it may inject a fault). */
   onAction?: (ctx: { world: World; operators: Operators; replica: Replica; action: TwoNodeAction }) => void;
-  /** Fixes applied around the code as it is (operator.ts proposedFixes); default none. */
-  fixes?: readonly ProposedFix[];
   trace?: boolean;
   /** Trace lines kept with a failure; default 80. */
   traceTail?: number;
@@ -102,14 +98,13 @@ function run(seed: number, options: SimOptions): SimResult {
   const faultRng = rng.fork('faults');
   const opsRng = rng.fork('operators');
   const loadRng = rng.fork('workload');
+  const mutation = options.mutation ?? 'none';
   const world = new World(seed, {
     cluster: 'c',
     naiveRecovery: options.naiveRecovery ?? false,
-    localRecoverMarker: options.localRecoverMarker ?? false,
-    recoverOnce: options.fixes?.includes('recoverOnce') ?? false,
+    recoverAgain: mutation === 'recoverAgain',
     trace: options.trace ?? false,
   });
-  const mutation = options.mutation ?? 'none';
   if (mutation === 'noTermRule') world.witness.enforceTerm = false;
   const replicas = options.operators ?? faultRng.int(1, 4);
   const ops = new Operators(world, opsRng, {
@@ -121,7 +116,6 @@ function run(seed: number, options: SimOptions): SimResult {
     renewDeadlineMs: 3000,
     retryPeriodMs: 1000,
     mutation,
-    fixes: options.fixes ?? [],
     staleObservations: options.staleObservations ?? true,
     onAction: options.onAction ? (replica, action) => options.onAction?.({ world, operators: ops, replica, action }) : undefined,
   });

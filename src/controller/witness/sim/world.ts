@@ -18,6 +18,11 @@
  * index, appends a conf entry making the config {self} (everyone else removed) and commits it.
  * Elections are atomic (a candidate wins if a majority of its voters are reachable both ways, running,
  * not in a leader lease and not more up to date): the protocol under test is the operator's, not raft's.
+ *
+ * The placement does what the local one does (src/controller/runtime/local.ts): a fence mark; a
+ * survivor's recovery once per failover whoever asks (recoveredEpoch); a durable forced-start mark that
+ * every start obeys (etcd-wal-commit, then --force-new-cluster: the member's guard script) until the
+ * protocol's finishRecovery step removes it, whichever operator replica leads by then.
  */
 import { witnessWriteRefusal, type VersionedWitnessRecord, type WitnessRecord, type WitnessWriteResult } from '../../../domain/witness.ts';
 import type { PlacedMember } from '../../../domain/runtime.ts';
@@ -86,17 +91,16 @@ export interface AckedWrite {
 
 export interface SimWorldOptions {
   cluster: string;
-  /** Recovery without etcd-wal-commit: the survivor keeps only what its durable commit index covers. */
+  /**
+   * Forced starts without etcd-wal-commit (the hazard): the survivor keeps only what its durable commit
+   * index covers.
+   */
   naiveRecovery: boolean;
   /**
-   * The local placement's `.recover` marker: removed by the operator process that recovered the
-   * survivor once it is healthy. When true, a crash of that process first leaves the marker behind,
-   * and every later start of the survivor is another --force-new-cluster (without etcd-wal-commit).
-   * When false (the placement contract: "starts it once"), the marker goes when the survivor serves.
+   * The mutation recoverAgain: the placement's once-per-failover rule is off, so it recovers the
+   * survivor whenever asked (a slow or stale replica's repeated request included).
    */
-  localRecoverMarker: boolean;
-  /** The proposed placement fix: recoverSurvivor is a no-op when the member's recoveredEpoch >= failoverEpoch. */
-  recoverOnce: boolean;
+  recoverAgain: boolean;
   trace: boolean;
 }
 
@@ -116,8 +120,12 @@ export class Runner {
   fenced = false;
   fencedAt = -1;
   recoveredEpoch: number | undefined;
-  /** A forced start is due on the next start (the `.recover` marker), and who may clear it. */
-  recoverMarker: { issuer: string; incarnation: number } | undefined;
+  /**
+   * The forced-start mark (`<member>.recover`): durable on the member's host, so it outlives any
+   * operator process. While it exists, every start commits the whole durable log (etcd-wal-commit) and
+   * forces a new cluster; only finishRecovery removes it.
+   */
+  recovering = false;
   stateSince = 0;
   /** The host is down until then: the member cannot be started. */
   hostDownUntil = 0;
@@ -194,6 +202,12 @@ export class Runner {
 
   start(): void {
     const w = this.world;
+    // The guard script: with the mark, etcd-wal-commit runs before etcd (on every start, not only the first).
+    const forced = this.recovering;
+    if (forced && !w.options.naiveRecovery && this.durableCommit < this.last) {
+      w.note(`etcd-wal-commit on ${this.name}: commit ${this.durableCommit} → ${this.last}`);
+      this.durableCommit = this.last;
+    }
     this.running = true;
     this.paused = false;
     this.started = true;
@@ -221,8 +235,8 @@ export class Runner {
       this.exit('it was removed from the cluster');
       return;
     }
-    if (this.recoverMarker) this.forcedStart();
-    w.note(`start ${this.name} (id ${this.id}) term ${this.term} log ${this.last} commit ${this.commit}${this.recoverMarker ? ' --force-new-cluster' : ''}`);
+    if (forced) this.forcedStart();
+    w.note(`start ${this.name} (id ${this.id}) term ${this.term} log ${this.last} commit ${this.commit}${forced ? ' --force-new-cluster' : ''}`);
     const inc = this.incarnation;
     w.schedule(w.raftRng.int(1, TICK_MS), 1, () => this.tickLoop(inc));
   }
@@ -253,12 +267,15 @@ export class Runner {
   /** `--force-new-cluster`: entries past the durable commit index are discarded; the config becomes {self}. */
   private forcedStart(): void {
     const w = this.world;
+    w.stats.forcedStarts++;
     const dropped = this.log.length - this.durableCommit;
     if (dropped > 0) {
       w.note(`${this.name}: --force-new-cluster discards ${dropped} entries past its durable commit ${this.durableCommit}`);
       this.log.length = this.durableCommit;
     }
-    for (const id of [...this.config.voters, ...this.config.learners]) if (id !== this.id) this.removed.add(id);
+    const others = [...this.config.voters, ...this.config.learners].filter((id) => id !== this.id);
+    w.invariants.onForcedStart(w, this, others);
+    for (const id of others) this.removed.add(id);
     const config: Config = { voters: [this.id], learners: [] };
     this.log.push({ index: this.log.length + 1, term: this.term, write: 0, conf: { type: 'force', id: this.id, config } });
     // etcd saves the conf entries with an empty HardState: the durable commit index stays where it was.
@@ -318,7 +335,6 @@ export class Runner {
     this.pendingConf = this.last + 1;
     w.note(`${this.name} becomes leader at term ${this.term} (log ${this.last}, commit ${this.commit}, voters ${w.names(this.config.voters)})`);
     w.invariants.onLeader(w, this);
-    if (this.recoverMarker && (!w.options.localRecoverMarker || w.markerIssuerAlive(this.recoverMarker))) this.recoverMarker = undefined;
     this.append({ index: this.last + 1, term: this.term, write: 0 });
   }
 
@@ -642,11 +658,10 @@ export class World {
   private readonly blocked = new Set<string>();
   net: NetworkConditions = normalNetwork;
   readonly witness = new WitnessStore();
-  /** Operator replicas that can no longer clear a marker they set (crashed since), by identity → incarnation. */
-  private readonly operatorIncarnations = new Map<string, number>();
   private nextWrite = 1;
   private readCtx = 0;
-  readonly stats = { writes: 0, acked: 0, reads: 0, served: 0, elections: 0, failovers: 0, recoveries: 0, messages: 0 };
+  /** forcedStarts: every --force-new-cluster, the recoveries' own and restarts while the mark was there. */
+  readonly stats = { writes: 0, acked: 0, reads: 0, served: 0, elections: 0, failovers: 0, recoveries: 0, forcedStarts: 0, messages: 0 };
   readonly traceLines: string[] = [];
   stopped = false;
   lastAckAt = -1;
@@ -690,6 +705,11 @@ export class World {
 
   nameOf(id: string): string {
     return this.registry.get(id)?.name ?? this.pendingName.get(id) ?? `#${id}`;
+  }
+
+  /** The peer URL a member of this name has (a fence may name a member that never published its name by it). */
+  peerUrlOf(name: string): string {
+    return peerUrlOf(name);
   }
 
   runnerById(id: string): Runner | undefined {
@@ -845,7 +865,10 @@ export class World {
         since: new Date(EPOCH_MS + r.stateSince).toISOString(),
       };
       if (r.fenced) p.fenced = true;
-      else if (r.recoveredEpoch !== undefined) p.recoveredEpoch = r.recoveredEpoch;
+      else {
+        if (r.recoveredEpoch !== undefined) p.recoveredEpoch = r.recoveredEpoch;
+        if (r.recovering) p.recovering = true;
+      }
       out.push(p);
     }
     return out;
@@ -917,30 +940,36 @@ export class World {
   }
 
   /**
-   * Kills it (as the local placement does: a graceful stop, which would flush the commit index, can wait
-   * for seconds without quorum), marks its whole log committed (etcd-wal-commit; not with
-   * naiveRecovery), and starts it with --force-new-cluster (the `.recover` marker).
+   * Once per failover, whoever asks (nothing happens for a failoverEpoch the member was recovered for
+   * already, or an older one; not with the recoverAgain mutation): kills it (as the local placement
+   * does: a graceful stop, which would flush the commit index, can wait for seconds without quorum),
+   * sets the forced-start mark and recoveredEpoch, and starts it (the guard commits its whole log, not
+   * with naiveRecovery, and forces a new cluster).
    */
-  recoverSurvivor(name: string, failoverEpoch: number, issuer: { identity: string; incarnation: number }): string | undefined {
+  recoverSurvivor(name: string, failoverEpoch: number): string | undefined {
     const r = this.runners.get(name);
     if (!r || r.id.startsWith('unjoined-')) return `cannot recover ${name}: it was never started here`;
     if (r.fenced) return `cannot recover ${name}: it was fenced`;
-    if (this.now < r.hostDownUntil) return `the host of ${name} is down`;
-    if (this.options.recoverOnce && r.recoveredEpoch !== undefined && r.recoveredEpoch >= failoverEpoch) {
+    if (!this.options.recoverAgain && r.recoveredEpoch !== undefined && r.recoveredEpoch >= failoverEpoch) {
       this.note(`${name} was recovered for failoverEpoch ${r.recoveredEpoch} already: nothing to do`);
       return undefined;
     }
+    if (this.now < r.hostDownUntil) return `the host of ${name} is down`;
     this.invariants.onRecover(this, r, failoverEpoch);
     this.stats.recoveries++;
     r.kill(`recovering as the survivor of failover ${failoverEpoch}`);
-    if (!this.options.naiveRecovery && r.durableCommit < r.last) {
-      this.note(`etcd-wal-commit on ${name}: commit ${r.durableCommit} → ${r.last}`);
-      r.durableCommit = r.last;
-    }
     r.recoveredEpoch = failoverEpoch;
-    r.recoverMarker = { issuer: issuer.identity, incarnation: issuer.incarnation };
+    r.recovering = true;
     r.start();
     return undefined;
+  }
+
+  /** The failover is over: the forced-start mark goes (idempotent); the member's next starts are plain. */
+  finishRecovery(name: string): void {
+    const r = this.runners.get(name);
+    if (!r?.recovering) return;
+    r.recovering = false;
+    this.note(`${name}: the forced-start mark is removed (its next starts are plain ones)`);
   }
 
   deleteRunner(name: string): void {
@@ -950,14 +979,6 @@ export class World {
     this.runners.delete(name);
     if (this.byId.get(r.id) === r) this.byId.delete(r.id);
     this.note(`delete runner ${name} and its data`);
-  }
-
-  operatorIncarnation(identity: string, incarnation: number): void {
-    this.operatorIncarnations.set(identity, incarnation);
-  }
-
-  markerIssuerAlive(marker: { issuer: string; incarnation: number }): boolean {
-    return this.operatorIncarnations.get(marker.issuer) === marker.incarnation;
   }
 
   // ----- etcd's API as an operator replica sees it -----
