@@ -3,7 +3,17 @@
  * annotations) and of the status subresource. Errors stay the client's ApiException (with `code`);
  * `isNotFound`/`isConflict` read them.
  */
-import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CustomObjectsApi,
+  Observable,
+  PatchStrategy,
+  setHeaderOptions,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
+} from '@kubernetes/client-node';
 import { robustnessGroup, robustnessVersion } from '../domain/index.ts';
 
 export function apiStatusCode(error: unknown): number | undefined {
@@ -31,7 +41,32 @@ export function apiErrorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+/**
+ * Call options that abort each request after `timeoutMs` (a client-node middleware setting the fetch
+ * signal; the client has no per-call timeout): a request the API server never answers must fail and be
+ * retried, not hang a reconcile. `options`: other call options to keep (a patch's content type).
+ */
+export function requestTimeout(timeoutMs: number, options?: ConfigurationOptions): ConfigurationOptions {
+  return {
+    ...options,
+    middleware: [
+      ...(options?.middleware ?? []),
+      {
+        pre: (request: RequestContext) => {
+          request.setSignal(AbortSignal.timeout(timeoutMs));
+          return new Observable(Promise.resolve(request));
+        },
+        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
+/** Per request of the reconcilers' custom-resource calls. */
+const customResourceTimeoutMs = 15_000;
+const timed = requestTimeout(customResourceTimeoutMs);
+const mergePatch = requestTimeout(customResourceTimeoutMs, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
 
 /** Typed access to one plural of etcd.robustness.io/v1alpha1. */
 export class CustomResources<T> {
@@ -50,7 +85,7 @@ export class CustomResources<T> {
   /** The object, or undefined when it does not exist. */
   async get(namespace: string, name: string): Promise<T | undefined> {
     try {
-      return (await this.api.getNamespacedCustomObject(this.params(namespace, name))) as T;
+      return (await this.api.getNamespacedCustomObject(this.params(namespace, name), timed)) as T;
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
@@ -59,8 +94,8 @@ export class CustomResources<T> {
 
   async list(namespace?: string): Promise<T[]> {
     const body = (namespace === undefined
-      ? await this.api.listClusterCustomObject({ group: robustnessGroup, version: robustnessVersion, plural: this.plural })
-      : await this.api.listNamespacedCustomObject({ group: robustnessGroup, version: robustnessVersion, namespace, plural: this.plural })) as { items: T[] };
+      ? await this.api.listClusterCustomObject({ group: robustnessGroup, version: robustnessVersion, plural: this.plural }, timed)
+      : await this.api.listNamespacedCustomObject({ group: robustnessGroup, version: robustnessVersion, namespace, plural: this.plural }, timed)) as { items: T[] };
     return body.items;
   }
 

@@ -20,11 +20,8 @@ import {
   ApiException,
   CoordinationV1Api,
   CoreV1Api,
-  Observable,
   type ConfigurationOptions,
   type KubeConfig,
-  type RequestContext,
-  type ResponseContext,
   type V1ConfigMap,
   type V1Lease,
   type V1ObjectMeta,
@@ -39,7 +36,7 @@ import {
   type WitnessRecord,
   type WitnessWriteResult,
 } from '../../domain/witness.ts';
-import { apiErrorMessage } from '../kube-api.ts';
+import { apiErrorMessage, requestTimeout } from '../kube-api.ts';
 
 /** The Lease annotation holding the record as JSON. */
 export const witnessRecordAnnotation = 'etcd.robustness.io/witness-record';
@@ -56,22 +53,6 @@ export interface KubeWitnessObject {
 export interface KubeWitnessOptions {
   /** Per API request (default 5 s); a request that takes longer is a WitnessUnavailableError. */
   timeoutMs?: number;
-}
-
-/** Call options that abort each request after `timeoutMs` (client-node middleware setting the fetch signal). */
-function timeoutOptions(timeoutMs: number): ConfigurationOptions {
-  return {
-    middleware: [
-      {
-        pre: (request: RequestContext) => {
-          request.setSignal(AbortSignal.timeout(timeoutMs));
-          return new Observable(Promise.resolve(request));
-        },
-        post: (response: ResponseContext) => new Observable(Promise.resolve(response)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
 }
 
 /** The HTTP status of an API answer; undefined for a connection error or a timeout (a DOMException has a numeric `code` too). */
@@ -102,7 +83,7 @@ abstract class KubeObjectWitness<T extends { metadata?: V1ObjectMeta }> implemen
     this.name = object.name;
     this.description = `${kind} ${object.namespace}/${object.name}`;
     this.timeoutMs = options.timeoutMs ?? defaultKubeWitnessTimeoutMs;
-    this.options = timeoutOptions(this.timeoutMs);
+    this.options = requestTimeout(this.timeoutMs);
   }
 
   /** GET; rejects with the client's error (ApiException) as it is. */
