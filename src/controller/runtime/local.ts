@@ -10,9 +10,12 @@
  *   <member>.bootstrapped  written once the member had data: from then on, a missing data dir means
  *                          the data was lost, and the member must never start again under its identity
  *   <member>.guard.sh      the command the supervisor runs: refuses to start etcd on lost data or when
- *                          fenced, and adds --force-new-cluster once for a survivor's recovery
- *   <member>.fenced        twoNodeWitness: the member was fenced (the witness epoch); it never starts again
- *   <member>.recover       twoNodeWitness: start once with --force-new-cluster (removed once it serves)
+ *                          fenced; while <member>.recover exists, runs etcd-wal-commit and then etcd
+ *                          with --force-new-cluster
+ *   <member>.fenced        twoNodeWitness: the member was fenced (the failover's epoch); it never starts again
+ *   <member>.recover       twoNodeWitness: a survivor's forced-start mark, removed by finishRecovery once
+ *                          the witness record says the failover is over
+ *   service.json           the port of the cluster's service address (kept across operator restarts)
  *   <member>.log, <member>.agent.log, agent-token
  * Members are children of the operator (parent-death signal): they stop with it, and a new operator
  * process finds their data on disk and starts them again.
