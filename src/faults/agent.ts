@@ -35,6 +35,7 @@ import { logger } from '../log.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
 import { holdFile, removeHold, writeHold } from './hold.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
+import { readJsonBody, sendJson } from '../http-json.ts';
 
 export const agentFaultTypes = ['kill', 'crash', 'pause', 'failpoint', 'network', 'diskPressure'] as const satisfies readonly AgentFaultRequest['type'][];
 export const defaultMaxTtlMs = 10 * 60_000;
@@ -788,70 +789,43 @@ export class FaultAgent {
       };
       if (pathname === '/v1/status') {
         allow(['GET']);
-        return send(res, 200, this.status());
+        return sendJson(res, 200, this.status());
       }
       if (pathname === '/v1/failpoints') {
         allow(['GET']);
-        return send(res, 200, { failpoints: await this.failpoints() });
+        return sendJson(res, 200, { failpoints: await this.failpoints() });
       }
       if (pathname === '/v1/faults') {
         allow(['GET', 'POST', 'DELETE']);
-        if (method === 'GET') return send(res, 200, { faults: this.activeFaults() });
-        if (method === 'DELETE') return send(res, 200, { healed: await this.healAll() });
+        if (method === 'GET') return sendJson(res, 200, { faults: this.activeFaults() });
+        if (method === 'DELETE') return sendJson(res, 200, { healed: await this.healAll() });
         const parsed = parseFaultRequest(await readJson(req), this.maxTtlMs);
         if (!parsed.ok) throw new AgentHttpError(400, parsed.error);
-        return send(res, 201, await this.inject(parsed.request));
+        return sendJson(res, 201, await this.inject(parsed.request));
       }
       const one = /^\/v1\/faults\/([^/]+)$/.exec(pathname);
       if (one) {
         allow(['GET', 'DELETE']);
         const id = decodeURIComponent(one[1]!);
-        if (method === 'DELETE') return send(res, 200, await this.heal(id));
+        if (method === 'DELETE') return sendJson(res, 200, await this.heal(id));
         const found = this.active.get(id)?.fault ?? this.healed.get(id);
         if (!found) throw new AgentHttpError(404, `no fault with id ${id} on this agent`);
-        return send(res, 200, found);
+        return sendJson(res, 200, found);
       }
       throw new AgentHttpError(404, `no such path: ${pathname} (paths: /v1/status, /v1/failpoints, /v1/faults, /v1/faults/<id>)`);
     } catch (error) {
       if (!req.readableEnded) res.setHeader('Connection', 'close');
       if (error instanceof AgentHttpError) {
         for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-        send(res, error.status, { error: error.message });
+        sendJson(res, error.status, { error: error.message });
         return;
       }
       logger.error(`agent ${this.member}: ${req.method ?? '?'} ${req.url ?? '?'} failed`, { error: errorMessage(error) });
-      send(res, 500, { error: errorMessage(error) });
+      sendJson(res, 500, { error: errorMessage(error) });
     }
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** The request body as JSON: 413 above maxRequestBytes, 400 when it does not parse. */
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxRequestBytes) throw new AgentHttpError(413, `the request body is ${declared} bytes; at most ${maxRequestBytes}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > maxRequestBytes) throw new AgentHttpError(413, `the request body is more than ${maxRequestBytes} bytes`);
-    chunks.push(buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') throw new AgentHttpError(400, 'the request body is empty: send a JSON fault request');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new AgentHttpError(400, `the request body is not valid JSON: ${errorMessage(error)}`);
-  }
+  return readJsonBody(req, { maxBytes: maxRequestBytes, expected: 'a JSON fault request', error: (status, message) => new AgentHttpError(status, message) });
 }

@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseWitnessRecord, WitnessRecordError, type VersionedWitnessRecord, type WitnessRecord } from '../domain/witness.ts';
 import { logger } from '../log.ts';
 import { recordProblem, WitnessFileError, type WitnessFileStore } from './file-store.ts';
+import { readJsonBody, sendJson } from '../http-json.ts';
 
 /** Request bodies above this are refused with 413. */
 export const maxWitnessRequestBytes = 64 * 1024;
@@ -135,13 +136,13 @@ export class WitnessServer {
       if (pathname === '/healthz') {
         allow(['GET']);
         const { version } = await this.store.read();
-        send(res, 200, { status: 'ok', version });
+        sendJson(res, 200, { status: 'ok', version });
         return;
       }
       if (pathname === '/record') {
         allow(['GET', 'PUT']);
         if (method === 'GET') {
-          send(res, 200, versionedJson(await this.store.read()));
+          sendJson(res, 200, versionedJson(await this.store.read()));
           return;
         }
         const parsed = parseWitnessWriteRequest(await readJson(req));
@@ -149,9 +150,9 @@ export class WitnessServer {
         const result = await this.store.compareAndSwap(parsed.request.expectedVersion, parsed.request.record);
         if (result.ok) {
           logger.info('witness: record written', { version: result.version, epoch: parsed.request.record.epoch, owner: parsed.request.record.owner });
-          send(res, 200, { version: result.version });
+          sendJson(res, 200, { version: result.version });
         } else {
-          send(res, 409, { current: versionedJson(result.current), reason: result.reason });
+          sendJson(res, 409, { current: versionedJson(result.current), reason: result.reason });
         }
         return;
       }
@@ -160,47 +161,20 @@ export class WitnessServer {
       if (!req.readableEnded) res.setHeader('Connection', 'close');
       if (error instanceof WitnessHttpError) {
         for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
-        send(res, error.status, { error: error.message });
+        sendJson(res, error.status, { error: error.message });
         return;
       }
       if (error instanceof WitnessFileError) {
         logger.error('witness: the data file failed', { error: error.message });
-        send(res, 503, { error: error.message });
+        sendJson(res, 503, { error: error.message });
         return;
       }
       logger.error(`witness: ${req.method ?? '?'} ${req.url ?? '?'} failed`, { error: errorMessage(error) });
-      send(res, 500, { error: errorMessage(error) });
+      sendJson(res, 500, { error: errorMessage(error) });
     }
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** The request body as JSON: 413 above maxWitnessRequestBytes, 400 when it does not parse. */
 async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > maxWitnessRequestBytes) throw new WitnessHttpError(413, `the request body is ${declared} bytes; at most ${maxWitnessRequestBytes}`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > maxWitnessRequestBytes) throw new WitnessHttpError(413, `the request body is more than ${maxWitnessRequestBytes} bytes`);
-    chunks.push(buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') throw new WitnessHttpError(400, 'the request body is empty: send {"expectedVersion": ..., "record": ...}');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new WitnessHttpError(400, `the request body is not valid JSON: ${errorMessage(error)}`);
-  }
+  return readJsonBody(req, { maxBytes: maxWitnessRequestBytes, expected: '{"expectedVersion": ..., "record": ...}', error: (status, message) => new WitnessHttpError(status, message) });
 }
