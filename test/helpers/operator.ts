@@ -1,6 +1,9 @@
 // Helpers of the operator's integration tests: kubectl with assertions, polling, and /metrics samples.
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Operator } from '../../src/controller/operator.ts';
+import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import type { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import type { TestApiserver } from './kube-apiserver.ts';
 
 /** Runs kubectl and fails the test on a non-zero exit; returns stdout. */
@@ -18,6 +21,24 @@ export async function kubectlJson<T>(apiserver: TestApiserver, args: string[]): 
     throw new Error(`kubectl ${args.join(' ')} failed: ${result.stderr}`);
   }
   return JSON.parse(result.stdout) as T;
+}
+
+/**
+ * The operator in this process with the local placement, watching `namespace`, with a short Lease
+ * (4 s) so that tests of a replica's takeover stay quick; reports in ConfigMaps.
+ */
+export async function startLocalOperator(apiserver: TestApiserver, placement: LocalPlacement, namespace: string, identity: string): Promise<Operator> {
+  return Operator.start({
+    kubeConfig: apiserver.kubeConfig,
+    placement,
+    reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
+    namespaces: [namespace],
+    identity,
+    leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
+    host: '127.0.0.1',
+    metricsPort: 0,
+    healthPort: 0,
+  });
 }
 
 /** Installs the CRDs of crds/ the way a user does, and waits until the API server serves them. */

@@ -8,12 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import type { Operator } from '../../src/controller/operator.ts';
 import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import type { EtcdCluster, RobustnessRunResource } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { eventually, installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';
+import { eventually, installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
 
 const namespace = 'e2e';
 let apiserver: TestApiserver;
@@ -54,17 +53,7 @@ before(async () => {
   await kubectl(['create', 'namespace', namespace]);
   root = mkdtempSync(path.join(os.tmpdir(), 'operator-local-'));
   placement = new LocalPlacement({ root });
-  operator = await Operator.start({
-    kubeConfig: apiserver.kubeConfig,
-    placement,
-    reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
-    namespaces: [namespace],
-    identity: 'e2e-operator',
-    leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
-    host: '127.0.0.1',
-    metricsPort: 0,
-    healthPort: 0,
-  });
+  operator = await startLocalOperator(apiserver, placement, namespace, 'e2e-operator');
 });
 
 after(async () => {

@@ -9,12 +9,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import type { Operator } from '../../src/controller/operator.ts';
 import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import type { RobustnessRunResource } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { eventually, installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';
+import { eventually, installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
 import { eventReasons, waitPair } from '../helpers/two-node.ts';
 
 const namespace = 'scenario';
@@ -29,17 +28,7 @@ before(async () => {
   await kubectlOk(apiserver, ['create', 'namespace', namespace]);
   root = mkdtempSync(path.join(os.tmpdir(), 'two-node-scenario-'));
   placement = new LocalPlacement({ root });
-  operator = await Operator.start({
-    kubeConfig: apiserver.kubeConfig,
-    placement,
-    reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
-    namespaces: [namespace],
-    identity: 'op-scenario',
-    leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
-    host: '127.0.0.1',
-    metricsPort: 0,
-    healthPort: 0,
-  });
+  operator = await startLocalOperator(apiserver, placement, namespace, 'op-scenario');
 });
 
 after(async () => {

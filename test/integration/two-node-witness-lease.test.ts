@@ -8,14 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import type { Operator } from '../../src/controller/operator.ts';
 import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import { witnessRecordAnnotation } from '../../src/controller/witness/store-kube.ts';
 import { parseWitnessRecord, type WitnessRecord } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';
+import { installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
 import { assertNoAcknowledgedWriteLost, eventReasons, pairManifest, waitFailover, waitPair, WriteLoad } from '../helpers/two-node.ts';
 
 const namespace = 'pair-lease';
@@ -33,17 +32,7 @@ before(async () => {
   await kubectlOk(apiserver, ['create', 'namespace', witnessNamespace]);
   root = mkdtempSync(path.join(os.tmpdir(), 'two-node-lease-'));
   placement = new LocalPlacement({ root });
-  operator = await Operator.start({
-    kubeConfig: apiserver.kubeConfig,
-    placement,
-    reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
-    namespaces: [namespace],
-    identity: 'op-lease',
-    leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
-    host: '127.0.0.1',
-    metricsPort: 0,
-    healthPort: 0,
-  });
+  operator = await startLocalOperator(apiserver, placement, namespace, 'op-lease');
 });
 
 after(async () => {

@@ -14,15 +14,14 @@ import { after, before, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
 import { EtcdClusterReconciler } from '../../src/controller/etcdcluster/reconciler.ts';
 import { EventRecorder } from '../../src/controller/kit/index.ts';
-import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import type { Operator } from '../../src/controller/operator.ts';
 import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import { HttpWitness } from '../../src/controller/witness/store-http.ts';
 import type { EtcdCluster } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';
 import { etcdBinaries, LocalWitness } from '../../src/local/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { installCrds, kubectlOk } from '../helpers/operator.ts';
+import { installCrds, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
 import { assertNoAcknowledgedWriteLost, eventReasons, getCluster, pairManifest, waitFailover, waitPair, WriteLoad } from '../helpers/two-node.ts';
 
 const namespace = 'pair';
@@ -34,18 +33,7 @@ let operator: Operator;
 let root: string;
 const failoverTimes: number[] = [];
 
-const startOperator = (identity: string): Promise<Operator> =>
-  Operator.start({
-    kubeConfig: apiserver.kubeConfig,
-    placement,
-    reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
-    namespaces: [namespace],
-    identity,
-    leaderElection: { namespace, name: 'etcd-robustness-operator', leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500 },
-    host: '127.0.0.1',
-    metricsPort: 0,
-    healthPort: 0,
-  });
+const startOperator = (identity: string): Promise<Operator> => startLocalOperator(apiserver, placement, namespace, identity);
 
 before(async () => {
   apiserver = await TestApiserver.start();
