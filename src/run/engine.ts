@@ -6,11 +6,15 @@
  *
  * Data flows one way: clients -> recorder -> {history file, live checker, metrics}; watch probes ->
  * {history file, live checker}; progress and the final verdict are read from the checker.
+ *
+ * The linearizability search, live and offline, runs in worker threads (checker-worker.ts): this thread
+ * is the operator's, which must stay free to renew its Lease, reconcile and answer probes while the
+ * search grinds (a two-node failover's unknown outcomes once held it for seconds).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { CheckReport, Verdict } from '../checker/index.ts';
-import { checkHistory, defaultResolveWindowMs, LiveChecker, LiveWatchChecker } from '../checker/index.ts';
+import { defaultResolveWindowMs, LiveWatchChecker } from '../checker/index.ts';
 import type { EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
 import { isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
 import { FaultExecutor } from '../faults/executor.ts';
@@ -25,6 +29,7 @@ import { HistoryRecorder, type Clock } from '../probes/recorder.ts';
 import { RecordingClient, recordingEtcdClient, type Outcome } from '../probes/recording-client.ts';
 import { KeyPool, newClientMemory, runClient, seededRandom, UniqueValues, type TrafficClient, type TrafficEnvironment } from '../probes/traffic.ts';
 import { WatchProbe } from '../probes/watch-probe.ts';
+import { checkHistoryInWorker, HistoryReadBackError, LiveCheckerWorker } from './checker-worker.ts';
 import type { RunMetrics } from './metrics.ts';
 import { RecoveryTracker, summarizeRecoveries, type FaultRecovery, type RecoverySummary } from './recovery.ts';
 
@@ -255,12 +260,15 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     // A write held by a paused or partitioned member can take effect as late as the fault lasts: the
     // live checker must wait that long for an observation before treating the write as unobserved.
     const resolveWindowMs = Math.max(defaultResolveWindowMs, (spec.faults?.durationMs.max ?? 0) + 5000);
-    const live = new LiveChecker({ mode: spec.mode, prefix, initialRevision, resolveWindowMs });
+    // The search runs in a worker thread (checker-worker.ts): this thread also renews the operator's
+    // Lease and reconciles. Its verdict comes back as a message, and checkLive() runs then.
+    const live = new LiveCheckerWorker({ mode: spec.mode, prefix, initialRevision, resolveWindowMs, onUpdate: () => checkLive() });
+    cleanups.push(() => live.close());
     const counters = new Counters();
     const leases = new Set<string>();
     let maxRevision = initialRevision;
     // Mutated from callbacks: an object keeps TypeScript from narrowing the flags to their initial values.
-    const flags = { stopped: false, violationReported: false };
+    const flags = { stopped: false, violationReported: false, checkerFailureReported: false };
     const isStopped = (): boolean => flags.stopped;
     const stop = new AbortController();
     let stopReason: string | undefined;
@@ -277,6 +285,10 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         logger.error('linearizability violation', { run: run.metadata.name, reason: live.violation?.reason });
         options.onViolation?.('linearizability', live.violation?.reason ?? 'not linearizable');
         if (spec.abortOnViolation) stopRun('violation found (abortOnViolation)');
+      }
+      if (!flags.checkerFailureReported && live.failed !== undefined) {
+        flags.checkerFailureReported = true;
+        logger.error('the live checker stopped: the offline check at the end still decides', { run: run.metadata.name, reason: live.failed });
       }
     };
 
@@ -297,7 +309,6 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       if (op.request.type === 'leaseGrant') leases.add(op.request.id);
       live.push(op);
       live.advance(recorder.watermark());
-      checkLive();
       for (const recovery of recoveries.operation(op)) reportRecovery(recovery);
     });
 
@@ -622,10 +633,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       await w.close();
       watchCounts.resumes += w.resumes;
     }
-    tick();
-    const liveVerdict = live.finish();
+    const liveVerdict = await live.finish();
+    tick(); // after finish(): the last progress shows the final live state
     checkLive();
     const liveStats = live.stats();
+    await live.close(); // its memory is free before the offline check starts
     writer.close();
 
     // Clean up the run's keys and leases (not recorded: the history has ended).
@@ -639,7 +651,13 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     if (keep.all) {
       const remaining = Math.max(10_000, spec.timeoutMs - (performance.now() - startedAt));
       phase('checking the full history offline');
-      report = checkHistory(history, { timeoutMs: remaining });
+      // In a worker thread too, on the history files just closed: the same history as `history` (the writer
+      // got every line the history did), read back by the thread instead of copied to it.
+      report = await checkHistoryInWorker({ dir: options.historyDir }, { timeoutMs: remaining }).catch((error: unknown) => {
+        if (!(error instanceof HistoryReadBackError)) throw error;
+        logger.warn('could not read the history back for the offline check: checking the one in memory', { error: error.message });
+        return checkHistoryInWorker({ history }, { timeoutMs: remaining });
+      });
       phase('checked');
       if (!spec.checks.watch) report = { ...report, watch: { checked: 0, violations: [] } };
       // The stream-local properties were counted live; the offline check adds the history-based ones.

@@ -1,0 +1,113 @@
+/**
+ * The worker thread behind checker-worker.ts: either the live checker, fed batches of the engine's calls
+ * in their order (reporting its state back), or one offline check of a whole history. Started only by
+ * checker-worker.ts, which passes the job as workerData.
+ */
+import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { checkHistory, LiveChecker, type LiveCheckerOptions, type LiveStats, type Verdict } from '../checker/index.ts';
+import type { History } from '../domain/index.ts';
+import { readHistoryDirectory } from '../probes/history-file.ts';
+import { epochMs, type CheckerThreadData, type CheckSource, type FromCheckerThread, type LiveItem, type ToLiveThread } from './checker-worker.ts';
+import type { CheckOptions } from '../checker/index.ts';
+
+/** Other state than a new verdict goes back at most this often. */
+const statsIntervalMs = 100;
+const queueWindow = 16_384;
+
+function post(port: MessagePort, message: FromCheckerThread): void {
+  port.postMessage(message);
+}
+
+function runLive(port: MessagePort, options: LiveCheckerOptions): void {
+  const live = new LiveChecker(options);
+  // Time from the engine's push to this thread's: the checker's own lag starts only at its push.
+  const queued = new Float64Array(queueWindow);
+  let queuedCount = 0;
+  let reported: Verdict = live.verdict;
+  let failed = false;
+  let lastPost = 0;
+  let timer: NodeJS.Timeout | undefined;
+
+  /**
+   * The checker's lag percentiles plus those of the time operations waited to reach it: an upper
+   * estimate of the time from an operation's recording to its verdict.
+   */
+  const stats = (): LiveStats => {
+    const own = live.stats();
+    const n = Math.min(queuedCount, queueWindow);
+    if (n === 0 || own.processed === 0) return own;
+    const sorted = Array.from(queued.subarray(0, n)).sort((a, b) => a - b);
+    const pct = (p: number): number => sorted[Math.min(n - 1, Math.floor(p * n))]!;
+    return { ...own, lagP50Ms: own.lagP50Ms + pct(0.5), lagP99Ms: own.lagP99Ms + pct(0.99), lagMaxMs: own.lagMaxMs + sorted[n - 1]! };
+  };
+  const report = (final: boolean): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    lastPost = performance.now();
+    reported = live.verdict;
+    post(port, { type: 'state', final, state: { verdict: live.verdict, violation: live.violation, inconclusiveReason: live.inconclusiveReason, stats: stats() } });
+  };
+  const reportSoon = (): void => {
+    timer ??= setTimeout(() => report(false), Math.max(0, statsIntervalMs - (performance.now() - lastPost)));
+  };
+  const apply = (item: LiveItem): void => {
+    switch (item.kind) {
+      case 'op':
+        queued[queuedCount++ % queueWindow] = Math.max(0, epochMs() - item.at);
+        live.push(item.op);
+        break;
+      case 'advance':
+        live.advance(item.watermark);
+        break;
+      case 'watch':
+        live.pushWatchResponse(item.response);
+        break;
+    }
+  };
+
+  port.on('message', (message: ToLiveThread) => {
+    if (failed) return;
+    try {
+      if (message.type === 'batch') {
+        for (const item of message.items) {
+          apply(item);
+          // A new verdict (the first violation above all) goes back at once, not at the end of the batch.
+          if (live.verdict !== reported) report(false);
+        }
+        reportSoon();
+      } else {
+        live.finish();
+        report(true);
+      }
+    } catch (error) {
+      failed = true;
+      if (timer) clearTimeout(timer);
+      post(port, { type: 'failed', message: error instanceof Error ? error.message : String(error) });
+    }
+  });
+}
+
+function runCheck(port: MessagePort, source: CheckSource, options: CheckOptions): void {
+  let history: History;
+  if ('dir' in source) {
+    try {
+      history = readHistoryDirectory(source.dir);
+    } catch (error) {
+      const { name, message } = error instanceof Error ? error : new Error(String(error));
+      post(port, { type: 'checkFailed', phase: 'read', name, message });
+      return;
+    }
+  } else history = source.history;
+  try {
+    post(port, { type: 'report', report: checkHistory(history, options) });
+  } catch (error) {
+    const { name, message } = error instanceof Error ? error : new Error(String(error));
+    post(port, { type: 'checkFailed', phase: 'check', name, message });
+  }
+}
+
+if (isMainThread || !parentPort) throw new Error('checker-thread runs as a worker thread (started by checker-worker.ts)');
+// The boundary: workerData comes from checker-worker.ts, typed there as CheckerThreadData.
+const data = workerData as CheckerThreadData;
+if (data.job === 'live') runLive(parentPort, data.options);
+else runCheck(parentPort, data.source, data.options);
