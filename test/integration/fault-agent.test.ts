@@ -168,7 +168,9 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     await eventually('m1 to have the write', async () => (await readOn(m, '/agent/before-crash').catch(() => null)) === 'b', 5000);
     const restarts = m.restarts;
     const injectedAt = Date.now();
-    const fault = await agentOf(m).inject({ type: 'crash', ttlMs: 2500 });
+    // A TTL well beyond the checks below: on a loaded machine the writes in between take seconds.
+    const ttlMs = 10_000;
+    const fault = await agentOf(m).inject({ type: 'crash', ttlMs });
     assert.equal(fault.type, 'crash');
     assert.equal(fault.healedAt, undefined, 'a crash lasts until its TTL');
     const hold = holdFile(m.dataDir);
@@ -188,12 +190,14 @@ describe('fault agent on a real 3-member cluster', { timeout: 240_000 }, () => {
     const status = await agentOf(m).status();
     assert.equal(status.pid, undefined);
     assert.deepEqual(status.faults.map((f) => f.type), ['crash']);
-    await eventually('the member to serve again', () => isHealthy(m.endpoint, 500), 15_000);
+    await eventually('the member to serve again', () => isHealthy(m.endpoint, 500), ttlMs + 15_000);
     const downFor = Date.now() - injectedAt;
-    assert.ok(downFor >= 2400, `back after ${downFor} ms, before the TTL`);
+    assert.ok(downFor >= ttlMs - 100, `back after ${downFor} ms, before the TTL`);
     assert.equal(m.restarts, restarts + 1, 'restarted once, on its data');
-    assert.equal(existsSync(hold), false, 'the agent removed the hold at the TTL');
-    assert.deepEqual((await agentOf(m).status()).faults, []);
+    // The supervisor restarts at the hold's expiry; the agent's TTL timer removes the file and the fault
+    // around the same moment, not necessarily first.
+    await eventually('the agent to remove the hold at the TTL', () => !existsSync(hold), 5000);
+    await eventually('the agent to drop the healed fault', async () => (await agentOf(m).status()).faults.length === 0, 5000);
     assert.equal(await readOn(m, '/agent/before-crash'), 'b', 'its data survived');
     await eventually('the restarted member to catch up', async () => (await readOn(m, '/agent/during-crash').catch(() => null)) === 'c', 10_000);
     await assertClusterHealthy();

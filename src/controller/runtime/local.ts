@@ -21,7 +21,7 @@
  * process finds their data on disk and starts them again.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, type MemberAddresses } from '../../local/index.ts';
@@ -64,6 +64,15 @@ export interface LocalPlacementOptions {
   binaries?: (version: string) => EtcdBinaries;
 }
 
+function syncFolder(folder: string): void {
+  const fd = openSync(folder, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Written and fsynced (file and folder) before it returns: a fence or recovery mark survives a crash. */
 function writeDurably(file: string, content: string): void {
   const fd = openSync(file, 'w');
@@ -73,12 +82,7 @@ function writeDurably(file: string, content: string): void {
   } finally {
     closeSync(fd);
   }
-  const dirFd = openSync(path.dirname(file), 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  syncFolder(path.dirname(file));
 }
 
 const clusterKey = (cluster: EtcdCluster): string => `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
@@ -131,11 +135,19 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   private readRecord(cluster: EtcdCluster, member: string): MemberRecord | undefined {
     const file = this.recordFile(cluster, member);
     if (!existsSync(file)) return undefined;
-    return JSON.parse(readFileSync(file, 'utf8')) as MemberRecord;
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as MemberRecord;
+    } catch (error) {
+      throw new LocalPlacementError(clusterKey(cluster), `the record of member ${member} (${file}) is corrupt: ${(error as Error).message}`);
+    }
   }
 
+  /** Atomic (a temporary file renamed over it) and durable: an operator killed mid-write leaves the old record. */
   private writeRecord(cluster: EtcdCluster, member: string, record: MemberRecord): void {
-    writeFileSync(this.recordFile(cluster, member), `${JSON.stringify(record, null, 2)}\n`);
+    const file = this.recordFile(cluster, member);
+    writeDurably(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`);
+    renameSync(`${file}.tmp`, file);
+    syncFolder(path.dirname(file));
   }
 
   private processes(cluster: EtcdCluster): Map<string, RunningMember> {
@@ -243,8 +255,12 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
         if (proc) await proc.etcd.kill(); // never let the supervisor start it on empty data
         continue;
       }
-      if (record.fencedEpoch !== undefined) {
-        placed.push({ ...base, ...extras, state: 'failed', since: new Date().toISOString(), detail: `fenced at witness epoch ${record.fencedEpoch}`, fenced: true });
+      // The mark is written first (durably): it says fenced even when the record was not updated yet.
+      const fencedMark = path.join(this.dir(cluster), `${name}.fenced`);
+      if (record.fencedEpoch !== undefined || existsSync(fencedMark)) {
+        const epoch = record.fencedEpoch ?? readFileSync(fencedMark, 'utf8').trim();
+        placed.push({ ...base, ...extras, state: 'failed', since: new Date().toISOString(), detail: `fenced at witness epoch ${epoch}`, fenced: true });
+        if (proc?.etcd.running === true) await proc.etcd.kill();
         continue;
       }
       if (record.recoveredEpoch !== undefined) extras.recoveredEpoch = record.recoveredEpoch;
@@ -392,12 +408,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     if (!existsSync(file)) return;
     rmSync(file, { force: true });
     // The removal must be durable too: a mark that comes back would force a new cluster again.
-    const dirFd = openSync(this.dir(cluster), 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    syncFolder(this.dir(cluster));
     await Promise.resolve();
     logger.info('local placement: the survivor starts plainly from now on', { cluster: clusterKey(cluster), member });
   }
@@ -413,7 +424,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const dir = this.dir(cluster);
     // A fenced member keeps its mark and its start command: started by hand, it still refuses.
     const fenced = existsSync(path.join(dir, `${member}.fenced`));
-    const suffixes = ['.json', '.etcd', '.etcd.hold', '.bootstrapped', '.log', '.agent.log', '.recover', ...(fenced ? [] : ['.guard.sh', '.fenced'])];
+    const suffixes = ['.json', '.json.tmp', '.etcd', '.etcd.hold', '.bootstrapped', '.log', '.agent.log', '.recover', ...(fenced ? [] : ['.guard.sh', '.fenced'])];
     for (const suffix of suffixes) {
       rmSync(path.join(dir, `${member}${suffix}`), { recursive: true, force: true });
     }
