@@ -4,6 +4,18 @@
  */
 import type http from 'node:http';
 
+/** An error a server answers with this status (and headers) and `{ "error": message }`. */
+export class JsonHttpError extends Error {
+  override name = 'JsonHttpError';
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
 export function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   if (res.headersSent) {
     res.end();

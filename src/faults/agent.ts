@@ -35,7 +35,7 @@ import { logger } from '../log.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
 import { holdFile, removeHold, writeHold } from './hold.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
-import { readJsonBody, sendJson } from '../http-json.ts';
+import { JsonHttpError, readJsonBody, sendJson } from '../http-json.ts';
 
 export const agentFaultTypes = ['kill', 'crash', 'pause', 'failpoint', 'network', 'diskPressure'] as const satisfies readonly AgentFaultRequest['type'][];
 export const defaultMaxTtlMs = 10 * 60_000;
@@ -359,15 +359,8 @@ export async function writeBallast(file: string, bytes: number): Promise<'falloc
 // ---- the agent ----
 
 /** An error the API answers with this status and `{ "error": message }`. */
-export class AgentHttpError extends Error {
+export class AgentHttpError extends JsonHttpError {
   override name = 'AgentHttpError';
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  constructor(status: number, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.headers = headers;
-  }
 }
 
 export interface HostPort {

@@ -19,21 +19,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseWitnessRecord, WitnessRecordError, type VersionedWitnessRecord, type WitnessRecord } from '../domain/witness.ts';
 import { logger } from '../log.ts';
 import { recordProblem, WitnessFileError, type WitnessFileStore } from './file-store.ts';
-import { readJsonBody, sendJson } from '../http-json.ts';
+import { JsonHttpError, readJsonBody, sendJson } from '../http-json.ts';
 
 /** Request bodies above this are refused with 413. */
 export const maxWitnessRequestBytes = 64 * 1024;
 
 /** An answer with this status and `{ "error": message }`. */
-export class WitnessHttpError extends Error {
+export class WitnessHttpError extends JsonHttpError {
   override name = 'WitnessHttpError';
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  constructor(status: number, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.headers = headers;
-  }
 }
 
 export interface WitnessWriteRequest {
