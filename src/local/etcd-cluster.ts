@@ -85,6 +85,30 @@ function etcdEnvironment(failpointAddress: string | undefined): NodeJS.ProcessEn
  * The `etcd-robustness agent` arguments of a member's fault agent: its API on agentUrl, the member's peer
  * proxy in front of etcd (advertised peerUrl -> peerListenUrl), gofail when the member has failpoints.
  */
+/** How a member starts: its data dir, the cluster it founds or joins, and the cluster token. */
+export interface MemberStart {
+  dataDir: string;
+  /** `name=peerURL,...` of every member including this one. */
+  initialCluster: string;
+  initialClusterState: 'new' | 'existing';
+  token?: string;
+}
+
+/** The etcd flags of a member on loopback: names, URLs (peers through its proxy's listener) and cluster. */
+export function etcdMemberFlags(a: Pick<MemberAddresses, 'name' | 'clientUrl' | 'peerUrl' | 'peerListenUrl'>, start: MemberStart): string[] {
+  return [
+    `--name=${a.name}`,
+    `--data-dir=${start.dataDir}`,
+    `--listen-client-urls=${a.clientUrl}`,
+    `--advertise-client-urls=${a.clientUrl}`,
+    `--listen-peer-urls=${a.peerListenUrl}`,
+    `--initial-advertise-peer-urls=${a.peerUrl}`,
+    `--initial-cluster=${start.initialCluster}`,
+    `--initial-cluster-state=${start.initialClusterState}`,
+    ...(start.token === undefined ? [] : [`--initial-cluster-token=${start.token}`]),
+  ];
+}
+
 export function faultAgentArgs(a: MemberAddresses, dataDir: string, tokenFile: string): string[] {
   if (a.agentUrl === undefined) throw new Error(`member ${a.name} has no agent address`);
   return [
@@ -409,15 +433,7 @@ export class LocalEtcdCluster {
 
     const members = addresses.map((a) => {
       const args = [
-        `--name=${a.name}`,
-        `--data-dir=${path.join(dataRoot, `${a.name}.etcd`)}`,
-        `--listen-client-urls=${a.clientUrl}`,
-        `--advertise-client-urls=${a.clientUrl}`,
-        `--listen-peer-urls=${a.peerListenUrl}`,
-        `--initial-advertise-peer-urls=${a.peerUrl}`,
-        `--initial-cluster=${initialCluster}`,
-        '--initial-cluster-state=new',
-        `--initial-cluster-token=${token}`,
+        ...etcdMemberFlags(a, { dataDir: path.join(dataRoot, `${a.name}.etcd`), initialCluster, initialClusterState: 'new', token }),
         ...(options.extraArgs ?? []),
       ];
       return new LocalEtcdMember(a, binaries, args, dataRoot, { supervise });

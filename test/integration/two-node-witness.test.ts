@@ -19,7 +19,7 @@ import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import { HttpWitness } from '../../src/controller/witness/store-http.ts';
 import type { EtcdCluster } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';
-import { etcdBinaries, LocalWitness } from '../../src/local/index.ts';
+import { etcdBinaries, etcdMemberFlags, LocalWitness } from '../../src/local/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { installCrds, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
 import { assertNoAcknowledgedWriteLost, eventReasons, getCluster, pairManifest, waitFailover, waitPair, WriteLoad } from '../helpers/two-node.ts';
@@ -188,16 +188,7 @@ test('a partition between the pair: one side is fenced, the other serves; a fenc
 function spawnEtcd(dataDir: string, member: string, a: { clientUrl: string; peerUrl: string; peerListenUrl: string }, initialCluster: string): ReturnType<typeof spawn> {
   return spawn(
     etcdBinaries('current').etcd,
-    [
-      `--name=${member}`,
-      `--data-dir=${dataDir}`,
-      `--listen-client-urls=${a.clientUrl}`,
-      `--advertise-client-urls=${a.clientUrl}`,
-      `--listen-peer-urls=${a.peerListenUrl}`,
-      `--initial-advertise-peer-urls=${a.peerUrl}`,
-      `--initial-cluster=${initialCluster}`,
-      '--initial-cluster-state=existing',
-    ],
+    etcdMemberFlags({ name: member, ...a }, { dataDir, initialCluster, initialClusterState: 'existing' }),
     { stdio: 'ignore' },
   );
 }

@@ -19,7 +19,7 @@ import type { Etcd3 } from 'etcd3';
 import { checkHistory } from '../../src/checker/index.ts';
 import type { History, Operation, PutResponse, RangeResponse } from '../../src/domain/index.ts';
 import { memberIdHex, PeerProxy } from '../../src/faults/peer-proxy.ts';
-import { commitSurvivorLog, etcdBinaries, freeLoopbackPorts, LocalEtcdMember, WalCommitError, type MemberAddresses } from '../../src/local/index.ts';
+import { commitSurvivorLog, etcdBinaries, etcdMemberFlags, freeLoopbackPorts, LocalEtcdMember, WalCommitError, type MemberAddresses } from '../../src/local/index.ts';
 import { HistoryRecorder, RecordingClient, recordingEtcdClient } from '../../src/probes/index.ts';
 
 const prefix = '/wal-commit/';
@@ -161,15 +161,7 @@ describe('etcd-wal-commit: failover onto the survivor of a two-voter cluster', {
     for (const a of addresses) {
       members.push(
         new LocalEtcdMember(a, binaries, [
-          `--name=${a.name}`,
-          `--data-dir=${path.join(clusterRoot, `${a.name}.etcd`)}`,
-          `--listen-client-urls=${a.clientUrl}`,
-          `--advertise-client-urls=${a.clientUrl}`,
-          `--listen-peer-urls=${a.peerListenUrl}`,
-          `--initial-advertise-peer-urls=${a.peerUrl}`,
-          `--initial-cluster=${initialCluster}`,
-          '--initial-cluster-state=new',
-          `--initial-cluster-token=wal-commit-${path.basename(root)}`,
+          ...etcdMemberFlags(a, { dataDir: path.join(clusterRoot, `${a.name}.etcd`), initialCluster, initialClusterState: 'new', token: `wal-commit-${path.basename(root)}` }),
           // Snapshots on both members: the tool must open the WAL at the newest one, as etcd does.
           '--snapshot-count=20',
           ...timing,

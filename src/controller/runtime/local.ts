@@ -25,7 +25,7 @@ import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readd
 import path from 'node:path';
 import type { EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, type MemberAddresses } from '../../local/index.ts';
-import { faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
+import { etcdMemberFlags, faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
 import { etcdReleaseBinaries } from '../../local/release-binaries.ts';
 import { faultReachFlags } from '../../local/runtime.ts';
 import { walCommitBinary } from '../../local/binaries.ts';
@@ -333,15 +333,12 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const a = record.addresses;
     const first = record.launch;
     const args = [
-      `--name=${a.name}`,
-      `--data-dir=${path.join(dir, `${a.name}.etcd`)}`,
-      `--listen-client-urls=${a.clientUrl}`,
-      `--advertise-client-urls=${a.clientUrl}`,
-      `--listen-peer-urls=${a.peerListenUrl}`,
-      `--initial-advertise-peer-urls=${a.peerUrl}`,
-      `--initial-cluster=${first.initialCluster}`,
-      `--initial-cluster-state=${first.initialClusterState}`,
-      `--initial-cluster-token=etcd-robustness-${cluster.metadata.uid ?? cluster.metadata.name}`,
+      ...etcdMemberFlags(a, {
+        dataDir: path.join(dir, `${a.name}.etcd`),
+        initialCluster: first.initialCluster,
+        initialClusterState: first.initialClusterState,
+        token: `etcd-robustness-${cluster.metadata.uid ?? cluster.metadata.name}`,
+      }),
       ...(cluster.spec.agent.enabled ? faultReachFlags(binaries.etcd) : []),
     ];
     // Only a survivor of a two-node failover is ever forced: other topologies need no etcd-wal-commit.
