@@ -4,7 +4,7 @@
 set -euo pipefail
 
 min_go=1.26
-debian_packages=(chromium)
+debian_packages=(chromium prometheus)
 
 log() { printf '[system-deps] %s\n' "$*" >&2; }
 

@@ -64,6 +64,11 @@ export interface PlacedMember {
   recoveredEpoch?: number;
   /** twoNodeWitness: the member still carries its forced-start mark (every start forces a new cluster). */
   recovering?: boolean;
+  /**
+   * The etcd version the placement starts this member with (without the leading v): the version of its
+   * last start or upgrade, which differs from spec.version in the middle of a rolling upgrade.
+   */
+  version?: string;
 }
 
 /** How a member starts: as a founder of a new cluster or joining an existing one. */
@@ -72,6 +77,8 @@ export interface MemberLaunch {
   /** `name=peerURL,...` of every member including this one. */
   initialCluster: string;
   initialClusterState: 'new' | 'existing';
+  /** The etcd version to start it with (without the leading v); absent: the cluster's spec.version. */
+  version?: string;
 }
 
 /**
@@ -105,6 +112,14 @@ export interface MemberPlacement<Cluster> {
   recoverSurvivor(cluster: Cluster, member: string, failoverEpoch: number): Promise<void>;
   /** twoNodeWitness: the failover is over; the member's next starts are plain ones. Idempotent. */
   finishRecovery(cluster: Cluster, member: string): Promise<void>;
+  /**
+   * Rolling upgrade (or the roll-back of one): stops the member gracefully and starts it again on its own
+   * data with the etcd binary (local) or image (Pod) of `version` (without the leading v). The member keeps
+   * its name, addresses and etcd identity, and PlacedMember.version says `version` from then on, across
+   * operator restarts. Idempotent: a member already placed at `version` is left as it is. A version the
+   * placement cannot run (no binary, no image) is an error naming it, and the member keeps running as it was.
+   */
+  upgradeMember(cluster: Cluster, member: string, version: string): Promise<void>;
   /** Stops a member and deletes it with its data. */
   deleteMember(cluster: Cluster, member: string): Promise<void>;
   /** Deletes everything created for the cluster (members, data, Services). */

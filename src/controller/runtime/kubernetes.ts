@@ -354,6 +354,10 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot finish the recovery of ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
   }
 
+  async upgradeMember(cluster: EtcdCluster, member: string, version: string): Promise<void> {
+    await Promise.reject(new Error(`upgradeMember(${cluster.metadata.name}, ${member}, ${version}): not implemented yet`));
+  }
+
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
     this.checkNames(cluster, member);
     const namespace = clusterNamespace(cluster);

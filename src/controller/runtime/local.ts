@@ -410,6 +410,10 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     logger.info('local placement: the survivor starts plainly from now on', { cluster: clusterKey(cluster), member });
   }
 
+  async upgradeMember(cluster: EtcdCluster, member: string, version: string): Promise<void> {
+    await Promise.reject(new Error(`upgradeMember(${cluster.metadata.name}, ${member}, ${version}): not implemented yet`));
+  }
+
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
     const processes = this.processes(cluster);
     const proc = processes.get(member);
