@@ -49,19 +49,33 @@ interface MemberRecord {
   fencedEpoch?: number;
   /** twoNodeWitness: the failover whose recovery of this member was started. */
   recoveredEpoch?: number;
+  /**
+   * The etcd version (without the leading v) of the member's last start or upgrade; absent in records
+   * written before upgrades existed (the cluster's spec.version then).
+   */
+  version?: string;
 }
 
 interface RunningMember {
   etcd: LocalEtcdMember;
   agent: LocalFaultAgent | undefined;
   startedAt: string;
+  /** The version of the binaries the etcd process runs. */
+  version: string;
+  /** upgradeMember is swapping the process: nobody else may start or restart it meanwhile. */
+  upgrading?: string;
 }
+
+/** How long upgradeMember waits for the restarted member to answer healthy. */
+const upgradeHealthyTimeoutMs = 60_000;
 
 export interface LocalPlacementOptions {
   /** Folder for every cluster's data and logs. */
   root: string;
   /** Overrides the binaries chosen from spec.version (tests, custom builds). */
   binaries?: (version: string) => EtcdBinaries;
+  /** How long upgradeMember waits for the member to answer healthy on its new binaries (default 60 s). */
+  upgradeTimeoutMs?: number;
 }
 
 function syncFolder(folder: string): void {
@@ -111,6 +125,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   readonly supportsTwoNodeWitness = true;
   private readonly root: string;
   private readonly binariesFor: (version: string) => EtcdBinaries;
+  private readonly upgradeTimeoutMs: number;
   /** namespace/cluster → member name → its processes in this operator. */
   private readonly running = new Map<string, Map<string, RunningMember>>();
   /** namespace/cluster/member → when this process first saw it down (the grace period counts from here). */
@@ -121,6 +136,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   constructor(options: LocalPlacementOptions) {
     this.root = options.root;
     this.binariesFor = options.binaries ?? localBinariesFor;
+    this.upgradeTimeoutMs = options.upgradeTimeoutMs ?? upgradeHealthyTimeoutMs;
     mkdirSync(this.root, { recursive: true });
   }
 
@@ -247,7 +263,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       if (!record?.launch) continue; // addresses allocated, never started
       const proc = processes.get(name);
       const base = { name, clientUrl: record.addresses.clientUrl, peerUrl: record.addresses.peerUrl };
-      const extras: Partial<PlacedMember> = {};
+      // What runs, else what the next start will run.
+      const extras: Partial<PlacedMember> = { version: proc?.version ?? record.version ?? cluster.spec.version };
       if (record.addresses.agentUrl !== undefined && proc?.agent) extras.agentUrl = record.addresses.agentUrl;
       if (record.addresses.failpointUrl !== undefined) extras.failpointUrl = record.addresses.failpointUrl;
       if (this.dataLost(cluster, name)) {
@@ -266,13 +283,17 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       if (record.recoveredEpoch !== undefined) extras.recoveredEpoch = record.recoveredEpoch;
       if (existsSync(path.join(this.dir(cluster), `${name}.recover`))) extras.recovering = true;
       const downKey = `${clusterKey(cluster)}/${name}`;
-      if (!proc || (!proc.etcd.running && !proc.etcd.restarting)) {
+      if (!proc || (proc.upgrading === undefined && !proc.etcd.running && !proc.etcd.restarting)) {
         if (!this.downSince.has(downKey)) this.downSince.set(downKey, new Date().toISOString());
         const detail = proc ? 'exited' : 'not running in this operator process';
         placed.push({ ...base, ...extras, state: 'failed', since: this.downSince.get(downKey)!, detail });
         continue;
       }
       this.downSince.delete(downKey);
+      if (proc.upgrading !== undefined) {
+        placed.push({ ...base, ...extras, state: 'starting', since: proc.startedAt, detail: `upgrading to etcd ${proc.upgrading}` });
+        continue;
+      }
       const state = proc.etcd.running ? 'running' : 'starting';
       placed.push({ ...base, ...extras, state, since: proc.startedAt, detail: `restarts ${proc.etcd.restarts}` });
     }
@@ -313,7 +334,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const processes = this.processes(cluster);
     const existing = processes.get(launch.name);
     if (existing) {
-      if (!existing.etcd.running && !existing.etcd.restarting) {
+      if (existing.upgrading === undefined && !existing.etcd.running && !existing.etcd.restarting) {
         existing.etcd.start();
         existing.startedAt = new Date().toISOString();
         void existing.etcd.waitHealthy(120_000).catch(() => undefined);
@@ -323,33 +344,22 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     await this.addresses(cluster, launch.name);
     const record = this.readRecord(cluster, launch.name)!;
     // The first launch is kept: a restart uses the member's data, not a new launch.
-    record.launch ??= launch;
+    const first = (record.launch ??= launch);
+    const version = launch.version ?? record.version ?? cluster.spec.version;
+    record.version = version;
     this.writeRecord(cluster, launch.name, record);
     if (this.dataLost(cluster, launch.name)) {
       throw new LocalPlacementError(clusterKey(cluster), `member ${launch.name} lost its data and must be replaced, not started`);
     }
-    const binaries = this.binariesFor(cluster.spec.version);
+    const binaries = this.resolveBinaries(cluster, launch.name, version);
     const dir = this.dir(cluster);
     const a = record.addresses;
-    const first = record.launch;
-    const args = [
-      ...etcdMemberFlags(a, {
-        dataDir: path.join(dir, `${a.name}.etcd`),
-        initialCluster: first.initialCluster,
-        initialClusterState: first.initialClusterState,
-        token: `etcd-robustness-${cluster.metadata.uid ?? cluster.metadata.name}`,
-      }),
-      ...(cluster.spec.agent.enabled ? faultReachFlags(binaries.etcd) : []),
-    ];
-    // Only a survivor of a two-node failover is ever forced: other topologies need no etcd-wal-commit.
-    const walCommit = cluster.spec.topology === 'twoNodeWitness' ? walCommitBinary() : undefined;
-    const guarded: EtcdBinaries = { ...binaries, etcd: this.guardScript(cluster, a.name, binaries.etcd, walCommit) };
-    const etcd = new LocalEtcdMember(a, guarded, args, dir, { supervise: true });
+    const etcd = this.etcdProcess(cluster, { ...record, launch: first }, binaries);
     let agent: LocalFaultAgent | undefined;
     if (a.agentUrl !== undefined) {
       agent = new LocalFaultAgent(a.name, a.agentUrl, faultAgentArgs(a, etcd.dataDir, path.join(dir, 'agent-token')), path.join(dir, `${a.name}.agent.log`));
     }
-    processes.set(a.name, { etcd, agent, startedAt: new Date().toISOString() });
+    processes.set(a.name, { etcd, agent, startedAt: new Date().toISOString(), version });
     logger.info('local placement: starting member', { cluster: clusterKey(cluster), member: a.name, state: first.initialClusterState, etcd: binaries.version });
     etcd.start();
     if (agent) {
@@ -362,6 +372,38 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     void etcd.waitHealthy(120_000).catch((error: unknown) => {
       logger.warn('local placement: member did not become healthy', { cluster: clusterKey(cluster), member: a.name, error: (error as Error).message });
     });
+  }
+
+  /** The binaries of `version`, or an error naming the version (and what is available). */
+  private resolveBinaries(cluster: EtcdCluster, member: string, version: string): EtcdBinaries {
+    try {
+      return this.binariesFor(version);
+    } catch (error) {
+      throw new LocalPlacementError(clusterKey(cluster), `member ${member} cannot run etcd ${version}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * The supervised etcd process of a member on `binaries` (not started): its guard script is rewritten to
+   * exec these binaries, and the fault-reach flags are the ones this etcd accepts (they differ between
+   * v3.5 and v3.6, so they are picked again on every version change).
+   */
+  private etcdProcess(cluster: EtcdCluster, record: MemberRecord & { launch: MemberLaunch }, binaries: EtcdBinaries): LocalEtcdMember {
+    const dir = this.dir(cluster);
+    const a = record.addresses;
+    const args = [
+      ...etcdMemberFlags(a, {
+        dataDir: path.join(dir, `${a.name}.etcd`),
+        initialCluster: record.launch.initialCluster,
+        initialClusterState: record.launch.initialClusterState,
+        token: `etcd-robustness-${cluster.metadata.uid ?? cluster.metadata.name}`,
+      }),
+      ...(cluster.spec.agent.enabled ? faultReachFlags(binaries.etcd) : []),
+    ];
+    // Only a survivor of a two-node failover is ever forced: other topologies need no etcd-wal-commit.
+    const walCommit = cluster.spec.topology === 'twoNodeWitness' ? walCommitBinary() : undefined;
+    const guarded: EtcdBinaries = { ...binaries, etcd: this.guardScript(cluster, a.name, binaries.etcd, walCommit) };
+    return new LocalEtcdMember(a, guarded, args, dir, { supervise: true });
   }
 
   async fenceMember(cluster: EtcdCluster, member: string, epoch: number): Promise<void> {
@@ -411,7 +453,47 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async upgradeMember(cluster: EtcdCluster, member: string, version: string): Promise<void> {
-    await Promise.reject(new Error(`upgradeMember(${cluster.metadata.name}, ${member}, ${version}): not implemented yet`));
+    const key = clusterKey(cluster);
+    const record = this.readRecord(cluster, member);
+    if (!record?.launch) throw new LocalPlacementError(key, `cannot upgrade ${member}: it was never started here`);
+    if (record.fencedEpoch !== undefined) throw new LocalPlacementError(key, `cannot upgrade ${member}: it was fenced at witness epoch ${record.fencedEpoch}`);
+    const proc = this.processes(cluster).get(member);
+    // Idempotent: what runs (or, with no process in this operator, what its next start runs) is the version.
+    if ((proc?.version ?? record.version ?? cluster.spec.version) === version) return;
+    // Every check before the stop: a version that cannot run leaves the member running as it was.
+    const binaries = this.resolveBinaries(cluster, member, version);
+    const from = proc?.version ?? record.version ?? cluster.spec.version;
+    // Recorded first (durably): an operator that dies from here on starts the member on the new version,
+    // which is where it was going (its old process dies with the operator).
+    this.writeRecord(cluster, member, { ...record, version });
+    if (!proc) {
+      // Not running in this operator (stopped, or an operator restart not yet reconciled): the next
+      // startMember starts it on `version`.
+      logger.info('local placement: member will start on its new version', { cluster: key, member, from, to: version });
+      return;
+    }
+    logger.info('local placement: upgrading member', { cluster: key, member, from, to: version, etcd: binaries.version });
+    if (proc.upgrading !== undefined) throw new LocalPlacementError(key, `member ${member} is being upgraded to etcd ${proc.upgrading} already`);
+    proc.upgrading = version;
+    proc.startedAt = new Date().toISOString();
+    let etcd: LocalEtcdMember;
+    try {
+      // stop() tells the supervisor not to restart it: the old binaries never come back by themselves.
+      // The agent stays: it finds etcd by its data dir, whichever binary serves it.
+      await proc.etcd.stop();
+      etcd = this.etcdProcess(cluster, { ...record, launch: record.launch }, binaries);
+      proc.etcd = etcd;
+      proc.version = version;
+      etcd.start();
+    } finally {
+      proc.upgrading = undefined;
+    }
+    try {
+      await etcd.waitHealthy(this.upgradeTimeoutMs);
+    } catch (error) {
+      throw new LocalPlacementError(key, `member ${member} did not become healthy on etcd ${version}: ${(error as Error).message}`);
+    }
+    logger.info('local placement: member upgraded', { cluster: key, member, to: version, pid: etcd.pid });
   }
 
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
