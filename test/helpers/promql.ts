@@ -102,14 +102,15 @@ function skipParens(expr: string, start: number): number {
  * Reads the label matchers of `{...}` starting at `start`; returns the index past `}` and the metric
  * name the braces select, if any: `{__name__="x"}` or Prometheus 3's quoted name `{"x", a="b"}`.
  */
-function readMatchers(expr: string, start: number): { end: number; names: string[] } {
+function readMatchers(expr: string, start: number): { end: number; names: string[]; labels: string[] } {
   const names: string[] = [];
+  const labels: string[] = [];
   let i = start + 1;
   for (;;) {
     i = skipSpaceAndComments(expr, i);
     const c = expr[i];
     if (c === undefined) throw new PromqlReadError(expr, start, 'unterminated "{"');
-    if (c === '}') return { end: i + 1, names };
+    if (c === '}') return { end: i + 1, names, labels };
     if (c === ',') {
       i += 1;
       continue;
@@ -152,13 +153,24 @@ function readMatchers(expr: string, start: number): { end: number; names: string
     if (label === '__name__') {
       if (op !== '=') throw new PromqlReadError(expr, i, `__name__${op}: only an exact __name__ matcher names a metric`);
       names.push(value);
-    }
+    } else if (label !== '') labels.push(label);
   }
+}
+
+/** One vector selector: the metric it names and the labels its matchers test (besides __name__). */
+export interface Selector {
+  metric: string;
+  labels: string[];
 }
 
 /** The metric names a PromQL expression selects, sorted and unique. */
 export function metricNamesOf(expr: string): string[] {
-  const names = new Set<string>();
+  return [...new Set(selectorsOf(expr).map((s) => s.metric))].sort();
+}
+
+/** Every vector selector of a PromQL expression, in order of appearance. */
+export function selectorsOf(expr: string): Selector[] {
+  const selectors: Selector[] = [];
   let i = 0;
   while (i < expr.length) {
     i = skipSpaceAndComments(expr, i);
@@ -172,7 +184,7 @@ export function metricNamesOf(expr: string): string[] {
       i = skipBrackets(expr, i);
     } else if (c === '{') {
       const m = readMatchers(expr, i);
-      for (const n of m.names) names.add(n);
+      for (const metric of m.names) selectors.push({ metric, labels: m.labels });
       i = m.end;
     } else if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(expr[i + 1] ?? ''))) {
       // Numbers (1, 0.5, 1e3, 1e-3, 0x1f) and durations (5m, 1h30m).
@@ -197,15 +209,20 @@ export function metricNamesOf(expr: string): string[] {
       } else if (expr[next] === '(' || /^(by|without)\s*\(/i.test(expr.slice(next))) {
         // A function or an aggregation (`sum by (a) (`): its arguments are read as the loop goes on;
         // start() and end() after @ are functions too.
+      } else if (expr[next] === '{') {
+        const m = readMatchers(expr, next);
+        selectors.push({ metric: word, labels: m.labels });
+        for (const metric of m.names) selectors.push({ metric, labels: m.labels });
+        i = m.end;
       } else {
-        names.add(word);
+        selectors.push({ metric: word, labels: [] });
       }
     } else {
       // Operators, parentheses, commas, @.
       i += 1;
     }
   }
-  return [...names].sort();
+  return selectors;
 }
 
 /** The Grafana variables an expression refers to: `$name`, `${name}`, `${name:fmt}`, `[[name]]`. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { grafanaVariablesOf, metricNamesOf, PromqlReadError } from '../helpers/promql.ts';
+import { grafanaVariablesOf, metricNamesOf, PromqlReadError, selectorsOf } from '../helpers/promql.ts';
 
 describe('metricNamesOf', () => {
   const cases: [string, string, string[]][] = [
@@ -59,6 +59,20 @@ describe('metricNamesOf', () => {
     for (const expr of ['a{b="c}', 'a{b="c"', 'rate(a[5m)', 'sum by (a b']) {
       assert.throws(() => metricNamesOf(expr), (e: unknown) => e instanceof PromqlReadError && e.message.includes(JSON.stringify(expr)), expr);
     }
+  });
+});
+
+describe('selectorsOf', () => {
+  test('each selector with the labels its matchers test, __name__ left out', () => {
+    assert.deepEqual(
+      selectorsOf('sum by (type) (rate(a_total{run=~"$run", outcome="ok"}[5m])) / on (run) b + {__name__="c", cluster!=""} + d {x=$v}'),
+      [
+        { metric: 'a_total', labels: ['run', 'outcome'] },
+        { metric: 'b', labels: [] },
+        { metric: 'c', labels: ['cluster'] },
+        { metric: 'd', labels: ['x'] },
+      ],
+    );
   });
 });
 
