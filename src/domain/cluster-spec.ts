@@ -3,7 +3,9 @@
  * operator creates, scales and heals. The CRD schema in crds/ is generated from
  * src/controller/api/schema.ts, which the compiler checks against these types.
  */
+import type { Verdict } from './history.ts';
 import type { Condition, ObjectMeta } from './kube.ts';
+import type { RobustnessRunSpecInput } from './run-resource.ts';
 import type { robustnessApiVersion } from './run-spec.ts';
 
 export const etcdClusterKind = 'EtcdCluster';
@@ -91,8 +93,80 @@ export interface EtcdClusterSpec {
   };
   /** How long a member may be unreachable or failing before it is replaced (a duration, e.g. `5m`). */
   memberGracePeriod: string;
-  /** Reserved for upgrades gated on RobustnessRuns (its own issue): accepted and not acted on yet. */
-  upgradeGate?: Record<string, unknown>;
+  /** The checks a rolling upgrade (a change of `version`) must pass before, between and after members. */
+  upgradeGate?: UpgradeGateSpec;
+}
+
+/** What a gate run must show to pass (src/controller/gates/criteria.ts judges a run by it). */
+export interface GateCriteria {
+  /** No watch guarantee may be violated (the verdict must be linearizable in any case). */
+  watchChecks: boolean;
+  /** The least fraction of probe operations that succeeded (0 to 1). */
+  minAvailability: number;
+  /** The largest fraction of probe operations whose outcome stayed unknown (0 to 1). */
+  maxUnknownRate: number;
+}
+
+/** The spec of a gate run: a RobustnessRun spec without its cluster (the gate names the cluster). */
+export type GateRunSpec = Omit<RobustnessRunSpecInput, 'clusterRef' | 'schedule'>;
+
+export interface UpgradeGateSpec {
+  /** The RobustnessRun each gate runs (its clusterRef is this cluster); exclusive with runRef. */
+  runTemplate?: { spec: GateRunSpec };
+  /** A RobustnessRun in the cluster's namespace whose spec each gate run copies; exclusive with runTemplate. */
+  runRef?: { name: string };
+  /** A gate run drives traffic at least this long (a duration; a shorter template duration is raised). */
+  minDuration: string;
+  /** Run a gate before the first member is upgraded. */
+  before: boolean;
+  /** Run a gate after each member is upgraded (after the last one: see atEnd). */
+  afterEachMember: boolean;
+  /** Run a gate once every member runs the new version. */
+  atEnd: boolean;
+  criteria: GateCriteria;
+}
+
+export const upgradePhases = ['Progressing', 'Blocked', 'RollingBack', 'Succeeded', 'RolledBack', 'Refused'] as const;
+export type UpgradePhase = (typeof upgradePhases)[number];
+
+/** One gate of an upgrade: which run judged it and how it went. */
+export interface GateResult {
+  /** `before`, `after-<member>`, `end`. */
+  step: string;
+  /** The gate run (a RobustnessRun owned by the EtcdCluster). */
+  run: string;
+  phase: 'Running' | 'Passed' | 'Failed';
+  verdict?: Verdict;
+  /** Fraction of probe operations that succeeded. */
+  availability?: number;
+  /** Fraction of probe operations whose outcome stayed unknown. */
+  unknownRate?: number;
+  /** Why it failed (or what it passed on). */
+  reason?: string;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+/** The rolling upgrade in progress, or the last one. */
+export interface UpgradeStatus {
+  /** 1 for the cluster's first upgrade; names its gate runs. */
+  number: number;
+  /** The version every member ran when the upgrade started. */
+  from: string;
+  to: string;
+  phase: UpgradePhase;
+  /** Members in upgrade order, fixed at the start: followers first, the leader of that moment last. */
+  order: string[];
+  /** The step in progress: `gate:<step>`, `member:<name>` or `rollback:<name>`. */
+  step?: string;
+  /** Why the upgrade is blocked or was refused. */
+  reason?: string;
+  startedAt: string;
+  finishedAt?: string;
+  /** The value of the resume annotation this upgrade last acted on. */
+  resumed?: string;
+  /** Every gate of this upgrade, in order (retries included), at most 32. */
+  gates: GateResult[];
 }
 
 export interface MemberStatus {
@@ -141,6 +215,8 @@ export interface EtcdClusterStatus {
   endpoints?: string[];
   /** twoNodeWitness: the witness record as last read, and the last failover. */
   witness?: WitnessStatus;
+  /** The rolling upgrade in progress, or the last one. */
+  upgrade?: UpgradeStatus;
   conditions?: Condition[];
 }
 
@@ -152,5 +228,5 @@ export interface EtcdCluster {
   status?: EtcdClusterStatus;
 }
 
-export const clusterConditionTypes = ['Available', 'Progressing', 'Degraded'] as const;
+export const clusterConditionTypes = ['Available', 'Progressing', 'Degraded', 'Upgrading', 'UpgradeBlocked'] as const;
 export type ClusterConditionType = (typeof clusterConditionTypes)[number];

@@ -164,10 +164,33 @@ const invalid: Invalid[] = [
     messages: ['spec.traffic.compaction: Invalid value: compaction rewrites history for every client of a shared cluster'],
   },
   { name: 'unknown run field', manifest: run('r', runSpec('trafic: {}')), messages: ['unknown field "spec.trafic"'] },
+  {
+    name: 'an upgrade gate with both a template and a reference',
+    manifest: cluster('gate-both', '{upgradeGate: {runRef: {name: nightly}, runTemplate: {spec: {}}}}'),
+    messages: ['spec.upgradeGate: Invalid value: exactly one of runTemplate and runRef is required'],
+  },
+  { name: 'an upgrade gate with neither', manifest: cluster('gate-none', '{upgradeGate: {minDuration: 1m}}'), messages: ['exactly one of runTemplate and runRef is required'] },
+  {
+    name: 'an upgrade gate availability above 1',
+    manifest: cluster('gate-ratio', '{upgradeGate: {runRef: {name: n}, criteria: {minAvailability: 1.5}}}'),
+    messages: ['spec.upgradeGate.criteria.minAvailability: Invalid value: 1.5: spec.upgradeGate.criteria.minAvailability in body should be less than or equal to 1'],
+  },
+  {
+    name: 'an upgrade gate template naming a cluster',
+    manifest: cluster('gate-cluster', '{upgradeGate: {runTemplate: {spec: {clusterRef: {name: other}}}}}'),
+    messages: ['unknown field "spec.upgradeGate.runTemplate.spec.clusterRef"'],
+  },
+  {
+    name: 'an upgrade gate template with faults in shared mode without consent',
+    manifest: cluster('gate-shared', '{upgradeGate: {runTemplate: {spec: {mode: shared, faults: {}}}}}'),
+    messages: ['spec.upgradeGate.runTemplate.spec.faults: Invalid value: fault injection disrupts every client of a shared cluster'],
+  },
 ];
 
 const valid: { name: string; manifest: string }[] = [
-  { name: 'an EtcdCluster with every field', manifest: cluster('full', `{version: 3.5.4, replicas: 5, topology: standard, storage: {size: 10Gi, storageClassName: fast}, resources: {requests: {cpu: 250m, memory: 512Mi}, limits: {memory: 1Gi}}, image: {repository: quay.io/coreos/etcd, tag: v3.5.4, failpoints: true, pullPolicy: Always}, agent: {enabled: false, image: example.com/agent:1}, tls: {client: {secretName: client-tls}, peer: {secretName: peer-tls}}, memberGracePeriod: 90s, upgradeGate: {anything: [1, 2]}}`) },
+  { name: 'an EtcdCluster with every field', manifest: cluster('full', `{version: 3.5.4, replicas: 5, topology: standard, storage: {size: 10Gi, storageClassName: fast}, resources: {requests: {cpu: 250m, memory: 512Mi}, limits: {memory: 1Gi}}, image: {repository: quay.io/coreos/etcd, tag: v3.5.4, failpoints: true, pullPolicy: Always}, agent: {enabled: false, image: example.com/agent:1}, tls: {client: {secretName: client-tls}, peer: {secretName: peer-tls}}, memberGracePeriod: 90s,
+        upgradeGate: {runTemplate: {spec: {duration: 45s, traffic: {qps: {target: 50}}, faults: {choices: [{fault: kill}]}}}, minDuration: 40s, before: false, afterEachMember: true, atEnd: true, criteria: {watchChecks: false, minAvailability: 0.9, maxUnknownRate: 0.1}}}`) },
+  { name: 'an upgrade gate on a RobustnessRun reference, defaults filled', manifest: cluster('gate-ref', '{upgradeGate: {runRef: {name: nightly}}}') },
   { name: 'a one-member cluster', manifest: cluster('one', '{replicas: 1}') },
   {
     name: 'a two-node-plus-witness cluster (lease)',

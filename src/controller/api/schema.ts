@@ -35,8 +35,9 @@ import {
   clusterTopologies,
   witnessKinds,
   memberRoles,
+  upgradePhases,
 } from '../../domain/cluster-spec.ts';
-import type { EtcdClusterSpec, EtcdClusterStatus, MemberStatus } from '../../domain/cluster-spec.ts';
+import type { EtcdClusterSpec, EtcdClusterStatus, GateResult, GateRunSpec, MemberStatus, UpgradeGateSpec, UpgradeStatus } from '../../domain/cluster-spec.ts';
 import { faultNames, targetRules } from '../../domain/faults.ts';
 import type { Condition, NamespacedRef } from '../../domain/kube.ts';
 import { runPhases, scheduleKinds } from '../../domain/run-resource.ts';
@@ -205,113 +206,6 @@ const secretRef = (description: string): ObjectSchema<{ secretName: string }> =>
   required: ['secretName'],
 });
 
-export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
-  type: 'object',
-  description: 'The etcd cluster the operator creates, scales and heals.',
-  default: {},
-  'x-kubernetes-validations': [
-    // has(): the rules are also checked against the schema's own default ({}), before nested defaults apply.
-    {
-      rule: "!has(self.topology) || self.topology != 'twoNodeWitness' || (has(self.replicas) && self.replicas == 2 && has(self.twoNode))",
-      message: 'the twoNodeWitness topology needs replicas 2 and twoNode.witness',
-    },
-    {
-      rule: "(has(self.topology) && self.topology == 'twoNodeWitness') || ((!has(self.replicas) || self.replicas != 2) && !has(self.twoNode))",
-      message: 'replicas 2 and twoNode are for the twoNodeWitness topology',
-    },
-    { rule: '!has(oldSelf.topology) || (has(self.topology) && self.topology == oldSelf.topology)', message: 'topology cannot be changed' },
-  ],
-  properties: {
-    version: {
-      type: 'string',
-      description: 'etcd version without the leading v.',
-      pattern: '^[0-9]+[.][0-9]+[.][0-9]+(-[0-9A-Za-z.-]+)?$',
-      maxLength: 64,
-      default: defaultEtcdVersion,
-    },
-    replicas: enumOf(clusterReplicaCounts, { description: 'Members: 1, 3 or 5 (2 with the twoNodeWitness topology). Scaled one member at a time.', default: 3 }),
-    topology: enumOf(clusterTopologies, {
-      description: 'standard: every member a full voter. twoNodeWitness: two voters and a witness that arbitrates failovers (needs replicas 2 and twoNode).',
-      default: 'standard',
-    }),
-    twoNode: {
-      type: 'object',
-      description: 'The witness and failover settings of the twoNodeWitness topology.',
-      properties: {
-        witness: {
-          type: 'object',
-          description: 'Where the witness record lives.',
-          properties: {
-            kind: enumOf(witnessKinds, { description: 'lease or configMap: a Kubernetes object with resourceVersion preconditions; http: the HTTP witness process (local runtime).' }),
-            namespace: { type: 'string', description: 'lease, configMap: its namespace; absent: the cluster\'s.', pattern: dnsLabelPattern, maxLength: 63 },
-            name: name('lease, configMap: its name; absent: <cluster>-witness.'),
-            url: { type: 'string', description: 'http: the witness URL.', pattern: '^https?://[^\\s]+$', maxLength: 512 },
-          },
-          required: ['kind'],
-          'x-kubernetes-validations': [
-            { rule: "self.kind != 'http' || has(self.url)", message: 'an http witness needs url' },
-            { rule: "self.kind == 'http' || !has(self.url)", message: 'url is for the http witness only' },
-          ],
-        },
-        failoverGrace: duration({ min: 500, description: 'How long the pair may be without quorum before the operator fails over.', default: '3s' }),
-      },
-      required: ['witness'],
-    },
-    storage: {
-      type: 'object',
-      description: 'The PersistentVolumeClaim of each member.',
-      default: {},
-      properties: {
-        size: {
-          ...quantity('The size of each member\'s volume.', '1Gi'),
-          'x-kubernetes-validations': [{ rule: "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))", message: 'must be larger than 0' }],
-        },
-        storageClassName: name('The StorageClass; absent: the cluster\'s default.'),
-      },
-    },
-    resources: {
-      type: 'object',
-      description: 'Compute resources of the etcd container.',
-      properties: { requests: resourceList('Requested resources, e.g. cpu: 250m.'), limits: resourceList('Resource limits, e.g. memory: 1Gi.') },
-    },
-    image: {
-      type: 'object',
-      description: 'The etcd image.',
-      default: {},
-      properties: {
-        repository: { type: 'string', description: 'The image repository.', pattern: '^[^\\s]+$', maxLength: 512, default: 'gcr.io/etcd-development/etcd' },
-        tag: { type: 'string', description: 'The image tag; absent: v<version>.', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' },
-        failpoints: boolean('Use the gofail-enabled build (<repository>-failpoints), needed by failpoint faults.', false),
-        pullPolicy: enumOf(['Always', 'IfNotPresent', 'Never'], { description: 'The image pull policy.', default: 'IfNotPresent' }),
-      },
-    },
-    agent: {
-      type: 'object',
-      description: 'The fault agent beside each member.',
-      default: {},
-      properties: {
-        enabled: boolean('Run the fault agent as a sidecar sharing the member pod\'s process namespace.', true),
-        image: { type: 'string', description: 'The agent image; absent: the operator\'s own.', pattern: '^[^\\s]+$', maxLength: 512 },
-      },
-    },
-    tls: {
-      type: 'object',
-      description: 'Client and peer TLS from Secrets.',
-      properties: { client: secretRef('TLS for the client listener.'), peer: secretRef('TLS for the peer listener.') },
-    },
-    memberGracePeriod: duration({
-      min: 1000,
-      description: 'How long a member may be unreachable or failing before it is replaced.',
-      default: '5m',
-    }),
-    upgradeGate: {
-      type: 'object',
-      description: 'Reserved for upgrades gated on RobustnessRuns: accepted and not acted on yet.',
-      'x-kubernetes-preserve-unknown-fields': true,
-    },
-  },
-};
-
 const memberStatusSchema: ObjectSchema<MemberStatus> = {
   type: 'object',
   properties: {
@@ -325,6 +219,41 @@ const memberStatusSchema: ObjectSchema<MemberStatus> = {
     peerUrl: text('The member\'s peer URL.', 512),
   },
   required: ['name', 'role', 'healthy'],
+};
+
+const gateResultSchema: ObjectSchema<GateResult> = {
+  type: 'object',
+  properties: {
+    step: text('before, after-<member> or end.', 300),
+    run: text('The gate run (a RobustnessRun owned by the cluster).', 253),
+    phase: enumOf(['Running', 'Passed', 'Failed']),
+    verdict: verdictSchema,
+    availability: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of probe operations that succeeded.' },
+    unknownRate: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of probe operations whose outcome stayed unknown.' },
+    reason: text('Why it failed, or what it passed on.', 4096),
+    startedAt: time('When the gate run was created.'),
+    finishedAt: time('When the gate was judged.'),
+  },
+  required: ['step', 'run', 'phase', 'startedAt'],
+};
+
+const upgradeStatusSchema: ObjectSchema<UpgradeStatus> = {
+  type: 'object',
+  description: 'The rolling upgrade in progress, or the last one.',
+  properties: {
+    number: { type: 'integer', format: 'int64', minimum: 1, description: "1 for the cluster's first upgrade; names its gate runs." },
+    from: text('The version every member ran when the upgrade started.', 64),
+    to: text('The version upgraded to.', 64),
+    phase: enumOf(upgradePhases),
+    order: { type: 'array', items: text('A member name.', 253), maxItems: 16, 'x-kubernetes-list-type': 'atomic' },
+    step: text('The step in progress: gate:<step>, member:<name> or rollback:<name>.', 300),
+    reason: text('Why the upgrade is blocked or was refused.', 4096),
+    startedAt: time('When the upgrade started.'),
+    finishedAt: time('When it succeeded, was rolled back or refused.'),
+    resumed: text('The value of the resume annotation this upgrade last acted on.', 253),
+    gates: { type: 'array', items: gateResultSchema, maxItems: 32, 'x-kubernetes-list-type': 'atomic' },
+  },
+  required: ['number', 'from', 'to', 'phase', 'order', 'startedAt', 'gates'],
 };
 
 export const etcdClusterStatusSchema: ObjectSchema<EtcdClusterStatus> = {
@@ -369,6 +298,7 @@ export const etcdClusterStatusSchema: ObjectSchema<EtcdClusterStatus> = {
       },
       required: ['witness'],
     },
+    upgrade: upgradeStatusSchema,
     conditions: conditionsSchema,
   },
 };
@@ -783,6 +713,158 @@ export const robustnessRunStatusSchema: ObjectSchema<RobustnessRunStatus> = {
       'x-kubernetes-list-type': 'atomic',
     },
     conditions: conditionsSchema,
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------
+// EtcdCluster spec (after the RobustnessRun spec: an upgrade gate holds a run's spec)
+
+const { clusterRef: _clusterRef, schedule: _schedule, ...gateRunProperties } = robustnessRunSpecSchema.properties;
+
+const gateRunSpecSchema: ObjectSchema<GateRunSpec> = {
+  type: 'object',
+  description: 'A RobustnessRun spec without clusterRef and schedule: each gate runs it once against this cluster.',
+  properties: gateRunProperties,
+  'x-kubernetes-validations': robustnessRunSpecSchema['x-kubernetes-validations'] ?? [],
+};
+
+const ratioSchema = (description: string, defaultValue: number): NumberSchema => ({ type: 'number', description, minimum: 0, maximum: 1, default: defaultValue });
+
+const upgradeGateSchema: ObjectSchema<UpgradeGateSpec> = {
+  type: 'object',
+  description:
+    'The checks a rolling upgrade (a change of version) must pass: a RobustnessRun against the cluster before the first member, after each member and at the end. A failed gate stops the upgrade (condition UpgradeBlocked) until the etcd.robustness.io/upgrade-resume annotation changes or version goes back.',
+  properties: {
+    runTemplate: {
+      type: 'object',
+      description: 'The RobustnessRun each gate runs; exclusive with runRef.',
+      properties: { spec: gateRunSpecSchema },
+      required: ['spec'],
+    },
+    runRef: {
+      type: 'object',
+      description: "A RobustnessRun in the cluster's namespace whose spec each gate run copies; exclusive with runTemplate.",
+      properties: { name: name('Its name.') },
+      required: ['name'],
+    },
+    minDuration: duration({ min: 1000, description: 'Each gate run drives traffic at least this long (a shorter duration of the run is raised).', default: '30s' }),
+    before: boolean('Run a gate before the first member is upgraded.', true),
+    afterEachMember: boolean('Run a gate after each member is upgraded (after the last one only when atEnd is false).', true),
+    atEnd: boolean('Run a gate once every member runs the new version.', true),
+    criteria: {
+      type: 'object',
+      description: 'What a gate run must show to pass; its verdict must be linearizable in any case.',
+      default: {},
+      properties: {
+        watchChecks: boolean('No watch guarantee may be violated.', true),
+        minAvailability: ratioSchema('The least fraction of probe operations that succeeded.', 0.95),
+        maxUnknownRate: ratioSchema('The largest fraction of probe operations whose outcome stayed unknown.', 0.05),
+      },
+    },
+  },
+  'x-kubernetes-validations': [{ rule: 'has(self.runTemplate) != has(self.runRef)', message: 'exactly one of runTemplate and runRef is required' }],
+};
+
+export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
+  type: 'object',
+  description: 'The etcd cluster the operator creates, scales and heals.',
+  default: {},
+  'x-kubernetes-validations': [
+    // has(): the rules are also checked against the schema's own default ({}), before nested defaults apply.
+    {
+      rule: "!has(self.topology) || self.topology != 'twoNodeWitness' || (has(self.replicas) && self.replicas == 2 && has(self.twoNode))",
+      message: 'the twoNodeWitness topology needs replicas 2 and twoNode.witness',
+    },
+    {
+      rule: "(has(self.topology) && self.topology == 'twoNodeWitness') || ((!has(self.replicas) || self.replicas != 2) && !has(self.twoNode))",
+      message: 'replicas 2 and twoNode are for the twoNodeWitness topology',
+    },
+    { rule: '!has(oldSelf.topology) || (has(self.topology) && self.topology == oldSelf.topology)', message: 'topology cannot be changed' },
+  ],
+  properties: {
+    version: {
+      type: 'string',
+      description: 'etcd version without the leading v.',
+      pattern: '^[0-9]+[.][0-9]+[.][0-9]+(-[0-9A-Za-z.-]+)?$',
+      maxLength: 64,
+      default: defaultEtcdVersion,
+    },
+    replicas: enumOf(clusterReplicaCounts, { description: 'Members: 1, 3 or 5 (2 with the twoNodeWitness topology). Scaled one member at a time.', default: 3 }),
+    topology: enumOf(clusterTopologies, {
+      description: 'standard: every member a full voter. twoNodeWitness: two voters and a witness that arbitrates failovers (needs replicas 2 and twoNode).',
+      default: 'standard',
+    }),
+    twoNode: {
+      type: 'object',
+      description: 'The witness and failover settings of the twoNodeWitness topology.',
+      properties: {
+        witness: {
+          type: 'object',
+          description: 'Where the witness record lives.',
+          properties: {
+            kind: enumOf(witnessKinds, { description: 'lease or configMap: a Kubernetes object with resourceVersion preconditions; http: the HTTP witness process (local runtime).' }),
+            namespace: { type: 'string', description: 'lease, configMap: its namespace; absent: the cluster\'s.', pattern: dnsLabelPattern, maxLength: 63 },
+            name: name('lease, configMap: its name; absent: <cluster>-witness.'),
+            url: { type: 'string', description: 'http: the witness URL.', pattern: '^https?://[^\\s]+$', maxLength: 512 },
+          },
+          required: ['kind'],
+          'x-kubernetes-validations': [
+            { rule: "self.kind != 'http' || has(self.url)", message: 'an http witness needs url' },
+            { rule: "self.kind == 'http' || !has(self.url)", message: 'url is for the http witness only' },
+          ],
+        },
+        failoverGrace: duration({ min: 500, description: 'How long the pair may be without quorum before the operator fails over.', default: '3s' }),
+      },
+      required: ['witness'],
+    },
+    storage: {
+      type: 'object',
+      description: 'The PersistentVolumeClaim of each member.',
+      default: {},
+      properties: {
+        size: {
+          ...quantity('The size of each member\'s volume.', '1Gi'),
+          'x-kubernetes-validations': [{ rule: "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))", message: 'must be larger than 0' }],
+        },
+        storageClassName: name('The StorageClass; absent: the cluster\'s default.'),
+      },
+    },
+    resources: {
+      type: 'object',
+      description: 'Compute resources of the etcd container.',
+      properties: { requests: resourceList('Requested resources, e.g. cpu: 250m.'), limits: resourceList('Resource limits, e.g. memory: 1Gi.') },
+    },
+    image: {
+      type: 'object',
+      description: 'The etcd image.',
+      default: {},
+      properties: {
+        repository: { type: 'string', description: 'The image repository.', pattern: '^[^\\s]+$', maxLength: 512, default: 'gcr.io/etcd-development/etcd' },
+        tag: { type: 'string', description: 'The image tag; absent: v<version>.', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' },
+        failpoints: boolean('Use the gofail-enabled build (<repository>-failpoints), needed by failpoint faults.', false),
+        pullPolicy: enumOf(['Always', 'IfNotPresent', 'Never'], { description: 'The image pull policy.', default: 'IfNotPresent' }),
+      },
+    },
+    agent: {
+      type: 'object',
+      description: 'The fault agent beside each member.',
+      default: {},
+      properties: {
+        enabled: boolean('Run the fault agent as a sidecar sharing the member pod\'s process namespace.', true),
+        image: { type: 'string', description: 'The agent image; absent: the operator\'s own.', pattern: '^[^\\s]+$', maxLength: 512 },
+      },
+    },
+    tls: {
+      type: 'object',
+      description: 'Client and peer TLS from Secrets.',
+      properties: { client: secretRef('TLS for the client listener.'), peer: secretRef('TLS for the peer listener.') },
+    },
+    memberGracePeriod: duration({
+      min: 1000,
+      description: 'How long a member may be unreachable or failing before it is replaced.',
+      default: '5m',
+    }),
+    upgradeGate: upgradeGateSchema,
   },
 };
 
