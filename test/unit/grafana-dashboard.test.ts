@@ -3,9 +3,12 @@
 // variable everywhere), and every query — panel targets, variables, annotations — selects only metrics
 // and labels the metrics catalog (docs/metrics.md) lists.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { stringify } from 'yaml';
 import { packageRoot } from '../../src/local/index.ts';
 import { catalogPath, readCatalog, seriesNames, type CatalogEntry } from '../helpers/metrics-catalog.ts';
 import { grafanaVariablesOf, metricNamesOf, selectorsOf } from '../helpers/promql.ts';
@@ -118,6 +121,29 @@ function variablePromql(expr: string): { promql: string; label?: string } {
   const queryResult = /^\s*query_result\((.*)\)\s*$/s.exec(expr);
   if (queryResult) return { promql: queryResult[1]! };
   assert.fail(`unsupported variable query ${JSON.stringify(expr)}: use label_values(selector, label) or query_result(expr)`);
+}
+
+/**
+ * A query as Prometheus receives it: Grafana's interval variables become durations, other variables
+ * (inside label values) a plain value.
+ */
+const substituted = (expr: string): string =>
+  expr
+    .replace(/\$\{?__(rate_interval|interval|range)\}?/g, '5m')
+    .replace(/\$\{[A-Za-z0-9_]+(?::[^}]*)?\}|\$[A-Za-z0-9_]+/g, 'value');
+
+/** promtool's verdict on a set of expressions as recording rules: null when all parse, else its output. */
+function promtoolCheck(exprs: string[]): string | null {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-grafana-'));
+  try {
+    const file = path.join(dir, 'queries.yaml');
+    writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules: exprs.map((expr, i) => ({ record: `dashboard_query_${i}`, expr })) }] }));
+    const result = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8', timeout: 30_000 });
+    if (result.error) throw new Error(`promtool (Debian's prometheus package, scripts/install-system-deps.sh) could not run: ${result.error.message}`);
+    return result.status === 0 ? null : `${result.stdout}${result.stderr}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const overlaps = (a: GridPos, b: GridPos): boolean => a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
@@ -279,6 +305,18 @@ describe('Grafana dashboard', () => {
     const table = queryPanels().find((p) => p.type === 'table' && (p.targets ?? []).some((t) => metricNamesOf(t.expr ?? '').includes('etcd_robustness_cluster_member_info')));
     assert.ok(table, 'no table of member versions');
   });
+  test('every query parses as PromQL (promtool check rules, Grafana variables substituted)', () => {
+    const queries = allQueries().map((q) => ({ ...q, promql: substituted(q.kind === 'variable' ? variablePromql(q.expr).promql : q.expr) }));
+    if (promtoolCheck(queries.map((q) => q.promql)) === null) return;
+    // Name the queries that do not parse, one promtool run each.
+    const failures = queries.flatMap((q) => {
+      const output = promtoolCheck([q.promql]);
+      return output === null ? [] : [`${q.where}: ${q.promql}\n${output}`];
+    });
+    assert.ok(failures.length > 0, 'promtool refused the queries together but accepted each one');
+    assert.fail(failures.join('\n'));
+  });
+
   describe('queries against the metrics catalog (docs/metrics.md)', () => {
     /** The catalog entry of each series name (a histogram's _bucket, _sum and _count included). */
     function catalogBySeries(): Map<string, CatalogEntry> {
