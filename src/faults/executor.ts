@@ -49,6 +49,8 @@ interface ActiveFault {
   planned: PlannedFault;
   targets: string[];
   heal: () => Promise<string>;
+  /** performance.now() past which the agents heal it themselves (its TTL from when it was in place). */
+  ttlDeadlineMs: number;
 }
 
 export class FaultUnavailableError extends Error {
@@ -83,6 +85,17 @@ export class FaultExecutor {
 
   get activeFaults(): number {
     return this.active.size;
+  }
+
+  /**
+   * Faults still held past their TTL (planned duration + slack, from when they were in place): the heal
+   * should have started long before, so a non-zero count means the executor is stuck. Cluster faults
+   * (no agent) are held to the same deadline.
+   */
+  faultsPastTtl(nowMs = performance.now()): number {
+    let count = 0;
+    for (const active of this.active.values()) if (nowMs > active.ttlDeadlineMs) count++;
+    return count;
   }
 
   get injections(): number {
@@ -193,16 +206,18 @@ export class FaultExecutor {
       const throughAgents = faultDefinition(planned.fault).needsAgent;
       if (throughAgents) await this.waitHealthy(targets, 10_000);
       let appliedAt: number | undefined;
+      let appliedMs = performance.now();
       const applied = (): void => {
         if (appliedAt !== undefined) return;
         appliedAt = this.options.clock();
+        appliedMs = performance.now();
         this.options.onApplied?.({ id, fault: planned.fault, targets, time: appliedAt });
       };
       if (!throughAgents) applied();
       const { heal, verified } = await this.apply(planned, targets, view.ids, applied);
       applied(); // every agent fault marks it itself, as its agents answer: this is only a safety net
       this.record(id, 'verified', planned.fault, targets, verified);
-      const active: ActiveFault = { id, planned, targets, heal };
+      const active: ActiveFault = { id, planned, targets, heal, ttlDeadlineMs: appliedMs + this.ttl(planned) };
       this.active.set(id, active);
       return active;
     } catch (error) {

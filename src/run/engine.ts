@@ -504,6 +504,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     }
     cleanups.push(async () => {
       await executor?.healAll();
+      if (executor) metrics.faultsPastTtl(executor.faultsPastTtl()); // the ticker has stopped: the last word
       executor?.close();
     });
     const faultRun = executor?.runPlan(plan, startedAt, stop.signal).catch((error: unknown) => {
@@ -565,6 +566,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       counters.intervalOk = 0;
       const stats = live.stats();
       metrics.interval(qps, availability, belowMin);
+      if (executor) metrics.faultsPastTtl(executor.faultsPastTtl());
       metrics.checker(stats.lagP50Ms, stats.lagP99Ms, stats.pendingOperations);
       metrics.verdict(live.verdict);
       options.onProgress?.({

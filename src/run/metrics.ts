@@ -6,9 +6,31 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestType } from '../domain/index.ts';
 import type { WatchProperty } from '../checker/index.ts';
+import type { Verdict } from '../domain/index.ts';
 
 export type OperationOutcome = 'ok' | 'failed' | 'unknown';
 export type CheckName = 'linearizability' | 'stale_read' | 'hash_kv' | `watch_${WatchProperty}`;
+
+// Records, so the compiler says when a watch property or a verdict is added and not listed here.
+const watchProperties: Record<WatchProperty, true> = {
+  filtered: true,
+  ordered: true,
+  unique: true,
+  atomic: true,
+  bookmarkable: true,
+  reliable: true,
+  resumable: true,
+  isCreate: true,
+  prevKV: true,
+};
+export const checkNames: readonly CheckName[] = [
+  'linearizability',
+  'stale_read',
+  'hash_kv',
+  ...Object.keys(watchProperties).map((p) => `watch_${p as WatchProperty}` as const),
+];
+const verdictSet: Record<Verdict, true> = { linearizable: true, violation: true, inconclusive: true };
+export const verdicts = Object.keys(verdictSet) as Verdict[];
 
 const runLabels = ['run', 'cluster'] as const;
 
@@ -125,6 +147,12 @@ function createMetrics(registry: Registry) {
       labelNames: [...runLabels],
       registers,
     }),
+    faultsPastTtl: new Gauge({
+      name: 'etcd_robustness_faults_past_ttl',
+      help: "Faults the executor still holds after their TTL expired (the agents' own healing deadline); should be 0.",
+      labelNames: [...runLabels],
+      registers,
+    }),
     running: new Gauge({
       name: 'etcd_robustness_run_active',
       help: '1 while the run drives traffic.',
@@ -155,6 +183,10 @@ export class RunMetrics {
   constructor(registry: Registry, labels: { run: string; cluster: string }) {
     this.metrics = probeMetrics(registry);
     this.labels = labels;
+    // Series exist at 0 from the start, so increase() sees the first violation and the first run's verdict.
+    for (const check of checkNames) this.metrics.violations.inc({ ...labels, check }, 0);
+    for (const verdict of verdicts) this.metrics.runs.inc({ ...labels, verdict }, 0);
+    this.metrics.faultsPastTtl.set(labels, 0);
   }
 
   operation(type: RequestType, outcome: OperationOutcome, seconds: number | undefined): void {
@@ -211,11 +243,15 @@ export class RunMetrics {
     this.metrics.faultsActive.set(this.labels, count);
   }
 
+  faultsPastTtl(count: number): void {
+    this.metrics.faultsPastTtl.set(this.labels, count);
+  }
+
   active(running: boolean): void {
     this.metrics.running.set(this.labels, running ? 1 : 0);
   }
 
-  finished(verdict: string): void {
+  finished(verdict: Verdict): void {
     this.metrics.runs.inc({ ...this.labels, verdict });
   }
 }
