@@ -123,7 +123,7 @@ describe('leader changes', () => {
   test('property: the number of changes between consecutive leaders, leaderless observations removed', () => {
     fc.assert(
       fc.property(fc.array(fc.option(fc.constantFrom('a', 'b', 'c'), { nil: undefined }), { maxLength: 30 }), (leaders) => {
-        const seen = leaders.filter((l): l is string => l !== undefined);
+        const seen = leaders.filter((l) => l !== undefined);
         const expected = seen.slice(1).filter((l, i) => l !== seen[i]).length;
         assert.equal(changes(leaders), expected);
       }),
