@@ -31,13 +31,14 @@ export class CatalogFormatError extends Error {
   }
 }
 
+/** A row's cells: split on unescaped pipes, `\|` (a pipe inside a cell, as markdown writes it) unescaped. */
 const cells = (row: string): string[] =>
   row
     .trim()
     .replace(/^\|/, '')
-    .replace(/\|$/, '')
-    .split('|')
-    .map((c) => c.trim());
+    .replace(/(?<!\\)\|$/, '')
+    .split(/(?<!\\)\|/)
+    .map((c) => c.trim().replaceAll('\\|', '|'));
 
 export function parseCatalog(text: string, file = catalogPath): CatalogEntry[] {
   const entries: CatalogEntry[] = [];
