@@ -99,6 +99,11 @@ export class CustomResources<T> {
     return body.items;
   }
 
+  /** Creates the object; a 409 (it exists) is the caller's to handle. */
+  async create(namespace: string, body: object): Promise<T> {
+    return (await this.api.createNamespacedCustomObject({ group: robustnessGroup, version: robustnessVersion, namespace, plural: this.plural, body }, timed)) as T;
+  }
+
   /** JSON merge patch of the object (metadata and spec). */
   async patch(namespace: string, name: string, body: object): Promise<T> {
     return (await this.api.patchNamespacedCustomObject({ ...this.params(namespace, name), body }, mergePatch)) as T;

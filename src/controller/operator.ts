@@ -6,13 +6,15 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
+import type { EtcdCluster, MemberPlacement, RobustnessRunResource } from '../domain/index.ts';
 import { etcdClusterPlural, robustnessGroup, robustnessRunPlural, robustnessVersion } from '../domain/index.ts';
 import { logger } from '../log.ts';
 import { Registry } from '../run/index.ts';
 import { EtcdClusterReconciler } from './etcdcluster/reconciler.ts';
 import { Controller, ControllerMetrics, EventRecorder, Informer, keyOf, LeaderElector, ProbeServer, type KubeObject } from './kit/index.ts';
 import type { ReportStore } from './report-store.ts';
+import { gatesHandler } from './gates/index.ts';
+import { CustomResources } from './kube-api.ts';
 import { RobustnessRunReconciler } from './robustnessrun/reconciler.ts';
 
 export interface OperatorOptions {
@@ -62,6 +64,7 @@ class LeadingControllers {
       repairsPaused: this.runReconciler.faultsActiveOn,
       resyncMs: options.clusterResyncMs ?? 5000,
       identity: () => ({ identity: options.identity, term }),
+      registry,
     });
     this.clusterReconciler = clusterReconciler;
     this.clusters = new Controller({ name: 'etcdcluster', reconcile: clusterReconciler.reconcile, concurrency: 2, metrics });
@@ -175,6 +178,8 @@ export class Operator {
   static async start(options: OperatorOptions): Promise<Operator> {
     const registry = new Registry();
     const metrics = new ControllerMetrics(registry);
+    const clusters = new CustomResources<EtcdCluster>(options.kubeConfig, etcdClusterPlural);
+    const runs = new CustomResources<RobustnessRunResource>(options.kubeConfig, robustnessRunPlural);
     const self: { operator?: Operator } = {};
     const probes = await ProbeServer.start({
       host: options.host,
@@ -183,6 +188,8 @@ export class Operator {
       registry,
       // A replica waiting for the lease is ready (it is up and campaigning); a leader once its caches synced.
       readiness: { 'informers-synced': () => self.operator?.leading?.synced ?? true },
+      // Any replica answers: the gates read the objects from the API server, not from the leader's state.
+      gates: gatesHandler({ cluster: (ns, name) => clusters.get(ns, name), run: (ns, name) => runs.get(ns, name) }),
     });
     const operator = new Operator(options, registry, probes, metrics);
     self.operator = operator;

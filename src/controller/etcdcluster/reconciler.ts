@@ -16,6 +16,12 @@ import { clusterStatus, describeAction } from './status.ts';
 import { createWitness } from '../witness/stores.ts';
 import type { OperatorIdentity } from '../witness/protocol.ts';
 import { QuorumTracker, twoNodeStep } from './two-node.ts';
+import type { Registry } from 'prom-client';
+import type { EtcdClusterStatus, RobustnessRunResource } from '../../domain/index.ts';
+import { robustnessRunPlural } from '../../domain/index.ts';
+import { setCondition } from '../kit/index.ts';
+import { upgradePatch, upgradeStep, type UpgradeOutcome } from './upgrade.ts';
+import { UpgradeMetrics } from './upgrade-metrics.ts';
 
 export const clusterFinalizer = 'etcd.robustness.io/cluster-cleanup';
 /** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
@@ -31,6 +37,8 @@ export interface EtcdClusterReconcilerOptions {
   resyncMs?: number;
   /** This replica's leader-election identity and term (twoNodeWitness: the witness's fencing token). */
   identity?: () => OperatorIdentity;
+  /** Where the cluster and upgrade metrics go (absent: a registry of its own, not served). */
+  registry?: Registry;
 }
 
 function pendingOf(cluster: EtcdCluster): { name: string; peerUrl: string } | undefined {
@@ -42,6 +50,8 @@ function pendingOf(cluster: EtcdCluster): { name: string; peerUrl: string } | un
 
 export class EtcdClusterReconciler {
   private readonly clusters: CustomResources<EtcdCluster>;
+  private readonly runs: CustomResources<RobustnessRunResource>;
+  private readonly upgradeMetrics: UpgradeMetrics | undefined;
   private readonly options: EtcdClusterReconcilerOptions;
   /** etcd member id → first time seen not serving (per cluster key). */
   private readonly unhealthySince = new Map<string, Map<string, number>>();
@@ -52,6 +62,34 @@ export class EtcdClusterReconciler {
   constructor(options: EtcdClusterReconcilerOptions) {
     this.options = options;
     this.clusters = new CustomResources<EtcdCluster>(options.kubeConfig, etcdClusterPlural);
+    this.runs = new CustomResources<RobustnessRunResource>(options.kubeConfig, robustnessRunPlural);
+    this.upgradeMetrics = options.registry === undefined ? undefined : new UpgradeMetrics(options.registry);
+  }
+
+  /** One step of the rolling upgrade (./upgrade.ts); its status and conditions are merged into `status`. */
+  private async upgrade(cluster: EtcdCluster, etcd: EtcdView | undefined, placed: readonly PlacedMember[], settled: boolean): Promise<UpgradeOutcome> {
+    return upgradeStep({
+      cluster,
+      etcd,
+      placed,
+      settled,
+      runs: this.runs,
+      placement: this.options.placement,
+      event: (type, reason, note) => this.event(cluster, type, reason, note),
+      now: new Date(),
+    });
+  }
+
+  /** The status with the upgrade's part, as a merge patch (cleared fields are null). */
+  private withUpgrade(cluster: EtcdCluster, status: EtcdClusterStatus, outcome: UpgradeOutcome | undefined): object {
+    if (outcome === undefined) return status;
+    const key = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
+    const generation = cluster.metadata.generation ?? 0;
+    const now = new Date();
+    const conditions = setCondition(setCondition(status.conditions, { ...outcome.upgrading, observedGeneration: generation }, now), { ...outcome.blocked, observedGeneration: generation }, now);
+    this.upgradeMetrics?.observe(key, outcome.upgrade, outcome.blocked.status === 'True', outcome.membersAtTarget);
+    if (outcome.gateFinished !== undefined) this.upgradeMetrics?.gateFinished(key, outcome.gateFinished.phase === 'Passed');
+    return { ...status, conditions, ...(outcome.upgrade === undefined ? {} : { upgrade: upgradePatch(outcome.upgrade) }) };
   }
 
   private target(cluster: EtcdCluster): { apiVersion: string; kind: string; name: string; namespace: string; uid?: string } {
@@ -67,6 +105,7 @@ export class EtcdClusterReconciler {
     const { namespace = 'default', name } = splitKey(key);
     const cluster = await this.clusters.get(namespace, name);
     if (!cluster) {
+      this.upgradeMetrics?.forget(key);
       this.unhealthySince.delete(key);
       this.quorum.forget(key);
       await this.dropWitness(key);
@@ -121,16 +160,20 @@ export class EtcdClusterReconciler {
 
     let requeueAfterMs = action.kind === 'steady' ? (this.options.resyncMs ?? 10_000) : 1000;
     let stepError: unknown;
+    let upgrade: UpgradeOutcome | undefined;
     try {
       const retryMs = await this.act(cluster, action, etcd, endpoints, placed);
       if (retryMs !== undefined) requeueAfterMs = retryMs;
+      // The upgrade takes its step after the repair's: it touches members only while the plan is steady.
+      upgrade = await this.upgrade(cluster, etcd, placed, action.kind === 'steady');
+      if (upgrade.requeueAfterMs !== undefined) requeueAfterMs = Math.min(requeueAfterMs, upgrade.requeueAfterMs);
     } catch (error) {
       stepError = error;
     }
     // The status is written from the observation, whatever the step did.
     const statusInput = { cluster, etcd, placed, action, endpoints, now: new Date() };
     const status = clusterStatus(pending ? { ...statusInput, pending } : statusInput);
-    await this.clusters.patchStatus(namespace, name, status);
+    await this.clusters.patchStatus(namespace, name, this.withUpgrade(cluster, status, upgrade));
     if (stepError !== undefined) throw stepError instanceof Error ? stepError : new Error(apiErrorMessage(stepError));
     return { requeueAfterMs };
   };
@@ -193,6 +236,9 @@ export class EtcdClusterReconciler {
     // A member started again gets a fresh grace: after an operator restart both members are down, and
     // starting them one after the other must not look like a pair that lost a member.
     if (result?.action.kind === 'restartMember' || result?.action.kind === 'startMember') this.quorum.forget(key);
+    // Rolling upgrades of the pair are not supported yet: the upgrade step only refuses them, visibly.
+    let upgrade: UpgradeOutcome | undefined;
+    if (stepError === undefined) upgrade = await this.upgrade(cluster, etcd, placed, false).catch(() => undefined);
     const action = result?.statusAction ?? { kind: 'wait' as const, reason: `witness step failed: ${apiErrorMessage(stepError)}` };
     const statusInput = { cluster, etcd, placed, action, endpoints, now: new Date() };
     const status = clusterStatus(pending ? { ...statusInput, pending } : statusInput);
@@ -200,7 +246,7 @@ export class EtcdClusterReconciler {
     // A merge patch keeps fields it does not name: a new failover's writableAt must be cleared explicitly.
     const lastFailover = status.witness.lastFailover;
     const patch = lastFailover && lastFailover.writableAt === undefined ? { ...status, witness: { ...status.witness, lastFailover: { ...lastFailover, writableAt: null } } } : status;
-    await this.clusters.patchStatus(namespace, cluster.metadata.name, patch);
+    await this.clusters.patchStatus(namespace, cluster.metadata.name, this.withUpgrade(cluster, patch as EtcdClusterStatus, upgrade));
     if (stepError !== undefined) throw stepError instanceof Error ? stepError : new Error(apiErrorMessage(stepError));
     return { requeueAfterMs: result?.requeueAfterMs ?? 1000 };
   }

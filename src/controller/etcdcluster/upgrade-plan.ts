@@ -255,7 +255,7 @@ function planRollback(input: UpgradeInput, up: UpgradeStatus): UpgradeDecision {
   if (up.phase !== 'RollingBack') {
     // Once every member ran the new minor, etcd moved its cluster version: the old binary cannot join.
     if (minor && voters.length > 0 && voters.every((m) => m.placedVersion === up.to && m.version === up.to)) {
-      const reason = `every member runs ${up.to}, so etcd's cluster version moved to ${to!.major}.${to!.minor}: going back to ${up.from} needs etcd's downgrade procedure; set spec.version to ${up.to} to finish the upgrade`;
+      const reason = `every member runs ${up.to}, so etcd's cluster version moved to ${to.major}.${to.minor}: going back to ${up.from} needs etcd's downgrade procedure; set spec.version to ${up.to} to finish the upgrade`;
       return { kind: 'wait', reason, blocked: true };
     }
     return { kind: 'startRollback' };

@@ -16,14 +16,17 @@ export interface ProbeServerOptions {
   healthPort: number;
   registry: Registry;
   readiness: Record<string, () => boolean>;
+  /** Served on the metrics port under /gates/ (the upgrade and run gates for Argo Rollouts and Flagger). */
+  gates?: Handler;
 }
 
-type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => Promise<void> | void;
+export type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => Promise<void> | void;
 
 function listen(host: string, port: number, routes: Record<string, Handler>): Promise<http.Server> {
   const server = http.createServer((request, response) => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-    const handler = routes[path];
+    // A route ending in / serves every path under it.
+    const handler = routes[path] ?? Object.entries(routes).find(([route]) => route.endsWith('/') && path.startsWith(route))?.[1];
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -93,12 +96,13 @@ export class ProbeServer {
       response.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(`${lines.join('\n')}\n`);
     };
 
+    const gates: Record<string, Handler> = options.gates === undefined ? {} : { '/gates/': options.gates };
     if (options.metricsPort === options.healthPort) {
-      const server = await listen(host, options.metricsPort, { '/metrics': metrics, '/healthz': healthz, '/readyz': readyz });
+      const server = await listen(host, options.metricsPort, { '/metrics': metrics, '/healthz': healthz, '/readyz': readyz, ...gates });
       const url = baseUrl(host, server);
       return new ProbeServer(`${url}/metrics`, url, [server]);
     }
-    const metricsServer = await listen(host, options.metricsPort, { '/metrics': metrics });
+    const metricsServer = await listen(host, options.metricsPort, { '/metrics': metrics, ...gates });
     try {
       const healthServer = await listen(host, options.healthPort, { '/healthz': healthz, '/readyz': readyz });
       return new ProbeServer(`${baseUrl(host, metricsServer)}/metrics`, baseUrl(host, healthServer), [metricsServer, healthServer]);

@@ -29,6 +29,8 @@ import { findCondition, isConditionTrue, setCondition, splitKey, TerminalError, 
 import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
 import type { ReportStore } from '../report-store.ts';
 import { scheduleDecision } from './schedule.ts';
+import { judgeRun } from '../gates/criteria.ts';
+import { UpgradeMetrics } from '../etcdcluster/upgrade-metrics.ts';
 
 export const runFinalizer = 'etcd.robustness.io/run-cleanup';
 const maxViolations = 10;
@@ -329,6 +331,8 @@ export class RobustnessRunReconciler {
       };
       if (report) status.report = report;
       await this.patchStatus(latest, status);
+      // What a gate consulting this run (the HTTP gate endpoint, Argo Rollouts, Flagger) sees, as a metric.
+      new UpgradeMetrics(this.options.registry).runJudged(key, judgeRun(status)?.passing ?? false);
       // Reports of runs that fell out of the bounded history go too (the last ones outlive the resource).
       const keep = (status.history ?? []).map((r) => r.number);
       await this.options.reports.prune({ namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' }, keep).catch((error: unknown) => {
