@@ -255,13 +255,13 @@ describe('LocalPlacement.upgradeMember on real etcd v3.5 → v3.6', { timeout: 3
     }
 
     // An operator restart: a new placement over the same root reports the persisted versions, and
-    // starts the members on them (the launch given has no version).
+    // starts the members on them (a launch's version is a new member's: the recorded one wins).
     await placement.close();
     const restarted = new LocalPlacement({ root });
     opened.push(restarted);
     assert.deepEqual(await placedVersions(restarted), Object.fromEntries(names.map((n) => [n, current])));
     await restarted.ensureCluster(cluster);
-    for (const name of names) await restarted.startMember(cluster, { name, initialCluster: 'ignored=http://127.0.0.1:1', initialClusterState: 'existing' });
+    for (const name of names) await restarted.startMember(cluster, { name, initialCluster: 'ignored=http://127.0.0.1:1', initialClusterState: 'existing', version: previous });
     await Promise.all(names.map((name) => restarted.memberProcess(cluster, name)!.waitHealthy(60_000)));
     for (const name of names) {
       const v = await versions(await url(name));

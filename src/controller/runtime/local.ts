@@ -345,7 +345,9 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const record = this.readRecord(cluster, launch.name)!;
     // The first launch is kept: a restart uses the member's data, not a new launch.
     const first = (record.launch ??= launch);
-    const version = launch.version ?? record.version ?? cluster.spec.version;
+    // The version recorded with the member wins (only upgradeMember changes it): launch.version is a new
+    // member's, and a restart with the cluster's current spec.version must not undo an upgrade's step.
+    const version = record.version ?? launch.version ?? cluster.spec.version;
     record.version = version;
     this.writeRecord(cluster, launch.name, record);
     if (this.dataLost(cluster, launch.name)) {
