@@ -53,6 +53,12 @@ export const labelKeys = {
 export const managedBy = 'etcd-robustness-operator';
 /** On the Pod and the PVC: the member's MemberLaunch as JSON, so the Pod can be recreated from the PVC. */
 export const launchAnnotation = 'etcd.robustness.io/launch';
+/**
+ * On the PVC: the etcd version (without the leading v) the member starts with, which upgradeMember
+ * changes; on the Pod: the version it was built for (its image). Absent on objects made before upgrades
+ * existed: the version is then the image's tag, or the cluster's spec.version.
+ */
+export const versionAnnotation = 'etcd.robustness.io/version';
 /** The key of the agent token in the `<cluster>-agent-token` Secret. */
 export const agentTokenKey = 'token';
 
@@ -125,10 +131,33 @@ export function memberAddresses(cluster: EtcdCluster, member: string, clusterDom
 
 export const agentUrlOf = (host: string): string => `http://${host}:${memberPorts.agent}`;
 
-/** `repository:tag`; the gofail build is `<repository>-failpoints` (see EtcdClusterSpec.image). */
-export function etcdImage(cluster: EtcdCluster): string {
+/**
+ * `repository:tag` of etcd `version` (default spec.version); the gofail build is `<repository>-failpoints`
+ * (see EtcdClusterSpec.image). spec.image.tag names the image of spec.version only: a member on another
+ * version (the middle of a rolling upgrade) runs `v<version>`.
+ */
+export function etcdImage(cluster: EtcdCluster, version: string = cluster.spec.version): string {
   const { repository, tag, failpoints } = cluster.spec.image;
-  return `${repository}${failpoints ? '-failpoints' : ''}:${tag ?? `v${cluster.spec.version}`}`;
+  const chosen = tag !== undefined && version === cluster.spec.version ? tag : `v${version}`;
+  return `${repository}${failpoints ? '-failpoints' : ''}:${chosen}`;
+}
+
+/** An etcd release version as a member version may be (`3.6.16`, `3.6.0-rc.1`): it becomes an image tag. */
+export const memberVersionPattern = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
+
+/** The version a member's Pod was built for: its annotation, else its etcd image's `v<version>` tag. */
+export function podVersion(pod: V1Pod): string | undefined {
+  const annotated = pod.metadata?.annotations?.[versionAnnotation];
+  if (annotated !== undefined && memberVersionPattern.test(annotated)) return annotated;
+  const image = pod.spec?.containers.find((c) => c.name === 'etcd')?.image;
+  const tag = image === undefined ? undefined : /:v(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$/.exec(image)?.[1];
+  return tag;
+}
+
+/** The version recorded on a member's PVC, if valid. */
+export function claimVersion(claim: V1PersistentVolumeClaim | undefined): string | undefined {
+  const annotated = claim?.metadata?.annotations?.[versionAnnotation];
+  return annotated !== undefined && memberVersionPattern.test(annotated) ? annotated : undefined;
 }
 
 /** etcd serves /livez and /readyz from 3.5.12 on (3.6 always). */
@@ -226,7 +255,7 @@ export function dataClaim(cluster: EtcdCluster, launch: MemberLaunch): V1Persist
       name: dataClaimName(launch.name),
       namespace: clusterNamespace(cluster),
       labels: memberLabels(cluster, launch.name),
-      annotations: { [launchAnnotation]: JSON.stringify(launch) },
+      annotations: { [launchAnnotation]: JSON.stringify(withoutVersion(launch)), [versionAnnotation]: launch.version ?? cluster.spec.version },
       ownerReferences: ownerReferences(cluster),
     },
     spec: {
@@ -289,9 +318,10 @@ function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain
     ...(cluster.spec.agent.enabled ? [] : [{ name: 'peer', containerPort: memberPorts.peer, protocol: 'TCP' }]),
     { name: 'metrics', containerPort: memberPorts.metrics, protocol: 'TCP' },
   ];
+  const version = launch.version ?? cluster.spec.version;
   const container: V1Container = {
     name: 'etcd',
-    image: etcdImage(cluster),
+    image: etcdImage(cluster, version),
     imagePullPolicy: cluster.spec.image.pullPolicy,
     command: ['etcd'],
     args: etcdArgs(cluster, launch, clusterDomain),
@@ -300,7 +330,7 @@ function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain
     // Ready when etcd has a leader and commits (the client Service then sends clients to it).
     readinessProbe: httpProbe('/health', 5, 3),
   };
-  if (servesLivez(cluster.spec.version)) {
+  if (servesLivez(version)) {
     // /livez fails only when etcd itself is stuck. Generous: a paused member (the pause fault) must
     // outlive a fault of a minute or so without the kubelet restarting it.
     container.startupProbe = httpProbe('/livez', 10, 30);
@@ -361,6 +391,7 @@ export interface MemberPodOptions {
   operatorImage: string;
 }
 
+/** A member's Pod; its etcd image (and probes) are those of `launch.version`, else spec.version. */
 export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: MemberPodOptions): V1Pod {
   const agent = cluster.spec.agent.enabled;
   const volumes: V1Volume[] = [{ name: 'data', persistentVolumeClaim: { claimName: dataClaimName(launch.name) } }];
@@ -376,7 +407,7 @@ export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: M
       name: launch.name,
       namespace: clusterNamespace(cluster),
       labels: memberLabels(cluster, launch.name),
-      annotations: { [launchAnnotation]: JSON.stringify(launch) },
+      annotations: { [launchAnnotation]: JSON.stringify(withoutVersion(launch)), [versionAnnotation]: launch.version ?? cluster.spec.version },
       ownerReferences: ownerReferences(cluster),
     },
     spec: {
@@ -401,7 +432,12 @@ export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: M
   return pod;
 }
 
-/** Reads a launch annotation back; undefined when absent or not a launch. */
+/** The launch without its version (the version has an annotation of its own, which upgrades change). */
+function withoutVersion(launch: MemberLaunch): MemberLaunch {
+  return { name: launch.name, initialCluster: launch.initialCluster, initialClusterState: launch.initialClusterState };
+}
+
+/** Reads a launch annotation back (without a version); undefined when absent or not a launch. */
 export function parseLaunch(text: string | undefined): MemberLaunch | undefined {
   if (text === undefined) return undefined;
   try {

@@ -33,6 +33,7 @@ import {
   agentTokenKey,
   agentUrlOf,
   checkNames,
+  claimVersion,
   clientService,
   clientServiceName,
   clusterLabelSelector,
@@ -48,9 +49,12 @@ import {
   memberAddresses,
   memberGracePeriodSeconds,
   memberPod,
+  memberVersionPattern,
   parseLaunch,
   peerService,
   peerServiceName,
+  podVersion,
+  versionAnnotation,
 } from './kubernetes-manifests.ts';
 import { observeMember } from './kubernetes-status.ts';
 
@@ -291,7 +295,9 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
         this.podMissingSince.set(key, since);
       }
       const { clientUrl, peerUrl, host } = memberAddresses(cluster, name, this.clusterDomain);
-      const member: PlacedMember = { name, clientUrl, peerUrl, state: observed.state, since };
+      // What the Pod runs, else what the next Pod will run.
+      const version = (pod ? podVersion(pod) : undefined) ?? claimVersion(claim) ?? cluster.spec.version;
+      const member: PlacedMember = { name, clientUrl, peerUrl, state: observed.state, since, version };
       if (observed.detail !== undefined) member.detail = observed.detail;
       const agentRuns = pod ? (pod.spec?.containers.some((c) => c.name === 'agent') ?? false) : cluster.spec.agent.enabled;
       if (agentRuns) member.agentUrl = agentUrlOf(host);
@@ -321,6 +327,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       if (!created) claim = await this.readClaim(namespace, claimName);
     }
     let effective = launch;
+    let version = launch.version ?? cluster.spec.version;
     if (claim) {
       this.checkOwned(cluster, 'PersistentVolumeClaim', claim.metadata);
       if (claim.metadata?.deletionTimestamp !== undefined) {
@@ -331,8 +338,14 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       const recorded = parseLaunch(claim.metadata?.annotations?.[launchAnnotation]);
       if (recorded === undefined) logger.warn(`PersistentVolumeClaim ${namespace}/${claimName} has no valid ${launchAnnotation}: starting it with the launch given`);
       else effective = recorded;
+      // The version recorded with the data wins (only upgradeMember changes it): launch.version is a new
+      // member's. A PVC from before versions were recorded gets one now, so its restarts keep it.
+      const recordedVersion = claimVersion(claim);
+      version = recordedVersion ?? launch.version ?? cluster.spec.version;
+      if (recordedVersion === undefined) await this.recordVersion(namespace, claim, version);
     }
-    const body = memberPod(cluster, effective, { clusterDomain: this.clusterDomain, operatorImage: this.operatorImage });
+    this.checkVersion(cluster, launch.name, version);
+    const body = memberPod(cluster, { ...effective, version }, { clusterDomain: this.clusterDomain, operatorImage: this.operatorImage });
     await this.create('Pod', namespace, launch.name, () => this.core.createNamespacedPod({ namespace, body }));
   }
 
@@ -354,8 +367,56 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot finish the recovery of ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
   }
 
+  /** A member version must be an etcd release version: it becomes the etcd image's tag. */
+  private checkVersion(cluster: EtcdCluster, member: string, version: string): void {
+    if (!memberVersionPattern.test(version)) {
+      throw new PlacementError('Pod', `${clusterNamespace(cluster)}/${member}`, `cannot run etcd ${JSON.stringify(version)}: not an etcd release version (e.g. 3.6.16), so no image tag`, { statusCode: 422 });
+    }
+  }
+
+  /** Writes the member's version on its PVC (a replace at the read resourceVersion: a concurrent change fails with 409). */
+  private async recordVersion(namespace: string, claim: V1PersistentVolumeClaim, version: string): Promise<void> {
+    const name = claim.metadata!.name!;
+    const metadata = claim.metadata!;
+    metadata.annotations = { ...metadata.annotations, [versionAnnotation]: version };
+    await this.call('PersistentVolumeClaim', namespace, name, 'record the version', () => this.core.replaceNamespacedPersistentVolumeClaim({ name, namespace, body: claim }));
+    logger.info(`PersistentVolumeClaim ${namespace}/${name}: the member's etcd version is ${version}`);
+  }
+
+  /**
+   * Records `version` on the member's PVC, deletes its Pod gracefully (the kubelet stops etcd with SIGTERM
+   * within the grace period), waits until it is gone and creates it again on the PVC with the image of
+   * `version`. Each step is skipped when done: a call that failed half-way (a Pod slow to terminate) is
+   * finished by the next one, and a member whose PVC and Pod both say `version` is left alone. The image's
+   * existence cannot be checked here: a tag the registry lacks shows as a Pod that fails to pull.
+   */
   async upgradeMember(cluster: EtcdCluster, member: string, version: string): Promise<void> {
-    await Promise.reject(new Error(`upgradeMember(${cluster.metadata.name}, ${member}, ${version}): not implemented yet`));
+    this.checkNames(cluster, member);
+    this.checkVersion(cluster, member, version);
+    const namespace = clusterNamespace(cluster);
+    const claimName = dataClaimName(member);
+    const claim = await this.readClaim(namespace, claimName);
+    if (!claim) throw new PlacementError('PersistentVolumeClaim', `${namespace}/${claimName}`, `not found: member ${member} has no data to upgrade`, { statusCode: 404 });
+    this.checkOwned(cluster, 'PersistentVolumeClaim', claim.metadata);
+    const launch = parseLaunch(claim.metadata?.annotations?.[launchAnnotation]);
+    if (!launch) throw new PlacementError('PersistentVolumeClaim', `${namespace}/${claimName}`, `has no valid ${launchAnnotation} annotation: member ${member} cannot be recreated`, { statusCode: 422 });
+    const pod = await this.readPod(namespace, member);
+    if (pod) this.checkOwned(cluster, 'Pod', pod.metadata);
+    const podAt = pod === undefined ? undefined : (podVersion(pod) ?? cluster.spec.version);
+    const from = podAt ?? claimVersion(claim) ?? cluster.spec.version;
+    if (claimVersion(claim) === version && (podAt === undefined || podAt === version)) {
+      // Recorded already; with no Pod, startMember (the reconcile) creates it on `version`.
+      return;
+    }
+    // Recorded first: from here on, whoever recreates the Pod (this call, a reconcile, a restart) uses it.
+    if (claimVersion(claim) !== version) await this.recordVersion(namespace, claim, version);
+    if (pod && podAt !== version) {
+      logger.info(`upgrading member ${namespace}/${member}: deleting its Pod`, { from, to: version });
+      await this.deletePod(namespace, member, memberGracePeriodSeconds);
+      await this.waitGone('Pod', namespace, member, pod.metadata?.uid, () => this.readPod(namespace, member));
+    }
+    await this.startMember(cluster, { ...launch, version });
+    logger.info(`upgraded member ${namespace}/${member}`, { from, to: version });
   }
 
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
