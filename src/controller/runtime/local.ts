@@ -479,10 +479,13 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     proc.upgrading = version;
     proc.startedAt = new Date().toISOString();
     let etcd: LocalEtcdMember;
+    const stopping = Date.now();
+    let stopMs: number;
     try {
       // stop() tells the supervisor not to restart it: the old binaries never come back by themselves.
       // The agent stays: it finds etcd by its data dir, whichever binary serves it.
       await proc.etcd.stop();
+      stopMs = Date.now() - stopping;
       etcd = this.etcdProcess(cluster, { ...record, launch: record.launch }, binaries);
       proc.etcd = etcd;
       proc.version = version;
@@ -495,7 +498,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     } catch (error) {
       throw new LocalPlacementError(key, `member ${member} did not become healthy on etcd ${version}: ${(error as Error).message}`);
     }
-    logger.info('local placement: member upgraded', { cluster: key, member, to: version, pid: etcd.pid });
+    logger.info('local placement: member upgraded', { cluster: key, member, to: version, pid: etcd.pid, stopMs, healthyMs: Date.now() - stopping - stopMs });
   }
 
   async deleteMember(cluster: EtcdCluster, member: string): Promise<void> {
