@@ -104,6 +104,19 @@ test('a forced linearizability violation fires EtcdRobustnessLinearizabilityViol
   );
   const watchViolations = await prometheus.query(`sum(etcd_robustness_violations_total{run="${namespace}/stale",check=~"watch_.+"})`);
   assert.equal(watchViolations[0]?.value[1], '0', 'the self-test breaks no watch guarantee');
+  const quorum = await eventually(
+    'etcd_robustness_cluster_quorum of the cluster at 1',
+    60_000,
+    async () => {
+      const found = await prometheus!.query(`etcd_robustness_cluster_quorum{cluster="${namespace}/demo"} == 1`);
+      return found.length === 1 ? found : undefined;
+    },
+    describeState,
+  );
+  assert.equal(quorum[0]?.metric['job'], 'etcd-robustness-operator');
+  // The recording rules are evaluated too.
+  const objective = await prometheus.query('etcd_robustness:availability_objective:ratio');
+  assert.deepEqual(objective.map((s) => s.value[1]), ['0.99']);
   const active = await prometheus.alerts();
   const unexpected = (name: string): PrometheusAlert[] => active.filter((a) => a.labels['alertname'] === name);
   for (const name of ['EtcdRobustnessFaultPastTTL', 'EtcdRobustnessWatchGuaranteeViolated', 'EtcdClusterNoQuorum', 'EtcdClusterNoLeader']) {
