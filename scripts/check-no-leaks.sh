@@ -7,10 +7,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 leaked=$(pgrep -af -- "$root/.cache/bin/" | awk -v dir="$root/.cache/bin/" 'index($2, dir) == 1' || true)
 # Fault agents and operator replicas the tests start run this project's CLI under node.
 cli=$(pgrep -af -- "$root/(src/cli\.ts|dist/cli\.js) (agent|operator|dev|witness)" || true)
-leaked=$(printf '%s\n%s' "$leaked" "$cli" | sed '/^$/d')
+# Prometheus servers the tests start (test/helpers/prometheus.ts) run on a temporary etcd-robustness-prometheus-* folder.
+prom=$(pgrep -af -- "prometheus .*etcd-robustness-prometheus-" || true)
+leaked=$(printf '%s\n%s\n%s' "$leaked" "$cli" "$prom" | sed '/^$/d')
 if [ -n "$leaked" ]; then
   echo "Leaked processes started from $root/.cache/bin (a test did not stop them):" >&2
   echo "$leaked" >&2
   exit 1
 fi
-echo "no leaked etcd, kube-apiserver, agent or operator processes"
+echo "no leaked etcd, kube-apiserver, agent, operator or prometheus processes"

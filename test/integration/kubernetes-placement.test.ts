@@ -387,6 +387,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       since: created.toISOString(),
       detail: 'pod Pending',
       agentUrl: `http://${fqdn('demo', 'demo-0')}:9095`,
+      version: '3.6.16',
     });
     assert.deepEqual(
       (await placement.listMembers(demo)).map((m) => m.name),
