@@ -16,9 +16,11 @@ import {
   parseVersion,
   planUpgrade,
   upgradeSteps,
+  type UpgradeDecision,
   type UpgradeInput,
   type UpgradeMember,
 } from '../../src/controller/etcdcluster/upgrade-plan.ts';
+import { ClusterModel, type ModelConfig } from '../helpers/upgrade-model.ts';
 
 const FROM = '3.5.35';
 const TO = '3.6.6';
@@ -456,5 +458,300 @@ describe('gateRunSpec and upgradeMembers', () => {
       { name: '14', id: '14', healthy: true, leader: false, learner: true, version: FROM },
     ]);
     assert.deepEqual(upgradeMembers(undefined, [placed('c-0', '11', FROM)]), []);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The simulation: planUpgrade driven against test/helpers/upgrade-model.ts.
+
+const gateArbitrary: fc.Arbitrary<UpgradeGateSpec | undefined> = fc.option(
+  fc.record({ before: fc.boolean(), afterEachMember: fc.boolean(), atEnd: fc.boolean() }).map((g) => normalizeGate(g)),
+  { nil: undefined, freq: 4 },
+);
+
+const configArbitrary = (changes: Partial<Record<keyof ModelConfig, fc.Arbitrary<unknown>>> = {}): fc.Arbitrary<ModelConfig> =>
+  fc.constantFrom(1, 3, 5).chain((size) =>
+    fc.record({
+      size: fc.constant(size),
+      leader: fc.nat({ max: size - 1 }),
+      from: fc.constant(FROM),
+      to: fc.constantFrom(TO, '3.5.40'),
+      gate: gateArbitrary,
+      seed: fc.integer(),
+      maxFailures: fc.nat({ max: 4 }),
+      failureRate: fc.constantFrom(0, 0.3, 0.6),
+      crashRate: fc.constantFrom(0, 0.1, 0.3),
+      electionRate: fc.constantFrom(0, 0.05, 0.2),
+      unsettledRate: fc.constantFrom(0, 0.1),
+      ...changes,
+    } as Record<keyof ModelConfig, fc.Arbitrary<unknown>>) as unknown as fc.Arbitrary<ModelConfig>,
+  );
+
+/** The gate steps of an upgrade, computed here without upgradeSteps. */
+function expectedGateSteps(order: readonly string[], gate: UpgradeGateSpec | undefined): string[] {
+  if (gate === undefined) return [];
+  const steps: string[] = [];
+  if (gate.before) steps.push('before');
+  if (gate.afterEachMember) steps.push(...order.slice(0, gate.atEnd ? -1 : undefined).map((m) => `after-${m}`));
+  if (gate.atEnd) steps.push('end');
+  return steps;
+}
+
+/** The gate steps that must have passed before the i-th member of `order` is touched. */
+function gatesBefore(order: readonly string[], index: number, gate: UpgradeGateSpec | undefined): string[] {
+  if (gate === undefined) return [];
+  return [...(gate.before ? ['before'] : []), ...(gate.afterEachMember ? order.slice(0, index).map((m) => `after-${m}`) : [])];
+}
+
+/** Plans once, checking that the planner is a pure function of its input (same answer twice, input untouched). */
+function plan(model: ClusterModel): { input: UpgradeInput; decision: UpgradeDecision } {
+  const input = model.input();
+  const before = JSON.stringify(input);
+  const decision = planUpgrade(input);
+  assert.equal(JSON.stringify(input), before, 'the planner changed its input');
+  assert.deepEqual(planUpgrade(structuredClone(input)), decision, 'the planner gave another answer to the same input (a restarted operator)');
+  return { input, decision };
+}
+
+interface ForwardTrace {
+  /** Members in the order upgradeMember was applied. */
+  upgraded: string[];
+  /** The leader when the upgrade started. */
+  initialLeader: string;
+}
+
+/**
+ * Drives the upgrade forward, checking the safety properties at each step, until it Succeeded or `stop`
+ * says so. The user resumes a block after 1 to 3 steps with a new token.
+ */
+function driveForward(model: ClusterModel, stop: (decision: UpgradeDecision, trace: ForwardTrace) => boolean = () => false, maxSteps = 2000): ForwardTrace {
+  const trace: ForwardTrace = { upgraded: [], initialLeader: model.leader };
+  const to = model.config.to;
+  let blocked: { status: string; token: string | undefined; since: number } | undefined;
+  let tokens = 0;
+  while (model.upgrade?.phase !== 'Succeeded') {
+    assert.ok(model.steps < maxSteps, `no progress after ${maxSteps} steps: ${JSON.stringify(model.upgrade)}`);
+    model.perturb();
+    const { decision } = plan(model);
+    if (stop(decision, trace)) return trace;
+    const up = model.upgrade;
+    assert.ok(!['refuse', 'block', 'startRollback', 'rollbackMember'].includes(decision.kind), `unexpected ${JSON.stringify(decision)}`);
+    if (decision.kind === 'wait' && decision.blocked === true) assert.equal(up?.phase, 'Blocked', decision.reason);
+
+    // After a gate failed, nothing changes until the resume token does.
+    if (blocked !== undefined && model.resume === blocked.token) {
+      assert.equal(decision.kind, 'wait', `a blocked upgrade decided ${JSON.stringify(decision)}`);
+      assert.equal(decision.blocked, true);
+    }
+    if (decision.kind === 'upgradeMember') {
+      assert.ok(up !== undefined && up.phase === 'Progressing');
+      assert.equal(decision.version, to);
+      const target = model.member(decision.member);
+      assert.notEqual(target.placedVersion, to, `${decision.member} upgraded twice`);
+      // One at a time: every member placed on the new version serves it.
+      for (const other of model.members) {
+        if (other.name !== decision.member && other.placedVersion === to) assert.ok(model.serving(other) && other.version === to, `${decision.member} upgraded while ${other.name} does not serve ${to} yet`);
+      }
+      // Never the leader while it leads, when another member could lead.
+      if (model.members.length > 1) assert.notEqual(model.leader, decision.member, `${decision.member} upgraded while leader`);
+      // Every gate before it passed.
+      const index = up.order.indexOf(decision.member);
+      assert.ok(index >= 0);
+      for (const step of gatesBefore(up.order, index, model.config.gate)) {
+        assert.equal(up.gates.filter((g) => g.step === step).at(-1)?.phase, 'Passed', `${decision.member} upgraded before gate ${step} passed`);
+      }
+      // Members go in the recorded order.
+      assert.deepEqual(up.order.slice(0, index), trace.upgraded.slice(0, index));
+    }
+    if (decision.kind === 'transferLeader') {
+      assert.ok(model.members.length > 1);
+      assert.equal(decision.from, model.leader);
+      assert.notEqual(decision.to, decision.from);
+      assert.ok(model.serving(model.member(decision.to)));
+      assert.equal(decision.toId, model.member(decision.to).id);
+    }
+    if (decision.kind === 'startGate') {
+      assert.ok(up !== undefined);
+      assert.ok(!up.gates.some((g) => g.run === decision.run), `run name ${decision.run} used twice`);
+      const served = (name: string) => model.member(name).placedVersion === to && model.member(name).version === to;
+      if (decision.step.startsWith('after-')) assert.ok(served(decision.step.slice('after-'.length)), `${decision.step} before its member serves ${to}`);
+      if (decision.step === 'end') assert.ok(model.members.every((m) => served(m.name)), 'the end gate before every member serves');
+    }
+    if (decision.kind === 'finish') {
+      assert.equal(decision.phase, 'Succeeded');
+      assert.ok(model.members.every((m) => m.placedVersion === to && m.version === to && model.serving(m)), 'Succeeded before every member serves');
+    }
+
+    const crash = model.crash();
+    const statusBefore = JSON.stringify(model.upgrade);
+    model.apply(decision, crash);
+    if (decision.kind === 'upgradeMember' && crash !== 'lost') trace.upgraded.push(decision.member);
+    if (decision.kind === 'start' && crash === 'none') trace.initialLeader = model.leader;
+    if (blocked !== undefined && model.resume === blocked.token) assert.equal(JSON.stringify(model.upgrade), statusBefore, 'a blocked upgrade changed');
+    model.tick();
+
+    // The user: resumes a blocked upgrade a few steps after it blocked.
+    if (model.upgrade?.phase === 'Blocked') {
+      blocked ??= { status: JSON.stringify(model.upgrade), token: model.resume, since: model.steps };
+      if (model.steps - blocked.since >= 1 + model.rng.int(3)) {
+        tokens += 1;
+        model.resume = `resume-${tokens}`;
+      }
+    } else {
+      blocked = undefined;
+    }
+  }
+  return trace;
+}
+
+describe('planUpgrade: simulation', () => {
+  test('the upgrade ends Succeeded, one member at a time, the leader last, every gate passed exactly once per attempt', () => {
+    fc.assert(
+      fc.property(configArbitrary(), (config) => {
+        const model = new ClusterModel(config);
+        const trace = driveForward(model);
+        const initialLeader = trace.initialLeader;
+        const up = model.upgrade!;
+        assert.equal(up.phase, 'Succeeded');
+        assert.equal(up.from, FROM);
+        assert.equal(up.to, config.to);
+        // Order: the followers sorted, then the leader of the start; each upgraded exactly once, in that order.
+        const followers = model.members.map((m) => m.name).filter((n) => n !== initialLeader).sort();
+        assert.deepEqual(up.order, [...followers, initialLeader]);
+        assert.deepEqual(trace.upgraded, up.order);
+        assert.equal(trace.upgraded.at(-1), initialLeader);
+        assert.ok(model.members.every((m) => m.placedVersion === config.to && m.version === config.to));
+        // Gates: each expected step ran once per attempt (a failed attempt, then a retry), the last passed.
+        const steps = expectedGateSteps(up.order, config.gate);
+        assert.deepEqual([...new Set(up.gates.map((g) => g.step))].sort(), [...steps].sort());
+        for (const step of steps) {
+          const results = up.gates.filter((g) => g.step === step);
+          const attempts = (model.failures.get(step) ?? 0) + 1;
+          assert.equal(results.length, attempts, `gate ${step}: ${results.length} results for ${attempts} attempts`);
+          assert.deepEqual(model.created.get(step), results.map((g) => g.run), `gate ${step}: a run per attempt`);
+          assert.ok(results.slice(0, -1).every((g) => g.phase === 'Failed'));
+          assert.equal(results.at(-1)?.phase, 'Passed');
+        }
+        const names = up.gates.map((g) => g.run);
+        assert.equal(new Set(names).size, names.length, 'gate run names are unique');
+        assert.equal([...model.runs.keys()].length, names.length, 'no gate run was created but not recorded');
+        // Nothing more to do.
+        assert.deepEqual(plan(model).decision, { kind: 'none' });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('a gate that fails blocks the upgrade until the resume annotation changes', () => {
+    const model = new ClusterModel({ size: 3, leader: 0, from: FROM, to: TO, gate: fullGate(), seed: 1, maxFailures: 1, failureRate: 1, crashRate: 0, electionRate: 0, unsettledRate: 0 });
+    // Drive until blocked.
+    for (let i = 0; model.upgrade?.phase !== 'Blocked'; i++) {
+      assert.ok(i < 50);
+      model.apply(plan(model).decision);
+      model.tick();
+    }
+    const status = JSON.stringify(model.upgrade);
+    for (let i = 0; i < 20; i++) {
+      const { decision } = plan(model);
+      assert.equal(decision.kind, 'wait');
+      assert.equal(decision.blocked, true);
+      model.apply(decision);
+      model.tick();
+    }
+    assert.equal(JSON.stringify(model.upgrade), status);
+    assert.ok(model.members.every((m) => m.placedVersion === FROM), 'no member was touched');
+    model.resume = 'again';
+    assert.deepEqual(plan(model).decision, { kind: 'resume', token: 'again' });
+    driveForward(model);
+    assert.equal(model.upgrade?.phase, 'Succeeded');
+    assert.deepEqual(
+      model.upgrade?.gates.filter((g) => g.step === 'before').map((g) => [g.run, g.phase]),
+      [
+        ['c-u1-before', 'Failed'],
+        ['c-u1-before-r1', 'Passed'],
+      ],
+    );
+  });
+});
+
+describe('planUpgrade: roll-back simulation', () => {
+  test('spec.version back to from rolls back exactly the members on the new version, the leader last, and ends RolledBack; refused once every member runs the new minor', () => {
+    fc.assert(
+      fc.property(configArbitrary({ crashRate: fc.constantFrom(0, 0.2) }), fc.nat({ max: 5 }), fc.nat({ max: 6 }), (config, upgrades, extra) => {
+        const model = new ClusterModel(config);
+        // Upgrade until `upgrades` members were upgraded and `extra` steps more, never finishing.
+        let after = -1;
+        driveForward(model, (decision, trace) => {
+          if (decision.kind === 'finish') return true;
+          if (after < 0 && trace.upgraded.length >= Math.min(upgrades, config.size)) after = model.steps;
+          return after >= 0 && model.steps - after >= extra;
+        });
+        if (model.upgrade === undefined) return; // stopped before it started
+        assert.ok(['Progressing', 'Blocked'].includes(model.upgrade.phase));
+        model.version = FROM;
+        const minor = config.to === TO;
+        let rolling: Set<string> | undefined;
+        const rolledBack: string[] = [];
+        for (let i = 0; model.upgrade.phase !== 'RolledBack'; i++) {
+          assert.ok(i < 500, `no roll-back after 500 steps: ${JSON.stringify(model.upgrade)}`);
+          model.perturb();
+          const { decision } = plan(model);
+          const allOnTo = model.members.every((m) => m.placedVersion === config.to && m.version === config.to);
+          if (model.upgrade.phase !== 'RollingBack') {
+            if (minor && allOnTo) {
+              // Refused: it stays so, whatever the steps.
+              assert.equal(decision.kind, 'wait');
+              assert.equal(decision.blocked, true);
+              assert.match(decision.reason, /needs etcd's downgrade procedure/);
+              const status = JSON.stringify(model.upgrade);
+              for (let j = 0; j < 5; j++) {
+                model.tick();
+                const again = plan(model).decision;
+                assert.deepEqual(again, decision);
+                model.apply(again);
+              }
+              assert.equal(JSON.stringify(model.upgrade), status);
+              return;
+            }
+            assert.deepEqual(decision, { kind: 'startRollback' });
+            const crash = model.crash();
+            model.apply(decision, crash);
+            if (crash === 'none') rolling = new Set(model.members.filter((m) => m.placedVersion === config.to || m.version === config.to).map((m) => m.name));
+            model.tick();
+            continue;
+          }
+          assert.ok(rolling !== undefined);
+          const remaining = [...rolling].filter((n) => !rolledBack.includes(n));
+          assert.ok(['wait', 'transferLeader', 'rollbackMember', 'finish'].includes(decision.kind), JSON.stringify(decision));
+          if (decision.kind === 'rollbackMember') {
+            assert.equal(decision.version, FROM);
+            assert.ok(remaining.includes(decision.member), `${decision.member} rolled back, but it is not among ${remaining.join(', ')}`);
+            // The leader last: a member that leads is rolled back only when it is the last one.
+            if (decision.member === model.leader) assert.deepEqual(remaining, [decision.member], `the leader ${decision.member} rolled back before ${remaining.join(', ')}`);
+            // Followers in reverse upgrade order.
+            const expected: string | undefined = [...model.upgrade.order].reverse().filter((n) => remaining.includes(n) && n !== model.leader)[0] ?? remaining[0];
+            assert.equal(decision.member, expected);
+          }
+          if (decision.kind === 'transferLeader') {
+            assert.equal(decision.from, model.leader);
+            assert.deepEqual(remaining, [decision.from], 'leadership moves only to roll back the leader, last');
+          }
+          if (decision.kind === 'finish') {
+            assert.equal(decision.phase, 'RolledBack');
+            assert.deepEqual(remaining, [], `RolledBack before ${remaining.join(', ')} rolled back`);
+          }
+          const crash = model.crash();
+          model.apply(decision, crash);
+          if (decision.kind === 'rollbackMember' && crash !== 'lost') rolledBack.push(decision.member);
+          model.tick();
+        }
+        // Exactly the members on the new version, each once; then every member runs from again.
+        assert.deepEqual([...rolledBack].sort(), [...rolling!].sort());
+        for (let j = 0; j < 5; j++) model.tick();
+        assert.ok(model.members.every((m) => m.placedVersion === FROM && m.version === FROM), JSON.stringify(model.members));
+        assert.deepEqual(plan(model).decision, { kind: 'none' });
+      }),
+      { numRuns: 300 },
+    );
   });
 });
