@@ -22,6 +22,7 @@ import { robustnessRunPlural } from '../../domain/index.ts';
 import { setCondition } from '../kit/index.ts';
 import { upgradePatch, upgradeStep, type UpgradeOutcome } from './upgrade.ts';
 import { UpgradeMetrics } from './upgrade-metrics.ts';
+import { ClusterMetrics, QuotaCache } from './metrics.ts';
 
 export const clusterFinalizer = 'etcd.robustness.io/cluster-cleanup';
 /** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
@@ -52,6 +53,9 @@ export class EtcdClusterReconciler {
   private readonly clusters: CustomResources<EtcdCluster>;
   private readonly runs: CustomResources<RobustnessRunResource>;
   private readonly upgradeMetrics: UpgradeMetrics | undefined;
+  private readonly clusterMetrics: ClusterMetrics | undefined;
+  /** Each member's quota from its /metrics, read at most every 30 s in the background. */
+  private readonly quotas = new QuotaCache();
   private readonly options: EtcdClusterReconcilerOptions;
   /** etcd member id → first time seen not serving (per cluster key). */
   private readonly unhealthySince = new Map<string, Map<string, number>>();
@@ -64,6 +68,13 @@ export class EtcdClusterReconciler {
     this.clusters = new CustomResources<EtcdCluster>(options.kubeConfig, etcdClusterPlural);
     this.runs = new CustomResources<RobustnessRunResource>(options.kubeConfig, robustnessRunPlural);
     this.upgradeMetrics = options.registry === undefined ? undefined : new UpgradeMetrics(options.registry);
+    this.clusterMetrics = options.registry === undefined ? undefined : new ClusterMetrics(options.registry);
+  }
+
+  private forgetMetrics(key: string): void {
+    this.upgradeMetrics?.forget(key);
+    this.clusterMetrics?.forget(key);
+    this.quotas.forget(key);
   }
 
   /** One step of the rolling upgrade (./upgrade.ts); its status and conditions are merged into `status`. */
@@ -105,7 +116,7 @@ export class EtcdClusterReconciler {
     const { namespace = 'default', name } = splitKey(key);
     const cluster = await this.clusters.get(namespace, name);
     if (!cluster) {
-      this.upgradeMetrics?.forget(key);
+      this.forgetMetrics(key);
       this.unhealthySince.delete(key);
       this.quorum.forget(key);
       await this.dropWitness(key);
@@ -120,6 +131,7 @@ export class EtcdClusterReconciler {
       await placement.deleteCluster(cluster);
       await this.event(cluster, 'Normal', 'ClusterDeleted', 'members stopped and their data deleted');
       await this.clusters.patch(namespace, name, finalizerPatch(latest.metadata, clusterFinalizer, false));
+      this.forgetMetrics(key);
       this.unhealthySince.delete(key);
       this.quorum.forget(key);
       await this.dropWitness(key);
@@ -137,6 +149,7 @@ export class EtcdClusterReconciler {
     const placed = await placement.listMembers(cluster);
     const endpoints = await placement.clientEndpoints(cluster);
     const etcd = await observeEtcd(endpoints);
+    this.clusterMetrics?.observe(key, etcd, placed, this.quotas.current(key, placed));
     const unhealthy = this.trackUnhealthy(key, etcd);
     let pending = pendingOf(cluster);
     if (pending && etcd?.members.some((m) => m.name === pending?.name)) {
@@ -200,6 +213,7 @@ export class EtcdClusterReconciler {
   /** Closes the witness stores this reconciler opened. */
   async close(): Promise<void> {
     for (const key of [...this.witnesses.keys()]) await this.dropWitness(key);
+    await this.quotas.settled();
   }
 
   private async reconcileTwoNode(
