@@ -16,6 +16,7 @@
  *                                                (etcd then moved its cluster version: a downgrade needs
  *                                                etcd's downgrade procedure)
  */
+import { createHash } from 'node:crypto';
 import type { EtcdClusterSpec, GateResult, RobustnessRunStatus, UpgradeGateSpec, UpgradeStatus } from '../../domain/index.ts';
 import { judgeRun } from '../gates/criteria.ts';
 
@@ -119,7 +120,7 @@ export const upgradeInProgress = (upgrade: UpgradeStatus | undefined): boolean =
 /** The name of a gate run: `<cluster>-u<upgrade>-<step>` and `-r<n>` for the n-th retry. */
 export function gateRunName(cluster: string, upgrade: number, step: string, attempt: number): string {
   const name = `${cluster}-u${upgrade}-${step}${attempt > 0 ? `-r${attempt}` : ''}`;
-  return name.length <= 200 ? name : `${name.slice(0, 180)}-${name.length}`;
+  return name.length <= 200 ? name : `${name.slice(0, 180)}-${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }
 
 type Step = { kind: 'gate'; step: string } | { kind: 'member'; member: string };
@@ -175,6 +176,8 @@ export function planUpgrade(input: UpgradeInput): UpgradeDecision {
     if (upgrade?.phase === 'Refused' && upgrade.from === from && upgrade.to === target) return { kind: 'none' };
     const number = (upgrade?.number ?? 0) + 1;
     const base: UpgradeStatus = { number, from, to: target, phase: 'Progressing', order: [], startedAt: rfc3339(input.now), gates: [] };
+    // The resume annotation's value now belongs to earlier upgrades: only a new value resumes this one.
+    if (input.resume !== undefined && input.resume !== '') base.resumed = input.resume;
     if (spec.topology === 'twoNodeWitness') {
       return { kind: 'refuse', upgrade: { ...base, phase: 'Refused' }, reason: 'rolling upgrades of the twoNodeWitness topology are not supported yet' };
     }
@@ -209,8 +212,11 @@ export function planUpgrade(input: UpgradeInput): UpgradeDecision {
       const result = latestGate(up, step.step);
       if (result?.phase === 'Passed') continue;
       if (result === undefined || result.phase === 'Failed') {
-        // A failed gate here means the upgrade was resumed: the gate runs again under a new name.
-        const attempt = up.gates.filter((g) => g.step === step.step).length;
+        // A failed gate here means the upgrade was resumed: the gate runs again under a name no earlier
+        // attempt had (the status keeps a bounded list of results, so the count alone is not enough).
+        const used = new Set(up.gates.map((g) => g.run));
+        let attempt = up.gates.filter((g) => g.step === step.step).length;
+        while (used.has(gateRunName(input.clusterName, up.number, step.step, attempt))) attempt += 1;
         return { kind: 'startGate', step: step.step, run: gateRunName(input.clusterName, up.number, step.step, attempt) };
       }
       // Running: judge its run once it finished.
@@ -260,6 +266,9 @@ function planRollback(input: UpgradeInput, up: UpgradeStatus): UpgradeDecision {
     }
     return { kind: 'startRollback' };
   }
+  // One member at a time: a member rolled back (or down for another reason) serves again before the next.
+  const down = voters.filter((m) => !m.healthy).map((m) => m.name);
+  if (down.length > 0) return { kind: 'wait', reason: `rolling back to ${up.from}: waiting for ${down.join(', ')} to serve` };
   // Roll back the leader last: the other upgraded members first, in reverse upgrade order.
   const order = [...up.order].reverse();
   const pending = order.map((name) => members.find((m) => m.name === name)).filter((m): m is UpgradeMember => m !== undefined && atTarget(m));

@@ -199,7 +199,7 @@ export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> 
         }
       }
       const result: GateResult = { step: decision.step, run: decision.run, phase: 'Running', startedAt: rfc3339(now) };
-      upgrade = { ...up, step: `gate:${decision.step}`, gates: [...up.gates, result].slice(-maxGateResults) };
+      upgrade = { ...up, step: `gate:${decision.step}`, gates: boundedGates([...up.gates, result]) };
       await ctx.event('Normal', 'GateStarted', `gate ${decision.step} of the upgrade to ${up.to}: RobustnessRun ${decision.run}`);
       break;
     }
@@ -280,6 +280,17 @@ export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> 
   if (gateFinished !== undefined) outcome.gateFinished = gateFinished;
   if (upgradeInProgress(upgrade) || decision.kind === 'start') outcome.requeueAfterMs = decision.kind === 'wait' ? 2000 : 500;
   return outcome;
+}
+
+/** At most maxGateResults, dropping the oldest failed attempts first: a step's latest result always stays. */
+export function boundedGates(gates: readonly GateResult[]): GateResult[] {
+  const kept = [...gates];
+  while (kept.length > maxGateResults) {
+    const latest = new Set(kept.map((g, i) => (kept.findLastIndex((h) => h.step === g.step) === i ? i : -1)));
+    const drop = kept.findIndex((g, i) => g.phase === 'Failed' && !latest.has(i));
+    kept.splice(drop >= 0 ? drop : 0, 1);
+  }
+  return kept;
 }
 
 /** status.upgrade as a merge patch: optional fields that are absent are cleared. */

@@ -82,13 +82,17 @@ export function runGate(resource: RobustnessRunResource, criteria: GateCriteria,
     // A run in progress: only the previous run's verdict is on record (its operation counts are not).
     const last = status.lastRun;
     if (last === undefined) return answer(false, `run ${status.runNumber ?? 1} is in progress and no run has finished yet`);
+    const lastEnd = last.endTime === undefined ? Number.NaN : Date.parse(last.endTime);
+    if (maxAgeMs !== undefined && !(now.getTime() - lastEnd <= maxAgeMs)) {
+      return answer(false, `run ${status.runNumber ?? '?'} is in progress; the last finished run (${last.number}) ended at ${last.endTime ?? 'an unknown time'}, longer ago than maxAge`, { run: last.number, verdict: last.verdict });
+    }
     return answer(last.phase === 'Passed', `run ${status.runNumber ?? '?'} is in progress; judged on run ${last.number}, which ended ${last.phase} (verdict only)`, { run: last.number, verdict: last.verdict });
   }
   const judged = judgeRun(status, criteria);
   if (judged === undefined) return answer(false, 'no run has finished yet');
   const endTime = status?.endTime === undefined ? undefined : Date.parse(status.endTime);
   const details = { run: status?.runNumber, verdict: judged.verdict, availability: judged.availability, unknownRate: judged.unknownRate, endTime: status?.endTime, criteria };
-  if (maxAgeMs !== undefined && (endTime === undefined || now.getTime() - endTime > maxAgeMs)) {
+  if (maxAgeMs !== undefined && (endTime === undefined || !(now.getTime() - endTime <= maxAgeMs))) {
     return answer(false, `the last run ended at ${status?.endTime ?? 'an unknown time'}, longer ago than maxAge`, details);
   }
   return answer(judged.passing, judged.reason, details);
