@@ -6,7 +6,7 @@
 import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from '../domain/index.ts';
 import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
 import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
-import { patchHistory } from './patch.ts';
+import { patchHistory, unknownDeleter } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, Verdict } from './result.ts';
 import { checkWatches, type CommittedRevision } from './watch.ts';
 
@@ -208,7 +208,13 @@ function runEngine(history: History, indices: Iterable<number>, engineOptions: E
   return engine;
 }
 
-export function checkLinearizability(original: History, options: CheckOptions = {}): LinearizabilityResult & { committed?: CommittedRevision[] } {
+/** What checkLinearizability hands the watch check: the committed revisions, and the patched operations. */
+interface ForWatches {
+  committed?: CommittedRevision[];
+  patchedOperations?: Operation[];
+}
+
+export function checkLinearizability(original: History, options: CheckOptions = {}): LinearizabilityResult & ForWatches {
   const opts = modelOptionsFor(original);
   const engineOptions: EngineOptions = {
     ...opts,
@@ -246,12 +252,13 @@ export function checkLinearizability(original: History, options: CheckOptions = 
   const hasStale = history.operations.some((op) => roleOf(op) === 'stale');
   const { committed, snapshots } = replay(history, linearization, opts, hasStale);
   const staleReadViolations = hasStale ? staleReadProblems(history, linearization, snapshots, opts) : [];
-  const result: LinearizabilityResult & { committed?: CommittedRevision[] } = {
+  const result: LinearizabilityResult & ForWatches = {
     verdict: staleReadViolations.length > 0 ? 'violation' : 'linearizable',
     operations,
     ...patched,
     linearization,
     committed,
+    patchedOperations: patch.operations,
   };
   if (staleReadViolations.length > 0) result.staleReadViolations = staleReadViolations;
   return result;
@@ -279,8 +286,11 @@ function highestCompaction(history: History): number | undefined {
 
 export function checkHistory(history: History, options: CheckOptions = {}): CheckReport {
   const started = performance.now();
-  const { committed, ...linearizability } = checkLinearizability(history, options);
+  const { committed, patchedOperations, ...linearizability } = checkLinearizability(history, options);
   const input: Parameters<typeof checkWatches>[0] = { streams: history.watches, committed };
+  // Deletes whose outcome patching could not resolve may account for delete events (see watch.ts).
+  const deleter = patchedOperations && history.watches.length > 0 ? unknownDeleter(patchedOperations) : undefined;
+  if (deleter !== undefined) input.unknownDeleter = deleter;
   if (history.meta?.mode === 'shared' && history.meta.prefix !== undefined) input.prefix = history.meta.prefix;
   if ((history.meta?.mode ?? 'exclusive') === 'exclusive') input.historyStart = (history.meta?.initialRevision ?? 1) + 1;
   const compactRevision = highestCompaction(history);

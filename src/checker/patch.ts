@@ -10,9 +10,21 @@
  * take effect and is dropped (the watch itself is checked for reliability separately).
  *
  * Values that several requests write are left alone: their observations prove nothing about one of them.
+ *
+ * Deletes carry no value, so a delete event is tied to its writer by elimination instead: a watch's delete
+ * of key K at revision R proves that some write deleted K at R. Only the run's own clients write its keys
+ * (all keys in exclusive mode, those under the prefix in shared mode), so when exactly one unknown-outcome
+ * operation of the history could have deleted K (a delete of K or of a range holding K, a txn with a branch
+ * that does, a leaseRevoke of a lease K was put with), was called before the event was delivered, and no
+ * acknowledged operation at R (or of unknown revision) could have, that operation took effect at R: it
+ * becomes known, returning when the event was first delivered, with revision R (resolveDeletes). With
+ * several candidates nothing is resolved; the watch check then does not blame the event on the watch
+ * (unknownDeleter, which check.ts hands to watch.ts). Leases are assumed not to expire during a run (the probes grant them
+ * for longer than the run), as the model assumes.
  */
 import type { EtcdResponse, History, Operation, TxnOp, WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
+import { keyInRange } from './model.ts';
 import { inWatchRange } from './watch.ts';
 
 /**
@@ -26,7 +38,10 @@ export interface PatchResult {
   operations: Operation[];
   /** Unknown-outcome writes whose values nothing mentions (now written as unobservedValue). */
   anonymized: number;
-  /** Unknown-outcome writes whose value was observed (now known, with their return and revision). */
+  /**
+   * Unknown-outcome writes whose value was observed, or that are the only possible writer of a delete a
+   * watch delivered (now known, with their return and revision).
+   */
   observed: number;
   /** Unknown-outcome writes a complete watch proves never happened (now definite errors). */
   neverApplied: number;
@@ -165,7 +180,170 @@ export function patchHistory(history: History): PatchResult {
     anonymized++;
     return { ...op, request };
   });
+  observed += resolveDeletes(history, operations);
   return { operations, observed, neverApplied, anonymized };
+}
+
+// ---- unknown-outcome deletes, resolved by elimination from the delete events watches delivered
+
+/** What an operation may delete: key ranges (with the txn branch holding each), or a lease's keys. */
+interface Deleter {
+  index: number;
+  op: Operation;
+  ranges: { key: string; end: string | undefined; branch: boolean | undefined }[];
+  lease: string | undefined;
+}
+
+function deleterOf(op: Operation, index: number): Deleter | undefined {
+  const { request } = op;
+  if (request.type === 'delete') return { index, op, ranges: [{ key: request.key, end: request.end, branch: undefined }], lease: undefined };
+  if (request.type === 'leaseRevoke') return { index, op, ranges: [], lease: request.id };
+  if (request.type !== 'txn') return undefined;
+  const ranges: Deleter['ranges'] = [];
+  for (const o of request.success) if (o.type === 'delete') ranges.push({ key: o.key, end: o.end, branch: true });
+  for (const o of request.failure) if (o.type === 'delete') ranges.push({ key: o.key, end: o.end, branch: false });
+  return ranges.length > 0 ? { index, op, ranges, lease: undefined } : undefined;
+}
+
+/**
+ * What an acknowledged operation may have deleted: only its txn's taken branch, and not a delete whose
+ * response says it deleted nothing (a delete of a missing key shows the current revision, not its own).
+ */
+function knownDeleterOf(op: Operation, index: number): Deleter | undefined {
+  const d = deleterOf(op, index);
+  if (d === undefined || d.lease !== undefined) return d;
+  const response = op.response as { deleted?: number; succeeded?: boolean; results?: { deleted?: number }[] } | undefined;
+  if (op.request.type === 'delete') return response?.deleted === 0 ? undefined : d;
+  if (op.request.type !== 'txn' || response?.succeeded === undefined) return d;
+  const branch = response.succeeded ? op.request.success : op.request.failure;
+  const ranges: Deleter['ranges'] = [];
+  branch.forEach((o, i) => {
+    if (o.type === 'delete' && response.results?.[i]?.deleted !== 0) ranges.push({ key: o.key, end: o.end, branch: response.succeeded });
+  });
+  return ranges.length > 0 ? { ...d, ranges } : undefined;
+}
+
+/** The keys each lease had some key put with, anywhere in the history (a superset of what a revoke deletes). */
+function keysByLease(operations: Operation[]): Map<string, Set<string>> {
+  const byLease = new Map<string, Set<string>>();
+  for (const op of operations) {
+    const { request } = op;
+    const puts = request.type === 'put' ? [request] : request.type === 'txn' ? [...request.success, ...request.failure] : [];
+    for (const o of puts) {
+      if (o.type !== 'put' || o.lease === undefined) continue;
+      let keys = byLease.get(o.lease);
+      if (keys === undefined) byLease.set(o.lease, (keys = new Set()));
+      keys.add(o.key);
+    }
+  }
+  return byLease;
+}
+
+function canDelete(d: Deleter, key: string, leaseKeys: Map<string, Set<string>>): boolean {
+  if (d.lease !== undefined) return leaseKeys.get(d.lease)?.has(key) ?? false;
+  return d.ranges.some((r) => keyInRange(key, r.key, r.end));
+}
+
+/** The deleters among operations whose outcome is unknown. */
+function unknownDeletersOf(operations: Operation[]): Deleter[] {
+  const found: Deleter[] = [];
+  operations.forEach((op, index) => {
+    if (roleOf(op) !== 'optional') return;
+    const d = deleterOf(op, index);
+    if (d !== undefined) found.push(d);
+  });
+  return found;
+}
+
+/**
+ * Whether some operation whose outcome is still unknown (after patching) could have deleted `key`, having
+ * been called by `time`: then a delete event of `key` the linearization does not hold may be that
+ * operation's, at a revision the history cannot place. Undefined when there is no such operation at all.
+ */
+export function unknownDeleter(operations: Operation[]): ((key: string, time: number) => boolean) | undefined {
+  const deleters = unknownDeletersOf(operations);
+  if (deleters.length === 0) return undefined;
+  const leaseKeys = keysByLease(operations);
+  return (key, time) => deleters.some((d) => d.op.call <= time && canDelete(d, key, leaseKeys));
+}
+
+/** The delete events watches delivered on keys the history accounts for: "revision\0key" -> first delivery. */
+function deleteEvents(history: History): Map<string, { key: string; revision: number; time: number }> {
+  const shared = (history.meta?.mode ?? 'exclusive') === 'shared';
+  const prefix = history.meta?.prefix ?? '';
+  const start = shared ? -Infinity : (history.meta?.initialRevision ?? 1) + 1;
+  const events = new Map<string, { key: string; revision: number; time: number }>();
+  for (const stream of history.watches) {
+    for (const response of stream.responses) {
+      for (const event of response.events) {
+        if (event.type !== 'delete' || event.modRevision < start || (shared && !event.key.startsWith(prefix))) continue;
+        const id = `${event.modRevision}\u0000${event.key}`;
+        const prior = events.get(id);
+        if (prior === undefined) events.set(id, { key: event.key, revision: event.modRevision, time: response.time });
+        else if (response.time < prior.time) prior.time = response.time;
+      }
+      // A cancel or error ends the stream (watch.ts ignores what follows).
+      if (response.canceled === true || response.error !== undefined) break;
+    }
+  }
+  return events;
+}
+
+/**
+ * Makes known the unknown-outcome operations that are the only possible writer of a delete event (see the
+ * header); returns how many. `operations` (already patched for puts) is updated in place.
+ */
+function resolveDeletes(history: History, operations: Operation[]): number {
+  if (history.watches.length === 0) return 0;
+  const unknown = unknownDeletersOf(operations);
+  if (unknown.length === 0) return 0;
+  const events = deleteEvents(history);
+  if (events.size === 0) return 0;
+  const leaseKeys = keysByLease(operations);
+  // Acknowledged operations that may delete: by the revision their response shows, or with none shown.
+  const knownAt = new Map<number, Deleter[]>();
+  const knownSomewhere: Deleter[] = [];
+  operations.forEach((op, index) => {
+    if (roleOf(op) !== 'linearize') return;
+    const d = knownDeleterOf(op, index);
+    if (d === undefined) return;
+    const revision = (op.response as { revision?: number } | undefined)?.revision;
+    if (revision === undefined) knownSomewhere.push(d);
+    else {
+      const list = knownAt.get(revision);
+      if (list) list.push(d);
+      else knownAt.set(revision, [d]);
+    }
+  });
+  const resolutions = new Map<number, { revision: number; time: number; response: EtcdResponse }>();
+  for (const { key, revision, time } of events.values()) {
+    if (knownAt.get(revision)?.some((d) => canDelete(d, key, leaseKeys))) continue;
+    if (knownSomewhere.some((d) => d.op.call <= time && canDelete(d, key, leaseKeys))) continue;
+    let only: Deleter | undefined;
+    let count = 0;
+    for (const d of unknown) {
+      if (d.op.call > time || !canDelete(d, key, leaseKeys)) continue;
+      only = d;
+      if (++count > 1) break;
+    }
+    if (count !== 1) continue;
+    const response = resolvedDeleteResponse(only!, key, revision);
+    if (response === undefined) continue;
+    const prior = resolutions.get(only!.index);
+    if (prior === undefined || time < prior.time) resolutions.set(only!.index, { revision, time, response });
+  }
+  for (const [index, { time, response }] of resolutions) operations[index] = { ...operations[index]!, return: time, response };
+  return resolutions.size;
+}
+
+/** The response of a deleter that deleted `key` at `revision` (undefined when a txn's branch cannot be told). */
+function resolvedDeleteResponse(d: Deleter, key: string, revision: number): EtcdResponse | undefined {
+  const { request } = d.op;
+  if (request.type === 'leaseRevoke') return { revision };
+  if (request.type === 'delete') return request.end === undefined ? { revision, deleted: 1 } : { revision };
+  const branches = new Set(d.ranges.filter((r) => keyInRange(key, r.key, r.end)).map((r) => r.branch));
+  if (branches.size !== 1) return undefined;
+  return { succeeded: [...branches][0] === true, revision };
 }
 
 /** The request with the values `unmentioned` selects replaced by unobservedValue (the same object if none). */

@@ -63,6 +63,16 @@ export interface WatchCheckInput {
    * read the previous version (events at or below the compaction), so a missing prevKV is accepted there.
    */
   compactRevision?: number;
+  /**
+   * Whether an operation whose outcome stayed unknown (after patching, patch.ts) could have deleted `key`,
+   * having been called by `time`. Such an operation has no known revision: the linearization may leave it
+   * out, or apply it at a revision it cannot name. So a delivered delete of `key` that the committed history
+   * lacks is not reported as "not in the history" when this says yes (the one weakening: with two or more
+   * such candidates patching cannot tell which one it was), and a committed delete of `key` at an unknown
+   * revision (modRevision < 0) is not reported missing from any stream once some stream delivered such a
+   * delete of `key` (the linearization's placement of it is one choice among many).
+   */
+  unknownDeleter?: (key: string, time: number) => boolean;
 }
 
 type Report = (property: WatchProperty, message: string, events: WatchEvent[]) => void;
@@ -105,6 +115,7 @@ interface KnownHistory {
   start: number;
   prefix: string | undefined;
   compactRevision: number | undefined;
+  unknownDeleter: ((key: string, time: number) => boolean) | undefined;
   /** Events by key of the large revisions looked up so far (a big txn), built on first use. */
   largeRevisions: Map<number, Map<string, WatchEvent>>;
 }
@@ -118,12 +129,32 @@ export function checkWatches(input: WatchCheckInput): WatchViolation[] {
           start: input.historyStart ?? 1,
           prefix: input.prefix,
           compactRevision: input.compactRevision,
+          unknownDeleter: input.unknownDeleter,
           largeRevisions: new Map(),
         };
-  return input.streams.flatMap((stream) => checkStream(stream, history));
+  const unplaced = history?.unknownDeleter === undefined ? new Set<string>() : unplacedDeletes(input.streams, history);
+  return input.streams.flatMap((stream) => checkStream(stream, history, unplaced));
 }
 
-function checkStream(stream: WatchStream, history: KnownHistory | undefined): WatchViolation[] {
+/**
+ * Keys of delete events some stream delivered that the committed history lacks but an unknown-outcome
+ * operation may have made (see unknownDeleter). The linearization may have applied that operation at a
+ * revision it cannot name, and anywhere in its window: no stream is held to that placement.
+ */
+function unplacedDeletes(streams: WatchStream[], history: KnownHistory): Set<string> {
+  const keys = new Set<string>();
+  for (const stream of streams) {
+    for (const response of liveResponses(stream.responses)) {
+      for (const event of response.events) {
+        if (event.type !== 'delete' || keys.has(event.key) || !isKnown(history, event.modRevision, event.key)) continue;
+        if (committedEvent(history, event.modRevision, event.key) === undefined && history.unknownDeleter?.(event.key, response.time) === true) keys.add(event.key);
+      }
+    }
+  }
+  return keys;
+}
+
+function checkStream(stream: WatchStream, history: KnownHistory | undefined, unplaced: Set<string>): WatchViolation[] {
   const { report, violations } = boundedReporter(stream.id);
   const responses = liveResponses(stream.responses);
   const deliveries = deliver(responses);
@@ -135,8 +166,8 @@ function checkStream(stream: WatchStream, history: KnownHistory | undefined): Wa
   checkAtomic(deliveries, report);
   checkBookmarkable(responses, report);
   checkStartRevision(request, delivered, report);
-  for (const { event } of delivered) checkEventContents(request, event, history, report);
-  if (history !== undefined) checkMissing(request, responses, deliveries, history, report);
+  for (const { event, response } of delivered) checkEventContents(request, event, responses[response]!.time, history, report);
+  if (history !== undefined) checkMissing(request, responses, deliveries, history, report, unplaced);
   return violations();
 }
 
@@ -347,11 +378,19 @@ function checkStartRevision(request: WatchRequest, delivered: Delivered[], repor
 
 // ---- per-event contents: against the committed event when known, else against the event itself
 
-function checkEventContents(request: WatchRequest, event: WatchEvent, history: KnownHistory | undefined, report: Report): void {
+function checkEventContents(
+  request: WatchRequest,
+  event: WatchEvent,
+  time: number,
+  history: KnownHistory | undefined,
+  report: Report,
+): void {
   const known = history !== undefined && isKnown(history, event.modRevision, event.key);
   const committed = known ? committedEvent(history, event.modRevision, event.key) : undefined;
   if (known && committed === undefined) {
-    report('reliable', `${describe(event)} is not in the history: no such change was committed`, [event]);
+    // Unless it is a delete an unknown-outcome operation may have made, at a revision the history cannot place.
+    const unplaced = event.type === 'delete' && history.unknownDeleter?.(event.key, time) === true;
+    if (!unplaced) report('reliable', `${describe(event)} is not in the history: no such change was committed`, [event]);
   }
   if (committed !== undefined) {
     const differences = eventDifferences(event, committed);
@@ -496,7 +535,14 @@ function implicitStart(responses: WatchResponse[]): number | undefined {
   return undefined;
 }
 
-function checkMissing(request: WatchRequest, responses: WatchResponse[], deliveries: Deliveries, history: KnownHistory, report: Report): void {
+function checkMissing(
+  request: WatchRequest,
+  responses: WatchResponse[],
+  deliveries: Deliveries,
+  history: KnownHistory,
+  report: Report,
+  unplaced: Set<string>,
+): void {
   const covered = coverage(request, responses, deliveries.events);
   if (covered === undefined) return;
   const revisions = history.revisions;
@@ -507,6 +553,8 @@ function checkMissing(request: WatchRequest, responses: WatchResponse[], deliver
     for (const event of entry.events) {
       if (!inWatchRange(request, event.key) || !underPrefix(history, event.key)) continue;
       if (delivered !== undefined && hasKey(delivered, event.key)) continue;
+      // An unknown-outcome delete applied at a revision the history cannot name, which a stream did deliver.
+      if (event.type === 'delete' && event.modRevision < 0 && unplaced.has(event.key)) continue;
       reportMissing(request, event, covered, report);
     }
   }
