@@ -19,8 +19,8 @@
  * acknowledged operation at R (or of unknown revision) could have, that operation took effect at R: it
  * becomes known, returning when the event was first delivered, with revision R (resolveDeletes). With
  * several candidates nothing is resolved; the watch check then does not blame the event on the watch
- * (unknownDeleter, which check.ts hands to watch.ts). Leases are assumed not to expire during a run (the probes grant them
- * for longer than the run), as the model assumes.
+ * (unknownDeleter, which check.ts hands to watch.ts). Leases are assumed not to expire during a run (the
+ * probes grant them for longer than the run), as the model assumes.
  */
 import type { EtcdResponse, History, Operation, TxnOp, WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
