@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RequestType } from '../domain/index.ts';
 import type { WatchProperty } from '../checker/index.ts';
+import { onePerRegistry } from '../metrics-registry.ts';
 import type { Verdict } from '../domain/index.ts';
 
 export type OperationOutcome = 'ok' | 'failed' | 'unknown';
@@ -164,16 +165,7 @@ function createMetrics(registry: Registry) {
 
 export type ProbeMetrics = ReturnType<typeof createMetrics>;
 
-const perRegistry = new WeakMap<Registry, ProbeMetrics>();
-
-export function probeMetrics(registry: Registry): ProbeMetrics {
-  let metrics = perRegistry.get(registry);
-  if (!metrics) {
-    metrics = createMetrics(registry);
-    perRegistry.set(registry, metrics);
-  }
-  return metrics;
-}
+export const probeMetrics: (registry: Registry) => ProbeMetrics = onePerRegistry(createMetrics);
 
 /** The metrics of one run (labels bound). */
 export class RunMetrics {

@@ -8,6 +8,7 @@
  * on the same registry must continue the counters, not re-register them.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { onePerRegistry } from '../../metrics-registry.ts';
 import type { PlacedMember } from '../../domain/index.ts';
 import { hexId, type EtcdMemberView, type EtcdView } from './observe.ts';
 
@@ -225,7 +226,7 @@ function createMetrics(registry: Registry) {
 }
 
 type MetricSet = ReturnType<typeof createMetrics>;
-const perRegistry = new WeakMap<Registry, MetricSet>();
+const metricSet = onePerRegistry(createMetrics);
 
 /** Sets `values` as the series of `gauge` for the cluster, removing the members it no longer has. */
 function setPerMember(gauge: Gauge, cluster: string, values: ReadonlyMap<string, number>, previous: Set<string>): Set<string> {
@@ -238,12 +239,7 @@ export class ClusterMetrics {
   private readonly m: MetricSet;
 
   constructor(registry: Registry) {
-    let set = perRegistry.get(registry);
-    if (!set) {
-      set = createMetrics(registry);
-      perRegistry.set(registry, set);
-    }
-    this.m = set;
+    this.m = metricSet(registry);
   }
 
   /** Updates every cluster gauge from one observation (`cluster` is "namespace/name"). */

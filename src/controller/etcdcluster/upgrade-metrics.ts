@@ -4,6 +4,7 @@
  * gate endpoints answer with. One set of metric objects per prom-client Registry.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { onePerRegistry } from '../../metrics-registry.ts';
 import type { UpgradeStatus } from '../../domain/index.ts';
 
 function createMetrics(registry: Registry) {
@@ -43,18 +44,13 @@ function createMetrics(registry: Registry) {
 }
 
 type MetricSet = ReturnType<typeof createMetrics>;
-const perRegistry = new WeakMap<Registry, MetricSet>();
+const metricSet = onePerRegistry(createMetrics);
 
 export class UpgradeMetrics {
   private readonly m: MetricSet;
 
   constructor(registry: Registry) {
-    let set = perRegistry.get(registry);
-    if (!set) {
-      set = createMetrics(registry);
-      perRegistry.set(registry, set);
-    }
-    this.m = set;
+    this.m = metricSet(registry);
   }
 
   /** The upgrade state of a cluster ("namespace/name") after a reconcile. */

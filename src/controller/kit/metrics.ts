@@ -7,6 +7,7 @@
  * registry shares them (prom-client refuses a second registration of a name).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { onePerRegistry } from '../../metrics-registry.ts';
 
 export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
 export const reconcileOutcomes: readonly ReconcileOutcome[] = ['success', 'error', 'requeue', 'requeue_after'];
@@ -132,18 +133,13 @@ function createMetrics(registry: Registry) {
 }
 
 type MetricSet = ReturnType<typeof createMetrics>;
-const perRegistry = new WeakMap<Registry, MetricSet>();
+const metricSet = onePerRegistry(createMetrics);
 
 export class ControllerMetrics {
   private readonly m: MetricSet;
 
   constructor(registry: Registry) {
-    let set = perRegistry.get(registry);
-    if (!set) {
-      set = createMetrics(registry);
-      perRegistry.set(registry, set);
-    }
-    this.m = set;
+    this.m = metricSet(registry);
   }
 
   // --- controller ---
