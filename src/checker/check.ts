@@ -75,7 +75,10 @@ function replay(history: History, order: number[], opts: ModelOptions & { initia
     const events: WatchEvent[] = [];
     const next = step(state, op.request, op.response, opts, undefined, events);
     if (next === null) throw new Error(`internal error: the linearization does not replay at operation ${index}`);
-    if (events.length > 0 && next.revision > state.revision) committed.push({ revision: next.revision, events });
+    if (events.length > 0 && next.revision > state.revision) {
+      // An unknown outcome still unknown after patching: applied here by the search's choice alone.
+      committed.push(op.return === null || op.response === undefined ? { revision: next.revision, events, uncertain: true } : { revision: next.revision, events });
+    }
     state = next;
     if (keepSnapshots) snapshots.push({ after: index, state });
   }

@@ -42,6 +42,12 @@ export interface CommittedRevision {
   revision: number;
   /** key, value, modRevision, createRevision, version, isCreate and prevKV (absent when the key did not exist). */
   events: WatchEvent[];
+  /**
+   * Made by an operation whose outcome stayed unknown: the linearization chose to apply it here, nothing
+   * observed it. What a watch delivered at this revision may be another unknown write that really took
+   * the slot, so a difference here is the search's guess, not evidence (the watch check does not report it).
+   */
+  uncertain?: true;
 }
 
 export interface WatchCheckInput {
@@ -225,6 +231,12 @@ function committedEvent(history: KnownHistory, revision: number, key: string): W
   return byKey.get(key);
 }
 
+/** The linearization put an unknown-outcome write at this revision (see CommittedRevision.uncertain). */
+function uncertainAt(history: KnownHistory, revision: number): boolean {
+  const entry = history.revisions[lowerBound(history.revisions, revision)];
+  return entry?.revision === revision && entry.uncertain === true;
+}
+
 function underPrefix(history: KnownHistory, key: string): boolean {
   return history.prefix === undefined || key.startsWith(history.prefix);
 }
@@ -385,7 +397,7 @@ function checkEventContents(
   history: KnownHistory | undefined,
   report: Report,
 ): void {
-  const known = history !== undefined && isKnown(history, event.modRevision, event.key);
+  const known = history !== undefined && isKnown(history, event.modRevision, event.key) && !uncertainAt(history, event.modRevision);
   const committed = known ? committedEvent(history, event.modRevision, event.key) : undefined;
   if (known && committed === undefined) {
     // Unless it is a delete an unknown-outcome operation may have made, at a revision the history cannot place.
@@ -549,6 +561,8 @@ function checkMissing(
   for (let i = lowerBound(revisions, Math.max(covered.from, history.start)); i < revisions.length; i++) {
     const entry = revisions[i]!;
     if (entry.revision > covered.to) break;
+    // The linearization's guess for an unknown write, not an observation: no event of it is owed.
+    if (entry.uncertain === true) continue;
     const delivered = deliveries.revisions.get(entry.revision);
     for (const event of entry.events) {
       if (!inWatchRange(request, event.key) || !underPrefix(history, event.key)) continue;
