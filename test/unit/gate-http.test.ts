@@ -119,6 +119,13 @@ describe('clusterGate', () => {
     assert.deepEqual(answer.lastGate, gates[1]);
   });
 
+  test('a failed gate answered by a roll-back passes: the members run the version from before', () => {
+    const gates = [gateResult('after-c-0', 'Failed', 'availability 0.5 is below 0.95')];
+    const answer = clusterGate(cluster([condition('Available', 'True'), condition('UpgradeBlocked', 'False')], upgradeStatus(gates, 'RolledBack')));
+    assert.equal(answer.passing, true);
+    assert.equal(answer.reason, 'Available; the upgrade to 3.6.6 was rolled back to 3.5.35 after its gate after-c-0 failed');
+  });
+
   test('passing: Available without upgrade gates, and Available with a passed last gate', () => {
     const plain = clusterGate(cluster([condition('Available', 'True'), condition('UpgradeBlocked', 'False')]));
     assert.equal(plain.passing, true);

@@ -50,10 +50,10 @@ function input(changes: Partial<UpgradeInput> = {}): UpgradeInput {
 const passedRun = (ops = { ok: 990, failed: 7, unknown: 3 }): RobustnessRunStatus => ({ phase: 'Passed', verdict: 'linearizable', operations: ops });
 
 describe('versions and paths', () => {
-  test('parseVersion: with or without v, a pre-release suffix ignored, anything else undefined', () => {
+  test('parseVersion: with or without v, with its pre-release suffix, anything else undefined', () => {
     assert.deepEqual(parseVersion('3.6.16'), { major: 3, minor: 6, patch: 16 });
     assert.deepEqual(parseVersion('v3.6.16'), { major: 3, minor: 6, patch: 16 });
-    assert.deepEqual(parseVersion(' 3.6.0-rc.1 '), { major: 3, minor: 6, patch: 0 });
+    assert.deepEqual(parseVersion(' 3.6.0-rc.1 '), { major: 3, minor: 6, patch: 0, pre: 'rc.1' });
     for (const bad of ['', 'x', '3.6', '3.6.1.2', 'v', '3.6.x', '3.6.1-', '3.6.1+build']) assert.equal(parseVersion(bad), undefined, bad);
   });
 
@@ -63,6 +63,16 @@ describe('versions and paths', () => {
     assert.ok(compareVersions(v('3.10.0'), v('3.9.99')) > 0);
     assert.ok(compareVersions(v('4.0.0'), v('3.99.99')) > 0);
     assert.equal(compareVersions(v('3.6.6'), v('v3.6.6')), 0);
+  });
+
+  test('compareVersions: a pre-release comes before its release, and pre-releases in numeric order', () => {
+    const v = (s: string) => parseVersion(s)!;
+    assert.ok(compareVersions(v('3.6.0-rc.1'), v('3.6.0')) < 0);
+    assert.ok(compareVersions(v('3.6.0'), v('3.6.0-rc.1')) > 0);
+    assert.ok(compareVersions(v('3.6.0-rc.2'), v('3.6.0-rc.10')) < 0);
+    assert.ok(compareVersions(v('3.5.35'), v('3.6.0-alpha.0')) < 0);
+    assert.equal(checkUpgradePath('3.6.0', '3.6.0-rc.1').ok, false, 'a release to its pre-release is a downgrade');
+    assert.equal(checkUpgradePath('3.6.0-rc.1', '3.6.0').ok, true);
   });
 
   test('checkUpgradePath: patch and next-minor upgrades are fine', () => {

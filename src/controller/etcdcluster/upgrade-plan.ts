@@ -27,17 +27,27 @@ export interface Version {
   major: number;
   minor: number;
   patch: number;
+  /** The pre-release suffix (`rc.1` of `3.6.0-rc.1`), when there is one. */
+  pre?: string;
 }
 
-/** `3.6.16` or `v3.6.16`; a pre-release suffix is ignored. Undefined when it is not a version. */
+/** `3.6.16` or `v3.6.16`, with an optional pre-release suffix. Undefined when it is not a version. */
 export function parseVersion(text: string): Version | undefined {
-  const match = /^v?(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z.-]+)?$/.exec(text.trim());
+  const match = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$/.exec(text.trim());
   if (!match) return undefined;
-  return { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3]) };
+  const version: Version = { major: Number(match[1]), minor: Number(match[2]), patch: Number(match[3]) };
+  if (match[4] !== undefined) version.pre = match[4];
+  return version;
 }
 
+/** Semantic version order: a pre-release comes before its release (`3.6.0-rc.1` < `3.6.0`). */
 export function compareVersions(a: Version, b: Version): number {
-  return a.major - b.major || a.minor - b.minor || a.patch - b.patch;
+  const core = a.major - b.major || a.minor - b.minor || a.patch - b.patch;
+  if (core !== 0) return core;
+  if (a.pre === b.pre) return 0;
+  if (a.pre === undefined) return 1;
+  if (b.pre === undefined) return -1;
+  return a.pre.localeCompare(b.pre, 'en', { numeric: true });
 }
 
 const minorOf = (v: Version): string => `${v.major}.${v.minor}`;

@@ -69,6 +69,8 @@ export function clusterGate(cluster: EtcdCluster): GateAnswer {
   const answer = (passing: boolean, reason: string): GateAnswer => ({ passing, kind: 'etcdcluster', name, reason, ...details });
   if (!isConditionTrue(conditions, 'Available')) return answer(false, `not Available: ${findCondition(conditions, 'Available')?.message ?? 'no status yet'}`);
   if (isConditionTrue(conditions, 'UpgradeBlocked')) return answer(false, `upgrade blocked: ${findCondition(conditions, 'UpgradeBlocked')?.message ?? ''}`);
+  // A roll-back answered the failed gate: the members run the version that passed before it.
+  if (lastGate?.phase === 'Failed' && upgrade?.phase === 'RolledBack') return answer(true, `Available; the upgrade to ${upgrade.to} was rolled back to ${upgrade.from} after its gate ${lastGate.step} failed`);
   if (lastGate?.phase === 'Failed') return answer(false, `the last gate (${lastGate.step}, run ${lastGate.run}) failed: ${lastGate.reason ?? ''}`);
   return answer(true, lastGate === undefined ? 'Available, no upgrade gate has run' : `Available; the last gate (${lastGate.step}) passed`);
 }
