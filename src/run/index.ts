@@ -5,7 +5,7 @@ export type { OperationCounts, RunOptions, RunProgress, RunResult } from './engi
 export { defaultRobustnessRun, ManifestError, parseRobustnessRun } from './manifest.ts';
 export type { ManifestIssue, ManifestOptions } from './manifest.ts';
 export { MetricsServer } from './metrics-server.ts';
-export { probeMetrics, Registry, RunMetrics } from './metrics.ts';
+export { forgetRun, probeMetrics, Registry, RunMetrics } from './metrics.ts';
 export type { CheckName, OperationOutcome, ProbeMetrics } from './metrics.ts';
 export { formatProgress } from './progress.ts';
 export { summarize, writeRunReport } from './report.ts';

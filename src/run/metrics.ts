@@ -248,4 +248,25 @@ export class RunMetrics {
   }
 }
 
+/**
+ * Removes every series of one run (its `run` label) from the registry: the operator calls it when a
+ * RobustnessRun is deleted, so a long-lived operator's series do not grow with every run it ever held
+ * (gate runs have a new name each).
+ */
+export async function forgetRun(registry: Registry, run: string): Promise<void> {
+  // The one shape every metric of the set shares (prom-client types each metric's labels separately).
+  type Removable = { get(): Promise<{ values: { labels: Record<string, string | number>; metricName?: string }[] }>; remove(labels: Record<string, string | number>): void };
+  for (const metric of Object.values(probeMetrics(registry)) as Removable[]) {
+    const { values } = await metric.get();
+    const histogram = metric instanceof Histogram;
+    for (const { labels, metricName } of values) {
+      if (labels['run'] !== run) continue;
+      // A histogram lists each series once per bucket: its _count sample names the series (without `le`).
+      if (histogram && metricName?.endsWith('_count') !== true) continue;
+      const { le: _bucket, ...series } = labels;
+      metric.remove(histogram ? series : labels);
+    }
+  }
+}
+
 export { Registry };

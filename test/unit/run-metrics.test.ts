@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { Registry } from 'prom-client';
 import type { MemberRuntime, PlannedFault } from '../../src/domain/index.ts';
 import { FaultExecutor } from '../../src/faults/executor.ts';
-import { checkNames, RunMetrics, verdicts } from '../../src/run/metrics.ts';
+import { checkNames, forgetRun, RunMetrics, verdicts } from '../../src/run/metrics.ts';
 
 async function values(registry: Registry, name: string): Promise<{ labels: Record<string, string | number>; value: number }[]> {
   const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
@@ -23,6 +23,26 @@ describe('RunMetrics', () => {
     assert.deepEqual(runs.map((v) => `${v.labels.verdict}=${v.value}`).sort(), ['inconclusive=0', 'linearizable=0', 'violation=0']);
     assert.deepEqual(verdicts.slice().sort(), ['inconclusive', 'linearizable', 'violation']);
     assert.deepEqual((await values(registry, 'etcd_robustness_faults_past_ttl')).map((v) => v.value), [0]);
+  });
+
+  test('forgetRun removes every series of one run, histograms and quantile gauges included, and keeps the others', async () => {
+    const registry = new Registry();
+    for (const run of ['ns/gone', 'ns/kept']) {
+      const metrics = new RunMetrics(registry, { run, cluster: 'ns/c' });
+      metrics.operation('put', 'ok', 0.002);
+      metrics.operation('range', 'unknown', undefined);
+      metrics.checker(5, 50, 3);
+      metrics.faultWritable('kill', 1.5);
+      metrics.finished('linearizable');
+    }
+    await forgetRun(registry, 'ns/gone');
+    const series = (await registry.getMetricsAsJSON()).flatMap((m) => m.values.map((v) => ({ name: m.name, run: v.labels['run'] })));
+    assert.deepEqual(series.filter((s) => s.run === 'ns/gone'), []);
+    const kept = new Set(series.filter((s) => s.run === 'ns/kept').map((s) => s.name));
+    for (const name of ['etcd_robustness_operations_total', 'etcd_robustness_operation_duration_seconds', 'etcd_robustness_checker_lag_seconds', 'etcd_robustness_fault_to_writable_seconds', 'etcd_robustness_runs_total']) {
+      assert.ok(kept.has(name), `${name} of the other run is kept`);
+    }
+    assert.match(await registry.metrics(), /etcd_robustness_operation_duration_seconds_bucket\{le="0.0025",run="ns\/kept",cluster="ns\/c",type="put"\} 1/);
   });
 
   test('the first violation and verdict count from the pre-created 0', async () => {

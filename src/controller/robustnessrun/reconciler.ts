@@ -24,7 +24,7 @@ import type {
 } from '../../domain/index.ts';
 import { etcdClusterPlural, robustnessApiVersion, robustnessRunKind, robustnessRunPlural } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
-import { executeRun, ManifestError, parseRobustnessRun, RunMetrics, writeRunReport, type Registry, type RunProgress, type RunResult } from '../../run/index.ts';
+import { executeRun, forgetRun, ManifestError, parseRobustnessRun, RunMetrics, writeRunReport, type Registry, type RunProgress, type RunResult } from '../../run/index.ts';
 import { findCondition, isConditionTrue, setCondition, splitKey, TerminalError, type EventRecorder, type ReconcileResult } from '../kit/index.ts';
 import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
 import type { ReportStore } from '../report-store.ts';
@@ -126,7 +126,13 @@ export class RobustnessRunReconciler {
     const resource = await this.runs.get(namespace, name);
     const active = this.active.get(key);
     if (!resource) {
-      active?.abort.abort();
+      if (active) {
+        active.abort.abort();
+        await active.done;
+      }
+      // Deleted: its series go too (after the run stopped, which records its end).
+      await forgetRun(this.options.registry, key);
+      new UpgradeMetrics(this.options.registry).forgetRun(key);
       return {};
     }
     if (resource.metadata.deletionTimestamp !== undefined) {
