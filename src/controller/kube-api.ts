@@ -104,6 +104,15 @@ export class CustomResources<T> {
     return (await this.api.createNamespacedCustomObject({ group: robustnessGroup, version: robustnessVersion, namespace, plural: this.plural, body }, timed)) as T;
   }
 
+  /** Deletes the object; one already gone is not an error. */
+  async delete(namespace: string, name: string): Promise<void> {
+    try {
+      await this.api.deleteNamespacedCustomObject(this.params(namespace, name), timed);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
   /** JSON merge patch of the object (metadata and spec). */
   async patch(namespace: string, name: string, body: object): Promise<T> {
     return (await this.api.patchNamespacedCustomObject({ ...this.params(namespace, name), body }, mergePatch)) as T;

@@ -39,11 +39,8 @@ interface Permission {
 
 /** What the operator may do in the namespaces it watches: exactly this, no more. */
 const operatorPermissions: Permission[] = [
-  {
-    apiGroup: 'etcd.robustness.io',
-    resources: ['etcdclusters', 'robustnessruns'],
-    verbs: ['get', 'list', 'watch', 'update', 'patch'],
-  },
+  { apiGroup: 'etcd.robustness.io', resources: ['etcdclusters'], verbs: ['get', 'list', 'watch', 'update', 'patch'] },
+  { apiGroup: 'etcd.robustness.io', resources: ['robustnessruns'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   {
     apiGroup: 'etcd.robustness.io',
     resources: ['etcdclusters/status', 'robustnessruns/status'],

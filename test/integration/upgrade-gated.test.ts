@@ -72,6 +72,17 @@ spec:
   traffic: { qps: { target: 50 } }
 `;
 
+// Labelled as a gate run of this cluster's upgrade 1, against no cluster (it never runs).
+const oldGateRun = `
+apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: up-u1-before
+  labels: { etcd.robustness.io/upgrade-gate-of: up, etcd.robustness.io/upgrade: "1" }
+spec:
+  clusterRef: { name: no-such-cluster }
+`;
+
 let apiserver: TestApiserver | undefined;
 let operator: Operator | undefined;
 let root: string | undefined;
@@ -195,6 +206,8 @@ test('a gated rolling upgrade from etcd 3.5 to 3.6: refused path, failing gate, 
     // The good gate (selfTest removed by the merge patch), and traffic checked across the whole upgrade.
     await patchCluster({ spec: { upgradeGate: { runTemplate: { spec: { ...goodGate, selfTest: null, abortOnViolation: null } } } } });
     await kubectlOk(apiserver!, ['-n', namespace, 'apply', '-f', '-'], backgroundRun);
+    // A gate run of an upgrade before the previous one: the new upgrade deletes it, and keeps upgrade 2's.
+    await kubectlOk(apiserver!, ['-n', namespace, 'apply', '-f', '-'], oldGateRun);
     await eventually('the background run running', 60_000, async () => {
       const run = await kubectlJson<RobustnessRunResource>(apiserver!, ['-n', namespace, 'get', 'robustnessrun', 'during-upgrade']);
       return run?.status?.phase === 'Running' ? run : undefined;
@@ -224,6 +237,8 @@ test('a gated rolling upgrade from etcd 3.5 to 3.6: refused path, failing gate, 
     const gate = await gateAnswer();
     assert.equal(gate.status, 200, JSON.stringify(gate.body));
     assert.equal(await metric('etcd_robustness_upgrade_members_upgraded'), 3);
+    assert.equal(await kubectlJson(apiserver!, ['-n', namespace, 'get', 'robustnessrun', 'up-u1-before']), undefined, 'the gate run of upgrade 1 was deleted');
+    assert.ok(await kubectlJson(apiserver!, ['-n', namespace, 'get', 'robustnessrun', `up-u2-after-${upgrade.order[0]}`]), 'the gate runs of upgrade 2 are kept');
     // Every gate run drove traffic with faults in place.
     for (const g of upgrade.gates) {
       const run = await kubectlJson<RobustnessRunResource>(apiserver!, ['-n', namespace, 'get', 'robustnessrun', g.run]);

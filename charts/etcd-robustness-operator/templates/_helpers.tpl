@@ -66,8 +66,12 @@ README and test/integration/helm-chart.test.ts hold the same table.
 */}}
 {{- define "ero.operatorRules" -}}
 - apiGroups: ["etcd.robustness.io"]
-  resources: ["etcdclusters", "robustnessruns"]
+  resources: ["etcdclusters"]
   verbs: ["get", "list", "watch", "update", "patch"]
+# Upgrade gates are RobustnessRuns the operator creates, and deletes once two upgrades newer.
+- apiGroups: ["etcd.robustness.io"]
+  resources: ["robustnessruns"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: ["etcd.robustness.io"]
   resources: ["etcdclusters/status", "robustnessruns/status"]
   verbs: ["get", "update", "patch"]

@@ -159,6 +159,7 @@ export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> 
     case 'start':
       upgrade = decision.upgrade;
       await ctx.event('Normal', 'UpgradeStarted', `upgrading ${upgrade.from} to ${upgrade.to}, one member at a time: ${upgrade.order.join(', ')}${gate ? ', gated' : ''}`);
+      await deleteOldGateRuns(ctx, upgrade.number);
       break;
     case 'startGate': {
       const up = upgrade!;
@@ -280,6 +281,21 @@ export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> 
   if (gateFinished !== undefined) outcome.gateFinished = gateFinished;
   if (upgradeInProgress(upgrade) || decision.kind === 'start') outcome.requeueAfterMs = decision.kind === 'wait' ? 2000 : 500;
   return outcome;
+}
+
+/**
+ * The gate runs of upgrades before the previous one: each upgrade keeps its own and the previous one's
+ * (the evidence of the last comparison), so gate runs (and their series and reports) do not pile up.
+ */
+async function deleteOldGateRuns(ctx: UpgradeContext, current: number): Promise<void> {
+  const namespace = ctx.cluster.metadata.namespace ?? 'default';
+  const runs = await ctx.runs.list(namespace);
+  for (const run of runs) {
+    const labels = run.metadata.labels ?? {};
+    if (labels[gateOfLabel] !== ctx.cluster.metadata.name) continue;
+    const number = Number(labels[gateUpgradeLabel]);
+    if (Number.isInteger(number) && number < current - 1) await ctx.runs.delete(namespace, run.metadata.name);
+  }
 }
 
 /** At most maxGateResults, dropping the oldest failed attempts first: a step's latest result always stays. */
