@@ -254,12 +254,24 @@ export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> 
       delete upgrade.reason;
       await ctx.event('Normal', 'UpgradeResumed', `resumed by ${upgradeResumeAnnotation}=${decision.token}: the failed step runs again`);
       break;
-    case 'startRollback':
-      upgrade = { ...upgrade!, phase: 'RollingBack' };
+    case 'startRollback': {
+      // A gate still running stops first (deleting its run heals the faults it injected): the roll-back
+      // restarts members, and a gate of the abandoned upgrade judges nothing any more.
+      const gates: GateResult[] = [];
+      for (const gate of upgrade!.gates) {
+        if (gate.phase !== 'Running') {
+          gates.push(gate);
+          continue;
+        }
+        await ctx.runs.delete(namespace, gate.run);
+        gates.push({ ...gate, phase: 'Failed', reason: 'cancelled: the upgrade is rolled back', finishedAt: rfc3339(now) });
+      }
+      upgrade = { ...upgrade!, phase: 'RollingBack', gates };
       delete upgrade.step;
       delete upgrade.reason;
       await ctx.event('Normal', 'UpgradeRollingBack', `spec.version is ${upgrade.from} again: rolling back the members upgraded to ${upgrade.to}`);
       break;
+    }
     case 'block':
       await block(decision.reason);
       break;
