@@ -3,17 +3,14 @@
 // rendering applies with --dry-run=server; the RBAC is the least-privilege table below, rule for rule; the
 // CRD copies in the chart and in config/ equal the generated crds/.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Deployment, V1PolicyRule, V1RoleBinding } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { packageRoot } from '../../src/local/index.ts';
+import { chartDir, parseManifests, TestHelm } from '../helpers/helm.ts';
 import { TestApiserver, type KubectlResult } from '../helpers/kube-apiserver.ts';
 
-const chartDir = path.join(packageRoot, 'charts', 'etcd-robustness-operator');
 const releaseNamespace = 'ero-system';
 const release = 'ero';
 const fullname = 'ero-etcd-robustness-operator';
@@ -93,14 +90,6 @@ function expandRules(rules: V1PolicyRule[]): string[] {
   return lines.sort();
 }
 
-function parseManifests(text: string): Manifest[] {
-  return parseAllDocuments(text)
-    .map((document) => {
-      if (document.errors.length > 0) throw new Error(`invalid YAML: ${document.errors.map(String).join('; ')}`);
-      return document.toJS() as Manifest | null;
-    })
-    .filter((manifest): manifest is Manifest => manifest !== null);
-}
 
 function only(manifests: Manifest[], kind: string, name?: string): Manifest {
   const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
@@ -134,11 +123,11 @@ function assertApplied(result: KubectlResult, what: string): void {
 
 describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
   let apiserver: TestApiserver;
-  let helmHome: string;
+  let helm: TestHelm | undefined;
 
   before(async () => {
-    helmHome = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-helm-'));
     apiserver = await TestApiserver.start();
+    helm = new TestHelm({ kubeconfigPath: apiserver.kubeconfigPath });
     for (const namespace of [releaseNamespace, 'team-a', 'team-b', 'etcd-robustness-system']) {
       // The operator's namespaces enforce the restricted Pod Security Standard: the chart must fit it.
       const labels = 'labels: { pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted }';
@@ -152,40 +141,12 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
 
   after(async () => {
     await apiserver?.close();
-    if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+    helm?.close();
   });
 
-  /** Runs helm with its config, cache and data in a temporary folder; never throws for a non-zero exit. */
-  function helm(args: readonly string[]): Promise<KubectlResult> {
-    return new Promise((resolve, reject) => {
-      execFile(
-        apiserver.binaries.helm,
-        args,
-        {
-          timeout: 60_000,
-          env: {
-            ...process.env,
-            KUBECONFIG: apiserver.kubeconfigPath,
-            HELM_CACHE_HOME: path.join(helmHome, 'cache'),
-            HELM_CONFIG_HOME: path.join(helmHome, 'config'),
-            HELM_DATA_HOME: path.join(helmHome, 'data'),
-          },
-        },
-        (error, stdout, stderr) => {
-          if (error && typeof error.code !== 'number') {
-            reject(new Error(`helm could not run: ${error.message}`));
-            return;
-          }
-          resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-        },
-      );
-    });
-  }
-
   async function render(values: readonly string[] = []): Promise<{ text: string; manifests: Manifest[] }> {
-    const result = await helm(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
-    assert.equal(result.code, 0, `helm template ${values.join(' ')}: ${result.stderr}`);
-    return { text: result.stdout, manifests: parseManifests(result.stdout) };
+    const text = await helm!.template(releaseNamespace, values);
+    return { text, manifests: parseManifests<Manifest>(text) };
   }
 
   function assertBoundToServiceAccount(binding: V1RoleBinding, roleKind: string, roleName: string): void {
@@ -195,7 +156,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
 
   test('helm lint passes, strict, with the default values and with watched namespaces', async () => {
     for (const values of [[], ['--set', 'watchNamespaces={team-a,team-b}', '--set', 'reports.store=volume']]) {
-      const result = await helm(['lint', '--strict', chartDir, ...values]);
+      const result = await helm!.run(['lint', '--strict', chartDir, ...values]);
       assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
       assert.match(result.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
     }
@@ -212,7 +173,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
         assert.ok(copy === original, `${path.join(copyDir, file)} differs from crds/${file}: run scripts/sync-chart-crds.sh`);
       }
     }
-    const kustomization = parseManifests(readFileSync(path.join(packageRoot, 'config', 'crd', 'kustomization.yaml'), 'utf8'));
+    const kustomization = parseManifests<Manifest>(readFileSync(path.join(packageRoot, 'config', 'crd', 'kustomization.yaml'), 'utf8'));
     assert.deepEqual(
       kustomization[0]?.['resources'],
       generated.map((file) => `bases/${file}`),
@@ -397,7 +358,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       [['--set', 'reports.store=s3'], /reports.store must be configMap or volume/],
     ];
     for (const [values, message] of cases) {
-      const result = await helm(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
+      const result = await helm!.run(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
       assert.notEqual(result.code, 0, values.join(' '));
       assert.match(result.stderr, message);
     }
@@ -410,7 +371,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
   test('kubectl kustomize config/default renders the same RBAC and applies with --dry-run=server', async () => {
     const rendered = await apiserver.kubectl(['kustomize', path.join(packageRoot, 'config', 'default')]);
     assert.equal(rendered.code, 0, rendered.stderr);
-    const manifests = parseManifests(rendered.stdout);
+    const manifests = parseManifests<Manifest>(rendered.stdout);
     assert.deepEqual(kinds(manifests), [
       'ClusterRole/-/etcd-robustness-operator',
       'ClusterRoleBinding/-/etcd-robustness-operator',

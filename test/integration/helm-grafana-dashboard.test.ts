@@ -2,15 +2,12 @@
 // when grafanaDashboard.enabled, labelled for Grafana's dashboard sidecar, holding exactly
 // config/grafana/etcd-robustness.json (Grafana's ${datasource} and {{label}} legends untouched by Helm).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parseAllDocuments } from 'yaml';
-import { kubeBinaries, packageRoot } from '../../src/local/index.ts';
+import { packageRoot } from '../../src/local/index.ts';
+import { chartDir, parseManifests, TestHelm } from '../helpers/helm.ts';
 
-const chartDir = path.join(packageRoot, 'charts', 'etcd-robustness-operator');
 const dashboardPath = path.join(packageRoot, 'config', 'grafana', 'etcd-robustness.json');
 const release = 'ero';
 const releaseNamespace = 'ero-system';
@@ -24,55 +21,18 @@ interface Manifest {
 }
 
 describe('Helm chart: the Grafana dashboard ConfigMap', { timeout: 120_000 }, () => {
-  let helmHome: string;
-  let helmBinary: string;
+  let helm: TestHelm | undefined;
   const dashboard = readFileSync(dashboardPath, 'utf8');
 
   before(() => {
-    helmBinary = kubeBinaries().helm;
-    helmHome = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-helm-grafana-'));
+    helm = new TestHelm();
   });
 
   after(() => {
-    if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+    helm?.close();
   });
 
-  function helm(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-      execFile(
-        helmBinary,
-        args,
-        {
-          timeout: 60_000,
-          maxBuffer: 16 * 1024 * 1024,
-          env: {
-            ...process.env,
-            HELM_CACHE_HOME: path.join(helmHome, 'cache'),
-            HELM_CONFIG_HOME: path.join(helmHome, 'config'),
-            HELM_DATA_HOME: path.join(helmHome, 'data'),
-          },
-        },
-        (error, stdout, stderr) => {
-          if (error && typeof error.code !== 'number') {
-            reject(new Error(`helm could not run: ${error.message}`));
-            return;
-          }
-          resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-        },
-      );
-    });
-  }
-
-  async function render(values: readonly string[]): Promise<Manifest[]> {
-    const result = await helm(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
-    assert.equal(result.code, 0, `helm template ${values.join(' ')}: ${result.stderr}`);
-    return parseAllDocuments(result.stdout)
-      .map((document) => {
-        if (document.errors.length > 0) throw new Error(`invalid YAML: ${document.errors.map(String).join('; ')}`);
-        return document.toJS() as Manifest | null;
-      })
-      .filter((manifest): manifest is Manifest => manifest !== null);
-  }
+  const render = async (values: readonly string[]): Promise<Manifest[]> => parseManifests<Manifest>(await helm!.template(releaseNamespace, values));
 
   const dashboardConfigMaps = (manifests: Manifest[]): Manifest[] =>
     manifests.filter((m) => m.kind === 'ConfigMap' && m.data !== undefined && 'etcd-robustness.json' in m.data);
@@ -128,7 +88,7 @@ describe('Helm chart: the Grafana dashboard ConfigMap', { timeout: 120_000 }, ()
   });
 
   test('helm lint --strict passes with the dashboard enabled', async () => {
-    const result = await helm(['lint', '--strict', chartDir, '--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.annotations.grafana_folder=etcd']);
+    const result = await helm!.run(['lint', '--strict', chartDir, '--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.annotations.grafana_folder=etcd']);
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
   });
 });

@@ -4,16 +4,14 @@
 // also from the packaged chart (files/ travels with it); accepted with --dry-run=server by a real
 // kube-apiserver holding a PrometheusRule CRD with the upstream schema's constraints on groups and rules.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { parse, parseAllDocuments } from 'yaml';
-import { kubeBinaries, packageRoot } from '../../src/local/index.ts';
-import { TestApiserver, type KubectlResult } from '../helpers/kube-apiserver.ts';
+import { parse } from 'yaml';
+import { packageRoot } from '../../src/local/index.ts';
+import { chartDir, parseManifests, TestHelm } from '../helpers/helm.ts';
+import { TestApiserver } from '../helpers/kube-apiserver.ts';
 
-const chartDir = path.join(packageRoot, 'charts', 'etcd-robustness-operator');
 const rulesFile = path.join(packageRoot, 'config', 'prometheus', 'etcd-robustness.rules.yaml');
 const releaseNamespace = 'ero-system';
 
@@ -80,61 +78,25 @@ spec:
                             annotations: { type: object, additionalProperties: { type: string } }
 `;
 
-function parseManifests(text: string): Manifest[] {
-  return parseAllDocuments(text)
-    .map((document) => {
-      if (document.errors.length > 0) throw new Error(`invalid YAML: ${document.errors.map(String).join('; ')}`);
-      return document.toJS() as Manifest | null;
-    })
-    .filter((manifest): manifest is Manifest => manifest !== null);
-}
 
 const rulesGroups = (): unknown => (parse(readFileSync(rulesFile, 'utf8')) as { groups: unknown }).groups;
 
 describe("the chart's PrometheusRule", { timeout: 180_000 }, () => {
-  let helmHome: string;
+  let helm: TestHelm | undefined;
   let apiserver: TestApiserver | undefined;
-  const helmBinary = kubeBinaries().helm;
 
   before(() => {
-    helmHome = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-helm-rules-'));
+    helm = new TestHelm();
   });
 
   after(async () => {
     await apiserver?.close();
-    if (helmHome) rmSync(helmHome, { recursive: true, force: true });
+    helm?.close();
   });
 
-  /** helm with its config, cache and data in a temporary folder; never throws for a non-zero exit. */
-  function helm(args: readonly string[]): Promise<KubectlResult> {
-    return new Promise((resolve, reject) => {
-      execFile(
-        helmBinary,
-        args,
-        {
-          timeout: 60_000,
-          env: {
-            ...process.env,
-            HELM_CACHE_HOME: path.join(helmHome, 'cache'),
-            HELM_CONFIG_HOME: path.join(helmHome, 'config'),
-            HELM_DATA_HOME: path.join(helmHome, 'data'),
-          },
-        },
-        (error, stdout, stderr) => {
-          if (error && typeof error.code !== 'number') {
-            reject(new Error(`helm could not run: ${error.message}`));
-            return;
-          }
-          resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-        },
-      );
-    });
-  }
-
   async function render(chart: string, values: readonly string[] = []): Promise<{ text: string; manifests: Manifest[] }> {
-    const result = await helm(['template', 'ero', chart, '--namespace', releaseNamespace, ...values]);
-    assert.equal(result.code, 0, `helm template ${values.join(' ')}: ${result.stderr}`);
-    return { text: result.stdout, manifests: parseManifests(result.stdout) };
+    const text = await helm!.template(releaseNamespace, values, chart);
+    return { text, manifests: parseManifests<Manifest>(text) };
   }
 
   const prometheusRules = (manifests: Manifest[]): Manifest[] => manifests.filter((m) => m.kind === 'PrometheusRule');
@@ -148,7 +110,7 @@ describe("the chart's PrometheusRule", { timeout: 180_000 }, () => {
   });
 
   test('enabled: one PrometheusRule with the groups of config/prometheus/, labels and namespace from the values; helm lint passes', async () => {
-    const lint = await helm(['lint', '--strict', chartDir, '--set', 'prometheusRule.enabled=true']);
+    const lint = await helm!.run(['lint', '--strict', chartDir, '--set', 'prometheusRule.enabled=true']);
     assert.equal(lint.code, 0, `${lint.stdout}\n${lint.stderr}`);
 
     const { text, manifests } = await render(chartDir, ['--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.labels.release=prom']);
@@ -168,8 +130,8 @@ describe("the chart's PrometheusRule", { timeout: 180_000 }, () => {
   });
 
   test('the packaged chart carries the rules too', async () => {
-    const out = path.join(helmHome, 'package');
-    const packaged = await helm(['package', chartDir, '--destination', out]);
+    const out = path.join(helm!.home, 'package');
+    const packaged = await helm!.run(['package', chartDir, '--destination', out]);
     assert.equal(packaged.code, 0, packaged.stderr);
     const archives = readdirSync(out).filter((f) => f.endsWith('.tgz'));
     assert.equal(archives.length, 1, archives.join(', '));
