@@ -1,10 +1,13 @@
 // Helpers of the operator's integration tests: kubectl with assertions, polling, and /metrics samples.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Operator } from '../../src/controller/operator.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
-import type { LocalPlacement } from '../../src/controller/runtime/local.ts';
-import type { TestApiserver } from './kube-apiserver.ts';
+import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { TestApiserver } from './kube-apiserver.ts';
 
 /** Runs kubectl and fails the test on a non-zero exit; returns stdout. */
 export async function kubectlOk(apiserver: TestApiserver, args: string[], stdin?: string): Promise<string> {
@@ -39,6 +42,44 @@ export async function startLocalOperator(apiserver: TestApiserver, placement: Lo
     metricsPort: 0,
     healthPort: 0,
   });
+}
+
+/**
+ * What the operator's end-to-end tests start with: a real kube-apiserver holding the CRDs and `namespace`,
+ * and the operator (local runtime, members in a temporary folder) watching it. close() stops the operator
+ * (its runs heal their faults, its members stop), then the API server, and deletes the folder.
+ */
+export class LocalOperatorEnvironment {
+  readonly apiserver: TestApiserver;
+  readonly operator: Operator;
+  readonly root: string;
+
+  private constructor(apiserver: TestApiserver, operator: Operator, root: string) {
+    this.apiserver = apiserver;
+    this.operator = operator;
+    this.root = root;
+  }
+
+  static async start(namespace: string, identity: string): Promise<LocalOperatorEnvironment> {
+    const apiserver = await TestApiserver.start();
+    const root = mkdtempSync(path.join(os.tmpdir(), `${identity}-`));
+    try {
+      await installCrds(apiserver);
+      await kubectlOk(apiserver, ['create', 'namespace', namespace]);
+      const operator = await startLocalOperator(apiserver, new LocalPlacement({ root }), namespace, identity);
+      return new LocalOperatorEnvironment(apiserver, operator, root);
+    } catch (error) {
+      await apiserver.close();
+      rmSync(root, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.operator.close();
+    await this.apiserver.close();
+    rmSync(this.root, { recursive: true, force: true });
+  }
 }
 
 /** Installs the CRDs of crds/ the way a user does, and waits until the API server serves them. */

@@ -6,17 +6,15 @@
 // cannot produce (an upgrade, its gates, a fault that could not be applied) may come back empty, and
 // those are listed below with the reason.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import type { RobustnessRunResource } from '../../src/domain/index.ts';
 import { packageRoot } from '../../src/local/index.ts';
-import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { eventually, installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
+import type { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { eventually, kubectlJson, kubectlOk, LocalOperatorEnvironment } from '../helpers/operator.ts';
 import { TestPrometheus } from '../helpers/prometheus.ts';
 
 const namespace = 'grafana-e2e';
@@ -61,26 +59,21 @@ interface Dashboard {
   annotations: { list: { name: string; expr?: string; step?: string }[] };
 }
 
+let env: LocalOperatorEnvironment | undefined;
 let apiserver: TestApiserver | undefined;
 let operator: Operator | undefined;
 let prometheus: TestPrometheus | undefined;
-let root: string | undefined;
 
 before(async () => {
-  apiserver = await TestApiserver.start();
-  await installCrds(apiserver);
-  await kubectlOk(apiserver, ['create', 'namespace', namespace]);
-  root = mkdtempSync(path.join(os.tmpdir(), 'grafana-dashboard-'));
-  operator = await startLocalOperator(apiserver, new LocalPlacement({ root }), namespace, 'grafana-e2e');
+  env = await LocalOperatorEnvironment.start(namespace, 'grafana-e2e');
+  ({ apiserver, operator } = env);
   const metrics = new URL(operator.metricsUrl);
   prometheus = await TestPrometheus.start({ target: metrics.host, metricsPath: metrics.pathname });
 });
 
 after(async () => {
   await prometheus?.close();
-  await operator?.close();
-  await apiserver?.close();
-  if (root) rmSync(root, { recursive: true, force: true });
+  await env?.close();
 });
 
 /**

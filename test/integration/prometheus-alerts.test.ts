@@ -4,16 +4,13 @@
 // EtcdRobustnessLinearizabilityViolation with the run's labels while the alerts that must not fire
 // (a fault past its TTL) stay silent on series that are there.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import { packageRoot } from '../../src/local/index.ts';
 import type { RobustnessRunResource } from '../../src/domain/index.ts';
-import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { eventually, installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
+import type { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { eventually, kubectlJson, kubectlOk, LocalOperatorEnvironment } from '../helpers/operator.ts';
 import { TestPrometheus, type PrometheusAlert } from '../helpers/prometheus.ts';
 
 const namespace = 'prom-e2e';
@@ -44,26 +41,21 @@ spec:
   selfTest: { staleReads: {} }
 `;
 
+let env: LocalOperatorEnvironment | undefined;
 let apiserver: TestApiserver | undefined;
 let operator: Operator | undefined;
 let prometheus: TestPrometheus | undefined;
-let root: string | undefined;
 
 before(async () => {
-  apiserver = await TestApiserver.start();
-  await installCrds(apiserver);
-  await kubectlOk(apiserver, ['create', 'namespace', namespace]);
-  root = mkdtempSync(path.join(os.tmpdir(), 'prometheus-alerts-'));
-  operator = await startLocalOperator(apiserver, new LocalPlacement({ root }), namespace, 'prometheus-e2e');
+  env = await LocalOperatorEnvironment.start(namespace, 'prometheus-e2e');
+  ({ apiserver, operator } = env);
   const metrics = new URL(operator.metricsUrl);
   prometheus = await TestPrometheus.start({ target: metrics.host, metricsPath: metrics.pathname, ruleFiles: [rulesFile] });
 });
 
 after(async () => {
   await prometheus?.close();
-  await operator?.close();
-  await apiserver?.close();
-  if (root) rmSync(root, { recursive: true, force: true });
+  await env?.close();
 });
 
 const describeState = async (): Promise<string> => {

@@ -11,16 +11,12 @@
 //      two members and at the end pass, followers go first and the leader last (after a leader transfer),
 //      every member runs 3.6.16, and the background run's checker finds the history linearizable.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import type { EtcdCluster, RobustnessRunResource } from '../../src/domain/index.ts';
 import { etcdBinaries } from '../../src/local/index.ts';
-import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { eventually, installCrds, kubectlJson, kubectlOk, samples, scrape, startLocalOperator } from '../helpers/operator.ts';
+import type { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { eventually, kubectlJson, kubectlOk, LocalOperatorEnvironment, samples, scrape } from '../helpers/operator.ts';
 
 const namespace = 'upgrade-e2e';
 const previous = etcdBinaries('previous').version.replace(/^v/, '');
@@ -83,23 +79,18 @@ spec:
   clusterRef: { name: no-such-cluster }
 `;
 
+let env: LocalOperatorEnvironment | undefined;
 let apiserver: TestApiserver | undefined;
 let operator: Operator | undefined;
-let root: string | undefined;
 
 before(async () => {
-  apiserver = await TestApiserver.start();
-  await installCrds(apiserver);
-  await kubectlOk(apiserver, ['create', 'namespace', namespace]);
-  root = mkdtempSync(path.join(os.tmpdir(), 'upgrade-gated-'));
-  operator = await startLocalOperator(apiserver, new LocalPlacement({ root }), namespace, 'upgrade-e2e');
+  env = await LocalOperatorEnvironment.start(namespace, 'upgrade-e2e');
+  ({ apiserver, operator } = env);
 });
 
 after(async () => {
   // Runs stop (healing their faults) with the operator; the members stop with the placement.
-  await operator?.close();
-  await apiserver?.close();
-  if (root) rmSync(root, { recursive: true, force: true });
+  await env?.close();
 });
 
 const getCluster = async (): Promise<EtcdCluster | undefined> => (apiserver ? kubectlJson<EtcdCluster>(apiserver, ['-n', namespace, 'get', 'etcdcluster', 'up']) : undefined);
