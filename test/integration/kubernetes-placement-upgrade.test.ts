@@ -4,44 +4,21 @@
 // what a timed-out one left; a version that is no image tag is refused with nothing changed; a restart
 // of a member keeps its recorded version whatever version its launch carries.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type V1PersistentVolumeClaim, type V1Pod } from '@kubernetes/client-node';
-import { robustnessApiVersion, type EtcdCluster, type EtcdClusterSpec, type MemberLaunch } from '../../src/domain/index.ts';
+import type { EtcdCluster } from '../../src/domain/index.ts';
 import { KubernetesPlacement, PlacementError } from '../../src/controller/runtime/kubernetes.ts';
 import { launchAnnotation, versionAnnotation } from '../../src/controller/runtime/kubernetes-manifests.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { placementFixtures } from '../helpers/placement-fixtures.ts';
 
 const namespace = 'etcd-upgrade';
 const operatorImage = 'registry.example/etcd-robustness:0.1.0';
 const previous = '3.5.35';
 const current = '3.6.16';
 
-function etcdCluster(name: string, spec: Partial<EtcdClusterSpec> = {}): EtcdCluster {
-  return {
-    apiVersion: robustnessApiVersion,
-    kind: 'EtcdCluster',
-    metadata: { name, namespace, uid: randomUUID(), generation: 1 },
-    spec: {
-      version: previous,
-      replicas: 3,
-      topology: 'standard',
-      storage: { size: '1Gi' },
-      image: { repository: 'gcr.io/etcd-development/etcd', failpoints: false, pullPolicy: 'IfNotPresent' },
-      agent: { enabled: true },
-      memberGracePeriod: '5m',
-      ...spec,
-    },
-  };
-}
-
-const fqdn = (cluster: string, member: string): string => `${member}.${cluster}-peers.${namespace}.svc.cluster.local`;
-const launchOf = (cluster: string, i: number): MemberLaunch => ({
-  name: `${cluster}-${i}`,
-  initialCluster: Array.from({ length: 3 }, (_, k) => `${cluster}-${k}=http://${fqdn(cluster, `${cluster}-${k}`)}:2380`).join(','),
-  initialClusterState: 'new',
-});
+const { etcdCluster, launchOf } = placementFixtures(namespace, { version: previous });
 
 const statusCode = (error: unknown): number | undefined => (error as { code?: number }).code;
 const etcdImageOf = (pod: V1Pod | undefined): string | undefined => pod?.spec?.containers.find((c) => c.name === 'etcd')?.image;

@@ -5,40 +5,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
-import { robustnessApiVersion, type EtcdCluster, type EtcdClusterSpec, type MemberLaunch } from '../../src/domain/index.ts';
 import { KubernetesPlacement, PlacementError } from '../../src/controller/runtime/kubernetes.ts';
 import { launchAnnotation } from '../../src/controller/runtime/kubernetes-manifests.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { placementFixtures } from '../helpers/placement-fixtures.ts';
 
 const namespace = 'etcd-placement';
 const operatorImage = 'registry.example/etcd-robustness:0.1.0';
 
-function etcdCluster(name: string, spec: Partial<EtcdClusterSpec> = {}): EtcdCluster {
-  return {
-    apiVersion: robustnessApiVersion,
-    kind: 'EtcdCluster',
-    metadata: { name, namespace, uid: randomUUID(), generation: 1 },
-    spec: {
-      version: '3.6.16',
-      replicas: 3,
-      topology: 'standard',
-      storage: { size: '1Gi' },
-      image: { repository: 'gcr.io/etcd-development/etcd', failpoints: false, pullPolicy: 'IfNotPresent' },
-      agent: { enabled: true },
-      memberGracePeriod: '5m',
-      ...spec,
-    },
-  };
-}
-
-const fqdn = (cluster: string, member: string): string => `${member}.${cluster}-peers.${namespace}.svc.cluster.local`;
-const initialCluster = (cluster: string, n: number): string =>
-  Array.from({ length: n }, (_, i) => `${cluster}-${i}=http://${fqdn(cluster, `${cluster}-${i}`)}:2380`).join(',');
-const launchOf = (cluster: string, i: number, state: MemberLaunch['initialClusterState'] = 'new'): MemberLaunch => ({
-  name: `${cluster}-${i}`,
-  initialCluster: initialCluster(cluster, 3),
-  initialClusterState: state,
-});
+const { etcdCluster, fqdn, initialCluster, launchOf } = placementFixtures(namespace, { version: '3.6.16' });
 
 function container(pod: V1Pod, name: string): V1Container {
   const found = pod.spec?.containers.find((c) => c.name === name);
