@@ -49,12 +49,13 @@ const failingGate = `        duration: 4s
         traffic: { qps: { target: 100 } }
         selfTest: { staleReads: {} }`;
 
-// The good gate: traffic with kills and pauses, one fault at a time.
+// The good gate: traffic with kills and pauses of followers, one fault at a time (faults on the leader
+// would move leadership at random, and the test checks the transfer before the leader's own upgrade).
 const goodGate = {
   duration: '8s',
   mode: 'shared',
   traffic: { qps: { target: 150 } },
-  faults: { allowShared: true, maxConcurrentFaults: 1, interval: { min: '2s', max: '3s' }, duration: { min: '500ms', max: '1s' }, choices: [{ fault: 'kill' }, { fault: 'pause' }] },
+  faults: { allowShared: true, maxConcurrentFaults: 1, interval: { min: '2s', max: '3s' }, duration: { min: '500ms', max: '1s' }, choices: [{ fault: 'kill', target: 'follower' }, { fault: 'pause', target: 'follower' }] },
 };
 
 const backgroundRun = `
@@ -205,9 +206,14 @@ test('a gated rolling upgrade from etcd 3.5 to 3.6: refused path, failing gate, 
     });
     const startLeader = (await getCluster())?.status?.leader;
     await patchCluster({ spec: { version: current } });
+    // Who leads while the gate before the last member runs: if that is the last member, the operator must
+    // move leadership away before upgrading it (an election can also have moved it in the meantime).
+    let leaderBeforeLast: string | undefined;
     const done = await eventually('the upgrade to succeed', 480_000, async () => {
       const c = await getCluster();
       if (c?.status?.upgrade?.phase === 'Blocked') assert.fail(`the upgrade blocked: ${c.status.upgrade.reason ?? ''}`);
+      const order = c?.status?.upgrade?.order ?? [];
+      if (order.length === 3 && c?.status?.upgrade?.step === `gate:after-${order[1]}`) leaderBeforeLast = c.status.leader;
       return c?.status?.upgrade?.phase === 'Succeeded' && c.status.upgrade.number === 3 ? c : undefined;
     }, describe, 1000);
     const upgrade = done.status!.upgrade!;
@@ -222,7 +228,9 @@ test('a gated rolling upgrade from etcd 3.5 to 3.6: refused path, failing gate, 
       assert.ok((gate.availability ?? 0) >= 0.8, `gate ${gate.step}: availability ${gate.availability}`);
     }
     const reasons = await eventReasons();
-    for (const reason of ['UpgradeStarted', 'GateStarted', 'GatePassed', 'LeaderTransferred', 'MemberUpgraded', 'UpgradeCompleted']) assert.ok(reasons.includes(reason), `Event ${reason} in ${reasons.join(', ')}`);
+    for (const reason of ['UpgradeStarted', 'GateStarted', 'GatePassed', 'MemberUpgraded', 'UpgradeCompleted']) assert.ok(reasons.includes(reason), `Event ${reason} in ${reasons.join(', ')}`);
+    assert.ok(leaderBeforeLast !== undefined, 'the leader was observed during the gate before the last member');
+    if (leaderBeforeLast === upgrade.order.at(-1)) assert.ok(reasons.includes('LeaderTransferred'), `the last member led before its upgrade: Event LeaderTransferred in ${reasons.join(', ')}`);
     assert.equal(condition(done, 'Upgrading')?.status, 'False');
     assert.equal(condition(done, 'UpgradeBlocked')?.status, 'False');
     const gate = await gateAnswer();
