@@ -2,7 +2,9 @@
 # Builds the real binaries the tests run, from Go modules at the versions pinned
 # in the go.mod files beside this script:
 #   etcd, etcdctl, etcdutl  (v3.6 and v3.5, gofail failpoints compiled in)
-#   kube-apiserver, kubectl (k8s.io/kubernetes)
+#   kube-apiserver, kubectl, and a node's kubelet, kube-scheduler, kube-controller-manager and
+#     kube-proxy (k8s.io/kubernetes; the test node of src/node runs them)
+#   coredns (github.com/coredns/coredns: the test node's cluster DNS)
 #   helm (helm.sh/helm/v3)
 #   etcd-wal-commit (tools/etcd-wal-commit: the repository's own Go tool, on plain upstream etcd modules)
 # into the git-ignored cache .cache/bin/<name>-<version>/ and writes
@@ -96,9 +98,29 @@ build_etcd() {
 build_kube() {
   local dir="$here/kube" version
   version=$(required_version "$dir" k8s.io/kubernetes)
-  build_set "$bin/kube-$version" "$dir" \
+  # Stamp the version the way Kubernetes' own build does (hack/lib/version.sh): unstamped, every
+  # component says v0.0.0-master, and a chart's kubeVersion constraint refuses the cluster.
+  local major minor pkg flags=""
+  major=$(cut -d. -f1 <<<"${version#v}")
+  minor=$(cut -d. -f2 <<<"$version")
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags="$flags -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  GOFLAGS="$GOFLAGS '-ldflags=${flags# }'" \
+    build_set "$bin/kube-$version" "$dir" \
     kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
-    kubectl=k8s.io/kubernetes/cmd/kubectl
+    kubectl=k8s.io/kubernetes/cmd/kubectl \
+    kubelet=k8s.io/kubernetes/cmd/kubelet \
+    kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+    kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+    kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
+  echo "$version"
+}
+
+build_coredns() {
+  local dir="$here/coredns" version
+  version=$(required_version "$dir" github.com/coredns/coredns)
+  build_set "$bin/coredns-$version" "$dir" coredns=github.com/coredns/coredns
   echo "$version"
 }
 
@@ -130,6 +152,7 @@ etcd_current=$(build_etcd v3.6)
 etcd_previous=$(build_etcd v3.5)
 kube=$(build_kube)
 helm=$(build_helm)
+coredns=$(build_coredns)
 tools=$(build_tools)
 # The tool reads and writes the WAL of the etcd the tests and the image run: one etcd version for both.
 [ "$tools" = "$etcd_current" ] || { log "tools/etcd-wal-commit requires etcd server $tools but test/bin/etcd-v3.6 pins $etcd_current: pin one version in both go.mod files"; exit 1; }
@@ -142,6 +165,7 @@ cat >"$bin/binaries.json.tmp" <<EOF
   },
   "kube": { "version": "$kube", "dir": "$bin/kube-$kube" },
   "helm": { "version": "$helm", "dir": "$bin/helm-$helm" },
+  "coredns": { "version": "$coredns", "dir": "$bin/coredns-$coredns" },
   "tools": { "dir": "$bin/tools-etcd-$tools" }
 }
 EOF
