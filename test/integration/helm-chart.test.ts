@@ -44,9 +44,10 @@ const operatorPermissions: Permission[] = [
     verbs: ['get', 'update', 'patch'],
   },
   { apiGroup: 'etcd.robustness.io', resources: ['etcdclusters/finalizers', 'robustnessruns/finalizers'], verbs: ['update'] },
-  { apiGroup: '', resources: ['pods', 'persistentvolumeclaims'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+  { apiGroup: '', resources: ['pods'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
+  { apiGroup: '', resources: ['persistentvolumeclaims'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
   { apiGroup: '', resources: ['services'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
-  { apiGroup: '', resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create'] },
+  { apiGroup: '', resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'delete'] },
   { apiGroup: '', resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
   { apiGroup: 'coordination.k8s.io', resources: ['leases'], verbs: ['get', 'create', 'update'] },
   {

@@ -255,7 +255,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
 
     const agent = container(pod, 'agent');
     assert.equal(agent.image, operatorImage);
-    assert.deepEqual(agent.command, ['etcd-robustness']);
+    assert.equal(agent.command, undefined, "the image's entrypoint runs the CLI");
     assert.deepEqual(agent.args, [
       'agent',
       '--member=demo-0',
@@ -265,21 +265,32 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       '--peer-listen=0.0.0.0:2380',
       '--peer-target=127.0.0.1:2383',
     ]);
-    assert.deepEqual(agent.securityContext?.capabilities?.add, ['KILL', 'SYS_PTRACE']);
+    // Pod Security `restricted`: the agent signals etcd as the same non-root user, with no capability.
+    for (const c of [etcd, agent]) {
+      assert.deepEqual(c.securityContext?.capabilities, { drop: ['ALL'] }, `${c.name} drops every capability`);
+      assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
+      assert.equal(c.securityContext?.runAsNonRoot, true);
+      assert.equal(c.securityContext?.readOnlyRootFilesystem, true);
+    }
+    assert.deepEqual(pod.spec?.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    assert.equal(pod.spec?.shareProcessNamespace, true);
     assert.deepEqual(
       agent.volumeMounts?.map((m) => [m.name, m.mountPath, m.readOnly ?? false]),
       [
         ['data', '/var/lib/etcd', false],
         ['agent-token', '/etc/etcd-robustness/agent', true],
+        ['agent-tmp', '/tmp', false],
       ],
     );
     assert.deepEqual(
-      pod.spec?.volumes?.map((v) => [v.name, v.persistentVolumeClaim?.claimName ?? v.secret?.secretName]),
+      pod.spec?.volumes?.map((v) => [v.name, v.persistentVolumeClaim?.claimName ?? v.secret?.secretName ?? (v.emptyDir ? 'emptyDir' : undefined)]),
       [
         ['data', 'demo-0-data'],
         ['agent-token', 'demo-agent-token'],
+        ['agent-tmp', 'emptyDir'],
       ],
     );
+    assert.ok(!etcd.args?.some((a) => a.startsWith('--snapshot-count')), 'no fault-reach flags without the failpoint image');
 
     const before = await clusterVersions('demo');
     for (let i = 0; i < 3; i++) await placement.startMember(demo, launchOf('demo', i));
@@ -323,6 +334,9 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       '--peer-key-file=/etc/etcd/tls/peer/tls.key',
       '--peer-trusted-ca-file=/etc/etcd/tls/peer/ca.crt',
       '--peer-client-cert-auth=true',
+      // The failpoint image: compaction and snapshots often enough for their failpoints to fire (3.5 names).
+      '--experimental-compaction-batch-limit=10',
+      '--snapshot-count=200',
     ]) {
       assert.ok(etcd.args?.includes(flag), `etcd has ${flag}`);
     }

@@ -78,18 +78,22 @@ README and test/integration/helm-chart.test.ts hold the same table.
 - apiGroups: ["etcd.robustness.io"]
   resources: ["etcdclusters/finalizers", "robustnessruns/finalizers"]
   verbs: ["update"]
-# Members: a Pod and a PersistentVolumeClaim each.
+# Members: a Pod and a PersistentVolumeClaim each; a rolling upgrade records the member's version on its
+# PersistentVolumeClaim (update).
 - apiGroups: [""]
-  resources: ["pods", "persistentvolumeclaims"]
+  resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "update", "delete"]
 # A headless Service for peers and a client Service per cluster.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Fault agent tokens and TLS material.
+# Fault agent tokens (created with the cluster, deleted with it) and TLS material (read).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # Stored run reports; the witness record of twoNodeWitness clusters (a ConfigMap witness).
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -302,7 +302,24 @@ export function etcdArgs(cluster: EtcdCluster, launch: MemberLaunch, clusterDoma
     `--initial-cluster-token=${cluster.metadata.uid ?? cluster.metadata.name}`,
     `--listen-metrics-urls=http://0.0.0.0:${memberPorts.metrics}`,
     ...tlsFlags(cluster),
+    ...(cluster.spec.image.failpoints ? faultReachFlags(launch.version ?? cluster.spec.version) : []),
   ];
+}
+
+/**
+ * With the failpoint image (a test cluster), the flags that let faults reach etcd's rarer code paths, as
+ * the local runtime passes them (src/local/runtime.ts faultReachFlags) and etcd's robustness suite sets
+ * them: compaction commits in batches of 10 (the compaction failpoints fire on small stores) and a
+ * snapshot every 200 entries with a 50-entry catch-up log (a lagging member gets a snapshot, so the
+ * snapshot failpoints fire). A Pod cannot ask its binary's --help first: the names follow the version
+ * (3.6 renamed the experimental flags; 3.5 has no catch-up setting).
+ */
+export function faultReachFlags(version: string): string[] {
+  const match = /^v?(\d+)\.(\d+)\./.exec(version);
+  const atLeast36 = match === null || Number(match[1]) > 3 || (Number(match[1]) === 3 && Number(match[2]) >= 6);
+  return atLeast36
+    ? ['--compaction-batch-limit=10', '--snapshot-count=200', '--snapshot-catchup-entries=50']
+    : ['--experimental-compaction-batch-limit=10', '--snapshot-count=200'];
 }
 
 function httpProbe(path: string, periodSeconds: number, failureThreshold: number): V1Probe {
@@ -329,6 +346,7 @@ function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain
     volumeMounts: mounts,
     // Ready when etcd has a leader and commits (the client Service then sends clients to it).
     readinessProbe: httpProbe('/health', 5, 3),
+    securityContext: restrictedContainer(),
   };
   if (servesLivez(version)) {
     // /livez fails only when etcd itself is stuck. Generous: a paused member (the pause fault) must
@@ -361,7 +379,8 @@ function agentContainer(cluster: EtcdCluster, member: string, operatorImage: str
     name: 'agent',
     image: cluster.spec.agent.image ?? operatorImage,
     imagePullPolicy: 'IfNotPresent',
-    command: ['etcd-robustness'],
+    // No command: the image's entrypoint runs the CLI (`node /app/dist/cli.js`, see the Dockerfile), and
+    // the arguments replace its default `operator`.
     args: agentArgs(cluster, member),
     ports: [
       { name: 'peer', containerPort: memberPorts.peer, protocol: 'TCP' },
@@ -371,18 +390,28 @@ function agentContainer(cluster: EtcdCluster, member: string, operatorImage: str
       // The data volume: the agent finds etcd by its data dir and puts disk-pressure ballast beside it.
       { name: 'data', mountPath: memberPaths.dataVolume },
       { name: 'agent-token', mountPath: memberPaths.agentToken, readOnly: true },
+      { name: 'agent-tmp', mountPath: '/tmp' },
     ],
     readinessProbe: { tcpSocket: { port: memberPorts.agent }, periodSeconds: 5, failureThreshold: 3 },
-    securityContext: {
-      // etcd's image runs as root: the agent signals it (kill, pause) and reads its /proc entries
-      // (cmdline, environ, cwd) across containers in the shared process namespace. The peer proxy is
-      // userspace, so no NET_ADMIN.
-      runAsUser: 0,
-      runAsNonRoot: false,
-      allowPrivilegeEscalation: false,
-      capabilities: { add: ['KILL', 'SYS_PTRACE'] },
-    },
+    // The same uid as etcd (the Pod's runAsUser) in the Pod's shared process namespace: signalling etcd
+    // (kill, pause) and reading its /proc entries (cmdline, environ, cwd) need no capability then. The
+    // peer proxy is userspace, so no NET_ADMIN either.
+    securityContext: restrictedContainer(),
     resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+  };
+}
+
+/** The member Pods' user: the distroless `nonroot` uid, which the project's etcd and operator images use. */
+export const memberUid = 65532;
+
+/** Pod Security `restricted` for one container: nothing added, everything dropped, a read-only root. */
+function restrictedContainer(): NonNullable<V1Container['securityContext']> {
+  return {
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
   };
 }
 
@@ -395,9 +424,12 @@ export interface MemberPodOptions {
 export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: MemberPodOptions): V1Pod {
   const agent = cluster.spec.agent.enabled;
   const volumes: V1Volume[] = [{ name: 'data', persistentVolumeClaim: { claimName: dataClaimName(launch.name) } }];
-  if (cluster.spec.tls?.client) volumes.push({ name: 'client-tls', secret: { secretName: cluster.spec.tls.client.secretName, defaultMode: 0o400 } });
-  if (cluster.spec.tls?.peer) volumes.push({ name: 'peer-tls', secret: { secretName: cluster.spec.tls.peer.secretName, defaultMode: 0o400 } });
-  if (agent) volumes.push({ name: 'agent-token', secret: { secretName: agentSecretName(cluster), defaultMode: 0o400 } });
+  if (cluster.spec.tls?.client) volumes.push({ name: 'client-tls', secret: { secretName: cluster.spec.tls.client.secretName, defaultMode: 0o440 } });
+  if (cluster.spec.tls?.peer) volumes.push({ name: 'peer-tls', secret: { secretName: cluster.spec.tls.peer.secretName, defaultMode: 0o440 } });
+  if (agent) {
+    volumes.push({ name: 'agent-token', secret: { secretName: agentSecretName(cluster), defaultMode: 0o440 } });
+    volumes.push({ name: 'agent-tmp', emptyDir: { sizeLimit: '64Mi' } });
+  }
   const containers = [etcdContainer(cluster, launch, options.clusterDomain)];
   if (agent) containers.push(agentContainer(cluster, launch.name, options.operatorImage));
   const pod: V1Pod = {
@@ -417,6 +449,15 @@ export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: M
       // etcd reads ETCD_* variables as flags: no Service environment variables in its container.
       enableServiceLinks: false,
       terminationGracePeriodSeconds: memberGracePeriodSeconds,
+      // Admitted under Pod Security `restricted`, whatever user the etcd image declares (upstream's is
+      // root): the volumes are group-owned by fsGroup, so the data dir and the secrets are readable.
+      securityContext: {
+        runAsNonRoot: true,
+        runAsUser: memberUid,
+        runAsGroup: memberUid,
+        fsGroup: memberUid,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
       affinity: {
         podAntiAffinity: {
           preferredDuringSchedulingIgnoredDuringExecution: [
