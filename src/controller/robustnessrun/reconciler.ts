@@ -191,6 +191,14 @@ export class RobustnessRunReconciler {
       return { requeueAfterMs: 5000 };
     };
     if (!cluster) return notReady('ClusterNotFound', `EtcdCluster ${clusterNamespace}/${clusterName} does not exist`);
+    const unsupported = unsupportedFaults(run, this.options.placement);
+    if (unsupported !== undefined) {
+      if (findCondition(resource.status?.conditions, 'Ready')?.message !== unsupported) {
+        await this.patchStatus(resource, { phase: resource.status?.phase ?? 'Pending', observedGeneration: resource.metadata.generation ?? 0, conditions: this.conditions(resource, [{ type: 'Ready', status: 'False', reason: 'FaultNotSupported', message: unsupported }]) });
+        await this.event(resource, 'Warning', 'FaultNotSupported', unsupported);
+      }
+      throw new TerminalError(`RobustnessRun ${key}: ${unsupported}`);
+    }
 
     const decision = scheduleDecision(run.spec.schedule, resource.status, new Date(resource.metadata.creationTimestamp ?? Date.now()), new Date());
     if (!decision.due) {
@@ -371,4 +379,13 @@ export class RobustnessRunReconciler {
     for (const r of runs) r.abort.abort();
     await Promise.all(runs.map((r) => r.done));
   }
+}
+
+/** Why this operator's placement cannot run the run's faults, or undefined when it can. */
+export function unsupportedFaults(run: RobustnessRun, placement: Pick<MemberPlacement<EtcdCluster>, 'supportsCrashHold'>): string | undefined {
+  const choices = run.spec.faults?.choices ?? [];
+  if (!placement.supportsCrashHold && choices.some((c) => c.fault === 'crash')) {
+    return "the crash fault keeps a member down for its duration, which this operator's member placement (Pods: the kubelet restarts etcd at once) cannot honour yet; use kill (restarted at once) instead";
+  }
+  return undefined;
 }

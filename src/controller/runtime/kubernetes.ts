@@ -120,6 +120,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
    * --force-new-cluster) would run in the member's Pod through the agent, which does not do it yet.
    */
   readonly supportsTwoNodeWitness = false;
+  /** The kubelet restarts a killed etcd container at once: nothing in the Pod reads the hold file yet. */
+  readonly supportsCrashHold = false;
   private readonly core: CoreV1Api;
   private readonly policy: PolicyV1Api;
   private readonly operatorImage: string;
