@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Checks and installs what the project needs from the machine itself, before `npm ci && npm test`:
-# Go (to build etcd and kube-apiserver from pinned modules) and the Debian packages listed below.
+# Go (to build etcd and kube-apiserver from pinned modules) and the Debian packages listed below:
+# Chromium and Prometheus for their tests, and what the test node (src/node) runs besides the binaries of
+# npm run build:bins: containerd and runc, the CNI plugins (/usr/lib/cni), iptables and nftables for
+# kube-proxy's rules and the node's guard, conntrack, iproute2 for its bridge, openssl for its certificates.
 set -euo pipefail
 
 min_go=1.26
-debian_packages=(chromium prometheus)
+debian_packages=(chromium prometheus containerd runc containernetworking-plugins iptables nftables conntrack iproute2 openssl)
 
 log() { printf '[system-deps] %s\n' "$*" >&2; }
 

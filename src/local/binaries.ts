@@ -42,6 +42,8 @@ interface Manifest {
   helm?: { version: string; dir: string };
   /** The repository's own Go tools (tools/), absent in manifests written before they existed. */
   tools?: { dir: string };
+  /** CoreDNS, the test node's cluster DNS (src/node). */
+  coredns?: { version: string; dir: string };
 }
 
 const buildHint = 'run `npm run build:bins` (test/bin/build.sh) to build it from the pinned Go modules';
@@ -83,6 +85,41 @@ export function kubeBinaries(): KubeBinaries {
     kubeApiserver: requireFile('kube-apiserver', path.join(dir, 'kube-apiserver')),
     kubectl: requireFile('kubectl', path.join(dir, 'kubectl')),
     helm: requireFile('helm', path.join(manifest.helm.dir, 'helm')),
+  };
+}
+
+/** What the test node (src/node) runs: the Kubernetes components of the kube set and CoreDNS. */
+export interface NodeBinaries {
+  version: string;
+  kubeApiserver: string;
+  kubectl: string;
+  kubelet: string;
+  kubeScheduler: string;
+  kubeControllerManager: string;
+  kubeProxy: string;
+  coredns: string;
+  corednsVersion: string;
+  /** helm, for users of `dev --runtime=kubernetes`. */
+  helm: string;
+}
+
+/** The node's binaries; each missing one fails with BinaryNotFoundError naming `npm run build:bins`. */
+export function nodeBinaries(): NodeBinaries {
+  const manifest = readManifest();
+  const { version, dir } = manifest.kube;
+  if (!manifest.coredns) throw new BinaryNotFoundError('coredns', binariesManifestPath, buildHint);
+  const kube = kubeBinaries();
+  return {
+    version,
+    kubeApiserver: kube.kubeApiserver,
+    kubectl: kube.kubectl,
+    kubelet: requireFile('kubelet', path.join(dir, 'kubelet')),
+    kubeScheduler: requireFile('kube-scheduler', path.join(dir, 'kube-scheduler')),
+    kubeControllerManager: requireFile('kube-controller-manager', path.join(dir, 'kube-controller-manager')),
+    kubeProxy: requireFile('kube-proxy', path.join(dir, 'kube-proxy')),
+    coredns: requireFile('coredns', path.join(manifest.coredns.dir, 'coredns')),
+    corednsVersion: manifest.coredns.version,
+    helm: kube.helm,
   };
 }
 

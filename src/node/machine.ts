@@ -1,0 +1,107 @@
+/**
+ * Reading the machine's state the node's clean-up needs: processes by command line or cgroup, mounts
+ * under a folder, cgroup hierarchies.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The cgroup every Pod's processes live under (cgroupfs driver, default cgroupRoot). */
+export const podsCgroup = 'kubepods';
+
+/** Pids whose command line mentions `needle` (e.g. the node's folder: its components and containerd's shims). */
+export function pidsWithArgument(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(needle)) pids.push(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+/** A pid's command line, spaces between arguments ('' when it is gone). */
+export function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Decodes mountinfo's octal escapes (\040 for a space). */
+function unescapeMount(text: string): string {
+  return text.replace(/\\([0-7]{3})/g, (_m, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+interface MountEntry {
+  mountPoint: string;
+  fsType: string;
+}
+
+function mounts(): MountEntry[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').trimEnd().split('\n').map((line) => {
+    const fields = line.split(' ');
+    const separator = fields.indexOf('-');
+    return { mountPoint: unescapeMount(fields[4] ?? ''), fsType: fields[separator + 1] ?? '' };
+  });
+}
+
+/** Mount points at or under `dir`, deepest first (the order to unmount them in). */
+export function mountsUnder(dir: string): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  const found = mounts().map((m) => m.mountPoint).filter((p) => p === dir || p.startsWith(prefix));
+  return [...new Set(found)].sort((a, b) => b.split('/').length - a.split('/').length || b.length - a.length);
+}
+
+/** The mount points of every cgroup hierarchy (v1 controllers, name=systemd, the unified one). */
+export function cgroupHierarchies(): string[] {
+  return [...new Set(mounts().filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2').map((m) => m.mountPoint))];
+}
+
+/** Every folder of a cgroup tree, children before parents; empty when it does not exist. */
+export function cgroupTree(root: string): string[] {
+  let entries;
+  try {
+    entries = readdirSync(root, { withFileTypes: true });
+  } catch {
+    return [];
+  }
+  const children = entries.filter((e) => e.isDirectory()).flatMap((e) => cgroupTree(path.join(root, e.name)));
+  return [...children, root];
+}
+
+/** The pids in a cgroup tree. */
+export function pidsInCgroupTree(root: string): number[] {
+  const pids: number[] = [];
+  for (const dir of cgroupTree(root)) {
+    try {
+      for (const line of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n')) {
+        if (line.trim() !== '') pids.push(Number(line));
+      }
+    } catch {
+      // Removed meanwhile.
+    }
+  }
+  return pids;
+}
+
+/** The Pods' cgroup (kubepods) in each hierarchy where it exists. */
+export function podCgroups(): string[] {
+  return cgroupHierarchies().map((h) => path.join(h, podsCgroup)).filter((dir) => cgroupTree(dir).length > 0);
+}
+
+/** The process exists and is not a zombie (a killed container waiting for its reaper is gone for us). */
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
