@@ -1,11 +1,14 @@
 # The operator and fault agent image: one image, two commands.
-#   operator:  docker run IMAGE                 (CMD: etcd-robustness operator)
-#   agent:     docker run IMAGE agent ...       (the fault agent sidecar the operator adds to each member)
+#   operator:  docker run IMAGE                 (node /app/dist/cli.js operator)
+#   agent:     docker run IMAGE agent ...       (the fault agent sidecar the operator adds to each member:
+#                                                node /app/dist/cli.js agent ...)
 #
-#   docker build -t etcd-robustness-operator:0.1.0 .
+#   docker build -t ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0 .
 #
-# The chart (charts/etcd-robustness-operator) and config/manager run it as user 65532 with a read-only
-# root filesystem and /tmp on an emptyDir.
+# For users with Docker. Without it, `npm run build:images` (test/bin/build-images.sh) builds the same
+# layout from registry packages only: /usr/local/bin/node, /app/{package.json,dist,node_modules,crds},
+# /usr/local/bin/etcd-wal-commit, user nonroot 65532. The chart (charts/etcd-robustness-operator) and
+# config/manager run it as user 65532 with a read-only root filesystem and /tmp on an emptyDir.
 
 # etcd-wal-commit (tools/etcd-wal-commit): before a two-voter cluster's survivor is brought back alone
 # with `etcd --force-new-cluster`, it marks the survivor's durable log committed so that no acknowledged
@@ -29,6 +32,8 @@ COPY src/ src/
 RUN npm run build && npm prune --omit=dev --omit=optional
 
 FROM node:24-bookworm-slim
+# node is /usr/local/bin/node here already. The distroless nonroot user, by name too.
+RUN groupadd --gid 65532 nonroot && useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /sbin/nologin nonroot
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /src/package.json ./
@@ -36,7 +41,7 @@ COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/dist/ dist/
 COPY crds/ crds/
 COPY --from=tools /out/etcd-wal-commit /usr/local/bin/etcd-wal-commit
-# The distroless nonroot uid; nothing in /app is writable by it.
+# Nothing in /app is writable by it.
 USER 65532:65532
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "/app/dist/cli.js"]
 CMD ["operator"]

@@ -2,6 +2,8 @@
 # Builds the real binaries the tests run, from Go modules at the versions pinned
 # in the go.mod files beside this script:
 #   etcd, etcdctl, etcdutl  (v3.6 and v3.5, gofail failpoints compiled in)
+#   etcd, etcdctl, etcdutl  (the same versions as released, without failpoints: the plain etcd images of
+#     test/bin/build-images.sh)
 #   kube-apiserver, kubectl, and a node's kubelet, kube-scheduler, kube-controller-manager and
 #     kube-proxy (k8s.io/kubernetes; the test node of src/node runs them)
 #   coredns (github.com/coredns/coredns: the test node's cluster DNS)
@@ -95,6 +97,17 @@ build_etcd() {
   echo "$version"
 }
 
+# The same version as released (plain upstream modules, no gofail), for the plain etcd images.
+build_etcd_plain() {
+  local dir="$here/etcd-$1-plain" version
+  version=$(required_version "$dir" go.etcd.io/etcd/server/v3)
+  build_set "$bin/etcd-plain-$version" "$dir" \
+    etcd=go.etcd.io/etcd/server/v3 \
+    etcdctl=go.etcd.io/etcd/etcdctl/v3 \
+    etcdutl=go.etcd.io/etcd/etcdutl/v3
+  echo "$version"
+}
+
 build_kube() {
   local dir="$here/kube" version
   version=$(required_version "$dir" k8s.io/kubernetes)
@@ -150,6 +163,11 @@ build_tools() {
 
 etcd_current=$(build_etcd v3.6)
 etcd_previous=$(build_etcd v3.5)
+plain_current=$(build_etcd_plain v3.6)
+plain_previous=$(build_etcd_plain v3.5)
+# An image named etcd:<version> must hold the version its failpoint twin holds.
+[ "$plain_current" = "$etcd_current" ] && [ "$plain_previous" = "$etcd_previous" ] ||
+  { log "test/bin/etcd-v3.6-plain and etcd-v3.5-plain pin $plain_current and $plain_previous, but etcd-v3.6 and etcd-v3.5 pin $etcd_current and $etcd_previous: pin the same versions"; exit 1; }
 kube=$(build_kube)
 helm=$(build_helm)
 coredns=$(build_coredns)
@@ -162,6 +180,10 @@ cat >"$bin/binaries.json.tmp" <<EOF
   "etcd": {
     "current": { "version": "$etcd_current", "dir": "$bin/etcd-$etcd_current" },
     "previous": { "version": "$etcd_previous", "dir": "$bin/etcd-$etcd_previous" }
+  },
+  "etcdPlain": {
+    "current": { "version": "$plain_current", "dir": "$bin/etcd-plain-$plain_current" },
+    "previous": { "version": "$plain_previous", "dir": "$bin/etcd-plain-$plain_previous" }
   },
   "kube": { "version": "$kube", "dir": "$bin/kube-$kube" },
   "helm": { "version": "$helm", "dir": "$bin/helm-$helm" },
