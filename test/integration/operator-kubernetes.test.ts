@@ -132,11 +132,15 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
   test('bootstraps one member: finalizer, Services, PodDisruptionBudget, agent Secret, one Pod and one PVC, status Creating', async () => {
     await kubectlOk(apiserver, ['-n', namespace, 'apply', '-f', 'config/samples/etcdcluster.yaml']);
     const created = await eventually(
-      'the EtcdCluster to have a status with its three conditions and a Pod demo-0',
+      'the EtcdCluster to have a status with its three conditions and a Pod demo-0 it lists',
       60_000,
       async () => {
         const c = await getCluster();
-        const ready = ['Available', 'Progressing', 'Degraded'].every((t) => condition(c, t) !== undefined) && (await readPod(`${cluster}-0`)) !== undefined;
+        // The status that first lists the member: a reconcile may write one before the Pod exists.
+        const ready =
+          ['Available', 'Progressing', 'Degraded'].every((t) => condition(c, t) !== undefined) &&
+          (c?.status?.members ?? []).length > 0 &&
+          (await readPod(`${cluster}-0`)) !== undefined;
         return ready ? c : undefined;
       },
       clusterState,
@@ -326,6 +330,7 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
       'metadata: {name: crashes}',
       'spec:',
       `  clusterRef: {name: ${cluster}}`,
+      '  mode: exclusive',
       '  duration: 10s',
       '  faults:',
       '    choices: [{fault: crash}, {fault: kill}]',
