@@ -20,6 +20,8 @@ Commands:
                 resources, with leader election (see etcd-robustness operator --help).
   dev           Start a local kube-apiserver, install the CRDs and run the operator
                 against it with local etcd members; prints the KUBECONFIG for kubectl.
+                --runtime=kubernetes: a real single-node cluster with the images of
+                npm run build:images, for helm install and the samples.
   report RUN    Fetch the stored report of a RobustnessRun into a folder and print
                 its verdict (--namespace, --run-number, --output, --open;
                 see etcd-robustness report --help).

@@ -17,6 +17,7 @@ import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { LocalApiserver } from '../local/kube-apiserver.ts';
 import { logger, setLogFormat } from '../log.ts';
+import { imageNamed, KubeNode, readImagesManifest } from '../node/index.ts';
 
 export class OperatorUsageError extends Error {
   override name = 'OperatorUsageError';
@@ -210,27 +211,42 @@ function stopSignals(): { received: Promise<NodeJS.Signals>; dispose: () => void
   };
 }
 
-export const devUsage = `Usage: etcd-robustness dev [--dir DIR]
+export const devUsage = `Usage: etcd-robustness dev [--runtime local|kubernetes] [--dir DIR]
 
-Starts a local kube-apiserver (with its own etcd), installs the CRDs, runs the operator against it with
-the local runtime (EtcdCluster members are etcd processes on this machine) and prints the KUBECONFIG to
-use. Then, in another shell:
+--runtime local (the default): starts a local kube-apiserver (with its own etcd), installs the CRDs, runs
+the operator against it with the local runtime (EtcdCluster members are etcd processes on this machine)
+and prints the KUBECONFIG to use. Then, in another shell:
 
   export KUBECONFIG=<printed path>
   kubectl apply -f config/samples/etcdcluster.yaml
   kubectl apply -f config/samples/robustnessrun-against-cluster.yaml
   kubectl get etcdclusters,robustnessruns -w
 
-Ctrl-C stops everything (members, operator, apiserver). Needs the binaries of npm run build:bins.
+--runtime kubernetes: starts a real single-node Kubernetes cluster on this machine (containerd, kubelet,
+kube-proxy, CoreDNS, PVs; needs root and the packages of scripts/install-system-deps.sh), imports the
+images of npm run build:images and prints the KUBECONFIG. Nothing else is installed: install the operator
+the way a user does, then apply the samples:
+
+  export KUBECONFIG=<printed path>
+  helm install etcd-robustness charts/etcd-robustness-operator -n etcd-robustness-system --create-namespace
+  kubectl apply -f config/samples/etcdcluster.yaml
+
+Ctrl-C stops everything (members, operator, apiserver; with kubernetes, the whole node and everything it
+made). Needs the binaries of npm run build:bins.
 `;
 
 export async function runDev(argv: string[], out: (line: string) => void): Promise<number> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, strict: true, options: { runtime: { type: 'string', default: 'local' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     out(devUsage);
     return 0;
   }
+  if (values.runtime !== 'local' && values.runtime !== 'kubernetes') throw new OperatorUsageError(`--runtime: "${values.runtime}" is not local or kubernetes`);
   setLogFormat('text');
+  if (values.runtime === 'kubernetes') {
+    if (values.dir !== undefined) throw new OperatorUsageError('--dir applies to --runtime=local (the node keeps everything in its own folder)');
+    return runDevNode(out);
+  }
   const dir = path.resolve(values.dir ?? path.join(os.tmpdir(), `etcd-robustness-dev-${os.userInfo().uid}`));
   mkdirSync(dir, { recursive: true });
   out('starting a local kube-apiserver...');
@@ -267,6 +283,43 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
   } finally {
     await operator?.close();
     await apiserver.close();
+    signals.dispose();
+  }
+}
+
+/**
+ * `dev --runtime=kubernetes`: the test node with every image of `npm run build:images` imported, and
+ * nothing installed on it; Ctrl-C or SIGTERM removes the node and everything it made.
+ */
+async function runDevNode(out: (line: string) => void): Promise<number> {
+  // Before anything starts: a missing image fails with a message naming npm run build:images.
+  const images = readImagesManifest();
+  const pause = imageNamed(images, images.pause);
+  // Registered first, so that a Ctrl-C during the start stops the node cleanly once it is up.
+  const signals = stopSignals();
+  try {
+    out('starting a single-node Kubernetes cluster (etcd, kube-apiserver, controller-manager, scheduler, containerd, kubelet, kube-proxy, CoreDNS)...');
+    const node = await KubeNode.start({
+      pauseImage: pause,
+      images: images.images.filter((i) => i !== pause).map((i) => i.file),
+      progress: (line) => out(`  ${line}`),
+    });
+    try {
+      out(`kube-apiserver: ${node.url}`);
+      out(`node: ${node.nodeName} on bridge ${node.network.bridge} (${node.network.bridgeIp}); Services ${node.serviceCidr}; logs in ${node.root}/logs`);
+      out(`images: ${images.images.map((i) => i.name).join(', ')}`);
+      out(`export KUBECONFIG=${node.kubeconfigPath}`);
+      out(`kubectl: ${node.binaries.kubectl}`);
+      out(`helm: ${node.binaries.helm}`);
+      out('ready: helm install etcd-robustness charts/etcd-robustness-operator -n etcd-robustness-system --create-namespace; then kubectl apply -f config/samples/etcdcluster.yaml (Ctrl-C stops everything)');
+      const signal = await signals.received;
+      out(`${signal}: stopping the node and removing everything it made`);
+    } finally {
+      await node.close();
+    }
+    out('stopped');
+    return 0;
+  } finally {
     signals.dispose();
   }
 }
