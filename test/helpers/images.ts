@@ -351,8 +351,21 @@ export class ThrowawayContainerd {
       .filter((mountPoint): mountPoint is string => mountPoint !== undefined && mountPoint.startsWith(`${this.dir}/`));
     if (mounted.length > 0) throw new Error(`containerd left mounts under ${this.dir}: ${mounted.join(', ')}`);
     rmSync(this.dir, { recursive: true, force: true });
-    if (this.createdRunDir) removeEmptyTree('/run/containerd');
+    // Another containerd started meanwhile (the test node's) may be about to use the folder.
+    if (this.createdRunDir && !containerdRunning()) removeEmptyTree('/run/containerd');
   }
+}
+
+/** Whether any containerd process runs on this machine. */
+function containerdRunning(): boolean {
+  return readdirSync('/proc').some((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'containerd';
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
 }
 
 /** Removes `dir` and the empty folders below it; anything with a file in it stays. */

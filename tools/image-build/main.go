@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -156,8 +157,13 @@ func build(specPath, out string) error {
 	if err := decoder.Decode(&spec); err != nil {
 		return fmt.Errorf("spec %s: %w", specPath, err)
 	}
-	if spec.Name == "" || len(spec.Layers) == 0 {
-		return fmt.Errorf("spec %s: a name and at least one layer are required", specPath)
+	if len(spec.Layers) == 0 {
+		return fmt.Errorf("spec %s: at least one layer is required", specPath)
+	}
+	// A full reference with a tag: containerd names the imported image by it, and the tag goes in the index.
+	tag, err := name.NewTag(spec.Name, name.StrictValidation)
+	if err != nil {
+		return fmt.Errorf("spec %s: name %q is not a repository:tag reference: %w", specPath, spec.Name, err)
 	}
 	created, err := epoch()
 	if err != nil {
@@ -206,7 +212,7 @@ func build(specPath, out string) error {
 			return err
 		}
 	}
-	size, err := writeLayout(img, spec.Name, out)
+	size, err := writeLayout(img, spec.Name, tag.TagStr(), out)
 	if err != nil {
 		return err
 	}
@@ -270,7 +276,10 @@ func collect(spec LayerSpec) (map[string]*fileEntry, error) {
 	entries := map[string]*fileEntry{}
 	add := func(e *fileEntry) error {
 		if previous, ok := entries[e.name]; ok && !previous.implicit {
-			if !(previous.typeflag == tar.TypeDir && e.typeflag == tar.TypeDir && e.implicit) {
+			// Two trees may share a directory (both add /usr, say) if they agree on what it is.
+			sameDir := previous.typeflag == tar.TypeDir && e.typeflag == tar.TypeDir &&
+				(e.implicit || (previous.mode == e.mode && previous.uid == e.uid && previous.gid == e.gid))
+			if !sameDir {
 				return fmt.Errorf("/%s is added twice", e.name)
 			}
 			return nil
@@ -463,7 +472,7 @@ func copyHostFile(w io.Writer, e *fileEntry) error {
 }
 
 // writeLayout writes img as an OCI image layout tarball and returns its size.
-func writeLayout(img v1.Image, name, out string) (size int64, err error) {
+func writeLayout(img v1.Image, imageName, tag, out string) (size int64, err error) {
 	manifest, err := img.RawManifest()
 	if err != nil {
 		return 0, err
@@ -476,7 +485,6 @@ func writeLayout(img v1.Image, name, out string) (size int64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	tag := name[strings.LastIndex(name, ":")+1:]
 	index, err := json.Marshal(v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
@@ -487,7 +495,7 @@ func writeLayout(img v1.Image, name, out string) (size int64, err error) {
 			Platform:  &v1.Platform{Architecture: "amd64", OS: "linux"},
 			// containerd's name annotation carries the whole reference; the OCI one, the tag (as
 			// `docker save` writes them).
-			Annotations: map[string]string{"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
+			Annotations: map[string]string{"io.containerd.image.name": imageName, "org.opencontainers.image.ref.name": tag},
 		}},
 	})
 	if err != nil {
