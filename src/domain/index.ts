@@ -1,5 +1,6 @@
 // The domain types shared by probes, checker, faults and controller.
 export * from './etcd.ts';
+export * from './etcd-tls.ts';
 export * from './history.ts';
 export * from './run-spec.ts';
 export * from './runtime.ts';

@@ -1,3 +1,5 @@
+import type { EtcdClientTls } from './etcd-tls.ts';
+
 /**
  * Where etcd members run: local processes today, Kubernetes pods later. The run engine, the faults and
  * the controller drive members only through this interface.
@@ -25,6 +27,11 @@ export interface MemberRuntime {
    * service proxy), when the runtime has one: clients that must outlive a member's replacement use it.
    */
   readonly serviceEndpoint?: string;
+  /**
+   * The CA (and client certificate) of a cluster whose client URLs are https: every etcd client of a
+   * run or a fault uses it. Absent: plain http.
+   */
+  readonly clientTls?: EtcdClientTls;
   /** Starts the cluster's members and waits until they serve. */
   create(): Promise<void>;
   endpoints(): string[];
@@ -132,6 +139,12 @@ export interface MemberPlacement<Cluster> {
   deleteCluster(cluster: Cluster): Promise<void>;
   /** The client URLs the operator uses to reach the cluster. */
   clientEndpoints(cluster: Cluster): Promise<string[]>;
+  /**
+   * What the operator's etcd clients need for the cluster's client URLs when they are https (the CA of
+   * spec.tls.client); undefined when they are plain http. Fails with an error naming what is missing
+   * (the Secret, its key) when the cluster asks for TLS and the CA cannot be read.
+   */
+  clientTls(cluster: Cluster): Promise<EtcdClientTls | undefined>;
   /** The cluster's members as the run engine and the fault executor drive them. */
   faultRuntime(cluster: Cluster): Promise<MemberRuntime>;
   /** The bearer token of the cluster's fault agents, when they run. */

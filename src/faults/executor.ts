@@ -9,8 +9,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
-import type { AgentFaultRequest, FaultEvent, FaultName, FaultPhase, LinkRule, MemberRuntime, PlannedFault, RuntimeMember } from '../domain/index.ts';
+import type { AgentFaultRequest, EtcdClientTls, FaultEvent, FaultName, FaultPhase, LinkRule, MemberRuntime, PlannedFault, RuntimeMember } from '../domain/index.ts';
 import { logger } from '../log.ts';
+import { etcdHttp } from '../probes/etcd-transport.ts';
 import { isHealthy } from '../probes/health.ts';
 import { recordingEtcdClient } from '../probes/recording-client.ts';
 import { AgentClient, AgentRequestError } from './agent-client.ts';
@@ -59,13 +60,14 @@ export class FaultUnavailableError extends Error {
 
 const idHex = (decimal: string): string => BigInt(decimal).toString(16);
 
-async function hashKv(endpoint: string, revision: number): Promise<{ hash: string; compactRevision: string }> {
-  const post = (route: string): Promise<Response> => fetch(`${endpoint}${route}`, { method: 'POST', body: JSON.stringify({ revision }), signal: AbortSignal.timeout(5000) });
+async function hashKv(endpoint: string, revision: number, tls: EtcdClientTls | undefined): Promise<{ hash: string; compactRevision: string }> {
+  const post = (route: string): Promise<{ status: number; text: string }> => etcdHttp(`${endpoint}${route}`, { method: 'POST', body: JSON.stringify({ revision }), tls, timeoutMs: 5000 });
   // etcd 3.6 serves HashKV at /v3/maintenance/hashkv; 3.5's gateway routes it at /v3/maintenance/hash.
   let response = await post('/v3/maintenance/hashkv');
   if (response.status === 404) response = await post('/v3/maintenance/hash');
-  const body = (await response.json()) as { hash?: number | string; compact_revision?: string; error?: string; message?: string };
-  if (!response.ok || body.hash === undefined) throw new Error(`HashKV at ${endpoint}: ${body.message ?? body.error ?? response.status}`);
+  const body = JSON.parse(response.text) as { hash?: number | string; compact_revision?: string; error?: string; message?: string };
+  const ok = response.status >= 200 && response.status < 300;
+  if (!ok || body.hash === undefined) throw new Error(`HashKV at ${endpoint}: ${body.message ?? body.error ?? response.status}`);
   return { hash: String(body.hash), compactRevision: body.compact_revision ?? '0' };
 }
 
@@ -106,6 +108,11 @@ export class FaultExecutor {
     return this.options.runtime.members();
   }
 
+  /** The cluster's client TLS, from the runtime: every request of the executor to etcd uses it. */
+  private get tls(): EtcdClientTls | undefined {
+    return this.options.runtime.clientTls;
+  }
+
   private member(name: string): RuntimeMember {
     const found = this.members().find((m) => m.name === name);
     if (!found) throw new FaultUnavailableError(`no member named ${name}`);
@@ -117,7 +124,7 @@ export class FaultExecutor {
     const endpoint = this.member(name).endpoint;
     let client = this.clients.get(endpoint);
     if (!client) {
-      client = recordingEtcdClient([endpoint]);
+      client = recordingEtcdClient([endpoint], { tls: this.tls });
       this.clients.set(endpoint, client);
     }
     return client;
@@ -243,7 +250,7 @@ export class FaultExecutor {
   private async waitHealthy(members: readonly string[], timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const states = await Promise.all(members.map((m) => isHealthy(this.member(m).endpoint)));
+      const states = await Promise.all(members.map((m) => isHealthy(this.member(m).endpoint, 1000, this.tls)));
       if (states.every(Boolean)) return true;
       await sleep(200);
     }
@@ -255,7 +262,7 @@ export class FaultExecutor {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       const members = this.members();
-      const states = await Promise.all(members.map((m) => isHealthy(m.endpoint)));
+      const states = await Promise.all(members.map((m) => isHealthy(m.endpoint, 1000, this.tls)));
       if (states.every(Boolean)) return true;
       await sleep(200);
     }
@@ -276,7 +283,7 @@ export class FaultExecutor {
         const statuses = await Promise.all(members.map((m) => this.etcd(m.name).kv.range({ key: Buffer.from('\0'), count_only: true, serializable: true }, { deadline: Date.now() + 2000 })));
         const revision = Math.min(...statuses.map((s) => Number(s.header.revision)));
         // etcd3 1.1.2 has no HashKV binding: etcd's JSON gateway serves the same RPC.
-        const hashes = await Promise.all(members.map((m) => hashKv(m.endpoint, revision)));
+        const hashes = await Promise.all(members.map((m) => hashKv(m.endpoint, revision, this.tls)));
         const summary = members.map((m, i) => `${m.name}=${hashes[i]!.hash}@compact ${hashes[i]!.compactRevision}`).join(' ');
         last = `revision ${revision}: ${summary}`;
         if (hashes.every((h) => h.hash === hashes[0]!.hash && h.compactRevision === hashes[0]!.compactRevision)) return { equal: true, detail: last };
@@ -382,7 +389,7 @@ export class FaultExecutor {
       case 'pause': {
         const heal = await this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) });
         applied();
-        const answering = await Promise.all(targets.map((t) => isHealthy(this.member(t).endpoint, 1000)));
+        const answering = await Promise.all(targets.map((t) => isHealthy(this.member(t).endpoint, 1000, this.tls)));
         if (answering.some(Boolean)) {
           await heal();
           throw new Error(`paused member ${targets.join(', ')} still answers /health`);

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import type { EtcdClientTls } from '../domain/index.ts';
 import { holdFile } from '../faults/hold.ts';
 import { logger } from '../log.ts';
 import { memberHealth } from '../probes/health.ts';
@@ -53,7 +54,44 @@ export interface LocalClusterOptions {
   supervise?: boolean;
   /** Extra etcd flags for every member. */
   extraArgs?: readonly string[];
+  /**
+   * Serve the client listener over TLS: client URLs are https, and cluster.clientTls carries what
+   * clients need (this cluster's own health checks use it too). The certificate must name 127.0.0.1.
+   */
+  clientTls?: LocalClientTlsFiles;
   startTimeoutMs?: number;
+}
+
+/** PEM files of a local cluster's client listener. */
+export interface LocalClientTlsFiles {
+  /** The members' serving certificate and key. */
+  certFile: string;
+  keyFile: string;
+  /** The CA the certificates chain to. */
+  caFile: string;
+  /**
+   * Require client certificates signed by caFile, and use this one (its clientTls carries it). Absent:
+   * server TLS only, clients need the CA and no certificate.
+   */
+  clientCertificate?: { certFile: string; keyFile: string };
+}
+
+/**
+ * etcd's flags for its client listener. Server TLS only gets no --trusted-ca-file: with one, etcd
+ * requires and verifies a client certificate from every client (go.etcd.io/etcd/client/pkg transport
+ * TLSInfo.ServerConfig), so it is there only when client certificates are wanted.
+ */
+export function etcdClientTlsFlags(files: LocalClientTlsFiles): string[] {
+  const serving = [`--cert-file=${files.certFile}`, `--key-file=${files.keyFile}`];
+  return files.clientCertificate === undefined ? serving : [...serving, `--trusted-ca-file=${files.caFile}`, '--client-cert-auth=true'];
+}
+
+/** What a client of a cluster started with `files` needs: the CA, and the client certificate when one is required. */
+function clientTlsOf(files: LocalClientTlsFiles): EtcdClientTls {
+  const { clientCertificate } = files;
+  const tls: EtcdClientTls = { ca: readFileSync(files.caFile) };
+  if (clientCertificate !== undefined) tls.clientCertificate = { cert: readFileSync(clientCertificate.certFile), key: readFileSync(clientCertificate.keyFile) };
+  return tls;
 }
 
 export interface MemberAddresses {
@@ -136,11 +174,14 @@ export class LocalEtcdMember {
   private readonly binaries: EtcdBinaries;
   private args: readonly string[];
   readonly supervised: boolean;
+  /** The CA its health checks trust, when its client URL is https. */
+  readonly clientTls: EtcdClientTls | undefined;
   /** The member's fault agent, when the cluster runs agents. */
   agent: LocalFaultAgent | undefined;
 
-  constructor(addresses: MemberAddresses, binaries: EtcdBinaries, args: readonly string[], root: string, options: { supervise?: boolean } = {}) {
+  constructor(addresses: MemberAddresses, binaries: EtcdBinaries, args: readonly string[], root: string, options: { supervise?: boolean; clientTls?: EtcdClientTls } = {}) {
     this.addresses = addresses;
+    this.clientTls = options.clientTls;
     this.binaries = binaries;
     this.args = args;
     this.dataDir = path.join(root, `${addresses.name}.etcd`);
@@ -218,7 +259,7 @@ export class LocalEtcdMember {
       if ((!proc || exit) && !this.process.restarting) {
         throw new EtcdStartError(this.name, `process exited (${JSON.stringify(exit ?? 'never started')})`, this.logFile);
       }
-      const health = await memberHealth(this.endpoint);
+      const health = await memberHealth(this.endpoint, 1000, this.clientTls);
       if (health.healthy) {
         this.process.markReady();
         return;
@@ -362,14 +403,17 @@ export class LocalEtcdCluster {
   readonly binaries: EtcdBinaries;
   /** The bearer token of the members' fault agents, when the cluster runs agents. */
   readonly agentToken: string | undefined;
+  /** What clients need for the https client URLs, when the cluster serves client TLS. */
+  readonly clientTls: EtcdClientTls | undefined;
   private readonly ownsDataRoot: boolean;
 
-  private constructor(members: readonly LocalEtcdMember[], dataRoot: string, ownsDataRoot: boolean, binaries: EtcdBinaries, agentToken: string | undefined) {
+  private constructor(members: readonly LocalEtcdMember[], dataRoot: string, ownsDataRoot: boolean, binaries: EtcdBinaries, agentToken: string | undefined, clientTls: EtcdClientTls | undefined) {
     this.members = members;
     this.dataRoot = dataRoot;
     this.ownsDataRoot = ownsDataRoot;
     this.binaries = binaries;
     this.agentToken = agentToken;
+    this.clientTls = clientTls;
   }
 
   get endpoints(): string[] {
@@ -412,6 +456,8 @@ export class LocalEtcdCluster {
     const agents = options.agents;
     const peerProxy = (options.peerProxy ?? false) || agents !== undefined;
     const supervise = options.supervise ?? agents !== undefined;
+    const clientTls = options.clientTls === undefined ? undefined : clientTlsOf(options.clientTls);
+    const clientScheme = clientTls === undefined ? 'http' : 'https';
 
     const perMember = 5;
     const ports = await freeLoopbackPorts(size * perMember);
@@ -420,7 +466,7 @@ export class LocalEtcdCluster {
       const peerUrl = `http://127.0.0.1:${port(1)}`;
       const member: MemberAddresses = {
         name: `m${i + 1}`,
-        clientUrl: `http://127.0.0.1:${port(0)}`,
+        clientUrl: `${clientScheme}://127.0.0.1:${port(0)}`,
         peerUrl,
         peerListenUrl: peerProxy ? `http://127.0.0.1:${port(3)}` : peerUrl,
         failpointUrl: options.failpoints ? `http://127.0.0.1:${port(2)}` : undefined,
@@ -434,9 +480,10 @@ export class LocalEtcdCluster {
     const members = addresses.map((a) => {
       const args = [
         ...etcdMemberFlags(a, { dataDir: path.join(dataRoot, `${a.name}.etcd`), initialCluster, initialClusterState: 'new', token }),
+        ...(options.clientTls === undefined ? [] : etcdClientTlsFlags(options.clientTls)),
         ...(options.extraArgs ?? []),
       ];
-      return new LocalEtcdMember(a, binaries, args, dataRoot, { supervise });
+      return new LocalEtcdMember(a, binaries, args, dataRoot, { supervise, ...(clientTls === undefined ? {} : { clientTls }) });
     });
 
     let agentToken: string | undefined;
@@ -452,7 +499,7 @@ export class LocalEtcdCluster {
       }
     }
 
-    const cluster = new LocalEtcdCluster(members, dataRoot, ownsDataRoot, binaries, agentToken);
+    const cluster = new LocalEtcdCluster(members, dataRoot, ownsDataRoot, binaries, agentToken, clientTls);
     try {
       for (const m of members) m.start();
       // The agents run the peer proxies the members advertise: the cluster forms only once they run.

@@ -2,9 +2,9 @@
 // the integration tests.
 export { etcdBinaries, kubeBinaries, packageRoot, BinaryNotFoundError } from './binaries.ts';
 export type { EtcdBinaries, EtcdSeries, KubeBinaries } from './binaries.ts';
-export { etcdMemberFlags, LocalEtcdCluster, LocalEtcdMember, EtcdStartError } from './etcd-cluster.ts';
+export { etcdClientTlsFlags, etcdMemberFlags, LocalEtcdCluster, LocalEtcdMember, EtcdStartError } from './etcd-cluster.ts';
 export { LocalMemberRuntime } from './runtime.ts';
-export type { LocalClusterOptions, MemberAddresses, MemberStart } from './etcd-cluster.ts';
+export type { LocalClientTlsFiles, LocalClusterOptions, MemberAddresses, MemberStart } from './etcd-cluster.ts';
 export { ManagedProcess, logTail } from './process.ts';
 export type { ProcessExit, ProcessOptions } from './process.ts';
 export { freeLoopbackPorts } from './ports.ts';

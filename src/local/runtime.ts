@@ -1,9 +1,9 @@
 /** The member runtime of `run --local`: a LocalEtcdCluster of real etcd processes on loopback. */
-import type { MemberRuntime, RuntimeMember } from '../domain/index.ts';
+import type { EtcdClientTls, MemberRuntime, RuntimeMember } from '../domain/index.ts';
 import { spawnSync } from 'node:child_process';
 import type { EtcdBinaries } from './binaries.ts';
 import { etcdBinaries } from './binaries.ts';
-import { LocalEtcdCluster, type LocalClusterOptions } from './etcd-cluster.ts';
+import { LocalEtcdCluster, type LocalClientTlsFiles, type LocalClusterOptions } from './etcd-cluster.ts';
 
 export interface LocalMemberRuntimeOptions {
   name?: string;
@@ -17,6 +17,8 @@ export interface LocalMemberRuntimeOptions {
    * supervised restarts; the token is generated when not given.
    */
   agents?: { token?: string; maxTtl?: string };
+  /** Serve the members' client URLs over TLS (https) with these files; clientTls then carries the CA. */
+  clientTls?: LocalClientTlsFiles;
 }
 
 export class LocalMemberRuntime implements MemberRuntime {
@@ -31,6 +33,7 @@ export class LocalMemberRuntime implements MemberRuntime {
     if (options.binaries) this.options.binaries = options.binaries;
     if (options.dataRoot !== undefined) this.options.dataRoot = options.dataRoot;
     if (options.agents) this.options.agents = { ...options.agents };
+    if (options.clientTls) this.options.clientTls = { ...options.clientTls };
   }
 
   async create(): Promise<void> {
@@ -51,6 +54,11 @@ export class LocalMemberRuntime implements MemberRuntime {
 
   get etcdVersion(): string {
     return this.started.binaries.version;
+  }
+
+  /** The CA of the members' https client URLs (undefined for plain members or before create()). */
+  get clientTls(): EtcdClientTls | undefined {
+    return this.cluster?.clientTls;
   }
 
   /** The bearer token of the members' fault agents (undefined without agents or before create()). */

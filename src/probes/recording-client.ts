@@ -6,8 +6,9 @@
  */
 import { Etcd3, type IOptions } from 'etcd3';
 import { noop } from 'cockatiel';
-import type { EtcdRequest, EtcdResponse, Operation } from '../domain/index.ts';
+import type { EtcdClientTls, EtcdRequest, EtcdResponse, Operation } from '../domain/index.ts';
 import { isWriteRequest } from '../domain/index.ts';
+import { etcdTlsOptions } from './etcd-transport.ts';
 import { rangeFromWire, rangeToWire, txnFromWire, txnToWire } from './etcd-wire.ts';
 import type { HistoryRecorder } from './recorder.ts';
 
@@ -33,15 +34,22 @@ export function isDefiniteError(message: string): boolean {
 /** gRPC channel settings of every probe client: reconnect attempts every 100 ms to 500 ms. */
 export const probeChannelOptions = { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 500 } as const;
 
+export interface RecordingEtcdClientOptions extends Partial<Omit<IOptions, 'credentials'>> {
+  /** The cluster's client TLS (MemberRuntime.clientTls): absent for plain http members. */
+  tls?: EtcdClientTls | undefined;
+}
+
 /** An etcd3 client for recorded traffic: no retries, no circuit breaker. */
-export function recordingEtcdClient(endpoints: string[], options: Partial<IOptions> = {}): Etcd3 {
+export function recordingEtcdClient(endpoints: string[], options: RecordingEtcdClientOptions = {}): Etcd3 {
+  const { tls, ...etcdOptions } = options;
   return new Etcd3({
     hosts: endpoints,
     dialTimeout: 2000,
     // A probe measures the cluster, not gRPC's reconnect back-off (1 s growing to 120 s by default): a
     // member that comes back (a failover's survivor, a restarted member) is reached within 0.5 s.
     grpcOptions: probeChannelOptions,
-    ...options,
+    ...etcdOptions,
+    ...etcdTlsOptions(tls),
     faultHandling: { host: () => noop, global: noop },
   });
 }

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { CheckReport, Verdict } from '../checker/index.ts';
 import { defaultResolveWindowMs, LiveWatchChecker } from '../checker/index.ts';
-import type { EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
+import type { EtcdClientTls, EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
 import { isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
 import { FaultExecutor } from '../faults/executor.ts';
 import { GofailClient } from '../faults/gofail.ts';
@@ -91,6 +91,12 @@ export interface RunOptions {
    * members' own URLs, so traffic survives a member's replacement (a two-node failover).
    */
   serviceEndpoint?: string;
+  /**
+   * The cluster's client TLS (its CA; a client certificate if it asks for one): every probe, watch and
+   * admin client of the run uses it. Default: the runtime's (MemberRuntime.clientTls), so a caller that
+   * passes no runtime (a run without faults) passes the runtime's clientTls here.
+   */
+  clientTls?: EtcdClientTls;
   /** Keep at most this many operations in memory for the final offline check (default 2,000,000). */
   keepOperations?: number;
   clock?: Clock;
@@ -214,8 +220,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
   const started = new Date();
   const startedAt = performance.now();
   const etcds: Etcd3[] = [];
+  const tls = options.clientTls ?? options.runtime?.clientTls;
   const client = (hosts: string[]): Etcd3 => {
-    const etcd = recordingEtcdClient(hosts);
+    const etcd = recordingEtcdClient(hosts, { tls });
     etcds.push(etcd);
     return etcd;
   };

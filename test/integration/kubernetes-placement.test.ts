@@ -329,7 +329,6 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       '--listen-peer-urls=https://0.0.0.0:2380',
       '--cert-file=/etc/etcd/tls/client/tls.crt',
       '--key-file=/etc/etcd/tls/client/tls.key',
-      '--trusted-ca-file=/etc/etcd/tls/client/ca.crt',
       '--peer-cert-file=/etc/etcd/tls/peer/tls.crt',
       '--peer-key-file=/etc/etcd/tls/peer/tls.key',
       '--peer-trusted-ca-file=/etc/etcd/tls/peer/ca.crt',
@@ -340,6 +339,8 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     ]) {
       assert.ok(etcd.args?.includes(flag), `etcd has ${flag}`);
     }
+    // Server TLS only on the client listener: a client CA there would make etcd demand client certificates.
+    assert.ok(!etcd.args?.some((a) => a.startsWith('--trusted-ca-file') || a.startsWith('--client-cert-auth')), 'clients need the CA only, no certificate');
     assert.equal(etcd.livenessProbe, undefined, 'etcd 3.5.10 has no /livez');
     assert.deepEqual(
       etcd.volumeMounts?.map((m) => [m.name, m.mountPath, m.readOnly ?? false]),

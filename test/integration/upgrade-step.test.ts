@@ -85,6 +85,7 @@ spec:
     runs,
     // The step under test touches no member: any call on the placement fails the test.
     placement: new Proxy({} as MemberPlacement<EtcdCluster>, { get: (_t, name) => () => assert.fail(`placement.${String(name)} called`) }),
+    clientTls: undefined,
     event: async (_type, reason) => {
       events.push(reason);
       await Promise.resolve();

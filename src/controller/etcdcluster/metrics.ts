@@ -9,7 +9,8 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { onePerRegistry } from '../../metrics-registry.ts';
-import type { PlacedMember } from '../../domain/index.ts';
+import type { EtcdClientTls, PlacedMember } from '../../domain/index.ts';
+import { etcdHttp } from '../../probes/etcd-transport.ts';
 import { hexId, type EtcdMemberView, type EtcdView } from './observe.ts';
 
 export type MemberRole = 'leader' | 'follower' | 'learner' | 'unknown';
@@ -91,12 +92,12 @@ export function parseQuotaBytes(metricsText: string): number | undefined {
   return Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
-/** A member's backend quota from its own /metrics; undefined when it does not answer in time. */
-export async function readQuotaBytes(clientUrl: string, timeoutMs: number): Promise<number | undefined> {
+/** A member's backend quota from its own /metrics (over TLS with `tls`); undefined when it does not answer in time. */
+export async function readQuotaBytes(clientUrl: string, timeoutMs: number, tls?: EtcdClientTls): Promise<number | undefined> {
   try {
-    const response = await fetch(`${clientUrl.replace(/\/$/, '')}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!response.ok) return undefined;
-    return parseQuotaBytes(await response.text());
+    const response = await etcdHttp(`${clientUrl.replace(/\/$/, '')}/metrics`, { tls, timeoutMs });
+    if (response.status !== 200) return undefined;
+    return parseQuotaBytes(response.text);
   } catch {
     return undefined;
   }
@@ -109,6 +110,8 @@ interface QuotaEntry {
   readAt: number;
 }
 
+type QuotaRead = (clientUrl: string, timeoutMs: number, tls?: EtcdClientTls) => Promise<number | undefined>;
+
 /**
  * Backend quotas of a cluster's members, read from their /metrics at most every `intervalMs` per member
  * and never awaited by the caller: `current` answers from what was read so far and starts the reads
@@ -117,17 +120,18 @@ interface QuotaEntry {
 export class QuotaCache {
   private readonly entries = new Map<string, Map<string, QuotaEntry>>();
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly read: (clientUrl: string, timeoutMs: number) => Promise<number | undefined>;
+  private readonly read: QuotaRead;
   private readonly intervalMs: number;
   private readonly timeoutMs: number;
 
-  constructor(options: { intervalMs?: number; timeoutMs?: number; read?: (clientUrl: string, timeoutMs: number) => Promise<number | undefined> } = {}) {
+  constructor(options: { intervalMs?: number; timeoutMs?: number; read?: QuotaRead } = {}) {
     this.intervalMs = options.intervalMs ?? 30_000;
     this.timeoutMs = options.timeoutMs ?? 1000;
     this.read = options.read ?? readQuotaBytes;
   }
 
-  current(cluster: string, placed: readonly Pick<PlacedMember, 'name' | 'clientUrl'>[], now = Date.now()): ReadonlyMap<string, number> {
+  /** `tls`: the cluster's client TLS (the placement's clientTls), for members whose client URLs are https. */
+  current(cluster: string, placed: readonly Pick<PlacedMember, 'name' | 'clientUrl'>[], now = Date.now(), tls?: EtcdClientTls): ReadonlyMap<string, number> {
     let known = this.entries.get(cluster);
     if (!known) {
       known = new Map<string, QuotaEntry>();
@@ -139,7 +143,7 @@ export class QuotaCache {
       if (entry && entry.clientUrl === p.clientUrl && now - entry.readAt < this.intervalMs) continue;
       // Marked as read now before the read ends, so reconciles in between do not start another one.
       known.set(p.name, { clientUrl: p.clientUrl, bytes: entry?.clientUrl === p.clientUrl ? entry.bytes : undefined, readAt: now });
-      const reading = this.read(p.clientUrl, this.timeoutMs).then((bytes) => {
+      const reading = this.read(p.clientUrl, this.timeoutMs, tls).then((bytes) => {
         const latest = known.get(p.name);
         if (latest?.clientUrl === p.clientUrl) latest.bytes = bytes;
       });

@@ -4,6 +4,8 @@
  */
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
+import type { EtcdClientTls } from '../../domain/index.ts';
+import { etcdTlsOptions } from '../../probes/etcd-transport.ts';
 
 export interface EtcdMemberView {
   /** etcd's member id, decimal (as the API returns it). */
@@ -24,19 +26,23 @@ export interface EtcdView {
   members: EtcdMemberView[];
 }
 
-function client(endpoints: string[]): Etcd3 {
+function client(endpoints: string[], tls: EtcdClientTls | undefined): Etcd3 {
   // No retries: the reconciler is retried by its queue, and a dead member must not slow it down.
-  return new Etcd3({ hosts: endpoints, dialTimeout: 1500, faultHandling: { host: () => noop, global: noop } });
+  return new Etcd3({ hosts: endpoints, dialTimeout: 1500, ...etcdTlsOptions(tls), faultHandling: { host: () => noop, global: noop } });
 }
 
 export const hexId = (decimal: string): string => BigInt(decimal).toString(16);
 
-/** The cluster as etcd sees it, or undefined when no endpoint answers a member list. */
-export async function observeEtcd(endpoints: string[], timeoutMs = 2000): Promise<EtcdView | undefined> {
+/**
+ * The cluster as etcd sees it, or undefined when no endpoint answers a member list. `tls` is the
+ * placement's clientTls for the cluster (undefined for plain http members): a required argument, so no
+ * caller forgets it.
+ */
+export async function observeEtcd(endpoints: string[], tls: EtcdClientTls | undefined, timeoutMs = 2000): Promise<EtcdView | undefined> {
   if (endpoints.length === 0) return undefined;
   let list: Awaited<ReturnType<Etcd3['cluster']['memberList']>> | undefined;
   for (const endpoint of endpoints) {
-    const c = client([endpoint]);
+    const c = client([endpoint], tls);
     try {
       // Serializable: a member without quorum still tells who the members are.
       list = await c.cluster.memberList({ linearizable: false }, { deadline: Date.now() + timeoutMs });
@@ -54,7 +60,7 @@ export async function observeEtcd(endpoints: string[], timeoutMs = 2000): Promis
       const view: EtcdMemberView = { id: m.ID, name: m.name, peerUrls: m.peerURLs, clientUrls: m.clientURLs, isLearner: m.isLearner };
       const url = m.clientURLs[0];
       if (url === undefined) return view;
-      const c = client([url]);
+      const c = client([url], tls);
       try {
         const status = await c.maintenance.status({ deadline: Date.now() + timeoutMs });
         const hasLeader = status.leader !== '0';
@@ -79,8 +85,8 @@ export async function observeEtcd(endpoints: string[], timeoutMs = 2000): Promis
 }
 
 /** A client for membership changes (member add/remove/promote go to the leader through any member). */
-export async function withEtcd<T>(endpoints: string[], action: (etcd: Etcd3) => Promise<T>): Promise<T> {
-  const c = client(endpoints);
+export async function withEtcd<T>(endpoints: string[], tls: EtcdClientTls | undefined, action: (etcd: Etcd3) => Promise<T>): Promise<T> {
+  const c = client(endpoints, tls);
   try {
     return await action(c);
   } finally {

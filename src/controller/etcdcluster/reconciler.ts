@@ -4,8 +4,8 @@
  * which event woke it, and a step interrupted half way is finished by the next reconcile.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { EtcdCluster, MemberPlacement, PlacedMember, Witness } from '../../domain/index.ts';
-import { etcdClusterKind, etcdClusterPlural, robustnessApiVersion } from '../../domain/index.ts';
+import type { EtcdClientTls, EtcdCluster, MemberPlacement, PlacedMember, Witness } from '../../domain/index.ts';
+import { ClientTlsUnavailableError, etcdClusterKind, etcdClusterPlural, robustnessApiVersion } from '../../domain/index.ts';
 import { parseDuration } from '../../duration.ts';
 import { logger } from '../../log.ts';
 import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
@@ -25,6 +25,10 @@ import { UpgradeMetrics } from './upgrade-metrics.ts';
 import { ClusterMetrics, QuotaCache } from './metrics.ts';
 
 export const clusterFinalizer = 'etcd.robustness.io/cluster-cleanup';
+/** The Available condition's reason (and the Event's) while spec.tls.client's CA cannot be read. */
+export const clientTlsUnavailableReason = 'ClientTLSUnavailable';
+/** How often a cluster whose client TLS Secret is unusable looks again. */
+const clientTlsRetryMs = 5000;
 /** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
 export const pendingMemberAnnotation = 'etcd.robustness.io/pending-member';
 
@@ -78,14 +82,15 @@ export class EtcdClusterReconciler {
   }
 
   /** One step of the rolling upgrade (./upgrade.ts); its status and conditions are merged into `status`. */
-  private async upgrade(cluster: EtcdCluster, etcd: EtcdView | undefined, placed: readonly PlacedMember[], settled: boolean): Promise<UpgradeOutcome> {
+  private async upgrade(cluster: EtcdCluster, observed: { etcd: EtcdView | undefined; clientTls: EtcdClientTls | undefined }, placed: readonly PlacedMember[], settled: boolean): Promise<UpgradeOutcome> {
     return upgradeStep({
       cluster,
-      etcd,
+      etcd: observed.etcd,
       placed,
       settled,
       runs: this.runs,
       placement: this.options.placement,
+      clientTls: observed.clientTls,
       event: (type, reason, note) => this.event(cluster, type, reason, note),
       now: new Date(),
     });
@@ -145,11 +150,19 @@ export class EtcdClusterReconciler {
       throw new TerminalError('the twoNodeWitness topology needs a placement that can fence and recover members (the local runtime); this operator runs another');
     }
 
+    // Before anything is created: members whose client TLS Secret is unusable could not be talked to.
+    let clientTls: EtcdClientTls | undefined;
+    try {
+      clientTls = await placement.clientTls(cluster);
+    } catch (error) {
+      if (error instanceof ClientTlsUnavailableError) return this.clientTlsUnavailable(cluster, error);
+      throw error;
+    }
     await placement.ensureCluster(cluster);
     const placed = await placement.listMembers(cluster);
     const endpoints = await placement.clientEndpoints(cluster);
-    const etcd = await observeEtcd(endpoints);
-    this.clusterMetrics?.observe(key, etcd, placed, this.quotas.current(key, placed));
+    const etcd = await observeEtcd(endpoints, clientTls);
+    this.clusterMetrics?.observe(key, etcd, placed, this.quotas.current(key, placed, Date.now(), clientTls));
     const unhealthy = this.trackUnhealthy(key, etcd);
     let pending = pendingOf(cluster);
     if (pending && etcd?.members.some((m) => m.name === pending?.name)) {
@@ -157,7 +170,7 @@ export class EtcdClusterReconciler {
       await this.clusters.patch(namespace, name, { metadata: { annotations: { [pendingMemberAnnotation]: null } } });
       pending = undefined;
     }
-    if (cluster.spec.topology === 'twoNodeWitness') return this.reconcileTwoNode(cluster, { placed, endpoints, etcd, pending });
+    if (cluster.spec.topology === 'twoNodeWitness') return this.reconcileTwoNode(cluster, { placed, endpoints, etcd, clientTls, pending });
     const graceMs = parseDuration(cluster.spec.memberGracePeriod);
     const action = planCluster({
       cluster: name,
@@ -175,10 +188,10 @@ export class EtcdClusterReconciler {
     let stepError: unknown;
     let upgrade: UpgradeOutcome | undefined;
     try {
-      const retryMs = await this.act(cluster, action, etcd, endpoints, placed);
+      const retryMs = await this.act(cluster, action, { etcd, clientTls }, endpoints, placed);
       if (retryMs !== undefined) requeueAfterMs = retryMs;
       // The upgrade takes its step after the repair's: it touches members only while the plan is steady.
-      upgrade = await this.upgrade(cluster, etcd, placed, action.kind === 'steady');
+      upgrade = await this.upgrade(cluster, { etcd, clientTls }, placed, action.kind === 'steady');
       if (upgrade.requeueAfterMs !== undefined) requeueAfterMs = Math.min(requeueAfterMs, upgrade.requeueAfterMs);
     } catch (error) {
       stepError = error;
@@ -190,6 +203,26 @@ export class EtcdClusterReconciler {
     if (stepError !== undefined) throw stepError instanceof Error ? stepError : new Error(apiErrorMessage(stepError));
     return { requeueAfterMs };
   };
+
+  /**
+   * spec.tls.client names a Secret whose CA cannot be had: nothing can be observed or changed (every
+   * member URL is https). Says so on the EtcdCluster (Available False, reason ClientTLSUnavailable, and a
+   * Warning Event naming the Secret and the key) and looks again soon: no informer tells this operator
+   * when a Secret is created or fixed.
+   */
+  private async clientTlsUnavailable(cluster: EtcdCluster, error: ClientTlsUnavailableError): Promise<ReconcileResult> {
+    const namespace = cluster.metadata.namespace ?? 'default';
+    const generation = cluster.metadata.generation ?? 0;
+    const conditions = setCondition(
+      cluster.status?.conditions,
+      { type: 'Available', status: 'False', observedGeneration: generation, reason: clientTlsUnavailableReason, message: error.message },
+      new Date(),
+    );
+    logger.warn(`EtcdCluster ${namespace}/${cluster.metadata.name}: no client TLS: ${error.message}`);
+    await this.event(cluster, 'Warning', clientTlsUnavailableReason, error.message);
+    await this.clusters.patchStatus(namespace, cluster.metadata.name, { ...(cluster.status?.phase === undefined ? { phase: 'Pending' } : {}), observedGeneration: generation, conditions });
+    return { requeueAfterMs: clientTlsRetryMs };
+  }
 
   private witnessOf(cluster: EtcdCluster): Witness {
     const key = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
@@ -218,9 +251,9 @@ export class EtcdClusterReconciler {
 
   private async reconcileTwoNode(
     cluster: EtcdCluster,
-    observed: { placed: PlacedMember[]; endpoints: string[]; etcd: EtcdView | undefined; pending: { name: string; peerUrl: string } | undefined },
+    observed: { placed: PlacedMember[]; endpoints: string[]; etcd: EtcdView | undefined; clientTls: EtcdClientTls | undefined; pending: { name: string; peerUrl: string } | undefined },
   ): Promise<ReconcileResult> {
-    const { placed, endpoints, etcd, pending } = observed;
+    const { placed, endpoints, etcd, clientTls, pending } = observed;
     const namespace = cluster.metadata.namespace ?? 'default';
     const key = `${namespace}/${cluster.metadata.name}`;
     const now = Date.now();
@@ -240,7 +273,7 @@ export class EtcdClusterReconciler {
           now,
           failoverGraceMs: parseDuration(cluster.spec.twoNode?.failoverGrace ?? '3s'),
           event: (type, reason, note) => this.event(cluster, type, reason, note),
-          standardStep: (action) => this.act(cluster, action, etcd, endpoints, placed),
+          standardStep: (action) => this.act(cluster, action, { etcd, clientTls }, endpoints, placed),
         },
         quorumLostSince,
       );
@@ -252,7 +285,7 @@ export class EtcdClusterReconciler {
     if (result?.action.kind === 'restartMember' || result?.action.kind === 'startMember') this.quorum.forget(key);
     // Rolling upgrades of the pair are not supported yet: the upgrade step only refuses them, visibly.
     let upgrade: UpgradeOutcome | undefined;
-    if (stepError === undefined) upgrade = await this.upgrade(cluster, etcd, placed, false).catch(() => undefined);
+    if (stepError === undefined) upgrade = await this.upgrade(cluster, { etcd, clientTls }, placed, false).catch(() => undefined);
     const action = result?.statusAction ?? { kind: 'wait' as const, reason: `witness step failed: ${apiErrorMessage(stepError)}` };
     const statusInput = { cluster, etcd, placed, action, endpoints, now: new Date() };
     const status = clusterStatus(pending ? { ...statusInput, pending } : statusInput);
@@ -277,8 +310,15 @@ export class EtcdClusterReconciler {
   }
 
   /** Takes one step; returns a requeue delay when the step wants one other than the default. */
-  private async act(cluster: EtcdCluster, action: ClusterAction, etcd: EtcdView | undefined, endpoints: string[], placed: readonly PlacedMember[]): Promise<number | undefined> {
+  private async act(
+    cluster: EtcdCluster,
+    action: ClusterAction,
+    observed: { etcd: EtcdView | undefined; clientTls: EtcdClientTls | undefined },
+    endpoints: string[],
+    placed: readonly PlacedMember[],
+  ): Promise<number | undefined> {
     const { placement } = this.options;
+    const { etcd, clientTls } = observed;
     const key = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
     // Membership changes go to the leader: etcd checks a reconfiguration against the receiving member's
     // own peer connections, and a member that joined seconds ago refuses every change.
@@ -316,7 +356,7 @@ export class EtcdClusterReconciler {
         return 100;
       case 'removeMember': {
         try {
-          await withEtcd(viaLeader, (c) => c.cluster.memberRemove({ ID: action.id }, { deadline: Date.now() + 5000 }));
+          await withEtcd(viaLeader, clientTls, (c) => c.cluster.memberRemove({ ID: action.id }, { deadline: Date.now() + 5000 }));
         } catch (error) {
           if (settling(error)) return 2000;
           throw error;
@@ -327,7 +367,7 @@ export class EtcdClusterReconciler {
       }
       case 'promote':
         try {
-          await withEtcd(viaLeader, (c) => c.cluster.memberPromote({ ID: action.id }, { deadline: Date.now() + 5000 }));
+          await withEtcd(viaLeader, clientTls, (c) => c.cluster.memberPromote({ ID: action.id }, { deadline: Date.now() + 5000 }));
         } catch (error) {
           // etcd refuses until the learner caught up with the leader: that is waiting, not failing.
           if (settling(error)) return 1000;
@@ -345,7 +385,7 @@ export class EtcdClusterReconciler {
         }
         let added;
         try {
-          added = await withEtcd(viaLeader, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
+          added = await withEtcd(viaLeader, clientTls, (c) => c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 5000 }));
         } catch (error) {
           // etcd's reconfiguration check refuses while a recent change settles: wait, it is not a failure.
           if (settling(error)) return 2000;

@@ -6,6 +6,7 @@
  */
 import type {
   Condition,
+  EtcdClientTls,
   EtcdCluster,
   GateResult,
   GateRunSpec,
@@ -42,6 +43,8 @@ export interface UpgradeContext {
   settled: boolean;
   runs: CustomResources<RobustnessRunResource>;
   placement: MemberPlacement<EtcdCluster>;
+  /** The cluster's client TLS (the placement's clientTls): the leader transfer's etcd client uses it. */
+  clientTls: EtcdClientTls | undefined;
   event: (type: 'Normal' | 'Warning', reason: string, note: string) => Promise<void>;
   now: Date;
 }
@@ -224,7 +227,7 @@ export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> 
       const leaderUrl = ctx.etcd?.members.find((m) => m.id === ctx.etcd?.leaderId)?.clientUrls[0];
       if (leaderUrl === undefined) break;
       try {
-        await withEtcd([leaderUrl], (c) => c.maintenance.moveLeader({ targetID: decision.toId }, { deadline: Date.now() + 10_000 }));
+        await withEtcd([leaderUrl], ctx.clientTls, (c) => c.maintenance.moveLeader({ targetID: decision.toId }, { deadline: Date.now() + 10_000 }));
         await ctx.event('Normal', 'LeaderTransferred', `moved leadership from ${decision.from} to ${decision.to} before upgrading ${decision.from}`);
       } catch (error) {
         // Retried by the next reconcile (etcd refuses while the target catches up).

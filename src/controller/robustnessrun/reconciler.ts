@@ -313,6 +313,8 @@ export class RobustnessRunReconciler {
         ...(run.spec.faults ? { runtime } : {}),
         ...(agentToken === undefined ? {} : { agentToken }),
         ...(runtime.serviceEndpoint === undefined ? {} : { serviceEndpoint: runtime.serviceEndpoint }),
+        // Every client of the run, not only the fault executor's (the runtime goes only with faults).
+        ...(runtime.clientTls === undefined ? {} : { clientTls: runtime.clientTls }),
       });
       writeRunReport(workDir, run, cluster.metadata.name, result, historyDir);
       const phase = phaseOf(result, signal.aborted);

@@ -270,8 +270,10 @@ export function dataClaim(cluster: EtcdCluster, launch: MemberLaunch): V1Persist
 function tlsFlags(cluster: EtcdCluster): string[] {
   const flags: string[] = [];
   if (cluster.spec.tls?.client) {
-    // Server TLS only: clients need the CA, not a certificate of their own.
-    flags.push(`--cert-file=${memberPaths.clientTls}/tls.crt`, `--key-file=${memberPaths.clientTls}/tls.key`, `--trusted-ca-file=${memberPaths.clientTls}/ca.crt`);
+    // Server TLS only: clients need the CA, not a certificate of their own. So no --trusted-ca-file:
+    // with it etcd requires and verifies a client certificate from every client (its TLSInfo.ServerConfig),
+    // and the operator, whose clients present none, could not talk to the cluster.
+    flags.push(`--cert-file=${memberPaths.clientTls}/tls.crt`, `--key-file=${memberPaths.clientTls}/tls.key`);
   }
   if (cluster.spec.tls?.peer) {
     flags.push(

@@ -11,11 +11,14 @@
  * deleted or evicted is recreated from it with its data. Every object has an owner reference to the
  * EtcdCluster, but deleteCluster deletes them all itself (it does not count on a garbage collector).
  *
+ * With spec.tls.client the members' client URLs are https, and every etcd client of the operator (its
+ * reconciles, a run's probes and faults) trusts the CA in `ca.crt` of that Secret (clientTls).
+ *
  * API calls the operator's RBAC must allow: pods (get, list, create, delete), persistentvolumeclaims
  * (get, list, create, delete), services and secrets (get, create, delete), policy
  * poddisruptionbudgets (get, create, update, delete).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,
@@ -25,7 +28,8 @@ import {
   type V1PersistentVolumeClaim,
   type V1Pod,
 } from '@kubernetes/client-node';
-import type { EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
+import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
+import { ClientTlsUnavailableError } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
 import {
   agentSecret,
@@ -106,6 +110,9 @@ function apiMessage(error: unknown): string {
   }
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The key of spec.tls.client's Secret that holds the CA (kubernetes.io/tls Secrets carry it as ca.crt). */
+export const clientCaKey = 'ca.crt';
 
 /** A member's name from its Pod or PVC. */
 function memberOf(labels: Record<string, string> | undefined, fallback: string | undefined): string | undefined {
@@ -453,8 +460,44 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     return members.map((m) => m.clientUrl).sort();
   }
 
+  /**
+   * The CA of spec.tls.client, read from `ca.crt` of its Secret at each call (a rotated CA is picked up
+   * by the next reconcile). A missing Secret, a missing key or one that holds no certificate is a
+   * ClientTlsUnavailableError naming them; so is an RBAC refusal (the operator's Role needs get on secrets).
+   */
+  async clientTls(cluster: EtcdCluster): Promise<EtcdClientTls | undefined> {
+    const secretName = cluster.spec.tls?.client?.secretName;
+    if (secretName === undefined) return undefined;
+    const namespace = clusterNamespace(cluster);
+    const where = `${namespace}/${secretName}`;
+    let secret;
+    try {
+      secret = await this.optional('Secret', namespace, secretName, 'read', () => this.core.readNamespacedSecret({ name: secretName, namespace }));
+    } catch (error) {
+      if (error instanceof PlacementError && error.statusCode === 403) {
+        throw new ClientTlsUnavailableError(where, undefined, `the operator may not read it (needs get on secrets): ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+    if (!secret) {
+      throw new ClientTlsUnavailableError(where, undefined, `not found: spec.tls.client names it, and the operator reads the CA of the members' client certificates from its ${clientCaKey}`);
+    }
+    const encoded = secret.data?.[clientCaKey];
+    if (encoded === undefined || encoded === '') {
+      const keys = Object.keys(secret.data ?? {}).sort();
+      throw new ClientTlsUnavailableError(where, clientCaKey, `missing (the Secret has ${keys.length === 0 ? 'no keys' : keys.join(', ')}): the operator verifies the members' client certificates with the CA it holds`);
+    }
+    const ca = Buffer.from(encoded, 'base64');
+    try {
+      new X509Certificate(ca); // parsed only to refuse what is no certificate
+    } catch (error) {
+      throw new ClientTlsUnavailableError(where, clientCaKey, `holds no PEM certificate: ${(error as Error).message}`, { cause: error });
+    }
+    return { ca };
+  }
+
   async faultRuntime(cluster: EtcdCluster): Promise<MemberRuntime> {
-    const runtime = new KubernetesMemberRuntime(this, cluster);
+    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster));
     await runtime.create();
     return runtime;
   }
@@ -521,6 +564,7 @@ class KubernetesMemberRuntime implements MemberRuntime {
   readonly clusterName: string;
   /** The operator created the cluster, not the run: a run never owns it. */
   readonly created = false;
+  readonly clientTls: EtcdClientTls | undefined;
   private readonly placement: KubernetesPlacement;
   private readonly cluster: EtcdCluster;
   private cache: RuntimeMember[] = [];
@@ -528,9 +572,10 @@ class KubernetesMemberRuntime implements MemberRuntime {
   private refreshing: Promise<void> | undefined;
   private closed = false;
 
-  constructor(placement: KubernetesPlacement, cluster: EtcdCluster) {
+  constructor(placement: KubernetesPlacement, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined) {
     this.placement = placement;
     this.cluster = cluster;
+    this.clientTls = clientTls;
     this.clusterName = cluster.metadata.name;
   }
 

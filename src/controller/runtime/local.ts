@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
+import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, type MemberAddresses } from '../../local/index.ts';
 import { etcdMemberFlags, faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
 import { etcdReleaseBinaries } from '../../local/release-binaries.ts';
@@ -535,6 +535,11 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       if (record?.launch) urls.push(record.addresses.clientUrl);
     }
     return Promise.resolve(urls.sort());
+  }
+
+  /** Local members serve plain http (spec.tls is not applied to local processes): no client TLS. */
+  clientTls(): Promise<EtcdClientTls | undefined> {
+    return Promise.resolve(undefined);
   }
 
   async agentToken(cluster: EtcdCluster): Promise<string | undefined> {
