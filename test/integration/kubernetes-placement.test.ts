@@ -267,12 +267,12 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     ]);
     // Pod Security `restricted`: the agent signals etcd as the same non-root user, with no capability.
     for (const c of [etcd, agent]) {
-      assert.deepEqual(c.securityContext?.capabilities, { drop: ['ALL'] }, `${c.name} drops every capability`);
+      assert.deepEqual(json(c.securityContext?.capabilities), { drop: ['ALL'] }, `${c.name} drops every capability`);
       assert.equal(c.securityContext?.allowPrivilegeEscalation, false);
       assert.equal(c.securityContext?.runAsNonRoot, true);
       assert.equal(c.securityContext?.readOnlyRootFilesystem, true);
     }
-    assert.deepEqual(pod.spec?.securityContext, { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    assert.deepEqual(json(pod.spec?.securityContext), { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } });
     assert.equal(pod.spec?.shareProcessNamespace, true);
     assert.deepEqual(
       agent.volumeMounts?.map((m) => [m.name, m.mountPath, m.readOnly ?? false]),
