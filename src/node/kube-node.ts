@@ -286,7 +286,11 @@ async function startParts(parts: Parts, pause: { name: string; file: string }, o
     const version = await run('ctr', ['--address', layout.containerdSocket, 'version'], { timeoutMs: 5000 });
     return version.code === 0 ? true : version.stderr.trim();
   });
-  await importImageFiles(layout.containerdSocket, [pause.file, ...(options.images ?? [])]);
+  try {
+    await importImageFiles(layout.containerdSocket, [pause.file, ...(options.images ?? [])]);
+  } catch (error) {
+    throw new NodeStartError('containerd', `importing the images failed: ${(error as Error).message}`, logFileOf(layout, 'containerd'));
+  }
   progress('containerd ready, images imported');
   await waitFor({ component: 'kube-apiserver', process: apiserver, logFile: logFileOf(layout, 'kube-apiserver') }, deadline, async () => {
     const answer = await httpsGet(`${url}/readyz`, pki.ca.cert, pki.admin);

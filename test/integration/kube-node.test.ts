@@ -2,12 +2,13 @@
 // `npm run build:images`, Service IPs through kube-proxy, DNS through CoreDNS, PVCs on local PVs, Pod
 // Security admission, `kubectl logs/exec`; then close() leaves nothing on the machine.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { imageNamed, KubeNode, nodeLeftovers, nodeStateRoot, readImagesManifest, type ImagesManifest } from '../../src/node/index.ts';
+import { nodeBinaries } from '../../src/local/binaries.ts';
+import { imageNamed, KubeNode, NodeBusyError, nodeLeftovers, NodeStartError, nodeStateRoot, readImagesManifest, type ImagesManifest } from '../../src/node/index.ts';
 import { nodeLayout } from '../../src/node/layout.ts';
 import { mountsUnder, pidsWithArgument, podCgroups } from '../../src/node/machine.ts';
 import { snapshotSysctls } from '../../src/node/owner.ts';
@@ -79,10 +80,55 @@ function pod(name: string, namespace: string, spec: Record<string, unknown>, lab
   return JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels }, spec: { terminationGracePeriodSeconds: 2, ...spec } });
 }
 
+/**
+ * Starts a node in another process (`etcd-robustness dev --runtime=kubernetes`), runs a Pod on it and
+ * SIGKILLs that process, as a test runner killing a test would. Returns what it left on the machine.
+ */
+async function killedPredecessor(): Promise<string[]> {
+  const child = spawn(process.execPath, ['src/cli.ts', 'dev', '--runtime=kubernetes'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  try {
+    await waitFor('the predecessor to print its KUBECONFIG', 300_000, () => Promise.resolve(/^export KUBECONFIG=/m.test(output) || child.exitCode !== null));
+    const kubeconfig = /^export KUBECONFIG=(.+)$/m.exec(output)?.[1];
+    assert.ok(kubeconfig, `the predecessor did not start: ${output.slice(-3000)}`);
+    const kubectl = (args: string[], stdin?: string): Promise<string> => new Promise((resolve, reject) => {
+      const run = execFile(nodeBinaries().kubectl, [`--kubeconfig=${kubeconfig}`, ...args], { timeout: 60_000 }, (error, stdout, stderr) => (error ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr}`)) : resolve(stdout)));
+      if (stdin !== undefined) run.stdin?.end(stdin);
+    });
+    await kubectl(['apply', '-f', '-'], pod('left-behind', 'default', { containers: [{ name: 'etcd', image: etcdImage, imagePullPolicy: 'Never', command: ['etcd', '--data-dir=/tmp/etcd'], resources: requests }] }));
+    await kubectl(['wait', '--for=condition=Ready', 'pod/left-behind', '--timeout=120s']);
+  } finally {
+    child.kill('SIGKILL');
+    await new Promise((resolve) => (child.exitCode === null && child.signalCode === null ? child.once('exit', resolve) : resolve(undefined)));
+  }
+  return nodeLeftovers(nodeLayout());
+}
+
+test('a start that fails names the component and its log, and leaves nothing behind', { timeout: 300_000 }, async () => {
+  const before = machineState();
+  await assert.rejects(
+    KubeNode.start({ pauseImage: { name: 'localhost/missing:1', file: '/nonexistent/pause.tar' }, progress: () => undefined }),
+    (error: unknown) => {
+      assert.ok(error instanceof NodeStartError, String(error));
+      assert.equal(error.component, 'containerd');
+      assert.match(error.message, /\/nonexistent\/pause\.tar does not exist/);
+      assert.match(error.message, /containerd\.log \(last lines\)/);
+      return true;
+    },
+  );
+  assert.deepEqual(await nodeLeftovers(nodeLayout()), []);
+  assert.deepEqual(machineState(), before);
+});
+
 describe('the test node: a real single-node cluster', { timeout: 900_000 }, () => {
+  let predecessorLeft: string[] = [];
+
   before(async () => {
     images = readImagesManifest();
     machineBefore = machineState();
+    predecessorLeft = await killedPredecessor();
     node = await KubeNode.start({
       images: [imageNamed(images, operatorImage).file, imageNamed(images, etcdImage).file],
       pvPool: { count: 4, size: '1Gi' },
@@ -93,6 +139,22 @@ describe('the test node: a real single-node cluster', { timeout: 900_000 }, () =
 
   after(async () => {
     await node?.close();
+  });
+
+  test('a killed predecessor left its node behind (shims, containers, mounts, cgroups, bridge); start() removed it', async () => {
+    const has = (prefix: string, text = ''): boolean => predecessorLeft.some((l) => l.startsWith(prefix) && l.includes(text));
+    assert.ok(has('process', 'containerd-shim'), predecessorLeft.join('\n'));
+    assert.ok(has('mount', '/rootfs'), predecessorLeft.join('\n'));
+    assert.ok(has('cgroup', 'kubepods'), predecessorLeft.join('\n'));
+    assert.ok(has('bridge', 'erk'), predecessorLeft.join('\n'));
+    // The node started after it is a fresh one: the predecessor's Pod is gone with its etcd.
+    const pods = await kubectlOk(['get', 'pods', '--all-namespaces', '-o', 'name']);
+    assert.equal(pods.trim(), '');
+  });
+
+  test('only one node runs at a time: a second start is refused while this one runs', async () => {
+    await assert.rejects(KubeNode.start({ progress: () => undefined }), (error: unknown) => error instanceof NodeBusyError && error.ownerPid === process.pid);
+    assert.equal(existsSync(`/sys/class/net/${node.network.bridge}`), true);
   });
 
   test('the node is Ready with its InternalIP on its own bridge; the machine still does not forward', async () => {
