@@ -111,8 +111,13 @@ export class KubeNode {
       const started = await startParts(parts, pause, options, deadline, progress);
       return new KubeNode(parts, started.network, started.kubeConfig, started.reclaimer);
     } catch (error) {
-      const leftovers = await teardown(parts);
-      if (leftovers.length > 0) logger.warn(`the failed node start left: ${leftovers.join('; ')}`);
+      // The start's own error is the one to report; the clean-up's problems are logged.
+      try {
+        const leftovers = await teardown(parts);
+        if (leftovers.length > 0) logger.warn(`the failed node start left: ${leftovers.join('; ')}`);
+      } catch (cleanupError) {
+        logger.warn(`cleaning up after the failed node start: ${(cleanupError as Error).message}`);
+      }
       throw error;
     }
   }
@@ -166,7 +171,11 @@ export class KubeNode {
     if (leftovers.length > 0) throw new NodeCleanupError(leftovers);
   }
 
-  /** Deletes every Pod (1 s grace) and waits until the API has none and the kubelet released their IPs. */
+  /**
+   * Deletes every Pod (1 s grace) and waits until none is bound to the node and the kubelet released
+   * their addresses. A Pod created meanwhile (an operator replacing its members) stays unscheduled: the
+   * scheduler is stopped, so it has no sandbox to tear down.
+   */
   private async deletePods(timeoutMs: number): Promise<void> {
     const kubelet = this.parts.processes.get('kubelet');
     if (!kubelet?.running || !this.parts.processes.get('kube-apiserver')?.running) return;
@@ -175,10 +184,10 @@ export class KubeNode {
     const networks = path.join(this.parts.layout.cniNetworks, this.network.bridge);
     try {
       await waitFor({ component: 'kubelet (Pod teardown)', process: kubelet }, Date.now() + timeoutMs, async () => {
-        const pods = await api.listPodForAllNamespaces({});
+        const pods = await api.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${nodeName}` });
         const addresses = allocatedAddresses(networks);
         if (pods.items.length === 0 && addresses === 0) return true;
-        return `${pods.items.length} Pods left, ${addresses} Pod addresses allocated`;
+        return `${pods.items.length} Pods on the node, ${addresses} Pod addresses allocated`;
       });
     } catch (error) {
       logger.warn(`node: Pods were not torn down gracefully, forcing: ${(error as Error).message}`);

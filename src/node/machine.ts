@@ -2,7 +2,7 @@
  * Reading the machine's state the node's clean-up needs: processes by command line or cgroup, mounts
  * under a folder, cgroup hierarchies.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 
 /** The cgroup every Pod's processes live under (cgroupfs driver, default cgroupRoot). */
@@ -23,6 +23,15 @@ export function pidsWithArgument(needle: string): number[] {
     }
   }
   return pids;
+}
+
+/** The file name of a process's executable ('' when it is gone); a binary replaced since it started still counts. */
+export function executableName(pid: number): string {
+  try {
+    return path.basename(readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ''));
+  } catch {
+    return '';
+  }
 }
 
 /** A pid's command line, spaces between arguments ('' when it is gone). */

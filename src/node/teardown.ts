@@ -10,7 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from './host.ts';
 import { bridgePrefix, type NodeLayout } from './layout.ts';
-import { commandLine, mountsUnder, pidAlive, pidsInCgroupTree, pidsWithArgument, podCgroups, cgroupTree } from './machine.ts';
+import { commandLine, executableName, mountsUnder, pidAlive, pidsInCgroupTree, pidsWithArgument, podCgroups, cgroupTree } from './machine.ts';
 import { nodeBridges, removeBridge } from './network.ts';
 import { outsideFolders, readSysctl, sysctlPath, type OwnerRecord } from './owner.ts';
 
@@ -25,9 +25,16 @@ export async function nodeLeftovers(layout: NodeLayout): Promise<string[]> {
   return left;
 }
 
+/**
+ * The programs of a node: only these are killed for naming the node's folder (a user's
+ * `kubectl --kubeconfig=<node folder>/...` in another shell is not the node's).
+ */
+const nodeExecutables = new Set(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubelet', 'kube-proxy', 'coredns', 'containerd', 'containerd-shim-runc-v2', 'runc']);
+
 /** The node's processes: components and shims (their arguments name the node's folder) and the Pods' processes. */
 function nodePids(layout: NodeLayout): number[] {
-  const pids = new Set([...pidsWithArgument(layout.root), ...podCgroups().flatMap((c) => pidsInCgroupTree(c))]);
+  const components = pidsWithArgument(layout.root).filter((pid) => nodeExecutables.has(executableName(pid)));
+  const pids = new Set([...components, ...podCgroups().flatMap((c) => pidsInCgroupTree(c))]);
   return [...pids].filter((pid) => pid !== process.pid && pidAlive(pid));
 }
 
