@@ -260,6 +260,20 @@ describe('the test node: a real single-node cluster', { timeout: 900_000 }, () =
     assert.equal(output.routes.length, 2, `routes ${output.routes.join(', ')}`);
   });
 
+  test('an image the node does not have is never pulled from outside the machine', async () => {
+    await kubectlOk(['apply', '-f', '-'], pod('no-such-image', 'default', {
+      containers: [{ name: 'c', image: 'docker.io/library/busybox:1.36', imagePullPolicy: 'IfNotPresent', resources: requests }],
+    }));
+    let message = '';
+    await waitFor('the pull to fail', 60_000, async () => {
+      message = await jsonPath('pod', 'no-such-image', 'default', '{.status.containerStatuses[0].state.waiting.message}');
+      return message !== '';
+    });
+    // containerd's only way out is a proxy on a closed loopback port.
+    assert.match(message, /127\.0\.0\.1:9: connect: connection refused/);
+    await kubectlOk(['delete', 'pod', 'no-such-image', '-n', 'default', '--wait=false']);
+  });
+
   test('Pod Security restricted: a root Pod is refused, a compliant Pod with a PVC on the default StorageClass runs as 65532 and writes its volume', async () => {
     await kubectlOk(['create', 'namespace', 'locked']);
     await kubectlOk(['label', 'namespace', 'locked', 'pod-security.kubernetes.io/enforce=restricted']);
