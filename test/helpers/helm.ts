@@ -38,7 +38,8 @@ export class TestHelm {
     this.home = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-helm-'));
   }
 
-  run(args: readonly string[]): Promise<HelmResult> {
+  /** Runs helm; `timeoutMs` (default 60 s) bounds the process, e.g. longer for `install --wait`. */
+  run(args: readonly string[], timeoutMs = 60_000): Promise<HelmResult> {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       HELM_CACHE_HOME: path.join(this.home, 'cache'),
@@ -47,7 +48,7 @@ export class TestHelm {
     };
     if (this.kubeconfigPath !== undefined) env['KUBECONFIG'] = this.kubeconfigPath;
     return new Promise((resolve, reject) => {
-      execFile(this.binary, args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024, env }, (error, stdout, stderr) => {
+      execFile(this.binary, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024, env }, (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') {
           reject(new Error(`helm could not run: ${error.message}`));
           return;

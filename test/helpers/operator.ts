@@ -9,15 +9,18 @@ import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
 import { LocalPlacement } from '../../src/controller/runtime/local.ts';
 import { TestApiserver } from './kube-apiserver.ts';
 
+/** Anything that runs kubectl against its cluster: the loopback apiserver or a whole test node. */
+export type Kubectl = Pick<TestApiserver, 'kubectl'>;
+
 /** Runs kubectl and fails the test on a non-zero exit; returns stdout. */
-export async function kubectlOk(apiserver: TestApiserver, args: string[], stdin?: string): Promise<string> {
+export async function kubectlOk(apiserver: Kubectl, args: string[], stdin?: string): Promise<string> {
   const result = await apiserver.kubectl(args, stdin);
   assert.equal(result.code, 0, `kubectl ${args.join(' ')} failed: ${result.stderr}`);
   return result.stdout;
 }
 
 /** `kubectl get -o json`; undefined when the object does not exist. */
-export async function kubectlJson<T>(apiserver: TestApiserver, args: string[]): Promise<T | undefined> {
+export async function kubectlJson<T>(apiserver: Kubectl, args: string[]): Promise<T | undefined> {
   const result = await apiserver.kubectl([...args, '-o', 'json']);
   if (result.code !== 0) {
     if (/NotFound|not found/.test(result.stderr)) return undefined;
