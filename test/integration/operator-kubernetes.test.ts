@@ -214,10 +214,11 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
       assert.ok(etcdArgs.includes(flag), `etcd has ${flag}: ${etcdArgs.join(' ')}`);
     }
     assert.deepEqual(
-      pod.spec?.volumes?.map((v) => [v.name, v.persistentVolumeClaim?.claimName ?? v.secret?.secretName]),
+      pod.spec?.volumes?.map((v) => [v.name, v.persistentVolumeClaim?.claimName ?? v.secret?.secretName ?? (v.emptyDir ? 'emptyDir' : undefined)]),
       [
         ['data', 'demo-0-data'],
         ['agent-token', 'demo-agent-token'],
+        ['agent-tmp', 'emptyDir'],
       ],
     );
     const claim = (await claims())[0]!;
@@ -321,6 +322,22 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
     assert.equal(c?.status?.phase, 'Creating');
     assertTransitionTimesKept(c, 'across the Pod restart');
     assert.equal((await pods()).length, 1);
+  });
+
+  test('a twoNodeWitness cluster is refused: Available False, TopologyNotSupported, an Event, no Pod', async () => {
+    await kubectlOk(apiserver, ['-n', namespace, 'apply', '-f', 'config/samples/etcdcluster-two-node.yaml']);
+    const available = await eventually('the pair refused with TopologyNotSupported', 30_000, async () => {
+      const pair = await kubectlJson<EtcdCluster>(apiserver, ['-n', namespace, 'get', 'etcdcluster', 'pair']);
+      const found = condition(pair, 'Available');
+      return found?.reason === 'TopologyNotSupported' ? found : undefined;
+    });
+    assert.equal(available.status, 'False');
+    assert.match(available.message ?? '', /twoNodeWitness topology needs a placement that can fence and recover members/);
+    const events = await kubectlJson<EventList>(apiserver, ['-n', namespace, 'get', 'events.events.k8s.io']);
+    assert.ok(events?.items.some((e) => e.reason === 'TopologyNotSupported' && e.regarding.name === 'pair'), 'a TopologyNotSupported Event');
+    const pairPods = (await core.listNamespacedPod({ namespace, labelSelector: 'etcd.robustness.io/cluster=pair' })).items;
+    assert.deepEqual(pairPods, [], 'no member Pod is created');
+    await kubectlOk(apiserver, ['-n', namespace, 'delete', 'etcdcluster', 'pair', '--wait=true']);
   });
 
   test('a RobustnessRun with the crash fault is refused: a Pod cannot hold etcd down (Ready False, FaultNotSupported)', async () => {

@@ -27,6 +27,8 @@ import { ClusterMetrics, QuotaCache } from './metrics.ts';
 export const clusterFinalizer = 'etcd.robustness.io/cluster-cleanup';
 /** The Available condition's reason (and the Event's) while spec.tls.client's CA cannot be read. */
 export const clientTlsUnavailableReason = 'ClientTLSUnavailable';
+/** The Available condition's reason (and the Event's) when the placement cannot run the topology. */
+export const topologyNotSupportedReason = 'TopologyNotSupported';
 /** How often a cluster whose client TLS Secret is unusable looks again. */
 const clientTlsRetryMs = 5000;
 /** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
@@ -147,7 +149,7 @@ export class EtcdClusterReconciler {
       return { requeueAfterMs: 100 };
     }
     if (cluster.spec.topology === 'twoNodeWitness' && !placement.supportsTwoNodeWitness) {
-      throw new TerminalError('the twoNodeWitness topology needs a placement that can fence and recover members (the local runtime); this operator runs another');
+      await this.topologyNotSupported(cluster, 'the twoNodeWitness topology needs a placement that can fence and recover members (the local runtime); this operator runs members as Pods, which cannot yet');
     }
 
     // Before anything is created: members whose client TLS Secret is unusable could not be talked to.
@@ -222,6 +224,22 @@ export class EtcdClusterReconciler {
     await this.event(cluster, 'Warning', clientTlsUnavailableReason, error.message);
     await this.clusters.patchStatus(namespace, cluster.metadata.name, { ...(cluster.status?.phase === undefined ? { phase: 'Pending' } : {}), observedGeneration: generation, conditions });
     return { requeueAfterMs: clientTlsRetryMs };
+  }
+
+  /**
+   * The cluster asks for what this operator's placement cannot do: says so once on the EtcdCluster
+   * (Available False, TopologyNotSupported, a Warning Event) and stops (a change of the spec requeues it).
+   */
+  private async topologyNotSupported(cluster: EtcdCluster, message: string): Promise<never> {
+    const namespace = cluster.metadata.namespace ?? 'default';
+    const generation = cluster.metadata.generation ?? 0;
+    const current = cluster.status?.conditions?.find((c) => c.type === 'Available');
+    if (current?.reason !== topologyNotSupportedReason || current.observedGeneration !== generation) {
+      const conditions = setCondition(cluster.status?.conditions, { type: 'Available', status: 'False', observedGeneration: generation, reason: topologyNotSupportedReason, message }, new Date());
+      await this.event(cluster, 'Warning', topologyNotSupportedReason, message);
+      await this.clusters.patchStatus(namespace, cluster.metadata.name, { ...(cluster.status?.phase === undefined ? { phase: 'Pending' } : {}), observedGeneration: generation, conditions });
+    }
+    throw new TerminalError(message);
   }
 
   private witnessOf(cluster: EtcdCluster): Witness {
