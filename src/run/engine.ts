@@ -18,6 +18,8 @@ import { defaultResolveWindowMs, LiveWatchChecker } from '../checker/index.ts';
 import type { EtcdClientTls, EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
 import { isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
 import { FaultExecutor } from '../faults/executor.ts';
+import { AgentClient } from '../faults/agent-client.ts';
+import { defaultMaxTtlMs } from '../faults/agent.ts';
 import { GofailClient } from '../faults/gofail.ts';
 import { planFaults } from '../faults/scheduler.ts';
 import { logger } from '../log.ts';
@@ -151,8 +153,35 @@ const sec = (ns: number): number => ns / 1e9;
 /** The watch properties LiveWatchChecker counts while the run goes. */
 const liveWatchProperties = new Set<string>(['filtered', 'ordered', 'unique', 'atomic', 'bookmarkable', 'resumable']);
 
+/**
+ * Whether the self-test can make `member` lag: its gofail API is reachable (local members), or its fault
+ * agent is and we hold the agent's token (a Pod's gofail port listens on the Pod's loopback only).
+ */
+const canLag = (member: RuntimeMember, agentToken: string | undefined): boolean => member.failpointUrl !== undefined || (member.agentUrl !== undefined && agentToken !== undefined);
+
+/** The self-test's lag: a 300 ms sleep before the member's raft saves entries. */
+const selfTestFailpoint = { name: 'raftBeforeSave', term: 'sleep("300ms")' } as const;
+
+/**
+ * Makes `member` lag; returns the heal. Through the agent the failpoint is a lease (at most the agent's
+ * maximum TTL): a run that dies without healing it leaves no member lagging for long.
+ */
+async function lagMember(member: RuntimeMember, agentToken: string | undefined, ttlMs: number): Promise<() => Promise<void>> {
+  if (member.failpointUrl !== undefined) {
+    const gofail = new GofailClient(member.failpointUrl);
+    await gofail.activate(selfTestFailpoint.name, selfTestFailpoint.term);
+    return () => gofail.deactivate(selfTestFailpoint.name);
+  }
+  if (member.agentUrl === undefined || agentToken === undefined) throw new Error(`selfTest.staleReads: member ${member.name} has neither a gofail API nor a fault agent this run may use`);
+  const agent = new AgentClient(member.agentUrl, agentToken);
+  const fault = await agent.inject({ type: 'failpoint', ...selfTestFailpoint, ttlMs: Math.min(ttlMs, defaultMaxTtlMs) });
+  return async () => {
+    await agent.heal(fault.id);
+  };
+}
+
 /** Picks the member whose reads the self-test makes stale: the named one, else a follower. */
-async function selfTestMember(admin: Etcd3, members: RuntimeMember[], named: string | undefined): Promise<RuntimeMember> {
+async function selfTestMember(admin: Etcd3, members: RuntimeMember[], named: string | undefined, agentToken: string | undefined): Promise<RuntimeMember> {
   if (named !== undefined) {
     const found = members.find((m) => m.name === named);
     if (!found) throw new Error(`spec.selfTest.staleReads.member: no member named ${named} (members: ${members.map((m) => m.name).join(', ')})`);
@@ -162,8 +191,8 @@ async function selfTestMember(admin: Etcd3, members: RuntimeMember[], named: str
   const leaderId = status.leader;
   const list = await admin.cluster.memberList({}, { deadline: Date.now() + 5000 });
   const leaderName = list.members.find((m) => m.ID === leaderId)?.name;
-  const follower = members.find((m) => m.name !== leaderName && m.failpointUrl !== undefined);
-  if (!follower) throw new Error('selfTest.staleReads needs a follower with gofail failpoints (run --local starts such members)');
+  const follower = members.find((m) => m.name !== leaderName && canLag(m, agentToken));
+  if (!follower) throw new Error('selfTest.staleReads needs a follower with gofail failpoints, reachable directly or through its fault agent (run --local starts such members; an EtcdCluster needs image.failpoints and agent.enabled)');
   return follower;
 }
 
@@ -390,16 +419,15 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     let lagging: string | undefined;
     let healSelfTest: (() => Promise<void>) | undefined;
     if (spec.selfTest?.staleReads) {
-      const target = await selfTestMember(admin, members, spec.selfTest.staleReads.member);
+      const target = await selfTestMember(admin, members, spec.selfTest.staleReads.member, options.agentToken);
       lagging = target.name;
-      if (target.failpointUrl !== undefined) {
-        const gofail = new GofailClient(target.failpointUrl);
-        await gofail.activate('raftBeforeSave', 'sleep("300ms")');
+      if (canLag(target, options.agentToken)) {
+        const heal = await lagMember(target, options.agentToken, spec.timeoutMs);
         let healed = false;
         healSelfTest = async () => {
           if (healed) return;
           healed = true;
-          await gofail.deactivate('raftBeforeSave').catch((error: unknown) => {
+          await heal().catch((error: unknown) => {
             logger.warn('could not remove the self-test failpoint', { member: target.name, error: (error as Error).message });
           });
         };
