@@ -16,7 +16,8 @@ export interface IssuedCertificate {
 
 export interface CertificateRequest {
   commonName: string;
-  usage: 'serverAuth' | 'clientAuth';
+  /** Both for a peer certificate: etcd's peers present it as servers and as clients. */
+  usage: 'serverAuth' | 'clientAuth' | 'serverAuth,clientAuth';
   ips?: readonly string[];
   dnsNames?: readonly string[];
 }
