@@ -12,11 +12,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Pod, V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import { parse, stringify } from 'yaml';
 import type { Condition, EtcdCluster, RobustnessRunResource } from '../../src/domain/index.ts';
 import { packageRoot } from '../../src/local/index.ts';
+import { AgentClient } from '../../src/faults/index.ts';
 import { KubeNode, readImagesManifest } from '../../src/node/index.ts';
 import { TestHelm, chartDir } from '../helpers/helm.ts';
 import { eventually, kubectlJson, kubectlOk, samples } from '../helpers/operator.ts';
+import { TestCa } from '../helpers/tls.ts';
 
 const release = 'etcd-robustness';
 const systemNamespace = 'etcd-robustness-system';
@@ -39,26 +42,29 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
   let helm: TestHelm;
 
   const kubectlIn = (ns: string, args: string[], stdin?: string): Promise<string> => kubectlOk(node, ['-n', ns, ...args], stdin);
-  const memberPods = async (): Promise<V1Pod[]> =>
-    (await kubectlJson<List<V1Pod>>(node, ['-n', namespace, 'get', 'pods', '-l', 'etcd.robustness.io/cluster=demo']))?.items ?? [];
-  const claims = async (): Promise<V1PersistentVolumeClaim[]> =>
-    (await kubectlJson<List<V1PersistentVolumeClaim>>(node, ['-n', namespace, 'get', 'pvc', '-l', 'etcd.robustness.io/cluster=demo']))?.items ?? [];
-  const cluster = (): Promise<EtcdCluster | undefined> => kubectlJson<EtcdCluster>(node, ['-n', namespace, 'get', 'etcdcluster', 'demo']);
+  const memberPods = async (name = 'demo'): Promise<V1Pod[]> =>
+    (await kubectlJson<List<V1Pod>>(node, ['-n', namespace, 'get', 'pods', '-l', `etcd.robustness.io/cluster=${name}`]))?.items ?? [];
+  const claims = async (name = 'demo'): Promise<V1PersistentVolumeClaim[]> =>
+    (await kubectlJson<List<V1PersistentVolumeClaim>>(node, ['-n', namespace, 'get', 'pvc', '-l', `etcd.robustness.io/cluster=${name}`]))?.items ?? [];
+  const cluster = (name = 'demo'): Promise<EtcdCluster | undefined> => kubectlJson<EtcdCluster>(node, ['-n', namespace, 'get', 'etcdcluster', name]);
+  const getRun = (name: string): Promise<RobustnessRunResource | undefined> => kubectlJson<RobustnessRunResource>(node, ['-n', namespace, 'get', 'robustnessrun', name]);
   /** What the cluster looks like, for a timeout's message. */
   const describeCluster = async (): Promise<string> => {
-    const pods = await node.kubectl(['-n', namespace, 'get', 'pods,pvc,etcdcluster', '-o', 'wide']);
+    const pods = await node.kubectl(['-n', namespace, 'get', 'pods,pvc,etcdcluster,robustnessrun', '-o', 'wide']);
+    const runs = await kubectlJson<List<RobustnessRunResource>>(node, ['-n', namespace, 'get', 'robustnessruns']);
+    const runStatus = (runs?.items ?? []).map((r) => `${r.metadata.name}: ${JSON.stringify(r.status)}`).join('\n');
     const events = await node.kubectl(['-n', namespace, 'get', 'events', '--sort-by=.lastTimestamp']);
-    const logs = await node.kubectl(['-n', systemNamespace, 'logs', '-l', 'app.kubernetes.io/name=etcd-robustness-operator', '--tail=30', '--prefix']);
-    return `${pods.stdout}${pods.stderr}\n${events.stdout.split('\n').slice(-25).join('\n')}\n${logs.stdout}${logs.stderr}`;
+    const logs = await node.kubectl(['-n', systemNamespace, 'logs', '-l', 'app.kubernetes.io/name=etcd-robustness-operator', '--tail=60', '--prefix']);
+    return `${pods.stdout}${pods.stderr}\n${runStatus}\n${events.stdout.split('\n').slice(-25).join('\n')}\n${logs.stdout}${logs.stderr}`;
   };
 
   /** Waits until the cluster has `replicas` Ready member Pods, every claim Bound, and is Available. */
-  async function waitAvailable(replicas: number, timeoutMs: number): Promise<EtcdCluster> {
+  async function waitAvailable(replicas: number, timeoutMs: number, name = 'demo'): Promise<EtcdCluster> {
     return eventually(
-      `EtcdCluster demo Available with ${replicas} Ready member Pods`,
+      `EtcdCluster ${name} Available with ${replicas} Ready member Pods`,
       timeoutMs,
       async () => {
-        const [pods, pvcs, current] = await Promise.all([memberPods(), claims(), cluster()]);
+        const [pods, pvcs, current] = await Promise.all([memberPods(name), claims(name), cluster(name)]);
         const ready = pods.filter((p) => p.metadata?.deletionTimestamp === undefined && podReady(p));
         if (ready.length !== replicas || pods.length !== replicas) return undefined;
         if (pvcs.length !== replicas || pvcs.some((c) => c.status?.phase !== 'Bound')) return undefined;
@@ -70,6 +76,65 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       describeCluster,
       1000,
     );
+  }
+
+  /** Waits until the RobustnessRun `name` ends in a terminal phase. */
+  async function waitFinished(name: string, timeoutMs: number): Promise<RobustnessRunResource> {
+    return eventually(
+      `RobustnessRun ${name} to finish`,
+      timeoutMs,
+      async () => {
+        const current = await getRun(name);
+        const phase = current?.status?.phase;
+        return phase === 'Passed' || phase === 'Failed' || phase === 'Inconclusive' || phase === 'Aborted' ? current : undefined;
+      },
+      describeCluster,
+      2000,
+    );
+  }
+
+  /** The reasons of the Events about the object `name`. */
+  async function eventReasons(name: string): Promise<Set<string>> {
+    const events = await kubectlJson<EventList>(node, ['-n', namespace, 'get', 'events.events.k8s.io']);
+    return new Set(events?.items.filter((e) => e.regarding.name === name).map((e) => e.reason));
+  }
+
+  /** The operator's leader Lease holder (the leading replica's Pod name), '' when none. */
+  async function leaseHolder(): Promise<string> {
+    const lease = await kubectlJson<{ spec?: { holderIdentity?: string } }>(node, ['-n', systemNamespace, 'get', 'lease', 'etcd-robustness-operator']);
+    return lease?.spec?.holderIdentity ?? '';
+  }
+
+  /** Every fault the cluster's agents hold, asked from this machine through the Pods' addresses on the node's bridge. */
+  async function activeAgentFaults(name: string): Promise<string[]> {
+    const secret = await kubectlJson<{ data: Record<string, string> }>(node, ['-n', namespace, 'get', 'secret', `${name}-agent-token`]);
+    const token = Buffer.from(secret!.data['token']!, 'base64').toString('utf8').trim();
+    const active: string[] = [];
+    for (const pod of await memberPods(name)) {
+      if (pod.status?.podIP === undefined) continue;
+      const faults = await new AgentClient(`http://${pod.status.podIP}:9095`, token).faults();
+      active.push(...faults.map((f) => `${pod.metadata!.name!}: ${f.type} ${f.id}`));
+    }
+    return active;
+  }
+
+  /**
+   * kubernetes.io/tls Secrets `<cluster>-client-tls` and `<cluster>-peer-tls` (tls.crt, tls.key, ca.crt)
+   * for the members' DNS names, from a CA made now (the keys live only in the cluster and a temporary folder).
+   */
+  async function createTlsSecrets(name: string): Promise<void> {
+    const ca = TestCa.create(`${name}-ca`);
+    try {
+      const domain = `${namespace}.svc`;
+      const dnsNames = [`*.${name}-peers.${domain}.cluster.local`, `*.${name}-peers.${domain}`, `${name}-client.${domain}.cluster.local`, `${name}-client.${domain}`, `${name}-client`, 'localhost'];
+      const client = ca.issue('client', { commonName: `${name}-client`, usage: 'serverAuth', dnsNames, ips: ['127.0.0.1'] });
+      const peer = ca.issue('peer', { commonName: `${name}-peer`, usage: 'serverAuth,clientAuth', dnsNames });
+      for (const [kind, issued] of [['client', client], ['peer', peer]] as const) {
+        await kubectlIn(namespace, ['create', 'secret', 'generic', `${name}-${kind}-tls`, '--type=kubernetes.io/tls', `--from-file=tls.crt=${issued.certFile}`, `--from-file=tls.key=${issued.keyFile}`, `--from-file=ca.crt=${ca.caFile}`]);
+      }
+    } finally {
+      ca.close();
+    }
   }
 
   /** etcd's own member list, asked from inside a member's Pod. */
@@ -143,25 +208,14 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
 
   test('config/samples/robustnessrun-against-cluster.yaml: kills, pauses and partitions, Passed, with Events, metrics and a report', async () => {
     await kubectlIn(namespace, ['apply', '-f', sample('robustnessrun-against-cluster.yaml')]);
-    const run = await eventually(
-      'RobustnessRun demo-faults to finish',
-      8 * 60_000,
-      async () => {
-        const current = await kubectlJson<RobustnessRunResource>(node, ['-n', namespace, 'get', 'robustnessrun', 'demo-faults']);
-        const phase = current?.status?.phase;
-        return phase === 'Passed' || phase === 'Failed' || phase === 'Inconclusive' || phase === 'Aborted' ? current : undefined;
-      },
-      describeCluster,
-      2000,
-    );
+    const run = await waitFinished('demo-faults', 8 * 60_000);
     assert.equal(run.status?.phase, 'Passed', `the run: ${JSON.stringify(run.status)}`);
     assert.equal(run.status?.verdict, 'linearizable');
     assert.ok((run.status?.faults?.injected ?? 0) > 0, 'faults were injected');
     assert.equal(run.status?.faults?.failed, 0, 'no fault failed');
     assert.ok((run.status?.operations?.ok ?? 0) > 1000, `operations: ${JSON.stringify(run.status?.operations)}`);
 
-    const events = await kubectlJson<EventList>(node, ['-n', namespace, 'get', 'events.events.k8s.io']);
-    const reasons = new Set(events?.items.filter((e) => e.regarding.name === 'demo-faults').map((e) => e.reason));
+    const reasons = await eventReasons('demo-faults');
     for (const reason of ['RunStarted', 'FaultInjected', 'FaultHealed', 'RunPassed']) assert.ok(reasons.has(reason), `Event ${reason} (${[...reasons].join(', ')})`);
 
     // The run's metrics, scraped from the operator Pod that ran it, through the API server's Pod proxy.
@@ -220,6 +274,107 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     }, describeCluster, 1000);
     assert.deepEqual(left, []);
   });
+
+  test('the failpoint image with client and peer TLS from Secrets: kills, pauses, partitions, delays and gofail panics, two at a time, Passed', async () => {
+    await createTlsSecrets('chaos');
+    await kubectlIn(namespace, ['apply', '-f', '-'], clusterManifest('chaos', { failpoints: true, tls: true }));
+    const available = await waitAvailable(3, 6 * 60_000, 'chaos');
+    assert.ok(available.status?.members?.every((m) => m.clientUrl?.startsWith('https://') === true && m.peerUrl?.startsWith('https://') === true), JSON.stringify(available.status?.members));
+    await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-faults', 'chaos', [
+      '  duration: 45s',
+      '  faults:',
+      '    maxConcurrentFaults: 2',
+      '    interval: {min: 2s, max: 4s}',
+      '    duration: {min: 1s, max: 3s}',
+      '    choices:',
+      '      - {fault: kill, target: follower}',
+      '      - {fault: pause}',
+      '      - {fault: partition, target: minority}',
+      '      - {fault: delay}',
+      '      - {fault: raftBeforeSavePanic}',
+      '      - {fault: raftAfterSavePanic}',
+    ]));
+    const run = await waitFinished('chaos-faults', 8 * 60_000);
+    assert.equal(run.status?.phase, 'Passed', `the run: ${JSON.stringify(run.status)}`);
+    assert.equal(run.status?.verdict, 'linearizable');
+    assert.equal(run.status?.faults?.failed, 0, 'no fault failed');
+    const events = await kubectlJson<EventList>(node, ['-n', namespace, 'get', 'events.events.k8s.io']);
+    const injected = events?.items.filter((e) => e.regarding.name === 'chaos-faults' && e.reason === 'FaultInjected').map((e) => e.note ?? '') ?? [];
+    assert.ok(injected.some((note) => /Panic/.test(note)), `a gofail panic was injected: ${injected.join(' | ')}`);
+    assert.ok(injected.length >= 4, `several faults: ${injected.join(' | ')}`);
+  });
+
+  test('a self-test run (stale reads through a lagging member) ends Failed with the violation', async () => {
+    await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-selftest', 'chaos', ['  duration: 20s', '  selfTest:', '    staleReads: {}']));
+    const run = await waitFinished('chaos-selftest', 5 * 60_000);
+    assert.equal(run.status?.phase, 'Failed', `the run: ${JSON.stringify(run.status)}`);
+    assert.equal(run.status?.verdict, 'violation');
+    assert.ok((run.status?.violations ?? []).some((v) => v.check === 'linearizability'), `violations: ${JSON.stringify(run.status?.violations)}`);
+    assert.ok((await eventReasons('chaos-selftest')).has('ViolationDetected'));
+    assert.deepEqual(await activeAgentFaults('chaos'), [], 'the lag was healed');
+  });
+
+  test('the leading operator Pod force-deleted mid-run: the other replica leads, the run ends in a clear phase, no fault is left', async () => {
+    await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-takeover', 'chaos', [
+      '  duration: 90s',
+      '  faults:',
+      '    interval: {min: 1s, max: 2s}',
+      '    duration: {min: 5s, max: 10s}',
+      '    choices: [{fault: pause}, {fault: partition, target: minority}]',
+    ]));
+    await eventually('a fault injected by the run', 3 * 60_000, async () => ((await getRun('chaos-takeover'))?.status?.faults?.injected ?? 0) > 0 ? true : undefined, describeCluster, 500);
+    const leaderBefore = await leaseHolder();
+    const leaderPod = leaderBefore;
+    await kubectlIn(systemNamespace, ['delete', 'pod', leaderPod, '--grace-period=0', '--force']);
+    const leaderAfter = await eventually('another operator replica to lead', 3 * 60_000, async () => {
+      const holder = await leaseHolder();
+      return holder !== '' && holder !== leaderBefore ? holder : undefined;
+    }, describeCluster, 1000);
+    assert.notEqual(leaderAfter, leaderPod);
+    const run = await waitFinished('chaos-takeover', 6 * 60_000);
+    assert.ok(['Aborted', 'Passed', 'Inconclusive'].includes(run.status!.phase!), `a clear phase, not a false violation: ${JSON.stringify(run.status)}`);
+    assert.notEqual(run.status?.verdict, 'violation');
+    // Faults are leases: whatever the dead replica injected, its agent healed when the TTL ran out.
+    await eventually('no fault left on any agent', 3 * 60_000, async () => ((await activeAgentFaults('chaos')).length === 0 ? true : undefined), async () => JSON.stringify(await activeAgentFaults('chaos')), 2000);
+    await waitAvailable(3, 5 * 60_000, 'chaos');
+    await kubectlIn(namespace, ['delete', 'etcdcluster', 'chaos', '--wait=true', '--timeout=5m']);
+    await kubectlIn(namespace, ['delete', 'secret', 'chaos-client-tls', 'chaos-peer-tls']);
+  });
+
+  test('config/samples/etcdcluster-upgrade-gated.yaml: a gated rolling upgrade 3.5.35 -> 3.6.16 of member Pods', async () => {
+    // The sample as written, with 10 s gates instead of a minute each (five gates).
+    const gated = parse(readFileSync(sample('etcdcluster-upgrade-gated.yaml'), 'utf8')) as { spec: { upgradeGate: { minDuration: string; runTemplate: { spec: { duration?: string } } } } };
+    gated.spec.upgradeGate.minDuration = '10s';
+    gated.spec.upgradeGate.runTemplate.spec.duration = '10s';
+    await kubectlIn(namespace, ['apply', '-f', '-'], stringify(gated));
+    const before = await waitAvailable(3, 6 * 60_000, 'gated');
+    assert.deepEqual(before.status?.members?.map((m) => m.version), ['3.5.35', '3.5.35', '3.5.35']);
+    await kubectlIn(namespace, ['patch', 'etcdcluster', 'gated', '--type=merge', '-p', '{"spec":{"version":"3.6.16"}}']);
+    const done = await eventually(
+      'the upgrade to finish',
+      15 * 60_000,
+      async () => {
+        const current = await cluster('gated');
+        const phase = current?.status?.upgrade?.phase;
+        return (phase === 'Succeeded' || phase === 'Blocked' || phase === 'Refused' || phase === 'RolledBack') && current?.status?.upgrade?.to === '3.6.16' ? current : undefined;
+      },
+      async () => `${JSON.stringify((await cluster('gated'))?.status?.upgrade)}\n${await describeCluster()}`,
+      2000,
+    );
+    const upgrade = done.status!.upgrade!;
+    assert.equal(upgrade.phase, 'Succeeded', JSON.stringify(upgrade));
+    assert.deepEqual(
+      upgrade.gates.map((g) => [g.step, g.phase]),
+      // After each member but the last, whose gate is the end gate.
+      [['before', 'Passed'], ...upgrade.order.slice(0, -1).map((m) => [`after-${m}`, 'Passed']), ['end', 'Passed']],
+    );
+    const after = await waitAvailable(3, 5 * 60_000, 'gated');
+    assert.deepEqual(after.status?.members?.map((m) => m.version), ['3.6.16', '3.6.16', '3.6.16']);
+    for (const pod of await memberPods('gated')) {
+      assert.equal(pod.spec?.containers.find((c) => c.name === 'etcd')?.image, 'gcr.io/etcd-development/etcd:v3.6.16', `${pod.metadata?.name} runs the new image`);
+    }
+    await kubectlIn(namespace, ['delete', 'etcdcluster', 'gated', '--wait=true', '--timeout=5m']);
+  });
 });
 
 /** The project's CLI (src/cli.ts on this Node, as the other CLI tests run it). */
@@ -229,4 +384,38 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
+}
+
+/** An EtcdCluster of three members with the fault agent, as the sample but smaller requests. */
+function clusterManifest(name: string, options: { failpoints?: boolean; tls?: boolean } = {}): string {
+  return [
+    'apiVersion: etcd.robustness.io/v1alpha1',
+    'kind: EtcdCluster',
+    `metadata: {name: ${name}}`,
+    'spec:',
+    '  version: "3.6.16"',
+    '  replicas: 3',
+    '  storage: {size: 1Gi}',
+    '  resources: {requests: {cpu: 150m, memory: 128Mi}, limits: {memory: 1Gi}}',
+    `  image: {failpoints: ${options.failpoints === true}}`,
+    '  agent: {enabled: true}',
+    ...(options.tls === true ? [`  tls: {client: {secretName: ${name}-client-tls}, peer: {secretName: ${name}-peer-tls}}`] : []),
+    '',
+  ].join('\n');
+}
+
+/** A RobustnessRun against `cluster` in exclusive mode at 100 QPS; `spec` adds its own lines. */
+function runManifest(name: string, cluster: string, spec: string[]): string {
+  return [
+    'apiVersion: etcd.robustness.io/v1alpha1',
+    'kind: RobustnessRun',
+    `metadata: {name: ${name}}`,
+    'spec:',
+    `  clusterRef: {name: ${cluster}}`,
+    '  mode: exclusive',
+    '  seed: 7',
+    '  traffic: {profile: etcd, qps: {target: 100}}',
+    ...spec,
+    '',
+  ].join('\n');
 }
