@@ -182,6 +182,11 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       return leases?.items.find((l) => l.spec?.holderIdentity !== undefined && l.spec.holderIdentity !== '');
     });
     assert.ok(pods.some((p) => lease.spec?.holderIdentity?.includes(p.metadata!.name!)), `the Lease holder ${lease.spec?.holderIdentity} is one of the operator Pods`);
+    // The operator's own Pods meet Pod Security `restricted`: enforcing it on their namespace (a server
+    // dry run) warns about every running Pod that would violate it, and warns about none.
+    const label = await node.kubectl(['label', 'namespace', systemNamespace, 'pod-security.kubernetes.io/enforce=restricted', '--dry-run=server', '--overwrite']);
+    assert.equal(label.code, 0, label.stderr);
+    assert.doesNotMatch(label.stderr, /violate/, `the operator Pods under restricted: ${label.stderr}`);
   });
 
   test('config/samples/etcdcluster.yaml: three member Pods Running under Pod Security restricted, PVCs bound, Services and budget', async () => {
