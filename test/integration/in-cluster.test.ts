@@ -310,6 +310,8 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
   });
 
   test('a self-test run (stale reads through a lagging member) ends Failed with the violation', async () => {
+    // The kills and panics before restarted members under the kubelet's crash back-off: start from a whole cluster.
+    await waitAvailable(3, 5 * 60_000, 'chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-selftest', 'chaos', ['  duration: 20s', '  selfTest:', '    staleReads: {}']));
     const run = await waitFinished('chaos-selftest', 5 * 60_000);
     assert.equal(run.status?.phase, 'Failed', `the run: ${JSON.stringify(run.status)}`);
@@ -320,6 +322,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
   });
 
   test('the leading operator Pod force-deleted mid-run: the other replica leads, the run ends in a clear phase, no fault is left', async () => {
+    await waitAvailable(3, 5 * 60_000, 'chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-takeover', 'chaos', [
       '  duration: 90s',
       '  faults:',
@@ -327,7 +330,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       '    duration: {min: 5s, max: 10s}',
       '    choices: [{fault: pause}, {fault: partition, target: minority}]',
     ]));
-    await eventually('a fault injected by the run', 3 * 60_000, async () => ((await getRun('chaos-takeover'))?.status?.faults?.injected ?? 0) > 0 ? true : undefined, describeCluster, 500);
+    await eventually('a fault injected by the run', 5 * 60_000, async () => ((await getRun('chaos-takeover'))?.status?.faults?.injected ?? 0) > 0 ? true : undefined, describeCluster, 500);
     const leaderBefore = await leaseHolder();
     const leaderPod = leaderBefore;
     await kubectlIn(systemNamespace, ['delete', 'pod', leaderPod, '--grace-period=0', '--force']);
