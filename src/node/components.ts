@@ -54,13 +54,14 @@ export function apiserverArgs(o: { layout: NodeLayout; network: NodeNetwork; pki
   ];
 }
 
+/** What the controller-manager and the scheduler share: one identity for everything, serving on loopback only. */
+function controlPlaneArgs(kubeconfig: string, port: number): string[] {
+  return [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`, '--bind-address=127.0.0.1', `--secure-port=${port}`, '--leader-elect=false', '--profiling=false'];
+}
+
 export function controllerManagerArgs(o: { layout: NodeLayout; pki: NodePki; kubeconfig: string; port: number; serviceCidr: string; podCidr: string }): string[] {
   return [
-    `--kubeconfig=${o.kubeconfig}`,
-    `--authentication-kubeconfig=${o.kubeconfig}`,
-    `--authorization-kubeconfig=${o.kubeconfig}`,
-    '--bind-address=127.0.0.1',
-    `--secure-port=${o.port}`,
+    ...controlPlaneArgs(o.kubeconfig, o.port),
     `--service-account-private-key-file=${o.pki.serviceAccount.privateKey}`,
     `--root-ca-file=${o.pki.ca.cert}`,
     `--cluster-signing-cert-file=${o.pki.ca.cert}`,
@@ -71,21 +72,11 @@ export function controllerManagerArgs(o: { layout: NodeLayout; pki: NodePki; kub
     '--cluster-name=etcd-robustness-node',
     // Its default (/usr/libexec/kubernetes/...) would be created on the machine.
     `--flex-volume-plugin-dir=${o.layout.volumePluginDir}`,
-    '--leader-elect=false',
-    '--profiling=false',
   ];
 }
 
 export function schedulerArgs(o: { kubeconfig: string; port: number }): string[] {
-  return [
-    `--kubeconfig=${o.kubeconfig}`,
-    `--authentication-kubeconfig=${o.kubeconfig}`,
-    `--authorization-kubeconfig=${o.kubeconfig}`,
-    '--bind-address=127.0.0.1',
-    `--secure-port=${o.port}`,
-    '--leader-elect=false',
-    '--profiling=false',
-  ];
+  return controlPlaneArgs(o.kubeconfig, o.port);
 }
 
 export function kubeletArgs(o: { layout: NodeLayout; network: NodeNetwork; kubeconfig: string }): string[] {
