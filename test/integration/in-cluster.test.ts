@@ -165,9 +165,12 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
   });
 
   test('the operator runs as two replicas under its own ServiceAccount, one of them leading', async () => {
-    const deployments = await kubectlJson<List<{ metadata: { name: string }; status?: { readyReplicas?: number } }>>(node, ['-n', systemNamespace, 'get', 'deployments']);
-    assert.equal(deployments?.items.length, 1);
-    assert.equal(deployments?.items[0]?.status?.readyReplicas, 2);
+    // helm --wait returns once the Deployment is available, which with maxUnavailable 1 is one replica Ready.
+    const deployments = await eventually('both operator replicas Ready', 3 * 60_000, async () => {
+      const list = await kubectlJson<List<{ metadata: { name: string }; status?: { readyReplicas?: number } }>>(node, ['-n', systemNamespace, 'get', 'deployments']);
+      return list?.items[0]?.status?.readyReplicas === 2 ? list : undefined;
+    });
+    assert.equal(deployments.items.length, 1);
     const pods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
     assert.equal(pods.length, 2);
     const serviceAccount = pods[0]?.spec?.serviceAccountName;
