@@ -77,7 +77,10 @@ export function etcdBinaries(series: EtcdSeries = 'current'): EtcdBinaries {
 
 /** kube-apiserver and kubectl (`version` is theirs), and helm. */
 export function kubeBinaries(): KubeBinaries {
-  const manifest = readManifest();
+  return kubeBinariesOf(readManifest());
+}
+
+function kubeBinariesOf(manifest: Manifest): KubeBinaries {
   const { version, dir } = manifest.kube;
   if (!manifest.helm) throw new BinaryNotFoundError('helm', binariesManifestPath, buildHint);
   return {
@@ -88,38 +91,29 @@ export function kubeBinaries(): KubeBinaries {
   };
 }
 
-/** What the test node (src/node) runs: the Kubernetes components of the kube set and CoreDNS. */
-export interface NodeBinaries {
-  version: string;
-  kubeApiserver: string;
-  kubectl: string;
+/** What the test node (src/node) runs: the kube set (its helm for users of `dev --runtime=kubernetes`), the node's components and CoreDNS. */
+export interface NodeBinaries extends KubeBinaries {
   kubelet: string;
   kubeScheduler: string;
   kubeControllerManager: string;
   kubeProxy: string;
   coredns: string;
   corednsVersion: string;
-  /** helm, for users of `dev --runtime=kubernetes`. */
-  helm: string;
 }
 
 /** The node's binaries; each missing one fails with BinaryNotFoundError naming `npm run build:bins`. */
 export function nodeBinaries(): NodeBinaries {
   const manifest = readManifest();
-  const { version, dir } = manifest.kube;
+  const { dir } = manifest.kube;
   if (!manifest.coredns) throw new BinaryNotFoundError('coredns', binariesManifestPath, buildHint);
-  const kube = kubeBinaries();
   return {
-    version,
-    kubeApiserver: kube.kubeApiserver,
-    kubectl: kube.kubectl,
+    ...kubeBinariesOf(manifest),
     kubelet: requireFile('kubelet', path.join(dir, 'kubelet')),
     kubeScheduler: requireFile('kube-scheduler', path.join(dir, 'kube-scheduler')),
     kubeControllerManager: requireFile('kube-controller-manager', path.join(dir, 'kube-controller-manager')),
     kubeProxy: requireFile('kube-proxy', path.join(dir, 'kube-proxy')),
     coredns: requireFile('coredns', path.join(manifest.coredns.dir, 'coredns')),
     corednsVersion: manifest.coredns.version,
-    helm: kube.helm,
   };
 }
 
