@@ -98,7 +98,6 @@ export interface NodeBinaries extends KubeBinaries {
   kubeControllerManager: string;
   kubeProxy: string;
   coredns: string;
-  corednsVersion: string;
 }
 
 /** The node's binaries; each missing one fails with BinaryNotFoundError naming `npm run build:bins`. */
@@ -113,7 +112,6 @@ export function nodeBinaries(): NodeBinaries {
     kubeControllerManager: requireFile('kube-controller-manager', path.join(dir, 'kube-controller-manager')),
     kubeProxy: requireFile('kube-proxy', path.join(dir, 'kube-proxy')),
     coredns: requireFile('coredns', path.join(manifest.coredns.dir, 'coredns')),
-    corednsVersion: manifest.coredns.version,
   };
 }
 
