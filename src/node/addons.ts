@@ -1,7 +1,7 @@
 /** The API objects the node's own DNS needs: CoreDNS reads Services, EndpointSlices, Pods and Namespaces. */
 import { stringify } from 'yaml';
 
-export const corednsUser = 'system:coredns';
+const corednsUser = 'system:coredns';
 
 export function corednsRbacManifests(): string {
   const role = {

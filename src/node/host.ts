@@ -31,7 +31,7 @@ export function run(command: string, args: readonly string[], options: { stdin?:
   });
 }
 
-export class HostCommandError extends Error {
+class HostCommandError extends Error {
   override name = 'HostCommandError';
 }
 

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 
 /** The cgroup every Pod's processes live under (cgroupfs driver, default cgroupRoot). */
-export const podsCgroup = 'kubepods';
+const podsCgroup = 'kubepods';
 
 /** Pids whose command line mentions `needle` (e.g. the node's folder: its components and containerd's shims). */
 export function pidsWithArgument(needle: string): number[] {
@@ -69,7 +69,7 @@ export function mountsUnder(dir: string): string[] {
 }
 
 /** The mount points of every cgroup hierarchy (v1 controllers, name=systemd, the unified one). */
-export function cgroupHierarchies(): string[] {
+function cgroupHierarchies(): string[] {
   return [...new Set(mounts().filter((m) => m.fsType === 'cgroup' || m.fsType === 'cgroup2').map((m) => m.mountPoint))];
 }
 

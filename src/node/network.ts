@@ -9,7 +9,7 @@ import { run, runOk } from './host.ts';
 import { bridgePrefix, nodeNetwork, type NodeNetwork } from './layout.ts';
 
 /** The nftables table of the guard: its own table, so removing it touches nothing else. */
-export const guardTable = 'etcd_robustness_node_guard';
+const guardTable = 'etcd_robustness_node_guard';
 
 interface IpRoute { dst: string }
 interface IpAddrInfo { family: string; local: string; prefixlen: number }

@@ -10,7 +10,7 @@ import type { NodeNetwork } from './layout.ts';
  * Sysctls the node's components may change: the kubelet's "kernel tunables" (set unless
  * protectKernelDefaults), kube-proxy's route_localnet and conntrack settings, and forwarding.
  */
-export const watchedSysctls = [
+const watchedSysctls = [
   'vm.overcommit_memory',
   'vm.panic_on_oom',
   'kernel.panic',

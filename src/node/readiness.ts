@@ -7,7 +7,7 @@ import { describeExit, type ManagedProcess } from '../local/process.ts';
 import { NodeStartError } from './errors.ts';
 import type { CertPaths } from './pki.ts';
 
-export interface Watched {
+interface Watched {
   component: string;
   process?: ManagedProcess;
   logFile?: string;
@@ -35,7 +35,7 @@ export async function waitFor(what: Watched, deadline: number, check: () => Prom
   }
 }
 
-export interface HttpsAnswer {
+interface HttpsAnswer {
   status: number;
   text: string;
 }

@@ -12,7 +12,7 @@ import { logger } from '../log.ts';
 
 export const storageClassName = 'standard';
 /** The label of the node's own PVs (the reclaimer touches no other). */
-export const poolLabel = 'etcd-robustness.io/node-pool';
+const poolLabel = 'etcd-robustness.io/node-pool';
 
 export interface PvPool {
   count: number;
@@ -20,7 +20,7 @@ export interface PvPool {
   size: string;
 }
 
-export function pvName(index: number): string {
+function pvName(index: number): string {
   return `node-pv-${String(index).padStart(2, '0')}`;
 }
 

@@ -38,11 +38,7 @@ function nodePids(layout: NodeLayout): number[] {
   return [...pids].filter((pid) => pid !== process.pid && pidAlive(pid));
 }
 
-/** SIGKILLs the node's processes until none is left (containers may fork while their siblings die). */
-export async function killNodeProcesses(layout: NodeLayout, timeoutMs = 15_000): Promise<void> {
-  await killUntilGone(() => nodePids(layout), timeoutMs);
-}
-
+/** SIGKILLs what `find` returns until it returns nothing (containers may fork while their siblings die). */
 async function killUntilGone(find: () => number[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -221,7 +217,7 @@ function removeOutsideFiles(layout: NodeLayout, record: OwnerRecord | undefined)
  * `kubeProxy` the kube-proxy binary for its own clean-up. Returns what could not be removed.
  */
 export async function reclaimNode(layout: NodeLayout, record: OwnerRecord | undefined, kubeProxy: string | undefined): Promise<string[]> {
-  await killNodeProcesses(layout);
+  await killUntilGone(() => nodePids(layout), 15_000);
   await unmountAll(layout.root);
   await removePodCgroups();
   await removeProxyRules(kubeProxy, record);
