@@ -2,7 +2,7 @@
  * Reading the machine's state the node's clean-up needs: processes by command line or cgroup, mounts
  * under a folder, cgroup hierarchies.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** The cgroup every Pod's processes live under (cgroupfs driver, default cgroupRoot). */
@@ -102,7 +102,15 @@ export function pidsInCgroupTree(root: string): number[] {
 
 /** The Pods' cgroup (kubepods) in each hierarchy where it exists. */
 export function podCgroups(): string[] {
-  return cgroupHierarchies().map((h) => path.join(h, podsCgroup)).filter((dir) => cgroupTree(dir).length > 0);
+  return cgroupHierarchies().map((h) => path.join(h, podsCgroup)).filter((dir) => isDirectory(dir));
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** The process exists and is not a zombie (a killed container waiting for its reaper is gone for us). */
