@@ -8,6 +8,11 @@ export const clusterDomain = 'cluster.local';
 /** The port the API server listens on, on the bridge's address (a free address: the bridge is the node's own). */
 export const apiserverPort = 6443;
 
+/** The API server's URL: the bridge's address and apiserverPort. */
+export function apiserverUrl(network: NodeNetwork): string {
+  return `https://${network.bridgeIp}:${apiserverPort}`;
+}
+
 export interface ComponentPorts {
   kubeletHealthz: number;
   controllerManager: number;

@@ -17,7 +17,7 @@ import { logger } from '../log.ts';
 import { corednsRbacManifests } from './addons.ts';
 import {
   apiserverArgs,
-  apiserverPort,
+  apiserverUrl,
   containerdArgs,
   containerdEnv,
   controllerManagerArgs,
@@ -95,7 +95,7 @@ export class KubeNode {
     this.binaries = parts.binaries;
     this.root = parts.layout.root;
     this.kubeconfigPath = parts.layout.adminKubeconfig;
-    this.url = `https://${network.bridgeIp}:${apiserverPort}`;
+    this.url = apiserverUrl(network);
   }
 
   static async start(options: KubeNodeOptions = {}): Promise<KubeNode> {
@@ -271,7 +271,7 @@ async function startParts(parts: Parts, pause: { name: string; file: string }, o
   progress(`bridge ${network.bridge} ${network.bridgeIp}/24`);
 
   const pki = await createNodePki(layout.pki, { bridgeIp: network.bridgeIp, kubernetesServiceIp, nodeName });
-  const url = `https://${network.bridgeIp}:${apiserverPort}`;
+  const url = apiserverUrl(network);
   const kubeconfigs = writeKubeconfigs(layout, url, pki);
   const [kubeletHealthz = 0, controllerManager = 0, scheduler = 0, proxyHealthz = 0, proxyMetrics = 0, corednsReady = 0] = await freeLoopbackPorts(6);
   const ports: ComponentPorts = { kubeletHealthz, controllerManager, scheduler, proxyHealthz, proxyMetrics, corednsReady };
