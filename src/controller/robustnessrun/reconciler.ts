@@ -172,12 +172,7 @@ export class RobustnessRunReconciler {
       run = runOfResource(resource);
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
-      const message = error.issues.map((i) => `${i.path}: ${i.problem}`).join('; ');
-      if (findCondition(resource.status?.conditions, 'Ready')?.message !== message) {
-        await this.patchStatus(resource, { phase: resource.status?.phase ?? 'Pending', observedGeneration: resource.metadata.generation ?? 0, conditions: this.conditions(resource, [{ type: 'Ready', status: 'False', reason: 'InvalidSpec', message }]) });
-        await this.event(resource, 'Warning', 'InvalidSpec', message);
-      }
-      throw new TerminalError(`RobustnessRun ${key}: ${message}`);
+      return this.refuse(key, resource, 'InvalidSpec', error.issues.map((i) => `${i.path}: ${i.problem}`).join('; '));
     }
 
     const clusterNamespace = run.spec.clusterRef?.namespace ?? namespace;
@@ -192,13 +187,7 @@ export class RobustnessRunReconciler {
     };
     if (!cluster) return notReady('ClusterNotFound', `EtcdCluster ${clusterNamespace}/${clusterName} does not exist`);
     const unsupported = unsupportedFaults(run, this.options.placement);
-    if (unsupported !== undefined) {
-      if (findCondition(resource.status?.conditions, 'Ready')?.message !== unsupported) {
-        await this.patchStatus(resource, { phase: resource.status?.phase ?? 'Pending', observedGeneration: resource.metadata.generation ?? 0, conditions: this.conditions(resource, [{ type: 'Ready', status: 'False', reason: 'FaultNotSupported', message: unsupported }]) });
-        await this.event(resource, 'Warning', 'FaultNotSupported', unsupported);
-      }
-      throw new TerminalError(`RobustnessRun ${key}: ${unsupported}`);
-    }
+    if (unsupported !== undefined) return this.refuse(key, resource, 'FaultNotSupported', unsupported);
 
     const decision = scheduleDecision(run.spec.schedule, resource.status, new Date(resource.metadata.creationTimestamp ?? Date.now()), new Date());
     if (!decision.due) {
@@ -214,6 +203,18 @@ export class RobustnessRunReconciler {
     await this.start(key, resource, run, cluster);
     return {};
   };
+
+  /**
+   * A run this operator will not start as it stands: Ready False with `reason`, and an Event, written once
+   * per message; then a terminal error (a change of the spec requeues it). The phase stays what it was.
+   */
+  private async refuse(key: string, resource: RobustnessRunResource, reason: string, message: string): Promise<never> {
+    if (findCondition(resource.status?.conditions, 'Ready')?.message !== message) {
+      await this.patchStatus(resource, { phase: resource.status?.phase ?? 'Pending', observedGeneration: resource.metadata.generation ?? 0, conditions: this.conditions(resource, [{ type: 'Ready', status: 'False', reason, message }]) });
+      await this.event(resource, 'Warning', reason, message);
+    }
+    throw new TerminalError(`RobustnessRun ${key}: ${message}`);
+  }
 
   /** Status fields of a finished run: lastRun, bounded history, and the run's own fields. */
   private finishedStatus(resource: RobustnessRunResource, record: RunRecord, run: RobustnessRun | undefined): RobustnessRunStatus {
