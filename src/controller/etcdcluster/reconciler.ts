@@ -208,38 +208,32 @@ export class EtcdClusterReconciler {
 
   /**
    * spec.tls.client names a Secret whose CA cannot be had: nothing can be observed or changed (every
-   * member URL is https). Says so on the EtcdCluster (Available False, reason ClientTLSUnavailable, and a
-   * Warning Event naming the Secret and the key) and looks again soon: no informer tells this operator
-   * when a Secret is created or fixed.
+   * member URL is https). Says so on the EtcdCluster (reason ClientTLSUnavailable, the Event naming the
+   * Secret and the key) and looks again soon: no informer tells this operator when a Secret is created or fixed.
    */
   private async clientTlsUnavailable(cluster: EtcdCluster, error: ClientTlsUnavailableError): Promise<ReconcileResult> {
-    const namespace = cluster.metadata.namespace ?? 'default';
-    const generation = cluster.metadata.generation ?? 0;
-    const conditions = setCondition(
-      cluster.status?.conditions,
-      { type: 'Available', status: 'False', observedGeneration: generation, reason: clientTlsUnavailableReason, message: error.message },
-      new Date(),
-    );
-    logger.warn(`EtcdCluster ${namespace}/${cluster.metadata.name}: no client TLS: ${error.message}`);
-    await this.event(cluster, 'Warning', clientTlsUnavailableReason, error.message);
-    await this.clusters.patchStatus(namespace, cluster.metadata.name, { ...(cluster.status?.phase === undefined ? { phase: 'Pending' } : {}), observedGeneration: generation, conditions });
+    logger.warn(`EtcdCluster ${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}: no client TLS: ${error.message}`);
+    await this.reportUnavailable(cluster, clientTlsUnavailableReason, error.message);
     return { requeueAfterMs: clientTlsRetryMs };
   }
 
-  /**
-   * The cluster asks for what this operator's placement cannot do: says so once on the EtcdCluster
-   * (Available False, TopologyNotSupported, a Warning Event) and stops (a change of the spec requeues it).
-   */
+  /** The cluster asks for what this operator's placement cannot do: says so and stops (a change of the spec requeues it). */
   private async topologyNotSupported(cluster: EtcdCluster, message: string): Promise<never> {
-    const namespace = cluster.metadata.namespace ?? 'default';
+    await this.reportUnavailable(cluster, topologyNotSupportedReason, message);
+    throw new TerminalError(message);
+  }
+
+  /**
+   * Available False with `reason` and `message`, and a Warning Event, written when they are not what the
+   * status already says for this generation (a retry every few seconds writes nothing new).
+   */
+  private async reportUnavailable(cluster: EtcdCluster, reason: string, message: string): Promise<void> {
     const generation = cluster.metadata.generation ?? 0;
     const current = cluster.status?.conditions?.find((c) => c.type === 'Available');
-    if (current?.reason !== topologyNotSupportedReason || current.observedGeneration !== generation) {
-      const conditions = setCondition(cluster.status?.conditions, { type: 'Available', status: 'False', observedGeneration: generation, reason: topologyNotSupportedReason, message }, new Date());
-      await this.event(cluster, 'Warning', topologyNotSupportedReason, message);
-      await this.clusters.patchStatus(namespace, cluster.metadata.name, { ...(cluster.status?.phase === undefined ? { phase: 'Pending' } : {}), observedGeneration: generation, conditions });
-    }
-    throw new TerminalError(message);
+    if (current?.reason === reason && current.message === message && current.observedGeneration === generation) return;
+    const conditions = setCondition(cluster.status?.conditions, { type: 'Available', status: 'False', observedGeneration: generation, reason, message }, new Date());
+    await this.event(cluster, 'Warning', reason, message);
+    await this.clusters.patchStatus(cluster.metadata.namespace ?? 'default', cluster.metadata.name, { ...(cluster.status?.phase === undefined ? { phase: 'Pending' } : {}), observedGeneration: generation, conditions });
   }
 
   private witnessOf(cluster: EtcdCluster): Witness {
