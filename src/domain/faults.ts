@@ -109,6 +109,9 @@ export interface LinkRule {
   dropPercent?: number;
 }
 
+/** The longest TTL a fault agent grants by default (its --max-ttl): a lease outlives no crash by more. */
+export const defaultMaxTtlMs = 10 * 60_000;
+
 export type AgentFaultRequest =
   | { type: 'kill' }
   /** SIGKILL etcd and keep it down until the TTL (or a heal): a hold file tells its supervisor not to restart it. */

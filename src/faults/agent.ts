@@ -31,6 +31,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { AgentFault, AgentFaultRequest, AgentStatus, LinkRule } from '../domain/faults.ts';
+import { defaultMaxTtlMs } from '../domain/faults.ts';
+
+export { defaultMaxTtlMs };
 import { logger } from '../log.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
 import { holdFile, removeHold, writeHold } from './hold.ts';
@@ -38,7 +41,6 @@ import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
 import { JsonHttpError, readJsonBody, sendJson } from '../http-json.ts';
 
 export const agentFaultTypes = ['kill', 'crash', 'pause', 'failpoint', 'network', 'diskPressure'] as const satisfies readonly AgentFaultRequest['type'][];
-export const defaultMaxTtlMs = 10 * 60_000;
 /** Request bodies above this are refused with 413. */
 export const maxRequestBytes = 64 * 1024;
 
