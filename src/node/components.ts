@@ -6,7 +6,7 @@ export const nodeName = 'etcd-robustness-node';
 export const clusterDomain = 'cluster.local';
 
 /** The port the API server listens on, on the bridge's address (a free address: the bridge is the node's own). */
-export const apiserverPort = 6443;
+const apiserverPort = 6443;
 
 /** The API server's URL: the bridge's address and apiserverPort. */
 export function apiserverUrl(network: NodeNetwork): string {
