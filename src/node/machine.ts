@@ -113,12 +113,21 @@ function isDirectory(dir: string): boolean {
   }
 }
 
-/** The process exists and is not a zombie (a killed container waiting for its reaper is gone for us). */
-export function pidAlive(pid: number): boolean {
+/**
+ * The fields of /proc/<pid>/stat from field 3 (the state) on, or undefined when there is no such process.
+ * The command name (field 2) may hold spaces: the fields are counted after its closing parenthesis.
+ */
+export function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The process exists and is not a zombie (a killed container waiting for its reaper is gone for us). */
+export function pidAlive(pid: number): boolean {
+  const fields = statFields(pid);
+  return fields !== undefined && fields[0] !== 'Z';
 }

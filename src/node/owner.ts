@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { NodeNetwork } from './layout.ts';
+import { statFields } from './machine.ts';
 
 /**
  * Sysctls the node's components may change: the kubelet's "kernel tunables" (set unless
@@ -72,13 +73,7 @@ export function snapshotSysctls(): Record<string, string> {
 
 /** The start time of a live process, or undefined when there is none with this pid. */
 export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+  return statFields(pid)?.[19];
 }
 
 export function ownerAlive(record: Pick<OwnerRecord, 'pid' | 'pidStart'>): boolean {
