@@ -34,8 +34,12 @@ const nodeExecutables = new Set(['etcd', 'kube-apiserver', 'kube-controller-mana
 /** The node's processes: components and shims (their arguments name the node's folder) and the Pods' processes. */
 function nodePids(layout: NodeLayout): number[] {
   const components = pidsWithArgument(layout.root).filter((pid) => nodeExecutables.has(executableName(pid)));
-  const pids = new Set([...components, ...podCgroups().flatMap((c) => pidsInCgroupTree(c))]);
-  return [...pids].filter((pid) => pid !== process.pid && pidAlive(pid));
+  return livePids([...components, ...podCgroups().flatMap((c) => pidsInCgroupTree(c))]);
+}
+
+/** The distinct pids that are alive and not this process. */
+function livePids(pids: number[]): number[] {
+  return [...new Set(pids)].filter((pid) => pid !== process.pid && pidAlive(pid));
 }
 
 /** SIGKILLs what `find` returns until it returns nothing (containers may fork while their siblings die). */
@@ -57,10 +61,7 @@ async function killUntilGone(find: () => number[], timeoutMs: number): Promise<v
 
 /** SIGKILLs the Pods' processes and containerd's shims (not the node's components), until none is left. */
 export async function killPodProcesses(layout: NodeLayout, timeoutMs = 15_000): Promise<void> {
-  await killUntilGone(() => {
-    const pids = new Set([...pidsWithArgument(layout.containerdSocket), ...podCgroups().flatMap((c) => pidsInCgroupTree(c))]);
-    return [...pids].filter((pid) => pid !== process.pid && pidAlive(pid));
-  }, timeoutMs);
+  await killUntilGone(() => livePids([...pidsWithArgument(layout.containerdSocket), ...podCgroups().flatMap((c) => pidsInCgroupTree(c))]), timeoutMs);
 }
 
 /** Lazily unmounts everything under the node's folder (the kubelet's volumes, containers' root filesystems, netns). */
