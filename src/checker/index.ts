@@ -3,7 +3,8 @@ export { checkHistory, checkLinearizability, defaultUnknownHorizonMs, modelOptio
 export type { CheckOptions } from './check.ts';
 export { defaultResolveWindowMs, LiveChecker } from './live.ts';
 export type { LiveCheckerOptions, LiveStats } from './live.ts';
-export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory } from './parse.ts';
+export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory, serializeInvokeLine } from './parse.ts';
+export type { LineOptions } from './parse.ts';
 export { initialState, step, summarize } from './model.ts';
 export type { ModelOptions, ModelState } from './model.ts';
 export { renderHtmlReport } from './report-html.ts';

@@ -3,6 +3,7 @@
  * malformed with `FILE:LINE: what is wrong`. Validation happens here, once, so the model can trust its
  * input: this is the boundary where `unknown` JSON becomes domain types.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { faultNames } from '../domain/index.ts';
 import type {
   Compare,
@@ -13,8 +14,10 @@ import type {
   FaultPhase,
   History,
   HistoryMeta,
+  Invocation,
   KeyValue,
   Operation,
+  TornTail,
   TxnOp,
   WatchEvent,
   WatchRequest,
@@ -235,6 +238,22 @@ function parseOperation(line: Json): Operation {
   });
 }
 
+function parseInvocation(line: Json): Invocation {
+  return omitUndefined({
+    kind: 'invoke' as const,
+    client: integer(line['client'], 'client'),
+    call: integer(line['call'], 'call'),
+    request: parseRequest(line['request']),
+    member: optString(line['member'], 'member'),
+  });
+}
+
+/** The unknown-outcome operation an invocation left open at the end of the history stands for. */
+function unfinished(invocation: Invocation): Operation {
+  const { client, call, request, member } = invocation;
+  return omitUndefined({ client, call, return: null, request, member });
+}
+
 function parseMeta(line: Json): HistoryMeta {
   const mode = line['mode'];
   if (mode !== undefined && mode !== 'exclusive' && mode !== 'shared') {
@@ -326,7 +345,20 @@ function parseFault(line: Json): FaultEvent {
   });
 }
 
-/** Incremental parser: feed lines one at a time (the live checker and the CLI stream files through it). */
+/** What HistoryParser.line needs to know about a line besides its text. */
+export interface LineOptions {
+  /**
+   * The text after the history's last newline: nothing follows it. If it is not valid JSON, it is what a
+   * crash cut mid-write; it is ignored and reported as `tornTail` instead of rejected.
+   */
+  last?: boolean;
+}
+
+/**
+ * Incremental parser: feed lines one at a time (the live checker and the CLI stream files through it).
+ * An invoke line waits for the operation line that completes it (same client and call); one still open
+ * at finish() becomes an operation with an unknown outcome.
+ */
 export class HistoryParser {
   readonly file: string;
   private lineNumber = 0;
@@ -337,33 +369,49 @@ export class HistoryParser {
   private readonly faults: FaultEvent[] = [];
   /** The fault each injection id names, so its later lines cannot name another. */
   private readonly faultIds = new Map<number, FaultName>();
+  /** Each client's open invocation and its line (a client has at most one: its operations never overlap). */
+  private readonly invoked = new Map<number, { invocation: Invocation; line: number }>();
+  private torn: TornTail | undefined;
 
   constructor(file = '<history>') {
     this.file = file;
   }
 
-  /** Parses one line; returns the operation it held, if any. */
-  line(text: string): Operation | undefined {
+  /** Where the torn last line was, if the history ended with one (see LineOptions.last). */
+  get tornTail(): TornTail | undefined {
+    return this.torn;
+  }
+
+  /** The invocations not completed so far, oldest call first: their operations are still in flight. */
+  get openInvocations(): Invocation[] {
+    return [...this.invoked.values()].map((o) => o.invocation).sort((a, b) => a.call - b.call);
+  }
+
+  /** Parses one line; returns the operation it held or completed, if any (an invoke line holds none yet). */
+  line(text: string, options: LineOptions = {}): Operation | undefined {
     this.lineNumber++;
     if (text.trim() === '') return undefined;
     let raw: unknown;
     try {
       raw = JSON.parse(text);
     } catch (error) {
+      if (options.last === true) {
+        this.torn = { file: this.file, line: this.lineNumber };
+        return undefined;
+      }
       throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${(error as Error).message})`);
     }
     try {
       const line = object(raw, 'line');
       switch (line['kind']) {
-        case undefined: {
-          const op = parseOperation(line);
-          this.operations.push(op);
-          this.operationLines.push(this.lineNumber);
-          return op;
-        }
+        case undefined:
+          return this.operationLine(line);
+        case 'invoke':
+          this.invokeLine(line);
+          return undefined;
         case 'meta':
           if (this.meta) throw new FieldError('a second meta line (a history has at most one)');
-          if (this.operations.length > 0) throw new FieldError('the meta line must come before the operations');
+          if (this.operations.length > 0 || this.invoked.size > 0) throw new FieldError('the meta line must come before the operations');
           this.meta = parseMeta(line);
           return undefined;
         case 'watch':
@@ -373,12 +421,38 @@ export class HistoryParser {
           this.faultLine(line);
           return undefined;
         default:
-          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "meta", "watch" or "fault")`);
+          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "invoke", "meta", "watch" or "fault")`);
       }
     } catch (error) {
       if (error instanceof FieldError) throw new HistoryFormatError(this.file, this.lineNumber, error.message);
       throw error;
     }
+  }
+
+  private operationLine(line: Json): Operation {
+    const op = parseOperation(line);
+    const open = this.invoked.get(op.client);
+    // Without a matching invocation the line is complete on its own (histories written before invoke lines).
+    if (open !== undefined && open.invocation.call === op.call) {
+      if (!isDeepStrictEqual(open.invocation.request, op.request)) {
+        throw new FieldError(`client ${op.client}'s operation called at ${op.call} has a different request from its invocation (line ${open.line})`);
+      }
+      this.invoked.delete(op.client);
+    }
+    this.operations.push(op);
+    this.operationLines.push(this.lineNumber);
+    return op;
+  }
+
+  private invokeLine(line: Json): void {
+    const invocation = parseInvocation(line);
+    const open = this.invoked.get(invocation.client);
+    if (open !== undefined) {
+      throw new FieldError(
+        `client ${invocation.client} is invoked at ${invocation.call} while its invocation at ${open.invocation.call} (line ${open.line}) is still open (a client's operations never overlap)`,
+      );
+    }
+    this.invoked.set(invocation.client, { invocation, line: this.lineNumber });
   }
 
   private watchLine(line: Json): void {
@@ -411,8 +485,17 @@ export class HistoryParser {
     this.faults.push(event);
   }
 
-  /** Checks what spans lines (a client's operations never overlap) and returns the history. */
+  /**
+   * Checks what spans lines (a client's operations never overlap) and returns the history, with an
+   * unknown-outcome operation for each invocation never completed.
+   */
   finish(): History {
+    // A crash left these in flight: each may have taken effect, or not.
+    for (const { invocation, line } of this.invoked.values()) {
+      this.operations.push(unfinished(invocation));
+      this.operationLines.push(line);
+    }
+    this.invoked.clear();
     const byClient = new Map<number, number[]>();
     this.operations.forEach((op, i) => {
       const list = byClient.get(op.client) ?? [];
@@ -437,13 +520,16 @@ export class HistoryParser {
     const history: History = { meta: this.meta, operations: this.operations, watches: [...this.watches.values()] };
     // Only when there are some, so histories without faults compare equal to hand-written ones.
     if (this.faults.length > 0) history.faults = this.faults;
+    if (this.torn) history.tornTail = this.torn;
     return history;
   }
 }
 
 export function parseHistory(text: string, file?: string): History {
   const parser = new HistoryParser(file);
-  for (const line of text.split('\n')) parser.line(line);
+  const lines = text.split('\n');
+  // The last element is what follows the last newline: empty unless a crash cut the last line.
+  lines.forEach((line, i) => parser.line(line, { last: i === lines.length - 1 }));
   return parser.finish();
 }
 
@@ -456,6 +542,12 @@ export function serializeMetaLine(meta: HistoryMeta): string {
 
 export function serializeOperationLine(op: Operation): string {
   return JSON.stringify(op);
+}
+
+/** The line written when an operation is sent; the operation line (same client and call) completes it. */
+export function serializeInvokeLine(invocation: Invocation): string {
+  const { kind, client, call, request, member } = invocation;
+  return JSON.stringify(member === undefined ? { kind, client, call, request } : { kind, client, call, request, member });
 }
 
 /** The line that opens a stream: everything but its responses, which get a line each. */

@@ -38,6 +38,26 @@ export interface Operation {
   error?: string;
 }
 
+/**
+ * An operation as it is sent (a `kind: "invoke"` line, as Jepsen records :invoke): the operation line with
+ * the same client and call completes it. One still open when the history ends (a crash) becomes an
+ * operation with an unknown outcome.
+ */
+export interface Invocation {
+  kind: 'invoke';
+  client: number;
+  call: number;
+  request: EtcdRequest;
+  /** The member the client is pinned to, if it is. */
+  member?: string;
+}
+
+/** The history's last line was cut mid-write (no newline, not valid JSON) and was ignored. */
+export interface TornTail {
+  file: string;
+  line: number;
+}
+
 export interface WatchRequest {
   key: string;
   end?: string;
@@ -84,4 +104,6 @@ export interface History {
   watches: WatchStream[];
   /** The `kind: "fault"` lines: injections and heals, for the reports (no weight in the checks). Absent when there are none. */
   faults?: FaultEvent[];
+  /** Set when the last line was torn by a crash and ignored (docs/history-format.md, "Invocations and crashes"). */
+  tornTail?: TornTail;
 }

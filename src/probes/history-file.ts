@@ -5,7 +5,9 @@
  * Every segment starts with a header: the meta line and an opening line for each watch stream still open,
  * so a segment is a valid history file on its own and the segments left after the oldest were deleted
  * (maxSegments) can still be read. When the segments are read together, the header copies are skipped, so
- * the result equals what was written.
+ * the result equals what was written. Invocations are not repeated: an invoke line and the operation line
+ * that completes it may sit in two segments, and a segment read alone leaves its open invocation an unknown
+ * outcome and takes a completion without its invocation as complete on its own, which both stay valid.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -14,12 +16,13 @@ import {
   HistoryFormatError,
   HistoryParser,
   serializeFaultLine,
+  serializeInvokeLine,
   serializeMetaLine,
   serializeOperationLine,
   serializeWatchOpenLine,
   serializeWatchResponseLine,
 } from '../checker/parse.ts';
-import type { FaultEvent, History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
+import type { FaultEvent, History, HistoryMeta, Invocation, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
 
 export const defaultMaxSegmentBytes = 64 * 1024 * 1024;
 /** Buffered lines reach the OS at least this often, so a crash of the process loses at most this much. */
@@ -186,6 +189,17 @@ export class HistoryFileWriter {
     this.started = true;
     this.metaLine = serializeMetaLine(meta);
     this.append(this.metaLine, false);
+  }
+
+  /**
+   * An operation as it is sent, before any answer can arrive: after a crash, the operations in flight are
+   * in the history with an unknown outcome. writeOperation (same client and call) completes it. Not
+   * repeated in later segments' headers: a reader pairs the two lines across segments.
+   */
+  writeInvoke(invocation: Invocation): void {
+    this.assertWritable();
+    this.started = true;
+    this.append(serializeInvokeLine(invocation), true);
   }
 
   writeOperation(op: Operation): void {
@@ -385,14 +399,15 @@ function segmentPaths(dir: string, options: ReadHistoryDirectoryOptions): string
 /** Reads a directory written by HistoryFileWriter as the one history its segments form. */
 export function readHistoryDirectory(dir: string, options: ReadHistoryDirectoryOptions = {}): History {
   const reader = new SegmentReader(dir);
-  for (const file of segmentPaths(dir, options)) {
+  const files = segmentPaths(dir, options);
+  for (const [i, file] of files.entries()) {
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
     } catch (error) {
       throw new HistoryDirectoryError(dir, `cannot read ${path.basename(file)}: ${(error as Error).message}`);
     }
-    reader.segment(file, text);
+    reader.segment(file, text, i === files.length - 1);
   }
   return reader.finish();
 }
@@ -422,10 +437,12 @@ class SegmentReader {
     this.parser = new HistoryParser(dir);
   }
 
-  segment(file: string, text: string): void {
+  /** `last`: the newest segment, whose last line a crash may have cut (see HistoryParser's LineOptions). */
+  segment(file: string, text: string, last: boolean): void {
     this.starts.push({ file, firstLine: this.lines + 1 });
     let inHeader = this.starts.length > 1;
-    text.split('\n').forEach((line, i) => {
+    const lines = text.split('\n');
+    lines.forEach((line, i) => {
       this.lines++;
       let skip = false;
       if (inHeader && line.trim() !== '') {
@@ -433,21 +450,24 @@ class SegmentReader {
         inHeader = skip;
       }
       if (!skip) this.rememberFirst(line, file, i + 1);
-      this.feed(skip ? '' : line);
+      this.feed(skip ? '' : line, last && i === lines.length - 1);
     });
   }
 
   finish(): History {
+    let history: History;
     try {
-      return this.parser.finish();
+      history = this.parser.finish();
     } catch (error) {
       throw this.relocate(error);
     }
+    if (history.tornTail) history.tornTail = this.locate(history.tornTail.line);
+    return history;
   }
 
-  private feed(line: string): void {
+  private feed(line: string, last: boolean): void {
     try {
-      this.parser.line(line);
+      this.parser.line(line, { last });
     } catch (error) {
       throw this.relocate(error);
     }

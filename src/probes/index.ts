@@ -1,6 +1,6 @@
 // Probes: clients that drive etcd and record every operation and watch response into a history.
 export { HistoryRecorder, monotonicNs } from './recorder.ts';
-export type { Clock, OperationSink } from './recorder.ts';
+export type { Clock, InvocationSink, OperationSink } from './recorder.ts';
 export { RecordingClient, recordingEtcdClient, isDefiniteError } from './recording-client.ts';
 export type { Outcome, RecordingClientOptions } from './recording-client.ts';
 export { WatchRecorder, watchEventsFromWire } from './watch-recorder.ts';

@@ -93,7 +93,8 @@ export class RecordingClient {
   }
 
   async execute(request: EtcdRequest): Promise<Outcome> {
-    const { token, call } = this.recorder.begin();
+    // Recorded before it is sent: no watch event or read can show its effect before the history has it.
+    const { token, call } = this.recorder.begin(this.clientId, request, this.member);
     const op: Operation = { client: this.clientId, call, return: null, request };
     if (this.member !== undefined) op.member = this.member;
     try {

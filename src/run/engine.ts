@@ -327,6 +327,12 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       }
     };
 
+    // Each operation's invocation is written when it is sent, so a crash of this process leaves the writes in
+    // flight in the history (as unknown outcomes) even when a watch already delivered them. The live checker
+    // and the counters take each operation once, when it completes.
+    recorder.onInvocation((invocation) => {
+      writer.writeInvoke(invocation);
+    });
     recorder.onOperation((op) => {
       writer.writeOperation(op);
       if (keep.all) {

@@ -65,6 +65,6 @@ describe('history fault lines', () => {
     assert.equal(problem(line({ params: { delayMs: true } })), 'h.jsonl:1: params.delayMs must be a number or a string');
     assert.equal(problem(line({ detail: 5 })), 'h.jsonl:1: detail must be a string');
     assert.equal(problem(`${put}\n${line({})}\n${line({ fault: 'pause', phase: 'heal' })}`), 'h.jsonl:3: fault 1 is kill on an earlier line, not pause');
-    assert.equal(problem('{"kind": "chaos"}'), 'h.jsonl:1: unknown kind "chaos" (expected no kind, "meta", "watch" or "fault")');
+    assert.equal(problem('{"kind": "chaos"}'), 'h.jsonl:1: unknown kind "chaos" (expected no kind, "invoke", "meta", "watch" or "fault")');
   });
 });
