@@ -53,8 +53,20 @@ function cutDirectory(segments: Buffer[], offset: number, into: string): void {
   }
 }
 
-const isInvoke = (line: string): boolean => line.startsWith('{"kind":"invoke"') && line.endsWith('}');
-const isCompletion = (line: string): boolean => line.startsWith('{"client"') && line.endsWith('}');
+const isInvoke = (line: string): boolean => line.startsWith('{"kind":"invoke"');
+const isCompletion = (line: string): boolean => line.startsWith('{"client"');
+
+/** The whole lines of the segments: without a torn last one (which may end in a `}` of its own). */
+function wholeLines(files: string[]): string[] {
+  const lines = files.flatMap((file) => readFileSync(file, 'utf8').split('\n'));
+  const last = lines.at(-1) ?? '';
+  try {
+    if (last !== '') JSON.parse(last);
+  } catch {
+    lines.pop();
+  }
+  return lines;
+}
 
 interface PrefixTally {
   checked: number;
@@ -72,7 +84,7 @@ function checkPrefixes(segments: Buffer[], offsets: number[], scratch: string): 
     const dir = path.join(scratch, `cut-${offset}`);
     cutDirectory(segments, offset, dir);
     const history = readHistoryDirectory(dir);
-    const lines = segmentsOf(dir).flatMap((file) => readFileSync(file, 'utf8').split('\n'));
+    const lines = wholeLines(segmentsOf(dir));
     const invoked = lines.filter(isInvoke).length;
     const completed = lines.filter(isCompletion).length;
     assert.equal(history.operations.length, invoked, `cut at ${offset}: one operation per invoke line`);
@@ -287,7 +299,7 @@ describe('histories cut by a crash', { timeout: 150_000 }, () => {
     assert.deepEqual(processesUnder(tmp), [], 'no process of the killed run is left');
 
     const historyDir = path.join(report, 'history');
-    const lines = segmentsOf(historyDir).flatMap((file) => readFileSync(file, 'utf8').split('\n'));
+    const lines = wholeLines(segmentsOf(historyDir));
     const inFlight = lines.filter(isInvoke).length - lines.filter(isCompletion).length;
     t.diagnostic(`${lines.length} lines, ${inFlight} operations in flight at the kill`);
     assert.ok(inFlight > 0, 'the kill left operations in flight (each would have been a write the watch saw and the history lacked)');
