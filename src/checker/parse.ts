@@ -391,6 +391,7 @@ export class HistoryParser {
   line(text: string, options: LineOptions = {}): Operation | undefined {
     this.lineNumber++;
     if (text.trim() === '') return undefined;
+    if (this.torn) throw new HistoryFormatError(this.file, this.torn.line, 'not valid JSON, and not the last line (only a last line can be torn by a crash)');
     let raw: unknown;
     try {
       raw = JSON.parse(text);

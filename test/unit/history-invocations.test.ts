@@ -98,6 +98,8 @@ describe('a torn last line', () => {
     const parser = new HistoryParser('p');
     parser.line(cut, { last: true });
     assert.deepEqual(parser.tornTail, { file: 'p', line: 1 });
+    // A caller that said "last" and goes on: the torn line was not the last after all.
+    assert.throws(() => parser.line(serializeInvokeLine(putA)), /^HistoryFormatError: p:1: not valid JSON, and not the last line/);
   });
 
   test('is an error anywhere else: with a newline after it, or before other lines', () => {
