@@ -202,6 +202,17 @@ describe('segments', () => {
     assert.deepEqual(second!.operations, [putADone]);
   });
 
+  test('a suffix left by maxSegments: a completion whose invoke was deleted is complete on its own', () => {
+    const writer = HistoryFileWriter.open(freshDir(), { maxSegmentBytes: 1, maxSegments: 2 });
+    writer.writeMeta(meta);
+    writer.writeInvoke(putA);
+    writer.writeOperation(putADone);
+    writer.writeInvoke({ ...putA, call: 30 });
+    writer.close();
+    assert.equal(writer.deletedSegments.length, 1, 'the segment holding the first invoke is gone');
+    assert.deepEqual(readHistoryDirectory(writer.dir, { allowSuffix: true }).operations, [putADone, { client: 3, call: 30, return: null, request: putA.request, member: 'm1' }]);
+  });
+
   test('a torn last line of the last segment is ignored and located in its segment', () => {
     const writer = split();
     const last = writer.segments[1]!;
