@@ -186,7 +186,7 @@ describe('histories cut by a crash', { timeout: 150_000 }, () => {
     assert.equal(full.operations.length, result.operations.ok + result.operations.failed + result.operations.unknown, 'each operation once, invoke and completion paired');
 
     const seed = Number(process.env['CRASH_PREFIX_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-    t.diagnostic(`cut points from seed ${seed} (CRASH_PREFIX_SEED=${seed} reproduces them)`);
+    t.diagnostic(`cut points from seed ${seed} (CRASH_PREFIX_SEED=${seed} draws the same offsets)`);
     const random = seededRandom(seed);
     const original = segmentsOf(historyDir).map((file) => readFileSync(file));
     const total = original.reduce((sum, s) => sum + s.length, 0);
