@@ -237,7 +237,7 @@ and prints the KUBECONFIG to use. Then, in another shell:
   kubectl get etcdclusters,robustnessruns -w
 
 Without --data-dir, dev starts from nothing every time: its data lives in a scratch folder under
-${'$'}{TMPDIR:-/tmp}/etcd-robustness-<uid>/, removed when dev stops (or, if dev was killed, by the next dev,
+\${TMPDIR:-/tmp}/etcd-robustness-<uid>/, removed when dev stops (or, if dev was killed, by the next dev,
 run --local or operator). With --data-dir DIR (--dir is the same), dev keeps everything in DIR (the
 apiserver's etcd data, the members' data, the kubeconfig): the next dev --data-dir DIR finds the same
 EtcdClusters and RobustnessRuns, and the members start again on their data. One dev per DIR at a time.

@@ -172,7 +172,7 @@ export function reclaimScratch(options: ReclaimOptions = {}): ReclaimResult {
     const users = pidsWithArgument(`${folder}/`);
     if (users.length > 0) {
       result.inUse.push({ folder, pids: users });
-      log(`kept ${folder}: its owner (${owner.kind} process ${owner.pid}) is gone but processes ${users.join(', ')} still work in it`);
+      log(`kept ${folder}: its owner (process ${owner.pid}) no longer runs, but processes ${users.join(', ')} still work in it`);
       continue;
     }
     const claimed = `${path.join(parent, scratchPrefix(reclaimKind, me))}${name.replace(/[^A-Za-z0-9]/g, '')}`;
@@ -187,7 +187,7 @@ export function reclaimScratch(options: ReclaimOptions = {}): ReclaimResult {
     rmSync(claimed, { recursive: true, force: true });
     result.reclaimed.push({ folder, owner, bytes, keptHistories });
     const kept = keptHistories.length === 0 ? '' : `; kept the histories it held: ${keptHistories.join(', ')}`;
-    log(`reclaimed ${folder}: ${formatBytes(bytes)} left by ${owner.kind} process ${owner.pid}, which no longer runs${kept}`);
+    log(`reclaimed ${folder}: ${formatBytes(bytes)} left by process ${owner.pid}, which no longer runs${kept}`);
   }
   return result;
 }

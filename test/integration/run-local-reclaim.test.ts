@@ -4,7 +4,7 @@
 // A run still going meanwhile keeps its folder and finishes undisturbed.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -40,7 +40,7 @@ async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: n
   throw new Error(`timed out waiting for ${what}${started ? `\n--- stdout ---\n${started.stdout()}\n--- stderr ---\n${started.stderr()}` : ''}`);
 }
 
-describe('run --local after a killed run --local', { timeout: 180_000 }, () => {
+describe('what killed runs and operators left is reclaimed by the next start', { timeout: 180_000 }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'run-local-reclaim-'));
   // The runs' os.tmpdir(): their scratch parent is <tmp>/etcd-robustness-<uid>, this test's alone.
   const tmp = path.join(dir, 'tmp');
@@ -101,7 +101,7 @@ describe('run --local after a killed run --local', { timeout: 180_000 }, () => {
 
     const next = run('next', ['--duration', '2s']);
     assert.equal(await next.exited, 0, next.stderr());
-    const line = new RegExp(`reclaimed ${killedFolder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: \\d+\\.\\d MiB left by cluster process ${killed.child.pid}, which no longer runs`);
+    const line = new RegExp(`reclaimed ${killedFolder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: \\d+\\.\\d MiB left by process ${killed.child.pid}, which no longer runs`);
     assert.match(next.stderr(), line);
     assert.equal(existsSync(killedFolder), false, 'the next run removed the killed run\'s data');
     assert.ok(readdirSync(history).length > 0, "the killed run's history stays where it was asked for");
@@ -112,5 +112,23 @@ describe('run --local after a killed run --local', { timeout: 180_000 }, () => {
     assert.equal(await live.exited, 0, live.stderr());
     assert.equal(existsSync(liveFolder), false, 'a run that stops cleanly removes its own folder');
     assert.deepEqual(readdirSync(parent), [], 'nothing is left under the scratch parent');
+  });
+
+  test("the operator's start reclaims too, and keeps its runs' work folders in a scratch folder of its own", async () => {
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => gone.once('exit', resolve));
+    const left = path.join(parent, `cluster-${gone.pid}-1-abc123`);
+    mkdirSync(path.join(left, 'm1.etcd'), { recursive: true });
+    // Reclaiming needs no API server: this one answers nothing (the operator keeps retrying until killed).
+    const kubeconfig = path.join(dir, 'unreachable.kubeconfig');
+    writeFileSync(kubeconfig, ['apiVersion: v1', 'kind: Config', 'clusters:', '- name: c', '  cluster:', '    server: https://127.0.0.1:1', 'users:', '- name: u', '  user:', '    token: t', 'contexts:', '- name: c', '  context:', '    cluster: c', '    user: u', 'current-context: c', ''].join('\n'));
+    const operator = start(['operator', '--runtime=local', '--kubeconfig', kubeconfig, '--leader-elect=false', '--metrics-port', '0', '--health-port', '0', '--bind-address', '127.0.0.1', '--data-dir', path.join(dir, 'members')], dir, env);
+    children.push(operator.child);
+    await waitFor('the operator to start', () => (/^health: /m.test(operator.stdout()) ? true : undefined), 30_000, operator);
+    assert.match(operator.stderr(), new RegExp(`reclaimed ${left.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: [\\d.]+ KiB left by process ${gone.pid}`));
+    assert.equal(existsSync(left), false);
+    assert.deepEqual(readdirSync(parent).filter((n) => n.startsWith(`runs-${operator.child.pid}-`)).length, 1, readdirSync(parent).join(', '));
+    operator.child.kill('SIGKILL');
+    await operator.exited;
   });
 });

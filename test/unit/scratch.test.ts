@@ -29,7 +29,7 @@ function me(): ProcessIdentity {
 async function sleeper(args: string[] = []): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['-e', 'process.stdout.write("up"); setInterval(() => {}, 1000)', '--', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
+    child.stdout.once('data', () => resolve());
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`the sleeper exited (${code})`)));
   });
@@ -222,7 +222,7 @@ describe('a kept folder (dev --data-dir) has one live owner at a time', () => {
       const lines: string[] = [];
       const release = claimFolder(dir, 'dev', (line) => lines.push(line));
       assert.match(lines.join('\n'), new RegExp(`taking it over from dev process ${owner.pid}, which no longer runs`));
-      assert.deepEqual(JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')).pid, process.pid);
+      assert.equal((JSON.parse(readFileSync(path.join(dir, 'owner.json'), 'utf8')) as ProcessIdentity).pid, process.pid);
       release();
     }
   });
