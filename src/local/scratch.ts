@@ -129,6 +129,8 @@ export interface ReclaimResult {
   reclaimed: ReclaimedFolder[];
   /** Dead owners' folders left alone because live processes still work in them (pids). */
   inUse: { folder: string; pids: number[] }[];
+  /** Dead owners' folders that could not be removed (logged; the start goes on). */
+  failed: { folder: string; error: string }[];
 }
 
 export interface ReclaimOptions {
@@ -147,6 +149,30 @@ function keepHistories(claimed: string, parent: string, name: string): string[] 
   });
 }
 
+/** Reclaims one dead owner's folder (see reclaimScratch), adding what happened to `result`. */
+function reclaimOne(parent: string, name: string, owner: ScratchOwner, me: ProcessIdentity, log: (line: string) => void, result: ReclaimResult): void {
+  const folder = path.join(parent, name);
+  const users = pidsWithArgument(`${folder}/`);
+  if (users.length > 0) {
+    result.inUse.push({ folder, pids: users });
+    log(`kept ${folder}: its owner (process ${owner.pid}) no longer runs, but processes ${users.join(', ')} still work in it`);
+    return;
+  }
+  const claimed = `${path.join(parent, scratchPrefix(reclaimKind, me))}${name.replace(/[^A-Za-z0-9]/g, '')}`;
+  try {
+    renameSync(folder, claimed);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return; // Another start took it.
+    throw error;
+  }
+  const keptHistories = keepHistories(claimed, parent, name);
+  const bytes = diskUsage(claimed);
+  rmSync(claimed, { recursive: true, force: true });
+  result.reclaimed.push({ folder, owner, bytes, keptHistories });
+  const kept = keptHistories.length === 0 ? '' : `; kept the histories it held: ${keptHistories.join(', ')}`;
+  log(`reclaimed ${folder}: ${formatBytes(bytes)} left by process ${owner.pid}, which no longer runs${kept}`);
+}
+
 /**
  * Removes what killed owners left under `parent`: each folder whose owner no longer runs and that no
  * live process works in (an etcd that outlived its parent). Nothing else is touched: live owners'
@@ -156,7 +182,7 @@ function keepHistories(claimed: string, parent: string, name: string): string[] 
 export function reclaimScratch(options: ReclaimOptions = {}): ReclaimResult {
   const parent = options.parent ?? scratchParent();
   const log = options.log ?? ((line: string) => logger.info(line));
-  const result: ReclaimResult = { reclaimed: [], inUse: [] };
+  const result: ReclaimResult = { reclaimed: [], inUse: [], failed: [] };
   const me = currentProcess();
   if (me === undefined) return result; // No /proc: every owner would look dead.
   let names: string[];
@@ -168,26 +194,13 @@ export function reclaimScratch(options: ReclaimOptions = {}): ReclaimResult {
   for (const name of names) {
     const owner = parseScratchName(name);
     if (owner === undefined || ownerAlive(owner)) continue;
-    const folder = path.join(parent, name);
-    const users = pidsWithArgument(`${folder}/`);
-    if (users.length > 0) {
-      result.inUse.push({ folder, pids: users });
-      log(`kept ${folder}: its owner (process ${owner.pid}) no longer runs, but processes ${users.join(', ')} still work in it`);
-      continue;
-    }
-    const claimed = `${path.join(parent, scratchPrefix(reclaimKind, me))}${name.replace(/[^A-Za-z0-9]/g, '')}`;
     try {
-      renameSync(folder, claimed);
+      reclaimOne(parent, name, owner, me, log, result);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // Another start took it.
-      throw error;
+      // A leftover that cannot be removed (permissions, a busy mount) must not stop the start.
+      result.failed.push({ folder: path.join(parent, name), error: (error as Error).message });
+      log(`could not reclaim ${path.join(parent, name)}: ${(error as Error).message}`);
     }
-    const keptHistories = keepHistories(claimed, parent, name);
-    const bytes = diskUsage(claimed);
-    rmSync(claimed, { recursive: true, force: true });
-    result.reclaimed.push({ folder, owner, bytes, keptHistories });
-    const kept = keptHistories.length === 0 ? '' : `; kept the histories it held: ${keptHistories.join(', ')}`;
-    log(`reclaimed ${folder}: ${formatBytes(bytes)} left by process ${owner.pid}, which no longer runs${kept}`);
   }
   return result;
 }

@@ -198,8 +198,24 @@ describe('reclaiming what dead owners left', () => {
     assert.equal(existsSync(path.join(parent, 'notes')), true);
   });
 
+  test('a folder that cannot be removed is reported and does not stop the others', () => {
+    const stuck = deadFolder('cluster');
+    // The name reclaim would move it to is taken by a non-empty folder: the rename fails (ENOTEMPTY).
+    const blocker = path.join(parent, `reclaim-${me().pid}-${me().pidStart}-${path.basename(stuck).replace(/[^A-Za-z0-9]/g, '')}`);
+    mkdirSync(blocker);
+    writeFileSync(path.join(blocker, 'x'), 'x');
+    const other = deadFolder('apiserver');
+    const lines: string[] = [];
+    const result = reclaimScratch({ parent, log: (line) => lines.push(line) });
+    assert.deepEqual(result.failed.map((f) => f.folder), [stuck]);
+    assert.deepEqual(result.reclaimed.map((r) => r.folder), [other]);
+    assert.ok(lines.some((l) => l.startsWith(`could not reclaim ${stuck}: `)), lines.join('\n'));
+    rmSync(blocker, { recursive: true });
+    assert.deepEqual(reclaimScratch({ parent, log: () => undefined }).reclaimed.map((r) => r.folder), [stuck]);
+  });
+
   test('no parent yet: nothing to reclaim', () => {
-    assert.deepEqual(reclaimScratch({ parent: path.join(parent, 'absent'), log: () => undefined }), { reclaimed: [], inUse: [] });
+    assert.deepEqual(reclaimScratch({ parent: path.join(parent, 'absent'), log: () => undefined }), { reclaimed: [], inUse: [], failed: [] });
   });
 });
 
