@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { pidsWithArgument } from '../../src/processes.ts';
+import { pidsWithArgument } from '../../src/node/machine.ts';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
 
@@ -44,6 +44,7 @@ describe('what killed runs and operators left is reclaimed by the next start', {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'run-local-reclaim-'));
   // The runs' os.tmpdir(): their scratch parent is <tmp>/etcd-robustness-<uid>, this test's alone.
   const tmp = path.join(dir, 'tmp');
+  mkdirSync(tmp);
   const env = { ...process.env, TMPDIR: tmp };
   const parent = path.join(tmp, `etcd-robustness-${os.userInfo().uid}`);
   const children: ChildProcess[] = [];
