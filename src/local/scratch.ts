@@ -244,7 +244,9 @@ function readFolderOwner(file: string): FolderOwnerRecord | undefined {
 /**
  * Makes this process the owner of a kept folder (`dev --data-dir DIR`): `DIR/owner.json` records it,
  * created exclusively. A live owner's folder is refused (FolderBusyError); a dead owner's is taken
- * over. Returns the release, which removes the record if it is still this process's.
+ * over. Returns the release, which removes the record if it is still this process's. Two starts taking
+ * over the same dead owner's folder in the same instant are not told apart (both may win): one dev per
+ * folder is a guard against mistakes, not a lock against races.
  */
 export function claimFolder(dir: string, what: string, log: (line: string) => void = (line) => logger.info(line)): () => void {
   const me = self();
