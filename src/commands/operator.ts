@@ -3,7 +3,7 @@
  * `etcd-robustness dev`: a local kube-apiserver with the CRDs installed and the operator running
  * against it with local members, for trying the samples with kubectl on one machine.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,6 +16,7 @@ import { LocalPlacement } from '../controller/runtime/local.ts';
 import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { LocalApiserver } from '../local/kube-apiserver.ts';
+import { claimFolder, createScratch, FolderBusyError, reclaimScratch, removeScratch } from '../local/scratch.ts';
 import { logger, setLogFormat } from '../log.ts';
 import { imageNamed, KubeNode, readImagesManifest } from '../node/index.ts';
 
@@ -161,12 +162,25 @@ export async function runOperator(argvIn: string[], out: (line: string) => void)
   const kubeConfig = loadKubeConfig(args.kubeconfig);
   const identity = process.env['POD_NAME'] ?? `${os.hostname()}-${process.pid}`;
   const { placement, reports } = partsFor(args, kubeConfig);
+  // What killed predecessors left (runs' work folders, local members of a killed run --local or dev).
+  reclaimScratch();
+  const workDir = createScratch('runs');
+  try {
+    return await operate(args, { kubeConfig, identity, placement, reports, workDir }, out);
+  } finally {
+    removeScratch(workDir);
+  }
+}
+
+async function operate(args: OperatorArgs, parts: OperatorRuntimeParts & { kubeConfig: KubeConfig; identity: string; workDir: string }, out: (line: string) => void): Promise<number> {
+  const { kubeConfig, identity, placement, reports, workDir } = parts;
   let lost!: () => void;
   const lostLeadership = new Promise<void>((resolve) => (lost = resolve));
   const operator = await Operator.start({
     kubeConfig,
     placement,
     reports,
+    workDir,
     namespaces: args.namespaces,
     identity,
     ...(args.leaderElect ? { leaderElection: { namespace: args.leaderElectionNamespace, name: args.leaderElectionId, leaseDurationMs: args.leaseDurationMs, renewDeadlineMs: Math.round(args.leaseDurationMs * 2 / 3), retryPeriodMs: Math.max(500, Math.round(args.leaseDurationMs / 7)) } } : {}),
@@ -211,7 +225,7 @@ function stopSignals(): { received: Promise<NodeJS.Signals>; dispose: () => void
   };
 }
 
-export const devUsage = `Usage: etcd-robustness dev [--runtime local|kubernetes] [--dir DIR]
+export const devUsage = `Usage: etcd-robustness dev [--runtime local|kubernetes] [--data-dir DIR]
 
 --runtime local (the default): starts a local kube-apiserver (with its own etcd), installs the CRDs, runs
 the operator against it with the local runtime (EtcdCluster members are etcd processes on this machine)
@@ -221,6 +235,12 @@ and prints the KUBECONFIG to use. Then, in another shell:
   kubectl apply -f config/samples/etcdcluster.yaml
   kubectl apply -f config/samples/robustnessrun-against-cluster.yaml
   kubectl get etcdclusters,robustnessruns -w
+
+Without --data-dir, dev starts from nothing every time: its data lives in a scratch folder under
+\${TMPDIR:-/tmp}/etcd-robustness-<uid>/, removed when dev stops (or, if dev was killed, by the next dev,
+run --local or operator). With --data-dir DIR (--dir is the same), dev keeps everything in DIR (the
+apiserver's etcd data, the members' data, the kubeconfig): the next dev --data-dir DIR finds the same
+EtcdClusters and RobustnessRuns, and the members start again on their data. One dev per DIR at a time.
 
 --runtime kubernetes: starts a real single-node Kubernetes cluster on this machine (containerd, kubelet,
 kube-proxy, CoreDNS, PVs; needs root and the packages of scripts/install-system-deps.sh), imports the
@@ -236,22 +256,54 @@ made). Needs the binaries of npm run build:bins.
 `;
 
 export async function runDev(argv: string[], out: (line: string) => void): Promise<number> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { runtime: { type: 'string', default: 'local' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, strict: true, options: { runtime: { type: 'string', default: 'local' }, 'data-dir': { type: 'string' }, dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     out(devUsage);
     return 0;
   }
   if (values.runtime !== 'local' && values.runtime !== 'kubernetes') throw new OperatorUsageError(`--runtime: "${values.runtime}" is not local or kubernetes`);
+  if (values['data-dir'] !== undefined && values.dir !== undefined) throw new OperatorUsageError('--dir is another name of --data-dir: give one of them');
+  const dataDir = values['data-dir'] ?? values.dir;
   setLogFormat('text');
   if (values.runtime === 'kubernetes') {
-    if (values.dir !== undefined) throw new OperatorUsageError('--dir applies to --runtime=local (the node keeps everything in its own folder)');
+    if (dataDir !== undefined) throw new OperatorUsageError('--data-dir applies to --runtime=local (the node keeps everything in its own folder)');
     return runDevNode(out);
   }
-  const dir = path.resolve(values.dir ?? path.join(os.tmpdir(), `etcd-robustness-dev-${os.userInfo().uid}`));
-  mkdirSync(dir, { recursive: true });
+  // What killed predecessors left: a dev without --data-dir, its apiserver, runs, members.
+  reclaimScratch();
+  if (dataDir === undefined) {
+    const dir = createScratch('dev');
+    try {
+      return await runDevLocal(dir, out);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const dir = path.resolve(dataDir);
+  let release: () => void;
+  try {
+    release = claimFolder(dir, 'etcd-robustness dev');
+  } catch (error) {
+    if (error instanceof FolderBusyError) throw new OperatorUsageError(`--data-dir: ${error.message}`, { cause: error });
+    throw error;
+  }
+  try {
+    return await runDevLocal(dir, out);
+  } finally {
+    release();
+  }
+}
+
+/**
+ * `dev --runtime=local` in `dir`: the apiserver's etcd data (dir/apiserver), the members' data
+ * (dir/members), the kubeconfig. A kept dir (--data-dir) brings back the same resources and members at
+ * the next start; the runs' work folders are scratch in any case.
+ */
+async function runDevLocal(dir: string, out: (line: string) => void): Promise<number> {
   out('starting a local kube-apiserver...');
-  const apiserver = await LocalApiserver.start();
+  const apiserver = await LocalApiserver.start({ root: path.join(dir, 'apiserver') });
   const signals = stopSignals();
+  const workDir = createScratch('runs');
   let operator: Operator | undefined;
   try {
     const crdFile = path.join(dir, 'crds.yaml');
@@ -266,12 +318,14 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
       kubeConfig: apiserver.kubeConfig,
       placement: new LocalPlacement({ root: path.join(dir, 'members') }),
       reports: new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }),
+      workDir,
       namespaces: [],
       identity: `dev-${process.pid}`,
       host: '127.0.0.1',
       metricsPort: 0,
       healthPort: 0,
     });
+    out(`data: ${dir}`);
     out(`kube-apiserver: ${apiserver.url}`);
     out(`operator metrics: ${operator.metricsUrl}`);
     out(`export KUBECONFIG=${kubeconfig}`);
@@ -284,6 +338,7 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
     await operator?.close();
     await apiserver.close();
     signals.dispose();
+    removeScratch(workDir);
   }
 }
 

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.ts';
-import { LocalMemberRuntime } from '../local/index.ts';
+import { LocalMemberRuntime, reclaimScratch } from '../local/index.ts';
 import { etcdBinariesAt, etcdReleaseBinaries } from '../local/release-binaries.ts';
 import { logger } from '../log.ts';
 import { executeRun } from '../run/engine.ts';
@@ -139,6 +139,8 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     run.spec.durationMs = args.durationMs;
     run.spec.timeoutMs = args.durationMs + extra;
   }
+  // What killed runs (and dev, operators) left in the scratch folders: the members' data is ours to remove.
+  reclaimScratch();
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const reportDir = path.resolve(args.reportDir ?? path.join('etcd-robustness-reports', `${run.metadata.name}-${stamp}`));
   const historyDir = path.join(reportDir, 'history');

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import { logger } from '../log.ts';
 import { memberHealth } from '../probes/health.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
 import { freeLoopbackPorts } from './ports.ts';
+import { createScratch } from './scratch.ts';
 import { describeExit, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
 
 export class EtcdStartError extends Error {
@@ -30,7 +30,7 @@ export interface LocalClusterOptions {
   binaries?: EtcdBinaries;
   /** Expose each member's gofail HTTP API on its own loopback port (needs a gofail-enabled etcd). */
   failpoints?: boolean;
-  /** Folder for data dirs and logs; a fresh temporary folder by default (removed by close()). */
+  /** Folder for data dirs and logs; a fresh scratch folder by default (src/local/scratch.ts; removed by close()). */
   dataRoot?: string;
   /**
    * Route peer traffic through a proxy per member: each member advertises `peerUrl` (where its proxy
@@ -435,7 +435,7 @@ export class LocalEtcdCluster {
     const { size } = options;
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`cluster size must be a positive integer, got ${size}`);
     for (let attempt = 1; ; attempt++) {
-      const dataRoot = options.dataRoot ?? mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-'));
+      const dataRoot = options.dataRoot ?? createScratch('cluster');
       mkdirSync(dataRoot, { recursive: true });
       const fresh = Array.from({ length: size }, (_, i) => path.join(dataRoot, `m${i + 1}.etcd`)).filter((dir) => !existsSync(dir));
       try {

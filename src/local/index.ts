@@ -13,3 +13,5 @@ export type { LocalWitnessOptions } from './witness-process.ts';
 export { walCommitBinary } from './binaries.ts';
 export { commitSurvivorLog, WalCommitError } from './wal-commit.ts';
 export type { CommitSurvivorLogOptions, WalCommitResult } from './wal-commit.ts';
+export { claimFolder, createScratch, FolderBusyError, formatBytes, parseScratchName, reclaimScratch, removeScratch, scratchParent, ScratchKindError } from './scratch.ts';
+export type { ReclaimedFolder, ReclaimOptions, ReclaimResult, ScratchOwner } from './scratch.ts';

@@ -1,8 +1,7 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import https from 'node:https';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -10,6 +9,7 @@ import { kubeBinaries, type KubeBinaries } from './binaries.ts';
 import { LocalEtcdCluster } from './etcd-cluster.ts';
 import { freeLoopbackPorts } from './ports.ts';
 import { logTail, ManagedProcess } from './process.ts';
+import { createScratch } from './scratch.ts';
 
 export class ApiserverStartError extends Error {
   override name = 'ApiserverStartError';
@@ -35,6 +35,8 @@ export class LocalApiserver {
   private readonly process: ManagedProcess;
   private readonly etcd: LocalEtcdCluster;
   private readonly root: string;
+  /** The root is a scratch folder of this apiserver's (removed by close()), not the caller's. */
+  private readonly ownsRoot: boolean;
 
   private constructor(fields: {
     url: string;
@@ -44,6 +46,7 @@ export class LocalApiserver {
     process: ManagedProcess;
     etcd: LocalEtcdCluster;
     root: string;
+    ownsRoot: boolean;
   }) {
     this.url = fields.url;
     this.kubeConfig = fields.kubeConfig;
@@ -52,11 +55,19 @@ export class LocalApiserver {
     this.process = fields.process;
     this.etcd = fields.etcd;
     this.root = fields.root;
+    this.ownsRoot = fields.ownsRoot;
   }
 
-  static async start(options: { startTimeoutMs?: number } = {}): Promise<LocalApiserver> {
+  /**
+   * `root`: a folder the caller keeps (its etcd data, certificates and service-account keys are reused
+   * by the next start there, so the resources survive; close() leaves it). Without one: a fresh scratch
+   * folder (src/local/scratch.ts), removed by close().
+   */
+  static async start(options: { startTimeoutMs?: number; root?: string } = {}): Promise<LocalApiserver> {
     const binaries = kubeBinaries();
-    const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-apiserver-'));
+    const ownsRoot = options.root === undefined;
+    const root = options.root ?? createScratch('apiserver');
+    mkdirSync(root, { recursive: true, mode: 0o700 });
     const etcd = await LocalEtcdCluster.start({ size: 1, dataRoot: path.join(root, 'etcd') });
     let apiserver: ManagedProcess | undefined;
     try {
@@ -65,11 +76,14 @@ export class LocalApiserver {
       const token = randomBytes(24).toString('hex');
       const tokenFile = path.join(root, 'tokens.csv');
       writeFileSync(tokenFile, `${token},admin,admin-uid,"system:masters"\n`, { mode: 0o600 });
-      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
       const saKey = path.join(root, 'sa.key');
       const saPub = path.join(root, 'sa.pub');
-      writeFileSync(saKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-      writeFileSync(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
+      // Kept across starts in a kept root: service-account tokens issued before stay valid.
+      if (!existsSync(saKey) || !existsSync(saPub)) {
+        const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+        writeFileSync(saKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+        writeFileSync(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
+      }
       const logFile = path.join(root, 'kube-apiserver.log');
       apiserver = new ManagedProcess(
         'kube-apiserver',
@@ -114,11 +128,11 @@ export class LocalApiserver {
       writeFileSync(kubeconfigPath, kubeconfigYaml, { mode: 0o600 });
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromString(kubeconfigYaml);
-      return new LocalApiserver({ url, kubeConfig, kubeconfigPath, binaries, process: apiserver, etcd, root });
+      return new LocalApiserver({ url, kubeConfig, kubeconfigPath, binaries, process: apiserver, etcd, root, ownsRoot });
     } catch (error) {
       await apiserver?.kill();
       await etcd.close();
-      rmSync(root, { recursive: true, force: true });
+      if (ownsRoot) rmSync(root, { recursive: true, force: true });
       throw error;
     }
   }
@@ -145,7 +159,7 @@ export class LocalApiserver {
   async close(): Promise<void> {
     await this.process.stop();
     await this.etcd.close();
-    rmSync(this.root, { recursive: true, force: true });
+    if (this.ownsRoot) rmSync(this.root, { recursive: true, force: true });
   }
 }
 

@@ -4,26 +4,13 @@
  */
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { pidAlive, pidsWithArgument, statFields } from '../processes.ts';
+
+// Shared with the transient folders' owners (src/processes.ts); the node's clean-up imports them from here.
+export { pidAlive, pidsWithArgument, statFields };
 
 /** The cgroup every Pod's processes live under (cgroupfs driver, default cgroupRoot). */
 const podsCgroup = 'kubepods';
-
-/** Pids whose command line mentions `needle` (e.g. the node's folder: its components and containerd's shims). */
-export function pidsWithArgument(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(needle)) pids.push(pid);
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
-}
 
 /** The file name of a process's executable ('' when it is gone); a binary replaced since it started still counts. */
 export function executableName(pid: number): string {
@@ -111,23 +98,4 @@ function isDirectory(dir: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * The fields of /proc/<pid>/stat from field 3 (the state) on, or undefined when there is no such process.
- * The command name (field 2) may hold spaces: the fields are counted after its closing parenthesis.
- */
-export function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
-/** The process exists and is not a zombie (a killed container waiting for its reaper is gone for us). */
-export function pidAlive(pid: number): boolean {
-  const fields = statFields(pid);
-  return fields !== undefined && fields[0] !== 'Z';
 }

@@ -5,7 +5,10 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { NodeNetwork } from './layout.ts';
-import { statFields } from './machine.ts';
+import { ownerAlive, processStartTime } from '../processes.ts';
+
+// The liveness check is shared with the transient folders' owners (src/processes.ts).
+export { ownerAlive, processStartTime };
 
 /**
  * Sysctls the node's components may change: the kubelet's "kernel tunables" (set unless
@@ -69,15 +72,6 @@ export function snapshotSysctls(): Record<string, string> {
     if (value !== undefined) values[name] = value;
   }
   return values;
-}
-
-/** The start time of a live process, or undefined when there is none with this pid. */
-export function processStartTime(pid: number): string | undefined {
-  return statFields(pid)?.[19];
-}
-
-export function ownerAlive(record: Pick<OwnerRecord, 'pid' | 'pidStart'>): boolean {
-  return processStartTime(record.pid) === record.pidStart;
 }
 
 export function readOwner(file: string): OwnerRecord | undefined {

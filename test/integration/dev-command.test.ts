@@ -1,6 +1,7 @@
 // The newcomer's path of the README, as a test: `etcd-robustness dev` starts a real kube-apiserver with
 // the CRDs and the operator (local runtime); kubectl, with the KUBECONFIG it prints, applies the samples;
-// the EtcdCluster becomes Available, the RobustnessRun passes; Ctrl-C stops everything.
+// the EtcdCluster becomes Available, the RobustnessRun passes; Ctrl-C stops everything. With --data-dir
+// (--dir), a restart finds the same resources and members; a second dev on the same folder is refused.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -47,4 +48,24 @@ test('etcd-robustness dev: kubectl applies the samples, the cluster becomes Avai
   const code = await dev.stop('SIGINT');
   assert.equal(code, 0, dev.stderr.slice(-2000));
   assert.match(dev.stdout, /SIGINT: stopping the operator, its members and the apiserver/);
+});
+
+test('etcd-robustness dev --data-dir: a restart finds the same EtcdCluster and RobustnessRun, and the members on their data; a second dev on the folder is refused', { timeout: 300_000 }, async () => {
+  dev = new DevProcess(['--data-dir', dir]);
+  const kubeconfig = await dev.kubeconfig(120_000);
+
+  const second = new DevProcess(['--data-dir', dir]);
+  const code = await new Promise<number | null>((resolve) => second.child.once('close', (c: number | null) => resolve(c)));
+  assert.equal(code, 64, second.stderr);
+  assert.match(second.stderr, new RegExp(`--data-dir: ${dir} is in use by another etcd-robustness dev \\(pid ${dev.child.pid}, still running\\)`));
+
+  assert.equal(await jsonPath(kubeconfig, 'robustnessrun', 'demo-faults', '{.status.phase}/{.status.verdict}'), 'Passed/linearizable');
+  assert.equal(await jsonPath(kubeconfig, 'etcdcluster', 'demo', '{.metadata.name}'), 'demo');
+  await waitFor('EtcdCluster demo Available again with 3 ready members', 120_000, async () => {
+    const ready = await jsonPath(kubeconfig, 'etcdcluster', 'demo', '{.status.readyMembers}/{.status.conditions[?(@.type=="Available")].status}');
+    return ready === '3/True';
+  });
+  // Restarted on their data, not created again: the operator says so.
+  assert.match(dev.stderr, /EtcdCluster default\/demo: restarting demo-0/);
+  assert.equal(await dev.stop('SIGINT'), 0, dev.stderr.slice(-2000));
 });
