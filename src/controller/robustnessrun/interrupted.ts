@@ -15,9 +15,17 @@ import { runOutcome, type RunAbort, type RunOutcome } from '../../run/outcome.ts
 /** What was found of an interrupted run's recording. */
 export type Recovered =
   /** The recording could be read and checked (or read but not checked: `report` absent, `problem` says why). */
-  | { kind: 'checked'; dir: string; outcome: RunOutcome; report: CheckReport | undefined; problem: string | undefined }
+  | { kind: 'checked'; dir: string; outcome: RunOutcome; verdict: Verdict; report: CheckReport | undefined; problem: string | undefined }
   /** No recording this replica can reach: `message` says where it was. */
   | { kind: 'unreachable'; message: string };
+
+/** The verdict of the checks the spec asks for (as the run engine's final verdict counts them). */
+function verdictOf(report: CheckReport, checks: { linearizability: boolean; watch: boolean }): Verdict {
+  const lin = report.linearizability;
+  if (checks.linearizability && (lin.verdict === 'violation' || (lin.staleReadViolations?.length ?? 0) > 0)) return 'violation';
+  if (checks.watch && report.watch.violations.length > 0) return 'violation';
+  return checks.linearizability && lin.verdict === 'inconclusive' ? 'inconclusive' : 'linearizable';
+}
 
 /** Fault counts of a recorded history's fault lines (inject, failed). */
 function faultCounts(events: readonly FaultEvent[]): { injected: number; failed: number } {
@@ -32,7 +40,7 @@ export async function recoverInterruptedRun(
   status: RobustnessRunStatus,
   self: string,
   abort: RunAbort,
-  options: { timeoutMs: number; tolerateFailures: boolean; minQps: number; run: string },
+  options: { timeoutMs: number; tolerateFailures: boolean; minQps: number; checks: { linearizability: boolean; watch: boolean }; run: string },
 ): Promise<Recovered> {
   const recording = status.recording;
   if (recording === undefined) return { kind: 'unreachable', message: 'where it recorded its history was not noted in status: no report' };
@@ -63,8 +71,9 @@ export async function recoverInterruptedRun(
   } catch (error) {
     problem = `the recorded history could not be checked: ${(error as Error).message}`;
   }
-  const verdict: Verdict = report?.verdict ?? 'inconclusive';
-  const reason = report?.linearizability.violation?.reason ?? report?.watch.violations[0]?.message ?? report?.linearizability.inconclusive ?? problem;
+  const verdict: Verdict = report ? verdictOf(report, options.checks) : 'inconclusive';
+  const watchViolation = options.checks.watch ? report?.watch.violations[0] : undefined;
+  const reason = report?.linearizability.violation?.reason ?? (watchViolation ? `watch ${watchViolation.property}: ${watchViolation.message}` : undefined) ?? report?.linearizability.inconclusive ?? problem;
   const outcome = runOutcome({
     verdict,
     verdictReason: reason,
@@ -87,5 +96,5 @@ export async function recoverInterruptedRun(
     files: { history: historyDir },
   };
   writeFileSync(path.join(recording.path, 'verdict.json'), `${JSON.stringify(summary, null, 2)}\n`);
-  return { kind: 'checked', dir: recording.path, outcome, report, problem };
+  return { kind: 'checked', dir: recording.path, outcome, verdict, report, problem };
 }

@@ -498,12 +498,13 @@ export class RobustnessRunReconciler {
       timeoutMs: 5 * 60_000,
       tolerateFailures: run?.spec.faults?.tolerateFailures ?? false,
       minQps: run?.spec.traffic.qps.min ?? 0,
+      checks: run?.spec.checks ?? { linearizability: true, watch: true },
       run: resource.metadata.name,
     });
     const outcome: RunOutcome = recovered.kind === 'checked' ? recovered.outcome : { phase: 'Aborted', reason: abort.reason, message: `${abort.message}; ${recovered.message}` };
     const message = recovered.kind === 'checked' && recovered.problem !== undefined ? `${outcome.message}; ${recovered.problem}` : outcome.message;
     const record: RunRecord = { number: runNumber, phase: outcome.phase, reason: message.slice(0, 1000), startTime: status.startTime ?? new Date().toISOString(), endTime: new Date().toISOString() };
-    if (recovered.kind === 'checked' && recovered.report) record.verdict = recovered.report.verdict;
+    if (recovered.kind === 'checked' && recovered.report) record.verdict = recovered.verdict;
     if (status.seed !== undefined) record.seed = status.seed;
     const ref = { namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' };
     if (recovered.kind === 'checked') {
