@@ -192,7 +192,7 @@ describe('two operator replicas with leader election', { timeout: 240_000 }, () 
     t.diagnostic(`lease taken over ${takeoverMs} ms after the kill (${acquiredAfterMs} ms after the last renewal); the cluster Available again ${availableMs} ms after the kill`);
   });
 
-  test('the run the killed leader drove ends Aborted (OperatorRestarted), with a report of what it recorded, linked from its status', async () => {
+  test('the run the killed leader drove ends Aborted (OperatorRestarted), with a report of what it recorded, linked from its status', async (t) => {
     const run = await eventually('RobustnessRun cut-short ended', 60_000, async () => {
       const r = await getRun();
       return r?.status?.phase !== undefined && r.status.phase !== 'Running' && r.status.phase !== 'Pending' ? r : undefined;
@@ -203,6 +203,7 @@ describe('two operator replicas with leader election', { timeout: 240_000 }, () 
     assert.equal(succeeded?.reason, 'OperatorRestarted', JSON.stringify(status.conditions));
     assert.match(succeeded?.message ?? '', new RegExp(`^the operator replica ${leader.identity} running it stopped during the run`));
     assert.equal(status.conditions?.find((c) => c.type === 'Running')?.reason, 'Interrupted');
+    t.diagnostic(`Succeeded: ${succeeded?.message ?? ''}`);
     assert.equal(status.recording, undefined);
     // The same report as a finished run's: stored, and linked from status and the run's record.
     assert.equal(status.report?.kind, 'configMap', JSON.stringify(status));
