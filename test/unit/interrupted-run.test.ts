@@ -49,6 +49,7 @@ describe('recoverInterruptedRun', () => {
     assert.equal(verdict.outcome.phase, 'Aborted');
     assert.deepEqual(verdict.operations, { recorded: 2, ok: 2 });
     assert.equal(verdict.interrupted, abort.message);
+    assert.match(readFileSync(path.join(dir, 'report.html'), 'utf8'), /r \(interrupted\)/);
   });
 
   test('a violation in what was recorded is a finding: Failed', async () => {

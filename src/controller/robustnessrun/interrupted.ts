@@ -1,11 +1,13 @@
 /**
  * A run whose executor died with its operator process (kill -9, a node lost, a lease lost without a clean
  * stop): the replica that finds it "Running" checks what was recorded, when the recording's folder is on
- * a disk it can reach, and writes a report directory (verdict.json, the history) for the report store.
+ * a disk it can reach, and writes a report directory (verdict.json, report.html, the history) for the
+ * report store.
  */
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CheckReport } from '../../checker/index.ts';
+import { renderHtmlReport } from '../../checker/index.ts';
 import type { FaultEvent, RobustnessRunStatus, Verdict } from '../../domain/index.ts';
 import { isErrorResponse } from '../../domain/index.ts';
 import { readHistoryDirectory } from '../../probes/history-file.ts';
@@ -68,6 +70,8 @@ export async function recoverInterruptedRun(
     }
     spanMs = history.operations.length < 2 ? 0 : (last - first) / 1e6; // calls are in nanoseconds
     report = await checkHistoryInWorker({ dir: historyDir }, { timeoutMs: options.timeoutMs });
+    // The same HTML report as a finished run's, of what was recorded.
+    writeFileSync(path.join(recording.path, 'report.html'), renderHtmlReport(history, report, { title: `${options.run} (interrupted)` }));
   } catch (error) {
     problem = `the recorded history could not be checked: ${(error as Error).message}`;
   }
