@@ -233,9 +233,11 @@ test('deleting the cluster mid-run stops the run first (Aborted: TargetDeleted, 
   const cm = JSON.parse(await kubectl(['-n', namespace, 'get', 'configmap', status.report.name, '-o', 'json'])) as { binaryData: Record<string, string> };
   const verdict = JSON.parse(gunzipSync(Buffer.from(cm.binaryData['verdict.json.gz']!, 'base64')).toString('utf8')) as {
     outcome: { phase: string; reason: string };
+    stoppedEarly?: string;
     faults: { injected: number; events: { id: number; phase: string }[] };
   };
   assert.deepEqual([verdict.outcome.phase, verdict.outcome.reason], ['Aborted', 'TargetDeleted']);
+  assert.equal(verdict.stoppedEarly, 'EtcdCluster e2e/demo was deleted during the run');
   assert.ok(verdict.faults.injected >= 1);
   // Every fault injected was healed (or said it failed) before the run ended.
   for (const inject of verdict.faults.events.filter((e) => e.phase === 'inject')) {

@@ -68,7 +68,7 @@ interface ActiveRun {
 /** Stops a run early (the first reason given is the one recorded). */
 function stopRun(run: ActiveRun, why: RunAbort): void {
   run.abortedBy ??= why;
-  run.abort.abort();
+  run.abort.abort(run.abortedBy.message);
 }
 
 export interface RobustnessRunReconcilerOptions {
