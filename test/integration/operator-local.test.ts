@@ -170,6 +170,42 @@ test('the sample RobustnessRun passes with faults, status, Events, metrics and a
   await waitMembers(3, 120_000);
 });
 
+test('a RobustnessRun whose fault names a member the cluster does not have is refused before any traffic, naming the members', async () => {
+  await kubectl(['-n', namespace, 'apply', '-f', '-'], `apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: bad-member
+spec:
+  clusterRef:
+    name: demo
+  mode: exclusive
+  duration: 10s
+  faults:
+    choices:
+      - fault: kill
+        target: member
+        member: etcd-99
+`);
+  const refused = await eventually(
+    'RobustnessRun bad-member refused',
+    60_000,
+    async () => {
+      const r = await getJson<RobustnessRunResource>('robustnessrun', 'bad-member');
+      return r?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'UnknownMember') ? r : undefined;
+    },
+    async () => JSON.stringify((await getJson<RobustnessRunResource>('robustnessrun', 'bad-member'))?.status ?? null),
+  );
+  const ready = refused.status!.conditions!.find((c) => c.type === 'Ready')!;
+  assert.equal(ready.status, 'False');
+  assert.equal(ready.message, 'spec.faults.choices[0].member: kill targets member "etcd-99", which this cluster does not have (its members: demo-0, demo-1, demo-2)');
+  assert.equal(refused.status?.phase, 'Pending');
+  assert.equal(refused.status?.runNumber, undefined, 'no run started');
+  const events = JSON.parse(await kubectl(['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json'])) as { items: { reason: string; regarding: { name: string } }[] };
+  const reasons = events.items.filter((e) => e.regarding.name === 'bad-member').map((e) => e.reason);
+  assert.ok(reasons.includes('UnknownMember') && !reasons.includes('RunStarted'), reasons.join(','));
+  await kubectl(['-n', namespace, 'delete', 'robustnessrun', 'bad-member', '--wait=true', '--timeout=60s']);
+});
+
 /** A run that is still going when its cluster is deleted (faults every few seconds). */
 const doomedRun = `apiVersion: etcd.robustness.io/v1alpha1
 kind: RobustnessRun
