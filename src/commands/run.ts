@@ -1,8 +1,9 @@
 /**
  * `etcd-robustness run --local [FILE]`: starts a local etcd cluster, runs a RobustnessRun against it
  * (FILE, or the built-in default run), serves /metrics, shows progress, stops cleanly on Ctrl-C and
- * writes a report directory. Exit codes as for `check`: 0 linearizable, 1 violation, 2 inconclusive,
- * 64 usage or manifest error.
+ * writes a report directory. Exit codes as for `check`: 0 passed (src/run/outcome.ts: linearizable, and
+ * nothing kept that verdict from standing), 1 violation, 2 inconclusive or stopped early, 64 usage or
+ * manifest error (a fault aimed at a member the cluster does not have included).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,7 +13,8 @@ import { LocalMemberRuntime, reclaimScratch } from '../local/index.ts';
 import { etcdBinariesAt, etcdReleaseBinaries } from '../local/release-binaries.ts';
 import { logger } from '../log.ts';
 import { executeRun } from '../run/engine.ts';
-import { defaultRobustnessRun, ManifestError, parseRobustnessRun } from '../run/manifest.ts';
+import { checkRunMembers, defaultRobustnessRun, ManifestError, parseRobustnessRun } from '../run/manifest.ts';
+import { outcomeOfResult, type RunOutcome } from '../run/outcome.ts';
 import { MetricsServer } from '../run/metrics-server.ts';
 import { Registry, RunMetrics } from '../run/metrics.ts';
 import { formatProgress } from '../run/progress.ts';
@@ -42,8 +44,15 @@ Options:
   --metrics-address ADDR  Address to serve /metrics on (default 127.0.0.1).
   --progress-interval D   Progress line interval (default 1s on a terminal, 5s otherwise).
 
-Exit code: 0 linearizable, 1 violation, 2 inconclusive, 64 usage or manifest error.
+Exit code: 0 passed (linearizable, the faults applied, the traffic at its minimum, not stopped early),
+1 violation, 2 inconclusive or stopped early (Ctrl-C), 64 usage or manifest error.
 `;
+
+/** The exit code of a run's outcome: 0 only when it passed. */
+export function exitCodeOf(outcome: RunOutcome): number {
+  if (outcome.phase === 'Passed') return exitCodes.ok;
+  return outcome.phase === 'Failed' ? exitCodes.violation : exitCodes.inconclusive;
+}
 
 interface RunArgs {
   file: string | undefined;
@@ -170,6 +179,8 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     server = await MetricsServer.start(registry, { host: args.metricsAddress, port: args.metricsPort });
     out(`metrics: ${server.url}`);
     await runtime.create();
+    // Before any traffic: a fault aimed at a member this cluster does not have is a manifest error.
+    checkRunMembers(run, runtime.members().map((m) => m.name), args.file);
     out(`cluster: ${runtime.clusterName}, etcd ${runtime.etcdVersion}, members ${runtime.members().map((m) => `${m.name}=${m.endpoint}`).join(' ')}`);
     const faults = run.spec.faults ? `faults ${run.spec.faults.choices.map((c) => c.fault).join(',')} (up to ${run.spec.faults.maxConcurrentFaults} at once)` : 'no faults';
     out(`run: ${run.metadata.name}, profile ${run.spec.traffic.profile}, ${run.spec.durationMs / 1000}s at ${run.spec.traffic.qps.target} QPS, ${faults}, seed ${run.spec.seed}, report ${reportDir}`);
@@ -190,9 +201,11 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
       },
     });
     if (tty) process.stderr.write('\n');
-    const summary = writeRunReport(reportDir, run, runtime.clusterName, result, historyDir);
+    const outcome = outcomeOfResult(result, run.spec, abort.signal.aborted ? { reason: 'Stopped', message: 'stopped by the user before the end of its duration' } : undefined);
+    const summary = writeRunReport(reportDir, run, runtime.clusterName, result, historyDir, outcome);
     const ops = result.operations;
     out(`verdict: ${summary.verdict}${summary.reason ? ` (${summary.reason})` : ''}`);
+    out(`outcome: ${outcome.phase}${outcome.phase === 'Passed' ? '' : ` (${outcome.reason}: ${outcome.message})`}`);
     out(`operations: ${ops.ok + ops.failed + ops.unknown} (ok ${ops.ok}, failed ${ops.failed}, unknown ${ops.unknown}), ${summary.qps.achieved} ops/s; watch events ${result.watch.events}`);
     if (result.faults.planned > 0 || result.faults.skipped) {
       out(`faults: ${result.faults.injected} injected, ${result.faults.failed} failed of ${result.faults.planned} planned${result.faults.skipped ? ` (skipped: ${result.faults.skipped})` : ''}`);
@@ -201,7 +214,7 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     if (result.hashKv) out(`hashKV: ${result.hashKv.equal ? 'members agree' : 'MEMBERS DIFFER'} (${result.hashKv.detail})`);
     if (summary.qps.belowMinIntervals > 0) out(`warning: below the minimum of ${summary.qps.min} QPS in ${summary.qps.belowMinIntervals} intervals`);
     out(`report: ${reportDir}`);
-    return result.verdict === 'linearizable' ? exitCodes.ok : result.verdict === 'violation' ? exitCodes.violation : exitCodes.inconclusive;
+    return exitCodeOf(outcome);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -55,6 +55,7 @@ class LeadingControllers {
       reports: options.reports,
       registry,
       enqueue: (key) => this.runs.enqueue(key),
+      identity: options.identity,
       ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
     });
     const clusterReconciler = new EtcdClusterReconciler({
@@ -62,6 +63,7 @@ class LeadingControllers {
       placement: options.placement,
       events,
       repairsPaused: this.runReconciler.faultsActiveOn,
+      stopRuns: this.runReconciler.stopRunsOn,
       resyncMs: options.clusterResyncMs ?? 5000,
       identity: () => ({ identity: options.identity, term }),
       registry,

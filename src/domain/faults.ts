@@ -61,6 +61,8 @@ export interface FaultsSpec {
   durationMs: { min: number; max: number };
   /** Wait this long at most for the cluster to be healthy again after a round. */
   recoveryTimeoutMs: number;
+  /** A fault that fails to apply leaves the run's verdict standing (default false: the run is Inconclusive, FaultsFailed). */
+  tolerateFailures?: boolean;
 }
 
 /** A planned injection: what the seeded scheduler produces (deterministic for a seed and spec). */

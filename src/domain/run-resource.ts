@@ -66,6 +66,8 @@ export interface FaultsInput {
   interval?: { min?: string; max?: string };
   duration?: { min?: string; max?: string };
   recoveryTimeout?: string;
+  /** Failed faults do not make the run Inconclusive (default false). */
+  tolerateFailures?: boolean;
   /** A fault name, or a fault with weight, target and parameters. */
   choices?: (string | FaultChoiceInput)[];
 }
@@ -140,6 +142,11 @@ export interface RobustnessRunStatus {
   /** At most 10, the first ones found. */
   violations?: ViolationSummary[];
   report?: StoredReportRef;
+  /**
+   * While a run goes: where its history is recorded (a folder on the operator replica running it). A
+   * replica that finds the run interrupted checks and stores what was recorded there, if it can reach it.
+   */
+  recording?: { replica: string; path: string };
   lastRun?: RunRecord;
   /** Past runs, newest first, at most spec.schedule.historyLimit. */
   history?: RunRecord[];

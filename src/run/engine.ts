@@ -66,7 +66,10 @@ export interface RunOptions {
   /** Folder for the history segments (created). */
   historyDir: string;
   metrics: RunMetrics;
-  /** Stops the run early (Ctrl-C, a deleted RobustnessRun): the history so far is still checked. */
+  /**
+   * Stops the run early (Ctrl-C, a deleted RobustnessRun): the history so far is still checked. A string
+   * reason given to abort() is the result's stoppedEarly (default "stopped by the user").
+   */
   signal?: AbortSignal;
   onProgress?: (progress: RunProgress) => void;
   progressIntervalMs?: number;
@@ -630,7 +633,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     });
 
     metrics.active(true);
-    const onAbort = (): void => stopRun('stopped by the user');
+    // The caller may say why it stopped the run (the operator: its target deleted, the operator stopping).
+    const onAbort = (): void => stopRun(typeof options.signal?.reason === 'string' ? options.signal.reason : 'stopped by the user');
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (options.signal?.aborted) onAbort();
     await sleep(spec.durationMs, undefined, { signal: stop.signal }).catch(() => undefined);

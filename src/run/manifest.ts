@@ -387,7 +387,7 @@ export const manifestFields = {
   'spec.checks': ['linearizability', 'watch', 'hashKV'],
   'spec.selfTest': ['staleReads'],
   'spec.selfTest.staleReads': ['member'],
-  'spec.faults': ['enabled', 'allowShared', 'maxConcurrentFaults', 'interval', 'duration', 'recoveryTimeout', 'choices'],
+  'spec.faults': ['enabled', 'allowShared', 'maxConcurrentFaults', 'interval', 'duration', 'recoveryTimeout', 'tolerateFailures', 'choices'],
   'spec.faults.interval': ['min', 'max'],
   'spec.faults.duration': ['min', 'max'],
   'spec.faults.choices[]': ['fault', 'weight', 'target', 'member', 'params'],
@@ -821,12 +821,13 @@ function readFaults(ctx: Context, spec: Section, mode: ClusterMode): FaultsSpec 
   const intervalMs = readRange(ctx, s, 'interval', faultDefaults.intervalMs);
   const durationMs = readRange(ctx, s, 'duration', faultDefaults.durationMs);
   const recoveryTimeoutMs = field(ctx, s, 'recoveryTimeout', durationRule(1000, 3_600_000)) ?? faultDefaults.recoveryTimeoutMs;
+  const tolerateFailures = field(ctx, s, 'tolerateFailures', booleanRule) ?? false;
   const choices = readChoices(ctx, s);
   if (enabled && mode === 'shared' && !allowShared) {
     report(ctx, s.at, s.path, 'fault injection disrupts every client of a shared cluster; set allowShared: true to allow it (or enabled: false)');
   }
   if (!enabled) return undefined;
-  return { choices, maxConcurrentFaults, intervalMs, durationMs, recoveryTimeoutMs };
+  return { choices, maxConcurrentFaults, intervalMs, durationMs, recoveryTimeoutMs, ...(tolerateFailures ? { tolerateFailures } : {}) };
 }
 
 function randomSeed(): number {
@@ -938,4 +939,28 @@ export function defaultRobustnessRun(options: { name?: string; defaultMode: Clus
   const read = readSpec(ctx, emptySection('spec', undefined), options.defaultMode);
   const spec = read.mode === 'exclusive' ? { ...read, faults: defaultFaultsSpec(builtInMaxConcurrentFaults) } : read;
   return { apiVersion: robustnessApiVersion, kind: 'RobustnessRun', metadata: { name }, spec };
+}
+
+/**
+ * The members a run names (spec.faults.choices[].member, spec.selfTest.staleReads.member) checked against
+ * the cluster's, once those are known and before any traffic: a fault aimed at a member that does not
+ * exist would only fail at run time. Throws a ManifestError naming each such choice and the members that exist.
+ */
+export function checkRunMembers(run: RobustnessRun, members: readonly string[], file?: string): void {
+  const issues: ManifestIssue[] = [];
+  const known = members.length === 0 ? 'none' : members.join(', ');
+  const issue = (path: string, problem: string): void => {
+    issues.push({ file, line: undefined, column: undefined, path, problem });
+  };
+  (run.spec.faults?.choices ?? []).forEach((choice, i) => {
+    if (choice.member !== undefined && !members.includes(choice.member)) {
+      issue(`spec.faults.choices[${i}].member`, `${choice.fault} targets member "${choice.member}", which this cluster does not have (its members: ${known})`);
+    }
+  });
+  const staleVia = run.spec.selfTest?.staleReads?.member;
+  if (staleVia !== undefined && !members.includes(staleVia)) {
+    issue('spec.selfTest.staleReads.member', `no member named "${staleVia}" in this cluster (its members: ${known})`);
+  }
+  const [first, ...rest] = issues;
+  if (first !== undefined) throw new ManifestError([first, ...rest]);
 }

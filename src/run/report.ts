@@ -8,6 +8,7 @@ import { renderHtmlReport } from '../checker/index.ts';
 import { escapeHtml } from '../checker/report-html.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import type { RunResult } from './engine.ts';
+import type { RunOutcome } from './outcome.ts';
 import type { FaultRecovery, RecoverySummary } from './recovery.ts';
 
 export interface RunSummary {
@@ -15,6 +16,8 @@ export interface RunSummary {
   cluster: string;
   verdict: RunResult['verdict'];
   reason?: string;
+  /** What the run's result means (src/run/outcome.ts): Passed only if nothing kept the verdict from standing. */
+  outcome?: RunOutcome;
   live: RunResult['live'];
   seed: number;
   profile: string;
@@ -104,7 +107,7 @@ export function renderRecoveryPanel(recovery: { summary: RecoverySummary; faults
 }
 
 /** Writes verdict.json and report.html into `dir` (the history is already there). */
-export function writeRunReport(dir: string, run: RobustnessRun, cluster: string, result: RunResult, historyDir: string): RunSummary {
+export function writeRunReport(dir: string, run: RobustnessRun, cluster: string, result: RunResult, historyDir: string, outcome?: RunOutcome): RunSummary {
   let htmlFile: string | undefined;
   if (result.report && result.history) {
     htmlFile = path.join(dir, 'report.html');
@@ -118,6 +121,7 @@ export function writeRunReport(dir: string, run: RobustnessRun, cluster: string,
     writeFileSync(htmlFile, html);
   }
   const summary = summarize(run, cluster, result, historyDir, htmlFile);
+  if (outcome !== undefined) summary.outcome = outcome;
   writeFileSync(path.join(dir, 'verdict.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
 }

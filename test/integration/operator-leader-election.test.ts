@@ -4,12 +4,13 @@
 // the Lease once it expired, starts the member again from its data, and the EtcdCluster is Available again
 // with the same member id. A SIGTERM stops the last replica cleanly: exit 0, the Lease released.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EtcdCluster } from '../../src/domain/index.ts';
+import type { EtcdCluster, RobustnessRunResource } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { alive, etcdPids, Replica } from '../helpers/operator-replica.ts';
 import { eventually, installCrds, kubectlJson, kubectlOk, reconcileTotal, samples, scrape } from '../helpers/operator.ts';
@@ -30,6 +31,24 @@ spec:
   version: "3.6.16"
   replicas: 1
   agent:
+    enabled: false
+`;
+
+/** A run the leader drives when it is killed (no watches: a cut history's in-flight writes are another matter). */
+const runManifest = `apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: cut-short
+  namespace: ${namespace}
+spec:
+  clusterRef:
+    name: solo
+  mode: exclusive
+  duration: 5m
+  traffic:
+    qps:
+      target: 50
+  watch:
     enabled: false
 `;
 
@@ -69,6 +88,7 @@ describe('two operator replicas with leader election', { timeout: 240_000 }, () 
 
   const readLease = (): Promise<Lease | undefined> => kubectlJson<Lease>(apiserver, ['-n', namespace, 'get', `leases.coordination.k8s.io/${leaseName}`]);
   const holder = async (): Promise<string | undefined> => (await readLease())?.spec?.holderIdentity ?? undefined;
+  const getRun = (): Promise<RobustnessRunResource | undefined> => kubectlJson<RobustnessRunResource>(apiserver, ['-n', namespace, 'get', 'robustnessrun', 'cut-short']);
   const getCluster = (): Promise<EtcdCluster | undefined> => kubectlJson<EtcdCluster>(apiserver, ['-n', namespace, 'get', 'etcdcluster', 'solo']);
   const available = (c: EtcdCluster | undefined): boolean => c?.status?.conditions?.find((x) => x.type === 'Available')?.status === 'True';
   const masterStatus = async (r: Replica): Promise<number | undefined> =>
@@ -125,6 +145,16 @@ describe('two operator replicas with leader election', { timeout: 240_000 }, () 
     assert.equal(etcdPids(dataDir).length, 1, `one etcd process: ${etcdPids(dataDir).join(', ')}`);
   });
 
+  test('the leader drives a RobustnessRun against it, noting in status where it records', async () => {
+    await kubectlOk(apiserver, ['apply', '-f', '-'], runManifest);
+    const run = await eventually('RobustnessRun cut-short running with traffic', 60_000, async () => {
+      const r = await getRun();
+      return r?.status?.phase === 'Running' && (r.status.operations?.ok ?? 0) > 0 ? r : undefined;
+    }, describeState, 250);
+    assert.equal(run.status?.recording?.replica, leader.identity);
+    assert.ok(existsSync(path.join(run.status.recording.path, 'history')), 'the history is recorded where status says');
+  });
+
   test('SIGKILL of the leader: the other replica takes the Lease within the lease time and restarts the member from its data', async (t) => {
     const leaderEtcd = etcdPids(dataDir);
     assert.equal(leaderEtcd.length, 1);
@@ -160,6 +190,32 @@ describe('two operator replicas with leader election', { timeout: 240_000 }, () 
     assert.ok((await reconcileTotal(follower.metricsUrl, 'etcdcluster')).total > 0, 'the new leader reconciles');
     assert.equal(await masterStatus(follower), 1);
     t.diagnostic(`lease taken over ${takeoverMs} ms after the kill (${acquiredAfterMs} ms after the last renewal); the cluster Available again ${availableMs} ms after the kill`);
+  });
+
+  test('the run the killed leader drove ends Aborted (OperatorRestarted), with a report of what it recorded, linked from its status', async (t) => {
+    const run = await eventually('RobustnessRun cut-short ended', 60_000, async () => {
+      const r = await getRun();
+      return r?.status?.phase !== undefined && r.status.phase !== 'Running' && r.status.phase !== 'Pending' ? r : undefined;
+    }, async () => JSON.stringify((await getRun())?.status ?? null), 250);
+    const status = run.status!;
+    assert.equal(status.phase, 'Aborted', JSON.stringify(status));
+    const succeeded = status.conditions?.find((c) => c.type === 'Succeeded');
+    assert.equal(succeeded?.reason, 'OperatorRestarted', JSON.stringify(status.conditions));
+    assert.match(succeeded?.message ?? '', new RegExp(`^the operator replica ${leader.identity} running it stopped during the run`));
+    assert.equal(status.conditions?.find((c) => c.type === 'Running')?.reason, 'Interrupted');
+    t.diagnostic(`Succeeded: ${succeeded?.message ?? ''}`);
+    assert.equal(status.recording, undefined);
+    // The same report as a finished run's: stored, and linked from status and the run's record.
+    assert.equal(status.report?.kind, 'configMap', JSON.stringify(status));
+    assert.deepEqual(status.lastRun?.report, status.report);
+    const cm = JSON.parse(await kubectlOk(apiserver, ['-n', namespace, 'get', 'configmap', status.report.name, '-o', 'json'])) as { binaryData: Record<string, string> };
+    const verdict = JSON.parse(gunzipSync(Buffer.from(cm.binaryData['verdict.json.gz']!, 'base64')).toString('utf8')) as { outcome: { phase: string; reason: string }; operations: { recorded: number } };
+    assert.deepEqual([verdict.outcome.phase, verdict.outcome.reason], ['Aborted', 'OperatorRestarted']);
+    assert.ok(verdict.operations.recorded > 0, 'the recorded history was read');
+    assert.ok(Object.keys(cm.binaryData).some((k) => /^history-\d+\.jsonl\.gz$/.test(k)), `the history is stored: ${Object.keys(cm.binaryData).join(', ')}`);
+    const events = JSON.parse(await kubectlOk(apiserver, ['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json'])) as { items: { reason: string; note: string; regarding: { name: string } }[] };
+    assert.ok(events.items.some((e) => e.regarding.name === 'cut-short' && e.reason === 'RunAborted' && e.note.includes('OperatorRestarted')), 'a RunAborted Event says why');
+    await kubectlOk(apiserver, ['-n', namespace, 'delete', 'robustnessrun', 'cut-short', '--wait=true', '--timeout=60s']);
   });
 
   test('SIGTERM of the last replica: exit 0, the Lease released, no member left running', async () => {

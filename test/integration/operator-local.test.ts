@@ -5,6 +5,7 @@
 // member and leaves no fault in place.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -169,15 +170,128 @@ test('the sample RobustnessRun passes with faults, status, Events, metrics and a
   await waitMembers(3, 120_000);
 });
 
-test('deleting the run and the cluster stops every member and leaves no fault agent running', async () => {
+test('a RobustnessRun whose fault names a member the cluster does not have is refused before any traffic, naming the members', async () => {
+  await kubectl(['-n', namespace, 'apply', '-f', '-'], `apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: bad-member
+spec:
+  clusterRef:
+    name: demo
+  mode: exclusive
+  duration: 10s
+  faults:
+    choices:
+      - fault: kill
+        target: member
+        member: etcd-99
+`);
+  const refused = await eventually(
+    'RobustnessRun bad-member refused',
+    60_000,
+    async () => {
+      const r = await getJson<RobustnessRunResource>('robustnessrun', 'bad-member');
+      return r?.status?.conditions?.find((c) => c.type === 'Ready' && c.reason === 'UnknownMember') ? r : undefined;
+    },
+    async () => JSON.stringify((await getJson<RobustnessRunResource>('robustnessrun', 'bad-member'))?.status ?? null),
+  );
+  const ready = refused.status!.conditions!.find((c) => c.type === 'Ready')!;
+  assert.equal(ready.status, 'False');
+  // The members as they are now (a replaced member has a new name).
+  const names = placement.runtimeMembers((await getJson<EtcdCluster>('etcdcluster', 'demo'))!).map((m) => m.name);
+  assert.equal(names.length, 3);
+  assert.equal(ready.message, `spec.faults.choices[0].member: kill targets member "etcd-99", which this cluster does not have (its members: ${names.join(', ')})`);
+  assert.equal(refused.status?.phase, 'Pending');
+  assert.equal(refused.status?.runNumber, undefined, 'no run started');
+  const events = JSON.parse(await kubectl(['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json'])) as { items: { reason: string; regarding: { name: string } }[] };
+  const reasons = events.items.filter((e) => e.regarding.name === 'bad-member').map((e) => e.reason);
+  assert.ok(reasons.includes('UnknownMember') && !reasons.includes('RunStarted'), reasons.join(','));
+  await kubectl(['-n', namespace, 'delete', 'robustnessrun', 'bad-member', '--wait=true', '--timeout=60s']);
+});
+
+/** A run that is still going when its cluster is deleted (faults every few seconds). */
+const doomedRun = `apiVersion: etcd.robustness.io/v1alpha1
+kind: RobustnessRun
+metadata:
+  name: doomed
+spec:
+  clusterRef:
+    name: demo
+  mode: exclusive
+  duration: 5m
+  traffic:
+    qps:
+      target: 100
+  faults:
+    interval: {min: 1s, max: 2s}
+    choices:
+      - fault: pause
+`;
+
+interface EventItem {
+  reason: string;
+  note: string;
+  eventTime?: string;
+  metadata: { creationTimestamp: string };
+  regarding: { name: string; kind: string };
+}
+
+test('deleting the cluster mid-run stops the run first (Aborted: TargetDeleted, faults healed, report stored), then its members', async () => {
   await kubectl(['-n', namespace, 'delete', 'robustnessrun', 'demo-faults', '--wait=true', '--timeout=60s']);
   const cluster = (await getJson<EtcdCluster>('etcdcluster', 'demo'))!;
   const members = placement.runtimeMembers(cluster);
   assert.equal(members.length, 3);
   const endpoints = [...members.map((m) => m.endpoint), ...members.flatMap((m) => (m.agentUrl === undefined ? [] : [m.agentUrl]))];
   assert.equal(endpoints.length, 6, 'three members and their fault agents');
-  await kubectl(['-n', namespace, 'delete', 'etcdcluster', 'demo', '--wait=true', '--timeout=60s']);
+
+  await kubectl(['-n', namespace, 'apply', '-f', '-'], doomedRun);
+  const running = async (): Promise<string> => JSON.stringify((await getJson<RobustnessRunResource>('robustnessrun', 'doomed'))?.status ?? null);
+  await eventually(
+    'RobustnessRun doomed running with traffic and a fault injected',
+    120_000,
+    async () => {
+      const s = (await getJson<RobustnessRunResource>('robustnessrun', 'doomed'))?.status;
+      return s?.phase === 'Running' && (s.operations?.ok ?? 0) > 0 && (s.faults?.injected ?? 0) > 0 ? true : undefined;
+    },
+    running,
+  );
+  await kubectl(['-n', namespace, 'delete', 'etcdcluster', 'demo', '--wait=true', '--timeout=120s']);
   assert.equal(await getJson('etcdcluster', 'demo'), undefined);
+
+  // The run did not carry on against nothing: it stopped, healed, checked what it recorded and said why.
+  const run = (await getJson<RobustnessRunResource>('robustnessrun', 'doomed'))!;
+  const status = run.status!;
+  assert.equal(status.phase, 'Aborted', JSON.stringify(status));
+  const succeeded = status.conditions?.find((c) => c.type === 'Succeeded');
+  assert.equal(succeeded?.status, 'False');
+  assert.equal(succeeded?.reason, 'TargetDeleted');
+  assert.match(succeeded?.message ?? '', /^EtcdCluster e2e\/demo was deleted during the run/);
+  assert.equal(status.lastRun?.phase, 'Aborted');
+  assert.equal(status.recording, undefined, 'the recording note goes when the run ends');
+  assert.equal(status.report?.kind, 'configMap', 'the aborted run has a report like a finished one');
+  const cm = JSON.parse(await kubectl(['-n', namespace, 'get', 'configmap', status.report.name, '-o', 'json'])) as { binaryData: Record<string, string> };
+  const verdict = JSON.parse(gunzipSync(Buffer.from(cm.binaryData['verdict.json.gz']!, 'base64')).toString('utf8')) as {
+    outcome: { phase: string; reason: string };
+    stoppedEarly?: string;
+    faults: { injected: number; events: { id: number; phase: string }[] };
+  };
+  assert.deepEqual([verdict.outcome.phase, verdict.outcome.reason], ['Aborted', 'TargetDeleted']);
+  assert.equal(verdict.stoppedEarly, 'EtcdCluster e2e/demo was deleted during the run');
+  assert.ok(verdict.faults.injected >= 1);
+  // Every fault injected was healed (or said it failed) before the run ended.
+  for (const inject of verdict.faults.events.filter((e) => e.phase === 'inject')) {
+    assert.ok(verdict.faults.events.some((e) => e.id === inject.id && (e.phase === 'heal' || e.phase === 'failed')), `fault ${inject.id} healed: ${JSON.stringify(verdict.faults.events)}`);
+  }
+  // ...and only then were the members removed: the run's end Event comes before the cluster's deletion.
+  const events = (JSON.parse(await kubectl(['-n', namespace, 'get', 'events.events.k8s.io', '-o', 'json'])) as { items: EventItem[] }).items;
+  const at = (e: EventItem | undefined): number => Date.parse(e?.eventTime ?? e?.metadata.creationTimestamp ?? '');
+  const aborted = events.find((e) => e.regarding.kind === 'RobustnessRun' && e.regarding.name === 'doomed' && e.reason === 'RunAborted');
+  const deleted = events.find((e) => e.regarding.kind === 'EtcdCluster' && e.regarding.name === 'demo' && e.reason === 'ClusterDeleted');
+  assert.match(aborted?.note ?? '', /TargetDeleted: EtcdCluster e2e\/demo was deleted/);
+  assert.ok(!events.some((e) => e.regarding.name === 'doomed' && e.reason === 'RunPassed'), 'no RunPassed Event');
+  assert.ok(at(aborted) <= at(deleted), `the run ended (${aborted?.eventTime}) before the members were removed (${deleted?.eventTime})`);
+  assert.ok(Date.parse(status.endTime!) <= at(deleted), `the run's end ${status.endTime} is before the cluster's deletion ${deleted?.eventTime}`);
+  await kubectl(['-n', namespace, 'delete', 'robustnessrun', 'doomed', '--wait=true', '--timeout=60s']);
   assert.equal(placement.runtimeMembers(cluster).length, 0);
   assert.ok(!existsSync(path.join(root, namespace, 'demo')), 'the cluster folder is deleted');
   for (const endpoint of endpoints) {

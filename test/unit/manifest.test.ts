@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { RobustnessRun, RobustnessRunSpec } from '../../src/domain/run-spec.ts';
-import { defaultFaultsSpec, defaultRobustnessRun, formatDuration, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
+import { checkRunMembers, defaultFaultsSpec, defaultRobustnessRun, formatDuration, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
 
 /** Four lines, so the `spec:` written after it is line 5 and the first spec field is line 6. */
 const head = `apiVersion: etcd.robustness.io/v1alpha1
@@ -629,7 +629,7 @@ describe('parseRobustnessRun: spec.faults', () => {
       '9:15 spec.faults.duration: must be a mapping with min and max, or one duration such as "3s", got a list',
       '10:22 spec.faults.recoveryTimeout: must be a duration between 1s and 1h, got "10ms"',
       '11:14 spec.faults.choices: must hold at least one choice (write enabled: false to run without faults, or leave choices out for the default ones)',
-      '12:5 spec.faults.colour: unknown field (allowed: enabled, allowShared, maxConcurrentFaults, interval, duration, recoveryTimeout, choices)',
+      '12:5 spec.faults.colour: unknown field (allowed: enabled, allowShared, maxConcurrentFaults, interval, duration, recoveryTimeout, tolerateFailures, choices)',
     ]);
     assert.deepEqual(issues('    choices: kill\n'), ['7:14 spec.faults.choices: must be a list of fault choices, got "kill"']);
     assert.deepEqual(issues('    choices:\n      - 5\n      - {weight: 0}\n'), [
@@ -710,5 +710,41 @@ describe('parseRobustnessRun: properties', () => {
       spec: { duration: formatDuration(fullSpec.durationMs), seed: 7 },
     });
     assert.equal(parse(text).spec.durationMs, 90_000);
+  });
+});
+
+describe('spec.faults.tolerateFailures', () => {
+  test('absent: failed faults count (no field in the spec); true: set; a non-boolean: refused with its place', () => {
+    assert.equal(parse(withSpec('  faults: {}\n')).spec.faults?.tolerateFailures, undefined);
+    assert.equal(parse(withSpec('  faults:\n    tolerateFailures: true\n')).spec.faults?.tolerateFailures, true);
+    assert.deepEqual(where(withSpec('  faults:\n    tolerateFailures: maybe\n')), ['7:23 spec.faults.tolerateFailures']);
+  });
+});
+
+describe('checkRunMembers: the members a run names must exist', () => {
+  const run = (body: string): RobustnessRun => parse(withSpec(body));
+  const refusal = (r: RobustnessRun, members: string[]): ManifestError => {
+    try {
+      checkRunMembers(r, members, 'run.yaml');
+    } catch (error) {
+      if (error instanceof ManifestError) return error;
+      throw error;
+    }
+    assert.fail('accepted');
+  };
+
+  test('a fault aimed at a member the cluster does not have is refused, naming the fault and the members that exist', () => {
+    const r = run('  faults:\n    choices:\n      - fault: kill\n      - fault: pause\n        target: member\n        member: etcd-99\n');
+    const error = refusal(r, ['m1', 'm2', 'm3']);
+    assert.equal(error.issues.length, 1);
+    assert.equal(error.path, 'spec.faults.choices[1].member');
+    assert.equal(error.message, 'run.yaml: spec.faults.choices[1].member: pause targets member "etcd-99", which this cluster does not have (its members: m1, m2, m3)');
+  });
+
+  test('every unknown member is named at once, the self-test\'s too; members that exist pass', () => {
+    const r = run('  selfTest:\n    staleReads:\n      member: m9\n  faults:\n    choices:\n      - fault: kill\n        target: member\n        member: etcd-1\n      - fault: pause\n        target: member\n        member: m2\n');
+    assert.deepEqual(refusal(r, ['m1', 'm2', 'm3']).issues.map((i) => i.path), ['spec.faults.choices[0].member', 'spec.selfTest.staleReads.member']);
+    assert.doesNotThrow(() => checkRunMembers(r, ['etcd-1', 'm2', 'm9']));
+    assert.doesNotThrow(() => checkRunMembers(run('  faults: {}\n'), []), 'a run that names no member needs none');
   });
 });

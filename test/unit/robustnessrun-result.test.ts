@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { CheckReport, WatchViolation } from '../../src/checker/result.ts';
-import { phaseOf, runOfResource, violationsOf } from '../../src/controller/robustnessrun/reconciler.ts';
+import { runOfResource, violationsOf } from '../../src/controller/robustnessrun/reconciler.ts';
+import { outcomeOfResult } from '../../src/run/outcome.ts';
 import type { Verdict } from '../../src/domain/history.ts';
 import type { ObjectMeta } from '../../src/domain/kube.ts';
 import type { RobustnessRunResource, RobustnessRunSpecInput, ViolationSummary } from '../../src/domain/run-resource.ts';
@@ -51,20 +52,29 @@ function report(overrides: { verdict?: Verdict; reason?: string; watch?: WatchVi
   };
 }
 
-describe('phaseOf', () => {
+describe('outcomeOfResult: the phase of a run result under its spec', () => {
+  const spec = { traffic: { qps: { min: 10 } } };
   test('a violation fails the run, even when aborted', () => {
-    assert.equal(phaseOf(result({ verdict: 'violation' }), false), 'Failed');
-    assert.equal(phaseOf(result({ verdict: 'violation' }), true), 'Failed');
+    assert.equal(outcomeOfResult(result({ verdict: 'violation' }), spec).phase, 'Failed');
+    assert.equal(outcomeOfResult(result({ verdict: 'violation' }), spec, { reason: 'Stopped', message: 'stopped' }).phase, 'Failed');
   });
 
-  test('an aborted run without a violation is Aborted', () => {
-    assert.equal(phaseOf(result({ verdict: 'linearizable' }), true), 'Aborted');
-    assert.equal(phaseOf(result({ verdict: 'inconclusive' }), true), 'Aborted');
+  test('an aborted run without a violation is Aborted, with the reason it was stopped', () => {
+    const aborted = outcomeOfResult(result({ verdict: 'linearizable' }), spec, { reason: 'TargetDeleted', message: 'EtcdCluster ns/demo was deleted during the run' });
+    assert.deepEqual(aborted, { phase: 'Aborted', reason: 'TargetDeleted', message: 'EtcdCluster ns/demo was deleted during the run' });
+    assert.equal(outcomeOfResult(result({ verdict: 'inconclusive' }), spec, { reason: 'Stopped', message: 'x' }).phase, 'Aborted');
   });
 
   test('linearizable passes, inconclusive is Inconclusive', () => {
-    assert.equal(phaseOf(result({ verdict: 'linearizable' }), false), 'Passed');
-    assert.equal(phaseOf(result({ verdict: 'inconclusive' }), false), 'Inconclusive');
+    assert.equal(outcomeOfResult(result({ verdict: 'linearizable' }), spec).phase, 'Passed');
+    assert.equal(outcomeOfResult(result({ verdict: 'inconclusive' }), spec).phase, 'Inconclusive');
+  });
+
+  test('failed faults and low traffic come from the result and the spec', () => {
+    const failedFaults = result({ faults: { planned: 3, injected: 3, failed: 1, events: [] } });
+    assert.equal(outcomeOfResult(failedFaults, spec).reason, 'FaultsFailed');
+    assert.equal(outcomeOfResult(failedFaults, { ...spec, faults: { tolerateFailures: true } }).phase, 'Passed');
+    assert.equal(outcomeOfResult(result({ achievedQps: 9.9 }), spec).reason, 'TrafficBelowMinimum');
   });
 });
 

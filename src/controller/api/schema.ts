@@ -328,6 +328,9 @@ function onlyWithKind(field: 'cron' | 'window', owner: string, what: string): Va
   ];
 }
 
+/** What `kubectl apply` says of a cron expression the schema refuses. */
+export const cronMessage = 'must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC), such as "0 3 * * *"';
+
 const scheduleSchema: ObjectSchema<ScheduleInput> = {
   type: 'object',
   description: 'When the run runs: once (default), at each time of a cron expression, or continuously in windows.',
@@ -337,8 +340,9 @@ const scheduleSchema: ObjectSchema<ScheduleInput> = {
     cron: {
       type: 'string',
       description: 'kind cron: five fields (minute hour day-of-month month day-of-week), UTC, e.g. "0 3 * * *".',
-      pattern: cronPattern,
       maxLength: 256,
+      // A rule, not a pattern: the API server quotes a failed pattern whole (1.5 KB); a rule says its message.
+      'x-kubernetes-validations': [{ rule: `self.matches(${celString(cronPattern)})`, message: cronMessage }],
     },
     window: duration({ min: 1, description: 'kind continuous: the traffic and check window of each run.' }),
     historyLimit: integer(1, 100, 'Past runs kept in status.history.', 10),
@@ -550,6 +554,7 @@ const faultsSchema: ObjectSchema<FaultsInput> = {
     interval: rangeSchema('The pause before each round (default 3s..6s)'),
     duration: rangeSchema('How long a lasting fault stays before it is healed (default 1s..3s)'),
     recoveryTimeout: duration({ min: 1000, max: 3_600_000, description: 'How long to wait at most for a healthy cluster after a round.', default: '30s' }),
+    tolerateFailures: boolean('true: a fault that fails to apply leaves the verdict standing; false: the run ends Inconclusive (FaultsFailed).', false),
     choices: {
       type: 'array',
       description: 'The faults a round draws from, by weight (default: kill, pause, blackhole, delay, partition, leaderTransfer, raftBeforeSavePanic, raftAfterSavePanic).',
@@ -704,6 +709,12 @@ export const robustnessRunStatusSchema: ObjectSchema<RobustnessRunStatus> = {
       'x-kubernetes-list-type': 'atomic',
     },
     report: storedReportSchema,
+    recording: {
+      type: 'object',
+      description: 'While a run goes: where its history is recorded (a folder on the operator replica running it).',
+      properties: { replica: text('The operator replica running it.', 253), path: text('The folder of its history and report.', 4096) },
+      required: ['replica', 'path'],
+    },
     lastRun: runRecordSchema,
     history: {
       type: 'array',

@@ -40,6 +40,11 @@ export interface EtcdClusterReconcilerOptions {
   events: EventRecorder;
   /** True while a RobustnessRun injects faults into the cluster (namespace/name). */
   repairsPaused?: (key: string) => boolean;
+  /**
+   * Stops the runs targeting the cluster (namespace/name), which is being deleted; returns how many are
+   * still stopping (healing their faults, checking, storing their reports). Members go only once none is.
+   */
+  stopRuns?: (key: string) => number;
   /** Requeue period of a steady cluster (status freshness). */
   resyncMs?: number;
   /** This replica's leader-election identity and term (twoNodeWitness: the witness's fencing token). */
@@ -133,6 +138,13 @@ export class EtcdClusterReconciler {
 
     if (cluster.metadata.deletionTimestamp !== undefined) {
       if (!(cluster.metadata.finalizers ?? []).includes(clusterFinalizer)) return {};
+      // Runs against it stop first: they heal their faults and check what they recorded while the members still serve.
+      const stopping = this.options.stopRuns?.(key) ?? 0;
+      if (stopping > 0) {
+        if (cluster.status?.phase !== 'Deleting') await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => undefined);
+        logger.info(`EtcdCluster ${key}: deleting: waiting for ${stopping} run(s) against it to stop`);
+        return { requeueAfterMs: 500 };
+      }
       // The finalizer patch carries the resourceVersion the status patch returned (not a stale one).
       const latest = await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => cluster);
       await placement.deleteCluster(cluster);

@@ -2,8 +2,12 @@
  * RobustnessRun reconcile: validate the spec, find the target EtcdCluster, start runs as the schedule
  * says (the run engine runs in this process: probes, live checker, fault scheduler), report progress
  * in status (throttled), turn fault and violation callbacks into Events, store each finished run's
- * report and keep a bounded history. A run found "Running" in status that this process does not run
- * was interrupted (the operator restarted or lost its lease): it is recorded as Aborted.
+ * report and keep a bounded history. What a finished run means (Passed, Failed, Inconclusive, Aborted)
+ * is src/run/outcome.ts's rule. A running run watches its target: when the EtcdCluster is deleted it
+ * stops (heals, checks what was recorded, stores the report) and ends Aborted (TargetDeleted); the
+ * cluster's finalizer waits for that (stopRunsOn). A run found "Running" in status that this process does
+ * not run was interrupted (an operator process died): it ends Aborted (OperatorRestarted), with a report
+ * of what was recorded when this replica can reach the recording.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -24,13 +28,28 @@ import type {
 } from '../../domain/index.ts';
 import { etcdClusterPlural, robustnessApiVersion, robustnessRunKind, robustnessRunPlural } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
-import { executeRun, forgetRun, ManifestError, parseRobustnessRun, RunMetrics, writeRunReport, type Registry, type RunProgress, type RunResult } from '../../run/index.ts';
+import {
+  checkRunMembers,
+  executeRun,
+  forgetRun,
+  ManifestError,
+  outcomeOfResult,
+  parseRobustnessRun,
+  RunMetrics,
+  writeRunReport,
+  type Registry,
+  type RunAbort,
+  type RunOutcome,
+  type RunProgress,
+  type RunResult,
+} from '../../run/index.ts';
 import { findCondition, isConditionTrue, setCondition, splitKey, TerminalError, type EventRecorder, type ReconcileResult } from '../kit/index.ts';
 import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
 import type { ReportStore } from '../report-store.ts';
 import { scheduleDecision } from './schedule.ts';
 import { judgeRun } from '../gates/criteria.ts';
 import { UpgradeMetrics } from '../etcdcluster/upgrade-metrics.ts';
+import { recoverInterruptedRun } from './interrupted.ts';
 
 export const runFinalizer = 'etcd.robustness.io/run-cleanup';
 const maxViolations = 10;
@@ -41,7 +60,15 @@ interface ActiveRun {
   clusterKey: string;
   withFaults: boolean;
   abort: AbortController;
+  /** Why the run was stopped early (set with abort). */
+  abortedBy?: RunAbort;
   done: Promise<void>;
+}
+
+/** Stops a run early (the first reason given is the one recorded). */
+function stopRun(run: ActiveRun, why: RunAbort): void {
+  run.abortedBy ??= why;
+  run.abort.abort(run.abortedBy.message);
 }
 
 export interface RobustnessRunReconcilerOptions {
@@ -54,6 +81,10 @@ export interface RobustnessRunReconcilerOptions {
   enqueue: (key: string) => void;
   /** Folder for the report of a run in progress (default: the system's temporary folder). */
   workDir?: string;
+  /** This operator replica's name (noted in status beside a running run's recording). */
+  identity?: string;
+  /** How often a running run checks that its EtcdCluster still exists (default 2 s). */
+  targetCheckMs?: number;
 }
 
 /** The parsed run of a resource, or the reasons it is invalid (a ManifestError). */
@@ -65,10 +96,9 @@ export function runOfResource(resource: RobustnessRunResource): RobustnessRun {
 
 type StatusPatch = { [K in keyof RobustnessRunStatus]?: RobustnessRunStatus[K] | null };
 
-export function phaseOf(result: RunResult, aborted: boolean): RunPhase {
-  if (result.verdict === 'violation') return 'Failed';
-  if (aborted) return 'Aborted';
-  return result.verdict === 'linearizable' ? 'Passed' : 'Inconclusive';
+/** The Event reason of a finished run's phase. */
+export function eventReasonOf(phase: RunPhase): string {
+  return phase === 'Passed' ? 'RunPassed' : phase === 'Failed' ? 'RunFailed' : `Run${phase}`;
 }
 
 export function violationsOf(result: RunResult, live: readonly ViolationSummary[]): ViolationSummary[] {
@@ -96,6 +126,21 @@ export class RobustnessRunReconciler {
     this.runs = new CustomResources<RobustnessRunResource>(options.kubeConfig, robustnessRunPlural);
     this.clusters = new CustomResources<EtcdCluster>(options.kubeConfig, etcdClusterPlural);
   }
+
+  private get identity(): string {
+    return this.options.identity ?? 'etcd-robustness-operator';
+  }
+
+  /**
+   * Stops the runs of this process that target the cluster (namespace/name), which is being deleted:
+   * each heals its faults, checks what it recorded, stores its report and ends Aborted (TargetDeleted).
+   * Returns how many are still stopping (the cluster's finalizer waits until none is).
+   */
+  stopRunsOn = (clusterKey: string): number => {
+    const runs = [...this.active.values()].filter((a) => a.clusterKey === clusterKey);
+    for (const r of runs) stopRun(r, { reason: 'TargetDeleted', message: `EtcdCluster ${clusterKey} was deleted during the run` });
+    return runs.length;
+  };
 
   /** True while a run of this process injects faults into the cluster (namespace/name). */
   faultsActiveOn = (clusterKey: string): boolean => [...this.active.values()].some((a) => a.withFaults && a.clusterKey === clusterKey);
@@ -127,7 +172,7 @@ export class RobustnessRunReconciler {
     const active = this.active.get(key);
     if (!resource) {
       if (active) {
-        active.abort.abort();
+        stopRun(active, { reason: 'Stopped', message: 'the RobustnessRun was deleted during the run' });
         await active.done;
       }
       // Deleted: its series go too (after the run stopped, which records its end).
@@ -138,7 +183,7 @@ export class RobustnessRunReconciler {
     if (resource.metadata.deletionTimestamp !== undefined) {
       if (active) {
         // Stopping the engine heals the faults it injected before it returns.
-        active.abort.abort();
+        stopRun(active, { reason: 'Stopped', message: 'the RobustnessRun was deleted during the run' });
         await active.done;
       }
       if ((resource.metadata.finalizers ?? []).includes(runFinalizer)) {
@@ -155,15 +200,7 @@ export class RobustnessRunReconciler {
 
     if (resource.status?.phase === 'Running') {
       // Status says a run is going, but this process does not run it: it was interrupted.
-      const record: RunRecord = { number: resource.status.runNumber ?? 1, phase: 'Aborted', reason: 'the operator stopped during the run', startTime: resource.status.startTime ?? new Date().toISOString(), endTime: new Date().toISOString() };
-      await this.patchStatus(resource, {
-        ...this.finishedStatus(resource, record, undefined),
-        conditions: this.conditions(resource, [
-          { type: 'Running', status: 'False', reason: 'Interrupted', message: record.reason! },
-          { type: 'Succeeded', status: 'False', reason: 'Aborted', message: record.reason! },
-        ]),
-      });
-      await this.event(resource, 'Warning', 'RunAborted', `run ${record.number} was interrupted: ${record.reason}`);
+      await this.endInterrupted(key, resource);
       return { requeueAfterMs: 100 };
     }
 
@@ -186,6 +223,7 @@ export class RobustnessRunReconciler {
       return { requeueAfterMs: 5000 };
     };
     if (!cluster) return notReady('ClusterNotFound', `EtcdCluster ${clusterNamespace}/${clusterName} does not exist`);
+    if (cluster.metadata.deletionTimestamp !== undefined) return notReady('ClusterDeleting', `EtcdCluster ${clusterNamespace}/${clusterName} is being deleted`);
     const unsupported = unsupportedFaults(run, this.options.placement);
     if (unsupported !== undefined) return this.refuse(key, resource, 'FaultNotSupported', unsupported);
 
@@ -199,6 +237,17 @@ export class RobustnessRunReconciler {
     }
     if (!isConditionTrue(cluster.status?.conditions, 'Available')) {
       return notReady('ClusterNotAvailable', `EtcdCluster ${clusterNamespace}/${clusterName} is not Available yet`);
+    }
+    // Before any traffic: a fault aimed at a member the cluster does not have is refused, not failed at run time.
+    if (namesMembers(run)) {
+      const runtime = await this.options.placement.faultRuntime(cluster);
+      await runtime.create();
+      try {
+        checkRunMembers(run, runtime.members().map((m) => m.name), `RobustnessRun ${key}`);
+      } catch (error) {
+        if (!(error instanceof ManifestError)) throw error;
+        return this.refuse(key, resource, 'UnknownMember', error.issues.map((i) => `${i.path}: ${i.problem}`).join('; '));
+      }
     }
     await this.start(key, resource, run, cluster);
     return {};
@@ -235,8 +284,11 @@ export class RobustnessRunReconciler {
     const startTime = new Date().toISOString();
     const clusterKey = `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
     const withFaults = run.spec.faults !== undefined && run.spec.faults.choices.length > 0;
-    await this.patchStatus(resource, {
+    // Noted in status: a replica that finds this run interrupted looks there for what was recorded.
+    const workDir = mkdtempSync(path.join(this.options.workDir ?? os.tmpdir(), `robustnessrun-${resource.metadata.name}-`));
+    await this.markRunning(resource, workDir, {
       phase: 'Running',
+      recording: { replica: this.identity, path: workDir },
       observedGeneration: resource.metadata.generation ?? 0,
       runNumber,
       startTime,
@@ -259,7 +311,7 @@ export class RobustnessRunReconciler {
     const abort = new AbortController();
     const entry: ActiveRun = { runNumber, clusterKey, withFaults, abort, done: Promise.resolve() };
     this.active.set(key, entry);
-    entry.done = this.execute(key, resource, run, cluster, runNumber, startTime, abort.signal)
+    entry.done = this.execute(key, resource, run, cluster, { runNumber, startTime, workDir }, entry)
       .catch((error: unknown) => {
         logger.error(`RobustnessRun ${key}: run ${runNumber} failed to complete`, { error: apiErrorMessage(error) });
       })
@@ -269,10 +321,36 @@ export class RobustnessRunReconciler {
       });
   }
 
-  private async execute(key: string, resource: RobustnessRunResource, run: RobustnessRun, cluster: EtcdCluster, runNumber: number, startTime: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Stops the run when its EtcdCluster is gone, being deleted, or replaced by another of the same name
+   * (a failed read is no evidence of either: the next one decides). Returns the stopper of the watch.
+   */
+  private watchTarget(cluster: EtcdCluster, entry: ActiveRun): () => void {
+    const namespace = cluster.metadata.namespace ?? 'default';
+    const name = cluster.metadata.name;
+    const uid = cluster.metadata.uid;
+    let checking = false;
+    const timer = setInterval(() => {
+      if (checking || entry.abort.signal.aborted) return;
+      checking = true;
+      this.clusters
+        .get(namespace, name)
+        .then((current) => {
+          const gone = current === undefined || current.metadata.deletionTimestamp !== undefined || (uid !== undefined && current.metadata.uid !== uid);
+          if (gone) stopRun(entry, { reason: 'TargetDeleted', message: `EtcdCluster ${namespace}/${name} was deleted during the run` });
+        })
+        .catch(() => undefined)
+        .finally(() => (checking = false));
+    }, this.options.targetCheckMs ?? 2000);
+    return () => clearInterval(timer);
+  }
+
+  private async execute(key: string, resource: RobustnessRunResource, run: RobustnessRun, cluster: EtcdCluster, at: { runNumber: number; startTime: string; workDir: string }, entry: ActiveRun): Promise<void> {
     const { placement } = this.options;
-    const workDir = mkdtempSync(path.join(this.options.workDir ?? os.tmpdir(), `robustnessrun-${resource.metadata.name}-`));
+    const { runNumber, startTime, workDir } = at;
+    const signal = entry.abort.signal;
     const historyDir = path.join(workDir, 'history');
+    const stopWatching = this.watchTarget(cluster, entry);
     const liveViolations: ViolationSummary[] = [];
     let lastStatusAt = 0;
     let faults = { injected: 0, failed: 0, active: 0 };
@@ -317,10 +395,14 @@ export class RobustnessRunReconciler {
         // Every client of the run, not only the fault executor's (the runtime goes only with faults).
         ...(runtime.clientTls === undefined ? {} : { clientTls: runtime.clientTls }),
       });
-      writeRunReport(workDir, run, cluster.metadata.name, result, historyDir);
-      const phase = phaseOf(result, signal.aborted);
+      stopWatching();
+      const abort = signal.aborted ? (entry.abortedBy ?? { reason: 'Stopped', message: 'stopped during the run' }) : undefined;
+      const outcome = outcomeOfResult(result, run.spec, abort);
+      writeRunReport(workDir, run, cluster.metadata.name, result, historyDir, outcome);
+      const phase = outcome.phase;
       record = { number: runNumber, phase, verdict: result.verdict, startTime: result.startTime, endTime: result.endTime, seed: result.seed };
-      if (result.reason !== undefined) record.reason = result.reason.slice(0, 1000);
+      const reason = phase === 'Passed' ? result.reason : outcome.message;
+      if (reason !== undefined) record.reason = reason.slice(0, 1000);
       const recovery = result.faults.recovery?.summary;
       if (recovery && recovery.faults > 0) {
         record.faultToWritable = { faults: recovery.faults, recovered: recovery.recovered };
@@ -342,12 +424,12 @@ export class RobustnessRunReconciler {
         faults: { injected: result.faults.injected, failed: result.faults.failed, active: 0 },
         violations: violationsOf(result, liveViolations),
         conditions: this.conditions(latest, [
-          { type: 'Running', status: 'False', reason: 'RunFinished', message: `run ${runNumber} finished` },
-          { type: 'Succeeded', status: phase === 'Passed' ? 'True' : 'False', reason: phase, message: record.reason ?? `verdict ${result.verdict}` },
+          { type: 'Running', status: 'False', reason: abort ? 'RunStopped' : 'RunFinished', message: `run ${runNumber} ${abort ? `stopped early: ${abort.message}` : 'finished'}` },
+          this.succeeded(outcome),
         ]),
       };
       if (report) status.report = report;
-      await this.patchStatus(latest, status);
+      await this.patchStatus(latest, { ...status, recording: null });
       // What a gate consulting this run (the HTTP gate endpoint, Argo Rollouts, Flagger) sees, as a metric.
       new UpgradeMetrics(this.options.registry).runJudged(key, judgeRun(status)?.passing ?? false);
       // Reports of runs that fell out of the bounded history go too (the last ones outlive the resource).
@@ -357,14 +439,15 @@ export class RobustnessRunReconciler {
       });
       const writable = record.faultToWritable?.medianMs === undefined ? '' : `; fault → writable median ${record.faultToWritable.medianMs} ms, worst ${record.faultToWritable.maxMs ?? '?'} ms`;
       if (phase === 'Passed') await this.event(resource, 'Normal', 'RunPassed', `run ${runNumber}: linearizable, ${result.operations.ok} operations, ${result.faults.injected} faults${writable}`);
-      else await this.event(resource, 'Warning', phase === 'Failed' ? 'RunFailed' : `Run${phase}`, `run ${runNumber}: ${result.verdict}${record.reason ? ` (${record.reason})` : ''}`);
-      logger.info(`RobustnessRun ${key}: run ${runNumber} ${phase}`, { verdict: result.verdict });
+      else await this.event(resource, 'Warning', eventReasonOf(phase), `run ${runNumber}: ${outcome.reason}: ${outcome.message}`.slice(0, 1000));
+      logger.info(`RobustnessRun ${key}: run ${runNumber} ${phase}`, { verdict: result.verdict, reason: outcome.reason });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       record = { number: runNumber, phase: 'Inconclusive', reason: `the run could not be driven: ${message}`.slice(0, 1000), startTime, endTime: new Date().toISOString() };
       const latest = (await this.runs.get(resource.metadata.namespace ?? 'default', resource.metadata.name).catch(() => undefined)) ?? resource;
       await this.patchStatus(latest, {
         ...this.finishedStatus(latest, record, run),
+        recording: null,
         conditions: this.conditions(latest, [
           { type: 'Running', status: 'False', reason: 'RunFinished', message: `run ${runNumber} could not be driven` },
           { type: 'Succeeded', status: 'False', reason: 'Inconclusive', message: record.reason! },
@@ -372,16 +455,91 @@ export class RobustnessRunReconciler {
       }).catch(() => undefined);
       await this.event(resource, 'Warning', 'RunInconclusive', record.reason!);
     } finally {
+      stopWatching();
       rmSync(workDir, { recursive: true, force: true });
     }
+  }
+
+  /** Status Running, noting where the run records; the folder goes when the status cannot be written. */
+  private async markRunning(resource: RobustnessRunResource, workDir: string, status: StatusPatch): Promise<void> {
+    try {
+      await this.patchStatus(resource, status);
+    } catch (error) {
+      rmSync(workDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The Succeeded condition of a finished run's outcome. */
+  private succeeded(outcome: RunOutcome): { type: string; status: 'True' | 'False'; reason: string; message: string } {
+    return { type: 'Succeeded', status: outcome.phase === 'Passed' ? 'True' : 'False', reason: outcome.reason, message: outcome.message.slice(0, 32_000) };
+  }
+
+  /**
+   * Ends a run whose executor died with another operator process (or this one's predecessor): Aborted
+   * (OperatorRestarted), with the report of what it recorded when the recording is on a disk this
+   * replica reaches; otherwise the status says where the recording was.
+   */
+  private async endInterrupted(key: string, resource: RobustnessRunResource): Promise<void> {
+    const status = resource.status ?? {};
+    const runNumber = status.runNumber ?? 1;
+    const previous = status.recording?.replica;
+    const abort: RunAbort = {
+      reason: 'OperatorRestarted',
+      message: `the operator${previous === undefined ? '' : ` replica ${previous}`} running it stopped during the run (its process ended without a clean stop)`,
+    };
+    let run: RobustnessRun | undefined;
+    try {
+      run = runOfResource(resource);
+    } catch {
+      run = undefined; // the spec changed into an invalid one since: the figures below use the defaults
+    }
+    const recovered = await recoverInterruptedRun(status, this.identity, abort, {
+      timeoutMs: 5 * 60_000,
+      tolerateFailures: run?.spec.faults?.tolerateFailures ?? false,
+      minQps: run?.spec.traffic.qps.min ?? 0,
+      checks: run?.spec.checks ?? { linearizability: true, watch: true },
+      run: resource.metadata.name,
+    });
+    const outcome: RunOutcome = recovered.kind === 'checked' ? recovered.outcome : { phase: 'Aborted', reason: abort.reason, message: `${abort.message}; ${recovered.message}` };
+    const message = recovered.kind === 'checked' && recovered.problem !== undefined ? `${outcome.message}; ${recovered.problem}` : outcome.message;
+    const record: RunRecord = { number: runNumber, phase: outcome.phase, reason: message.slice(0, 1000), startTime: status.startTime ?? new Date().toISOString(), endTime: new Date().toISOString() };
+    if (recovered.kind === 'checked' && recovered.report) record.verdict = recovered.verdict;
+    if (status.seed !== undefined) record.seed = status.seed;
+    const ref = { namespace: resource.metadata.namespace ?? 'default', name: resource.metadata.name, uid: resource.metadata.uid ?? '' };
+    if (recovered.kind === 'checked') {
+      try {
+        record.report = await this.options.reports.store(ref, runNumber, recovered.dir);
+      } catch (error) {
+        logger.error(`RobustnessRun ${key}: could not store the report of interrupted run ${runNumber}`, { error: apiErrorMessage(error) });
+      }
+      rmSync(recovered.dir, { recursive: true, force: true });
+    }
+    const finished: StatusPatch = {
+      ...this.finishedStatus(resource, record, run),
+      recording: null,
+      conditions: this.conditions(resource, [
+        { type: 'Running', status: 'False', reason: 'Interrupted', message: abort.message },
+        this.succeeded({ ...outcome, message }),
+      ]),
+    };
+    if (record.report) finished.report = record.report;
+    else finished.report = null; // the previous run's report is not this one's
+    await this.patchStatus(resource, finished);
+    await this.event(resource, 'Warning', eventReasonOf(outcome.phase), `run ${runNumber}: ${outcome.reason}: ${message}`.slice(0, 1000));
   }
 
   /** Stops every run of this process; each heals its faults and records its result (SIGTERM, lost lease). */
   async close(): Promise<void> {
     const runs = [...this.active.values()];
-    for (const r of runs) r.abort.abort();
+    for (const r of runs) stopRun(r, { reason: 'OperatorStopped', message: 'the operator stopped (SIGTERM or a lost lease) during the run' });
     await Promise.all(runs.map((r) => r.done));
   }
+}
+
+/** True when the run names members (a fault's target member, the self-test's member): they must exist. */
+function namesMembers(run: RobustnessRun): boolean {
+  return (run.spec.faults?.choices ?? []).some((c) => c.member !== undefined) || run.spec.selfTest?.staleReads?.member !== undefined;
 }
 
 /** Why this operator's placement cannot run the run's faults, or undefined when it can. */
