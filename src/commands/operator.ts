@@ -18,6 +18,7 @@ import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { LocalApiserver } from '../local/kube-apiserver.ts';
 import { logger, setLogFormat } from '../log.ts';
+import { isLoopback } from '../loopback.ts';
 import { imageNamed, KubeNode, readImagesManifest } from '../node/index.ts';
 
 export class OperatorUsageError extends Error {
@@ -153,12 +154,6 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     dataDir: values['data-dir'] ?? path.join(os.tmpdir(), `etcd-robustness-operator-${os.userInfo().uid}`),
     logFormat,
   };
-}
-
-/** A loopback address: only this machine reaches it (`localhost`, 127.0.0.0/8, ::1). */
-export function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[(.*)\]$/, '$1');
-  return bare === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || bare === '::1' || /^::ffff:127\./i.test(bare);
 }
 
 const booleanFlags = new Set(['--leader-elect', '--metrics-secure']);

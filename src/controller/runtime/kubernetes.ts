@@ -4,8 +4,12 @@
  * adds a member as a learner, promotes it, removes it before deleting it). Beside the members: a
  * headless Service `<cluster>-peers` that gives each Pod its stable DNS name
  * (`<member>.<cluster>-peers.<namespace>.svc.<domain>`), a client Service `<cluster>-client`, a
- * PodDisruptionBudget `<cluster>` that keeps a quorum, and the fault agents' token Secret
- * `<cluster>-agent-token`. The objects and the ports inside a Pod are in ./kubernetes-manifests.ts.
+ * PodDisruptionBudget `<cluster>` that keeps a quorum, the fault agents' token Secret
+ * `<cluster>-agent-token` and their TLS Secret `<cluster>-agent-tls`: a CA made for the cluster (its key
+ * discarded once it signed) and one serving certificate for `*.<cluster>-peers.<ns>.svc.<domain>`. The
+ * agents serve their API over HTTPS with it and a run's agent clients trust only that CA, so the token
+ * never crosses the Pod network in clear. The objects and the ports inside a Pod are in
+ * ./kubernetes-manifests.ts.
  *
  * The PVC carries the member's launch (initial cluster and state) as an annotation: a Pod that was
  * deleted or evicted is recreated from it with its data. Every object has an owner reference to the
@@ -31,9 +35,14 @@ import {
 import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { ClientTlsUnavailableError } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
+import { certificateAuthorityBundle } from '../kit/index.ts';
 import {
+  agentCertificateHosts,
   agentSecret,
   agentSecretName,
+  agentTlsKeys,
+  agentTlsSecret,
+  agentTlsSecretName,
   agentTokenKey,
   agentUrlOf,
   checkNames,
@@ -57,6 +66,7 @@ import {
   parseLaunch,
   peerService,
   peerServiceName,
+  podAgentServesTls,
   podVersion,
   versionAnnotation,
 } from './kubernetes-manifests.ts';
@@ -256,6 +266,13 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
         const token = randomBytes(32).toString('hex');
         await this.create('Secret', namespace, name, () => this.core.createNamespacedSecret({ namespace, body: agentSecret(cluster, token) }));
       }
+      const tlsName = agentTlsSecretName(cluster);
+      const existingTls = await this.optional('Secret', namespace, tlsName, 'read', () => this.core.readNamespacedSecret({ name: tlsName, namespace }));
+      // Created once as well: a new CA would not be trusted by the certificate the running agents hold.
+      if (!existingTls) {
+        const bundle = await certificateAuthorityBundle(`etcd-robustness agents of ${namespace}/${cluster.metadata.name}`, agentCertificateHosts(cluster, this.clusterDomain));
+        await this.create('Secret', namespace, tlsName, () => this.core.createNamespacedSecret({ namespace, body: agentTlsSecret(cluster, bundle) }));
+      }
     }
   }
 
@@ -309,7 +326,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       const member: PlacedMember = { name, clientUrl, peerUrl, state: observed.state, since, version };
       if (observed.detail !== undefined) member.detail = observed.detail;
       const agentRuns = pod ? (pod.spec?.containers.some((c) => c.name === 'agent') ?? false) : cluster.spec.agent.enabled;
-      if (agentRuns) member.agentUrl = agentUrlOf(host);
+      if (agentRuns) member.agentUrl = agentUrlOf(host, pod ? podAgentServesTls(pod) : true);
       members.push(member);
     }
     for (const key of this.podMissingSince.keys()) {
@@ -449,8 +466,9 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     }
     const budget = disruptionBudgetName(cluster);
     await this.optional('PodDisruptionBudget', namespace, budget, 'delete', () => this.policy.deleteNamespacedPodDisruptionBudget({ name: budget, namespace }));
-    const secret = agentSecretName(cluster);
-    await this.optional('Secret', namespace, secret, 'delete', () => this.core.deleteNamespacedSecret({ name: secret, namespace }));
+    for (const secret of [agentSecretName(cluster), agentTlsSecretName(cluster)]) {
+      await this.optional('Secret', namespace, secret, 'delete', () => this.core.deleteNamespacedSecret({ name: secret, namespace }));
+    }
     for (const key of this.podMissingSince.keys()) if (key.startsWith(`${namespace}/${cluster.metadata.name}/`)) this.podMissingSince.delete(key);
     logger.info(`deleted EtcdCluster ${namespace}/${cluster.metadata.name}'s objects`, { pods: pods.items.length, claims: claims.items.length });
   }
@@ -497,7 +515,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async faultRuntime(cluster: EtcdCluster): Promise<MemberRuntime> {
-    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster));
+    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster), await this.agentCa(cluster));
     await runtime.create();
     return runtime;
   }
@@ -509,6 +527,16 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     const secret = await this.optional('Secret', namespace, name, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
     const encoded = secret?.data?.[agentTokenKey];
     return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim();
+  }
+
+  /** The CA (PEM) of the cluster's agents' serving certificate; undefined without agents or before ensureCluster made it. */
+  async agentCa(cluster: EtcdCluster): Promise<string | undefined> {
+    if (!cluster.spec.agent.enabled) return undefined;
+    const namespace = clusterNamespace(cluster);
+    const name = agentTlsSecretName(cluster);
+    const secret = await this.optional('Secret', namespace, name, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
+    const encoded = secret?.data?.[agentTlsKeys.ca];
+    return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
   }
 
   close(): Promise<void> {
@@ -567,13 +595,15 @@ class KubernetesMemberRuntime implements MemberRuntime {
   readonly clientTls: EtcdClientTls | undefined;
   private readonly placement: KubernetesPlacement;
   private readonly cluster: EtcdCluster;
+  private readonly agentCa: string | undefined;
   private cache: RuntimeMember[] = [];
   private refreshedAt = 0;
   private refreshing: Promise<void> | undefined;
   private closed = false;
 
-  constructor(placement: KubernetesPlacement, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined) {
+  constructor(placement: KubernetesPlacement, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined, agentCa: string | undefined) {
     this.placement = placement;
+    this.agentCa = agentCa;
     this.cluster = cluster;
     this.clientTls = clientTls;
     this.clusterName = cluster.metadata.name;
@@ -589,6 +619,7 @@ class KubernetesMemberRuntime implements MemberRuntime {
     this.cache = placed.map((m) => {
       const member: RuntimeMember = { name: m.name, endpoint: m.clientUrl, peerUrl: m.peerUrl, running: m.state === 'running' };
       if (m.agentUrl !== undefined) member.agentUrl = m.agentUrl;
+      if (m.agentUrl?.startsWith('https:') === true && this.agentCa !== undefined) member.agentCa = this.agentCa;
       return member;
     });
     this.refreshedAt = Date.now();
