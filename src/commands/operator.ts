@@ -51,6 +51,10 @@ Options:
   --lease-duration DURATION       (default 15s)
   --report-dir DIR                store reports in DIR (a mounted volume) instead of ConfigMaps
   --agent-image IMAGE             image of the fault agent sidecar (kubernetes runtime)
+  --member-network-policy LABELS  kubernetes runtime: give each EtcdCluster a NetworkPolicy that admits
+                                  the agents' port only from Pods with LABELS (k=v,...: this operator's)
+                                  in this operator's namespace (POD_NAMESPACE), the peer port only from
+                                  the cluster's members (the chart sets it; enforced by the CNI plugin)
   --data-dir DIR                  local runtime: members' data and logs
   --log-format json|text          (default json)
   -h, --help
@@ -71,6 +75,8 @@ export interface OperatorArgs {
   leaseDurationMs: number;
   reportDir: string | undefined;
   agentImage: string;
+  /** --member-network-policy: the operator Pods' labels, when each cluster gets a NetworkPolicy. */
+  memberNetworkPolicy: { namespace: string; podLabels: Record<string, string> } | undefined;
   dataDir: string;
   logFormat: 'json' | 'text';
 }
@@ -103,6 +109,7 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       'lease-duration': { type: 'string', default: '15s' },
       'report-dir': { type: 'string' },
       'agent-image': { type: 'string', default: env['OPERATOR_IMAGE'] ?? defaultImage },
+      'member-network-policy': { type: 'string' },
       'data-dir': { type: 'string' },
       'log-format': { type: 'string', default: 'json' },
       help: { type: 'boolean', short: 'h' },
@@ -151,9 +158,24 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     leaseDurationMs,
     reportDir: values['report-dir'],
     agentImage: values['agent-image'],
+    memberNetworkPolicy: memberNetworkPolicyOf(values['member-network-policy'], env),
     dataDir: values['data-dir'] ?? path.join(os.tmpdir(), `etcd-robustness-operator-${os.userInfo().uid}`),
     logFormat,
   };
+}
+
+function memberNetworkPolicyOf(text: string | undefined, env: NodeJS.ProcessEnv): OperatorArgs['memberNetworkPolicy'] {
+  if (text === undefined) return undefined;
+  const podLabels: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const match = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(pair);
+    if (!match) throw new OperatorUsageError(`--member-network-policy: "${pair}" is not a label KEY=VALUE`);
+    podLabels[match[1]!] = match[2]!;
+  }
+  if (Object.keys(podLabels).length === 0) throw new OperatorUsageError("--member-network-policy: name at least one label of the operator's Pods");
+  const namespace = env['POD_NAMESPACE'];
+  if (namespace === undefined || namespace === '') throw new OperatorUsageError("--member-network-policy: needs POD_NAMESPACE (the operator Pods' namespace)");
+  return { namespace, podLabels };
 }
 
 const booleanFlags = new Set(['--leader-elect', '--metrics-secure']);
@@ -196,7 +218,10 @@ export interface OperatorRuntimeParts {
 }
 
 function partsFor(args: OperatorArgs, kubeConfig: KubeConfig): OperatorRuntimeParts {
-  const placement = args.runtime === 'local' ? new LocalPlacement({ root: args.dataDir }) : new KubernetesPlacement({ kubeConfig, operatorImage: args.agentImage });
+  const placement =
+    args.runtime === 'local'
+      ? new LocalPlacement({ root: args.dataDir })
+      : new KubernetesPlacement({ kubeConfig, operatorImage: args.agentImage, ...(args.memberNetworkPolicy === undefined ? {} : { agentClients: args.memberNetworkPolicy }) });
   const reports = args.reportDir === undefined ? new ConfigMapReportStore({ kubeConfig }) : new VolumeReportStore({ root: args.reportDir });
   return { placement, reports };
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
 import { KubernetesPlacement, PlacementError } from '../../src/controller/runtime/kubernetes.ts';
 import { launchAnnotation } from '../../src/controller/runtime/kubernetes-manifests.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
@@ -551,5 +551,38 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     await placement.deleteCluster(other);
     await releaseDeletedClaims();
     assert.deepEqual(await clusterVersions('other'), {});
+  });
+
+  test("with agentClients: a NetworkPolicy admits the agent port from the operator's Pods only, the peer port from the members only", async () => {
+    const networking = apiserver.kubeConfig.makeApiClient(NetworkingV1Api);
+    const operatorPods = { namespace: 'ops', podLabels: { 'app.kubernetes.io/name': 'etcd-robustness-operator', 'app.kubernetes.io/instance': 'r1' } };
+    const guarded = new KubernetesPlacement({ kubeConfig: apiserver.kubeConfig, operatorImage, agentClients: operatorPods, deleteTimeoutMs: 20_000, pollIntervalMs: 100 });
+    const walled = etcdCluster('walled');
+    await guarded.ensureCluster(walled);
+    const read = () => networking.readNamespacedNetworkPolicy({ name: 'walled-members', namespace });
+    // As stored (kubectl's JSON, not the client's models, which call `from` `_from`).
+    const got = await apiserver.kubectl(['-n', namespace, 'get', 'networkpolicy', 'walled-members', '-o', 'json']);
+    assert.equal(got.code, 0, got.stderr);
+    const created = JSON.parse(got.stdout) as { metadata: { resourceVersion: string; ownerReferences: { name: string }[] }; spec: unknown };
+    assert.deepEqual(created.metadata.ownerReferences.map((o) => o.name), ['walled']);
+    const members = { 'app.kubernetes.io/name': 'etcd', 'etcd.robustness.io/cluster': 'walled' };
+    assert.deepEqual(created.spec, {
+      podSelector: { matchLabels: members },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2381 }] },
+        { from: [{ podSelector: { matchLabels: members } }], ports: [{ protocol: 'TCP', port: 2380 }] },
+        { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ops' } }, podSelector: { matchLabels: operatorPods.podLabels } }], ports: [{ protocol: 'TCP', port: 9095 }] },
+      ],
+    });
+    await guarded.ensureCluster(walled);
+    assert.equal((await read()).metadata?.resourceVersion, created.metadata.resourceVersion, 'a second ensureCluster changes nothing');
+    // The member Pods it guards are the ones the placement makes.
+    await guarded.startMember(walled, { name: 'walled-0', initialCluster: 'walled-0=http://x:2380', initialClusterState: 'new' });
+    const labels = (await readPod('walled-0'))!.metadata!.labels!;
+    assert.ok(Object.entries(members).every(([k, v]) => labels[k] === v));
+    await guarded.deleteCluster(walled);
+    await assert.rejects(read(), (error: unknown) => statusCode(error) === 404);
+    await releaseDeletedClaims();
   });
 });

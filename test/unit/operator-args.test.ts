@@ -59,6 +59,18 @@ describe('etcd-robustness operator arguments', () => {
     }
   });
 
+  test("--member-network-policy: the operator Pods' labels and namespace", () => {
+    const args = parseOperatorArgs(['--member-network-policy=app.kubernetes.io/name=ero, app.kubernetes.io/instance=r1'], { POD_NAMESPACE: 'ops' });
+    assert.ok(args !== 'help');
+    assert.deepEqual(args.memberNetworkPolicy, { namespace: 'ops', podLabels: { 'app.kubernetes.io/name': 'ero', 'app.kubernetes.io/instance': 'r1' } });
+    const none = parseOperatorArgs([], { POD_NAMESPACE: 'ops' });
+    assert.ok(none !== 'help');
+    assert.equal(none.memberNetworkPolicy, undefined);
+    assert.throws(() => parseOperatorArgs(['--member-network-policy=a=b'], {}), /needs POD_NAMESPACE/);
+    assert.throws(() => parseOperatorArgs(['--member-network-policy=a'], { POD_NAMESPACE: 'ops' }), /"a" is not a label KEY=VALUE/);
+    assert.throws(() => parseOperatorArgs(['--member-network-policy=,'], { POD_NAMESPACE: 'ops' }), /name at least one label/);
+  });
+
   test('bad values are usage errors naming the flag', () => {
     const cases: [string[], RegExp][] = [
       [['--runtime=docker'], /--runtime: "docker" is not kubernetes or local/],

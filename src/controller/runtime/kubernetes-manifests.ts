@@ -22,6 +22,8 @@
  */
 import type {
   V1Container,
+  V1NetworkPolicy,
+  V1NetworkPolicyPeer,
   V1OwnerReference,
   V1PersistentVolumeClaim,
   V1Pod,
@@ -84,6 +86,7 @@ export const clientServiceName = (cluster: EtcdCluster): string => `${cluster.me
 export const disruptionBudgetName = (cluster: EtcdCluster): string => cluster.metadata.name;
 export const agentSecretName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-agent-token`;
 export const agentTlsSecretName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-agent-tls`;
+export const networkPolicyName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-members`;
 export const dataClaimName = (member: string): string => `${member}-data`;
 export const clusterNamespace = (cluster: EtcdCluster): string => cluster.metadata.namespace ?? 'default';
 
@@ -273,6 +276,42 @@ export function agentTlsSecret(cluster: EtcdCluster, bundle: { ca: string; cert:
       [agentTlsKeys.ca]: Buffer.from(bundle.ca, 'utf8').toString('base64'),
       [agentTlsKeys.cert]: Buffer.from(bundle.cert, 'utf8').toString('base64'),
       [agentTlsKeys.key]: Buffer.from(bundle.key, 'utf8').toString('base64'),
+    },
+  };
+}
+
+/** Who may reach the member Pods' agent port: the operator's Pods (their namespace and labels). */
+export interface AgentClientPods {
+  namespace: string;
+  podLabels: Record<string, string>;
+}
+
+/**
+ * The member Pods' ingress (they are isolated once a policy selects them): the client port and etcd's
+ * metrics and health port (the kubelet's probes, Prometheus) from anywhere, the peer port only from the
+ * cluster's own members, and the agent's port only from the operator's Pods. Egress is not limited.
+ * Enforcement is the CNI plugin's: one that does not implement NetworkPolicy ignores it.
+ */
+export function memberNetworkPolicy(cluster: EtcdCluster, operator: AgentClientPods): V1NetworkPolicy {
+  const members: V1NetworkPolicyPeer = { podSelector: { matchLabels: memberSelector(cluster) } };
+  const operatorPods: V1NetworkPolicyPeer = {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': operator.namespace } },
+    podSelector: { matchLabels: { ...operator.podLabels } },
+  };
+  const tcp = (port: number): { protocol: string; port: number } => ({ protocol: 'TCP', port });
+  // `_from` is the client library's name of the field `from` (it serializes it so).
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: networkPolicyName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    spec: {
+      podSelector: { matchLabels: memberSelector(cluster) },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [tcp(memberPorts.client), tcp(memberPorts.metrics)] },
+        { _from: [members], ports: [tcp(memberPorts.peer)] },
+        { _from: [operatorPods], ports: [tcp(memberPorts.agent)] },
+      ],
     },
   };
 }

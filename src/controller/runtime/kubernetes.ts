@@ -20,13 +20,15 @@
  *
  * API calls the operator's RBAC must allow: pods (get, list, create, delete), persistentvolumeclaims
  * (get, list, create, delete), services and secrets (get, create, delete), policy
- * poddisruptionbudgets (get, create, update, delete).
+ * poddisruptionbudgets (get, create, update, delete), networking.k8s.io networkpolicies (get, create,
+ * update, delete; only with agentClients).
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,
   CoreV1Api,
+  NetworkingV1Api,
   PolicyV1Api,
   type KubeConfig,
   type V1PersistentVolumeClaim,
@@ -46,6 +48,9 @@ import {
   agentTokenKey,
   agentUrlOf,
   checkNames,
+  memberNetworkPolicy,
+  networkPolicyName,
+  type AgentClientPods,
   claimVersion,
   clientService,
   clientServiceName,
@@ -95,6 +100,11 @@ export interface KubernetesPlacementOptions {
   operatorImage: string;
   /** The cluster's DNS domain (default `cluster.local`). */
   clusterDomain?: string;
+  /**
+   * Give each cluster a NetworkPolicy (`<cluster>-members`) that admits the agents' port only from these
+   * Pods (the operator's) and the peer port only from the cluster's members. Absent: no policy.
+   */
+  agentClients?: AgentClientPods;
   /** How long stop, kill, restart and rejoin wait for a deleted Pod or PVC to be gone (default 2 min). */
   deleteTimeoutMs?: number;
   /** How often they look (default 250 ms). */
@@ -131,6 +141,13 @@ function memberOf(labels: Record<string, string> | undefined, fallback: string |
 
 const byMemberName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
 
+/** JSON with object keys sorted: the client library's models list fields in their own order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
+}
+
 export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   /**
    * Not yet: a survivor's recovery (stop etcd, etcd-wal-commit on its volume, one start with
@@ -141,6 +158,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   readonly supportsCrashHold = false;
   private readonly core: CoreV1Api;
   private readonly policy: PolicyV1Api;
+  private readonly networking: NetworkingV1Api;
+  private readonly agentClients: AgentClientPods | undefined;
   private readonly operatorImage: string;
   private readonly clusterDomain: string;
   private readonly deleteTimeoutMs: number;
@@ -151,6 +170,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   constructor(options: KubernetesPlacementOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.policy = options.kubeConfig.makeApiClient(PolicyV1Api);
+    this.networking = options.kubeConfig.makeApiClient(NetworkingV1Api);
+    this.agentClients = options.agentClients;
     this.operatorImage = options.operatorImage;
     this.clusterDomain = options.clusterDomain ?? defaultClusterDomain;
     this.deleteTimeoutMs = options.deleteTimeoutMs ?? 120_000;
@@ -258,6 +279,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       logger.info(`updated PodDisruptionBudget ${namespace}/${budgetName}`, { minAvailable: budget.spec!.minAvailable });
     }
 
+    if (this.agentClients !== undefined) await this.ensureNetworkPolicy(cluster, this.agentClients);
+
     if (cluster.spec.agent.enabled) {
       const name = agentSecretName(cluster);
       const existing = await this.optional('Secret', namespace, name, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
@@ -273,6 +296,21 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
         const bundle = await certificateAuthorityBundle(`etcd-robustness agents of ${namespace}/${cluster.metadata.name}`, agentCertificateHosts(cluster, this.clusterDomain));
         await this.create('Secret', namespace, tlsName, () => this.core.createNamespacedSecret({ namespace, body: agentTlsSecret(cluster, bundle) }));
       }
+    }
+  }
+
+  private async ensureNetworkPolicy(cluster: EtcdCluster, agentClients: AgentClientPods): Promise<void> {
+    const namespace = clusterNamespace(cluster);
+    const name = networkPolicyName(cluster);
+    const wanted = memberNetworkPolicy(cluster, agentClients);
+    const existing = await this.optional('NetworkPolicy', namespace, name, 'read', () => this.networking.readNamespacedNetworkPolicy({ name, namespace }));
+    if (!existing) {
+      await this.create('NetworkPolicy', namespace, name, () => this.networking.createNamespacedNetworkPolicy({ namespace, body: wanted }));
+    } else if (canonicalJson(existing.spec) !== canonicalJson(wanted.spec)) {
+      // Another operator release (other Pod labels) or a hand edit: put it back, with the read resourceVersion.
+      const body = { apiVersion: wanted.apiVersion, kind: wanted.kind, metadata: existing.metadata, spec: wanted.spec };
+      await this.call('NetworkPolicy', namespace, name, 'update', () => this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }));
+      logger.info(`updated NetworkPolicy ${namespace}/${name}`);
     }
   }
 
@@ -466,6 +504,10 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     }
     const budget = disruptionBudgetName(cluster);
     await this.optional('PodDisruptionBudget', namespace, budget, 'delete', () => this.policy.deleteNamespacedPodDisruptionBudget({ name: budget, namespace }));
+    if (this.agentClients !== undefined) {
+      const policyName = networkPolicyName(cluster);
+      await this.optional('NetworkPolicy', namespace, policyName, 'delete', () => this.networking.deleteNamespacedNetworkPolicy({ name: policyName, namespace }));
+    }
     for (const secret of [agentSecretName(cluster), agentTlsSecretName(cluster)]) {
       await this.optional('Secret', namespace, secret, 'delete', () => this.core.deleteNamespacedSecret({ name: secret, namespace }));
     }
