@@ -123,7 +123,7 @@ export class ProbeServer {
     };
 
     const { secure } = options;
-    if (secure !== undefined && options.metricsPort === options.healthPort) {
+    if (secure !== undefined && options.metricsPort === options.healthPort && options.metricsPort !== 0) {
       throw new ProbeServerConfigError(`secure metrics serving needs a health port of its own (both are ${options.metricsPort}): the kubelet's probes carry no token`);
     }
     if (secure !== undefined) {
