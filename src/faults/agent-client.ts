@@ -35,6 +35,8 @@ export interface AgentClientOptions {
   injectTimeoutMs?: number;
   /** The CA (PEM) an https agent's certificate must chain to (absent: the system's CAs). */
   ca?: string | Buffer | undefined;
+  /** The name the agent's certificate must hold when the URL names an address (default: the URL's host). */
+  serverName?: string | undefined;
 }
 
 interface RawAnswer {
@@ -57,6 +59,7 @@ export class AgentClient {
   private readonly timeoutMs: number;
   private readonly injectTimeoutMs: number;
   private readonly ca: string | Buffer | undefined;
+  private readonly serverName: string | undefined;
 
   constructor(baseUrl: string, token: string, options: AgentClientOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
@@ -64,6 +67,7 @@ export class AgentClient {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.injectTimeoutMs = options.injectTimeoutMs ?? 30_000;
     this.ca = options.ca;
+    this.serverName = options.serverName;
   }
 
   async status(): Promise<AgentStatus> {
@@ -153,6 +157,7 @@ export class AgentClient {
     const signal = AbortSignal.timeout(timeoutMs);
     const options: https.RequestOptions = { method, headers, signal, agent: false };
     if (url.protocol === 'https:' && this.ca !== undefined) options.ca = this.ca;
+    if (url.protocol === 'https:' && this.serverName !== undefined) options.servername = this.serverName;
     const transport = url.protocol === 'https:' ? https : http;
     return new Promise<RawAnswer>((resolve, reject) => {
       const request = transport.request(url, options, (response) => {

@@ -480,6 +480,10 @@ describe('fault agent without etcd, gofail or proxy', { timeout: 30_000 }, () =>
       // By the name the certificate holds, trusting only the agents' CA.
       const client = new AgentClient(`https://localhost:${port}`, token, { ca: bundle.ca });
       assert.equal((await client.status()).member, 'x2');
+      // By its address, checking the name the certificate must hold (the in-cluster test reaches Pods so).
+      assert.equal((await new AgentClient(secure.url, token, { ca: bundle.ca, serverName: 'localhost' }).status()).member, 'x2');
+      const wrongName = await requestError(new AgentClient(secure.url, token, { ca: bundle.ca }).status());
+      assert.match(wrongName.agentMessage, /IP: 127\.0\.0\.1 is not in the cert's list|altnames/);
       const other = await certificateAuthorityBundle('someone else', ['localhost']);
       const untrusted = await requestError(new AgentClient(`https://localhost:${port}`, token, { ca: other.ca }).status());
       assert.equal(untrusted.status, undefined);
