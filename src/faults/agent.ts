@@ -1,6 +1,8 @@
 /**
  * The fault agent: runs beside one etcd member, with no extra privileges, and injects faults into it
- * on request over a small authenticated HTTP API (JSON, `Authorization: Bearer <token>`):
+ * on request over a small authenticated API (JSON, `Authorization: Bearer <token>`): HTTPS with the
+ * certificate it is given (a member Pod's), or plain HTTP on a loopback address only (the local runtime),
+ * so the token never crosses a network in clear:
  *
  *   GET    /v1/status         AgentStatus
  *   GET    /v1/failpoints     { failpoints: [{ name, term }] } from the member's gofail API
