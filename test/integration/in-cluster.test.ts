@@ -234,13 +234,14 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     const pods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
     const podIp = pods[0]?.status?.podIP;
     assert.ok(podIp !== undefined);
+    // Two ServiceAccounts (the operator remembers a denial for 10 s: one account for each answer).
+    await kubectlIn(systemNamespace, ['create', 'serviceaccount', 'nobody']);
     await kubectlIn(systemNamespace, ['create', 'serviceaccount', 'scraper']);
-    const unbound = (await kubectlIn(systemNamespace, ['create', 'token', 'scraper'])).trim();
+    await kubectlOk(node, ['create', 'clusterrolebinding', 'scraper-metrics', `--clusterrole=${release}-etcd-robustness-operator-metrics-reader`, `--serviceaccount=${systemNamespace}:scraper`]);
+    const unbound = (await kubectlIn(systemNamespace, ['create', 'token', 'nobody'])).trim();
+    scraperToken = (await kubectlIn(systemNamespace, ['create', 'token', 'scraper'])).trim();
     assert.equal((await httpsGet(`https://${podIp}:8443/metrics`)).status, 401, 'no token');
     assert.equal((await httpsGet(`https://${podIp}:8443/metrics`, unbound)).status, 403, 'a token without the role');
-    await kubectlOk(node, ['create', 'clusterrolebinding', 'scraper-metrics', `--clusterrole=${release}-etcd-robustness-operator-metrics-reader`, `--serviceaccount=${systemNamespace}:scraper`]);
-    scraperToken = (await kubectlIn(systemNamespace, ['create', 'token', 'scraper'])).trim();
-    // The operator remembers a denial for 10 s: a new binding takes effect within that.
     const scraped = await eventually('metrics with the reader role', 60_000, async () => {
       const answer = await httpsGet(`https://${podIp}:8443/metrics`, scraperToken);
       return answer.status === 200 ? answer : undefined;
