@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DurationFormatError, parseDuration } from '../duration.ts';
 import { defaultMaxTtlMs, FaultAgent, type FaultAgentOptions, type HostPort } from '../faults/agent.ts';
 import { logger } from '../log.ts';
+import { isLoopback } from '../loopback.ts';
 
 export class AgentUsageError extends Error {
   override name = 'AgentUsageError';
@@ -15,15 +16,17 @@ export class AgentUsageError extends Error {
 
 export const agentUsage = `Usage: etcd-robustness agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE [options]
 
-Runs the fault agent beside one etcd member: an HTTP API (bearer token) that kills or pauses the
+Runs the fault agent beside one etcd member: an HTTPS API (bearer token) that kills or pauses the
 member's etcd process, sets gofail failpoints, applies peer network rules in a proxy and fills its
 disk. Every fault but kill has a TTL after which the agent heals it by itself.
 
 Options:
   --member NAME             The member's name.
   --data-dir DIR            The member's etcd data dir (finds its process in /proc).
-  --listen HOST:PORT        Where the API listens.
+  --listen HOST:PORT        Where the API listens. Without TLS only a loopback address is allowed.
   --token-file FILE         File holding the bearer token.
+  --tls-cert-file FILE      Serve HTTPS with this certificate (PEM)...
+  --tls-key-file FILE       ...and its private key.
   --gofail-url URL          The member's gofail HTTP API (for failpoint faults).
   --peer-listen HOST:PORT   Run the peer proxy here (the member's advertised peer address)...
   --peer-target HOST:PORT   ...forwarding to where etcd listens for peers.
@@ -56,6 +59,8 @@ export function parseAgentArgs(argv: readonly string[]): AgentCommand {
       'data-dir': { type: 'string' },
       listen: { type: 'string' },
       'token-file': { type: 'string' },
+      'tls-cert-file': { type: 'string' },
+      'tls-key-file': { type: 'string' },
       'gofail-url': { type: 'string' },
       'peer-listen': { type: 'string' },
       'peer-target': { type: 'string' },
@@ -94,6 +99,13 @@ export function parseAgentArgs(argv: readonly string[]): AgentCommand {
     if (maxTtlMs <= 0) throw new AgentUsageError('--max-ttl: must be more than 0');
   }
   const options: FaultAgentOptions = { member, dataDir, listen, token, maxTtlMs };
+  const certFile = values['tls-cert-file'];
+  const keyFile = values['tls-key-file'];
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new AgentUsageError('--tls-cert-file and --tls-key-file go together');
+  if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: readPem(certFile, '--tls-cert-file'), key: readPem(keyFile, '--tls-key-file') };
+  if (options.tls === undefined && !isLoopback(listen.host)) {
+    throw new AgentUsageError(`--listen: ${listen.host}:${listen.port} is not a loopback address: the bearer token would cross the network in clear; give --tls-cert-file and --tls-key-file, or listen on 127.0.0.1`);
+  }
   const gofailUrl = values['gofail-url'];
   if (gofailUrl !== undefined) {
     if (!/^https?:\/\/./.test(gofailUrl)) throw new AgentUsageError(`--gofail-url: "${gofailUrl}" is not an http:// URL`);
@@ -106,6 +118,14 @@ export function parseAgentArgs(argv: readonly string[]): AgentCommand {
     options.peerProxy = { listen: parseHostPort(peerListen, '--peer-listen'), target: parseHostPort(peerTarget, '--peer-target') };
   }
   return { help: false, options, exitWithParent: values['exit-with-parent'] ?? false };
+}
+
+function readPem(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new AgentUsageError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
+  }
 }
 
 /** Runs the agent until a stop signal; the exit code. */

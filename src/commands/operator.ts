@@ -3,12 +3,13 @@
  * `etcd-robustness dev`: a local kube-apiserver with the CRDs installed and the operator running
  * against it with local members, for trying the samples with kubectl on one machine.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { customResourceDefinitions, renderCrd } from '../controller/api/index.ts';
+import { selfSignedCertificate, type ServingCertificate } from '../controller/kit/index.ts';
 import { Operator } from '../controller/operator.ts';
 import { ConfigMapReportStore, VolumeReportStore, type ReportStore } from '../controller/report-store.ts';
 import { KubernetesPlacement } from '../controller/runtime/kubernetes.ts';
@@ -18,6 +19,7 @@ import { parseDuration } from '../duration.ts';
 import { LocalApiserver } from '../local/kube-apiserver.ts';
 import { claimFolder, createScratch, FolderBusyError, reclaimScratch, removeScratch } from '../local/scratch.ts';
 import { logger, setLogFormat } from '../log.ts';
+import { isLoopback } from '../loopback.ts';
 import { imageNamed, KubeNode, readImagesManifest } from '../node/index.ts';
 
 export class OperatorUsageError extends Error {
@@ -33,15 +35,27 @@ Options:
   --runtime kubernetes|local      where members run (default kubernetes): Pods, or local etcd processes
   --namespaces NS[,NS...]         namespaces to watch (default: all)
   --kubeconfig FILE               (default: in-cluster, then KUBECONFIG, then ~/.kube/config)
-  --bind-address HOST             address of the metrics and health servers (default 0.0.0.0)
-  --metrics-port PORT             /metrics (default 8080; 0: any free port)
-  --health-port PORT              /healthz and /readyz (default 8081; 0: any free port)
+  --bind-address HOST             address of the metrics and health servers (default 127.0.0.1; the
+                                  chart sets 0.0.0.0 so that Prometheus and the kubelet reach the Pod)
+  --metrics-port PORT             /metrics and /gates/ (default 8080; 0: any free port)
+  --metrics-secure[=false]        serve /metrics and /gates/ over HTTPS, each request authenticated
+                                  (TokenReview) and authorized (SubjectAccessReview). Default: on for
+                                  any address but loopback, where plain HTTP is allowed; off is refused
+                                  for a non-loopback address
+  --metrics-cert-dir DIR          the serving certificate (tls.crt, tls.key; e.g. a mounted
+                                  kubernetes.io/tls Secret); default: a self-signed one made at start
+  --health-port PORT              /healthz and /readyz, plain HTTP without authentication (default
+                                  8081; 0: any free port; must differ from --metrics-port when secure)
   --leader-elect[=false]          campaign for the Lease before acting (default true)
   --leader-election-namespace NS  namespace of the Lease (default: POD_NAMESPACE, else default)
   --leader-election-id NAME       name of the Lease (default etcd-robustness-operator)
   --lease-duration DURATION       (default 15s)
   --report-dir DIR                store reports in DIR (a mounted volume) instead of ConfigMaps
   --agent-image IMAGE             image of the fault agent sidecar (kubernetes runtime)
+  --member-network-policy LABELS  kubernetes runtime: give each EtcdCluster a NetworkPolicy that admits
+                                  the agents' port only from Pods with LABELS (k=v,...: this operator's)
+                                  in this operator's namespace (POD_NAMESPACE), the peer port only from
+                                  the cluster's members (the chart sets it; enforced by the CNI plugin)
   --data-dir DIR                  local runtime: members' data and logs
   --log-format json|text          (default json)
   -h, --help
@@ -53,6 +67,8 @@ export interface OperatorArgs {
   kubeconfig: string | undefined;
   bindAddress: string;
   metricsPort: number;
+  metricsSecure: boolean;
+  metricsCertDir: string | undefined;
   healthPort: number;
   leaderElect: boolean;
   leaderElectionNamespace: string;
@@ -60,6 +76,8 @@ export interface OperatorArgs {
   leaseDurationMs: number;
   reportDir: string | undefined;
   agentImage: string;
+  /** --member-network-policy: the operator Pods' labels, when each cluster gets a NetworkPolicy. */
+  memberNetworkPolicy: { namespace: string; podLabels: Record<string, string> } | undefined;
   dataDir: string;
   logFormat: 'json' | 'text';
 }
@@ -81,8 +99,10 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       runtime: { type: 'string', default: 'kubernetes' },
       namespaces: { type: 'string', default: '' },
       kubeconfig: { type: 'string' },
-      'bind-address': { type: 'string', default: '0.0.0.0' },
+      'bind-address': { type: 'string', default: '127.0.0.1' },
       'metrics-port': { type: 'string', default: '8080' },
+      'metrics-secure': { type: 'string' },
+      'metrics-cert-dir': { type: 'string' },
       'health-port': { type: 'string', default: '8081' },
       'leader-elect': { type: 'string' },
       'leader-election-namespace': { type: 'string' },
@@ -90,6 +110,7 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       'lease-duration': { type: 'string', default: '15s' },
       'report-dir': { type: 'string' },
       'agent-image': { type: 'string', default: env['OPERATOR_IMAGE'] ?? defaultImage },
+      'member-network-policy': { type: 'string' },
       'data-dir': { type: 'string' },
       'log-format': { type: 'string', default: 'json' },
       help: { type: 'boolean', short: 'h' },
@@ -110,27 +131,79 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     throw new OperatorUsageError(`--lease-duration: ${(error as Error).message}`);
   }
   if (leaseDurationMs < 2000) throw new OperatorUsageError('--lease-duration: must be at least 2s');
+  const bindAddress = values['bind-address'];
+  const secureText = values['metrics-secure'];
+  if (secureText !== undefined && secureText !== 'true' && secureText !== 'false') throw new OperatorUsageError(`--metrics-secure: "${secureText}" is not true or false`);
+  const metricsSecure = secureText === undefined ? !isLoopback(bindAddress) : secureText === 'true';
+  if (!metricsSecure && !isLoopback(bindAddress)) {
+    throw new OperatorUsageError(`--metrics-secure=false: plain HTTP without authentication is served on loopback only, not on --bind-address ${bindAddress} (the gates reveal every namespace's verdicts)`);
+  }
+  const metricsPort = port('--metrics-port', values['metrics-port']);
+  const healthPort = port('--health-port', values['health-port']);
+  if (metricsSecure && metricsPort === healthPort && metricsPort !== 0) {
+    throw new OperatorUsageError(`--health-port: must differ from --metrics-port (${metricsPort}) when metrics are served securely: the kubelet's probes carry no token`);
+  }
+  if (values['metrics-cert-dir'] !== undefined && !metricsSecure) throw new OperatorUsageError('--metrics-cert-dir: needs --metrics-secure');
   return {
     runtime,
     namespaces: values.namespaces.split(',').map((s) => s.trim()).filter((s) => s !== ''),
     kubeconfig: values.kubeconfig,
-    bindAddress: values['bind-address'],
-    metricsPort: port('--metrics-port', values['metrics-port']),
-    healthPort: port('--health-port', values['health-port']),
+    bindAddress,
+    metricsPort,
+    metricsSecure,
+    metricsCertDir: values['metrics-cert-dir'],
+    healthPort,
     leaderElect: leaderElectText === 'true',
     leaderElectionNamespace: values['leader-election-namespace'] ?? env['POD_NAMESPACE'] ?? 'default',
     leaderElectionId: values['leader-election-id'],
     leaseDurationMs,
     reportDir: values['report-dir'],
     agentImage: values['agent-image'],
+    memberNetworkPolicy: memberNetworkPolicyOf(values['member-network-policy'], env),
     dataDir: values['data-dir'] ?? path.join(os.tmpdir(), `etcd-robustness-operator-${os.userInfo().uid}`),
     logFormat,
   };
 }
 
-/** --leader-elect is a boolean flag that may also be written --leader-elect=false. */
+function memberNetworkPolicyOf(text: string | undefined, env: NodeJS.ProcessEnv): OperatorArgs['memberNetworkPolicy'] {
+  if (text === undefined) return undefined;
+  const podLabels: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const match = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(pair);
+    if (!match) throw new OperatorUsageError(`--member-network-policy: "${pair}" is not a label KEY=VALUE`);
+    podLabels[match[1]!] = match[2]!;
+  }
+  if (Object.keys(podLabels).length === 0) throw new OperatorUsageError("--member-network-policy: name at least one label of the operator's Pods");
+  const namespace = env['POD_NAMESPACE'];
+  if (namespace === undefined || namespace === '') throw new OperatorUsageError("--member-network-policy: needs POD_NAMESPACE (the operator Pods' namespace)");
+  return { namespace, podLabels };
+}
+
+const booleanFlags = new Set(['--leader-elect', '--metrics-secure']);
+
+/** --leader-elect and --metrics-secure are boolean flags that may also be written --flag=false. */
 function normalizeArgv(argv: string[]): string[] {
-  return argv.map((a, i) => (a === '--leader-elect' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-')) ? '--leader-elect=true' : a));
+  return argv.map((a, i) => (booleanFlags.has(a) && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-')) ? `${a}=true` : a));
+}
+
+export class MetricsCertificateError extends Error {
+  override name = 'MetricsCertificateError';
+}
+
+/** The metrics serving certificate: tls.crt and tls.key of --metrics-cert-dir, else a self-signed one. */
+export async function metricsCertificate(certDir: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ServingCertificate> {
+  if (certDir !== undefined) {
+    const read = (file: string): string => {
+      try {
+        return readFileSync(path.join(certDir, file), 'utf8');
+      } catch (error) {
+        throw new MetricsCertificateError(`--metrics-cert-dir: cannot read ${path.join(certDir, file)}: ${(error as Error).message}`);
+      }
+    };
+    return { cert: read('tls.crt'), key: read('tls.key') };
+  }
+  const hosts = [...new Set([os.hostname(), 'localhost', '127.0.0.1', ...(env['POD_IP'] === undefined || env['POD_IP'] === '' ? [] : [env['POD_IP']])])];
+  return selfSignedCertificate('etcd-robustness-operator metrics', hosts);
 }
 
 function loadKubeConfig(file: string | undefined): KubeConfig {
@@ -146,7 +219,10 @@ export interface OperatorRuntimeParts {
 }
 
 function partsFor(args: OperatorArgs, kubeConfig: KubeConfig): OperatorRuntimeParts {
-  const placement = args.runtime === 'local' ? new LocalPlacement({ root: args.dataDir }) : new KubernetesPlacement({ kubeConfig, operatorImage: args.agentImage });
+  const placement =
+    args.runtime === 'local'
+      ? new LocalPlacement({ root: args.dataDir })
+      : new KubernetesPlacement({ kubeConfig, operatorImage: args.agentImage, ...(args.memberNetworkPolicy === undefined ? {} : { agentClients: args.memberNetworkPolicy }) });
   const reports = args.reportDir === undefined ? new ConfigMapReportStore({ kubeConfig }) : new VolumeReportStore({ root: args.reportDir });
   return { placement, reports };
 }
@@ -187,9 +263,18 @@ async function operate(args: OperatorArgs, parts: OperatorRuntimeParts & { kubeC
     host: args.bindAddress,
     metricsPort: args.metricsPort,
     healthPort: args.healthPort,
+    ...(args.metricsSecure ? { secureMetrics: { tls: await metricsCertificate(args.metricsCertDir) } } : {}),
     onLostLeadership: () => lost(),
   });
-  logger.info('operator started', { identity, runtime: args.runtime, namespaces: args.namespaces.length === 0 ? 'all' : args.namespaces, metrics: operator.metricsUrl, health: operator.healthUrl, leaderElection: args.leaderElect });
+  logger.info('operator started', {
+    identity,
+    runtime: args.runtime,
+    namespaces: args.namespaces.length === 0 ? 'all' : args.namespaces,
+    metrics: operator.metricsUrl,
+    metricsAuth: args.metricsSecure ? 'TokenReview and SubjectAccessReview' : 'none (loopback)',
+    health: operator.healthUrl,
+    leaderElection: args.leaderElect,
+  });
   out(`metrics: ${operator.metricsUrl}`);
   out(`health: ${operator.healthUrl}/healthz`);
   const signals = stopSignals();

@@ -11,9 +11,22 @@ import { etcdClusterPlural, robustnessGroup, robustnessRunPlural, robustnessVers
 import { logger } from '../log.ts';
 import { Registry } from '../run/index.ts';
 import { EtcdClusterReconciler } from './etcdcluster/reconciler.ts';
-import { Controller, ControllerMetrics, EventRecorder, Informer, keyOf, LeaderElector, ProbeServer, type KubeObject } from './kit/index.ts';
+import {
+  CachingReviewer,
+  Controller,
+  ControllerMetrics,
+  EventRecorder,
+  Informer,
+  keyOf,
+  KubeReviewer,
+  LeaderElector,
+  ProbeServer,
+  type KubeObject,
+  type Reviewer,
+  type ServingCertificate,
+} from './kit/index.ts';
 import type { ReportStore } from './report-store.ts';
-import { gatesHandler } from './gates/index.ts';
+import { gateAttributes, gatesHandler } from './gates/index.ts';
 import { CustomResources } from './kube-api.ts';
 import { RobustnessRunReconciler } from './robustnessrun/reconciler.ts';
 
@@ -30,6 +43,13 @@ export interface OperatorOptions {
   host: string;
   metricsPort: number;
   healthPort: number;
+  /**
+   * Secure serving of /metrics and the gates: HTTPS with `tls`, every request authenticated with a
+   * TokenReview and authorized with a SubjectAccessReview (by `reviewer`; default: the API server of
+   * kubeConfig, answers cached for a minute). Absent: plain HTTP without authentication, which only a
+   * loopback `host` should serve (the operator command refuses anything else).
+   */
+  secureMetrics?: { tls: ServingCertificate; reviewer?: Reviewer };
   /** Called when leadership is lost (the operator command exits, as controller-runtime does). */
   onLostLeadership?: () => void;
   /** Requeue period of a steady EtcdCluster (default 5 s). */
@@ -192,6 +212,10 @@ export class Operator {
       readiness: { 'informers-synced': () => self.operator?.leading?.synced ?? true },
       // Any replica answers: the gates read the objects from the API server, not from the leader's state.
       gates: gatesHandler({ cluster: (ns, name) => clusters.get(ns, name), run: (ns, name) => runs.get(ns, name) }),
+      gateAttributes,
+      ...(options.secureMetrics === undefined
+        ? {}
+        : { secure: { tls: options.secureMetrics.tls, reviewer: options.secureMetrics.reviewer ?? new CachingReviewer(new KubeReviewer(options.kubeConfig)) } }),
     });
     const operator = new Operator(options, registry, probes, metrics);
     self.operator = operator;

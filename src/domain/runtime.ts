@@ -15,6 +15,8 @@ export interface RuntimeMember {
   failpointUrl?: string;
   /** The member's fault agent (HTTP API of src/faults/agent.ts), when the runtime runs one. */
   agentUrl?: string;
+  /** The CA (PEM) that signed the agent's serving certificate, when agentUrl is https. */
+  agentCa?: string;
 }
 
 export interface MemberRuntime {

@@ -1,4 +1,9 @@
-/** The runner's side of the fault agent's HTTP API (src/faults/agent.ts). */
+/**
+ * The runner's side of the fault agent's API (src/faults/agent.ts): HTTPS verified against the CA that
+ * signed the agent's certificate (`ca`), or plain HTTP to an agent on loopback (the local runtimes).
+ */
+import http from 'node:http';
+import https from 'node:https';
 import type { AgentFault, AgentFaultRequest, AgentStatus } from '../domain/faults.ts';
 import type { FailpointState } from './gofail.ts';
 
@@ -28,6 +33,16 @@ export interface AgentClientOptions {
   timeoutMs?: number;
   /** Per-call timeout for inject (default 30 s: a large diskPressure ballast takes a while to write). */
   injectTimeoutMs?: number;
+  /** The CA (PEM) an https agent's certificate must chain to (absent: the system's CAs). */
+  ca?: string | Buffer | undefined;
+  /** The name the agent's certificate must hold when the URL names an address (default: the URL's host). */
+  serverName?: string | undefined;
+}
+
+interface RawAnswer {
+  status: number;
+  statusText: string;
+  text: string;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -43,12 +58,16 @@ export class AgentClient {
   private readonly token: string;
   private readonly timeoutMs: number;
   private readonly injectTimeoutMs: number;
+  private readonly ca: string | Buffer | undefined;
+  private readonly serverName: string | undefined;
 
   constructor(baseUrl: string, token: string, options: AgentClientOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.token = token;
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.injectTimeoutMs = options.injectTimeoutMs ?? 30_000;
+    this.ca = options.ca;
+    this.serverName = options.serverName;
   }
 
   async status(): Promise<AgentStatus> {
@@ -104,33 +123,52 @@ export class AgentClient {
 
   private async request(method: string, route: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<unknown> {
     const url = `${this.baseUrl}${route}`;
-    let response: Response;
-    let text: string;
+    let answer: RawAnswer;
     try {
-      response = await fetch(url, {
-        method,
-        headers: { Authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      text = await response.text();
+      answer = await this.send(method, new URL(url), body === undefined ? undefined : JSON.stringify(body), timeoutMs);
     } catch (error) {
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
       const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
       const message = timedOut ? `no answer within ${timeoutMs} ms` : `${error instanceof Error ? error.message : String(error)}${cause}`;
       throw new AgentRequestError(method, url, undefined, message, timedOut);
     }
+    const { status, statusText, text } = answer;
     let parsed: unknown;
     try {
       parsed = text.trim() === '' ? undefined : (JSON.parse(text) as unknown);
     } catch {
       parsed = undefined;
     }
-    if (!response.ok) {
-      const message = isRecord(parsed) && typeof parsed['error'] === 'string' ? parsed['error'] : text.trim() || response.statusText;
-      throw new AgentRequestError(method, url, response.status, message);
+    if (status < 200 || status >= 300) {
+      const message = isRecord(parsed) && typeof parsed['error'] === 'string' ? parsed['error'] : text.trim() || statusText;
+      throw new AgentRequestError(method, url, status, message);
     }
-    if (parsed === undefined) throw new AgentRequestError(method, url, response.status, `the answer is not JSON: ${text.slice(0, 200)}`);
+    if (parsed === undefined) throw new AgentRequestError(method, url, status, `the answer is not JSON: ${text.slice(0, 200)}`);
     return parsed;
+  }
+
+  /** One request over node:http(s) (fetch takes no CA): the whole answer, or a TimeoutError after timeoutMs. */
+  private send(method: string, url: URL, payload: string | undefined, timeoutMs: number): Promise<RawAnswer> {
+    const headers: Record<string, string | number> = { Authorization: `Bearer ${this.token}` };
+    if (payload !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      headers['Content-Length'] = Buffer.byteLength(payload);
+    }
+    const signal = AbortSignal.timeout(timeoutMs);
+    const options: https.RequestOptions = { method, headers, signal, agent: false };
+    if (url.protocol === 'https:' && this.ca !== undefined) options.ca = this.ca;
+    if (url.protocol === 'https:' && this.serverName !== undefined) options.servername = this.serverName;
+    const transport = url.protocol === 'https:' ? https : http;
+    return new Promise<RawAnswer>((resolve, reject) => {
+      const request = transport.request(url, options, (response) => {
+        response.setEncoding('utf8');
+        let text = '';
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? '', text }));
+        response.on('error', reject);
+      });
+      request.on('error', (error) => reject(signal.aborted ? (signal.reason as Error) : error));
+      request.end(payload);
+    });
   }
 }

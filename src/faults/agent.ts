@@ -1,6 +1,8 @@
 /**
  * The fault agent: runs beside one etcd member, with no extra privileges, and injects faults into it
- * on request over a small authenticated HTTP API (JSON, `Authorization: Bearer <token>`):
+ * on request over a small authenticated API (JSON, `Authorization: Bearer <token>`): HTTPS with the
+ * certificate it is given (a member Pod's), or plain HTTP on a loopback address only (the local runtime),
+ * so the token never crosses a network in clear:
  *
  *   GET    /v1/status         AgentStatus
  *   GET    /v1/failpoints     { failpoints: [{ name, term }] } from the member's gofail API
@@ -27,6 +29,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { open, statfs, unlink } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -35,6 +38,7 @@ import { defaultMaxTtlMs } from '../domain/faults.ts';
 
 export { defaultMaxTtlMs };
 import { logger } from '../log.ts';
+import { isLoopback } from '../loopback.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
 import { holdFile, removeHold, writeHold } from './hold.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
@@ -365,6 +369,11 @@ export class AgentHttpError extends JsonHttpError {
   override name = 'AgentHttpError';
 }
 
+/** A plain-HTTP listen address that is not loopback. */
+export class AgentInsecureListenError extends Error {
+  override name = 'AgentInsecureListenError';
+}
+
 export interface HostPort {
   host: string;
   port: number;
@@ -379,6 +388,11 @@ export interface FaultAgentOptions {
   listen: HostPort;
   /** The bearer token every request must carry. */
   token: string;
+  /**
+   * Serve HTTPS with this certificate and key (PEM). Without it the API is plain HTTP, which the agent
+   * serves on a loopback address only: elsewhere the token would cross the network in clear.
+   */
+  tls?: { cert: string; key: string };
   /** The member's gofail HTTP API; without it failpoint faults answer 409. */
   gofailUrl?: string;
   /** Run a peer proxy (network faults): it listens on the member's advertised peer address and forwards to etcd's. */
@@ -436,11 +450,14 @@ export class FaultAgent {
   private readonly healed = new Map<string, AgentFault>();
   private readonly injecting = new Set<string>();
   private proxy: PeerProxy | undefined;
-  private server: http.Server | undefined;
+  private server: http.Server | https.Server | undefined;
   private closing: Promise<AgentFault[]> | undefined;
 
   private constructor(options: FaultAgentOptions) {
     if (options.token === '') throw new Error('the agent token must not be empty');
+    if (options.tls === undefined && !isLoopback(options.listen.host)) {
+      throw new AgentInsecureListenError(`agent ${options.member}: listen address ${options.listen.host}:${options.listen.port} is not loopback: serve TLS there (--tls-cert-file, --tls-key-file), or listen on 127.0.0.1`);
+    }
     this.member = options.member;
     this.dataDir = path.resolve(options.dataDir);
     this.maxTtlMs = options.maxTtlMs ?? defaultMaxTtlMs;
@@ -457,7 +474,7 @@ export class FaultAgent {
         agent.proxy = await PeerProxy.start({ member: options.member, listen: options.peerProxy.listen, target: options.peerProxy.target });
       }
       await agent.healLeftovers();
-      await agent.listen(options.listen);
+      await agent.listen(options.listen, options.tls);
     } catch (error) {
       await agent.proxy?.close();
       throw error;
@@ -470,7 +487,7 @@ export class FaultAgent {
     const address = this.server?.address() as AddressInfo | null | undefined;
     if (!address) throw new Error('the agent is not listening');
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${host}:${address.port}`;
+    return `${this.server instanceof https.Server ? 'https' : 'http'}://${host}:${address.port}`;
   }
 
   /** The etcd process of this member, if one runs. */
@@ -753,8 +770,9 @@ export class FaultAgent {
 
   // ---- HTTP ----
 
-  private async listen(address: HostPort): Promise<void> {
-    const server = http.createServer((req, res) => void this.serve(req, res));
+  private async listen(address: HostPort, tls: FaultAgentOptions['tls']): Promise<void> {
+    const serve = (req: http.IncomingMessage, res: http.ServerResponse): void => void this.serve(req, res);
+    const server = tls === undefined ? http.createServer(serve) : https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, serve);
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

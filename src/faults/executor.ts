@@ -131,9 +131,9 @@ export class FaultExecutor {
   }
 
   private agent(name: string): AgentClient {
-    const { agentUrl } = this.member(name);
+    const { agentUrl, agentCa } = this.member(name);
     if (agentUrl === undefined || this.options.agentToken === undefined) throw new FaultUnavailableError(`member ${name} has no fault agent`);
-    return new AgentClient(agentUrl, this.options.agentToken);
+    return new AgentClient(agentUrl, this.options.agentToken, { ca: agentCa });
   }
 
   private record(id: number, phase: FaultPhase, fault: FaultName, targets: string[], detail?: string, params?: Record<string, number | string>): void {

@@ -175,7 +175,7 @@ async function lagMember(member: RuntimeMember, agentToken: string | undefined, 
     return () => gofail.deactivate(selfTestFailpoint.name);
   }
   if (member.agentUrl === undefined || agentToken === undefined) throw new Error(`selfTest.staleReads: member ${member.name} has neither a gofail API nor a fault agent this run may use`);
-  const agent = new AgentClient(member.agentUrl, agentToken);
+  const agent = new AgentClient(member.agentUrl, agentToken, { ca: member.agentCa });
   const fault = await agent.inject({ type: 'failpoint', ...selfTestFailpoint, ttlMs: Math.min(ttlMs, defaultMaxTtlMs) });
   return async () => {
     await agent.heal(fault.id);

@@ -46,6 +46,11 @@ export interface PrometheusOptions {
   ruleFiles?: string[];
   /** Also the rules' evaluation interval. Default 1s. */
   scrapeInterval?: string;
+  /**
+   * Scrape as the chart's ServiceMonitor does the operator's secure endpoint: HTTPS, this bearer token,
+   * the (self-signed) certificate not verified.
+   */
+  secure?: { bearerToken: string };
 }
 
 /** One entry of /api/v1/alerts. */
@@ -87,10 +92,16 @@ export class TestPrometheus {
     const binary = requireBinary(prometheusBinary);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-prometheus-'));
     const interval = options.scrapeInterval ?? '1s';
+    const job: Record<string, unknown> = { job_name: 'etcd-robustness-operator', metrics_path: options.metricsPath ?? '/metrics', static_configs: [{ targets: [options.target] }] };
+    if (options.secure !== undefined) {
+      const tokenFile = path.join(dir, 'token');
+      writeFileSync(tokenFile, options.secure.bearerToken, { mode: 0o600 });
+      Object.assign(job, { scheme: 'https', authorization: { type: 'Bearer', credentials_file: tokenFile }, tls_config: { insecure_skip_verify: true } });
+    }
     const config = {
       global: { scrape_interval: interval, scrape_timeout: interval, evaluation_interval: interval },
       rule_files: options.ruleFiles ?? [],
-      scrape_configs: [{ job_name: 'etcd-robustness-operator', metrics_path: options.metricsPath ?? '/metrics', static_configs: [{ targets: [options.target] }] }],
+      scrape_configs: [job],
     };
     const configFile = path.join(dir, 'prometheus.yml');
     writeFileSync(configFile, stringify(config));

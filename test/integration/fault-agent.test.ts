@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import type { AgentFault } from '../../src/domain/index.ts';
-import { FaultAgent } from '../../src/faults/agent.ts';
+import { AgentInsecureListenError, FaultAgent } from '../../src/faults/agent.ts';
+import { certificateAuthorityBundle } from '../../src/controller/kit/certificates.ts';
 import { AgentClient, AgentRequestError } from '../../src/faults/agent-client.ts';
 import { holdFile } from '../../src/faults/hold.ts';
 import { cliEntryPoint, LocalEtcdCluster, type LocalEtcdMember } from '../../src/local/etcd-cluster.ts';
@@ -466,6 +467,34 @@ describe('fault agent without etcd, gofail or proxy', { timeout: 30_000 }, () =>
   test('an unreachable agent is an AgentRequestError without status', async () => {
     const error = await requestError(new AgentClient('http://127.0.0.1:9', token, { timeoutMs: 1000 }).status());
     assert.equal(error.status, undefined);
+  });
+  test('over TLS: the client verifies the agent against its CA, and the token never goes in clear', async () => {
+    const bundle = await certificateAuthorityBundle('test agents', ['localhost']);
+    const dataDir = path.join(root, 'x2.etcd');
+    // Not on a non-loopback address without TLS: the token would cross the network in clear.
+    await assert.rejects(FaultAgent.start({ member: 'x2', dataDir, listen: { host: '0.0.0.0', port: 0 }, token }), AgentInsecureListenError);
+    const secure = await FaultAgent.start({ member: 'x2', dataDir, listen: { host: '127.0.0.1', port: 0 }, token, tls: { cert: bundle.cert, key: bundle.key } });
+    try {
+      const port = new URL(secure.url).port;
+      assert.equal(secure.url, `https://127.0.0.1:${port}`);
+      // By the name the certificate holds, trusting only the agents' CA.
+      const client = new AgentClient(`https://localhost:${port}`, token, { ca: bundle.ca });
+      assert.equal((await client.status()).member, 'x2');
+      // By its address, checking the name the certificate must hold (the in-cluster test reaches Pods so).
+      assert.equal((await new AgentClient(secure.url, token, { ca: bundle.ca, serverName: 'localhost' }).status()).member, 'x2');
+      const wrongName = await requestError(new AgentClient(secure.url, token, { ca: bundle.ca }).status());
+      assert.match(wrongName.agentMessage, /IP: 127\.0\.0\.1 is not in the cert's list|altnames/);
+      const other = await certificateAuthorityBundle('someone else', ['localhost']);
+      const untrusted = await requestError(new AgentClient(`https://localhost:${port}`, token, { ca: other.ca }).status());
+      assert.equal(untrusted.status, undefined);
+      assert.match(untrusted.agentMessage, /certificate/);
+      // Plain HTTP to the TLS port gets no API answer (the request, token included, is not served).
+      const plain = await requestError(new AgentClient(`http://127.0.0.1:${port}`, token, { timeoutMs: 2000 }).status());
+      assert.notEqual(plain.status, 200);
+      assert.ok(plain.status === undefined || plain.status === 400, `plain HTTP: ${plain.message}`);
+    } finally {
+      await secure.close();
+    }
   });
 });
 

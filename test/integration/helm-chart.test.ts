@@ -58,6 +58,15 @@ const operatorPermissions: Permission[] = [
   { apiGroup: 'events.k8s.io', resources: ['events'], verbs: ['create', 'patch'] },
 ];
 
+/** With networkPolicy.enabled (the default): the operator gives each EtcdCluster a NetworkPolicy. */
+const networkPolicyPermissions: Permission[] = [{ apiGroup: 'networking.k8s.io', resources: ['networkpolicies'], verbs: ['get', 'create', 'update', 'delete'] }];
+
+/** Secure metrics serving: TokenReviews and SubjectAccessReviews, nothing else cluster-wide. */
+const authPermissions: Permission[] = [
+  { apiGroup: 'authentication.k8s.io', resources: ['tokenreviews'], verbs: ['create'] },
+  { apiGroup: 'authorization.k8s.io', resources: ['subjectaccessreviews'], verbs: ['create'] },
+];
+
 /** Leader election, in the operator's own namespace only. */
 const leaderElectionPermissions = (leaseName: string): Permission[] => [
   { apiGroup: 'coordination.k8s.io', resources: ['leases'], verbs: ['create'] },
@@ -98,7 +107,7 @@ function only(manifests: Manifest[], kind: string, name?: string): Manifest {
   return found[0]!;
 }
 
-const roleOf = (manifests: Manifest[], kind: 'Role' | 'ClusterRole'): RoleObject => only(manifests, kind) as RoleObject;
+const roleOf = (manifests: Manifest[], kind: 'Role' | 'ClusterRole', name?: string): RoleObject => only(manifests, kind, name) as RoleObject;
 const bindingOf = (manifest: Manifest | undefined): V1RoleBinding => manifest as unknown as V1RoleBinding;
 const deploymentOf = (manifests: Manifest[]): V1Deployment => only(manifests, 'Deployment');
 
@@ -208,8 +217,12 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     const { text, manifests } = await render();
     assert.deepEqual(kinds(manifests), [
       `ClusterRole/-/${fullname}`,
+      `ClusterRole/-/${fullname}-auth`,
+      `ClusterRole/-/${fullname}-metrics-reader`,
       `ClusterRoleBinding/-/${fullname}`,
+      `ClusterRoleBinding/-/${fullname}-auth`,
       `Deployment/${releaseNamespace}/${fullname}`,
+      `NetworkPolicy/${releaseNamespace}/${fullname}`,
       `Role/${releaseNamespace}/${fullname}-leader-election`,
       `RoleBinding/${releaseNamespace}/${fullname}-leader-election`,
       `Service/${releaseNamespace}/${fullname}-metrics`,
@@ -231,10 +244,12 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       '--leader-election-namespace=$(POD_NAMESPACE)',
       '--leader-election-id=etcd-robustness-operator',
       '--bind-address=0.0.0.0',
-      '--metrics-port=8080',
+      '--metrics-port=8443',
+      '--metrics-secure',
       '--health-port=8081',
       '--namespaces=',
       '--agent-image=ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0',
+      `--member-network-policy=app.kubernetes.io/name=etcd-robustness-operator,app.kubernetes.io/instance=${release}`,
     ]);
     assert.equal(container.image, 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0');
     assert.deepEqual(
@@ -242,6 +257,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       [
         ['POD_NAME', 'metadata.name'],
         ['POD_NAMESPACE', 'metadata.namespace'],
+        ['POD_IP', 'status.podIP'],
       ],
     );
     assert.deepEqual(container.livenessProbe?.httpGet, { path: '/healthz', port: 8081 });
@@ -249,7 +265,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     assert.deepEqual(
       container.ports?.map((port) => [port.name, port.containerPort]),
       [
-        ['http-metrics', 8080],
+        ['https-metrics', 8443],
         ['http-health', 8081],
       ],
     );
@@ -265,7 +281,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
 
     const service = only(manifests, 'Service');
     assert.deepEqual((service['spec'] as { ports: unknown }).ports, [
-      { name: 'http-metrics', port: 8080, targetPort: 'http-metrics', protocol: 'TCP' },
+      { name: 'https-metrics', port: 8443, targetPort: 'https-metrics', protocol: 'TCP' },
     ]);
     assert.deepEqual(
       (service['spec'] as { selector: unknown }).selector,
@@ -277,9 +293,17 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
 
   test('RBAC is least privilege: the exact table, no wildcards, bound to the ServiceAccount only', async () => {
     const { manifests } = await render();
-    const clusterRole = roleOf(manifests, 'ClusterRole');
-    assert.deepEqual(expandRules(clusterRole.rules), expandTable(operatorPermissions));
-    assertBoundToServiceAccount(bindingOf(only(manifests, 'ClusterRoleBinding')), 'ClusterRole', fullname);
+    const clusterRole = roleOf(manifests, 'ClusterRole', fullname);
+    assert.deepEqual(expandRules(clusterRole.rules), expandTable([...operatorPermissions, ...networkPolicyPermissions]));
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'ClusterRoleBinding', fullname)), 'ClusterRole', fullname);
+    assert.deepEqual(expandRules(roleOf(manifests, 'ClusterRole', `${fullname}-auth`).rules), expandTable(authPermissions));
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'ClusterRoleBinding', `${fullname}-auth`)), 'ClusterRole', `${fullname}-auth`);
+    // Reading /metrics: a ClusterRole (kubebuilder's metrics-reader) the chart binds only to metrics.readers.
+    assert.deepEqual(roleOf(manifests, 'ClusterRole', `${fullname}-metrics-reader`).rules, [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
+    const readers = await render(['--set', 'metrics.readers[0].kind=ServiceAccount', '--set', 'metrics.readers[0].name=prometheus', '--set', 'metrics.readers[0].namespace=monitoring']);
+    const readerBinding = bindingOf(only(readers.manifests, 'ClusterRoleBinding', `${fullname}-metrics-reader`));
+    assert.deepEqual(readerBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${fullname}-metrics-reader` });
+    assert.deepEqual(readerBinding.subjects, [{ kind: 'ServiceAccount', name: 'prometheus', namespace: 'monitoring' }]);
 
     const leaderElection = roleOf(manifests, 'Role');
     assert.equal(leaderElection.metadata.namespace, releaseNamespace);
@@ -296,10 +320,15 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     assert.ok(args?.includes('--leader-election-id=my-lease'), String(args));
   });
 
-  test('watchNamespaces: a Role and RoleBinding per namespace and no cluster-wide access', async () => {
+  test('watchNamespaces: a Role and RoleBinding per namespace and no cluster-wide access to objects', async () => {
     const { text, manifests } = await render(['--set', 'watchNamespaces={team-a,team-b}']);
     assert.deepEqual(kinds(manifests), [
+      // Cluster-wide only the reviews of secure metrics serving (no object) and the metrics reader role.
+      `ClusterRole/-/${fullname}-auth`,
+      `ClusterRole/-/${fullname}-metrics-reader`,
+      `ClusterRoleBinding/-/${fullname}-auth`,
       `Deployment/${releaseNamespace}/${fullname}`,
+      `NetworkPolicy/${releaseNamespace}/${fullname}`,
       `Role/${releaseNamespace}/${fullname}-leader-election`,
       `Role/team-a/${fullname}`,
       `Role/team-b/${fullname}`,
@@ -311,7 +340,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     ]);
     for (const namespace of ['team-a', 'team-b']) {
       const role = manifests.find((m) => m.kind === 'Role' && m.metadata.namespace === namespace) as RoleObject;
-      assert.deepEqual(expandRules(role.rules), expandTable(operatorPermissions));
+      assert.deepEqual(expandRules(role.rules), expandTable([...operatorPermissions, ...networkPolicyPermissions]));
       const binding = manifests.find((m) => m.kind === 'RoleBinding' && m.metadata.namespace === namespace);
       assertBoundToServiceAccount(bindingOf(binding), 'Role', fullname);
     }
@@ -346,7 +375,20 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       namespaceSelector: unknown;
       endpoints: unknown;
     };
-    assert.deepEqual(spec.endpoints, [{ port: 'http-metrics', path: '/metrics', interval: '30s', scrapeTimeout: '10s' }]);
+    // HTTPS with the Prometheus Pod's token (the operator reviews it), not verifying the self-signed certificate.
+    assert.deepEqual(spec.endpoints, [
+      {
+        port: 'https-metrics',
+        scheme: 'https',
+        path: '/metrics',
+        interval: '30s',
+        scrapeTimeout: '10s',
+        bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        tlsConfig: { insecureSkipVerify: true },
+      },
+    ]);
+    const service = only(manifests, 'Service') as Manifest & { spec: { ports: { name: string }[] } };
+    assert.ok(service.spec.ports.some((p) => p.name === 'https-metrics'), 'the endpoint names a port of the Service');
     assert.deepEqual(spec.namespaceSelector, { matchNames: [releaseNamespace] });
     const serviceLabels = only(manifests, 'Service').metadata.labels ?? {};
     for (const [key, value] of Object.entries(spec.selector.matchLabels)) assert.equal(serviceLabels[key], value, key);
@@ -357,6 +399,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       [['--set', 'leaderElection.enabled=false'], /replicaCount > 1 needs leaderElection.enabled/],
       [['--set', 'runtime=docker'], /runtime must be kubernetes or local/],
       [['--set', 'reports.store=s3'], /reports.store must be configMap or volume/],
+      [['--set', 'health.port=8443'], /metrics.port and health.port must differ/],
     ];
     for (const [values, message] of cases) {
       const result = await helm!.run(['template', release, chartDir, '--namespace', releaseNamespace, ...values]);
@@ -369,12 +412,43 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     assert.ok(!single.manifests.some((m) => m.kind === 'Role'));
   });
 
+  test('NetworkPolicies: the operator Pods admit metrics from networkPolicy.metrics.from, health from anywhere; members are the operator\'s to guard', async () => {
+    const { text, manifests } = await render(['--set', 'networkPolicy.metrics.from[0].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=monitoring']);
+    const policy = only(manifests, 'NetworkPolicy') as Manifest & { spec: { podSelector: { matchLabels: Record<string, string> }; policyTypes: string[]; ingress: unknown[] } };
+    const deployment = deploymentOf(manifests);
+    const podLabels = deployment.spec?.template.metadata?.labels ?? {};
+    // It selects the operator's Pods (every label of its selector is on the Pod template) and nothing else of the chart.
+    for (const [key, value] of Object.entries(policy.spec.podSelector.matchLabels)) assert.equal(podLabels[key], value, key);
+    assert.deepEqual(policy.spec.podSelector.matchLabels, deployment.spec?.selector.matchLabels);
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(policy.spec.ingress, [
+      { ports: [{ protocol: 'TCP', port: 8443 }], from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
+      { ports: [{ protocol: 'TCP', port: 8081 }] },
+    ]);
+    // The ports it admits are the container's.
+    const ports = deployment.spec?.template.spec?.containers[0]?.ports?.map((p) => p.containerPort).sort();
+    assert.deepEqual(ports, [8081, 8443]);
+    // The member policies admit the agents' port from Pods with exactly the operator Pods' selector labels.
+    const flag = deployment.spec?.template.spec?.containers[0]?.args?.find((a) => a.startsWith('--member-network-policy='));
+    const flagLabels = Object.fromEntries((flag ?? '').slice('--member-network-policy='.length).split(',').map((kv) => kv.split('=') as [string, string]));
+    assert.deepEqual(flagLabels, deployment.spec?.selector.matchLabels);
+    assertApplied(await apiserver.kubectl(['apply', '--dry-run=server', '-f', '-'], text), 'network policies');
+
+    const off = await render(['--set', 'networkPolicy.enabled=false']);
+    assert.ok(!off.manifests.some((m) => m.kind === 'NetworkPolicy'));
+    assert.ok(!deploymentOf(off.manifests).spec?.template.spec?.containers[0]?.args?.some((a) => a.startsWith('--member-network-policy')));
+    assert.deepEqual(expandRules(roleOf(off.manifests, 'ClusterRole', fullname).rules), expandTable(operatorPermissions));
+  });
+
   test('kubectl kustomize config/default renders the same RBAC and applies with --dry-run=server', async () => {
     const rendered = await apiserver.kubectl(['kustomize', path.join(packageRoot, 'config', 'default')]);
     assert.equal(rendered.code, 0, rendered.stderr);
     const manifests = parseManifests<Manifest>(rendered.stdout);
     assert.deepEqual(kinds(manifests), [
+      'ClusterRole/-/etcd-robustness-auth',
+      'ClusterRole/-/etcd-robustness-metrics-reader',
       'ClusterRole/-/etcd-robustness-operator',
+      'ClusterRoleBinding/-/etcd-robustness-auth',
       'ClusterRoleBinding/-/etcd-robustness-operator',
       'CustomResourceDefinition/-/etcdclusters.etcd.robustness.io',
       'CustomResourceDefinition/-/robustnessruns.etcd.robustness.io',
@@ -385,12 +459,13 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       'Service/etcd-robustness-system/etcd-robustness-operator-metrics',
       'ServiceAccount/etcd-robustness-system/etcd-robustness-operator',
     ]);
-    assert.deepEqual(expandRules(roleOf(manifests, 'ClusterRole').rules), expandTable(operatorPermissions));
+    assert.deepEqual(expandRules(roleOf(manifests, 'ClusterRole', 'etcd-robustness-operator').rules), expandTable(operatorPermissions));
+    assert.deepEqual(expandRules(roleOf(manifests, 'ClusterRole', 'etcd-robustness-auth').rules), expandTable(authPermissions));
     assert.deepEqual(
       expandRules(roleOf(manifests, 'Role').rules),
       expandTable(leaderElectionPermissions('etcd-robustness-operator')),
     );
-    for (const binding of [only(manifests, 'ClusterRoleBinding'), only(manifests, 'RoleBinding')].map(bindingOf)) {
+    for (const binding of [only(manifests, 'ClusterRoleBinding', 'etcd-robustness-operator'), only(manifests, 'ClusterRoleBinding', 'etcd-robustness-auth'), only(manifests, 'RoleBinding')].map(bindingOf)) {
       assert.deepEqual(binding.subjects, [
         { kind: 'ServiceAccount', name: 'etcd-robustness-operator', namespace: 'etcd-robustness-system' },
       ]);

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -105,18 +106,55 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     return lease?.spec?.holderIdentity ?? '';
   }
 
+  /** The agent token and CA of a cluster, from its Secrets. */
+  async function agentCredentials(name: string): Promise<{ token: string; ca: string }> {
+    const secret = await kubectlJson<{ data: Record<string, string> }>(node, ['-n', namespace, 'get', 'secret', `${name}-agent-token`]);
+    const tls = await kubectlJson<{ data: Record<string, string> }>(node, ['-n', namespace, 'get', 'secret', `${name}-agent-tls`]);
+    return {
+      token: Buffer.from(secret!.data['token']!, 'base64').toString('utf8').trim(),
+      ca: Buffer.from(tls!.data['ca.crt']!, 'base64').toString('utf8'),
+    };
+  }
+
+  /** A client of a member's agent, through the Pod's address, verifying the certificate against the cluster's agent CA. */
+  const agentOf = (pod: V1Pod, cluster: string, credentials: { token: string; ca: string }): AgentClient =>
+    new AgentClient(`https://${pod.status!.podIP!}:9095`, credentials.token, { ca: credentials.ca, serverName: `${pod.metadata!.name!}.${cluster}-peers.${namespace}.svc.cluster.local` });
+
   /** Every fault the cluster's agents hold, asked from this machine through the Pods' addresses on the node's bridge. */
   async function activeAgentFaults(name: string): Promise<string[]> {
-    const secret = await kubectlJson<{ data: Record<string, string> }>(node, ['-n', namespace, 'get', 'secret', `${name}-agent-token`]);
-    const token = Buffer.from(secret!.data['token']!, 'base64').toString('utf8').trim();
+    const credentials = await agentCredentials(name);
     const active: string[] = [];
     for (const pod of await memberPods(name)) {
       if (pod.status?.podIP === undefined) continue;
-      const faults = await new AgentClient(`http://${pod.status.podIP}:9095`, token).faults();
+      const faults = await agentOf(pod, name, credentials).faults();
       active.push(...faults.map((f) => `${pod.metadata!.name!}: ${f.type} ${f.id}`));
     }
     return active;
   }
+
+  /** GET over HTTPS without verifying the certificate (the operator's is self-signed, as the ServiceMonitor's tlsConfig says). */
+  function httpsGet(url: string, token?: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const request = https.get(url, { rejectUnauthorized: false, headers: token === undefined ? {} : { Authorization: `Bearer ${token}` }, timeout: 10_000 }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      request.on('timeout', () => request.destroy(new Error(`GET ${url}: no answer`)));
+      request.on('error', reject);
+    });
+  }
+
+  /** A plain-HTTP GET's status, or the error that ended it. */
+  const plainGet = (url: string): Promise<number | string> =>
+    fetch(url, { signal: AbortSignal.timeout(5000) }).then(
+      (response) => response.status,
+      (error: unknown) => (error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error)),
+    );
+
+  /** The token of a ServiceAccount bound to the chart's metrics-reader ClusterRole, as a user's Prometheus has. */
+  let scraperToken = '';
 
   /**
    * kubernetes.io/tls Secrets `<cluster>-client-tls` and `<cluster>-peer-tls` (tls.crt, tls.key, ca.crt)
@@ -192,6 +230,27 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     assert.doesNotMatch(label.stderr, /violate/, `the operator Pods under restricted: ${label.stderr}`);
   });
 
+  test("the operator's metrics need a token the chart's metrics-reader ClusterRole admits; health needs none", async () => {
+    const pods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
+    const podIp = pods[0]?.status?.podIP;
+    assert.ok(podIp !== undefined);
+    // Two ServiceAccounts (the operator remembers a denial for 10 s: one account for each answer).
+    await kubectlIn(systemNamespace, ['create', 'serviceaccount', 'nobody']);
+    await kubectlIn(systemNamespace, ['create', 'serviceaccount', 'scraper']);
+    await kubectlOk(node, ['create', 'clusterrolebinding', 'scraper-metrics', `--clusterrole=${release}-etcd-robustness-operator-metrics-reader`, `--serviceaccount=${systemNamespace}:scraper`]);
+    const unbound = (await kubectlIn(systemNamespace, ['create', 'token', 'nobody'])).trim();
+    scraperToken = (await kubectlIn(systemNamespace, ['create', 'token', 'scraper'])).trim();
+    assert.equal((await httpsGet(`https://${podIp}:8443/metrics`)).status, 401, 'no token');
+    assert.equal((await httpsGet(`https://${podIp}:8443/metrics`, unbound)).status, 403, 'a token without the role');
+    const scraped = await eventually('metrics with the reader role', 60_000, async () => {
+      const answer = await httpsGet(`https://${podIp}:8443/metrics`, scraperToken);
+      return answer.status === 200 ? answer : undefined;
+    });
+    assert.match(scraped.body, /^# HELP /m);
+    assert.notEqual(await plainGet(`http://${podIp}:8443/metrics`), 200, 'no plain HTTP on the metrics port');
+    assert.equal(await plainGet(`http://${podIp}:8081/healthz`), 200, "the kubelet's probes need no token");
+  });
+
   test('config/samples/etcdcluster.yaml: three member Pods Running under Pod Security restricted, PVCs bound, Services and budget', async () => {
     await kubectlIn(namespace, ['apply', '-f', sample('etcdcluster.yaml')]);
     const available = await waitAvailable(3, 6 * 60_000);
@@ -212,6 +271,32 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     // etcd answers through the client Service's ClusterIP and DNS name, from inside a member's Pod.
     const health = await kubectlIn(namespace, ['exec', 'demo-0', '-c', 'etcd', '--', 'etcdctl', '--endpoints=http://demo-client:2379', 'endpoint', 'health']);
     assert.match(health, /is healthy/);
+
+    // The agents answer only TLS, with a certificate of the cluster's agent CA for the member's name.
+    const credentials = await agentCredentials('demo');
+    for (const pod of pods) {
+      assert.equal((await agentOf(pod, 'demo', credentials).status()).member, pod.metadata!.name!);
+      assert.notEqual(await plainGet(`http://${pod.status!.podIP!}:9095/v1/status`), 200, `${pod.metadata!.name!}: no plain HTTP on the agent port`);
+    }
+
+    // The chart's default NetworkPolicies: the members admit the agent port from the operator's Pods only.
+    // (This node's bridge CNI does not enforce NetworkPolicy: the objects and their selectors are checked.)
+    const policy = await kubectlJson<{
+      spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { from?: { namespaceSelector?: { matchLabels: Record<string, string> }; podSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] }[] };
+    }>(node, ['-n', namespace, 'get', 'networkpolicy', 'demo-members']);
+    assert.ok(policy !== undefined, 'the operator made the NetworkPolicy demo-members');
+    const selects = (labels: Record<string, string> | undefined, selector: Record<string, string> | undefined): boolean =>
+      Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+    for (const pod of pods) assert.ok(selects(pod.metadata?.labels, policy.spec.podSelector.matchLabels), `it selects ${pod.metadata?.name}`);
+    const agentRule = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 9095));
+    assert.ok(agentRule?.from?.length === 1, JSON.stringify(policy.spec));
+    const from = agentRule.from[0]!;
+    assert.deepEqual(from.namespaceSelector?.matchLabels, { 'kubernetes.io/metadata.name': systemNamespace });
+    const operatorPods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
+    assert.ok(operatorPods.length > 0 && operatorPods.every((p) => selects(p.metadata?.labels, from.podSelector?.matchLabels)), 'the agent port admits the operator Pods');
+    assert.ok(!pods.some((p) => selects(p.metadata?.labels, from.podSelector?.matchLabels)), 'and not the members');
+    const operatorPolicy = await kubectlJson<{ spec: { podSelector: { matchLabels: Record<string, string> } } }>(node, ['-n', systemNamespace, 'get', 'networkpolicy', `${release}-etcd-robustness-operator`]);
+    assert.ok(operatorPods.every((p) => selects(p.metadata?.labels, operatorPolicy?.spec.podSelector.matchLabels)), "the chart's policy selects the operator Pods");
   });
 
   test('config/samples/robustnessrun-against-cluster.yaml: kills, pauses and partitions, Passed, with Events, metrics and a report', async () => {
@@ -226,10 +311,14 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     const reasons = await eventReasons('demo-faults');
     for (const reason of ['RunStarted', 'FaultInjected', 'FaultHealed', 'RunPassed']) assert.ok(reasons.has(reason), `Event ${reason} (${[...reasons].join(', ')})`);
 
-    // The run's metrics, scraped from the operator Pod that ran it, through the API server's Pod proxy.
+    // The run's metrics, scraped over HTTPS with the metrics reader's token from each operator Pod (one ran it).
     const operatorPods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
     const texts = await Promise.all(
-      operatorPods.map(async (p) => (await node.kubectl(['get', '--raw', `/api/v1/namespaces/${systemNamespace}/pods/${p.metadata!.name!}:8080/proxy/metrics`])).stdout),
+      operatorPods.map(async (p) => {
+        const answer = await httpsGet(`https://${p.status!.podIP!}:8443/metrics`, scraperToken);
+        assert.equal(answer.status, 200, `${p.metadata!.name!}: ${answer.body}`);
+        return answer.body;
+      }),
     );
     const operations = texts.flatMap((text) => samples(text, 'etcd_robustness_operations_total')).filter((s) => s.labels['run'] === `${namespace}/demo-faults`);
     assert.ok(operations.reduce((sum, s) => sum + s.value, 0) > 1000, 'etcd_robustness_operations_total of the run');

@@ -2,9 +2,9 @@
 // manager runs here: the test writes Pod status through the status subresource the way a kubelet would,
 // and removes the PVC-protection finalizer the way kube-controller-manager would once no Pod uses a PVC.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { CoreV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
 import { KubernetesPlacement, PlacementError } from '../../src/controller/runtime/kubernetes.ts';
 import { launchAnnotation } from '../../src/controller/runtime/kubernetes-manifests.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
@@ -127,7 +127,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
 
   const demo = etcdCluster('demo', { storage: { size: '2Gi', storageClassName: 'fast' }, resources: { requests: { cpu: '100m', memory: '256Mi' } } });
 
-  test('ensureCluster creates the Services, the PodDisruptionBudget and the agent Secret once', async () => {
+  test('ensureCluster creates the Services, the PodDisruptionBudget and the agent Secrets once', async () => {
     await placement.ensureCluster(demo);
     const owner = { apiVersion: 'etcd.robustness.io/v1alpha1', kind: 'EtcdCluster', name: 'demo', uid: demo.metadata.uid, controller: true, blockOwnerDeletion: true };
     const labels = {
@@ -169,8 +169,22 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     const token = await placement.agentToken(demo);
     assert.match(token ?? '', /^[0-9a-f]{64}$/);
 
+    // The agents' TLS: a CA of the cluster's own, and a serving certificate it signed for every member's host name.
+    const tls = await core.readNamespacedSecret({ name: 'demo-agent-tls', namespace });
+    assert.equal(tls.type, 'kubernetes.io/tls');
+    assert.deepEqual(json(tls.metadata?.ownerReferences), [owner]);
+    assert.deepEqual(Object.keys(tls.data ?? {}).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
+    const pem = (key: string): string => Buffer.from(tls.data![key]!, 'base64').toString('utf8');
+    const ca = new X509Certificate(pem('ca.crt'));
+    const serving = new X509Certificate(pem('tls.crt'));
+    assert.equal(ca.ca, true);
+    assert.ok(serving.checkIssued(ca) && serving.verify(ca.publicKey), 'the CA signed the serving certificate');
+    assert.notEqual(serving.checkHost(fqdn('demo', 'demo-7')), undefined, 'any member of the cluster');
+    assert.equal(serving.checkHost(fqdn('other', 'other-0')), undefined, 'no member of another cluster');
+    assert.equal(await placement.agentCa(demo), pem('ca.crt'));
+
     const before = await clusterVersions('demo');
-    assert.deepEqual(Object.keys(before).sort(), ['PDB/demo', 'Secret/demo-agent-token', 'Service/demo-client', 'Service/demo-peers']);
+    assert.deepEqual(Object.keys(before).sort(), ['PDB/demo', 'Secret/demo-agent-tls', 'Secret/demo-agent-token', 'Service/demo-client', 'Service/demo-peers']);
     await placement.ensureCluster(demo);
     assert.deepEqual(await clusterVersions('demo'), before, 'a second ensureCluster changes nothing');
     assert.equal(await placement.agentToken(demo), token, 'the token is never rotated');
@@ -262,6 +276,8 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       '--data-dir=/var/lib/etcd/data',
       '--listen=0.0.0.0:9095',
       '--token-file=/etc/etcd-robustness/agent/token',
+      '--tls-cert-file=/etc/etcd-robustness/agent-tls/tls.crt',
+      '--tls-key-file=/etc/etcd-robustness/agent-tls/tls.key',
       '--peer-listen=0.0.0.0:2380',
       '--peer-target=127.0.0.1:2383',
     ]);
@@ -279,6 +295,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       [
         ['data', '/var/lib/etcd', false],
         ['agent-token', '/etc/etcd-robustness/agent', true],
+        ['agent-tls', '/etc/etcd-robustness/agent-tls', true],
         ['agent-tmp', '/tmp', false],
       ],
     );
@@ -287,6 +304,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       [
         ['data', 'demo-0-data'],
         ['agent-token', 'demo-agent-token'],
+        ['agent-tls', 'demo-agent-tls'],
         ['agent-tmp', 'emptyDir'],
       ],
     );
@@ -308,6 +326,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     });
     await placement.ensureCluster(plain);
     await assert.rejects(core.readNamespacedSecret({ name: 'plain-agent-token', namespace }), (error: unknown) => statusCode(error) === 404);
+    await assert.rejects(core.readNamespacedSecret({ name: 'plain-agent-tls', namespace }), (error: unknown) => statusCode(error) === 404);
     assert.equal(await placement.agentToken(plain), undefined);
     const addresses = await placement.addresses(plain, 'plain-0');
     assert.equal(addresses.clientUrl, `https://${fqdn('plain', 'plain-0')}:2379`);
@@ -376,7 +395,7 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       state: 'starting',
       since: created.toISOString(),
       detail: 'pod Pending',
-      agentUrl: `http://${fqdn('demo', 'demo-0')}:9095`,
+      agentUrl: `https://${fqdn('demo', 'demo-0')}:9095`,
       version: '3.6.16',
     });
     assert.deepEqual(
@@ -455,8 +474,10 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
       assert.equal(runtime.created, false);
       assert.deepEqual(
         runtime.members().map((m) => [m.name, m.running, m.agentUrl]),
-        [0, 1, 2].map((i) => [`demo-${i}`, true, `http://${fqdn('demo', `demo-${i}`)}:9095`]),
+        [0, 1, 2].map((i) => [`demo-${i}`, true, `https://${fqdn('demo', `demo-${i}`)}:9095`]),
       );
+      const agentCa = await placement.agentCa(demo);
+      assert.ok(agentCa !== undefined && runtime.members().every((m) => m.agentCa === agentCa), "a run's agent clients trust the cluster's agent CA");
       assert.deepEqual(runtime.endpoints(), [0, 1, 2].map((i) => `http://${fqdn('demo', `demo-${i}`)}:2379`));
 
       const claimUid = (await readClaim('demo-1-data'))!.metadata!.uid;
@@ -530,5 +551,38 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     await placement.deleteCluster(other);
     await releaseDeletedClaims();
     assert.deepEqual(await clusterVersions('other'), {});
+  });
+
+  test("with agentClients: a NetworkPolicy admits the agent port from the operator's Pods only, the peer port from the members only", async () => {
+    const networking = apiserver.kubeConfig.makeApiClient(NetworkingV1Api);
+    const operatorPods = { namespace: 'ops', podLabels: { 'app.kubernetes.io/name': 'etcd-robustness-operator', 'app.kubernetes.io/instance': 'r1' } };
+    const guarded = new KubernetesPlacement({ kubeConfig: apiserver.kubeConfig, operatorImage, agentClients: operatorPods, deleteTimeoutMs: 20_000, pollIntervalMs: 100 });
+    const walled = etcdCluster('walled');
+    await guarded.ensureCluster(walled);
+    const read = () => networking.readNamespacedNetworkPolicy({ name: 'walled-members', namespace });
+    // As stored (kubectl's JSON, not the client's models, which call `from` `_from`).
+    const got = await apiserver.kubectl(['-n', namespace, 'get', 'networkpolicy', 'walled-members', '-o', 'json']);
+    assert.equal(got.code, 0, got.stderr);
+    const created = JSON.parse(got.stdout) as { metadata: { resourceVersion: string; ownerReferences: { name: string }[] }; spec: unknown };
+    assert.deepEqual(created.metadata.ownerReferences.map((o) => o.name), ['walled']);
+    const members = { 'app.kubernetes.io/name': 'etcd', 'etcd.robustness.io/cluster': 'walled' };
+    assert.deepEqual(created.spec, {
+      podSelector: { matchLabels: members },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [{ protocol: 'TCP', port: 2379 }, { protocol: 'TCP', port: 2381 }] },
+        { from: [{ podSelector: { matchLabels: members } }], ports: [{ protocol: 'TCP', port: 2380 }] },
+        { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ops' } }, podSelector: { matchLabels: operatorPods.podLabels } }], ports: [{ protocol: 'TCP', port: 9095 }] },
+      ],
+    });
+    await guarded.ensureCluster(walled);
+    assert.equal((await read()).metadata?.resourceVersion, created.metadata.resourceVersion, 'a second ensureCluster changes nothing');
+    // The member Pods it guards are the ones the placement makes.
+    await guarded.startMember(walled, { name: 'walled-0', initialCluster: 'walled-0=http://x:2380', initialClusterState: 'new' });
+    const labels = (await readPod('walled-0'))!.metadata!.labels!;
+    assert.ok(Object.entries(members).every(([k, v]) => labels[k] === v));
+    await guarded.deleteCluster(walled);
+    await assert.rejects(read(), (error: unknown) => statusCode(error) === 404);
+    await releaseDeletedClaims();
   });
 });

@@ -218,6 +218,7 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
       [
         ['data', 'demo-0-data'],
         ['agent-token', 'demo-agent-token'],
+        ['agent-tls', 'demo-agent-tls'],
         ['agent-tmp', 'emptyDir'],
       ],
     );
@@ -401,6 +402,7 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
       ['Service demo-client', () => core.readNamespacedService({ name: `${cluster}-client`, namespace })],
       ['PodDisruptionBudget demo', () => policy.readNamespacedPodDisruptionBudget({ name: cluster, namespace })],
       ['Secret demo-agent-token', () => core.readNamespacedSecret({ name: `${cluster}-agent-token`, namespace })],
+      ['Secret demo-agent-tls', () => core.readNamespacedSecret({ name: `${cluster}-agent-tls`, namespace })],
       ['PersistentVolumeClaim demo-0-data', () => core.readNamespacedPersistentVolumeClaim({ name: 'demo-0-data', namespace })],
     ] as const) {
       await assert.rejects(read(), (error: unknown) => statusCode(error) === 404, `${kind} is gone`);

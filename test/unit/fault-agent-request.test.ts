@@ -9,6 +9,7 @@ import { AgentUsageError, parseAgentArgs, parseHostPort } from '../../src/comman
 import { agentFaultTypes, ballastFile, dataDirArgument, etcdDataDirOf, findEtcdProcess, parseFaultRequest } from '../../src/faults/agent.ts';
 import { holdFile, holdUntil, maxHoldAheadMs, parseHold, removeHold, writeHold } from '../../src/faults/hold.ts';
 import { RestartBackoff } from '../../src/local/process.ts';
+import { selfSignedCertificate } from '../../src/controller/kit/certificates.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-agent-unit-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -226,13 +227,31 @@ describe('agent flags', () => {
   });
 
   test('usage errors', () => {
-    const base = ['--member', 'm1', '--data-dir', '/d', '--listen', ':9000', '--token-file', tokenFile];
-    assert.deepEqual(parseAgentArgs(base).options.listen, { host: '0.0.0.0', port: 9000 });
+    const base = ['--member', 'm1', '--data-dir', '/d', '--listen', '127.0.0.1:9000', '--token-file', tokenFile];
     assert.throws(() => parseAgentArgs(base.slice(2)), /--member is required/);
     assert.throws(() => parseAgentArgs([...base, '--max-ttl', 'soon']), /--max-ttl: "soon" is not a duration/);
     assert.throws(() => parseAgentArgs([...base, '--peer-listen', '127.0.0.1:1']), /--peer-listen and --peer-target go together/);
     assert.throws(() => parseAgentArgs(['--member', 'm1', '--data-dir', '/d', '--listen', ':1', '--token-file', path.join(tmp, 'none')]), AgentUsageError);
     assert.throws(() => parseHostPort('localhost', '--listen'), /--listen: "localhost" is not HOST:PORT/);
+    assert.throws(() => parseAgentArgs([...base, '--tls-cert-file', tokenFile]), /--tls-cert-file and --tls-key-file go together/);
+  });
+
+  test('a non-loopback --listen needs TLS: the bearer token must not cross the network in clear', async () => {
+    const wide = ['--member', 'm1', '--data-dir', '/d', '--listen', ':9095', '--token-file', tokenFile];
+    for (const listen of [':9095', '0.0.0.0:9095', '10.1.2.3:9095', '[::]:9095']) {
+      assert.throws(
+        () => parseAgentArgs(['--member', 'm1', '--data-dir', '/d', '--listen', listen, '--token-file', tokenFile]),
+        (error: unknown) => error instanceof AgentUsageError && /is not a loopback address: the bearer token would cross the network in clear/.test(error.message),
+        listen,
+      );
+    }
+    const { cert, key } = await selfSignedCertificate('agent', ['localhost']);
+    writeFileSync(path.join(tmp, 'tls.crt'), cert);
+    writeFileSync(path.join(tmp, 'tls.key'), key);
+    const secure = parseAgentArgs([...wide, '--tls-cert-file', path.join(tmp, 'tls.crt'), '--tls-key-file', path.join(tmp, 'tls.key')]);
+    assert.deepEqual(secure.options.listen, { host: '0.0.0.0', port: 9095 });
+    assert.deepEqual(secure.options.tls, { cert, key });
+    assert.throws(() => parseAgentArgs([...wide, '--tls-cert-file', path.join(tmp, 'none.crt'), '--tls-key-file', path.join(tmp, 'tls.key')]), /--tls-cert-file: cannot read/);
   });
 });
 

@@ -296,4 +296,11 @@ describe('gatesHandler over loopback HTTP', () => {
       assert.match(String(body.error), /^unknown gate .*use \/gates\/etcdclusters\/<namespace>\/<name> or \/gates\/robustnessruns\/<namespace>\/<name>$/, path);
     }
   });
+  test('a namespace or name that is no object name (an encoded slash) is a 400: the authorizer judged exactly these segments', async () => {
+    for (const path of ['/gates/etcdclusters/db%2Fother/good', '/gates/robustnessruns/db/..%2Fx', '/gates/etcdclusters/DB/good']) {
+      const { status, body } = await get(path);
+      assert.equal(status, 400, path);
+      assert.match(String(body.error), /the namespace and name must be Kubernetes object names/, path);
+    }
+  });
 });

@@ -26,6 +26,11 @@ app.kubernetes.io/name: {{ include "ero.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* The selector labels as k=v,k=v (--member-network-policy). */}}
+{{- define "ero.selectorLabelList" -}}
+{{- printf "app.kubernetes.io/name=%s,app.kubernetes.io/instance=%s" (include "ero.name" .) .Release.Name }}
+{{- end }}
+
 {{- define "ero.labels" -}}
 helm.sh/chart: {{ include "ero.chart" . }}
 {{ include "ero.selectorLabels" . }}
@@ -108,4 +113,10 @@ README and test/integration/helm-chart.test.ts hold the same table.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if and .Values.networkPolicy.enabled (eq .Values.runtime "kubernetes") }}
+# A NetworkPolicy per EtcdCluster (--member-network-policy): the agents' port from the operator Pods only.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "update", "delete"]
+{{- end }}
 {{- end }}

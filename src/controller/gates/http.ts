@@ -9,11 +9,17 @@
  *       ?minAvailability=0.99&maxUnknownRate=0.01&watchChecks=false&maxAge=1h  override the defaults
  *
  * The judgement itself is criteria.ts's; this module only reads the objects and answers.
+ *
+ * Who may read a gate (secure serving, gateAttributes): whoever may `get` the object it judges, in its
+ * namespace: `get etcdclusters.etcd.robustness.io <name>` for a cluster's gate, `get
+ * robustnessruns.etcd.robustness.io <name>` for a run's. A gate reveals only what the object's status
+ * already says, so it needs exactly the permission that reads that status, and no namespace's verdict
+ * is readable by a user who may not read the namespace's objects.
  */
 import type http from 'node:http';
-import type { EtcdCluster, GateCriteria, RobustnessRunResource } from '../../domain/index.ts';
+import { etcdClusterPlural, robustnessGroup, robustnessRunPlural, type EtcdCluster, type GateCriteria, type RobustnessRunResource } from '../../domain/index.ts';
 import { DurationFormatError, parseDuration } from '../../duration.ts';
-import { findCondition, isConditionTrue } from '../kit/index.ts';
+import { findCondition, isConditionTrue, verbOf, type RequestAttributes } from '../kit/index.ts';
 import { defaultGateCriteria, judgeRun } from './criteria.ts';
 
 export interface GateLookup {
@@ -104,6 +110,23 @@ function send(response: http.ServerResponse, status: number, body: unknown): voi
   response.writeHead(status, { 'Content-Type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
 }
 
+/**
+ * What a gate request asks the authorizer: `get` on the object the gate judges (see the module comment).
+ * A path that names no gate asks for itself as a non-resource URL (an unknown path is refused as
+ * forbidden, not described, to a user who may not read it).
+ */
+export function gateAttributes(request: http.IncomingMessage): RequestAttributes {
+  const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+  const parts = pathname.split('/').filter((p) => p !== '');
+  const verb = verbOf(request.method);
+  if (parts.length === 4 && parts[0] === 'gates' && (parts[1] === etcdClusterPlural || parts[1] === robustnessRunPlural)) {
+    return { kind: 'resource', verb, group: robustnessGroup, resource: parts[1], namespace: parts[2]!, name: parts[3]! };
+  }
+  return { kind: 'nonResource', verb, path: pathname };
+}
+
+const objectName = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
 /** The /gates/ handler for the operator's metrics server. */
 export function gatesHandler(lookup: GateLookup, now: () => Date = () => new Date()) {
   return async (request: http.IncomingMessage, response: http.ServerResponse): Promise<void> => {
@@ -115,6 +138,11 @@ export function gatesHandler(lookup: GateLookup, now: () => Date = () => new Dat
       return;
     }
     const [, plural, namespace, name] = parts as [string, string, string, string];
+    // The authorizer judged these very segments: anything but an object name (say an encoded slash) is refused.
+    if (!objectName.test(namespace) || !objectName.test(name)) {
+      send(response, 400, { error: `${url.pathname}: the namespace and name must be Kubernetes object names` });
+      return;
+    }
     try {
       if (plural === 'etcdclusters') {
         const cluster = await lookup.cluster(namespace, name);

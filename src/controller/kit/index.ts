@@ -9,3 +9,23 @@ export { EventRecorder, type EventRecorderOptions, type EventTarget } from './ev
 export { ControllerMetrics, type QueueProgress, type ReconcileOutcome } from './metrics.ts';
 export { ProbeServer, type ProbeServerOptions } from './probe-server.ts';
 export { KubeApiError, kubeRequest, kubeStream, type RequestOptions } from './kube-http.ts';
+export { ProbeServerConfigError } from './probe-server.ts';
+export {
+  authenticateAndAuthorize,
+  bearerToken,
+  CachingReviewer,
+  describeAttributes,
+  ReviewError,
+  verbOf,
+  withAuth,
+  type AuthOutcome,
+  type CachingReviewerOptions,
+  type Decision,
+  type NonResourceAttributes,
+  type RequestAttributes,
+  type ResourceAttributes,
+  type Reviewer,
+  type UserInfo,
+} from './http-auth.ts';
+export { KubeReviewer, subjectAccessReviewSpec } from './kube-reviews.ts';
+export { certificateAuthorityBundle, CertificateRequestError, selfSignedCertificate, type CertificateAuthorityBundle, type ServingCertificate } from './certificates.ts';

@@ -3,11 +3,19 @@
  * while the process runs) and /readyz (200 when every readiness check returns true, else 503; the body
  * lists each check as `[+]name ok` or `[-]name failed`, like the API server's). One server, or two when
  * the metrics and health ports differ (each then serves only its own paths).
+ *
+ * With `secure` the metrics server (/metrics and the gates) is HTTPS and every request is authenticated
+ * and authorized (./http-auth.ts): /metrics needs `get` on the non-resource URL /metrics, a gate what
+ * `gateAttributes` says. The health server stays plain HTTP without authentication (the kubelet's probes
+ * carry no token; it tells only up or not), so it must have a port of its own then.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { logger } from '../../log.ts';
+import type { ServingCertificate } from './certificates.ts';
+import { withAuth, verbOf, type Handler, type RequestAttributes, type Reviewer } from './http-auth.ts';
 
 export interface ProbeServerOptions {
   host: string;
@@ -18,12 +26,22 @@ export interface ProbeServerOptions {
   readiness: Record<string, () => boolean>;
   /** Served on the metrics port under /gates/ (the upgrade and run gates for Argo Rollouts and Flagger). */
   gates?: Handler;
+  /** With `secure`: what a request under /gates/ asks for (default: `get` on its path as a non-resource URL). */
+  gateAttributes?: (request: http.IncomingMessage) => RequestAttributes;
+  /** HTTPS with this certificate, and every metrics-port request reviewed by `reviewer`. */
+  secure?: { tls: ServingCertificate; reviewer: Reviewer };
 }
 
-export type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => Promise<void> | void;
+export type { Handler };
+type AnyServer = http.Server | https.Server;
 
-function listen(host: string, port: number, routes: Record<string, Handler>): Promise<http.Server> {
-  const server = http.createServer((request, response) => {
+/** Secure serving asked for with one port for metrics and health. */
+export class ProbeServerConfigError extends Error {
+  override name = 'ProbeServerConfigError';
+}
+
+function listen(host: string, port: number, routes: Record<string, Handler>, tls?: ServingCertificate): Promise<AnyServer> {
+  const route = (request: http.IncomingMessage, response: http.ServerResponse): void => {
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     // A route ending in / serves every path under it.
     const handler = routes[path] ?? Object.entries(routes).find(([route]) => route.endsWith('/') && path.startsWith(route))?.[1];
@@ -42,7 +60,8 @@ function listen(host: string, port: number, routes: Record<string, Handler>): Pr
         if (!response.headersSent) response.writeHead(500, { 'Content-Type': 'text/plain' });
         response.end('internal error\n');
       });
-  });
+  };
+  const server: AnyServer = tls === undefined ? http.createServer(route) : https.createServer({ cert: tls.cert, key: tls.key }, route);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -52,19 +71,26 @@ function listen(host: string, port: number, routes: Record<string, Handler>): Pr
   });
 }
 
-function baseUrl(host: string, server: http.Server): string {
+function baseUrl(host: string, server: AnyServer): string {
   const { port } = server.address() as AddressInfo;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const scheme = server instanceof https.Server ? 'https' : 'http';
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
+
+const nonResource = (request: http.IncomingMessage): RequestAttributes => ({
+  kind: 'nonResource',
+  verb: verbOf(request.method),
+  path: new URL(request.url ?? '/', 'http://localhost').pathname,
+});
 
 export class ProbeServer {
   /** The full URL of the metrics endpoint, e.g. `http://127.0.0.1:8080/metrics`. */
   readonly metricsUrl: string;
   /** The base URL of the health endpoints (append `/healthz` or `/readyz`), e.g. `http://127.0.0.1:8081`. */
   readonly healthUrl: string;
-  private readonly servers: http.Server[];
+  private readonly servers: AnyServer[];
 
-  private constructor(metricsUrl: string, healthUrl: string, servers: http.Server[]) {
+  private constructor(metricsUrl: string, healthUrl: string, servers: AnyServer[]) {
     this.metricsUrl = metricsUrl;
     this.healthUrl = healthUrl;
     this.servers = servers;
@@ -96,15 +122,28 @@ export class ProbeServer {
       response.writeHead(ready ? 200 : 503, { 'Content-Type': 'text/plain' }).end(`${lines.join('\n')}\n`);
     };
 
+    const { secure } = options;
+    if (secure !== undefined && options.metricsPort === options.healthPort && options.metricsPort !== 0) {
+      throw new ProbeServerConfigError(`secure metrics serving needs a health port of its own (both are ${options.metricsPort}): the kubelet's probes carry no token`);
+    }
+    if (secure !== undefined) {
+      const metricsRoutes: Record<string, Handler> = { '/metrics': withAuth(secure.reviewer, nonResource, metrics) };
+      if (options.gates !== undefined) metricsRoutes['/gates/'] = withAuth(secure.reviewer, options.gateAttributes ?? nonResource, options.gates);
+      return ProbeServer.startTwo(host, options, metricsRoutes, { '/healthz': healthz, '/readyz': readyz }, secure.tls);
+    }
     const gates: Record<string, Handler> = options.gates === undefined ? {} : { '/gates/': options.gates };
     if (options.metricsPort === options.healthPort) {
       const server = await listen(host, options.metricsPort, { '/metrics': metrics, '/healthz': healthz, '/readyz': readyz, ...gates });
       const url = baseUrl(host, server);
       return new ProbeServer(`${url}/metrics`, url, [server]);
     }
-    const metricsServer = await listen(host, options.metricsPort, { '/metrics': metrics, ...gates });
+    return ProbeServer.startTwo(host, options, { '/metrics': metrics, ...gates }, { '/healthz': healthz, '/readyz': readyz });
+  }
+
+  private static async startTwo(host: string, options: ProbeServerOptions, metricsRoutes: Record<string, Handler>, healthRoutes: Record<string, Handler>, tls?: ServingCertificate): Promise<ProbeServer> {
+    const metricsServer = await listen(host, options.metricsPort, metricsRoutes, tls);
     try {
-      const healthServer = await listen(host, options.healthPort, { '/healthz': healthz, '/readyz': readyz });
+      const healthServer = await listen(host, options.healthPort, healthRoutes);
       return new ProbeServer(`${baseUrl(host, metricsServer)}/metrics`, baseUrl(host, healthServer), [metricsServer, healthServer]);
     } catch (error) {
       metricsServer.close();

@@ -2,7 +2,8 @@
  * The Kubernetes objects of the `kubernetes` member placement (src/controller/runtime/kubernetes.ts),
  * built as plain data from an EtcdCluster: one Pod and one PVC per member (the operator controls
  * membership, so no StatefulSet), a headless Service for the peers' DNS names, a client Service, a
- * PodDisruptionBudget that keeps quorum, and the fault agents' token Secret.
+ * PodDisruptionBudget that keeps quorum, the fault agents' token Secret and their TLS Secret (a CA made
+ * for the cluster and one serving certificate it signed for every member's agent).
  *
  * Ports inside a member's Pod (the Pod has one network namespace, so no two may clash):
  *
@@ -14,13 +15,15 @@
  *   |      |                              |           | also with TLS: the kubelet's probes use it)      |
  *   | 2382 | etcd (gofail)                | 127.0.0.1 | failpoints, only for the agent (failpoint images)|
  *   | 2383 | etcd                         | 127.0.0.1 | peer listener behind the agent's proxy           |
- *   | 9095 | agent                        | 0.0.0.0   | fault agent API (bearer token)                   |
+ *   | 9095 | agent                        | 0.0.0.0   | fault agent API (HTTPS, bearer token)            |
  *
  * Without the agent etcd listens for peers on 2380 itself. With it, every peer connection goes through
  * the proxy (etcd's own peer listener is on loopback only, so no peer can go around it).
  */
 import type {
   V1Container,
+  V1NetworkPolicy,
+  V1NetworkPolicyPeer,
   V1OwnerReference,
   V1PersistentVolumeClaim,
   V1Pod,
@@ -61,6 +64,8 @@ export const launchAnnotation = 'etcd.robustness.io/launch';
 export const versionAnnotation = 'etcd.robustness.io/version';
 /** The key of the agent token in the `<cluster>-agent-token` Secret. */
 export const agentTokenKey = 'token';
+/** The keys of the `<cluster>-agent-tls` Secret (a kubernetes.io/tls Secret with the CA beside). */
+export const agentTlsKeys = { ca: 'ca.crt', cert: 'tls.crt', key: 'tls.key' } as const;
 
 /** Where things are inside the containers. */
 export const memberPaths = {
@@ -69,6 +74,7 @@ export const memberPaths = {
   clientTls: '/etc/etcd/tls/client',
   peerTls: '/etc/etcd/tls/peer',
   agentToken: '/etc/etcd-robustness/agent',
+  agentTls: '/etc/etcd-robustness/agent-tls',
 } as const;
 
 export const defaultClusterDomain = 'cluster.local';
@@ -79,6 +85,8 @@ export const peerServiceName = (cluster: EtcdCluster): string => `${cluster.meta
 export const clientServiceName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-client`;
 export const disruptionBudgetName = (cluster: EtcdCluster): string => cluster.metadata.name;
 export const agentSecretName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-agent-token`;
+export const agentTlsSecretName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-agent-tls`;
+export const networkPolicyName = (cluster: EtcdCluster): string => `${cluster.metadata.name}-members`;
 export const dataClaimName = (member: string): string => `${member}-data`;
 export const clusterNamespace = (cluster: EtcdCluster): string => cluster.metadata.namespace ?? 'default';
 
@@ -129,7 +137,19 @@ export function memberAddresses(cluster: EtcdCluster, member: string, clusterDom
   return { host, clientUrl: `${clientScheme}://${host}:${memberPorts.client}`, peerUrl: `${peerScheme}://${host}:${memberPorts.peer}` };
 }
 
-export const agentUrlOf = (host: string): string => `http://${host}:${memberPorts.agent}`;
+/** The agent's URL: https, except on a Pod made before the agents served TLS (`tls` false). */
+export const agentUrlOf = (host: string, tls = true): string => `${tls ? 'https' : 'http'}://${host}:${memberPorts.agent}`;
+
+/** The names the agents' serving certificate holds: every member's host name in the peer Service's domain. */
+export function agentCertificateHosts(cluster: EtcdCluster, clusterDomain: string): string[] {
+  return [`*.${peerServiceName(cluster)}.${clusterNamespace(cluster)}.svc.${clusterDomain}`];
+}
+
+/** Whether a member's Pod runs its agent with TLS (Pods made before the agents served TLS do not). */
+export function podAgentServesTls(pod: V1Pod): boolean {
+  const agent = pod.spec?.containers.find((c) => c.name === 'agent');
+  return agent?.args?.some((arg) => arg.startsWith('--tls-cert-file=')) ?? false;
+}
 
 /**
  * `repository:tag` of etcd `version` (default spec.version); the gofail build is `<repository>-failpoints`
@@ -242,6 +262,57 @@ export function agentSecret(cluster: EtcdCluster, token: string): V1Secret {
     type: 'Opaque',
     metadata: { name: agentSecretName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
     data: { [agentTokenKey]: Buffer.from(token, 'utf8').toString('base64') },
+  };
+}
+
+/** The agents' CA and serving certificate (PEM); the CA's key is not kept, so it can sign nothing more. */
+export function agentTlsSecret(cluster: EtcdCluster, bundle: { ca: string; cert: string; key: string }): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: { name: agentTlsSecretName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    data: {
+      [agentTlsKeys.ca]: Buffer.from(bundle.ca, 'utf8').toString('base64'),
+      [agentTlsKeys.cert]: Buffer.from(bundle.cert, 'utf8').toString('base64'),
+      [agentTlsKeys.key]: Buffer.from(bundle.key, 'utf8').toString('base64'),
+    },
+  };
+}
+
+/** Who may reach the member Pods' agent port: the operator's Pods (their namespace and labels). */
+export interface AgentClientPods {
+  namespace: string;
+  podLabels: Record<string, string>;
+}
+
+/**
+ * The member Pods' ingress (they are isolated once a policy selects them): the client port and etcd's
+ * metrics and health port (the kubelet's probes, Prometheus) from anywhere, the peer port only from the
+ * cluster's own members, and the agent's port only from the operator's Pods. Egress is not limited.
+ * Enforcement is the CNI plugin's: one that does not implement NetworkPolicy ignores it.
+ */
+export function memberNetworkPolicy(cluster: EtcdCluster, operator: AgentClientPods): V1NetworkPolicy {
+  const members: V1NetworkPolicyPeer = { podSelector: { matchLabels: memberSelector(cluster) } };
+  const operatorPods: V1NetworkPolicyPeer = {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': operator.namespace } },
+    podSelector: { matchLabels: { ...operator.podLabels } },
+  };
+  const tcp = (port: number): { protocol: string; port: number } => ({ protocol: 'TCP', port });
+  // `_from` is the client library's name of the field `from` (it serializes it so).
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: networkPolicyName(cluster), namespace: clusterNamespace(cluster), labels: clusterLabels(cluster), ownerReferences: ownerReferences(cluster) },
+    spec: {
+      podSelector: { matchLabels: memberSelector(cluster) },
+      policyTypes: ['Ingress'],
+      ingress: [
+        { ports: [tcp(memberPorts.client), tcp(memberPorts.metrics)] },
+        { _from: [members], ports: [tcp(memberPorts.peer)] },
+        { _from: [operatorPods], ports: [tcp(memberPorts.agent)] },
+      ],
+    },
   };
 }
 
@@ -369,6 +440,8 @@ export function agentArgs(cluster: EtcdCluster, member: string): string[] {
     `--data-dir=${memberPaths.dataDir}`,
     `--listen=0.0.0.0:${memberPorts.agent}`,
     `--token-file=${memberPaths.agentToken}/${agentTokenKey}`,
+    `--tls-cert-file=${memberPaths.agentTls}/${agentTlsKeys.cert}`,
+    `--tls-key-file=${memberPaths.agentTls}/${agentTlsKeys.key}`,
     `--peer-listen=0.0.0.0:${memberPorts.peer}`,
     `--peer-target=127.0.0.1:${memberPorts.peerBehindProxy}`,
   ];
@@ -392,6 +465,7 @@ function agentContainer(cluster: EtcdCluster, member: string, operatorImage: str
       // The data volume: the agent finds etcd by its data dir and puts disk-pressure ballast beside it.
       { name: 'data', mountPath: memberPaths.dataVolume },
       { name: 'agent-token', mountPath: memberPaths.agentToken, readOnly: true },
+      { name: 'agent-tls', mountPath: memberPaths.agentTls, readOnly: true },
       { name: 'agent-tmp', mountPath: '/tmp' },
     ],
     readinessProbe: { tcpSocket: { port: memberPorts.agent }, periodSeconds: 5, failureThreshold: 3 },
@@ -430,6 +504,7 @@ export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: M
   if (cluster.spec.tls?.peer) volumes.push({ name: 'peer-tls', secret: { secretName: cluster.spec.tls.peer.secretName, defaultMode: 0o440 } });
   if (agent) {
     volumes.push({ name: 'agent-token', secret: { secretName: agentSecretName(cluster), defaultMode: 0o440 } });
+    volumes.push({ name: 'agent-tls', secret: { secretName: agentTlsSecretName(cluster), defaultMode: 0o440 } });
     volumes.push({ name: 'agent-tmp', emptyDir: { sizeLimit: '64Mi' } });
   }
   const containers = [etcdContainer(cluster, launch, options.clusterDomain)];

@@ -4,8 +4,12 @@
  * adds a member as a learner, promotes it, removes it before deleting it). Beside the members: a
  * headless Service `<cluster>-peers` that gives each Pod its stable DNS name
  * (`<member>.<cluster>-peers.<namespace>.svc.<domain>`), a client Service `<cluster>-client`, a
- * PodDisruptionBudget `<cluster>` that keeps a quorum, and the fault agents' token Secret
- * `<cluster>-agent-token`. The objects and the ports inside a Pod are in ./kubernetes-manifests.ts.
+ * PodDisruptionBudget `<cluster>` that keeps a quorum, the fault agents' token Secret
+ * `<cluster>-agent-token` and their TLS Secret `<cluster>-agent-tls`: a CA made for the cluster (its key
+ * discarded once it signed) and one serving certificate for `*.<cluster>-peers.<ns>.svc.<domain>`. The
+ * agents serve their API over HTTPS with it and a run's agent clients trust only that CA, so the token
+ * never crosses the Pod network in clear. The objects and the ports inside a Pod are in
+ * ./kubernetes-manifests.ts.
  *
  * The PVC carries the member's launch (initial cluster and state) as an annotation: a Pod that was
  * deleted or evicted is recreated from it with its data. Every object has an owner reference to the
@@ -16,13 +20,15 @@
  *
  * API calls the operator's RBAC must allow: pods (get, list, create, delete), persistentvolumeclaims
  * (get, list, create, delete), services and secrets (get, create, delete), policy
- * poddisruptionbudgets (get, create, update, delete).
+ * poddisruptionbudgets (get, create, update, delete), networking.k8s.io networkpolicies (get, create,
+ * update, delete; only with agentClients).
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,
   CoreV1Api,
+  NetworkingV1Api,
   PolicyV1Api,
   type KubeConfig,
   type V1PersistentVolumeClaim,
@@ -31,12 +37,20 @@ import {
 import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { ClientTlsUnavailableError } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
+import { certificateAuthorityBundle } from '../kit/index.ts';
 import {
+  agentCertificateHosts,
   agentSecret,
   agentSecretName,
+  agentTlsKeys,
+  agentTlsSecret,
+  agentTlsSecretName,
   agentTokenKey,
   agentUrlOf,
   checkNames,
+  memberNetworkPolicy,
+  networkPolicyName,
+  type AgentClientPods,
   claimVersion,
   clientService,
   clientServiceName,
@@ -57,6 +71,7 @@ import {
   parseLaunch,
   peerService,
   peerServiceName,
+  podAgentServesTls,
   podVersion,
   versionAnnotation,
 } from './kubernetes-manifests.ts';
@@ -85,6 +100,11 @@ export interface KubernetesPlacementOptions {
   operatorImage: string;
   /** The cluster's DNS domain (default `cluster.local`). */
   clusterDomain?: string;
+  /**
+   * Give each cluster a NetworkPolicy (`<cluster>-members`) that admits the agents' port only from these
+   * Pods (the operator's) and the peer port only from the cluster's members. Absent: no policy.
+   */
+  agentClients?: AgentClientPods;
   /** How long stop, kill, restart and rejoin wait for a deleted Pod or PVC to be gone (default 2 min). */
   deleteTimeoutMs?: number;
   /** How often they look (default 250 ms). */
@@ -121,6 +141,13 @@ function memberOf(labels: Record<string, string> | undefined, fallback: string |
 
 const byMemberName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
 
+/** JSON with object keys sorted: the client library's models list fields in their own order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
+}
+
 export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   /**
    * Not yet: a survivor's recovery (stop etcd, etcd-wal-commit on its volume, one start with
@@ -131,6 +158,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   readonly supportsCrashHold = false;
   private readonly core: CoreV1Api;
   private readonly policy: PolicyV1Api;
+  private readonly networking: NetworkingV1Api;
+  private readonly agentClients: AgentClientPods | undefined;
   private readonly operatorImage: string;
   private readonly clusterDomain: string;
   private readonly deleteTimeoutMs: number;
@@ -141,6 +170,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   constructor(options: KubernetesPlacementOptions) {
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.policy = options.kubeConfig.makeApiClient(PolicyV1Api);
+    this.networking = options.kubeConfig.makeApiClient(NetworkingV1Api);
+    this.agentClients = options.agentClients;
     this.operatorImage = options.operatorImage;
     this.clusterDomain = options.clusterDomain ?? defaultClusterDomain;
     this.deleteTimeoutMs = options.deleteTimeoutMs ?? 120_000;
@@ -248,6 +279,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       logger.info(`updated PodDisruptionBudget ${namespace}/${budgetName}`, { minAvailable: budget.spec!.minAvailable });
     }
 
+    if (this.agentClients !== undefined) await this.ensureNetworkPolicy(cluster, this.agentClients);
+
     if (cluster.spec.agent.enabled) {
       const name = agentSecretName(cluster);
       const existing = await this.optional('Secret', namespace, name, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
@@ -256,6 +289,28 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
         const token = randomBytes(32).toString('hex');
         await this.create('Secret', namespace, name, () => this.core.createNamespacedSecret({ namespace, body: agentSecret(cluster, token) }));
       }
+      const tlsName = agentTlsSecretName(cluster);
+      const existingTls = await this.optional('Secret', namespace, tlsName, 'read', () => this.core.readNamespacedSecret({ name: tlsName, namespace }));
+      // Created once as well: a new CA would not be trusted by the certificate the running agents hold.
+      if (!existingTls) {
+        const bundle = await certificateAuthorityBundle(`etcd-robustness agents of ${namespace}/${cluster.metadata.name}`, agentCertificateHosts(cluster, this.clusterDomain));
+        await this.create('Secret', namespace, tlsName, () => this.core.createNamespacedSecret({ namespace, body: agentTlsSecret(cluster, bundle) }));
+      }
+    }
+  }
+
+  private async ensureNetworkPolicy(cluster: EtcdCluster, agentClients: AgentClientPods): Promise<void> {
+    const namespace = clusterNamespace(cluster);
+    const name = networkPolicyName(cluster);
+    const wanted = memberNetworkPolicy(cluster, agentClients);
+    const existing = await this.optional('NetworkPolicy', namespace, name, 'read', () => this.networking.readNamespacedNetworkPolicy({ name, namespace }));
+    if (!existing) {
+      await this.create('NetworkPolicy', namespace, name, () => this.networking.createNamespacedNetworkPolicy({ namespace, body: wanted }));
+    } else if (canonicalJson(existing.spec) !== canonicalJson(wanted.spec)) {
+      // Another operator release (other Pod labels) or a hand edit: put it back, with the read resourceVersion.
+      const body = { apiVersion: wanted.apiVersion, kind: wanted.kind, metadata: existing.metadata, spec: wanted.spec };
+      await this.call('NetworkPolicy', namespace, name, 'update', () => this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }));
+      logger.info(`updated NetworkPolicy ${namespace}/${name}`);
     }
   }
 
@@ -309,7 +364,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       const member: PlacedMember = { name, clientUrl, peerUrl, state: observed.state, since, version };
       if (observed.detail !== undefined) member.detail = observed.detail;
       const agentRuns = pod ? (pod.spec?.containers.some((c) => c.name === 'agent') ?? false) : cluster.spec.agent.enabled;
-      if (agentRuns) member.agentUrl = agentUrlOf(host);
+      if (agentRuns) member.agentUrl = agentUrlOf(host, pod ? podAgentServesTls(pod) : true);
       members.push(member);
     }
     for (const key of this.podMissingSince.keys()) {
@@ -449,8 +504,13 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     }
     const budget = disruptionBudgetName(cluster);
     await this.optional('PodDisruptionBudget', namespace, budget, 'delete', () => this.policy.deleteNamespacedPodDisruptionBudget({ name: budget, namespace }));
-    const secret = agentSecretName(cluster);
-    await this.optional('Secret', namespace, secret, 'delete', () => this.core.deleteNamespacedSecret({ name: secret, namespace }));
+    if (this.agentClients !== undefined) {
+      const policyName = networkPolicyName(cluster);
+      await this.optional('NetworkPolicy', namespace, policyName, 'delete', () => this.networking.deleteNamespacedNetworkPolicy({ name: policyName, namespace }));
+    }
+    for (const secret of [agentSecretName(cluster), agentTlsSecretName(cluster)]) {
+      await this.optional('Secret', namespace, secret, 'delete', () => this.core.deleteNamespacedSecret({ name: secret, namespace }));
+    }
     for (const key of this.podMissingSince.keys()) if (key.startsWith(`${namespace}/${cluster.metadata.name}/`)) this.podMissingSince.delete(key);
     logger.info(`deleted EtcdCluster ${namespace}/${cluster.metadata.name}'s objects`, { pods: pods.items.length, claims: claims.items.length });
   }
@@ -497,7 +557,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async faultRuntime(cluster: EtcdCluster): Promise<MemberRuntime> {
-    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster));
+    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster), await this.agentCa(cluster));
     await runtime.create();
     return runtime;
   }
@@ -509,6 +569,16 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     const secret = await this.optional('Secret', namespace, name, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
     const encoded = secret?.data?.[agentTokenKey];
     return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').trim();
+  }
+
+  /** The CA (PEM) of the cluster's agents' serving certificate; undefined without agents or before ensureCluster made it. */
+  async agentCa(cluster: EtcdCluster): Promise<string | undefined> {
+    if (!cluster.spec.agent.enabled) return undefined;
+    const namespace = clusterNamespace(cluster);
+    const name = agentTlsSecretName(cluster);
+    const secret = await this.optional('Secret', namespace, name, 'read', () => this.core.readNamespacedSecret({ name, namespace }));
+    const encoded = secret?.data?.[agentTlsKeys.ca];
+    return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
   }
 
   close(): Promise<void> {
@@ -567,13 +637,15 @@ class KubernetesMemberRuntime implements MemberRuntime {
   readonly clientTls: EtcdClientTls | undefined;
   private readonly placement: KubernetesPlacement;
   private readonly cluster: EtcdCluster;
+  private readonly agentCa: string | undefined;
   private cache: RuntimeMember[] = [];
   private refreshedAt = 0;
   private refreshing: Promise<void> | undefined;
   private closed = false;
 
-  constructor(placement: KubernetesPlacement, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined) {
+  constructor(placement: KubernetesPlacement, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined, agentCa: string | undefined) {
     this.placement = placement;
+    this.agentCa = agentCa;
     this.cluster = cluster;
     this.clientTls = clientTls;
     this.clusterName = cluster.metadata.name;
@@ -589,6 +661,7 @@ class KubernetesMemberRuntime implements MemberRuntime {
     this.cache = placed.map((m) => {
       const member: RuntimeMember = { name: m.name, endpoint: m.clientUrl, peerUrl: m.peerUrl, running: m.state === 'running' };
       if (m.agentUrl !== undefined) member.agentUrl = m.agentUrl;
+      if (m.agentUrl?.startsWith('https:') === true && this.agentCa !== undefined) member.agentCa = this.agentCa;
       return member;
     });
     this.refreshedAt = Date.now();
