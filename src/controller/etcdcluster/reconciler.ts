@@ -31,6 +31,7 @@ export const clientTlsUnavailableReason = 'ClientTLSUnavailable';
 export const topologyNotSupportedReason = 'TopologyNotSupported';
 /** How often a cluster whose client TLS Secret is unusable looks again. */
 const clientTlsRetryMs = 5000;
+export const defaultRunStopGraceMs = 10 * 60 * 1000;
 /** `name=peerURL` of a member about to be added: lets a reconcile after a crash finish the start. */
 export const pendingMemberAnnotation = 'etcd.robustness.io/pending-member';
 
@@ -45,6 +46,11 @@ export interface EtcdClusterReconcilerOptions {
    * still stopping (healing their faults, checking, storing their reports). Members go only once none is.
    */
   stopRuns?: (key: string) => number;
+  /**
+   * How long a deletion waits for its runs to stop before it removes the members anyway (default 10 min):
+   * a run that hangs while stopping must not keep the cluster (and its finalizer) forever.
+   */
+  runStopGraceMs?: number;
   /** Requeue period of a steady cluster (status freshness). */
   resyncMs?: number;
   /** This replica's leader-election identity and term (twoNodeWitness: the witness's fencing token). */
@@ -70,6 +76,8 @@ export class EtcdClusterReconciler {
   private readonly options: EtcdClusterReconcilerOptions;
   /** etcd member id → first time seen not serving (per cluster key). */
   private readonly unhealthySince = new Map<string, Map<string, number>>();
+  /** Cluster key → when its deletion started waiting for its runs to stop. */
+  private readonly stopWaitSince = new Map<string, number>();
   private readonly quorum = new QuorumTracker();
   /** twoNodeWitness: the witness store per cluster key, with the spec it was made from. */
   private readonly witnesses = new Map<string, { spec: string; witness: Witness }>();
@@ -141,10 +149,22 @@ export class EtcdClusterReconciler {
       // Runs against it stop first: they heal their faults and check what they recorded while the members still serve.
       const stopping = this.options.stopRuns?.(key) ?? 0;
       if (stopping > 0) {
-        if (cluster.status?.phase !== 'Deleting') await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => undefined);
-        logger.info(`EtcdCluster ${key}: deleting: waiting for ${stopping} run(s) against it to stop`);
-        return { requeueAfterMs: 500 };
+        const since = this.stopWaitSince.get(key) ?? Date.now();
+        this.stopWaitSince.set(key, since);
+        const graceMs = this.options.runStopGraceMs ?? defaultRunStopGraceMs;
+        if (Date.now() - since < graceMs) {
+          if (cluster.status?.phase !== 'Deleting') await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => undefined);
+          logger.info(`EtcdCluster ${key}: deleting: waiting for ${stopping} run(s) against it to stop`);
+          return { requeueAfterMs: 500 };
+        }
+        await this.event(
+          cluster,
+          'Warning',
+          'RunsDidNotStop',
+          `${stopping} run(s) against the cluster did not stop within ${Math.round(graceMs / 1000)} s of its deletion; removing the members anyway (their faults' leases expire on their own)`,
+        );
       }
+      this.stopWaitSince.delete(key);
       // The finalizer patch carries the resourceVersion the status patch returned (not a stale one).
       const latest = await this.clusters.patchStatus(namespace, name, { phase: 'Deleting' }).catch(() => cluster);
       await placement.deleteCluster(cluster);
