@@ -246,8 +246,14 @@ export class Operator {
     let release!: () => void;
     this.leadingStopped = new Promise<void>((resolve) => (release = resolve));
     try {
-      await leading.start();
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      const aborted = signal.aborted ? Promise.resolve() : new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      // The informers sync only once the API server answers: a stop (SIGTERM, a lost lease) must not wait for
+      // that, or an operator whose API server is gone never exits. stop() then rejects the pending start.
+      const started = leading.start().catch((error: unknown) => {
+        if (!signal.aborted) throw error;
+      });
+      await Promise.race([started, aborted]);
+      await aborted;
     } finally {
       logger.info('no longer leading: stopping the controllers (runs heal their faults)', { identity: this.options.identity });
       await leading.stop();
