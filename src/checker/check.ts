@@ -22,6 +22,9 @@ export interface CheckOptions {
 export const defaultUnknownHorizonMs = 5 * 60 * 1000;
 export const defaultMaxFrontier = 20_000;
 
+/** Why a history without operations is inconclusive, not linearizable. */
+export const noOperations = 'the history has no operations';
+
 /** Which fields the history ever shows: the model tracks only those (see model.ts). */
 export function observedFields(history: History): { trackRevision: boolean; trackVersion: boolean } {
   let trackRevision = history.watches.length > 0 || history.meta?.initialRevision !== undefined;
@@ -227,6 +230,8 @@ export function checkLinearizability(original: History, options: CheckOptions = 
     deadline: Date.now() + (options.timeoutMs ?? 60_000),
   };
   const operations = original.operations.length;
+  // Nothing was checked: a run that recorded nothing (or a truncated or wrong file) must not pass.
+  if (operations === 0) return { verdict: 'inconclusive', operations, inconclusive: noOperations };
   // Resolve unknown outcomes that reads and watches observed (patch.ts); indices stay the same.
   const patch = patchHistory(original);
   const history: History = { ...original, operations: patch.operations };

@@ -40,6 +40,74 @@ class FieldError extends Error {}
 
 type Json = Record<string, unknown>;
 
+/**
+ * Input quoted in an error message: printable ASCII only (control characters and everything else
+ * escaped, so binary input cannot reach a terminal raw), at most ~80 characters of it.
+ */
+export function excerpt(text: string, max = 80): string {
+  return `"${printable(text, max)}"`;
+}
+
+/** The text escaped as inside a JSON string, non-ASCII too, cut to `max` characters (saying how long it was). */
+function printable(text: string, max: number): string {
+  const cut = text.length > max ? text.slice(0, max) : text;
+  const escaped = JSON.stringify(cut)
+    .slice(1, -1)
+    .replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length > max ? `${escaped}... (${text.length} characters)` : escaped;
+}
+
+/** A JSON value quoted in an error message (see excerpt). */
+function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  return typeof value === 'string' ? excerpt(value) : printable(JSON.stringify(value), 80);
+}
+
+/** The fields each line kind may have (docs/history-format.md); any other is rejected, not ignored. */
+export const lineFields = {
+  operation: ['client', 'call', 'return', 'request', 'response', 'member', 'error'],
+  meta: ['kind', 'seed', 'cluster', 'profile', 'startTime', 'prefix', 'mode', 'initialRevision'],
+  watch: ['kind', 'id', 'client', 'member', 'request', 'response'],
+  fault: ['kind', 'id', 'time', 'phase', 'fault', 'targets', 'params', 'detail'],
+  // Written when an operation is sent; an operation line with the same client and call completes it.
+  invoke: ['kind', 'client', 'call', 'request', 'member'],
+} as const satisfies Record<string, readonly string[]>;
+
+const requestFields: Record<string, readonly string[]> = {
+  range: ['type', 'key', 'end', 'revision', 'limit', 'keysOnly', 'serializable'],
+  put: ['type', 'key', 'value', 'lease'],
+  delete: ['type', 'key', 'end'],
+  txn: ['type', 'compare', 'success', 'failure'],
+  leaseGrant: ['type', 'id', 'ttl'],
+  leaseRevoke: ['type', 'id'],
+  compact: ['type', 'revision'],
+  defragment: ['type'],
+};
+
+const responseFields: Record<string, readonly string[]> = {
+  range: ['revision', 'kvs', 'count'],
+  delete: ['revision', 'deleted'],
+  txn: ['revision', 'succeeded', 'results'],
+  put: ['revision'],
+  leaseGrant: ['revision'],
+  leaseRevoke: ['revision'],
+  compact: ['revision'],
+  defragment: ['revision'],
+};
+
+const keyValueFields = ['key', 'value', 'modRevision', 'createRevision', 'version', 'lease'];
+const compareFields = ['key', 'target', 'result', 'value'];
+const watchRequestFields = ['key', 'end', 'startRevision', 'progressNotify', 'prevKV'];
+const watchResponseFields = ['time', 'revision', 'events', 'progress', 'canceled', 'compactRevision', 'error'];
+const watchEventFields = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'isCreate', 'prevKV'];
+
+/** Rejects a field the format does not define: a typo or a newer writer's field must not be silently ignored. */
+function onlyFields(value: Json, allowed: readonly string[], where: string): void {
+  for (const name of Object.keys(value)) {
+    if (!allowed.includes(name)) throw new FieldError(`unknown field ${excerpt(name)} in ${where}`);
+  }
+}
+
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -60,7 +128,7 @@ function optString(value: unknown, where: string): string | undefined {
 
 function integer(value: unknown, where: string, min = 0): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new FieldError(`${where} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+    throw new FieldError(`${where} must be an integer >= ${min}, got ${shown(value)}`);
   }
   return value;
 }
@@ -101,10 +169,11 @@ const compareResults = new Set(['=', '!=', '<', '>']);
 
 function parseCompare(raw: unknown, where: string): Compare {
   const c = object(raw, where);
+  onlyFields(c, compareFields, where);
   const target = string(c['target'], `${where}.target`);
-  if (!compareTargets.has(target)) throw new FieldError(`${where}.target must be one of value, mod, create, version, lease; got "${target}"`);
+  if (!compareTargets.has(target)) throw new FieldError(`${where}.target must be one of value, mod, create, version, lease; got ${excerpt(target)}`);
   const result = string(c['result'], `${where}.result`);
-  if (!compareResults.has(result)) throw new FieldError(`${where}.result must be one of =, !=, <, >; got "${result}"`);
+  if (!compareResults.has(result)) throw new FieldError(`${where}.result must be one of =, !=, <, >; got ${excerpt(result)}`);
   const value =
     target === 'value' ? string(c['value'], `${where}.value`) : target === 'lease' ? (optLeaseId(c['value'], `${where}.value`) ?? '0') : integer(c['value'], `${where}.value`);
   return { key: string(c['key'], `${where}.key`), target: target as Compare['target'], result: result as Compare['result'], value };
@@ -113,7 +182,7 @@ function parseCompare(raw: unknown, where: string): Compare {
 function parseTxnOp(raw: unknown, where: string): TxnOp {
   const op = parseRequest(raw, where);
   if (op.type !== 'range' && op.type !== 'put' && op.type !== 'delete') {
-    throw new FieldError(`${where}.type must be range, put or delete inside a txn, got "${op.type}"`);
+    throw new FieldError(`${where}.type must be range, put or delete inside a txn, got ${excerpt(op.type)}`);
   }
   return op;
 }
@@ -121,6 +190,7 @@ function parseTxnOp(raw: unknown, where: string): TxnOp {
 export function parseRequest(raw: unknown, where = 'request'): EtcdRequest {
   const r = object(raw, where);
   const type = r['type'];
+  if (typeof type === 'string' && Object.hasOwn(requestFields, type)) onlyFields(r, requestFields[type]!, where);
   switch (type) {
     case 'range':
       return omitUndefined({
@@ -158,13 +228,14 @@ export function parseRequest(raw: unknown, where = 'request'): EtcdRequest {
       return { type };
     default:
       throw new FieldError(
-        `${where}.type must be one of range, put, delete, txn, leaseGrant, leaseRevoke, compact, defragment; got ${JSON.stringify(type)}`,
+        `${where}.type must be one of range, put, delete, txn, leaseGrant, leaseRevoke, compact, defragment; got ${shown(type)}`,
       );
   }
 }
 
 function parseKeyValue(raw: unknown, where: string): KeyValue {
   const kv = object(raw, where);
+  onlyFields(kv, keyValueFields, where);
   return omitUndefined({
     key: string(kv['key'], `${where}.key`),
     value: optString(kv['value'], `${where}.value`),
@@ -177,7 +248,11 @@ function parseKeyValue(raw: unknown, where: string): KeyValue {
 
 function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): EtcdResponse {
   const r = object(raw, where);
-  if (r['error'] !== undefined) return { error: string(r['error'], `${where}.error`) };
+  if (r['error'] !== undefined) {
+    onlyFields(r, ['error'], where);
+    return { error: string(r['error'], `${where}.error`) };
+  }
+  onlyFields(r, responseFields[request.type]!, `${where} (of a ${request.type})`);
   const revision = optInteger(r['revision'], `${where}.revision`);
   switch (request.type) {
     case 'range':
@@ -212,6 +287,7 @@ function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): Et
 }
 
 function parseOperation(line: Json): Operation {
+  onlyFields(line, lineFields.operation, 'an operation line');
   const client = integer(line['client'], 'client');
   const call = integer(line['call'], 'call');
   const ret = optInteger(line['return'], 'return');
@@ -236,9 +312,10 @@ function parseOperation(line: Json): Operation {
 }
 
 function parseMeta(line: Json): HistoryMeta {
+  onlyFields(line, lineFields.meta, 'the meta line');
   const mode = line['mode'];
   if (mode !== undefined && mode !== 'exclusive' && mode !== 'shared') {
-    throw new FieldError(`mode must be "exclusive" or "shared", got ${JSON.stringify(mode)}`);
+    throw new FieldError(`mode must be "exclusive" or "shared", got ${shown(mode)}`);
   }
   const seed = line['seed'];
   if (seed !== undefined && typeof seed !== 'number' && typeof seed !== 'string') throw new FieldError('seed must be a number or a string');
@@ -256,6 +333,7 @@ function parseMeta(line: Json): HistoryMeta {
 
 function parseWatchRequest(raw: unknown): WatchRequest {
   const r = object(raw, 'request');
+  onlyFields(r, watchRequestFields, 'request');
   return omitUndefined({
     key: string(r['key'], 'request.key'),
     end: optString(r['end'], 'request.end'),
@@ -267,6 +345,7 @@ function parseWatchRequest(raw: unknown): WatchRequest {
 
 function parseWatchEvent(raw: unknown, where: string): WatchEvent {
   const e = object(raw, where);
+  onlyFields(e, watchEventFields, where);
   const type = e['type'];
   if (type !== 'put' && type !== 'delete') throw new FieldError(`${where}.type must be "put" or "delete"`);
   return omitUndefined({
@@ -283,6 +362,7 @@ function parseWatchEvent(raw: unknown, where: string): WatchEvent {
 
 function parseWatchResponse(raw: unknown): WatchResponse {
   const r = object(raw, 'response');
+  onlyFields(r, watchResponseFields, 'response');
   return omitUndefined({
     time: integer(r['time'], 'response.time'),
     revision: optInteger(r['revision'], 'response.revision'),
@@ -300,19 +380,20 @@ function parseFaultParams(raw: unknown): Record<string, number | string> | undef
   if (raw === undefined || raw === null) return undefined;
   const params = object(raw, 'params');
   for (const [name, value] of Object.entries(params)) {
-    if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new FieldError(`params.${name} must be a number or a string`);
+    if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new FieldError(`params.${printable(name, 80)} must be a number or a string`);
   }
   return params as Record<string, number | string>;
 }
 
 function parseFault(line: Json): FaultEvent {
+  onlyFields(line, lineFields.fault, 'a fault line');
   const phase = line['phase'];
   if (typeof phase !== 'string' || !(faultPhases as readonly string[]).includes(phase)) {
-    throw new FieldError(`phase must be one of ${faultPhases.join(', ')}; got ${JSON.stringify(phase)}`);
+    throw new FieldError(`phase must be one of ${faultPhases.join(', ')}; got ${shown(phase)}`);
   }
   const fault = line['fault'];
   if (typeof fault !== 'string' || !(faultNames as readonly string[]).includes(fault)) {
-    throw new FieldError(`fault must be one of ${faultNames.join(', ')}; got ${JSON.stringify(fault)}`);
+    throw new FieldError(`fault must be one of ${faultNames.join(', ')}; got ${shown(fault)}`);
   }
   return omitUndefined({
     kind: 'fault' as const,
@@ -350,7 +431,8 @@ export class HistoryParser {
     try {
       raw = JSON.parse(text);
     } catch (error) {
-      throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${(error as Error).message})`);
+      // V8's message quotes the input: escape and shorten it (binary input must not reach a terminal raw).
+      throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${printable((error as Error).message, 160)})`);
     }
     try {
       const line = object(raw, 'line');
@@ -373,7 +455,7 @@ export class HistoryParser {
           this.faultLine(line);
           return undefined;
         default:
-          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "meta", "watch" or "fault")`);
+          throw new FieldError(`unknown kind ${shown(line['kind'])} (expected no kind, "meta", "watch" or "fault")`);
       }
     } catch (error) {
       if (error instanceof FieldError) throw new HistoryFormatError(this.file, this.lineNumber, error.message);
@@ -382,6 +464,7 @@ export class HistoryParser {
   }
 
   private watchLine(line: Json): void {
+    onlyFields(line, lineFields.watch, 'a watch line');
     const id = integer(line['id'], 'id');
     if (line['request'] !== undefined) {
       if (this.watches.has(id)) throw new FieldError(`watch ${id} is opened twice`);

@@ -3,7 +3,7 @@
  * per file or segment directory. Exit codes: 0 all linearizable, 1 any violation, 2 any inconclusive
  * (and no violation), 64 usage or input errors.
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkHistory, HistoryFormatError, parseHistory, renderHtmlReport, type CheckReport } from '../checker/index.ts';
@@ -42,11 +42,21 @@ Options:
 Exit code: 0 all linearizable, 1 any violation, 2 any inconclusive, 64 usage or input error.
 `;
 
+function fileKind(stat: Stats): string {
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a file';
+}
+
 /** A file is one history; a directory is the segments a HistoryFileWriter wrote. Returns an error message on bad input. */
 function loadHistory(file: string): History | string {
   let text: string;
   try {
-    if (statSync(file).isDirectory()) return readHistoryDirectory(file);
+    const stat = statSync(file);
+    if (stat.isDirectory()) return readHistoryDirectory(file);
+    if (!stat.isFile()) return `${file}: not a regular file or a directory (${fileKind(stat)}): check reads history files and segment directories only`;
     text = readFileSync(file, 'utf8');
   } catch (error) {
     if (error instanceof HistoryDirectoryError || error instanceof HistoryFormatError) return error.message;
@@ -127,6 +137,7 @@ export function runCheck(argv: string[], out: (line: string) => void, err: (line
   let timeoutMs: number;
   try {
     timeoutMs = parseDuration(values.timeout);
+    if (timeoutMs <= 0) throw new Error(`must be positive, got "${values.timeout}"`);
   } catch (error) {
     throw new CheckUsageError(`check: --timeout: ${(error as Error).message}`);
   }
