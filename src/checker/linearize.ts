@@ -311,6 +311,19 @@ export class LinearizationEngine {
     return pathToList(this.frontier[0]?.path ?? null);
   }
 
+  /**
+   * The part of the linearization no later event can change, handed over and forgotten (the streaming
+   * check replays it as it goes, so paths do not grow with the history). With one configuration in the
+   * frontier, every linearization found from now on extends its path, so that path is settled; with
+   * several, nothing is taken. Offline evidence then names only the operations linearized since.
+   */
+  takeSettledPrefix(): number[] {
+    const only = this.frontier.length === 1 ? this.frontier[0]! : undefined;
+    if (!this.options.trackPaths || this.done || only?.path == null) return [];
+    this.frontier = [{ ...only, path: null }];
+    return pathToList(only.path);
+  }
+
   candidateStates(limit = 10): StateSummary[] {
     return this.frontier.slice(0, limit).map((c) => summarize(c.state));
   }

@@ -407,9 +407,28 @@ function parseFault(line: Json): FaultEvent {
   });
 }
 
+export interface HistoryParserOptions {
+  /**
+   * Keep the operations (default true). Off, line() still returns each one but finish() returns a history
+   * without operations, and memory stays independent of their number (the streaming check, stream.ts). A
+   * client's operations are then checked against its previous one only: when a client's operations are
+   * not in call order in the file, finish() sets `inCallOrder` to false, and the caller re-reads the
+   * history whole to check them (the order is otherwise not required).
+   */
+  retainOperations?: boolean;
+}
+
+/** A client's latest operation, for the overlap check of a parser that does not retain operations. */
+interface ClientLast {
+  call: number;
+  return: number | null;
+  line: number;
+}
+
 /** Incremental parser: feed lines one at a time (the live checker and the CLI stream files through it). */
 export class HistoryParser {
   readonly file: string;
+  private readonly retain: boolean;
   private lineNumber = 0;
   private meta: HistoryMeta | undefined;
   private readonly operations: Operation[] = [];
@@ -418,9 +437,21 @@ export class HistoryParser {
   private readonly faults: FaultEvent[] = [];
   /** The fault each injection id names, so its later lines cannot name another. */
   private readonly faultIds = new Map<number, FaultName>();
+  /** Without retained operations: each client's latest, and the first overlap found (thrown by finish()). */
+  private readonly lastByClient = new Map<number, ClientLast>();
+  private overlap: HistoryFormatError | undefined;
+  private operationCount = 0;
+  /** False when some client's operations are not in call order (only without retained operations). */
+  inCallOrder = true;
 
-  constructor(file = '<history>') {
+  constructor(file = '<history>', options: HistoryParserOptions = {}) {
     this.file = file;
+    this.retain = options.retainOperations ?? true;
+  }
+
+  /** Operations parsed so far. */
+  get operationsSeen(): number {
+    return this.operationCount;
   }
 
   /** Parses one line; returns the operation it held, if any. */
@@ -439,13 +470,16 @@ export class HistoryParser {
       switch (line['kind']) {
         case undefined: {
           const op = parseOperation(line);
-          this.operations.push(op);
-          this.operationLines.push(this.lineNumber);
+          this.operationCount++;
+          if (this.retain) {
+            this.operations.push(op);
+            this.operationLines.push(this.lineNumber);
+          } else this.followClient(op);
           return op;
         }
         case 'meta':
           if (this.meta) throw new FieldError('a second meta line (a history has at most one)');
-          if (this.operations.length > 0) throw new FieldError('the meta line must come before the operations');
+          if (this.operationCount > 0) throw new FieldError('the meta line must come before the operations');
           this.meta = parseMeta(line);
           return undefined;
         case 'watch':
@@ -461,6 +495,24 @@ export class HistoryParser {
       if (error instanceof FieldError) throw new HistoryFormatError(this.file, this.lineNumber, error.message);
       throw error;
     }
+  }
+
+  /** The overlap check of finish(), one operation at a time, for clients whose operations come in call order. */
+  private followClient(op: Operation): void {
+    const last = this.lastByClient.get(op.client);
+    this.lastByClient.set(op.client, { call: op.call, return: op.return, line: this.lineNumber });
+    if (last === undefined) return;
+    if (op.call < last.call) this.inCallOrder = false;
+    else if (this.overlap === undefined && (last.return === null || op.call < last.return)) this.overlap = this.overlapError(op.client, op, this.lineNumber, last, last.line);
+  }
+
+  private overlapError(client: number, next: Operation, nextLine: number, prev: { return: number | null }, prevLine: number): HistoryFormatError {
+    return new HistoryFormatError(
+      this.file,
+      nextLine,
+      `client ${client} starts an operation at ${next.call} while its previous one (line ${prevLine}) ` +
+        (prev.return === null ? 'never returned (continue under a new client id after an unknown outcome)' : `returned only at ${prev.return}`),
+    );
   }
 
   private watchLine(line: Json): void {
@@ -496,6 +548,7 @@ export class HistoryParser {
 
   /** Checks what spans lines (a client's operations never overlap) and returns the history. */
   finish(): History {
+    if (this.overlap !== undefined && this.inCallOrder) throw this.overlap;
     const byClient = new Map<number, number[]>();
     this.operations.forEach((op, i) => {
       const list = byClient.get(op.client) ?? [];
@@ -507,14 +560,7 @@ export class HistoryParser {
       for (let k = 1; k < indices.length; k++) {
         const prev = this.operations[indices[k - 1]!]!;
         const next = this.operations[indices[k]!]!;
-        if (prev.return === null || next.call < prev.return) {
-          throw new HistoryFormatError(
-            this.file,
-            this.operationLines[indices[k]!]!,
-            `client ${client} starts an operation at ${next.call} while its previous one (line ${this.operationLines[indices[k - 1]!]}) ` +
-              (prev.return === null ? 'never returned (continue under a new client id after an unknown outcome)' : `returned only at ${prev.return}`),
-          );
-        }
+        if (prev.return === null || next.call < prev.return) throw this.overlapError(client, next, this.operationLines[indices[k]!]!, prev, this.operationLines[indices[k - 1]!]!);
       }
     }
     const history: History = { meta: this.meta, operations: this.operations, watches: [...this.watches.values()] };

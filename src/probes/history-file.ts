@@ -7,12 +7,14 @@
  * (maxSegments) can still be read. When the segments are read together, the header copies are skipped, so
  * the result equals what was written.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import type { HistorySource } from '../checker/stream.ts';
 import {
   HistoryFormatError,
   HistoryParser,
+  type HistoryParserOptions,
   serializeFaultLine,
   serializeMetaLine,
   serializeOperationLine,
@@ -385,16 +387,122 @@ function segmentPaths(dir: string, options: ReadHistoryDirectoryOptions): string
 /** Reads a directory written by HistoryFileWriter as the one history its segments form. */
 export function readHistoryDirectory(dir: string, options: ReadHistoryDirectoryOptions = {}): History {
   const reader = new SegmentReader(dir);
-  for (const file of segmentPaths(dir, options)) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new HistoryDirectoryError(dir, `cannot read ${path.basename(file)}: ${(error as Error).message}`);
-    }
-    reader.segment(file, text);
-  }
+  for (const file of segmentPaths(dir, options)) reader.segment(file, segmentLines(dir, file));
   return reader.finish();
+}
+
+/** A segment's lines; an unreadable segment is the directory's error (FILE:LINE errors stay the parser's). */
+function* segmentLines(dir: string, file: string): Generator<string> {
+  try {
+    yield* readLines(file);
+  } catch (error) {
+    if (error instanceof HistoryFormatError) throw error;
+    throw new HistoryDirectoryError(dir, `cannot read ${path.basename(file)}: ${(error as Error).message}`);
+  }
+}
+
+/** The longest line a history may have (a history line is a few hundred bytes; this catches a wrong file). */
+export const maxHistoryLineBytes = 64 * 1024 * 1024;
+
+/** A path that is not a regular file: a FIFO would block the reader, a device would never end. */
+export class NotAFileError extends Error {
+  override name = 'NotAFileError';
+}
+
+export function fileKind(stat: Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+export interface ReadLinesOptions {
+  /** A longer line is a HistoryFormatError naming it (default maxHistoryLineBytes). */
+  maxLineBytes?: number;
+  /** Bytes read at a time (default 1 MiB). */
+  chunkBytes?: number;
+}
+
+/**
+ * The lines of a regular file, read a chunk at a time: memory holds one chunk and one line whatever the
+ * file's size. Lines are split as text.split('\n') splits them (a final newline gives a last, empty
+ * line), so line numbers agree with a whole-file read. A FIFO, device or socket is refused before any
+ * read (opened non-blocking, so even the open cannot hang).
+ */
+export function* readLines(file: string, options: ReadLinesOptions = {}): Generator<string> {
+  const maxLineBytes = options.maxLineBytes ?? maxHistoryLineBytes;
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NotAFileError(`${file}: not a regular file (${fileKind(stat)})`);
+    const buffer = Buffer.allocUnsafe(options.chunkBytes ?? 1024 * 1024);
+    let parts: Buffer[] = [];
+    let partBytes = 0;
+    let line = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, 0, buffer.length, null);
+      if (read === 0) break;
+      let start = 0;
+      for (let nl = buffer.indexOf(10, start); nl >= 0 && nl < read; nl = buffer.indexOf(10, start)) {
+        line++;
+        if (partBytes + nl - start > maxLineBytes) throw tooLong(file, line, maxLineBytes);
+        if (parts.length === 0) yield buffer.toString('utf8', start, nl);
+        else {
+          parts.push(buffer.subarray(start, nl));
+          yield Buffer.concat(parts).toString('utf8');
+          parts = [];
+          partBytes = 0;
+        }
+        start = nl + 1;
+      }
+      if (start < read) {
+        if (partBytes + read - start > maxLineBytes) throw tooLong(file, line + 1, maxLineBytes);
+        parts.push(Buffer.from(buffer.subarray(start, read)));
+        partBytes += read - start;
+      }
+    }
+    yield Buffer.concat(parts).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tooLong(file: string, line: number, max: number): HistoryFormatError {
+  return new HistoryFormatError(file, line, `the line is longer than ${max} bytes (the limit for one history line): not a history file?`);
+}
+
+/**
+ * One pass over a history file or segment directory for the streaming check (src/checker/stream.ts):
+ * read line by line, operations handed out one at a time and not kept.
+ */
+export function historySource(file: string): HistorySource {
+  const isDirectory = statSync(file).isDirectory();
+  return {
+    name: file,
+    pass(onOperation) {
+      const parserOptions: HistoryParserOptions = { retainOperations: false };
+      let index = 0;
+      const visit = (op: Operation | undefined): void => {
+        if (op !== undefined) onOperation(op, index++);
+      };
+      if (isDirectory) {
+        const reader = new SegmentReader(file, parserOptions);
+        for (const segment of segmentPaths(file, {})) reader.segment(segment, segmentLines(file, segment), visit);
+        return { history: reader.finish(), inCallOrder: reader.inCallOrder };
+      }
+      const parser = new HistoryParser(file, parserOptions);
+      for (const line of readLines(file)) visit(parser.line(line));
+      return { history: parser.finish(), inCallOrder: parser.inCallOrder };
+    },
+    load() {
+      if (isDirectory) return readHistoryDirectory(file);
+      const parser = new HistoryParser(file);
+      for (const line of readLines(file)) parser.line(line);
+      return parser.finish();
+    },
+  };
 }
 
 type Json = Record<string, unknown>;
@@ -418,23 +526,31 @@ class SegmentReader {
   private meta: Seen | undefined;
   private readonly opened = new Map<number, Seen>();
 
-  constructor(dir: string) {
-    this.parser = new HistoryParser(dir);
+  constructor(dir: string, options: HistoryParserOptions = {}) {
+    this.parser = new HistoryParser(dir, options);
   }
 
-  segment(file: string, text: string): void {
+  get inCallOrder(): boolean {
+    return this.parser.inCallOrder;
+  }
+
+  /** Feeds one segment's lines; each operation goes to onOperation, if given. */
+  segment(file: string, lines: Iterable<string>, onOperation?: (op: Operation | undefined) => void): void {
     this.starts.push({ file, firstLine: this.lines + 1 });
     let inHeader = this.starts.length > 1;
-    text.split('\n').forEach((line, i) => {
+    let i = 0;
+    for (const line of lines) {
+      i++;
       this.lines++;
       let skip = false;
       if (inHeader && line.trim() !== '') {
-        skip = this.isHeaderCopy(line, file, i + 1);
+        skip = this.isHeaderCopy(line, file, i);
         inHeader = skip;
       }
-      if (!skip) this.rememberFirst(line, file, i + 1);
-      this.feed(skip ? '' : line);
-    });
+      if (!skip) this.rememberFirst(line, file, i);
+      const op = this.feed(skip ? '' : line);
+      onOperation?.(op);
+    }
   }
 
   finish(): History {
@@ -445,9 +561,9 @@ class SegmentReader {
     }
   }
 
-  private feed(line: string): void {
+  private feed(line: string): Operation | undefined {
     try {
-      this.parser.line(line);
+      return this.parser.line(line);
     } catch (error) {
       throw this.relocate(error);
     }
