@@ -68,6 +68,8 @@ export interface HistorySource {
 export interface StreamCheckOptions extends CheckOptions {
   /** Operations per chunk: the watermark moves, and settled paths are replayed, once per chunk (default 4096). */
   chunkOperations?: number;
+  /** Chunks read ahead of the watermark (default 2). */
+  lagChunks?: number;
   /** Distinct states kept for stale reads (default 100,000). */
   staleStates?: number;
   /**
@@ -83,6 +85,8 @@ export interface StreamCheckReport extends CheckReport {
   mode: 'stream' | 'whole';
   /** Wall-clock time of each pass (ms), for the benchmark. */
   passMs: number[];
+  /** The most operations held at once for the replay (settled paths not yet handed over): the live window. */
+  peakWindow: number;
 }
 
 /** Pass 1's summary of the operations. */
@@ -296,6 +300,7 @@ const stop = new Error('the search is over');
 export function checkHistoryStream(source: HistorySource, options: StreamCheckOptions = {}): StreamCheckReport {
   const started = performance.now();
   const chunk = options.chunkOperations ?? 4096;
+  const lag = options.lagChunks ?? 2;
   const passMs: number[] = [];
   const lap = (): void => {
     passMs.push(performance.now() - started - passMs.reduce((a, b) => a + b, 0));
@@ -306,9 +311,9 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
   if (!rest.inCallOrder || partitioned(s, history)) {
     const report = checkHistory(source.load(), options);
     lap();
-    return { ...report, elapsedMs: performance.now() - started, mode: 'whole', passMs };
+    return { ...report, elapsedMs: performance.now() - started, mode: 'whole', passMs, peakWindow: s.operations };
   }
-  if (s.operations === 0) return { ...checkHistory(history, options), elapsedMs: performance.now() - started, mode: 'stream', passMs };
+  if (s.operations === 0) return { ...checkHistory(history, options), elapsedMs: performance.now() - started, mode: 'stream', passMs, peakWindow: 0 };
 
   let patch: ReturnType<typeof observationPass> | undefined;
   if (s.unknown.size > 0) {
@@ -323,9 +328,12 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     trackRevision: s.trackRevision,
     trackVersion: s.trackVersion,
   } as const;
+  // Paths (and the operations they name) are kept only for what replays the linearization: watches,
+  // stale reads, or a caller that wants the linearization itself. Otherwise the verdict needs none.
+  const replayed = history.watches.length > 0 || s.hasStale || options.keepLinearization === true;
   const engineOptions: EngineOptions = {
     ...opts,
-    trackPaths: true,
+    trackPaths: replayed,
     unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
     deadline: Date.now() + (options.timeoutMs ?? 60_000),
@@ -334,6 +342,7 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
   const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);
   // Operations the engine holds, until the settled prefix that names them is replayed.
   const window = new Map<number, Operation>();
+  let peakWindow = 0;
   const order: number[] | undefined = options.keepLinearization === true ? [] : undefined;
   const replayOne = (index: number): void => {
     replay.apply(window.get(index)!, index);
@@ -359,10 +368,15 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     const role = roleOf(op);
     if (role === 'stale') replay.staleRead(index, op);
     else if (role === 'linearize' || role === 'optional') {
-      window.set(index, op);
+      if (replayed) {
+        window.set(index, op);
+        if (window.size > peakWindow) peakWindow = window.size;
+      }
       engine.add(index, op, role);
     }
-    if ((index + 1) % chunk === 0) advance(s.chunkMinCall[(index + 1) / chunk] ?? Infinity);
+      // The watermark trails the reading by `lag` chunks: the operations in flight at it are then read,
+      // and the revisions their responses claim known to the search, which prunes with them.
+      if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
     });
   } catch (error) {
     if (error !== stop) throw error;
@@ -392,6 +406,6 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     committed = replay.replayer.committed;
   }
   const report = finishCheck(history, linearizability, committed, patch?.kept, s.compactRevision, started);
-  return { ...report, mode: 'stream', passMs };
+  return { ...report, mode: 'stream', passMs, peakWindow };
 }
 
