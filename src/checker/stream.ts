@@ -293,6 +293,11 @@ class StreamReplay {
   }
 }
 
+/** The source gave other operations on a later pass (a file still being written). */
+export class HistoryChangedError extends Error {
+  override name = 'HistoryChangedError';
+}
+
 /** Thrown to end the last pass early, once the search has its verdict. */
 const stop = new Error('the search is over');
 
@@ -364,6 +369,7 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
   try {
     source.pass((original, index) => {
       if (engine.done) throw stop;
+      if (index >= s.operations) throw new HistoryChangedError(`${source.name}: the history changed while it was checked (more operations than the first pass read)`);
     const op = patch?.patched.get(index) ?? original;
     const role = roleOf(op);
     if (role === 'stale') replay.staleRead(index, op);

@@ -6,7 +6,7 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkHistory, checkHistoryStream, HistoryFormatError, renderHtmlReport, type CheckReport } from '../checker/index.ts';
+import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, renderHtmlReport, type CheckReport } from '../checker/index.ts';
 import type { History } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { fileKind, HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
@@ -71,7 +71,7 @@ function refuse(file: string): { stat: Stats } | string {
 }
 
 function inputError(file: string, error: unknown): string {
-  if (error instanceof HistoryDirectoryError || error instanceof HistoryFormatError || error instanceof NotAFileError) return error.message;
+  if (error instanceof HistoryDirectoryError || error instanceof HistoryFormatError || error instanceof NotAFileError || error instanceof HistoryChangedError) return error.message;
   if (error instanceof Error && 'code' in error) return `${file}: cannot read: ${error.message}`;
   throw error;
 }

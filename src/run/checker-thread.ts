@@ -4,7 +4,7 @@
  * checker-worker.ts, which passes the job as workerData.
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { checkHistory, checkHistoryStream, HistoryFormatError, LiveChecker, type CheckReport, type LiveCheckerOptions, type LiveStats, type Verdict } from '../checker/index.ts';
+import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, LiveChecker, type CheckReport, type LiveCheckerOptions, type LiveStats, type Verdict } from '../checker/index.ts';
 import { HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
 import { epochMs, type CheckerThreadData, type CheckSource, type FromCheckerThread, type LiveItem, type ToLiveThread } from './checker-worker.ts';
 import type { CheckOptions } from '../checker/index.ts';
@@ -97,7 +97,7 @@ function runCheck(port: MessagePort, source: CheckSource, options: CheckOptions)
     } else report = checkHistory(source.history, options);
   } catch (error) {
     const { name, message } = error instanceof Error ? error : new Error(String(error));
-    const read = error instanceof HistoryFormatError || error instanceof HistoryDirectoryError || error instanceof NotAFileError || (error instanceof Error && 'code' in error);
+    const read = error instanceof HistoryFormatError || error instanceof HistoryDirectoryError || error instanceof NotAFileError || error instanceof HistoryChangedError || (error instanceof Error && 'code' in error);
     post(port, { type: 'checkFailed', phase: read ? 'read' : 'check', name, message });
     return;
   }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -155,5 +155,14 @@ describe('option and file checks', () => {
     assert.equal(r.code, 64, r.stdout + r.stderr);
     assert.match(r.stderr, /fifo: not a regular file or a directory \(a FIFO\)/);
     assert.match(r.stderr, /\/dev\/zero: not a regular file or a directory \(a character device\)/);
+  });
+
+  test('a segment that is a FIFO is refused too, without hanging', async () => {
+    const segments = path.join(dir, 'segments');
+    mkdirSync(segments);
+    execFileSync('mkfifo', [path.join(segments, 'history-000001.jsonl')]);
+    const r = await check([segments]);
+    assert.equal(r.code, 64, r.stdout + r.stderr);
+    assert.match(r.stderr, /segments: cannot read history-000001\.jsonl: .*not a regular file \(a FIFO\)/);
   });
 });
