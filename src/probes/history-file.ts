@@ -487,14 +487,23 @@ export function historySource(file: string): HistorySource {
       const visit = (op: Operation | undefined): void => {
         if (op !== undefined) onOperation(op, index++);
       };
+      let history: History;
+      let inCallOrder: boolean;
       if (isDirectory) {
         const reader = new SegmentReader(file, parserOptions);
         for (const segment of segmentPaths(file, {})) reader.segment(segment, segmentLines(file, segment), visit);
-        return { history: reader.finish(), inCallOrder: reader.inCallOrder };
+        history = reader.finish();
+        inCallOrder = reader.inCallOrder;
+      } else {
+        const parser = new HistoryParser(file, parserOptions);
+        for (const line of readLines(file)) visit(parser.line(line));
+        history = parser.finish();
+        inCallOrder = parser.inCallOrder;
       }
-      const parser = new HistoryParser(file, parserOptions);
-      for (const line of readLines(file)) visit(parser.line(line));
-      return { history: parser.finish(), inCallOrder: parser.inCallOrder };
+      // Without retained operations, finish() returns only those it makes itself (an invocation never
+      // completed, with invoke lines): they come last, in every pass alike.
+      for (const op of history.operations) visit(op);
+      return { history: { ...history, operations: [] }, inCallOrder };
     },
     load() {
       if (isDirectory) return readHistoryDirectory(file);
