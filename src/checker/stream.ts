@@ -304,6 +304,8 @@ const stop = new Error('the search is over');
 /** Checks a history from its source in three passes (see the header), with the verdicts of checkHistory. */
 export function checkHistoryStream(source: HistorySource, options: StreamCheckOptions = {}): StreamCheckReport {
   const started = performance.now();
+  // The budget covers the reading passes too: a caller's "give up after this long" includes them.
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   const chunk = options.chunkOperations ?? 4096;
   const lag = options.lagChunks ?? 2;
   const passMs: number[] = [];
@@ -341,7 +343,7 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     trackPaths: replayed,
     unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
-    deadline: Date.now() + (options.timeoutMs ?? 60_000),
+    deadline,
   };
   const engine = new LinearizationEngine(engineOptions);
   const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);

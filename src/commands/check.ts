@@ -42,7 +42,8 @@ Options:
   --json              Print the results as a JSON array instead.
   --report DIR        Write an HTML report per file into DIR (histories up to 256 MiB: the report
                       needs the whole history in memory).
-  --timeout DURATION  Give up on a history after this long (inconclusive); default 60s.
+  --timeout DURATION  Give up on a history after this long, reading included (inconclusive);
+                      default 60s.
 
 Exit code: 0 all linearizable, 1 any violation, 2 any inconclusive, 64 usage or input error.
 `;
