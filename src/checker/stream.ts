@@ -42,11 +42,10 @@ import {
   staleReadProblem,
   type CheckOptions,
 } from './check.ts';
-import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
+import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
 import type { ModelOptions, ModelState } from './model.ts';
-import { forEachObservedValue, patchHistory, writtenValues } from './patch.ts';
+import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult } from './result.ts';
-import type { CommittedRevision } from './watch.ts';
 
 /** What one pass over a history returns besides its operations. */
 export interface HistoryPass {
@@ -301,32 +300,19 @@ export class HistoryChangedError extends Error {
 /** Thrown to end the last pass early, once the search has its verdict. */
 const stop = new Error('the search is over');
 
-/** Checks a history from its source in three passes (see the header), with the verdicts of checkHistory. */
-export function checkHistoryStream(source: HistorySource, options: StreamCheckOptions = {}): StreamCheckReport {
-  const started = performance.now();
-  // The budget covers the reading passes too: a caller's "give up after this long" includes them.
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+/** Pass 3's outcome: the search, and what replaying the linearization found. */
+interface Searched {
+  engine: LinearizationEngine;
+  replay: StreamReplay;
+  /** The whole linearization, with keepLinearization. */
+  order: number[] | undefined;
+  peakWindow: number;
+}
+
+/** Pass 3 (see the header): the search, chunk by chunk, replaying settled prefixes as they come. */
+function searchPass(source: HistorySource, s: Scan, history: History, patched: Map<number, Operation> | undefined, options: StreamCheckOptions, deadline: number): Searched {
   const chunk = options.chunkOperations ?? 4096;
   const lag = options.lagChunks ?? 2;
-  const passMs: number[] = [];
-  const lap = (): void => {
-    passMs.push(performance.now() - started - passMs.reduce((a, b) => a + b, 0));
-  };
-  const { scan: s, rest } = scan(source, chunk);
-  lap();
-  const history = rest.history;
-  if (!rest.inCallOrder || partitioned(s, history)) {
-    const report = checkHistory(source.load(), options);
-    lap();
-    return { ...report, elapsedMs: performance.now() - started, mode: 'whole', passMs, peakWindow: s.operations };
-  }
-  if (s.operations === 0) return { ...checkHistory(history, options), elapsedMs: performance.now() - started, mode: 'stream', passMs, peakWindow: 0 };
-
-  let patch: ReturnType<typeof observationPass> | undefined;
-  if (s.unknown.size > 0) {
-    patch = observationPass(source, s, history);
-    lap();
-  }
   const meta = history.meta;
   const opts = {
     mode: meta?.mode ?? 'exclusive',
@@ -338,26 +324,21 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
   // Paths (and the operations they name) are kept only for what replays the linearization: watches,
   // stale reads, or a caller that wants the linearization itself. Otherwise the verdict needs none.
   const replayed = history.watches.length > 0 || s.hasStale || options.keepLinearization === true;
-  const engineOptions: EngineOptions = {
+  const engine = new LinearizationEngine({
     ...opts,
     trackPaths: replayed,
     unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
     deadline,
-  };
-  const engine = new LinearizationEngine(engineOptions);
+  });
   const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);
   // Operations the engine holds, until the settled prefix that names them is replayed.
   const window = new Map<number, Operation>();
-  let peakWindow = 0;
-  const order: number[] | undefined = options.keepLinearization === true ? [] : undefined;
+  const searched: Searched = { engine, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0 };
   const replayOne = (index: number): void => {
     replay.apply(window.get(index)!, index);
     window.delete(index);
-    order?.push(index);
-  };
-  const flush = (): void => {
-    for (const index of engine.takeSettledPrefix()) replayOne(index);
+    searched.order?.push(index);
   };
   const advance = (watermark: number): void => {
     try {
@@ -366,22 +347,22 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
       if (!(error instanceof InconclusiveError)) throw error;
       engine.inconclusive = error.message;
     }
-    flush();
+    for (const index of engine.takeSettledPrefix()) replayOne(index);
   };
   try {
     source.pass((original, index) => {
       if (engine.done) throw stop;
       if (index >= s.operations) throw new HistoryChangedError(`${source.name}: the history changed while it was checked (more operations than the first pass read)`);
-    const op = patch?.patched.get(index) ?? original;
-    const role = roleOf(op);
-    if (role === 'stale') replay.staleRead(index, op);
-    else if (role === 'linearize' || role === 'optional') {
-      if (replayed) {
-        window.set(index, op);
-        if (window.size > peakWindow) peakWindow = window.size;
+      const op = patched?.get(index) ?? original;
+      const role = roleOf(op);
+      if (role === 'stale') replay.staleRead(index, op);
+      else if (role === 'linearize' || role === 'optional') {
+        if (replayed) {
+          window.set(index, op);
+          searched.peakWindow = Math.max(searched.peakWindow, window.size);
+        }
+        engine.add(index, op, role);
       }
-      engine.add(index, op, role);
-    }
       // The watermark trails the reading by `lag` chunks: the operations in flight at it are then read,
       // and the revisions their responses claim known to the search, which prunes with them.
       if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
@@ -390,30 +371,57 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     if (error !== stop) throw error;
   }
   advance(Infinity);
-  lap();
-
-  const patched = patch !== undefined && patch.result.observed + patch.result.neverApplied > 0 ? { patched: { observed: patch.result.observed, neverApplied: patch.result.neverApplied } } : {};
-  const operations = s.operations;
-  let linearizability: LinearizabilityResult;
-  let committed: CommittedRevision[] | undefined;
-  if (engine.violation) {
-    const violation = order === undefined ? engine.violation : { ...engine.violation, prefix: [...order, ...engine.violation.prefix] };
-    linearizability = { verdict: 'violation', operations, ...patched, violation };
-  }
-  else if (engine.inconclusive !== undefined) linearizability = { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
-  else {
-    // The search is over: the first configuration's path is the rest of the linearization (see check.ts).
+  // When linearizable, the first configuration's path is the rest of the linearization (as in check.ts).
+  if (!engine.done) {
     for (const index of engine.linearization() ?? []) replayOne(index);
     replay.finish();
-    if (replay.tooOld !== undefined && replay.problems.length === 0) linearizability = { verdict: 'inconclusive', operations, ...patched, inconclusive: replay.tooOld };
-    else {
-      linearizability = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched };
-      if (order !== undefined) linearizability.linearization = order;
-      if (replay.problems.length > 0) linearizability.staleReadViolations = replay.problems;
-    }
-    committed = replay.replayer.committed;
   }
-  const report = finishCheck(history, linearizability, committed, patch?.kept, s.compactRevision, started);
-  return { ...report, mode: 'stream', passMs, peakWindow };
+  return searched;
 }
 
+/** The linearizability result of pass 3, as checkLinearizability gives it. */
+function resultOf({ engine, replay, order }: Searched, operations: number, patch: PatchResult | undefined): LinearizabilityResult {
+  const patched = patch !== undefined && patch.observed + patch.neverApplied > 0 ? { patched: { observed: patch.observed, neverApplied: patch.neverApplied } } : {};
+  if (engine.violation) {
+    const violation = order === undefined ? engine.violation : { ...engine.violation, prefix: [...order, ...engine.violation.prefix] };
+    return { verdict: 'violation', operations, ...patched, violation };
+  }
+  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
+  if (replay.tooOld !== undefined && replay.problems.length === 0) return { verdict: 'inconclusive', operations, ...patched, inconclusive: replay.tooOld };
+  const result: LinearizabilityResult = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched };
+  if (order !== undefined) result.linearization = order;
+  if (replay.problems.length > 0) result.staleReadViolations = replay.problems;
+  return result;
+}
+
+/** Checks a history from its source in three passes (see the header), with the verdicts of checkHistory. */
+export function checkHistoryStream(source: HistorySource, options: StreamCheckOptions = {}): StreamCheckReport {
+  const started = performance.now();
+  // The budget covers the reading passes too: a caller's "give up after this long" includes them.
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const passMs: number[] = [];
+  const lap = (): void => {
+    passMs.push(performance.now() - started - passMs.reduce((a, b) => a + b, 0));
+  };
+  const { scan: s, rest } = scan(source, options.chunkOperations ?? 4096);
+  lap();
+  const history = rest.history;
+  if (!rest.inCallOrder || partitioned(s, history)) {
+    const report = checkHistory(source.load(), options);
+    lap();
+    return { ...report, elapsedMs: performance.now() - started, mode: 'whole', passMs, peakWindow: s.operations };
+  }
+  if (s.operations === 0) return { ...checkHistory(history, options), elapsedMs: performance.now() - started, mode: 'stream', passMs, peakWindow: 0 };
+  let patch: ReturnType<typeof observationPass> | undefined;
+  if (s.unknown.size > 0) {
+    patch = observationPass(source, s, history);
+    lap();
+  }
+  const searched = searchPass(source, s, history, patch?.patched, options, deadline);
+  lap();
+  const linearizability = resultOf(searched, s.operations, patch?.result);
+  // As in checkHistory: the committed revisions exist when the search found a linearization.
+  const committed = searched.engine.done ? undefined : searched.replay.replayer.committed;
+  const report = finishCheck(history, linearizability, committed, patch?.kept, s.compactRevision, started);
+  return { ...report, mode: 'stream', passMs, peakWindow: searched.peakWindow };
+}
