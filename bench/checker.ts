@@ -8,23 +8,28 @@
  * 2. large: one 100,000-operation etcd-shaped history with revisions, checked offline (median of 3).
  * 3. live: a stream of etcd-shaped operations (10,000,000 by default) through LiveChecker, pushed in
  *    the order a recorder emits them with advance(watermark) as it would call it.
+ * 4. offline: `etcd-robustness check FILE` in a child process on one etcd-shaped history file per size
+ *    (--offline-ops, default 2,000,000 and 10,000,000 operations), the streaming check: wall time and
+ *    peak RSS (the child's VmHWM, read from /proc/<pid>/status just before it exits), median of
+ *    --offline-reps runs (default 3).
  *
  * Options: --small N (register histories, default 200), --reps N (default 5), --large-ops N (default
  * 100000, 0 skips), --live-ops N (default 10000000, 0 skips), --timeout-ms N (per small history, both
  * checkers, default 60000), --large-timeout-ms N (per large check, default 600000), --live-budget-s N (stop the live stream after this long, default 3600),
  * --unknown-write-rate X (fraction of writes with an unknown outcome in the large and live histories,
  * default 0.005).
+ * --offline-ops LIST (comma-separated sizes, 0 skips), --offline-reps N.
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkHistory, LiveChecker, parseHistory } from '../src/checker/index.ts';
 import type { CheckReport, Verdict } from '../src/checker/index.ts';
 import type { History, Operation } from '../src/domain/index.ts';
-import { createEtcdSimulation, generateEtcdHistory, generateRegisterHistory, toJsonl } from './generate.ts';
+import { createEtcdSimulation, etcdMeta, generateEtcdHistory, generateRegisterHistory, toJsonl } from './generate.ts';
 import { buildPorcupine, goVersion, porcupineVersion, runPorcupine } from './porcupine.ts';
 import type { PorcupineResult } from './porcupine.ts';
 import { intOption } from './options.ts';
@@ -49,6 +54,8 @@ const { values: args } = parseArgs({
     'live-heap-mb': { type: 'string' },
     'large-timeout-ms': { type: 'string' },
     'unknown-write-rate': { type: 'string' },
+    'offline-ops': { type: 'string' },
+    'offline-reps': { type: 'string' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
     'live-child': { type: 'boolean' },
   },
@@ -62,6 +69,11 @@ const largeTimeoutMs = intOption(args['large-timeout-ms'], 600_000, 'large-timeo
 const liveBudgetS = intOption(args['live-budget-s'], 3600, 'live-budget-s');
 const liveHeapMb = intOption(args['live-heap-mb'], 128, 'live-heap-mb');
 const unknownWriteRate = args['unknown-write-rate'] === undefined ? 0.005 : Number(args['unknown-write-rate']);
+const offlineOps = (args['offline-ops'] ?? '2000000,10000000')
+  .split(',')
+  .map((x) => intOption(x.trim(), 0, 'offline-ops'))
+  .filter((n) => n > 0);
+const offlineReps = Math.max(1, intOption(args['offline-reps'], 3, 'offline-reps'));
 if (!(unknownWriteRate >= 0 && unknownWriteRate <= 1)) throw new Error(`--unknown-write-rate must be in [0, 1], got ${args['unknown-write-rate']}`);
 
 // ---------------------------------------------------------------------------------------------------
@@ -444,22 +456,108 @@ function liveInChild(): Record<string, unknown> {
   };
 }
 
-function main(): void {
+// ---------------------------------------------------------------------------------------------------
+// 4. offline: the check command on one large file, in a child process
+
+/** Writes an etcd-shaped history of `operations` operations as JSON Lines, a batch at a time (never whole in memory). */
+function writeEtcdFile(file: string, operations: number): void {
+  if (existsSync(file)) return;
+  const sim = createEtcdSimulation({ seed: LARGE_SEED, operations, unknownWriteRate });
+  const partial = `${file}.partial`;
+  const fd = openSync(partial, 'w');
+  try {
+    writeSync(fd, `${JSON.stringify(etcdMeta({ seed: LARGE_SEED, operations, unknownWriteRate }))}\n`);
+    let lines: string[] = [];
+    for (let e = sim.next(); e; e = sim.next()) {
+      lines.push(JSON.stringify(e.op));
+      if (lines.length === 65_536) {
+        writeSync(fd, `${lines.join('\n')}\n`);
+        lines = [];
+      }
+    }
+    if (lines.length > 0) writeSync(fd, `${lines.join('\n')}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(partial, file);
+}
+
+interface OfflineRun {
+  seconds: number;
+  peakRssMb: number;
+  exitCode: number | null;
+  stdout: string;
+}
+
+/** Peak resident memory (VmHWM, kB) of a live process, from /proc. */
+function vmHwmKb(pid: number): number | undefined {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One `check` in a child process; its peak RSS is sampled every 100 ms (VmHWM only grows, so the last sample is the peak so far). */
+async function offlineRun(file: string): Promise<OfflineRun> {
+  const cli = new URL('../src/cli.ts', import.meta.url).pathname;
+  const t0 = process.hrtime.bigint();
+  const child = spawn(process.execPath, [cli, 'check', '--timeout', `${Math.round(largeTimeoutMs / 1000)}s`, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  let peakKb = 0;
+  const timer = setInterval(() => (peakKb = Math.max(peakKb, vmHwmKb(child.pid!) ?? 0)), 100);
+  const exitCode = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  clearInterval(timer);
+  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, peakRssMb: Math.round(peakKb / 1024), exitCode, stdout: stdout.trim() };
+}
+
+async function offline(): Promise<Record<string, unknown>[]> {
+  mkdirSync(corpusDir, { recursive: true });
+  const rows: Record<string, unknown>[] = [];
+  for (const operations of offlineOps) {
+    const file = path.join(corpusDir, `etcd-${operations}-seed${LARGE_SEED}-unknown${unknownWriteRate}.jsonl`);
+    log(`offline: writing ${path.relative(process.cwd(), file)}`);
+    writeEtcdFile(file, operations);
+    const runs: OfflineRun[] = [];
+    for (let run = 0; run < offlineReps; run++) {
+      const r = await offlineRun(file);
+      runs.push(r);
+      log(`offline: ${operations.toLocaleString('en')} ops, run ${run + 1}/${offlineReps}: ${r.seconds.toFixed(1)} s, peak RSS ${r.peakRssMb} MB, exit ${r.exitCode}: ${r.stdout}`);
+    }
+    rows.push({
+      file: path.relative(process.cwd(), file),
+      operations,
+      bytes: statSync(file).size,
+      command: `node src/cli.ts check --timeout ${Math.round(largeTimeoutMs / 1000)}s ${path.relative(process.cwd(), file)}`,
+      medianSeconds: median(runs.map((r) => r.seconds)),
+      medianPeakRssMb: median(runs.map((r) => r.peakRssMb)),
+      maxPeakRssMb: Math.max(...runs.map((r) => r.peakRssMb)),
+      runs,
+    });
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
   if (args['live-child']) {
     process.stdout.write(`${JSON.stringify({ result: live() })}\n`);
     return;
   }
   const started = new Date();
-  log(`building porcupine ${porcupineVersion()} with ${goVersion()}`);
-  buildPorcupine();
+  if (smallCount > 0) {
+    log(`building porcupine ${porcupineVersion()} with ${goVersion()}`);
+    buildPorcupine();
+  }
   const results: Record<string, unknown> = {
     date: started.toISOString(),
     node: process.version,
-    go: goVersion(),
-    porcupine: porcupineVersion(),
+    go: smallCount > 0 ? goVersion() : undefined,
+    porcupine: smallCount > 0 ? porcupineVersion() : undefined,
     cpu: os.cpus()[0]?.model,
     cpus: os.cpus().length,
-    options: { small: smallCount, reps, largeOps, liveOps, timeoutMs, largeTimeoutMs, liveBudgetS, unknownWriteRate },
+    options: { small: smallCount, reps, largeOps, liveOps, timeoutMs, largeTimeoutMs, liveBudgetS, unknownWriteRate, offlineOps, offlineReps },
   };
   mkdirSync(resultsDir, { recursive: true });
   const out = path.join(resultsDir, `checker-${started.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -473,6 +571,9 @@ function main(): void {
   save();
   const stream = liveOps > 0 ? liveInChild() : undefined;
   results['live'] = stream;
+  save();
+  const files = offlineOps.length > 0 ? await offline() : [];
+  results['offline'] = files;
   save();
 
   const rows: string[][] = [['', 'ours', 'porcupine', 'porcupine/ours']];
@@ -527,7 +628,15 @@ function main(): void {
       ['live: max RSS', `${l.maxRssMb} MB`, '', l.rssFlat ? 'flat' : 'GROWS'],
     );
   }
+  for (const f of files as { operations: number; medianSeconds: number; medianPeakRssMb: number; maxPeakRssMb: number; runs: OfflineRun[] }[]) {
+    rows.push([
+      `offline check of ${f.operations.toLocaleString('en')} ops from one file, median of ${f.runs.length}`,
+      `${f.medianSeconds.toFixed(1)} s`,
+      `peak RSS ${f.medianPeakRssMb} MB (max ${f.maxPeakRssMb})`,
+      f.runs[0]?.stdout.split('\t')[1] ?? '',
+    ]);
+  }
   process.stdout.write(`${table(rows)}\n\nresults: ${path.relative(process.cwd(), out)}\n`);
 }
 
-main();
+await main();

@@ -22,6 +22,9 @@ export interface CheckOptions {
 export const defaultUnknownHorizonMs = 5 * 60 * 1000;
 export const defaultMaxFrontier = 20_000;
 
+/** Why a history without operations is inconclusive, not linearizable. */
+export const noOperations = 'the history has no operations';
+
 /** Which fields the history ever shows: the model tracks only those (see model.ts). */
 export function observedFields(history: History): { trackRevision: boolean; trackVersion: boolean } {
   let trackRevision = history.watches.length > 0 || history.meta?.initialRevision !== undefined;
@@ -59,38 +62,80 @@ export function modelOptionsFor(history: History): ModelOptions & { initialRevis
   };
 }
 
-interface Replay {
-  committed: CommittedRevision[];
-  /** State after each linearized operation, with the operation's index (the first is the initial state). */
-  snapshots: { after: number; state: ModelState }[];
-}
+/**
+ * Re-applies linearized operations one at a time, collecting committed revisions (for watches) and the
+ * state after each (for stale reads). The offline check replays the whole linearization at once; the
+ * streaming check (stream.ts) replays each settled prefix as the search hands it over.
+ */
+export class Replayer {
+  state: ModelState;
+  readonly committed: CommittedRevision[] = [];
+  private readonly opts: ModelOptions;
+  private readonly keepCommitted: boolean;
 
-/** Re-applies a linearization to collect committed revisions (for watches) and states (for stale reads). */
-function replay(history: History, order: number[], opts: ModelOptions & { initialRevision: number }, keepSnapshots: boolean): Replay {
-  let state = initialState(opts, opts.initialRevision);
-  const committed: CommittedRevision[] = [];
-  const snapshots = keepSnapshots ? [{ after: -1, state }] : [];
-  for (const index of order) {
-    const op = history.operations[index]!;
-    const events: WatchEvent[] = [];
-    const next = step(state, op.request, op.response, opts, undefined, events);
-    if (next === null) throw new Error(`internal error: the linearization does not replay at operation ${index}`);
-    if (events.length > 0 && next.revision > state.revision) {
-      // An unknown outcome still unknown after patching: applied here by the search's choice alone.
-      committed.push(op.return === null || op.response === undefined ? { revision: next.revision, events, uncertain: true } : { revision: next.revision, events });
-    }
-    state = next;
-    if (keepSnapshots) snapshots.push({ after: index, state });
+  constructor(opts: ModelOptions & { initialRevision: number }, keepCommitted = true) {
+    this.opts = opts;
+    this.keepCommitted = keepCommitted;
+    this.state = initialState(opts, opts.initialRevision);
   }
-  return { committed, snapshots };
+
+  /** Applies the next linearized operation; returns the state after it. */
+  apply(op: Operation, index: number): ModelState {
+    const events: WatchEvent[] = [];
+    const next = step(this.state, op.request, op.response, this.opts, undefined, events);
+    if (next === null) throw new Error(`internal error: the linearization does not replay at operation ${index}`);
+    if (this.keepCommitted && events.length > 0 && next.revision > this.state.revision) {
+      // An unknown outcome still unknown after patching: applied here by the search's choice alone.
+      this.committed.push(op.return === null || op.response === undefined ? { revision: next.revision, events, uncertain: true } : { revision: next.revision, events });
+    }
+    return (this.state = next);
+  }
 }
 
 /**
- * A stale read is valid if some state it could have read matches it: the state at the revision it
- * names (or its header revision, for a serializable read), or else any state linearized before the
- * first operation called after the read returned.
+ * Whether a stale read matches one of states[0..visible) (oldest first), searched newest first: the state
+ * at the revision it names (or its header revision, for a serializable read), or else any of them.
+ * `exhausted`: the search reached states[0] without a match (the streaming check, which keeps only recent
+ * states, then cannot tell).
  */
-function staleReadProblems(history: History, order: number[], snapshots: Replay['snapshots'], opts: ModelOptions): { operation: number; reason: string }[] {
+export function staleReadProblem(op: Operation, states: readonly ModelState[], visible: number, opts: ModelOptions): { reason: string | undefined; exhausted: boolean } {
+  const request = op.request as RangeRequest;
+  const response = op.response as RangeResponse;
+  const fresh: RangeRequest = { type: 'range', key: request.key };
+  if (request.end !== undefined) fresh.end = request.end;
+  if (request.limit !== undefined) fresh.limit = request.limit;
+  if (request.keysOnly !== undefined) fresh.keysOnly = request.keysOnly;
+  const body: RangeResponse = { kvs: response.kvs };
+  if (response.count !== undefined) body.count = response.count;
+  // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
+  const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;
+  let previous: ModelState | undefined;
+  // Newest first: a fresh read is the common case. Consecutive states are often one object.
+  let i = Math.min(visible, states.length) - 1;
+  for (; i >= 0; i--) {
+    const state = states[i]!;
+    if (state === previous) continue;
+    previous = state;
+    if (wanted !== undefined && state.revision !== wanted) {
+      if (state.revision < wanted) return { reason: mismatch(request, wanted), exhausted: false };
+      continue;
+    }
+    if (step(state, fresh, body, opts) !== null) return { reason: undefined, exhausted: false };
+  }
+  return { reason: mismatch(request, wanted), exhausted: true };
+}
+
+function mismatch(request: RangeRequest, wanted: number | undefined): string {
+  return wanted !== undefined
+    ? `stale read of ${request.key} does not match the state at revision ${wanted}`
+    : `stale read of ${request.key} matches no state that was visible before it returned`;
+}
+
+/**
+ * A stale read is valid if some state it could have read matches it (staleReadProblem): the states
+ * linearized before the first operation called after the read returned.
+ */
+function staleReadProblems(history: History, order: number[], states: ModelState[], opts: ModelOptions): { operation: number; reason: string }[] {
   const problems: { operation: number; reason: string }[] = [];
   // prefixMaxCall[i]: the latest call among the first i+1 linearized operations (non-decreasing, so
   // "the first operation called after T" is a binary search).
@@ -109,47 +154,16 @@ function staleReadProblems(history: History, order: number[], snapshots: Replay[
   };
   history.operations.forEach((op: Operation, index) => {
     if (roleOf(op) !== 'stale') return;
-    const request = op.request as RangeRequest;
-    const response = op.response as RangeResponse;
-    const fresh: RangeRequest = { type: 'range', key: request.key };
-    if (request.end !== undefined) fresh.end = request.end;
-    if (request.limit !== undefined) fresh.limit = request.limit;
-    if (request.keysOnly !== undefined) fresh.keysOnly = request.keysOnly;
-    const body: RangeResponse = { kvs: response.kvs };
-    if (response.count !== undefined) body.count = response.count;
     // Visible: the initial state and the states after each operation linearized before the first
     // operation that was called after this read returned.
-    const visible = firstCalledAfter(op.return!) + 1;
-    // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
-    const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;
-    let matches = false;
-    let previous: ModelState | undefined;
-    // Newest first: a fresh read is the common case. Consecutive snapshots often share a state object.
-    for (let i = Math.min(visible, snapshots.length) - 1; i >= 0 && !matches; i--) {
-      const { state } = snapshots[i]!;
-      if (state === previous) continue;
-      previous = state;
-      if (wanted !== undefined && state.revision !== wanted) {
-        if (state.revision < wanted) break;
-        continue;
-      }
-      matches = step(state, fresh, body, opts) !== null;
-    }
-    if (!matches) {
-      problems.push({
-        operation: index,
-        reason:
-          wanted !== undefined
-            ? `stale read of ${request.key} does not match the state at revision ${wanted}`
-            : `stale read of ${request.key} matches no state that was visible before it returned`,
-      });
-    }
+    const { reason } = staleReadProblem(op, states, firstCalledAfter(op.return!) + 1, opts);
+    if (reason !== undefined) problems.push({ operation: index, reason });
   });
   return problems;
 }
 
 /** The single key an operation touches, or undefined when it touches several (or leases). */
-function singleKey(op: Operation): string | undefined {
+export function singleKey(op: Operation): string | undefined {
   const { request } = op;
   switch (request.type) {
     case 'range':
@@ -227,6 +241,8 @@ export function checkLinearizability(original: History, options: CheckOptions = 
     deadline: Date.now() + (options.timeoutMs ?? 60_000),
   };
   const operations = original.operations.length;
+  // Nothing was checked: a run that recorded nothing (or a truncated or wrong file) must not pass.
+  if (operations === 0) return { verdict: 'inconclusive', operations, inconclusive: noOperations };
   // Resolve unknown outcomes that reads and watches observed (patch.ts); indices stay the same.
   const patch = patchHistory(original);
   const history: History = { ...original, operations: patch.operations };
@@ -253,8 +269,14 @@ export function checkLinearizability(original: History, options: CheckOptions = 
   if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
   const linearization = engine.linearization() ?? [];
   const hasStale = history.operations.some((op) => roleOf(op) === 'stale');
-  const { committed, snapshots } = replay(history, linearization, opts, hasStale);
-  const staleReadViolations = hasStale ? staleReadProblems(history, linearization, snapshots, opts) : [];
+  const replayer = new Replayer(opts);
+  const states = hasStale ? [replayer.state] : [];
+  for (const index of linearization) {
+    const state = replayer.apply(history.operations[index]!, index);
+    if (hasStale) states.push(state);
+  }
+  const committed = replayer.committed;
+  const staleReadViolations = hasStale ? staleReadProblems(history, linearization, states, opts) : [];
   const result: LinearizabilityResult & ForWatches = {
     verdict: staleReadViolations.length > 0 ? 'violation' : 'linearizable',
     operations,
@@ -280,23 +302,42 @@ function worst(a: Verdict, b: Verdict): Verdict {
  */
 function highestCompaction(history: History): number | undefined {
   let highest: number | undefined;
-  for (const op of history.operations) {
-    if (op.request.type !== 'compact' || (op.response !== undefined && 'error' in op.response)) continue;
-    highest = Math.max(highest ?? 0, op.request.revision);
-  }
+  for (const op of history.operations) highest = compactionOf(op, highest);
   return highest;
+}
+
+/** The highest compaction so far, with this operation (see highestCompaction). */
+export function compactionOf(op: Operation, highest: number | undefined): number | undefined {
+  if (op.request.type !== 'compact' || (op.response !== undefined && 'error' in op.response)) return highest;
+  return Math.max(highest ?? 0, op.request.revision);
 }
 
 export function checkHistory(history: History, options: CheckOptions = {}): CheckReport {
   const started = performance.now();
   const { committed, patchedOperations, ...linearizability } = checkLinearizability(history, options);
+  return finishCheck(history, linearizability, committed, patchedOperations, highestCompaction(history), started);
+}
+
+/**
+ * The watch checks and the report, once linearizability is known: `history` gives the meta and the watch
+ * streams (its operations are not read), `committed` the revisions the linearization commits (undefined
+ * without one), `patchedOperations` at least every operation whose outcome stayed unknown (and the lease
+ * puts), for unknownDeleter. Shared by checkHistory and the streaming check (stream.ts).
+ */
+export function finishCheck(
+  history: History,
+  linearizability: LinearizabilityResult,
+  committed: CommittedRevision[] | undefined,
+  patchedOperations: Operation[] | undefined,
+  compactRevision: number | undefined,
+  started: number,
+): CheckReport {
   const input: Parameters<typeof checkWatches>[0] = { streams: history.watches, committed };
   // Deletes whose outcome patching could not resolve may account for delete events (see watch.ts).
   const deleter = patchedOperations && history.watches.length > 0 ? unknownDeleter(patchedOperations) : undefined;
   if (deleter !== undefined) input.unknownDeleter = deleter;
   if (history.meta?.mode === 'shared' && history.meta.prefix !== undefined) input.prefix = history.meta.prefix;
   if ((history.meta?.mode ?? 'exclusive') === 'exclusive') input.historyStart = (history.meta?.initialRevision ?? 1) + 1;
-  const compactRevision = highestCompaction(history);
   if (compactRevision !== undefined) input.compactRevision = compactRevision;
   const violations = history.watches.length > 0 ? checkWatches(input) : [];
   return {

@@ -113,6 +113,8 @@ interface OpEntry {
 interface PathNode {
   op: number;
   prev: PathNode | null;
+  /** Operations on the path up to here (for the common prefix of several paths, takeSettledPrefix). */
+  depth: number;
 }
 
 interface Config {
@@ -209,10 +211,15 @@ function insertSorted(list: number[], value: number): number[] {
   return next;
 }
 
-function pathToList(path: PathNode | null): number[] {
+/** The operations on a path, after `root` (a node already handed over, see takeSettledPrefix). */
+function pathToList(path: PathNode | null, root: PathNode | null = null): number[] {
   const ops: number[] = [];
-  for (let p = path; p; p = p.prev) ops.push(p.op);
+  for (let p = path; p && p !== root; p = p.prev) ops.push(p.op);
   return ops.reverse();
+}
+
+function extend(op: number, prev: PathNode | null): PathNode {
+  return { op, prev, depth: (prev?.depth ?? 0) + 1 };
 }
 
 export interface EngineViolation {
@@ -237,6 +244,8 @@ export class LinearizationEngine {
   private readonly claims = new Map<number, number>();
   private steps = 0;
   private watermark = -Infinity;
+  /** The last node of the paths' common prefix handed over by takeSettledPrefix (walks stop there). */
+  private handedOver: PathNode | null = null;
   violation: ViolationEvidence | undefined;
   inconclusive: string | undefined;
   /** Operations whose return has been processed. */
@@ -308,7 +317,31 @@ export class LinearizationEngine {
   /** One linearization of everything settled (offline, after advance(Infinity), when linearizable). */
   linearization(): number[] | undefined {
     if (this.done || !this.options.trackPaths) return undefined;
-    return pathToList(this.frontier[0]?.path ?? null);
+    return pathToList(this.frontier[0]?.path ?? null, this.handedOver);
+  }
+
+  /**
+   * The part of the linearization no later event can change, handed over and forgotten (the streaming
+   * check replays it as it goes, so paths do not grow with the history): every configuration found from
+   * now on extends one in the frontier, so the operations on the paths of all of them, the common
+   * prefix, are settled. linearization() and violation evidence then give only what follows.
+   */
+  takeSettledPrefix(): number[] {
+    if (!this.options.trackPaths || this.done || this.frontier.length === 0) return [];
+    let nodes = this.frontier.map((c) => c.path);
+    const depth = Math.min(...nodes.map((n) => n?.depth ?? 0));
+    nodes = nodes.map((n) => {
+      while (n !== null && n.depth > depth) n = n.prev;
+      return n;
+    });
+    while (nodes.some((n) => n !== nodes[0])) nodes = nodes.map((n) => n?.prev ?? null);
+    const common = nodes[0] ?? null;
+    if (common === null || common === this.handedOver) return [];
+    const settled = pathToList(common, this.handedOver);
+    // What precedes is handed over: nothing reads it again (every walk stops at handedOver).
+    this.handedOver = common;
+    common.prev = null;
+    return settled;
   }
 
   candidateStates(limit = 10): StateSummary[] {
@@ -391,7 +424,7 @@ export class LinearizationEngine {
       if (step(c.state, e.request, e.response, this.options) === c.state) {
         lin = insertSorted(lin, e.index);
         knownHash ^= e.zobrist;
-        if (this.options.trackPaths) path = { op: e.index, prev: path };
+        if (this.options.trackPaths) path = extend(e.index, path);
       }
     }
     return lin === c.lin ? c : { ...c, lin, knownHash, path };
@@ -438,7 +471,7 @@ export class LinearizationEngine {
             stateHash: next === c.state ? c.stateHash : stateHash(next),
             lin: insertSorted(c.lin, y.index),
             knownHash: y.optional ? c.knownHash : c.knownHash ^ y.zobrist,
-            path: this.options.trackPaths ? { op: y.index, prev: c.path } : null,
+            path: this.options.trackPaths ? extend(y.index, c.path) : null,
           });
         }
         if (head > 4096 && head * 2 > queue.length) {
@@ -482,7 +515,7 @@ export class LinearizationEngine {
       ? `operation ${x.index} (${x.request.type}) cannot be linearized: ${why.reason}`
       : `operation ${x.index} (${x.request.type}) fits no order of the operations concurrent with it`;
     return {
-      prefix: this.options.trackPaths ? pathToList(best.path) : [],
+      prefix: this.options.trackPaths ? pathToList(best.path, this.handedOver) : [],
       unplaceable: [x.index, ...this.open.filter((e) => !e.optional && !best.lin.includes(e.index)).map((e) => e.index)],
       states: this.candidateStates(),
       reason,

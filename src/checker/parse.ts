@@ -43,6 +43,74 @@ class FieldError extends Error {}
 
 type Json = Record<string, unknown>;
 
+/**
+ * Input quoted in an error message: printable ASCII only (control characters and everything else
+ * escaped, so binary input cannot reach a terminal raw), at most ~80 characters of it.
+ */
+export function excerpt(text: string, max = 80): string {
+  return `"${printable(text, max)}"`;
+}
+
+/** The text escaped as inside a JSON string, non-ASCII too, cut to `max` characters (saying how long it was). */
+function printable(text: string, max: number): string {
+  const cut = text.length > max ? text.slice(0, max) : text;
+  const escaped = JSON.stringify(cut)
+    .slice(1, -1)
+    .replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text.length > max ? `${escaped}... (${text.length} characters)` : escaped;
+}
+
+/** A JSON value quoted in an error message (see excerpt). */
+function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  return typeof value === 'string' ? excerpt(value) : printable(JSON.stringify(value), 80);
+}
+
+/** The fields each line kind may have (docs/history-format.md); any other is rejected, not ignored. */
+export const lineFields = {
+  operation: ['client', 'call', 'return', 'request', 'response', 'member', 'error'],
+  meta: ['kind', 'seed', 'cluster', 'profile', 'startTime', 'prefix', 'mode', 'initialRevision'],
+  watch: ['kind', 'id', 'client', 'member', 'request', 'response'],
+  fault: ['kind', 'id', 'time', 'phase', 'fault', 'targets', 'params', 'detail'],
+  // Written when an operation is sent; an operation line with the same client and call completes it.
+  invoke: ['kind', 'client', 'call', 'request', 'member'],
+} as const satisfies Record<string, readonly string[]>;
+
+const requestFields: Record<string, readonly string[]> = {
+  range: ['type', 'key', 'end', 'revision', 'limit', 'keysOnly', 'serializable'],
+  put: ['type', 'key', 'value', 'lease'],
+  delete: ['type', 'key', 'end'],
+  txn: ['type', 'compare', 'success', 'failure'],
+  leaseGrant: ['type', 'id', 'ttl'],
+  leaseRevoke: ['type', 'id'],
+  compact: ['type', 'revision'],
+  defragment: ['type'],
+};
+
+const responseFields: Record<string, readonly string[]> = {
+  range: ['revision', 'kvs', 'count'],
+  delete: ['revision', 'deleted'],
+  txn: ['revision', 'succeeded', 'results'],
+  put: ['revision'],
+  leaseGrant: ['revision'],
+  leaseRevoke: ['revision'],
+  compact: ['revision'],
+  defragment: ['revision'],
+};
+
+const keyValueFields = ['key', 'value', 'modRevision', 'createRevision', 'version', 'lease'];
+const compareFields = ['key', 'target', 'result', 'value'];
+const watchRequestFields = ['key', 'end', 'startRevision', 'progressNotify', 'prevKV'];
+const watchResponseFields = ['time', 'revision', 'events', 'progress', 'canceled', 'compactRevision', 'error'];
+const watchEventFields = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'isCreate', 'prevKV'];
+
+/** Rejects a field the format does not define: a typo or a newer writer's field must not be silently ignored. */
+function onlyFields(value: Json, allowed: readonly string[], where: string): void {
+  for (const name of Object.keys(value)) {
+    if (!allowed.includes(name)) throw new FieldError(`unknown field ${excerpt(name)} in ${where}`);
+  }
+}
+
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -63,7 +131,7 @@ function optString(value: unknown, where: string): string | undefined {
 
 function integer(value: unknown, where: string, min = 0): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new FieldError(`${where} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+    throw new FieldError(`${where} must be an integer >= ${min}, got ${shown(value)}`);
   }
   return value;
 }
@@ -96,7 +164,13 @@ function array(value: unknown, where: string): unknown[] {
 
 /** Drops absent optional fields, so parsed values compare equal to hand-written ones. */
 function omitUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+  // A plain loop: this runs for every parsed object, and Object.entries/fromEntries cost a fifth of a check.
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    const v = value[key];
+    if (v !== undefined) out[key] = v;
+  }
+  return out as T;
 }
 
 const compareTargets = new Set(['value', 'mod', 'create', 'version', 'lease']);
@@ -104,10 +178,11 @@ const compareResults = new Set(['=', '!=', '<', '>']);
 
 function parseCompare(raw: unknown, where: string): Compare {
   const c = object(raw, where);
+  onlyFields(c, compareFields, where);
   const target = string(c['target'], `${where}.target`);
-  if (!compareTargets.has(target)) throw new FieldError(`${where}.target must be one of value, mod, create, version, lease; got "${target}"`);
+  if (!compareTargets.has(target)) throw new FieldError(`${where}.target must be one of value, mod, create, version, lease; got ${excerpt(target)}`);
   const result = string(c['result'], `${where}.result`);
-  if (!compareResults.has(result)) throw new FieldError(`${where}.result must be one of =, !=, <, >; got "${result}"`);
+  if (!compareResults.has(result)) throw new FieldError(`${where}.result must be one of =, !=, <, >; got ${excerpt(result)}`);
   const value =
     target === 'value' ? string(c['value'], `${where}.value`) : target === 'lease' ? (optLeaseId(c['value'], `${where}.value`) ?? '0') : integer(c['value'], `${where}.value`);
   return { key: string(c['key'], `${where}.key`), target: target as Compare['target'], result: result as Compare['result'], value };
@@ -116,7 +191,7 @@ function parseCompare(raw: unknown, where: string): Compare {
 function parseTxnOp(raw: unknown, where: string): TxnOp {
   const op = parseRequest(raw, where);
   if (op.type !== 'range' && op.type !== 'put' && op.type !== 'delete') {
-    throw new FieldError(`${where}.type must be range, put or delete inside a txn, got "${op.type}"`);
+    throw new FieldError(`${where}.type must be range, put or delete inside a txn, got ${excerpt(op.type)}`);
   }
   return op;
 }
@@ -124,6 +199,7 @@ function parseTxnOp(raw: unknown, where: string): TxnOp {
 export function parseRequest(raw: unknown, where = 'request'): EtcdRequest {
   const r = object(raw, where);
   const type = r['type'];
+  if (typeof type === 'string' && Object.hasOwn(requestFields, type)) onlyFields(r, requestFields[type]!, where);
   switch (type) {
     case 'range':
       return omitUndefined({
@@ -161,13 +237,14 @@ export function parseRequest(raw: unknown, where = 'request'): EtcdRequest {
       return { type };
     default:
       throw new FieldError(
-        `${where}.type must be one of range, put, delete, txn, leaseGrant, leaseRevoke, compact, defragment; got ${JSON.stringify(type)}`,
+        `${where}.type must be one of range, put, delete, txn, leaseGrant, leaseRevoke, compact, defragment; got ${shown(type)}`,
       );
   }
 }
 
 function parseKeyValue(raw: unknown, where: string): KeyValue {
   const kv = object(raw, where);
+  onlyFields(kv, keyValueFields, where);
   return omitUndefined({
     key: string(kv['key'], `${where}.key`),
     value: optString(kv['value'], `${where}.value`),
@@ -180,7 +257,11 @@ function parseKeyValue(raw: unknown, where: string): KeyValue {
 
 function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): EtcdResponse {
   const r = object(raw, where);
-  if (r['error'] !== undefined) return { error: string(r['error'], `${where}.error`) };
+  if (r['error'] !== undefined) {
+    onlyFields(r, ['error'], where);
+    return { error: string(r['error'], `${where}.error`) };
+  }
+  onlyFields(r, responseFields[request.type]!, `${where} (of a ${request.type})`);
   const revision = optInteger(r['revision'], `${where}.revision`);
   switch (request.type) {
     case 'range':
@@ -215,6 +296,7 @@ function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): Et
 }
 
 function parseOperation(line: Json): Operation {
+  onlyFields(line, lineFields.operation, 'an operation line');
   const client = integer(line['client'], 'client');
   const call = integer(line['call'], 'call');
   const ret = optInteger(line['return'], 'return');
@@ -239,6 +321,7 @@ function parseOperation(line: Json): Operation {
 }
 
 function parseInvocation(line: Json): Invocation {
+  onlyFields(line, lineFields.invoke, 'an invoke line');
   return omitUndefined({
     kind: 'invoke' as const,
     client: integer(line['client'], 'client'),
@@ -255,9 +338,10 @@ function unfinished(invocation: Invocation): Operation {
 }
 
 function parseMeta(line: Json): HistoryMeta {
+  onlyFields(line, lineFields.meta, 'the meta line');
   const mode = line['mode'];
   if (mode !== undefined && mode !== 'exclusive' && mode !== 'shared') {
-    throw new FieldError(`mode must be "exclusive" or "shared", got ${JSON.stringify(mode)}`);
+    throw new FieldError(`mode must be "exclusive" or "shared", got ${shown(mode)}`);
   }
   const seed = line['seed'];
   if (seed !== undefined && typeof seed !== 'number' && typeof seed !== 'string') throw new FieldError('seed must be a number or a string');
@@ -275,6 +359,7 @@ function parseMeta(line: Json): HistoryMeta {
 
 function parseWatchRequest(raw: unknown): WatchRequest {
   const r = object(raw, 'request');
+  onlyFields(r, watchRequestFields, 'request');
   return omitUndefined({
     key: string(r['key'], 'request.key'),
     end: optString(r['end'], 'request.end'),
@@ -286,6 +371,7 @@ function parseWatchRequest(raw: unknown): WatchRequest {
 
 function parseWatchEvent(raw: unknown, where: string): WatchEvent {
   const e = object(raw, where);
+  onlyFields(e, watchEventFields, where);
   const type = e['type'];
   if (type !== 'put' && type !== 'delete') throw new FieldError(`${where}.type must be "put" or "delete"`);
   return omitUndefined({
@@ -302,6 +388,7 @@ function parseWatchEvent(raw: unknown, where: string): WatchEvent {
 
 function parseWatchResponse(raw: unknown): WatchResponse {
   const r = object(raw, 'response');
+  onlyFields(r, watchResponseFields, 'response');
   return omitUndefined({
     time: integer(r['time'], 'response.time'),
     revision: optInteger(r['revision'], 'response.revision'),
@@ -319,19 +406,20 @@ function parseFaultParams(raw: unknown): Record<string, number | string> | undef
   if (raw === undefined || raw === null) return undefined;
   const params = object(raw, 'params');
   for (const [name, value] of Object.entries(params)) {
-    if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new FieldError(`params.${name} must be a number or a string`);
+    if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw new FieldError(`params.${printable(name, 80)} must be a number or a string`);
   }
   return params as Record<string, number | string>;
 }
 
 function parseFault(line: Json): FaultEvent {
+  onlyFields(line, lineFields.fault, 'a fault line');
   const phase = line['phase'];
   if (typeof phase !== 'string' || !(faultPhases as readonly string[]).includes(phase)) {
-    throw new FieldError(`phase must be one of ${faultPhases.join(', ')}; got ${JSON.stringify(phase)}`);
+    throw new FieldError(`phase must be one of ${faultPhases.join(', ')}; got ${shown(phase)}`);
   }
   const fault = line['fault'];
   if (typeof fault !== 'string' || !(faultNames as readonly string[]).includes(fault)) {
-    throw new FieldError(`fault must be one of ${faultNames.join(', ')}; got ${JSON.stringify(fault)}`);
+    throw new FieldError(`fault must be one of ${faultNames.join(', ')}; got ${shown(fault)}`);
   }
   return omitUndefined({
     kind: 'fault' as const,
@@ -354,6 +442,25 @@ export interface LineOptions {
   last?: boolean;
 }
 
+
+export interface HistoryParserOptions {
+  /**
+   * Keep the operations (default true). Off, line() still returns each one but finish() returns a history
+   * without operations, and memory stays independent of their number (the streaming check, stream.ts). A
+   * client's operations are then checked against its previous one only: when a client's operations are
+   * not in call order in the file, finish() sets `inCallOrder` to false, and the caller re-reads the
+   * history whole to check them (the order is otherwise not required).
+   */
+  retainOperations?: boolean;
+}
+
+/** A client's latest operation, for the overlap check of a parser that does not retain operations. */
+interface ClientLast {
+  call: number;
+  return: number | null;
+  line: number;
+}
+
 /**
  * Incremental parser: feed lines one at a time (the live checker and the CLI stream files through it).
  * An invoke line waits for the operation line that completes it (same client and call); one still open
@@ -361,6 +468,7 @@ export interface LineOptions {
  */
 export class HistoryParser {
   readonly file: string;
+  private readonly retain: boolean;
   private lineNumber = 0;
   private meta: HistoryMeta | undefined;
   private readonly operations: Operation[] = [];
@@ -372,9 +480,21 @@ export class HistoryParser {
   /** Each client's open invocation and its line (a client has at most one: its operations never overlap). */
   private readonly invoked = new Map<number, { invocation: Invocation; line: number }>();
   private torn: TornTail | undefined;
+  /** Without retained operations: each client's latest, and the first overlap found (thrown by finish()). */
+  private readonly lastByClient = new Map<number, ClientLast>();
+  private overlap: HistoryFormatError | undefined;
+  private operationCount = 0;
+  /** False when some client's operations are not in call order (only without retained operations). */
+  inCallOrder = true;
 
-  constructor(file = '<history>') {
+  constructor(file = '<history>', options: HistoryParserOptions = {}) {
     this.file = file;
+    this.retain = options.retainOperations ?? true;
+  }
+
+  /** Operations parsed so far. */
+  get operationsSeen(): number {
+    return this.operationCount;
   }
 
   /** Where the torn last line was, if the history ended with one (see LineOptions.last). */
@@ -400,7 +520,8 @@ export class HistoryParser {
         this.torn = { file: this.file, line: this.lineNumber };
         return undefined;
       }
-      throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${(error as Error).message})`);
+      // V8's message quotes the input: escape and shorten it (binary input must not reach a terminal raw).
+      throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${printable((error as Error).message, 160)})`);
     }
     try {
       const line = object(raw, 'line');
@@ -412,7 +533,7 @@ export class HistoryParser {
           return undefined;
         case 'meta':
           if (this.meta) throw new FieldError('a second meta line (a history has at most one)');
-          if (this.operations.length > 0 || this.invoked.size > 0) throw new FieldError('the meta line must come before the operations');
+          if (this.operationCount > 0 || this.invoked.size > 0) throw new FieldError('the meta line must come before the operations');
           this.meta = parseMeta(line);
           return undefined;
         case 'watch':
@@ -422,7 +543,7 @@ export class HistoryParser {
           this.faultLine(line);
           return undefined;
         default:
-          throw new FieldError(`unknown kind ${JSON.stringify(line['kind'])} (expected no kind, "invoke", "meta", "watch" or "fault")`);
+          throw new FieldError(`unknown kind ${shown(line['kind'])} (expected no kind, "invoke", "meta", "watch" or "fault")`);
       }
     } catch (error) {
       if (error instanceof FieldError) throw new HistoryFormatError(this.file, this.lineNumber, error.message);
@@ -440,8 +561,11 @@ export class HistoryParser {
       }
       this.invoked.delete(op.client);
     }
-    this.operations.push(op);
-    this.operationLines.push(this.lineNumber);
+    this.operationCount++;
+    if (this.retain) {
+      this.operations.push(op);
+      this.operationLines.push(this.lineNumber);
+    } else this.followClient(op);
     return op;
   }
 
@@ -456,7 +580,26 @@ export class HistoryParser {
     this.invoked.set(invocation.client, { invocation, line: this.lineNumber });
   }
 
+  /** The overlap check of finish(), one operation at a time, for clients whose operations come in call order. */
+  private followClient(op: Operation): void {
+    const last = this.lastByClient.get(op.client);
+    this.lastByClient.set(op.client, { call: op.call, return: op.return, line: this.lineNumber });
+    if (last === undefined) return;
+    if (op.call < last.call) this.inCallOrder = false;
+    else if (this.overlap === undefined && (last.return === null || op.call < last.return)) this.overlap = this.overlapError(op.client, op, this.lineNumber, last, last.line);
+  }
+
+  private overlapError(client: number, next: Operation, nextLine: number, prev: { return: number | null }, prevLine: number): HistoryFormatError {
+    return new HistoryFormatError(
+      this.file,
+      nextLine,
+      `client ${client} starts an operation at ${next.call} while its previous one (line ${prevLine}) ` +
+        (prev.return === null ? 'never returned (continue under a new client id after an unknown outcome)' : `returned only at ${prev.return}`),
+    );
+  }
+
   private watchLine(line: Json): void {
+    onlyFields(line, lineFields.watch, 'a watch line');
     const id = integer(line['id'], 'id');
     if (line['request'] !== undefined) {
       if (this.watches.has(id)) throw new FieldError(`watch ${id} is opened twice`);
@@ -491,12 +634,17 @@ export class HistoryParser {
    * unknown-outcome operation for each invocation never completed.
    */
   finish(): History {
-    // A crash left these in flight: each may have taken effect, or not.
+    // A crash left these in flight: each may have taken effect, or not. They come last, also without
+    // retained operations (the streaming check takes them from the history finish() returns).
     for (const { invocation, line } of this.invoked.values()) {
-      this.operations.push(unfinished(invocation));
+      const op = unfinished(invocation);
+      this.operationCount++;
+      if (!this.retain) this.followClient(op);
+      this.operations.push(op);
       this.operationLines.push(line);
     }
     this.invoked.clear();
+    if (this.overlap !== undefined && this.inCallOrder) throw this.overlap;
     const byClient = new Map<number, number[]>();
     this.operations.forEach((op, i) => {
       const list = byClient.get(op.client) ?? [];
@@ -508,14 +656,7 @@ export class HistoryParser {
       for (let k = 1; k < indices.length; k++) {
         const prev = this.operations[indices[k - 1]!]!;
         const next = this.operations[indices[k]!]!;
-        if (prev.return === null || next.call < prev.return) {
-          throw new HistoryFormatError(
-            this.file,
-            this.operationLines[indices[k]!]!,
-            `client ${client} starts an operation at ${next.call} while its previous one (line ${this.operationLines[indices[k - 1]!]}) ` +
-              (prev.return === null ? 'never returned (continue under a new client id after an unknown outcome)' : `returned only at ${prev.return}`),
-          );
-        }
+        if (prev.return === null || next.call < prev.return) throw this.overlapError(client, next, this.operationLines[indices[k]!]!, prev, this.operationLines[indices[k - 1]!]!);
       }
     }
     const history: History = { meta: this.meta, operations: this.operations, watches: [...this.watches.values()] };

@@ -9,12 +9,14 @@
  * that completes it may sit in two segments, and a segment read alone leaves its open invocation an unknown
  * outcome and takes a completion without its invocation as complete on its own, which both stay valid.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import type { HistorySource } from '../checker/stream.ts';
 import {
   HistoryFormatError,
   HistoryParser,
+  type HistoryParserOptions,
   serializeFaultLine,
   serializeInvokeLine,
   serializeMetaLine,
@@ -400,16 +402,142 @@ function segmentPaths(dir: string, options: ReadHistoryDirectoryOptions): string
 export function readHistoryDirectory(dir: string, options: ReadHistoryDirectoryOptions = {}): History {
   const reader = new SegmentReader(dir);
   const files = segmentPaths(dir, options);
-  for (const [i, file] of files.entries()) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new HistoryDirectoryError(dir, `cannot read ${path.basename(file)}: ${(error as Error).message}`);
-    }
-    reader.segment(file, text, i === files.length - 1);
-  }
+  for (const [i, file] of files.entries()) reader.segment(file, segmentLines(dir, file), i === files.length - 1);
   return reader.finish();
+}
+
+/** Each line with whether it is the last (the text after the last newline, which a crash may have cut). */
+function* withLast(lines: Iterable<string>): Generator<[string, boolean]> {
+  let held: string | undefined;
+  for (const line of lines) {
+    if (held !== undefined) yield [held, false];
+    held = line;
+  }
+  if (held !== undefined) yield [held, true];
+}
+
+/** A segment's lines; an unreadable segment is the directory's error (FILE:LINE errors stay the parser's). */
+function* segmentLines(dir: string, file: string): Generator<string> {
+  try {
+    yield* readLines(file);
+  } catch (error) {
+    if (error instanceof HistoryFormatError) throw error;
+    throw new HistoryDirectoryError(dir, `cannot read ${path.basename(file)}: ${(error as Error).message}`);
+  }
+}
+
+/** The longest line a history may have (a history line is a few hundred bytes; this catches a wrong file). */
+export const maxHistoryLineBytes = 64 * 1024 * 1024;
+
+/** A path that is not a regular file: a FIFO would block the reader, a device would never end. */
+export class NotAFileError extends Error {
+  override name = 'NotAFileError';
+}
+
+export function fileKind(stat: Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+export interface ReadLinesOptions {
+  /** A longer line is a HistoryFormatError naming it (default maxHistoryLineBytes). */
+  maxLineBytes?: number;
+  /** Bytes read at a time (default 1 MiB). */
+  chunkBytes?: number;
+}
+
+/**
+ * The lines of a regular file, read a chunk at a time: memory holds one chunk and one line whatever the
+ * file's size. Lines are split as text.split('\n') splits them (a final newline gives a last, empty
+ * line), so line numbers agree with a whole-file read. A FIFO, device or socket is refused before any
+ * read (opened non-blocking, so even the open cannot hang).
+ */
+export function* readLines(file: string, options: ReadLinesOptions = {}): Generator<string> {
+  const maxLineBytes = options.maxLineBytes ?? maxHistoryLineBytes;
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new NotAFileError(`${file}: not a regular file (${fileKind(stat)})`);
+    const buffer = Buffer.allocUnsafe(options.chunkBytes ?? 1024 * 1024);
+    let parts: Buffer[] = [];
+    let partBytes = 0;
+    let line = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, 0, buffer.length, null);
+      if (read === 0) break;
+      let start = 0;
+      for (let nl = buffer.indexOf(10, start); nl >= 0 && nl < read; nl = buffer.indexOf(10, start)) {
+        line++;
+        if (partBytes + nl - start > maxLineBytes) throw tooLong(file, line, maxLineBytes);
+        if (parts.length === 0) yield buffer.toString('utf8', start, nl);
+        else {
+          parts.push(buffer.subarray(start, nl));
+          yield Buffer.concat(parts).toString('utf8');
+          parts = [];
+          partBytes = 0;
+        }
+        start = nl + 1;
+      }
+      if (start < read) {
+        if (partBytes + read - start > maxLineBytes) throw tooLong(file, line + 1, maxLineBytes);
+        parts.push(Buffer.from(buffer.subarray(start, read)));
+        partBytes += read - start;
+      }
+    }
+    yield Buffer.concat(parts).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tooLong(file: string, line: number, max: number): HistoryFormatError {
+  return new HistoryFormatError(file, line, `the line is longer than ${max} bytes (the limit for one history line): not a history file?`);
+}
+
+/**
+ * One pass over a history file or segment directory for the streaming check (src/checker/stream.ts):
+ * read line by line, operations handed out one at a time and not kept.
+ */
+export function historySource(file: string): HistorySource {
+  const isDirectory = statSync(file).isDirectory();
+  return {
+    name: file,
+    pass(onOperation) {
+      const parserOptions: HistoryParserOptions = { retainOperations: false };
+      let index = 0;
+      const visit = (op: Operation | undefined): void => {
+        if (op !== undefined) onOperation(op, index++);
+      };
+      let history: History;
+      let inCallOrder: boolean;
+      if (isDirectory) {
+        const reader = new SegmentReader(file, parserOptions);
+        const segments = segmentPaths(file, {});
+        for (const [i, segment] of segments.entries()) reader.segment(segment, segmentLines(file, segment), i === segments.length - 1, visit);
+        history = reader.finish();
+        inCallOrder = reader.inCallOrder;
+      } else {
+        const parser = new HistoryParser(file, parserOptions);
+        for (const [line, last] of withLast(readLines(file))) visit(parser.line(line, { last }));
+        history = parser.finish();
+        inCallOrder = parser.inCallOrder;
+      }
+      // Without retained operations, finish() returns only those it makes itself (an invocation never
+      // completed, with invoke lines): they come last, in every pass alike.
+      for (const op of history.operations) visit(op);
+      return { history: { ...history, operations: [] }, inCallOrder };
+    },
+    load() {
+      if (isDirectory) return readHistoryDirectory(file);
+      const parser = new HistoryParser(file);
+      for (const [line, last] of withLast(readLines(file))) parser.line(line, { last });
+      return parser.finish();
+    },
+  };
 }
 
 type Json = Record<string, unknown>;
@@ -433,25 +561,34 @@ class SegmentReader {
   private meta: Seen | undefined;
   private readonly opened = new Map<number, Seen>();
 
-  constructor(dir: string) {
-    this.parser = new HistoryParser(dir);
+  constructor(dir: string, options: HistoryParserOptions = {}) {
+    this.parser = new HistoryParser(dir, options);
   }
 
-  /** `last`: the newest segment, whose last line a crash may have cut (see HistoryParser's LineOptions). */
-  segment(file: string, text: string, last: boolean): void {
+  get inCallOrder(): boolean {
+    return this.parser.inCallOrder;
+  }
+
+  /**
+   * Feeds one segment's lines; each operation goes to onOperation, if given. `last`: the newest segment,
+   * whose last line a crash may have cut (see HistoryParser's LineOptions).
+   */
+  segment(file: string, lines: Iterable<string>, last: boolean, onOperation?: (op: Operation | undefined) => void): void {
     this.starts.push({ file, firstLine: this.lines + 1 });
     let inHeader = this.starts.length > 1;
-    const lines = text.split('\n');
-    lines.forEach((line, i) => {
+    let i = 0;
+    for (const [line, final] of withLast(lines)) {
+      i++;
       this.lines++;
       let skip = false;
       if (inHeader && line.trim() !== '') {
-        skip = this.isHeaderCopy(line, file, i + 1);
+        skip = this.isHeaderCopy(line, file, i);
         inHeader = skip;
       }
-      if (!skip) this.rememberFirst(line, file, i + 1);
-      this.feed(skip ? '' : line, last && i === lines.length - 1);
-    });
+      if (!skip) this.rememberFirst(line, file, i);
+      const op = this.feed(skip ? '' : line, last && final);
+      onOperation?.(op);
+    }
   }
 
   finish(): History {
@@ -465,9 +602,9 @@ class SegmentReader {
     return history;
   }
 
-  private feed(line: string, last: boolean): void {
+  private feed(line: string, last: boolean): Operation | undefined {
     try {
-      this.parser.line(line, { last });
+      return this.parser.line(line, { last });
     } catch (error) {
       throw this.relocate(error);
     }
@@ -475,7 +612,7 @@ class SegmentReader {
 
   /** A meta or watch opening is parsed here too, but only those: other lines are parsed once, by the parser. */
   private static headerCandidate(line: string): Json | undefined {
-    if (!line.includes('"kind"') || !(line.includes('"meta"') || line.includes('"request"'))) return undefined;
+    if (!line.includes('"kind"') || !(line.includes('"meta"') || (line.includes('"request"') && line.includes('"watch"')))) return undefined;
     let raw: unknown;
     try {
       raw = JSON.parse(line);

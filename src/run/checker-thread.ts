@@ -4,9 +4,8 @@
  * checker-worker.ts, which passes the job as workerData.
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { checkHistory, LiveChecker, type LiveCheckerOptions, type LiveStats, type Verdict } from '../checker/index.ts';
-import type { History } from '../domain/index.ts';
-import { readHistoryDirectory } from '../probes/history-file.ts';
+import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, LiveChecker, type CheckReport, type LiveCheckerOptions, type LiveStats, type Verdict } from '../checker/index.ts';
+import { HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
 import { epochMs, type CheckerThreadData, type CheckSource, type FromCheckerThread, type LiveItem, type ToLiveThread } from './checker-worker.ts';
 import type { CheckOptions } from '../checker/index.ts';
 
@@ -87,23 +86,22 @@ function runLive(port: MessagePort, options: LiveCheckerOptions): void {
   });
 }
 
+/** A directory is checked as it streams from disk (memory bounded by the live window, not the run's length). */
 function runCheck(port: MessagePort, source: CheckSource, options: CheckOptions): void {
-  let history: History;
-  if ('dir' in source) {
-    try {
-      history = readHistoryDirectory(source.dir);
-    } catch (error) {
-      const { name, message } = error instanceof Error ? error : new Error(String(error));
-      post(port, { type: 'checkFailed', phase: 'read', name, message });
-      return;
-    }
-  } else history = source.history;
+  let report: CheckReport;
   try {
-    post(port, { type: 'report', report: checkHistory(history, options) });
+    if ('dir' in source) {
+      // The report gets the whole linearization (4-8 bytes an operation) for its timeline's step numbers.
+      const { verdict, linearizability, watch, elapsedMs } = checkHistoryStream(historySource(source.dir), { ...options, keepLinearization: true });
+      report = { verdict, linearizability, watch, elapsedMs };
+    } else report = checkHistory(source.history, options);
   } catch (error) {
     const { name, message } = error instanceof Error ? error : new Error(String(error));
-    post(port, { type: 'checkFailed', phase: 'check', name, message });
+    const read = error instanceof HistoryFormatError || error instanceof HistoryDirectoryError || error instanceof NotAFileError || error instanceof HistoryChangedError || (error instanceof Error && 'code' in error);
+    post(port, { type: 'checkFailed', phase: read ? 'read' : 'check', name, message });
+    return;
   }
+  post(port, { type: 'report', report });
 }
 
 if (isMainThread || !parentPort) throw new Error('checker-thread runs as a worker thread (started by checker-worker.ts)');

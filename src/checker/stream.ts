@@ -1,0 +1,427 @@
+/**
+ * The streaming offline check: the same verdicts as checkHistory (check.ts), with memory that follows the
+ * live window of the history instead of its length, so histories of any size can be checked.
+ *
+ * Three passes over the source (a file or segment directory read line by line, never whole):
+ * 1. scan: validates every line (as parseHistory does), keeps what is small (meta, watch streams, faults,
+ *    the operations whose outcome is unknown) and summaries of the rest: the fields the model must track,
+ *    per chunk of operations the earliest call among them, whether any read is stale, the highest
+ *    compaction and response revision.
+ * 2. observations (only when some write's outcome is unknown): collects the few operations that patching
+ *    (patch.ts) looks at for those writes -- the other writers of their values, the reads that observed
+ *    them, the compares that name them, deletes that may explain a watch's delete event -- and patches the
+ *    unknown writes exactly as patchHistory does on the whole history.
+ * 3. check: feeds the operations, patched, to one LinearizationEngine (linearize.ts, the engine of the
+ *    offline and live checks) chunk by chunk. After a chunk, every later operation is called at or after
+ *    the earliest call of the chunks still to come (the suffix minimum from pass 1), so the engine may
+ *    process every event before it (the watermark). Whenever the frontier holds one configuration its path
+ *    is settled: the engine hands it over (takeSettledPrefix), and it is replayed at once (committed
+ *    revisions for the watch checks, recent states for stale reads) and dropped, with the operations it
+ *    names.
+ *
+ * The search itself is unchanged, and the engine processes the same events in the same order, so the
+ * linearization, committed revisions and verdicts are those of checkHistory (test/unit/checker-stream.test.ts
+ * checks this on random histories). What still takes memory in proportion to the history: watch streams
+ * and the committed revisions they are checked against (kept whole, only when the history has watches),
+ * the states stale reads may match (the last `staleStates` distinct ones; a stale read that would need an
+ * older one makes the verdict inconclusive, never a false violation), and the frontier's paths while the
+ * frontier holds several configurations. Histories the engine splits by key (no revisions, every operation
+ * on one key: check.ts partitionByKey) and histories whose clients' operations are not in call order in the
+ * file are read whole and checked by checkHistory.
+ */
+import type { History, Operation } from '../domain/index.ts';
+import {
+  checkHistory,
+  compactionOf,
+  defaultMaxFrontier,
+  defaultUnknownHorizonMs,
+  finishCheck,
+  observedFields,
+  Replayer,
+  singleKey,
+  staleReadProblem,
+  type CheckOptions,
+} from './check.ts';
+import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
+import type { ModelOptions, ModelState } from './model.ts';
+import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
+import type { CheckReport, LinearizabilityResult } from './result.ts';
+
+/** What one pass over a history returns besides its operations. */
+export interface HistoryPass {
+  /** Meta, watch streams and faults; no operations. */
+  history: History;
+  /** False when some client's operations are not in call order in the file (see HistoryParserOptions). */
+  inCallOrder: boolean;
+}
+
+/** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
+export interface HistorySource {
+  name: string;
+  /** Reads the whole history once, validating it; each operation goes to onOperation, in file order. */
+  pass(onOperation: (op: Operation, index: number) => void): HistoryPass;
+  /** The whole history in memory (for what the streaming check leaves to checkHistory). */
+  load(): History;
+}
+
+export interface StreamCheckOptions extends CheckOptions {
+  /** Operations per chunk: the watermark moves, and settled paths are replayed, once per chunk (default 4096). */
+  chunkOperations?: number;
+  /** Chunks read ahead of the watermark (default 2). */
+  lagChunks?: number;
+  /** Distinct states kept for stale reads (default 100,000). */
+  staleStates?: number;
+  /**
+   * Keep the whole linearization (and a violation's whole prefix), as checkHistory reports them, for an
+   * HTML report: 4-8 bytes per operation. Off by default.
+   */
+  keepLinearization?: boolean;
+}
+
+/** What the streaming check returns: checkHistory's report, and how it was reached. */
+export interface StreamCheckReport extends CheckReport {
+  /** 'stream', or 'whole' when the history was handed to checkHistory (see the header). */
+  mode: 'stream' | 'whole';
+  /** Wall-clock time of each pass (ms), for the benchmark. */
+  passMs: number[];
+  /** The most operations held at once for the replay (settled paths not yet handed over): the live window. */
+  peakWindow: number;
+}
+
+/** Pass 1's summary of the operations. */
+interface Scan {
+  operations: number;
+  /** Per chunk of chunkOperations operations, the earliest call in it and all later chunks. */
+  chunkMinCall: number[];
+  trackRevision: boolean;
+  trackVersion: boolean;
+  hasStale: boolean;
+  /** Unknown-outcome writes (roleOf 'optional'), by index. */
+  unknown: Map<number, Operation>;
+  /** The highest revision compacted to by a compaction that did not fail for sure. */
+  compactRevision: number | undefined;
+  /** partitionByKey's conditions as far as operations go: every operation that takes part touches one key. */
+  singleKeys: Set<string> | undefined;
+}
+
+function scan(source: HistorySource, chunk: number): { scan: Scan; rest: HistoryPass } {
+  const s: Scan = { operations: 0, chunkMinCall: [], trackRevision: false, trackVersion: false, hasStale: false, unknown: new Map(), compactRevision: undefined, singleKeys: new Set() };
+  const rest = source.pass((op, index) => {
+    s.operations++;
+    const c = Math.floor(index / chunk);
+    if (c === s.chunkMinCall.length) s.chunkMinCall.push(op.call);
+    else s.chunkMinCall[c] = Math.min(s.chunkMinCall[c]!, op.call);
+    if (!s.trackRevision || !s.trackVersion) {
+      const seen = observedFields({ meta: undefined, operations: [op], watches: [] });
+      s.trackRevision ||= seen.trackRevision;
+      s.trackVersion ||= seen.trackVersion;
+    }
+    s.compactRevision = compactionOf(op, s.compactRevision);
+    const role = roleOf(op);
+    if (role === 'stale') s.hasStale = true;
+    if (role === 'optional') s.unknown.set(index, op);
+    if (s.singleKeys !== undefined && role !== 'skip') {
+      const key = role === 'stale' ? undefined : singleKey(op);
+      if (key === undefined) s.singleKeys = undefined;
+      else s.singleKeys.add(key);
+    }
+  });
+  // Suffix minima: every operation from chunk c on is called at or after chunkMinCall[c].
+  for (let c = s.chunkMinCall.length - 2; c >= 0; c--) s.chunkMinCall[c] = Math.min(s.chunkMinCall[c]!, s.chunkMinCall[c + 1]!);
+  const fromRest = observedFields(rest.history);
+  s.trackRevision ||= fromRest.trackRevision;
+  s.trackVersion ||= fromRest.trackVersion;
+  return { scan: s, rest };
+}
+
+/** Whether check.ts would split the history by key (partitionByKey), which the streaming check leaves to it. */
+function partitioned(s: Scan, rest: History): boolean {
+  return !s.trackRevision && rest.watches.length === 0 && s.singleKeys !== undefined && s.singleKeys.size > 1;
+}
+
+/**
+ * Pass 2: the operations patchHistory looks at to resolve the unknown writes, in file order, with the
+ * unknown writes themselves. patchHistory on them (and the watches) patches each unknown write as it
+ * would on the whole history: every fact it uses about a value of an unknown write, a lease's keys, the
+ * final revision or an acknowledged delete at a watched revision comes from operations kept here.
+ */
+function observationPass(source: HistorySource, s: Scan, rest: History): { patched: Map<number, Operation>; result: ReturnType<typeof patchHistory>; kept: Operation[] } {
+  const values = new Set<string>();
+  for (const op of s.unknown.values()) for (const value of writtenValues(op)) values.add(value);
+  const unknownDeletes = [...s.unknown.values()].some((op) => op.request.type === 'delete' || op.request.type === 'leaseRevoke' || op.request.type === 'txn');
+  // Revisions of the delete events watches delivered: acknowledged deletes there may explain them.
+  const deleteRevisions = new Set<number>();
+  if (unknownDeletes) for (const w of rest.watches) for (const r of w.responses) for (const e of r.events) if (e.type === 'delete') deleteRevisions.add(e.modRevision);
+  const leasePairs = new Set<string>();
+  const keptIndices: number[] = [];
+  const kept: Operation[] = [];
+  let maxRevision = -1;
+  let maxAt = -1;
+  let maxOp: Operation | undefined;
+  source.pass((op, index) => {
+    const revision = (op.response as { revision?: number } | undefined)?.revision;
+    if (revision !== undefined && revision > maxRevision) {
+      maxRevision = revision;
+      maxAt = index;
+      maxOp = op;
+    }
+    if (s.unknown.has(index) || mentions(op, values) || (unknownDeletes && (leasePut(op, leasePairs) || deletesAt(op, revision, deleteRevisions)))) {
+      keptIndices.push(index);
+      kept.push(op);
+    }
+  });
+  // The operation with the highest revision (patch.ts finalRevision), in its place.
+  if (maxOp !== undefined && !keptIndices.includes(maxAt)) {
+    const at = keptIndices.findIndex((i) => i > maxAt);
+    keptIndices.splice(at < 0 ? keptIndices.length : at, 0, maxAt);
+    kept.splice(at < 0 ? kept.length : at, 0, maxOp);
+  }
+  const result = patchHistory({ ...rest, operations: kept });
+  const patched = new Map<number, Operation>();
+  keptIndices.forEach((index, i) => {
+    if (s.unknown.has(index)) patched.set(index, result.operations[i]!);
+  });
+  return { patched, result, kept: result.operations };
+}
+
+/** Whether an operation writes, shows or compares one of the values. */
+function mentions(op: Operation, values: Set<string>): boolean {
+  if (values.size === 0) return false;
+  if (writtenValues(op).some((v) => values.has(v))) return true;
+  const found = { value: false };
+  if (op.response !== undefined) forEachObservedValue(op.response, (value) => (found.value ||= value !== undefined && values.has(value)));
+  if (found.value) return true;
+  return op.request.type === 'txn' && op.request.compare.some((c) => c.target === 'value' && values.has(String(c.value)));
+}
+
+/** The first put of each (lease, key): what patch.ts keysByLease needs. */
+function leasePut(op: Operation, pairs: Set<string>): boolean {
+  const { request } = op;
+  const puts = request.type === 'put' ? [request] : request.type === 'txn' ? [...request.success, ...request.failure] : [];
+  let first = false;
+  for (const o of puts) {
+    if (o.type !== 'put' || o.lease === undefined) continue;
+    const pair = `${o.lease}\u0000${o.key}`;
+    if (!pairs.has(pair)) {
+      pairs.add(pair);
+      first = true;
+    }
+  }
+  return first;
+}
+
+/** An acknowledged operation that may delete, at a revision a watch delivered a delete at (or at no known revision). */
+function deletesAt(op: Operation, revision: number | undefined, revisions: Set<number>): boolean {
+  if (roleOf(op) !== 'linearize') return false;
+  const type = op.request.type;
+  if (type !== 'delete' && type !== 'leaseRevoke' && type !== 'txn') return false;
+  return revision === undefined || revisions.has(revision);
+}
+
+/** A stale read waiting for the first linearized operation called after it returned. */
+interface PendingRead {
+  index: number;
+  op: Operation;
+}
+
+/** Replays settled prefixes as the engine hands them over; checks stale reads against recent states. */
+class StreamReplay {
+  readonly replayer: Replayer;
+  private readonly opts: ModelOptions;
+  /** Recent distinct states, oldest first (the initial state first until it is dropped). */
+  private states: ModelState[];
+  private dropped = false;
+  private readonly maxStates: number;
+  private readonly keepStates: boolean;
+  /** Sorted by return time. */
+  private pending: PendingRead[] = [];
+  private pendingHead = 0;
+  private maxCall = -Infinity;
+  readonly problems: { operation: number; reason: string }[] = [];
+  tooOld: string | undefined;
+
+  constructor(opts: ModelOptions & { initialRevision: number }, keepCommitted: boolean, keepStates: boolean, maxStates: number) {
+    this.opts = opts;
+    this.replayer = new Replayer(opts, keepCommitted);
+    this.keepStates = keepStates;
+    this.maxStates = maxStates;
+    this.states = keepStates ? [this.replayer.state] : [];
+  }
+
+  staleRead(index: number, op: Operation): void {
+    const read = { index, op };
+    let i = this.pending.length;
+    while (i > this.pendingHead && this.pending[i - 1]!.op.return! > op.return!) i--;
+    this.pending.splice(i, 0, read);
+  }
+
+  apply(op: Operation, index: number): void {
+    if (op.call > this.maxCall) {
+      this.maxCall = op.call;
+      // Reads that returned before this call: their visible states end here.
+      while (this.pendingHead < this.pending.length && this.pending[this.pendingHead]!.op.return! < op.call) this.check(this.pending[this.pendingHead++]!);
+      if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+        this.pending = this.pending.slice(this.pendingHead);
+        this.pendingHead = 0;
+      }
+    }
+    const before = this.replayer.state;
+    const state = this.replayer.apply(op, index);
+    if (!this.keepStates || state === before) return;
+    this.states.push(state);
+    if (this.states.length > 2 * this.maxStates) {
+      this.states = this.states.slice(-this.maxStates);
+      this.dropped = true;
+    }
+  }
+
+  /** After the whole linearization: the reads still waiting could read any state. */
+  finish(): void {
+    while (this.pendingHead < this.pending.length) this.check(this.pending[this.pendingHead++]!);
+    this.problems.sort((a, b) => a.operation - b.operation);
+  }
+
+  private check(read: PendingRead): void {
+    const { reason, exhausted } = staleReadProblem(read.op, this.states, this.states.length, this.opts);
+    if (reason === undefined) return;
+    if (exhausted && this.dropped) {
+      this.tooOld ??= `stale read (operation ${read.index}) may have read a state older than the ${this.maxStates} kept for stale reads`;
+      return;
+    }
+    this.problems.push({ operation: read.index, reason });
+  }
+}
+
+/** The source gave other operations on a later pass (a file still being written). */
+export class HistoryChangedError extends Error {
+  override name = 'HistoryChangedError';
+}
+
+/** Thrown to end the last pass early, once the search has its verdict. */
+const stop = new Error('the search is over');
+
+/** Pass 3's outcome: the search, and what replaying the linearization found. */
+interface Searched {
+  engine: LinearizationEngine;
+  replay: StreamReplay;
+  /** The whole linearization, with keepLinearization. */
+  order: number[] | undefined;
+  peakWindow: number;
+}
+
+/** Pass 3 (see the header): the search, chunk by chunk, replaying settled prefixes as they come. */
+function searchPass(source: HistorySource, s: Scan, history: History, patched: Map<number, Operation> | undefined, options: StreamCheckOptions, deadline: number): Searched {
+  const chunk = options.chunkOperations ?? 4096;
+  const lag = options.lagChunks ?? 2;
+  const meta = history.meta;
+  const opts = {
+    mode: meta?.mode ?? 'exclusive',
+    prefix: meta?.prefix ?? '',
+    initialRevision: meta?.initialRevision ?? 1,
+    trackRevision: s.trackRevision,
+    trackVersion: s.trackVersion,
+  } as const;
+  // Paths (and the operations they name) are kept only for what replays the linearization: watches,
+  // stale reads, or a caller that wants the linearization itself. Otherwise the verdict needs none.
+  const replayed = history.watches.length > 0 || s.hasStale || options.keepLinearization === true;
+  const engine = new LinearizationEngine({
+    ...opts,
+    trackPaths: replayed,
+    unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
+    maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
+    deadline,
+  });
+  const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);
+  // Operations the engine holds, until the settled prefix that names them is replayed.
+  const window = new Map<number, Operation>();
+  const searched: Searched = { engine, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0 };
+  const replayOne = (index: number): void => {
+    replay.apply(window.get(index)!, index);
+    window.delete(index);
+    searched.order?.push(index);
+  };
+  const advance = (watermark: number): void => {
+    try {
+      engine.advance(watermark);
+    } catch (error) {
+      if (!(error instanceof InconclusiveError)) throw error;
+      engine.inconclusive = error.message;
+    }
+    for (const index of engine.takeSettledPrefix()) replayOne(index);
+  };
+  try {
+    source.pass((original, index) => {
+      if (engine.done) throw stop;
+      if (index >= s.operations) throw new HistoryChangedError(`${source.name}: the history changed while it was checked (more operations than the first pass read)`);
+      const op = patched?.get(index) ?? original;
+      const role = roleOf(op);
+      if (role === 'stale') replay.staleRead(index, op);
+      else if (role === 'linearize' || role === 'optional') {
+        if (replayed) {
+          window.set(index, op);
+          searched.peakWindow = Math.max(searched.peakWindow, window.size);
+        }
+        engine.add(index, op, role);
+      }
+      // The watermark trails the reading by `lag` chunks: the operations in flight at it are then read,
+      // and the revisions their responses claim known to the search, which prunes with them.
+      if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
+    });
+  } catch (error) {
+    if (error !== stop) throw error;
+  }
+  advance(Infinity);
+  // When linearizable, the first configuration's path is the rest of the linearization (as in check.ts).
+  if (!engine.done) {
+    for (const index of engine.linearization() ?? []) replayOne(index);
+    replay.finish();
+  }
+  return searched;
+}
+
+/** The linearizability result of pass 3, as checkLinearizability gives it. */
+function resultOf({ engine, replay, order }: Searched, operations: number, patch: PatchResult | undefined): LinearizabilityResult {
+  const patched = patch !== undefined && patch.observed + patch.neverApplied > 0 ? { patched: { observed: patch.observed, neverApplied: patch.neverApplied } } : {};
+  if (engine.violation) {
+    const violation = order === undefined ? engine.violation : { ...engine.violation, prefix: [...order, ...engine.violation.prefix] };
+    return { verdict: 'violation', operations, ...patched, violation };
+  }
+  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
+  if (replay.tooOld !== undefined && replay.problems.length === 0) return { verdict: 'inconclusive', operations, ...patched, inconclusive: replay.tooOld };
+  const result: LinearizabilityResult = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched };
+  if (order !== undefined) result.linearization = order;
+  if (replay.problems.length > 0) result.staleReadViolations = replay.problems;
+  return result;
+}
+
+/** Checks a history from its source in three passes (see the header), with the verdicts of checkHistory. */
+export function checkHistoryStream(source: HistorySource, options: StreamCheckOptions = {}): StreamCheckReport {
+  const started = performance.now();
+  // The budget covers the reading passes too: a caller's "give up after this long" includes them.
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  const passMs: number[] = [];
+  const lap = (): void => {
+    passMs.push(performance.now() - started - passMs.reduce((a, b) => a + b, 0));
+  };
+  const { scan: s, rest } = scan(source, options.chunkOperations ?? 4096);
+  lap();
+  const history = rest.history;
+  if (!rest.inCallOrder || partitioned(s, history)) {
+    const report = checkHistory(source.load(), options);
+    lap();
+    return { ...report, elapsedMs: performance.now() - started, mode: 'whole', passMs, peakWindow: s.operations };
+  }
+  if (s.operations === 0) return { ...checkHistory(history, options), elapsedMs: performance.now() - started, mode: 'stream', passMs, peakWindow: 0 };
+  let patch: ReturnType<typeof observationPass> | undefined;
+  if (s.unknown.size > 0) {
+    patch = observationPass(source, s, history);
+    lap();
+  }
+  const searched = searchPass(source, s, history, patch?.patched, options, deadline);
+  lap();
+  const linearizability = resultOf(searched, s.operations, patch?.result);
+  // As in checkHistory: the committed revisions exist when the search found a linearization.
+  const committed = searched.engine.done ? undefined : searched.replay.replayer.committed;
+  const report = finishCheck(history, linearizability, committed, patch?.kept, s.compactRevision, started);
+  return { ...report, mode: 'stream', passMs, peakWindow: searched.peakWindow };
+}
