@@ -219,8 +219,10 @@ describe('histories cut by a crash', { timeout: 150_000 }, () => {
       const puts = op.request.type === 'put' ? [op.request] : op.request.type === 'txn' ? [...op.request.success, ...op.request.failure] : [];
       for (const p of puts) if (p.type === 'put') completedAt.set(p.value, i);
     });
+    // After some operation completed: a prefix without any operation is inconclusive, not a verdict.
+    const firstCompletion = lines.findIndex((line) => isCompletion(line));
     const early = lines.findIndex((line, i) => {
-      if (!line.startsWith('{"kind":"watch"') || !line.includes('"response"')) return false;
+      if (i <= firstCompletion || !line.startsWith('{"kind":"watch"') || !line.includes('"response"')) return false;
       const { response } = JSON.parse(line) as { response: WatchResponse };
       return response.events.some((e) => e.type === 'put' && e.value !== undefined && (completedAt.get(e.value) ?? -1) > i);
     });
