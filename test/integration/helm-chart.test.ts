@@ -454,6 +454,7 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       'CustomResourceDefinition/-/robustnessruns.etcd.robustness.io',
       'Deployment/etcd-robustness-system/etcd-robustness-operator',
       'Namespace/-/etcd-robustness-system',
+      'NetworkPolicy/etcd-robustness-system/etcd-robustness-operator',
       'Role/etcd-robustness-system/etcd-robustness-leader-election',
       'RoleBinding/etcd-robustness-system/etcd-robustness-leader-election',
       'Service/etcd-robustness-system/etcd-robustness-operator-metrics',
@@ -476,6 +477,11 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     assert.equal(deployment.spec?.template.spec?.serviceAccountName, 'etcd-robustness-operator');
     assert.ok(container);
     assert.ok(container.args?.includes('--leader-elect'));
+    assert.ok(container.args?.some((a) => a.startsWith('--member-network-policy=')), 'each cluster gets its members\' NetworkPolicy');
+    // The operator's own policy selects its Pods and admits the ports it serves.
+    const policy = only(manifests, 'NetworkPolicy') as unknown as { spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { ports: { port: number }[] }[] } };
+    assert.deepEqual(policy.spec.podSelector.matchLabels, deployment.spec?.selector.matchLabels);
+    assert.deepEqual(policy.spec.ingress.flatMap((rule) => rule.ports.map((p) => p.port)).sort(), [8081, 8443]);
     assert.deepEqual(container.livenessProbe?.httpGet, { path: '/healthz', port: 8081 });
     assert.deepEqual(container.readinessProbe?.httpGet, { path: '/readyz', port: 8081 });
 
