@@ -58,6 +58,8 @@ export class FaultUnavailableError extends Error {
   override name = 'FaultUnavailableError';
 }
 
+/** leaderTransfer tries this many times (a second apart) before the fault counts as failed. */
+const leaderTransferAttempts = 3;
 const idHex = (decimal: string): string => BigInt(decimal).toString(16);
 
 async function hashKv(endpoint: string, revision: number, tls: EtcdClientTls | undefined): Promise<{ hash: string; compactRevision: string }> {
@@ -435,15 +437,26 @@ export class FaultExecutor {
       }
       case 'leaderTransfer': {
         const [target] = targets;
-        const leader = await this.leaderNow();
-        if (leader === undefined) throw new Error('no leader to transfer from');
-        if (leader === target) return { heal: nothingToHeal, verified: `${target} already leads` };
         const targetId = [...ids].find(([, name]) => name === target)?.[0];
         if (targetId === undefined) throw new Error(`no member id for ${target}`);
-        await this.etcd(leader).maintenance.moveLeader({ targetID: targetId }, { deadline: Date.now() + 5000 });
-        const now = await this.leaderNow();
-        if (now !== target) throw new Error(`leader is ${now ?? 'none'} after moving it to ${target}`);
-        return { heal: nothingToHeal, verified: `leadership moved from ${leader} to ${target}` };
+        // A stacked fault (a kill, a pause, a partition) can take the leader away mid-transfer ("Connection
+        // dropped"): a fault that fails counts against the run, so try again with whoever leads then.
+        let failure: Error | undefined;
+        for (let attempt = 1; attempt <= leaderTransferAttempts; attempt++) {
+          if (attempt > 1) await sleep(1000);
+          try {
+            const leader = await this.leaderNow();
+            if (leader === undefined) throw new Error('no leader to transfer from');
+            if (leader === target) return { heal: nothingToHeal, verified: `${target} already leads` };
+            await this.etcd(leader).maintenance.moveLeader({ targetID: targetId }, { deadline: Date.now() + 5000 });
+            const now = await this.leaderNow();
+            if (now !== target) throw new Error(`leader is ${now ?? 'none'} after moving it to ${target}`);
+            return { heal: nothingToHeal, verified: `leadership moved from ${leader} to ${target}${attempt > 1 ? ` (attempt ${attempt})` : ''}` };
+          } catch (error) {
+            failure = error as Error;
+          }
+        }
+        throw new Error(`${failure?.message ?? 'unknown error'} (after ${leaderTransferAttempts} attempts)`, { cause: failure });
       }
       case 'defragment': {
         await Promise.all(targets.map((t) => this.options.triggers.defragment(t)));
