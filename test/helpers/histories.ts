@@ -1,5 +1,6 @@
 // Small builders for hand-written histories in tests.
 import type { EtcdRequest, EtcdResponse, History, HistoryMeta, KeyValue, Operation } from '../../src/domain/index.ts';
+import { HistoryFileWriter, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
 
 export const get = (key: string): EtcdRequest => ({ type: 'range', key });
 export const put = (key: string, value: string, lease?: string): EtcdRequest => (lease ? { type: 'put', key, value, lease } : { type: 'put', key, value });
@@ -16,4 +17,17 @@ export function op(client: number, call: number, ret: number | null, request: Et
 
 export function history(operations: Operation[], meta?: Omit<HistoryMeta, 'kind'>): History {
   return { meta: meta ? { kind: 'meta', ...meta } : undefined, operations, watches: [] };
+}
+
+/** Writes a history into `dir` as the segments a run records (meta, operations, then each stream); closed. */
+export function writeSegments(dir: string, history: History, options: HistoryFileWriterOptions = {}): HistoryFileWriter {
+  const writer = HistoryFileWriter.open(dir, options);
+  if (history.meta) writer.writeMeta(history.meta);
+  for (const op of history.operations) writer.writeOperation(op);
+  for (const stream of history.watches) {
+    writer.openWatch(stream);
+    for (const response of stream.responses) writer.writeWatchResponse(stream.id, response);
+  }
+  writer.close();
+  return writer;
 }

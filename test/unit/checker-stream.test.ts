@@ -15,7 +15,8 @@ import { HistoryFormatError, HistoryParser, parseHistory, serializeHistory } fro
 import { checkHistoryStream, type HistorySource, type StreamCheckOptions } from '../../src/checker/stream.ts';
 import type { CheckReport } from '../../src/checker/result.ts';
 import type { History, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
-import { HistoryFileWriter, historySource, readLines } from '../../src/probes/history-file.ts';
+import { historySource, readLines } from '../../src/probes/history-file.ts';
+import { writeSegments } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-stream-'));
@@ -155,14 +156,7 @@ describe('the streaming check agrees with checkHistory', () => {
         const name = `h${++files}`;
         const file = path.join(dir, `${name}.jsonl`);
         writeFileSync(file, serializeHistory(history));
-        const writer = HistoryFileWriter.open(path.join(dir, name), { maxSegmentBytes: 400 });
-        if (history.meta) writer.writeMeta(history.meta);
-        for (const op of history.operations) writer.writeOperation(op);
-        for (const stream of history.watches) {
-          writer.openWatch(stream);
-          for (const response of stream.responses) writer.writeWatchResponse(stream.id, response);
-        }
-        writer.close();
+        const writer = writeSegments(path.join(dir, name), history, { maxSegmentBytes: 400 });
         const whole = essence(checkHistory(parseHistory(serializeHistory(history)), { timeoutMs: 20_000 }));
         assert.deepEqual(essence(checkHistoryStream(historySource(file), { chunkOperations: v.chunk })), whole);
         assert.deepEqual(essence(checkHistoryStream(historySource(writer.dir), { chunkOperations: v.chunk })), whole);

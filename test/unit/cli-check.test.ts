@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { parseHistory } from '../../src/checker/parse.ts';
-import { HistoryFileWriter } from '../../src/probes/history-file.ts';
+import { writeSegments } from '../helpers/histories.ts';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-check-'));
@@ -27,14 +27,7 @@ const broken = file('broken.jsonl', [putX, '{"client": 2, "call": ']);
 /** The history in `source` rewritten by HistoryFileWriter as a directory of several small segments. */
 function segmented(name: string, source: string): string {
   const history = parseHistory(readFileSync(source, 'utf8'), source);
-  const writer = HistoryFileWriter.open(path.join(dir, name), { maxSegmentBytes: 200 });
-  if (history.meta) writer.writeMeta(history.meta);
-  for (const op of history.operations) writer.writeOperation(op);
-  for (const stream of history.watches) {
-    writer.openWatch(stream);
-    for (const response of stream.responses) writer.writeWatchResponse(stream.id, response);
-  }
-  writer.close();
+  const writer = writeSegments(path.join(dir, name), history, { maxSegmentBytes: 200 });
   assert.ok(writer.segments.length > 1);
   return writer.dir;
 }
