@@ -13,22 +13,12 @@ import { checkHistory } from '../../src/checker/check.ts';
 import type { FaultEvent, History, Invocation, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
 import { LocalMemberRuntime } from '../../src/local/index.ts';
 import { HistoryFileWriter, readHistoryDirectory, segmentFileName } from '../../src/probes/history-file.ts';
+import { seededRandom } from '../../src/probes/traffic.ts';
 import { executeRun } from '../../src/run/engine.ts';
 import { defaultRobustnessRun } from '../../src/run/manifest.ts';
 import { Registry, RunMetrics } from '../../src/run/metrics.ts';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
-
-/** mulberry32: the cut points reproduce from the printed seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The segments of a history directory, oldest first. */
 function segmentsOf(dir: string): string[] {
