@@ -69,7 +69,8 @@ export async function recoverInterruptedRun(
       last = Math.max(last, op.call);
     }
     spanMs = history.operations.length < 2 ? 0 : (last - first) / 1e6; // calls are in nanoseconds
-    report = await checkHistoryInWorker({ dir: historyDir }, { timeoutMs: options.timeoutMs });
+    // Read once: the history is in memory for the figures and the HTML report, so the worker checks that copy.
+    report = await checkHistoryInWorker({ history }, { timeoutMs: options.timeoutMs });
     // The same HTML report as a finished run's, of what was recorded.
     writeFileSync(path.join(recording.path, 'report.html'), renderHtmlReport(history, report, { title: `${options.run} (interrupted)` }));
   } catch (error) {
