@@ -2,42 +2,14 @@
 // while the run goes, Ctrl-C stopping it cleanly with a report, and the self-test's deliberately stale
 // reads caught as a violation (exit 1, the violation in the report).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execFileSync } from 'node:child_process';
+import { cliPath as cli, startCli, waitForOutput } from '../helpers/cli-child.ts';
 
-const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
-
-interface Started {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[], cwd: string): Started {
-  const child = spawn(process.execPath, [cli, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number, started: Started): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (started.child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}\n--- stdout ---\n${started.stdout()}\n--- stderr ---\n${started.stderr()}`);
-}
 
 describe('etcd-robustness run --local', { timeout: 180_000 }, () => {
   let dir: string;
@@ -54,10 +26,10 @@ describe('etcd-robustness run --local', { timeout: 180_000 }, () => {
 
   test('the default run serves /metrics while it runs, stops on SIGINT (exit 2: stopped early, not passed), and leaves a checked report', async () => {
     const report = path.join(dir, 'default-report');
-    const run = start(['run', '--local', '--duration', '60s', '--report', report, '--progress-interval', '1s'], dir);
+    const run = startCli(['run', '--local', '--duration', '60s', '--report', report, '--progress-interval', '1s'], dir);
     children.push(run.child);
-    const url = await waitFor('the metrics URL', () => /^metrics: (\S+)$/m.exec(run.stdout())?.[1], 60_000, run);
-    await waitFor('three progress lines', () => ((run.stderr().match(/ops\/s/g)?.length ?? 0) >= 3 ? true : undefined), 60_000, run);
+    const url = await waitForOutput('the metrics URL', () => /^metrics: (\S+)$/m.exec(run.stdout())?.[1], 60_000, run);
+    await waitForOutput('three progress lines', () => ((run.stderr().match(/ops\/s/g)?.length ?? 0) >= 3 ? true : undefined), 60_000, run);
     const metrics = await (await fetch(url)).text();
     assert.match(metrics, /etcd_robustness_operations_total\{run="local",cluster="local",type="put",outcome="ok"\} [1-9]/);
     assert.match(metrics, /etcd_robustness_verdict\{run="local",cluster="local"\} 1/);
@@ -86,7 +58,7 @@ describe('etcd-robustness run --local', { timeout: 180_000 }, () => {
       ['apiVersion: etcd.robustness.io/v1alpha1', 'kind: RobustnessRun', 'metadata:', '  name: no-such-member', 'spec:', '  duration: 5s', '  faults:', '    choices:', '      - fault: kill', '        target: member', '        member: etcd-99', ''].join('\n'),
     );
     const report = path.join(dir, 'no-such-member-report');
-    const run = start(['run', '--local', manifest, '--report', report], dir);
+    const run = startCli(['run', '--local', manifest, '--report', report], dir);
     children.push(run.child);
     const code = await run.exited;
     assert.equal(code, 64, `${run.stdout()}\n${run.stderr()}`);
@@ -104,7 +76,7 @@ describe('etcd-robustness run --local', { timeout: 180_000 }, () => {
       ['apiVersion: etcd.robustness.io/v1alpha1', 'kind: RobustnessRun', 'metadata:', '  name: self-test', 'spec:', '  duration: 6s', '  selfTest:', '    staleReads: {}', ''].join('\n'),
     );
     const report = path.join(dir, 'self-test-report');
-    const run = start(['run', '--local', manifest, '--report', report], dir);
+    const run = startCli(['run', '--local', manifest, '--report', report], dir);
     children.push(run.child);
     const code = await run.exited;
     assert.equal(code, 1, `${run.stdout()}\n${run.stderr()}`);

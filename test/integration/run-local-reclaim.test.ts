@@ -9,36 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { pidsWithArgument } from '../../src/node/machine.ts';
+import { startCli, waitForOutput, type Started } from '../helpers/cli-child.ts';
 
-const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
-
-interface Started {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[], cwd: string, env: NodeJS.ProcessEnv): Started {
-  const child = spawn(process.execPath, [cli, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs: number, started?: Started): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (started !== undefined && started.child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${started ? `\n--- stdout ---\n${started.stdout()}\n--- stderr ---\n${started.stderr()}` : ''}`);
-}
 
 describe('what killed runs and operators left is reclaimed by the next start', { timeout: 180_000 }, () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'run-local-reclaim-'));
@@ -71,7 +43,7 @@ describe('what killed runs and operators left is reclaimed by the next start', {
     const manifest = path.join(dir, 'quiet.yaml');
     writeFileSync(manifest, ['apiVersion: etcd.robustness.io/v1alpha1', 'kind: RobustnessRun', 'metadata:', '  name: quiet', 'spec:', '  duration: 120s', ''].join('\n'));
     const run = (report: string, extra: string[] = []): Started => {
-      const started = start(['run', '--local', manifest, '--members', '1', '--report', path.join(dir, report), '--progress-interval', '1s', ...extra], dir, env);
+      const started = startCli(['run', '--local', manifest, '--members', '1', '--report', path.join(dir, report), '--progress-interval', '1s', ...extra], dir, env);
       children.push(started.child);
       return started;
     };
@@ -79,8 +51,8 @@ describe('what killed runs and operators left is reclaimed by the next start', {
 
     const live = run('live');
     const killed = run('killed');
-    await waitFor('the live run to make progress', progressed(live), 60_000, live);
-    await waitFor('the doomed run to make progress', progressed(killed), 60_000, killed);
+    await waitForOutput('the live run to make progress', progressed(live), 60_000, live);
+    await waitForOutput('the doomed run to make progress', progressed(killed), 60_000, killed);
     const liveFolder = folderOf(live);
     const killedFolder = folderOf(killed);
     assert.ok(liveFolder && killedFolder, `each run's data folder is named after it under ${parent}: ${existsSync(parent) ? readdirSync(parent).join(', ') : '(none)'}`);
@@ -91,7 +63,7 @@ describe('what killed runs and operators left is reclaimed by the next start', {
     await killed.exited;
     // Its members got the parent-death signal: none outlives it (else they are killed here, and the test fails).
     try {
-      await waitFor('the killed run\'s members to exit', () => (pidsWithArgument(`${killedFolder}/`).length === 0 ? true : undefined), 10_000);
+      await waitForOutput('the killed run\'s members to exit', () => (pidsWithArgument(`${killedFolder}/`).length === 0 ? true : undefined), 10_000);
     } catch (error) {
       stray.push(...pidsWithArgument(`${killedFolder}/`));
       throw error;
@@ -124,9 +96,9 @@ describe('what killed runs and operators left is reclaimed by the next start', {
     // Reclaiming needs no API server: this one answers nothing (the operator keeps retrying until killed).
     const kubeconfig = path.join(dir, 'unreachable.kubeconfig');
     writeFileSync(kubeconfig, ['apiVersion: v1', 'kind: Config', 'clusters:', '- name: c', '  cluster:', '    server: https://127.0.0.1:1', 'users:', '- name: u', '  user:', '    token: t', 'contexts:', '- name: c', '  context:', '    cluster: c', '    user: u', 'current-context: c', ''].join('\n'));
-    const operator = start(['operator', '--runtime=local', '--kubeconfig', kubeconfig, '--leader-elect=false', '--metrics-port', '0', '--health-port', '0', '--bind-address', '127.0.0.1', '--data-dir', path.join(dir, 'members')], dir, env);
+    const operator = startCli(['operator', '--runtime=local', '--kubeconfig', kubeconfig, '--leader-elect=false', '--metrics-port', '0', '--health-port', '0', '--bind-address', '127.0.0.1', '--data-dir', path.join(dir, 'members')], dir, env);
     children.push(operator.child);
-    await waitFor('the operator to start', () => (/^health: /m.test(operator.stdout()) ? true : undefined), 30_000, operator);
+    await waitForOutput('the operator to start', () => (/^health: /m.test(operator.stdout()) ? true : undefined), 30_000, operator);
     assert.match(operator.stderr(), new RegExp(`reclaimed ${left.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: [\\d.]+ KiB left by process ${gone.pid}`));
     assert.equal(existsSync(left), false);
     assert.deepEqual(readdirSync(parent).filter((n) => n.startsWith(`runs-${operator.child.pid}-`)).length, 1, readdirSync(parent).join(', '));
