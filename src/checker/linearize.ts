@@ -58,6 +58,8 @@ export interface EngineOptions extends ModelOptions {
   maxFrontier: number;
   /** Wall-clock deadline (Date.now() ms) after which the search gives up as inconclusive. */
   deadline: number;
+  /** Start from this state instead of the empty store (a search window after the revision path, revision.ts). */
+  initialState?: ModelState;
 }
 
 /** How the engine treats one operation. */
@@ -255,7 +257,7 @@ export class LinearizationEngine {
 
   constructor(options: EngineOptions) {
     this.options = options;
-    const state = initialState(options, options.initialRevision);
+    const state = options.initialState ?? initialState(options, options.initialRevision);
     this.frontier = [{ state, stateHash: stateHash(state), lin: [], knownHash: 0, path: null }];
   }
 
