@@ -7,7 +7,8 @@ import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from
 import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
 import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
 import { patchHistory, unknownDeleter } from './patch.ts';
-import type { CheckReport, LinearizabilityResult, Verdict } from './result.ts';
+import { RevisionOrder } from './revision.ts';
+import type { CheckReport, LinearizabilityResult, SearchWindow, Verdict, ViolationEvidence } from './result.ts';
 import { checkWatches, type CommittedRevision } from './watch.ts';
 
 export interface CheckOptions {
@@ -17,6 +18,8 @@ export interface CheckOptions {
   unknownHorizonMs?: number;
   /** Bound on candidate configurations; default 20,000 (the search may visit 4x that per step). */
   maxFrontier?: number;
+  /** Search even when the history has revisions (the revision-ordered path is then skipped): for comparisons. */
+  searchOnly?: boolean;
 }
 
 export const defaultUnknownHorizonMs = 5 * 60 * 1000;
@@ -231,6 +234,65 @@ interface ForWatches {
   patchedOperations?: Operation[];
 }
 
+/** What one way of ordering the history found: a linearization, or a violation, or why neither. */
+interface Ordered {
+  method: 'revision' | 'search';
+  searchWindow?: SearchWindow;
+  linearization?: number[];
+  violation?: ViolationEvidence;
+  inconclusive?: string;
+}
+
+function searchWhole(history: History, engineOptions: EngineOptions, window?: SearchWindow): Ordered {
+  const engine = runEngine(history, history.operations.keys(), engineOptions);
+  const how = window ? { method: 'search' as const, searchWindow: window } : { method: 'search' as const };
+  if (engine.violation) return { ...how, violation: engine.violation };
+  if (engine.inconclusive !== undefined) return { ...how, inconclusive: engine.inconclusive };
+  return { ...how, linearization: engine.linearization() ?? [] };
+}
+
+/**
+ * The revision-ordered path (revision.ts): the order the revisions dictate, verified. Where it cannot be
+ * verified, the search decides over the window from the last state the order pins (exclusive mode), or
+ * over the whole history.
+ */
+function checkByRevisions(history: History, opts: ModelOptions & { initialRevision: number }, engineOptions: EngineOptions): Ordered {
+  const order = new RevisionOrder({ ...opts, eager: false });
+  const linearization: number[] = [];
+  order.onRetired = (index) => linearization.push(index);
+  // Added as a recorder would push them: acknowledged operations by return, unknown ones by call.
+  const arrivals: { time: number; index: number }[] = [];
+  history.operations.forEach((op, index) => {
+    const role = roleOf(op);
+    if (role === 'linearize') arrivals.push({ time: op.return!, index });
+    else if (role === 'optional') arrivals.push({ time: op.call, index });
+  });
+  arrivals.sort((a, b) => a.time - b.time || a.index - b.index);
+  for (const { index } of arrivals) {
+    const op = history.operations[index]!;
+    if (roleOf(op) === 'linearize') order.add(index, op);
+    else order.addUnknown(index, op);
+    if (order.failure) break;
+  }
+  order.finish();
+  const failure = order.failure;
+  if (!failure) {
+    order.retire();
+    return { method: 'revision', linearization };
+  }
+  if (!failure.pinned) return searchWhole(history, engineOptions, { reason: failure.reason, fromRevision: null, operations: history.operations.length });
+  order.retireBeforeWindow();
+  const window = new Set(order.windowOperations().map((w) => w.index));
+  // Operations the revision pass never reached (it stops at the failure) belong to the window too.
+  const placed = new Set(linearization);
+  for (const { index } of arrivals) if (!placed.has(index)) window.add(index);
+  const searchWindow: SearchWindow = { reason: failure.reason, fromRevision: failure.fromRevision, operations: window.size };
+  const engine = runEngine(history, [...window].sort((a, b) => a - b), { ...engineOptions, initialState: failure.state });
+  if (engine.violation) return { method: 'search', searchWindow, violation: { ...engine.violation, prefix: [...linearization, ...engine.violation.prefix] } };
+  if (engine.inconclusive !== undefined) return { method: 'search', searchWindow, inconclusive: engine.inconclusive };
+  return { method: 'search', searchWindow, linearization: [...linearization, ...(engine.linearization() ?? [])] };
+}
+
 export function checkLinearizability(original: History, options: CheckOptions = {}): LinearizabilityResult & ForWatches {
   const opts = modelOptionsFor(original);
   const engineOptions: EngineOptions = {
@@ -264,10 +326,11 @@ export function checkLinearizability(original: History, options: CheckOptions = 
     if (inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, partitions: partitions.length, inconclusive };
     return { verdict: 'linearizable', operations, ...patched, partitions: partitions.length };
   }
-  const engine = runEngine(history, history.operations.keys(), engineOptions);
-  if (engine.violation) return { verdict: 'violation', operations, ...patched, violation: engine.violation };
-  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
-  const linearization = engine.linearization() ?? [];
+  const ordered = opts.trackRevision && options.searchOnly !== true ? checkByRevisions(history, opts, engineOptions) : searchWhole(history, engineOptions);
+  const how = ordered.searchWindow ? { method: ordered.method, searchWindow: ordered.searchWindow } : { method: ordered.method };
+  if (ordered.violation) return { verdict: 'violation', operations, ...patched, ...how, violation: ordered.violation };
+  if (ordered.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: ordered.inconclusive };
+  const linearization = ordered.linearization ?? [];
   const hasStale = history.operations.some((op) => roleOf(op) === 'stale');
   const replayer = new Replayer(opts);
   const states = hasStale ? [replayer.state] : [];
@@ -281,6 +344,7 @@ export function checkLinearizability(original: History, options: CheckOptions = 
     verdict: staleReadViolations.length > 0 ? 'violation' : 'linearizable',
     operations,
     ...patched,
+    ...how,
     linearization,
     committed,
     patchedOperations: patch.operations,

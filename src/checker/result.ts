@@ -22,8 +22,24 @@ export interface ViolationEvidence {
   reason: string;
 }
 
+/** Where the revision-ordered path could not verify the order and the search decided instead. */
+export interface SearchWindow {
+  /** What the revision path could not place. */
+  reason: string;
+  /** The revision the search started from (its state pinned by the revision order); null: the whole history. */
+  fromRevision: number | null;
+  /** Operations the search took (placed after that revision, unplaced, or of unknown outcome). */
+  operations: number;
+}
+
 export interface LinearizabilityResult {
   verdict: Verdict;
+  /**
+   * How the order was found: `revision` (the order the revisions dictate, verified: revision.ts) or
+   * `search` (linearize.ts: histories without revisions, or the window the revision path could not decide).
+   */
+  method?: 'revision' | 'search';
+  searchWindow?: SearchWindow;
   /** Operations in the history (all of them, including those not linearized such as stale reads). */
   operations: number;
   /** A linearization (indices into operations) when linearizable; unknown-outcome operations that

@@ -45,7 +45,8 @@ import {
 import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
 import type { ModelOptions, ModelState } from './model.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
-import type { CheckReport, LinearizabilityResult } from './result.ts';
+import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
+import { RevisionOrder } from './revision.ts';
 
 /** What one pass over a history returns besides its operations. */
 export interface HistoryPass {
@@ -300,17 +301,27 @@ export class HistoryChangedError extends Error {
 /** Thrown to end the last pass early, once the search has its verdict. */
 const stop = new Error('the search is over');
 
-/** Pass 3's outcome: the search, and what replaying the linearization found. */
+/** Pass 3's outcome: the order found (revision path or search), and what replaying it found. */
 interface Searched {
-  engine: LinearizationEngine;
+  /** The search, when it ran (no revisions, or a window the revision path could not decide). */
+  engine: LinearizationEngine | undefined;
   replay: StreamReplay;
   /** The whole linearization, with keepLinearization. */
   order: number[] | undefined;
   peakWindow: number;
+  method: 'revision' | 'search';
+  searchWindow: SearchWindow | undefined;
+  /** The revision path's failure was not pinned: the caller runs the search over everything. */
+  restart: boolean;
 }
 
-/** Pass 3 (see the header): the search, chunk by chunk, replaying settled prefixes as they come. */
-function searchPass(source: HistorySource, s: Scan, history: History, patched: Map<number, Operation> | undefined, options: StreamCheckOptions, deadline: number): Searched {
+/**
+ * Pass 3 (see the header): the revision-ordered path (revision.ts) when the history has revisions, else
+ * the search, chunk by chunk, replaying the linearization as it settles. When the revision path cannot
+ * place an operation, the search takes over in the same pass from the state it pinned (the window); when
+ * it pinned none (shared mode), `restart` asks for the search over the whole history.
+ */
+function searchPass(source: HistorySource, s: Scan, history: History, patched: Map<number, Operation> | undefined, options: StreamCheckOptions, deadline: number, byRevision: boolean): Searched {
   const chunk = options.chunkOperations ?? 4096;
   const lag = options.lagChunks ?? 2;
   const meta = history.meta;
@@ -324,71 +335,125 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
   // Paths (and the operations they name) are kept only for what replays the linearization: watches,
   // stale reads, or a caller that wants the linearization itself. Otherwise the verdict needs none.
   const replayed = history.watches.length > 0 || s.hasStale || options.keepLinearization === true;
-  const engine = new LinearizationEngine({
+  const engineOptions = {
     ...opts,
     trackPaths: replayed,
     unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
     deadline,
-  });
+  };
   const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);
   // Operations the engine holds, until the settled prefix that names them is replayed.
   const window = new Map<number, Operation>();
-  const searched: Searched = { engine, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0 };
-  const replayOne = (index: number): void => {
-    replay.apply(window.get(index)!, index);
-    window.delete(index);
+  const searched: Searched = { engine: undefined, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0, method: byRevision ? 'revision' : 'search', searchWindow: undefined, restart: false };
+  const replayOp = (op: Operation, index: number): void => {
+    replay.apply(op, index);
     searched.order?.push(index);
   };
+  const revision = byRevision ? new RevisionOrder({ ...opts, eager: false }) : undefined;
+  if (revision) revision.onRetired = (index, op) => replayOp(op, index);
+  let engine = revision ? undefined : new LinearizationEngine(engineOptions);
+  searched.engine = engine;
+  const hold = (index: number, op: Operation): void => {
+    if (!replayed) return;
+    window.set(index, op);
+    searched.peakWindow = Math.max(searched.peakWindow, window.size);
+  };
+  // The revision path could not place an operation: the search continues from the state it pinned.
+  const takeOver = (): LinearizationEngine => {
+    const failure = revision!.failure!;
+    if (!failure.pinned) {
+      searched.restart = true;
+      searched.searchWindow = { reason: failure.reason, fromRevision: null, operations: s.operations };
+      throw stop;
+    }
+    revision!.retireBeforeWindow();
+    const ops = revision!.windowOperations();
+    const taking = new LinearizationEngine({ ...engineOptions, initialState: failure.state });
+    searched.engine = taking;
+    searched.method = 'search';
+    searched.searchWindow = { reason: failure.reason, fromRevision: failure.fromRevision, operations: ops.length };
+    for (const { index, op } of ops) {
+      const role = roleOf(op);
+      hold(index, op);
+      taking.add(index, op, role);
+    }
+    return taking;
+  };
   const advance = (watermark: number): void => {
+    if (!engine) {
+      revision!.advance(watermark);
+      if (!revision!.failure) return;
+      engine = takeOver();
+    }
     try {
       engine.advance(watermark);
     } catch (error) {
       if (!(error instanceof InconclusiveError)) throw error;
       engine.inconclusive = error.message;
     }
-    for (const index of engine.takeSettledPrefix()) replayOne(index);
+    for (const index of engine.takeSettledPrefix()) {
+      replayOp(window.get(index)!, index);
+      window.delete(index);
+    }
   };
   try {
     source.pass((original, index) => {
-      if (engine.done) throw stop;
+      if (engine?.done) throw stop;
       if (index >= s.operations) throw new HistoryChangedError(`${source.name}: the history changed while it was checked (more operations than the first pass read)`);
       const op = patched?.get(index) ?? original;
       const role = roleOf(op);
       if (role === 'stale') replay.staleRead(index, op);
       else if (role === 'linearize' || role === 'optional') {
-        if (replayed) {
-          window.set(index, op);
-          searched.peakWindow = Math.max(searched.peakWindow, window.size);
+        if (engine) {
+          hold(index, op);
+          engine.add(index, op, role);
+        } else {
+          if (role === 'linearize') revision!.add(index, op);
+          else revision!.addUnknown(index, op);
+          if (revision!.failure) engine = takeOver();
         }
-        engine.add(index, op, role);
       }
       // The watermark trails the reading by `lag` chunks: the operations in flight at it are then read,
       // and the revisions their responses claim known to the search, which prunes with them.
       if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
     });
+    if (!engine) {
+      revision!.finish();
+      if (revision!.failure) engine = takeOver();
+    }
   } catch (error) {
     if (error !== stop) throw error;
+  }
+  if (searched.restart) return searched;
+  if (!engine) {
+    revision!.retire();
+    replay.finish();
+    return searched;
   }
   advance(Infinity);
   // When linearizable, the first configuration's path is the rest of the linearization (as in check.ts).
   if (!engine.done) {
-    for (const index of engine.linearization() ?? []) replayOne(index);
+    for (const index of engine.linearization() ?? []) {
+      replayOp(window.get(index)!, index);
+      window.delete(index);
+    }
     replay.finish();
   }
   return searched;
 }
 
 /** The linearizability result of pass 3, as checkLinearizability gives it. */
-function resultOf({ engine, replay, order }: Searched, operations: number, patch: PatchResult | undefined): LinearizabilityResult {
+function resultOf({ engine, replay, order, method, searchWindow }: Searched, operations: number, patch: PatchResult | undefined): LinearizabilityResult {
   const patched = patch !== undefined && patch.observed + patch.neverApplied > 0 ? { patched: { observed: patch.observed, neverApplied: patch.neverApplied } } : {};
-  if (engine.violation) {
+  const how = searchWindow ? { method, searchWindow } : { method };
+  if (engine?.violation) {
     const violation = order === undefined ? engine.violation : { ...engine.violation, prefix: [...order, ...engine.violation.prefix] };
-    return { verdict: 'violation', operations, ...patched, violation };
+    return { verdict: 'violation', operations, ...patched, ...how, violation };
   }
-  if (engine.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, inconclusive: engine.inconclusive };
-  if (replay.tooOld !== undefined && replay.problems.length === 0) return { verdict: 'inconclusive', operations, ...patched, inconclusive: replay.tooOld };
-  const result: LinearizabilityResult = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched };
+  if (engine?.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: engine.inconclusive };
+  if (replay.tooOld !== undefined && replay.problems.length === 0) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: replay.tooOld };
+  const result: LinearizabilityResult = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched, ...how };
   if (order !== undefined) result.linearization = order;
   if (replay.problems.length > 0) result.staleReadViolations = replay.problems;
   return result;
@@ -417,11 +482,17 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     patch = observationPass(source, s, history);
     lap();
   }
-  const searched = searchPass(source, s, history, patch?.patched, options, deadline);
+  let searched = searchPass(source, s, history, patch?.patched, options, deadline, s.trackRevision && options.searchOnly !== true);
+  if (searched.restart) {
+    const window = searched.searchWindow;
+    lap();
+    searched = searchPass(source, s, history, patch?.patched, options, deadline, false);
+    searched.searchWindow = window;
+  }
   lap();
   const linearizability = resultOf(searched, s.operations, patch?.result);
   // As in checkHistory: the committed revisions exist when the search found a linearization.
-  const committed = searched.engine.done ? undefined : searched.replay.replayer.committed;
+  const committed = searched.engine?.done ? undefined : searched.replay.replayer.committed;
   const report = finishCheck(history, linearizability, committed, patch?.kept, s.compactRevision, started);
   return { ...report, mode: 'stream', passMs, peakWindow: searched.peakWindow };
 }

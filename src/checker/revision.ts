@@ -1,0 +1,542 @@
+/**
+ * The revision-ordered checking path: linearizability in close to linear time for histories whose
+ * responses carry etcd revisions (after Elle's version-order inference, Kingsbury & Alvaro, VLDB 2020).
+ *
+ * etcd gives every write a revision, one total order. So a history with revisions dictates its own
+ * linearization: the write that created revision r sits at position (r, 0), and every other request whose
+ * response shows header revision r (reads, lease grants, compactions, txns and deletes that changed
+ * nothing) sits after it, at (r, 1). This module builds that order and verifies it:
+ * - every operation's step through the model (model.ts) from the state before it succeeds: its response
+ *   matches the exact state at its revision, and writes take the revisions they claim;
+ * - real-time order holds: an operation returned before another was called never sits after it.
+ * Both hold => the order is a linearization: the verdict `linearizable` carries its own witness. Either fails
+ * => the search (linearize.ts) decides, over a window that starts at the last state the revision order
+ * pins exactly (see fallbackWindow); the search also gives the evidence of a violation.
+ *
+ * Unknown outcomes. An unknown-outcome write resolved by an observation of its unique value (patch.ts
+ * offline; `observe` live, from reads and watch events) becomes a known write at the revision shown. One
+ * never observed is taken as never applied; that is a choice the witness may make, and when it is wrong
+ * something later fails to step (in exclusive mode a revision nobody claims), and the search, where it
+ * stays optional, decides. Unknown lease grants are applied just before the first request that needs the
+ * lease; unknown compactions are never applied (nothing can observe them: see the notes in step()).
+ *
+ * Processing is incremental, for the live checker and the streaming offline check alike: `advance(t)`
+ * promises that every operation called before t has been added. Any operation added later was called at
+ * or after t, so (real time) it sits at or after every operation that returned before t; every position
+ * below the highest of those is therefore complete and is processed in order. In exclusive mode a write
+ * whose revision follows the current state's is applied as soon as it is added (revisions are contiguous,
+ * so nothing else can come before it); requests at older revisions that arrive afterwards are checked
+ * against the states kept for recent revisions (see lateRequest).
+ */
+import type { EtcdRequest, Operation } from '../domain/index.ts';
+import { claimedRevision } from './linearize.ts';
+import { initialState, step, type ModelOptions, type ModelState, type Why } from './model.ts';
+
+export interface RevisionOptions extends ModelOptions {
+  initialRevision: number;
+  /**
+   * Live: exclusive-mode writes go in as soon as they are contiguous, requests that arrive after later
+   * writes are checked against kept states, and real time is checked as operations arrive (in return
+   * order, the live contract). Offline: strictly in position order, real time checked as operations are
+   * placed (whatever order the file has), and `onRetired` gives the linearization.
+   */
+  eager: boolean;
+  /** Recent states kept for requests that arrive after later writes were applied (eager mode). */
+  keepStates?: number;
+}
+
+/** Why the revision order could not be verified; the search then decides from `window`. */
+export interface RevisionFailure {
+  reason: string;
+  /** The operation the order could not place. */
+  operation: number | undefined;
+  /** The revision the search window starts at (its state is `state`): every operation placed before is settled. */
+  fromRevision: number;
+  state: ModelState;
+  /** Whether `state` is the only state the history allows at `fromRevision` (exclusive mode); else the search starts over. */
+  pinned: boolean;
+}
+
+type EntryKind = 'write' | 'revoke' | 'other';
+
+interface Entry {
+  index: number;
+  op: Operation;
+  revision: number;
+  /** revision * 2 (the write at revision) or revision * 2 + 1 (after it). */
+  pos: number;
+  kind: EntryKind;
+}
+
+/** How an acknowledged operation with a header revision sits in the revision order. */
+function entryFor(index: number, op: Operation, revision: number): Entry {
+  const claimed = claimedRevision(op);
+  if (claimed !== undefined) return { index, op, revision: claimed, pos: claimed * 2, kind: 'write' };
+  // A revoke writes (deletes the keys it held) only if some key still held its lease: decided in order.
+  if (op.request.type === 'leaseRevoke') return { index, op, revision, pos: revision * 2, kind: 'revoke' };
+  return { index, op, revision, pos: revision * 2 + 1, kind: 'other' };
+}
+
+const kindRank: Record<EntryKind, number> = { write: 0, revoke: 1, other: 2 };
+
+function before(a: Entry, b: Entry): boolean {
+  if (a.pos !== b.pos) return a.pos < b.pos;
+  if (a.kind !== b.kind) return kindRank[a.kind] < kindRank[b.kind];
+  const ra = a.op.return ?? Infinity;
+  const rb = b.op.return ?? Infinity;
+  if (ra !== rb) return ra < rb;
+  return a.index < b.index;
+}
+
+/** A binary min-heap of entries in revision order. */
+class EntryHeap {
+  private readonly items: Entry[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): Entry | undefined {
+    return this.items[0];
+  }
+
+  values(): readonly Entry[] {
+    return this.items;
+  }
+
+  push(e: Entry): void {
+    const items = this.items;
+    items.push(e);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(items[i]!, items[parent]!)) break;
+      [items[i], items[parent]] = [items[parent]!, items[i]!];
+      i = parent;
+    }
+  }
+
+  pop(): Entry | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (items.length > 0 && last !== undefined) {
+      items[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < items.length && before(items[l]!, items[m]!)) m = l;
+        if (r < items.length && before(items[r]!, items[m]!)) m = r;
+        if (m === i) break;
+        [items[i], items[m]] = [items[m]!, items[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/**
+ * Returns of added operations, by time, with the highest position returned up to each: the real-time
+ * bound on where a later-called operation may sit. Returns older than the watermark fold into `base`.
+ */
+class ReturnIndex {
+  private times: number[] = [];
+  private own: number[] = [];
+  private ownIds: number[] = [];
+  private maxPos: number[] = [];
+  private maxIds: number[] = [];
+  private base = -Infinity;
+  private baseId = -1;
+
+  add(time: number, pos: number, index: number): void {
+    let i = this.times.length;
+    while (i > 0 && this.times[i - 1]! > time) i--;
+    this.times.splice(i, 0, time);
+    this.own.splice(i, 0, pos);
+    this.ownIds.splice(i, 0, index);
+    this.maxPos.splice(i, 0, 0);
+    this.maxIds.splice(i, 0, 0);
+    // Prefix maxima from i on: returns arrive almost in time order, so this touches few entries.
+    for (let j = i; j < this.times.length; j++) {
+      const prevPos = j === 0 ? this.base : this.maxPos[j - 1]!;
+      const prevId = j === 0 ? this.baseId : this.maxIds[j - 1]!;
+      const higher = this.own[j]! > prevPos;
+      this.maxPos[j] = higher ? this.own[j]! : prevPos;
+      this.maxIds[j] = higher ? this.ownIds[j]! : prevId;
+    }
+  }
+
+  /** The highest position among operations that returned strictly before `time`, and which one. */
+  boundBefore(time: number): { pos: number; index: number } {
+    let lo = 0;
+    let hi = this.times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.times[mid]! < time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? { pos: this.base, index: this.baseId } : { pos: this.maxPos[lo - 1]!, index: this.maxIds[lo - 1]! };
+  }
+
+  /** Folds returns before `time` into the base (no operation added from now on was called before it); returns the base. */
+  fold(time: number): number {
+    let n = 0;
+    while (n < this.times.length && this.times[n]! < time) n++;
+    if (n > 0) {
+      this.base = this.maxPos[n - 1]!;
+      this.baseId = this.maxIds[n - 1]!;
+      for (const list of [this.times, this.own, this.ownIds, this.maxPos, this.maxIds]) list.splice(0, n);
+    }
+    return this.base;
+  }
+}
+
+/** The leases a request needs to exist. */
+function leasesUsed(request: EtcdRequest): string[] {
+  switch (request.type) {
+    case 'put':
+      return request.lease === undefined ? [] : [request.lease];
+    case 'txn':
+      return [...request.success, ...request.failure].flatMap((o) => (o.type === 'put' && o.lease !== undefined ? [o.lease] : []));
+    case 'leaseRevoke':
+      return [request.id];
+    default:
+      return [];
+  }
+}
+
+function holdsLease(state: ModelState, lease: string): boolean {
+  for (const k of state.keys.values()) if (k.lease === lease) return true;
+  return false;
+}
+
+function describe(op: Operation, index: number): string {
+  return `operation ${index} (${op.request.type})`;
+}
+
+interface Kept {
+  revision: number;
+  state: ModelState;
+  /** Operations placed at this revision: its write, then requests after it. */
+  placed: { index: number; op: Operation }[];
+}
+
+/**
+ * The revision order, built and verified incrementally (see the header). `add` acknowledged operations
+ * (patched outcomes), `addUnknown` unknown-outcome ones, then `advance`/`finish`. After a failure nothing
+ * more is processed: `failure` and `windowOperations()` say where the search takes over.
+ */
+export class RevisionOrder {
+  private readonly options: RevisionOptions;
+  private state: ModelState;
+  /** The revision the state is at (shared mode: the last write's, or the initial one). */
+  private at: number;
+  private readonly heap = new EntryHeap();
+  private readonly returns = new ReturnIndex();
+  /** Unknown-outcome operations not resolved, with the real-time bound on their position. */
+  private readonly unknown = new Map<number, { op: Operation; bound: number; boundIndex: number }>();
+  /** Unknown lease grants by lease id, applied when a request first needs their lease. */
+  private readonly lazyGrants = new Map<string, number>();
+  /** Recent states by revision (ascending), for late requests and the search window. */
+  private readonly kept: Kept[] = [];
+  private readonly keepStates: number;
+  failure: RevisionFailure | undefined;
+  private failed: { index: number; op: Operation } | undefined;
+  private windowStart = 0;
+  /** Operations processed (placed in the order, or checked against a kept state). */
+  processed = 0;
+  /** Called with each processed operation's index (live lag). */
+  onProcessed: ((index: number) => void) | undefined;
+  /** Offline: each placed operation, in linearization order, once no failure can reach back to it (see retire). */
+  onRetired: ((index: number, op: Operation) => void) | undefined;
+  /** Offline real time: the latest call among placed operations, and which. */
+  private maxCall = -Infinity;
+  private maxCallAt = { index: -1, revision: 0 };
+
+  constructor(options: RevisionOptions) {
+    this.options = options;
+    this.state = initialState(options, options.initialRevision);
+    this.at = options.initialRevision;
+    this.keepStates = Math.max(2, options.keepStates ?? 4096);
+    this.kept.push({ revision: this.at, state: this.state, placed: [] });
+  }
+
+  /** Operations added and not yet placed. */
+  get pending(): number {
+    return this.heap.size;
+  }
+
+  /** Unknown-outcome operations neither resolved nor applied. */
+  get unresolved(): number {
+    return this.unknown.size;
+  }
+
+  /** The state the order reached, and its revision. */
+  get current(): { revision: number; state: ModelState } {
+    return { revision: this.at, state: this.state };
+  }
+
+  /** Adds an acknowledged operation (role `linearize`, with its patched outcome). */
+  add(index: number, op: Operation): void {
+    if (this.failure) return;
+    const revision = (op.response as { revision?: number } | undefined)?.revision;
+    if (revision === undefined || op.return === null) {
+      this.fail(`${describe(op, index)} shows no revision`, { index, op }, -Infinity);
+      return;
+    }
+    const entry = entryFor(index, op, revision);
+    // Real time: everything that returned before this call sits at or before it (a revoke may sit after its write slot).
+    const bound = this.returns.boundBefore(op.call);
+    if (this.options.eager && bound.pos > (entry.kind === 'revoke' ? entry.pos + 1 : entry.pos)) {
+      const other = Math.floor(bound.pos / 2);
+      this.fail(`${describe(op, index)} at revision ${entry.revision} was called after operation ${bound.index} had returned at revision ${other}`, { index, op }, Math.min(entry.revision, other));
+      return;
+    }
+    this.returns.add(op.return, entry.pos, index);
+    this.heap.push(entry);
+    if (this.options.eager) this.drainContiguous();
+  }
+
+  /**
+   * Adds an unknown-outcome operation: never applied unless resolved (`resolve`), except lease grants,
+   * applied when first needed; after a failure the search window takes it as optional.
+   */
+  addUnknown(index: number, op: Operation): void {
+    if (this.failure) return;
+    const bound = this.returns.boundBefore(op.call);
+    this.unknown.set(index, { op, bound: bound.pos, boundIndex: bound.index });
+    if (op.request.type === 'leaseGrant') this.lazyGrants.set(op.request.id, index);
+  }
+
+  /** An unknown-outcome write whose effect was observed: known now, at the revision shown (patch.ts resolvedOperation). */
+  resolve(index: number, resolved: Operation): void {
+    if (this.failure) return;
+    const waiting = this.unknown.get(index);
+    const revision = (resolved.response as { revision?: number } | undefined)?.revision;
+    if (!waiting || revision === undefined) return;
+    this.unknown.delete(index);
+    const entry = entryFor(index, resolved, revision);
+    if (this.options.eager && waiting.bound > entry.pos) {
+      this.fail(`${describe(resolved, index)} took effect at revision ${revision}, but was called after operation ${waiting.boundIndex} had returned at revision ${Math.floor(waiting.bound / 2)}`, { index, op: resolved }, revision);
+      return;
+    }
+    if (revision <= this.at) {
+      this.fail(`${describe(resolved, index)} was observed at revision ${revision}, after the order had passed it`, { index, op: resolved }, revision);
+      return;
+    }
+    this.heap.push(entry);
+    if (this.options.eager) this.drainContiguous();
+  }
+
+  /** Every operation called before `watermark` has been added: process what is complete. */
+  advance(watermark: number): void {
+    if (this.failure) return;
+    const bound = this.returns.fold(watermark);
+    this.drain(watermark === Infinity ? Infinity : bound);
+  }
+
+  /** Processes everything added: the stream has ended. */
+  finish(): void {
+    this.advance(Infinity);
+    if (this.failure) return;
+    // What is left waits for a revision nobody claimed (exclusive mode): only the search can fill it.
+    const next = this.heap.pop();
+    if (next) this.fail(`no operation claims revision ${this.at + 1}, which ${describe(next.op, next.index)} at revision ${next.revision} follows`, next, this.at + 1);
+  }
+
+  /** Processes entries at positions up to `limit` (inclusive), stopping at a revision gap. */
+  private drain(limit: number): void {
+    for (;;) {
+      const e = this.heap.peek();
+      if (!e || this.failure || e.pos > limit || !this.ready(e)) return;
+      this.heap.pop();
+      this.process(e);
+    }
+  }
+
+  /** Exclusive mode: a write that follows the state's revision goes in at once (nothing else can precede it). */
+  private drainContiguous(): void {
+    for (;;) {
+      const e = this.heap.peek();
+      if (!e || this.failure || !this.ready(e)) return;
+      this.heap.pop();
+      this.process(e);
+    }
+  }
+
+  /** Exclusive mode: a write needs the revision before its own, a request its revision. */
+  private ready(e: Entry): boolean {
+    if (this.options.mode !== 'exclusive') return true;
+    return e.kind === 'other' ? e.revision <= this.at : e.revision <= this.at + 1;
+  }
+
+  private process(e: Entry): void {
+    if (e.kind === 'revoke') {
+      if (e.revision > this.at && holdsLease(this.state, (e.op.request as { id: string }).id)) {
+        this.place(e, true);
+        return;
+      }
+      // It wrote nothing: it sits among the requests at its revision, in their order.
+      e.kind = 'other';
+      e.pos = e.revision * 2 + 1;
+      this.heap.push(e);
+      return;
+    }
+    if (e.kind === 'write') {
+      if (e.revision <= this.at && this.options.mode === 'exclusive') {
+        this.fail(`${describe(e.op, e.index)} claims revision ${e.revision}, which the order already passed`, e, e.revision);
+        return;
+      }
+      this.place(e, true);
+      return;
+    }
+    if (e.revision < this.at && this.options.mode === 'exclusive') {
+      if (this.options.eager) this.lateRequest(e);
+      else this.fail(`${describe(e.op, e.index)} at revision ${e.revision} came after the order passed revision ${this.at}`, e, e.revision);
+    } else this.place(e, false);
+  }
+
+  /** Steps the entry from the current state and records it. */
+  private place(e: Entry, writes: boolean): void {
+    this.applyLazyGrants(e.op.request);
+    if (!this.options.eager && e.op.return !== null && e.op.return < this.maxCall) {
+      const b = this.maxCallAt;
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision} returned before operation ${b.index} at revision ${b.revision} was called, yet revisions order it after`, e, Math.min(e.revision, b.revision));
+      return;
+    }
+    const why: Why = { reason: '' };
+    const next = step(this.state, e.op.request, e.op.response, this.options, why);
+    if (next === null) {
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision}: ${why.reason}`, e, e.revision);
+      return;
+    }
+    this.state = next;
+    if (writes) {
+      this.at = e.revision;
+      this.kept.push({ revision: e.revision, state: next, placed: [] });
+      if (this.kept.length > this.keepStates) this.retire(this.kept.length - this.keepStates);
+    }
+    this.settle(this.kept[this.kept.length - 1]!, e.index, e.op, next);
+  }
+
+  /** Hands over the operations of the oldest `count` kept revisions (no search window can start before them now). */
+  retire(count: number = this.kept.length): void {
+    for (const k of this.kept.splice(0, count)) for (const p of k.placed) this.onRetired?.(p.index, p.op);
+  }
+
+  private settle(at: Kept, index: number, op: Operation, state: ModelState): void {
+    if (at === this.kept[this.kept.length - 1]) at.state = state;
+    at.placed.push({ index, op });
+    if (op.call > this.maxCall) {
+      this.maxCall = op.call;
+      this.maxCallAt = { index, revision: this.at };
+    }
+    this.processed++;
+    this.onProcessed?.(index);
+  }
+
+  /**
+   * A request at an older revision than the state's (eager mode: later writes went in first). A read is
+   * checked against the kept state at its revision. A lease grant or compaction is checked there and applied
+   * now: nothing can observe a lease's absence or a compaction not yet made (their failures are errors,
+   * which are not checked), so applying it later changes no check. A revoke that wrote nothing is applied
+   * now too, unless a write since its revision used the lease.
+   */
+  private lateRequest(e: Entry): void {
+    const keptAt = this.keptAt(e.revision);
+    const { request } = e.op;
+    const why: Why = { reason: '' };
+    if (keptAt === undefined) {
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision} arrived after the state passed revision ${this.at} and older states were dropped`, e, e.revision);
+      return;
+    }
+    if (request.type === 'leaseRevoke' && this.usedSince(request.id, e.revision)) {
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision}: a later write used its lease`, e, e.revision);
+      return;
+    }
+    if (step(keptAt.state, request, e.op.response, this.options, why) === null) {
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision}: ${why.reason}`, e, e.revision);
+      return;
+    }
+    if (request.type !== 'leaseGrant' && request.type !== 'compact' && request.type !== 'leaseRevoke') {
+      this.settle(keptAt, e.index, e.op, keptAt.state);
+      return;
+    }
+    const next = step(this.state, request, undefined, this.options, why);
+    if (next === null) {
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision} cannot apply at revision ${this.at}`, e, e.revision);
+      return;
+    }
+    this.state = next;
+    this.settle(this.kept[this.kept.length - 1]!, e.index, e.op, next);
+  }
+
+  /** The kept state at a revision (exclusive mode keeps every revision in its window). */
+  private keptAt(revision: number): Kept | undefined {
+    for (let i = this.kept.length - 1; i >= 0; i--) if (this.kept[i]!.revision <= revision) return this.kept[i]!.revision === revision ? this.kept[i] : undefined;
+    return undefined;
+  }
+
+  /** Whether a key written after `revision` held `lease` in a kept state. */
+  private usedSince(lease: string, revision: number): boolean {
+    if (this.kept[0]!.revision > revision + 1) return true; // cannot tell: assume it did
+    for (const k of this.kept) {
+      if (k.revision <= revision) continue;
+      for (const key of k.state.keys.values()) if (key.lease === lease && key.mod > revision) return true;
+    }
+    return false;
+  }
+
+  private applyLazyGrants(request: EtcdRequest): void {
+    for (const lease of leasesUsed(request)) {
+      const index = this.lazyGrants.get(lease);
+      if (index === undefined || this.state.leases.has(lease)) continue;
+      const grant = this.unknown.get(index)!.op;
+      this.lazyGrants.delete(lease);
+      this.unknown.delete(index);
+      const next = step(this.state, grant.request, undefined, this.options);
+      if (next === null) continue;
+      this.state = next;
+      this.settle(this.kept[this.kept.length - 1]!, index, grant, next);
+    }
+  }
+
+  /**
+   * Stops the revision path. The search window starts at the latest kept state below `revision`, which
+   * exclusive mode pins exactly (every revision up to it claimed, unknown writes could not take one);
+   * shared mode does not (an unobserved write may have taken a gap), so there the window is everything.
+   */
+  private fail(reason: string, at: { index: number; op: Operation }, revision: number): void {
+    if (this.failure) return;
+    let start = 0;
+    if (this.options.mode === 'exclusive') for (let i = 0; i < this.kept.length; i++) if (this.kept[i]!.revision < revision) start = i;
+    const from = this.kept[start]!;
+    const pinned = this.options.mode === 'exclusive' && from.revision < revision;
+    this.failure = { reason, operation: at.index, fromRevision: pinned ? from.revision : this.options.initialRevision, state: from.state, pinned };
+    this.failed = at;
+    this.windowStart = start;
+  }
+
+  /**
+   * After a failure, the operations the search window takes (with `failure.state` as its start): those placed
+   * after the window's state, the one that failed, those not placed, and the unknown-outcome ones (optional).
+   * Meaningful only when `failure.pinned`; otherwise the search takes the whole history.
+   */
+  windowOperations(): { index: number; op: Operation }[] {
+    const out: { index: number; op: Operation }[] = [];
+    for (let i = this.windowStart + 1; i < this.kept.length; i++) out.push(...this.kept[i]!.placed);
+    if (this.failed) out.push(this.failed);
+    for (const e of this.heap.values()) out.push({ index: e.index, op: e.op });
+    for (const [index, { op }] of this.unknown) out.push({ index, op });
+    return out.sort((a, b) => a.index - b.index);
+  }
+
+  /** After a failure: hands over what precedes the search window (through the window's own revision). */
+  retireBeforeWindow(): void {
+    this.retire(this.windowStart + 1);
+    this.windowStart = -1;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The revision-ordered path (src/checker/revision.ts) against the search (linearize.ts): on every generated
+ * history with revisions both reach the same verdict, a corrupted one is never linearizable on either, and
+ * the hand-written cases show where the revision path hands a window to the search.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { checkLinearizability } from '../../src/checker/check.ts';
+import type { History, Operation } from '../../src/domain/index.ts';
+import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
+
+const seed = process.env['FC_SEED'] === undefined ? 20_261_207 : Number(process.env['FC_SEED']);
+
+const withRevisions = shapeArbitrary.map((shape) => ({ ...shape, withRevisions: true }));
+
+function shared(history: History): History {
+  return { ...history, meta: { kind: 'meta', mode: 'shared', prefix: '/k/' } };
+}
+
+describe('the revision path and the search agree', () => {
+  test('on generated histories with revisions, corrupted or not, exclusive or shared', () => {
+    const methods = { revision: 0, search: 0 };
+    fc.assert(
+      fc.property(withRevisions, fc.nat(), fc.boolean(), fc.boolean(), (shape, pick, corrupted, inShared) => {
+        const { history: built, corruptible } = buildHistory(shape);
+        let history = corrupted && corruptible.length > 0 ? (corrupt(built, corruptible[pick % corruptible.length]!, pick) ?? built) : built;
+        if (inShared) history = shared(history);
+        const byRevision = checkLinearizability(history, { timeoutMs: 20_000 });
+        const bySearch = checkLinearizability(history, { timeoutMs: 20_000, searchOnly: true });
+        methods[byRevision.method ?? 'search']++;
+        assert.equal(bySearch.method, 'search');
+        if (byRevision.verdict !== 'inconclusive' && bySearch.verdict !== 'inconclusive') {
+          assert.equal(byRevision.verdict, bySearch.verdict, JSON.stringify({ revision: byRevision.violation ?? byRevision.searchWindow, search: bySearch.violation }));
+        }
+        if (history === built || (inShared && history.operations === built.operations)) assert.equal(byRevision.verdict, 'linearizable', JSON.stringify(byRevision.violation ?? byRevision.inconclusive));
+      }),
+      { numRuns: 400, seed },
+    );
+    // The draw reaches both: about half are decided by the revision order alone (corrupted ones and unobserved unknown writes go to the search).
+    assert.ok(methods.revision > 150 && methods.search > 50, JSON.stringify(methods));
+  });
+
+  test('a corrupted history is never linearizable on either path', () => {
+    fc.assert(
+      fc.property(withRevisions, fc.nat(), fc.nat(), fc.boolean(), (shape, pick, how, inShared) => {
+        const { history, corruptible } = buildHistory(shape);
+        fc.pre(corruptible.length > 0);
+        const bad = corrupt(history, corruptible[pick % corruptible.length]!, how);
+        fc.pre(bad !== undefined);
+        const subject = inShared ? shared(bad) : bad;
+        if (!inShared) assert.notEqual(checkLinearizability(subject, { timeoutMs: 20_000 }).verdict, 'linearizable');
+        // Shared mode checks less (foreign writes may explain a revision), so compare the paths there.
+        else assert.equal(checkLinearizability(subject, { timeoutMs: 20_000 }).verdict === 'linearizable', checkLinearizability(subject, { timeoutMs: 20_000, searchOnly: true }).verdict === 'linearizable');
+        if (!inShared) assert.notEqual(checkLinearizability(subject, { timeoutMs: 20_000, searchOnly: true }).verdict, 'linearizable');
+      }),
+      { numRuns: 300, seed },
+    );
+  });
+});
+
+const put = (client: number, call: number, ret: number | null, key: string, value: string, revision?: number): Operation => ({
+  client,
+  call,
+  return: ret,
+  request: { type: 'put', key, value },
+  ...(revision === undefined ? {} : { response: { revision } }),
+});
+const get = (client: number, call: number, ret: number, key: string, value: string | undefined, revision: number, mod?: number): Operation => ({
+  client,
+  call,
+  return: ret,
+  request: { type: 'range', key },
+  response: { revision, kvs: value === undefined ? [] : [{ key, value, ...(mod === undefined ? {} : { modRevision: mod }) }] },
+});
+const exclusive = (operations: Operation[]): History => ({ meta: { kind: 'meta', mode: 'exclusive', initialRevision: 1 }, operations, watches: [] });
+
+describe('the revision path by hand', () => {
+  test('a history the revisions order is linearizable without a search, with the order as its linearization', () => {
+    const result = checkLinearizability(exclusive([put(1, 0, 10, 'a', '1', 2), get(2, 5, 20, 'a', '1', 2, 2), put(3, 15, 30, 'a', '2', 3), get(1, 25, 40, 'a', '2', 3, 3)]));
+    assert.equal(result.verdict, 'linearizable');
+    assert.equal(result.method, 'revision');
+    assert.equal(result.searchWindow, undefined);
+    assert.deepEqual(result.linearization, [0, 1, 2, 3]);
+  });
+
+  test('a read returning an overwritten value is a violation: the search decides over a window from the pinned state', () => {
+    // Revisions 2 and 3 are pinned; the read at revision 4 shows the value of revision 3 after "c" replaced it.
+    const result = checkLinearizability(
+      exclusive([put(1, 0, 10, 'a', 'x', 2), put(1, 11, 20, 'a', 'y', 3), put(1, 21, 30, 'a', 'z', 4), get(2, 31, 40, 'a', 'y', 4, 3)]),
+    );
+    assert.equal(result.verdict, 'violation');
+    assert.equal(result.method, 'search');
+    assert.equal(result.searchWindow?.fromRevision, 3);
+    assert.match(result.searchWindow?.reason ?? '', /operation 3 \(range\) at revision 4/);
+    assert.deepEqual(result.violation?.unplaceable[0], 3);
+    // The evidence keeps the whole prefix: the pinned operations, then the window's.
+    assert.deepEqual(result.violation?.prefix.slice(0, 2), [0, 1]);
+  });
+
+  test('real time against revisions: a write called after a read returned cannot hold a revision the read saw', () => {
+    const result = checkLinearizability(exclusive([put(1, 0, 10, 'a', 'x', 2), get(2, 11, 20, 'a', 'y', 3, 3), put(3, 21, 30, 'a', 'y', 3)]));
+    assert.equal(result.verdict, 'violation');
+    assert.equal(result.method, 'search');
+  });
+
+  test('an unknown write that filled a revision nobody claims: the search fills the gap from the pinned state', () => {
+    // The write of "b" timed out, took revision 3 and nothing observed its value; "c" at 4 proves revision 3 happened.
+    const result = checkLinearizability(exclusive([put(1, 0, 10, 'a', 'x', 2), put(2, 5, null, 'b', 'lost'), put(3, 20, 30, 'c', 'y', 4), get(1, 31, 40, 'a', 'x', 4, 2)]));
+    assert.equal(result.verdict, 'linearizable');
+    assert.equal(result.method, 'search');
+    assert.equal(result.searchWindow?.fromRevision, 2);
+    assert.match(result.searchWindow?.reason ?? '', /revision 3/);
+  });
+
+  test('shared mode: foreign revisions between the own writes are not gaps; a violation there searches the whole history', () => {
+    const shared = (operations: Operation[]): History => ({ meta: { kind: 'meta', mode: 'shared', prefix: 'a' }, operations, watches: [] });
+    const ok = checkLinearizability(shared([put(1, 0, 10, 'a', 'x', 5), get(2, 11, 20, 'a', 'x', 9, 5), put(1, 21, 30, 'a', 'y', 12), get(2, 31, 40, 'a', 'y', 12, 12)]));
+    assert.equal(ok.verdict, 'linearizable');
+    assert.equal(ok.method, 'revision');
+    const bad = checkLinearizability(shared([put(1, 0, 10, 'a', 'x', 5), put(1, 21, 30, 'a', 'y', 12), get(2, 31, 40, 'a', 'x', 13, 5)]));
+    assert.equal(bad.verdict, 'violation');
+    assert.equal(bad.searchWindow?.fromRevision, null);
+  });
+});
