@@ -1,24 +1,32 @@
 /**
- * The live checker: consumes operations as they complete and keeps a running verdict, with bounded
- * memory. It runs the same engine as the offline check (linearize.ts) without keeping paths, so on the
- * same history and options both reach the same verdict.
+ * The live checker: takes each operation as it completes and keeps a running verdict, with bounded memory.
  *
- * Contract with the producer (the probe recorder): push every completed operation (or one abandoned
- * with an unknown outcome), then call advance(t) once no operation with a call before t can still be
- * pushed, i.e. t = the earliest call among operations still in flight (or now when none is).
+ * Contract with the producer (the probe recorder): push every completed operation (or one abandoned with an
+ * unknown outcome) in the order they complete, then call advance(t) once no operation with a call before t
+ * can still be pushed, i.e. t = the earliest call among operations still in flight (or now when none is).
+ * Watch responses go to pushWatchResponse as they arrive.
  *
- * Unknown-outcome writes are resolved the way the offline check patches them (patch.ts): a write whose
- * unique value a later read or watch event shows took effect before that observation, at the revision
- * it shows. The live checker holds such a write back for up to `resolveWindowMs` of history time,
- * waiting for an observation, before handing it to the engine as unknown. Probes write unique values
- * by construction; the live checker relies on that (the offline check verifies it). A write released
- * unobserved gets the placeholder value, as offline (patch.ts), so identical ones are interchangeable; if
- * its value is observed after all, the live verdict becomes inconclusive (never a false violation).
+ * Streams with revisions (our probes record them) take the revision-ordered path (revision.ts) in its live
+ * form: an operation is checked as soon as the state at its revision is known, against that exact state,
+ * and real time is checked against revisions as operations arrive. Unknown-outcome writes do not hold
+ * anything back: one whose unique value a read or watch event shows becomes a known write at the revision
+ * shown, the moment either is seen; one nobody observed is taken as never applied. In exclusive mode a
+ * revision nobody has claimed yet (a write still in flight, or an unknown write the watch has not shown)
+ * holds the operations after it: those are the operations "waiting for the watch" in the stats. In shared
+ * mode, while an unknown write is unresolved, the order does not pass the watch's progress (a revision the
+ * watch has not delivered could be that write's).
+ *
+ * Where the revision path cannot place an operation (a violation, or a revision left unclaimed for the
+ * resolve window), the search (live-search.ts, the engine of the offline check) takes over from the state
+ * the order pins, with the operations not yet settled, and carries on to the end of the stream. In shared
+ * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
+ * then becomes inconclusive and the offline check at the end decides.
  */
-import type { ClusterMode, Operation, WatchResponse } from '../domain/index.ts';
-import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
-import { LinearizationEngine, roleOf } from './linearize.ts';
-import { anonymize, forEachObservedValue, forEachWatchedValue, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
+import type { ClusterMode, Operation, WatchRequest, WatchResponse } from '../domain/index.ts';
+import { roleOf } from './linearize.ts';
+import { SearchLiveChecker } from './live-search.ts';
+import { forEachObservedValue, forEachWatchedValue, resolvedOperation, writtenValues, type Observation } from './patch.ts';
+import { RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
 export interface LiveCheckerOptions {
@@ -31,9 +39,10 @@ export interface LiveCheckerOptions {
   unknownHorizonMs?: number;
   maxFrontier?: number;
   /**
-   * How long an unknown-outcome write waits for a read or watch event to show its value; default 5 s.
-   * A write in flight when the leader dies is committed (or not) only after the next election plus the
-   * client's deadline: 1 s proved too short for a leader kill, which then ended inconclusive live.
+   * How long an unknown-outcome write may stay unresolved while a revision nobody claims holds the
+   * revision order (then the search takes over), and, in the search, how long it waits for an observation
+   * of its value; default 5 s. A write in flight when the leader dies is committed (or not) only after the
+   * next election plus the client's deadline.
    */
   resolveWindowMs?: number;
 }
@@ -52,137 +61,231 @@ export interface LiveStats {
   lagP50Ms: number;
   lagP99Ms: number;
   lagMaxMs: number;
+  /** Operations held behind a revision the watch (or a response) has not shown yet, plus unknown writes not yet resolved. */
+  waitingForWatch: number;
+  /** `revision`: the revision-ordered path; `search`: the search took over (see searchReason). */
+  method: 'revision' | 'search';
+  /** Why the search took over, or why the live verdict is left to the offline check. */
+  searchReason?: string;
 }
-
-const lagWindow = 16_384;
 
 export const defaultResolveWindowMs = 5000;
 
-export class LiveChecker {
-  private readonly engine: LinearizationEngine;
-  private readonly pushedAt = new Map<number, number>();
+const lagWindow = 16_384;
+
+/** Push-to-verdict times of the last lagWindow settled operations. */
+class LagWindow {
   private readonly lags = new Float64Array(lagWindow);
-  private lagCount = 0;
+  private count = 0;
+
+  add(ms: number): void {
+    this.lags[this.count++ % lagWindow] = ms;
+  }
+
+  percentiles(): { lagP50Ms: number; lagP99Ms: number; lagMaxMs: number } {
+    const n = Math.min(this.count, lagWindow);
+    if (n === 0) return { lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0 };
+    const sorted = Array.from(this.lags.subarray(0, n)).sort((a, b) => a - b);
+    const pct = (p: number): number => sorted[Math.min(n - 1, Math.floor(p * n))]!;
+    return { lagP50Ms: pct(0.5), lagP99Ms: pct(0.99), lagMaxMs: sorted[n - 1]! };
+  }
+}
+
+/** A watch stream covers the run's keys when its range holds the whole prefix (exclusive: every key). */
+function coversPrefix(request: WatchRequest, prefix: string): boolean {
+  if (request.end === '\u0000') return request.key <= prefix;
+  if (request.end === undefined) return false;
+  return request.key <= prefix && (prefix === '' ? false : request.end >= prefixEndOf(prefix));
+}
+
+function prefixEndOf(prefix: string): string {
+  const code = prefix.charCodeAt(prefix.length - 1);
+  return prefix.slice(0, -1) + String.fromCharCode(code + 1);
+}
+
+export class LiveChecker {
+  private readonly options: LiveCheckerOptions;
+  private readonly mode: ClusterMode;
+  private readonly order: RevisionOrder | undefined;
+  private search: SearchLiveChecker | undefined;
+  /** Set when the revision path failed in shared mode: the live verdict is inconclusive from then on. */
+  private leftToOffline: string | undefined;
+  private searchReason: string | undefined;
   private next = 0;
-  private staleReads = 0;
-  private resolved = 0;
+  private resolvedCount = 0;
+  private readonly pushedAt = new Map<number, number>();
+  private readonly lags = new LagWindow();
   private readonly resolveWindow: number;
-  /** Unknown-outcome writes waiting for an observation, by index; and their values. */
-  private readonly waiting = new Map<number, { op: Operation; values: string[] }>();
-  private readonly waitingByValue = new Map<string, number>();
+  /** Unknown-outcome writes not resolved yet: by index, and by the values they write. */
+  private readonly unresolved = new Map<number, { op: Operation; values: string[] }>();
+  private readonly unresolvedByValue = new Map<string, number>();
   /** Recent observations (value -> time and revision), kept while an unpushed write could match them. */
-  private readonly observations = new Map<string, { time: number; revision: number | undefined }>();
+  private readonly observations = new Map<string, Observation>();
   private readonly observationOrder: { time: number; value: string }[] = [];
   private observationHead = 0;
-  /** Values of writes released unobserved (as the placeholder), in release order, until the horizon. */
-  private readonly anonymized = new Map<string, number>();
-  private readonly anonymizedOrder: { call: number; value: string }[] = [];
-  private lateObservation: string | undefined;
-  /** Values that txn compares named (a write of such a value is never anonymized), with their times. */
-  private readonly compared = new Map<string, number>();
-  private readonly unknownHorizon: number;
+  /** The highest revision a watch covering the run's keys has delivered everything up to. */
+  private watchRevision = -Infinity;
+  private readonly covering = new Map<number, boolean>();
+  /** Since when (history time) the order has been held by a revision nobody claims. */
+  private stuckSince: number | undefined;
+  private lastWatermark = -Infinity;
 
   constructor(options: LiveCheckerOptions = {}) {
-    this.engine = new LinearizationEngine({
-      mode: options.mode ?? 'exclusive',
+    this.options = options;
+    this.mode = options.mode ?? 'exclusive';
+    this.resolveWindow = (options.resolveWindowMs ?? defaultResolveWindowMs) * 1e6;
+    const trackRevision = options.trackRevision ?? true;
+    if (!trackRevision) {
+      this.search = new SearchLiveChecker(options);
+      this.searchReason = 'the stream carries no revisions';
+      return;
+    }
+    this.order = new RevisionOrder({
+      mode: this.mode,
       prefix: options.prefix ?? '',
       initialRevision: options.initialRevision ?? 1,
-      trackRevision: options.trackRevision ?? true,
+      trackRevision: true,
       trackVersion: options.trackVersion ?? true,
-      trackPaths: false,
-      unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
-      maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
-      deadline: Infinity,
+      eager: true,
     });
-    this.resolveWindow = (options.resolveWindowMs ?? defaultResolveWindowMs) * 1e6;
-    this.unknownHorizon = (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6;
-    this.engine.onSettled = (index) => {
+    this.order.onProcessed = (index) => {
       const at = this.pushedAt.get(index);
       if (at === undefined) return;
       this.pushedAt.delete(index);
-      this.lags[this.lagCount++ % lagWindow] = performance.now() - at;
+      this.lags.add(performance.now() - at);
     };
   }
 
   /** Adds a completed (or abandoned) operation; returns its index in the stream. */
   push(op: Operation): number {
     const index = this.next++;
+    if (this.search) return this.search.pushAt(index, op);
+    if (op.call < this.lastWatermark) throw new RangeError(`operation ${index} was added after the watermark passed its call (${op.call} < ${this.lastWatermark})`);
+    if (this.leftToOffline !== undefined) return index;
     const role = roleOf(op);
-    if (role === 'stale') this.staleReads++;
     if (op.return !== null && op.response) {
       const time = op.return;
       forEachObservedValue(op.response, (value, revision) => this.observe(value, time, revision));
     }
-    if (op.request.type === 'txn') {
-      for (const c of op.request.compare) {
-        if (c.target !== 'value') continue;
-        const value = String(c.value);
-        this.compared.set(value, op.call);
-        if (this.anonymized.has(value)) this.lateObservation ??= `a txn compared against ${JSON.stringify(value)}, the value of an unknown-outcome write released unobserved`;
-      }
+    if (role === 'linearize') {
+      this.pushedAt.set(index, performance.now());
+      this.order!.add(index, op);
+    } else if (role === 'optional') {
+      this.order!.addUnknown(index, op);
+      this.awaitObservation(index, op);
     }
-    if (role === 'optional') {
-      const values = writtenValues(op);
-      for (const value of values) {
-        const seen = this.observations.get(value);
-        if (seen && seen.time >= op.call) {
-          this.addResolved(index, op, seen, value);
-          return index;
-        }
-      }
-      if (values.length > 0) {
-        this.waiting.set(index, { op, values });
-        for (const v of values) this.waitingByValue.set(v, index);
-        return index;
-      }
-    }
-    if (role === 'linearize') this.pushedAt.set(index, performance.now());
-    this.engine.add(index, op, role);
+    this.afterChange();
     return index;
   }
 
-  /** Adds a watch response: its events show which writes took effect (see the header). */
-  pushWatchResponse(response: WatchResponse): void {
+  /** Adds a watch response; `stream` (its id and request) lets the progress of watches over the run's keys count. */
+  pushWatchResponse(response: WatchResponse, stream?: { id: number; request: WatchRequest }): void {
+    if (this.search) {
+      this.search.pushWatchResponse(response);
+      return;
+    }
+    if (this.leftToOffline !== undefined) return;
     forEachWatchedValue(response, (value, revision) => this.observe(value, response.time, revision));
+    if (stream !== undefined && !response.canceled && response.error === undefined) {
+      let covers = this.covering.get(stream.id);
+      if (covers === undefined) this.covering.set(stream.id, (covers = coversPrefix(stream.request, this.options.prefix ?? '')));
+      if (covers) {
+        const delivered = response.progress ? response.revision : Math.max(...response.events.map((e) => e.modRevision));
+        if (delivered !== undefined && Number.isFinite(delivered)) this.watchRevision = Math.max(this.watchRevision, delivered);
+      }
+    }
+    this.afterChange();
   }
 
   /** Settles everything before `watermark` (see the contract above). */
   advance(watermark: number): void {
-    // Writes that waited long enough without an observation go in as unknown.
-    for (const [index, { op, values }] of this.waiting) {
+    this.lastWatermark = Math.max(this.lastWatermark, watermark);
+    if (this.search) {
+      this.search.advance(watermark);
+      return;
+    }
+    if (this.leftToOffline !== undefined) return;
+    const order = this.order!;
+    // Unknown writes not observed within the resolve window are taken as never applied (they stay optional
+    // for a search window).
+    for (const [index, { op, values }] of this.unresolved) {
       if (op.call + this.resolveWindow >= watermark) continue;
-      this.release(index, values);
-      const unmentioned = (value: string): boolean => !this.compared.has(value);
-      for (const value of values.filter(unmentioned)) {
-        this.anonymized.set(value, op.call);
-        this.anonymizedOrder.push({ call: op.call, value });
-      }
-      this.engine.add(index, { ...op, request: anonymize(op.request, unmentioned) }, 'optional');
+      this.unresolved.delete(index);
+      for (const v of values) this.unresolvedByValue.delete(v);
     }
-    while (this.anonymizedOrder.length > 0 && this.anonymizedOrder[0]!.call < watermark - this.unknownHorizon) {
-      this.anonymized.delete(this.anonymizedOrder.shift()!.value);
-    }
-    // A compare can only name a write that may still be released while that write is in the window.
-    if (this.compared.size > 65_536) {
-      for (const [value, call] of this.compared) if (call < watermark - this.unknownHorizon - this.resolveWindow) this.compared.delete(value);
-    }
-    let limit = watermark;
-    for (const { op } of this.waiting.values()) limit = Math.min(limit, op.call);
+    // Shared mode: with an unknown write unresolved, a revision the watch has not delivered may be its.
+    const cap = this.mode === 'shared' && this.unresolved.size > 0 ? this.watchRevision : Infinity;
+    order.advance(watermark, cap);
     this.forgetObservationsBefore(watermark);
-    this.engine.advance(limit);
+    this.watchStuck(watermark);
+    this.afterChange();
+  }
+
+  /** Settles everything pushed: call when the stream has ended. */
+  finish(): Verdict {
+    if (this.search) {
+      this.search.finish();
+      return this.verdict;
+    }
+    if (this.leftToOffline === undefined) {
+      this.order!.finish();
+      this.afterChange()?.finish();
+    }
+    return this.verdict;
+  }
+
+  get verdict(): Verdict {
+    if (this.search) return this.search.verdict;
+    return this.leftToOffline !== undefined ? 'inconclusive' : 'linearizable';
+  }
+
+  get violation(): ViolationEvidence | undefined {
+    return this.search?.violation;
+  }
+
+  get inconclusiveReason(): string | undefined {
+    return this.search ? this.search.inconclusiveReason : this.leftToOffline;
+  }
+
+  stats(): LiveStats {
+    if (this.search) return { ...this.search.stats(), received: this.next, ...(this.searchReason === undefined ? {} : { searchReason: this.searchReason }) };
+    const order = this.order!;
+    return {
+      received: this.next,
+      processed: order.processed,
+      pendingOperations: this.pushedAt.size,
+      resolved: this.resolvedCount,
+      frontier: 1,
+      ...this.lags.percentiles(),
+      waitingForWatch: order.pending + this.unresolved.size,
+      method: 'revision',
+      ...(this.leftToOffline === undefined ? {} : { searchReason: this.leftToOffline }),
+    };
+  }
+
+  private awaitObservation(index: number, op: Operation): void {
+    const values = writtenValues(op);
+    for (const value of values) {
+      const seen = this.observations.get(value);
+      if (seen && seen.time >= op.call) {
+        this.resolveWith(index, op, seen, value);
+        return;
+      }
+    }
+    if (values.length === 0) return;
+    this.unresolved.set(index, { op, values });
+    for (const v of values) this.unresolvedByValue.set(v, index);
   }
 
   private observe(value: string | undefined, time: number, revision: number | undefined): void {
     if (value === undefined) return;
-    if (this.anonymized.has(value) && value !== unobservedValue) {
-      this.lateObservation ??= `the value ${JSON.stringify(value)} of an unknown-outcome write was observed after the ${this.resolveWindow / 1e6} ms resolve window`;
-    }
-    const waiting = this.waitingByValue.get(value);
+    const waiting = this.unresolvedByValue.get(value);
     if (waiting !== undefined) {
-      const { op, values } = this.waiting.get(waiting)!;
+      const { op, values } = this.unresolved.get(waiting)!;
       if (time >= op.call) {
-        this.release(waiting, values);
-        this.addResolved(waiting, op, { time, revision }, value);
+        this.unresolved.delete(waiting);
+        for (const v of values) this.unresolvedByValue.delete(v);
+        this.resolveWith(waiting, op, { time, revision }, value);
         return;
       }
     }
@@ -192,16 +295,10 @@ export class LiveChecker {
     }
   }
 
-  private release(index: number, values: string[]): void {
-    this.waiting.delete(index);
-    for (const v of values) this.waitingByValue.delete(v);
-  }
-
-  /** The write took effect before `seen.time`, at `seen.revision` (the same patch as patch.ts). */
-  private addResolved(index: number, op: Operation, seen: Observation, value: string): void {
-    this.resolved++;
+  private resolveWith(index: number, op: Operation, seen: Observation, value: string): void {
+    this.resolvedCount++;
     this.pushedAt.set(index, performance.now());
-    this.engine.add(index, resolvedOperation(op, seen, value), 'linearize');
+    this.order!.resolve(index, resolvedOperation(op, seen, value));
   }
 
   /** No operation pushed from now on was called before the watermark, so older observations are useless. */
@@ -216,42 +313,36 @@ export class LiveChecker {
     }
   }
 
-  /** Settles everything pushed: call when the stream has ended. */
-  finish(): Verdict {
-    this.advance(Infinity);
-    return this.verdict;
+  /** A revision nobody claims for longer than the resolve window: only the search can fill it. */
+  private watchStuck(watermark: number): void {
+    const order = this.order!;
+    if (order.pending === 0 || !order.blocked) {
+      this.stuckSince = undefined;
+      return;
+    }
+    this.stuckSince ??= watermark;
+    if (watermark - this.stuckSince > this.resolveWindow) order.giveUp(`no operation or watch event claimed revision ${order.current.revision + 1} within ${this.resolveWindow / 1e6} ms`);
   }
 
-  get verdict(): Verdict {
-    // A late observation contradicts what the engine was told: no verdict can be trusted beyond it.
-    if (this.lateObservation !== undefined) return 'inconclusive';
-    if (this.engine.violation) return 'violation';
-    if (this.engine.inconclusive !== undefined) return 'inconclusive';
-    return 'linearizable';
-  }
-
-  get violation(): ViolationEvidence | undefined {
-    return this.engine.violation;
-  }
-
-  get inconclusiveReason(): string | undefined {
-    return this.lateObservation ?? this.engine.inconclusive;
-  }
-
-  stats(): LiveStats {
-    const n = Math.min(this.lagCount, lagWindow);
-    const sorted = Array.from(this.lags.subarray(0, n)).sort((a, b) => a - b);
-    const pct = (p: number): number => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.floor(p * n))]!);
-    return {
-      received: this.next,
-      processed: this.engine.settled,
-      pendingOperations: this.pushedAt.size + this.waiting.size,
-      resolved: this.resolved,
-      frontier: this.engine.frontierSize,
-      lagP50Ms: pct(0.5),
-      lagP99Ms: pct(0.99),
-      lagMaxMs: n === 0 ? 0 : sorted[n - 1]!,
-    };
+  /** After any change: if the revision path failed, the search takes over (or the offline check decides). */
+  private afterChange(): SearchLiveChecker | undefined {
+    const order = this.order;
+    if (!order?.failure || this.search || this.leftToOffline !== undefined) return undefined;
+    const { failure } = order;
+    if (!failure.pinned) {
+      this.leftToOffline = `the revision order could not place an operation (${failure.reason}) and no state before it is pinned (shared mode): the offline check decides`;
+      return undefined;
+    }
+    this.searchReason = `${failure.fromRevision === null ? 'from the start' : `from revision ${failure.fromRevision}`}: ${failure.reason}`;
+    const search = new SearchLiveChecker(this.options, failure.state);
+    // The window's operations in the order a recorder pushes them: acknowledged ones by return, unknown ones by call.
+    const window = order.windowOperations().sort((a, b) => (a.op.return ?? a.op.call) - (b.op.return ?? b.op.call) || a.index - b.index);
+    for (const { index, op } of window) {
+      const original = this.unresolved.get(index)?.op ?? op;
+      search.pushAt(index, original);
+    }
+    this.search = search;
+    search.advance(this.lastWatermark);
+    return search;
   }
 }
-

@@ -50,8 +50,8 @@ export interface RevisionFailure {
   reason: string;
   /** The operation the order could not place. */
   operation: number | undefined;
-  /** The revision the search window starts at (its state is `state`): every operation placed before is settled. */
-  fromRevision: number;
+  /** The revision the search window starts at (its state is `state`), every operation placed before settled; null: the start. */
+  fromRevision: number | null;
   state: ModelState;
   /** Whether `state` is the only state the history allows at `fromRevision` (exclusive mode); else the search starts over. */
   pinned: boolean;
@@ -246,6 +246,9 @@ export class RevisionOrder {
   failure: RevisionFailure | undefined;
   private failed: { index: number; op: Operation } | undefined;
   private windowStart = 0;
+  private readonly initial: ModelState;
+  /** Whether kept states were dropped (retired): the initial state is gone. */
+  private trimmed = false;
   /** Operations processed (placed in the order, or checked against a kept state). */
   processed = 0;
   /** Called with each processed operation's index (live lag). */
@@ -259,6 +262,7 @@ export class RevisionOrder {
   constructor(options: RevisionOptions) {
     this.options = options;
     this.state = initialState(options, options.initialRevision);
+    this.initial = this.state;
     this.at = options.initialRevision;
     this.keepStates = Math.max(2, options.keepStates ?? 4096);
     this.kept.push({ revision: this.at, state: this.state, placed: [] });
@@ -297,7 +301,7 @@ export class RevisionOrder {
     }
     this.returns.add(op.return, entry.pos, index);
     this.heap.push(entry);
-    if (this.options.eager) this.drainContiguous();
+    this.drainContiguous();
   }
 
   /**
@@ -328,14 +332,29 @@ export class RevisionOrder {
       return;
     }
     this.heap.push(entry);
-    if (this.options.eager) this.drainContiguous();
+    this.drainContiguous();
   }
 
-  /** Every operation called before `watermark` has been added: process what is complete. */
-  advance(watermark: number): void {
+  /**
+   * Every operation called before `watermark` has been added: process what is complete. `cap`: do not pass
+   * this revision (live shared mode, while an unknown write the watch has not shown could sit below it).
+   */
+  advance(watermark: number, cap = Infinity): void {
     if (this.failure) return;
     const bound = this.returns.fold(watermark);
-    this.drain(watermark === Infinity ? Infinity : bound);
+    this.drain(Math.min(watermark === Infinity ? Infinity : bound, cap * 2 + 1));
+  }
+
+  /** Exclusive mode: the next operation waits for a revision nobody has claimed yet. */
+  get blocked(): boolean {
+    const next = this.heap.peek();
+    return this.options.mode === 'exclusive' && next !== undefined && !this.ready(next);
+  }
+
+  /** Stops the revision path (live: a revision left unclaimed too long); the search takes over. */
+  giveUp(reason: string): void {
+    const next = this.heap.pop();
+    if (next) this.fail(reason, next, this.at + 1);
   }
 
   /** Processes everything added: the stream has ended. */
@@ -357,8 +376,9 @@ export class RevisionOrder {
     }
   }
 
-  /** Exclusive mode: a write that follows the state's revision goes in at once (nothing else can precede it). */
+  /** Exclusive mode, live: a write that follows the state's revision goes in at once (nothing else can precede it). */
   private drainContiguous(): void {
+    if (!this.options.eager || this.options.mode !== 'exclusive') return;
     for (;;) {
       const e = this.heap.peek();
       if (!e || this.failure || !this.ready(e)) return;
@@ -424,6 +444,7 @@ export class RevisionOrder {
 
   /** Hands over the operations of the oldest `count` kept revisions (no search window can start before them now). */
   retire(count: number = this.kept.length): void {
+    if (count > 0) this.trimmed = true;
     for (const k of this.kept.splice(0, count)) for (const p of k.placed) this.onRetired?.(p.index, p.op);
   }
 
@@ -514,10 +535,14 @@ export class RevisionOrder {
     let start = 0;
     if (this.options.mode === 'exclusive') for (let i = 0; i < this.kept.length; i++) if (this.kept[i]!.revision < revision) start = i;
     const from = this.kept[start]!;
-    const pinned = this.options.mode === 'exclusive' && from.revision < revision;
-    this.failure = { reason, operation: at.index, fromRevision: pinned ? from.revision : this.options.initialRevision, state: from.state, pinned };
+    // The initial state is pinned in either mode (the window is then the whole stream); a later one only in
+    // exclusive mode, where every revision up to it is claimed.
+    const whole = start === 0 && !this.trimmed;
+    const pinned = whole || (this.options.mode === 'exclusive' && from.revision < revision);
+    this.failure = { reason, operation: at.index, fromRevision: whole ? null : from.revision, state: whole ? this.initial : from.state, pinned };
     this.failed = at;
-    this.windowStart = start;
+    // A whole window takes everything, the requests placed at the initial revision too.
+    this.windowStart = whole ? -1 : start;
   }
 
   /**

@@ -408,6 +408,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
         if (engine) {
           hold(index, op);
           engine.add(index, op, role);
+          if (searched.searchWindow) searched.searchWindow.operations++;
         } else {
           if (role === 'linearize') revision!.add(index, op);
           else revision!.addUnknown(index, op);

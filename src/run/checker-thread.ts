@@ -59,7 +59,7 @@ function runLive(port: MessagePort, options: LiveCheckerOptions): void {
         live.advance(item.watermark);
         break;
       case 'watch':
-        live.pushWatchResponse(item.response);
+        live.pushWatchResponse(item.response, item.stream);
         break;
     }
   };

@@ -20,10 +20,16 @@
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { CheckOptions, CheckReport, LiveCheckerOptions, LiveStats, Verdict, ViolationEvidence } from '../checker/index.ts';
-import type { History, Operation, WatchResponse } from '../domain/index.ts';
+import type { History, Operation, WatchRequest, WatchResponse } from '../domain/index.ts';
 
 /** One call on the LiveChecker, in the order the engine made it (`at`: when the operation was pushed, epochMs). */
-export type LiveItem = { kind: 'op'; op: Operation; at: number } | { kind: 'advance'; watermark: number } | { kind: 'watch'; response: WatchResponse };
+export type LiveItem = { kind: 'op'; op: Operation; at: number } | { kind: 'advance'; watermark: number } | { kind: 'watch'; response: WatchResponse; stream?: WatchStreamId };
+
+/** Which watch stream a response came from: the live checker counts the progress of streams over the run's keys. */
+export interface WatchStreamId {
+  id: number;
+  request: WatchRequest;
+}
 
 /** What the worker knows, as it last reported it. */
 export interface LiveState {
@@ -53,7 +59,7 @@ export const epochMs = (): number => performance.timeOrigin + performance.now();
 
 const entry = new URL(import.meta.url.endsWith('.ts') ? './checker-thread.ts' : './checker-thread.js', import.meta.url);
 
-export const emptyLiveStats: LiveStats = { received: 0, processed: 0, pendingOperations: 0, resolved: 0, frontier: 1, lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0 };
+export const emptyLiveStats: LiveStats = { received: 0, processed: 0, pendingOperations: 0, resolved: 0, frontier: 1, lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0, waitingForWatch: 0, method: 'revision' };
 
 export interface LiveCheckerWorkerOptions extends LiveCheckerOptions {
   /** After each state the worker reports (a new verdict first of all), on the main thread. */
@@ -113,8 +119,8 @@ export class LiveCheckerWorker {
   }
 
   /** LiveChecker.pushWatchResponse. */
-  pushWatchResponse(response: WatchResponse): void {
-    this.enqueue({ kind: 'watch', response });
+  pushWatchResponse(response: WatchResponse, stream?: WatchStreamId): void {
+    this.enqueue(stream === undefined ? { kind: 'watch', response } : { kind: 'watch', response, stream });
   }
 
   get verdict(): Verdict {

@@ -51,8 +51,13 @@ export interface RunProgress {
   unknown: number;
   availability: number | undefined;
   verdict: Verdict;
+  lagP50Ms: number;
   lagP99Ms: number;
   pending: number;
+  /** Operations the live checker holds until the watch (or a response) shows a revision, and unknown writes it has not seen. */
+  waitingForWatch: number;
+  /** Whether the live check is on the revision-ordered path or the search took over. */
+  checkMethod: 'revision' | 'search';
   watchEvents: number;
   belowMinQps: boolean;
   /** Names of the faults in place. */
@@ -117,7 +122,22 @@ export interface RunResult {
   verdict: Verdict;
   /** Why the verdict is not linearizable, in one line. */
   reason: string | undefined;
-  live: { verdict: Verdict; reason: string | undefined; lagP99Ms: number; resolved: number };
+  /**
+   * The live check: its verdict; lag p50/p99 over the last operations it settled and the worst p99 any
+   * progress interval saw; the most operations it held for the watch at once; and whether the search took
+   * over from the revision-ordered path (searchReason says from where and why).
+   */
+  live: {
+    verdict: Verdict;
+    reason: string | undefined;
+    lagP50Ms: number;
+    lagP99Ms: number;
+    worstLagP99Ms: number;
+    peakWaitingForWatch: number;
+    resolved: number;
+    method: 'revision' | 'search';
+    searchReason?: string;
+  };
   /** The offline re-check of the full history (absent when it was not keep.all in memory). */
   report: CheckReport | undefined;
   history: History | undefined;
@@ -303,6 +323,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const live = new LiveCheckerWorker({ mode: spec.mode, prefix, initialRevision, resolveWindowMs, onUpdate: () => checkLive() });
     cleanups.push(() => live.close());
     const counters = new Counters();
+    const liveFigures = { worstLagP99Ms: 0, peakWaitingForWatch: 0 };
     const leases = new Set<string>();
     let maxRevision = initialRevision;
     // Mutated from callbacks: an object keeps TypeScript from narrowing the flags to their initial values.
@@ -371,7 +392,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     };
     const onResponse = (id: number, response: WatchResponse): void => {
       writer.writeWatchResponse(id, response);
-      live.pushWatchResponse(response);
+      const stream = streams.get(id);
+      live.pushWatchResponse(response, stream === undefined ? undefined : { id, request: stream.request });
       if (spec.checks.watch) {
         for (const violation of liveWatch.push(id, response)) {
           metrics.violation(`watch_${violation.property}`);
@@ -610,7 +632,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       const stats = live.stats();
       metrics.interval(qps, availability, belowMin);
       if (executor) metrics.faultsPastTtl(executor.faultsPastTtl());
-      metrics.checker(stats.lagP50Ms, stats.lagP99Ms, stats.pendingOperations);
+      metrics.checker(stats.lagP50Ms, stats.lagP99Ms, stats.pendingOperations, stats.waitingForWatch);
+      liveFigures.worstLagP99Ms = Math.max(liveFigures.worstLagP99Ms, stats.lagP99Ms);
+      liveFigures.peakWaitingForWatch = Math.max(liveFigures.peakWaitingForWatch, stats.waitingForWatch);
       metrics.verdict(live.verdict);
       options.onProgress?.({
         elapsedMs: now - startedAt,
@@ -620,8 +644,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         unknown: counters.total.unknown,
         availability,
         verdict: live.verdict,
+        lagP50Ms: stats.lagP50Ms,
         lagP99Ms: stats.lagP99Ms,
         pending: stats.pendingOperations,
+        waitingForWatch: stats.waitingForWatch,
+        checkMethod: stats.method,
         watchEvents: watchCounts.events,
         belowMinQps: belowMin,
         activeFaults: [...activeFaults.values()],
@@ -721,7 +748,17 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     return {
       verdict,
       reason: hashKv && !hashKv.equal ? `members' HashKV differ: ${hashKv.detail}` : reasonFor(report, live.violation?.reason ?? live.inconclusiveReason),
-      live: { verdict: liveVerdict, reason: live.violation?.reason ?? live.inconclusiveReason, lagP99Ms: liveStats.lagP99Ms, resolved: liveStats.resolved },
+      live: {
+        verdict: liveVerdict,
+        reason: live.violation?.reason ?? live.inconclusiveReason,
+        lagP50Ms: liveStats.lagP50Ms,
+        lagP99Ms: liveStats.lagP99Ms,
+        worstLagP99Ms: Math.max(liveFigures.worstLagP99Ms, liveStats.lagP99Ms),
+        peakWaitingForWatch: liveFigures.peakWaitingForWatch,
+        resolved: liveStats.resolved,
+        method: liveStats.method,
+        ...(liveStats.searchReason === undefined ? {} : { searchReason: liveStats.searchReason }),
+      },
       report,
       history: keep.all ? history : undefined,
       operations: counters.total,

@@ -75,6 +75,12 @@ function createMetrics(registry: Registry) {
       labelNames: [...runLabels, 'quantile'],
       registers,
     }),
+    checkerWaitingForWatch: new Gauge({
+      name: 'etcd_robustness_checker_waiting_for_watch',
+      help: 'Operations the live checker holds until the watch (or a response) shows their revision, and unknown-outcome writes it has not seen yet.',
+      labelNames: [...runLabels],
+      registers,
+    }),
     checkerPending: new Gauge({
       name: 'etcd_robustness_checker_pending_operations',
       help: 'Operations received by the live checker and not settled yet.',
@@ -195,7 +201,8 @@ export class RunMetrics {
     this.metrics.violations.inc({ ...this.labels, check }, count);
   }
 
-  checker(lagP50Ms: number, lagP99Ms: number, pending: number): void {
+  checker(lagP50Ms: number, lagP99Ms: number, pending: number, waitingForWatch: number): void {
+    this.metrics.checkerWaitingForWatch.set(this.labels, waitingForWatch);
     this.metrics.checkerLag.set({ ...this.labels, quantile: '0.5' }, lagP50Ms / 1000);
     this.metrics.checkerLag.set({ ...this.labels, quantile: '0.99' }, lagP99Ms / 1000);
     this.metrics.checkerPending.set(this.labels, pending);

@@ -263,7 +263,7 @@ describe('Grafana dashboard', () => {
       'latency percentiles': ['etcd_robustness_operation_duration_seconds_bucket'],
       availability: ['etcd_robustness_availability_ratio'],
       'unknown outcomes': ['etcd_robustness_unknown_outcome_operations_total'],
-      'checker lag': ['etcd_robustness_checker_lag_seconds', 'etcd_robustness_checker_pending_operations'],
+      'checker lag': ['etcd_robustness_checker_lag_seconds', 'etcd_robustness_checker_pending_operations', 'etcd_robustness_checker_waiting_for_watch'],
       faults: ['etcd_robustness_faults_active', 'etcd_robustness_fault_injections_total', 'etcd_robustness_fault_to_writable_seconds_bucket'],
       membership: [
         'etcd_robustness_cluster_members',

@@ -14,7 +14,7 @@ function result(overrides: Partial<RunResult> = {}): RunResult {
   return {
     verdict: 'linearizable',
     reason: undefined,
-    live: { verdict: 'linearizable', reason: undefined, lagP99Ms: 3, resolved: 100 },
+    live: { verdict: 'linearizable', reason: undefined, lagP50Ms: 1, lagP99Ms: 3, worstLagP99Ms: 5, peakWaitingForWatch: 2, resolved: 100, method: 'revision' },
     report: undefined,
     history: undefined,
     operations: { ok: 100, failed: 0, unknown: 0, byType: {} },

@@ -31,7 +31,7 @@ describe('RunMetrics', () => {
       const metrics = new RunMetrics(registry, { run, cluster: 'ns/c' });
       metrics.operation('put', 'ok', 0.002);
       metrics.operation('range', 'unknown', undefined);
-      metrics.checker(5, 50, 3);
+      metrics.checker(5, 50, 3, 1);
       metrics.faultWritable('kill', 1.5);
       metrics.finished('linearizable');
     }
