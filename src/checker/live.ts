@@ -22,10 +22,11 @@
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
  */
-import type { ClusterMode, Operation, WatchRequest, WatchResponse } from '../domain/index.ts';
+import { isWriteRequest, type ClusterMode, type EtcdResponse, type Operation, type TxnOpResponse, type TxnResponse, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
 import { SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, resolvedOperation, writtenValues, type Observation } from './patch.ts';
+import { keyInRange, step, type ModelOptions } from './model.ts';
 import { RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
@@ -103,6 +104,20 @@ function prefixEndOf(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(code + 1);
 }
 
+/** The counts of deleted keys the response of a write explained by watch events shows (what claimedRevision reads). */
+function withDeletes(op: Operation, response: EtcdResponse, made: readonly WatchEvent[]): EtcdResponse {
+  const deletes = made.filter((e) => e.type === 'delete');
+  const { request } = op;
+  if (request.type === 'delete') return { ...response, deleted: deletes.length };
+  if (request.type !== 'txn') return response;
+  const branch = (response as TxnResponse).succeeded ? request.success : request.failure;
+  // A range's result would be checked: a branch that reads is left without results (then it claims its
+  // revision only through a put).
+  if (branch.some((o) => o.type === 'range')) return response;
+  const results: TxnOpResponse[] = branch.map((o) => (o.type === 'delete' ? { deleted: deletes.filter((e) => keyInRange(e.key, o.key, o.end)).length } : {}));
+  return { ...response, results };
+}
+
 export class LiveChecker {
   private readonly options: LiveCheckerOptions;
   private readonly mode: ClusterMode;
@@ -129,11 +144,17 @@ export class LiveChecker {
   /** Since when (history time) the order has been held by a revision nobody claims. */
   private stuckSince: number | undefined;
   private lastWatermark = -Infinity;
+  /** Unknown-outcome writes not resolved (deletes and revokes carry no value to observe), for filling a revision gap. */
+  private readonly unknownWriters = new Map<number, Operation>();
+  /** Watch events by revision, as first delivered, from the revision the order is at on. */
+  private readonly events = new Map<number, { time: number; events: WatchEvent[] }>();
+  private readonly model: ModelOptions;
 
   constructor(options: LiveCheckerOptions = {}) {
     this.options = options;
     this.mode = options.mode ?? 'exclusive';
     this.resolveWindow = (options.resolveWindowMs ?? defaultResolveWindowMs) * 1e6;
+    this.model = { mode: this.mode, prefix: options.prefix ?? '', trackRevision: true, trackVersion: options.trackVersion ?? true };
     const trackRevision = options.trackRevision ?? true;
     if (!trackRevision) {
       this.search = new SearchLiveChecker(options);
@@ -172,8 +193,10 @@ export class LiveChecker {
       this.order!.add(index, op);
     } else if (role === 'optional') {
       this.order!.addUnknown(index, op);
+      if (isWriteRequest(op.request) || op.request.type === 'leaseRevoke') this.unknownWriters.set(index, op);
       this.awaitObservation(index, op);
     }
+    this.fillGaps();
     this.afterChange();
     return index;
   }
@@ -186,6 +209,7 @@ export class LiveChecker {
     }
     if (this.leftToOffline !== undefined) return;
     forEachWatchedValue(response, (value, revision) => this.observe(value, response.time, revision));
+    this.recordEvents(response);
     if (stream !== undefined && !response.canceled && response.error === undefined) {
       let covers = this.covering.get(stream.id);
       if (covers === undefined) this.covering.set(stream.id, (covers = coversPrefix(stream.request, this.options.prefix ?? '')));
@@ -217,6 +241,7 @@ export class LiveChecker {
     const cap = this.mode === 'shared' && this.unresolved.size > 0 ? this.watchRevision : Infinity;
     order.advance(watermark, cap);
     this.forgetObservationsBefore(watermark);
+    this.fillGaps();
     this.watchStuck(watermark);
     this.afterChange();
   }
@@ -257,10 +282,17 @@ export class LiveChecker {
       resolved: this.resolvedCount,
       frontier: 1,
       ...this.lags.percentiles(),
-      waitingForWatch: order.pending + this.unresolved.size,
+      waitingForWatch: order.pending + this.recentUnknownWriters(),
       method: 'revision',
       ...(this.leftToOffline === undefined ? {} : { searchReason: this.leftToOffline }),
     };
+  }
+
+  /** Unknown-outcome writes still within their resolve window: the watch may yet show them. */
+  private recentUnknownWriters(): number {
+    let n = 0;
+    for (const op of this.unknownWriters.values()) if (op.call + this.resolveWindow >= this.lastWatermark) n++;
+    return n;
   }
 
   private awaitObservation(index: number, op: Operation): void {
@@ -296,9 +328,66 @@ export class LiveChecker {
   }
 
   private resolveWith(index: number, op: Operation, seen: Observation, value: string): void {
+    this.unknownWriters.delete(index);
     this.resolvedCount++;
     this.pushedAt.set(index, performance.now());
     this.order!.resolve(index, resolvedOperation(op, seen, value));
+  }
+
+  private recordEvents(response: WatchResponse): void {
+    const at = this.order?.current.revision ?? 0;
+    for (const event of response.events) {
+      if (event.modRevision <= at) continue;
+      const seen = this.events.get(event.modRevision);
+      if (seen === undefined) this.events.set(event.modRevision, { time: response.time, events: [event] });
+      else if (seen.time === response.time) seen.events.push(event);
+    }
+    this.fillGaps();
+  }
+
+  /**
+   * Exclusive mode: the order waits for a revision nobody claimed, and a watch delivered its events. An
+   * unknown-outcome write whose step from the current state makes exactly those events took it (patch.ts
+   * does the same offline for deletes, by elimination); with several different candidates nothing is decided.
+   */
+  private fillGaps(): void {
+    const order = this.order;
+    while (order && !order.failure && order.blocked) {
+      const { revision, state } = order.current;
+      for (const r of this.events.keys()) if (r <= revision) this.events.delete(r);
+      const delivered = this.events.get(revision + 1);
+      if (delivered === undefined) return;
+      const found: { index: number; op: Operation }[] = [];
+      for (const [index, op] of this.unknownWriters) {
+        if (op.call > delivered.time) continue;
+        const resolved = this.explains(op, state, revision + 1, delivered);
+        if (resolved) found.push({ index, op: resolved });
+      }
+      const distinct = new Set(found.map((f) => JSON.stringify(f.op.request)));
+      if (found.length === 0 || distinct.size > 1) return;
+      // Identical requests are interchangeable: the earliest called took it.
+      const chosen = found.sort((a, b) => a.op.call - b.op.call)[0]!;
+      this.unknownWriters.delete(chosen.index);
+      const waiting = this.unresolved.get(chosen.index);
+      if (waiting) {
+        this.unresolved.delete(chosen.index);
+        for (const v of waiting.values) this.unresolvedByValue.delete(v);
+      }
+      this.resolvedCount++;
+      order.resolve(chosen.index, chosen.op);
+    }
+  }
+
+  /** The operation as known at `revision` if stepping it makes the delivered events, else undefined. */
+  private explains(op: Operation, state: RevisionOrder['current']['state'], revision: number, delivered: { time: number; events: WatchEvent[] }): Operation | undefined {
+    const responses: EtcdResponse[] = op.request.type === 'txn' ? [{ succeeded: true, revision }, { succeeded: false, revision }] : [{ revision }];
+    for (const response of responses) {
+      const made: WatchEvent[] = [];
+      if (step(state, op.request, response, this.model, undefined, made) === null) continue;
+      const same = made.length === delivered.events.length && made.every((e, i) => e.type === delivered.events[i]!.type && e.key === delivered.events[i]!.key && (e.type === 'delete' || e.value === delivered.events[i]!.value));
+      if (same) return { ...op, return: delivered.time, response: withDeletes(op, response, made) };
+    }
+    return undefined;
   }
 
   /** No operation pushed from now on was called before the watermark, so older observations are useless. */

@@ -39,6 +39,7 @@ Options:
                           or a folder holding etcd, etcdctl and etcdutl (default: the pinned v3.6).
   --duration DURATION     Override spec.duration (e.g. 30s).
   --seed N                Override spec.seed (traffic and fault plan are drawn from it).
+  --qps N                 Override spec.traffic.qps.target (operations per second over all clients).
   --report DIR            Report directory (default ./etcd-robustness-reports/<run>-<time>).
   --metrics-port PORT     Serve /metrics on this port (default 0: a free port, printed).
   --metrics-address ADDR  Address to serve /metrics on (default 127.0.0.1).
@@ -60,6 +61,7 @@ interface RunArgs {
   etcd: string | undefined;
   members: number;
   durationMs: number | undefined;
+  qps: number | undefined;
   reportDir: string | undefined;
   metricsPort: number;
   metricsAddress: string;
@@ -78,6 +80,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
         etcd: { type: 'string' },
         duration: { type: 'string' },
         seed: { type: 'string' },
+        qps: { type: 'string' },
         report: { type: 'string' },
         'metrics-port': { type: 'string', default: '0' },
         'metrics-address': { type: 'string', default: '127.0.0.1' },
@@ -111,11 +114,18 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     etcd: values.etcd,
     members,
     durationMs: values.duration === undefined ? undefined : duration('--duration', values.duration),
+    qps: values.qps === undefined ? undefined : parseQps(values.qps),
     reportDir: values.report,
     metricsPort: port,
     metricsAddress: values['metrics-address'],
     progressIntervalMs: values['progress-interval'] === undefined ? (process.stderr.isTTY ? 1000 : 5000) : duration('--progress-interval', values['progress-interval']),
   };
+}
+
+function parseQps(text: string): number {
+  const qps = Number(text);
+  if (!Number.isInteger(qps) || qps < 1 || qps > 100_000) throw new RunUsageError(`run: --qps must be an integer from 1 to 100000, got "${text}"`);
+  return qps;
 }
 
 function parseSeed(text: string): number {
@@ -143,6 +153,13 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
   }
   const run = loadRun(args);
   if (args.seed !== undefined) run.spec.seed = args.seed;
+  if (args.qps !== undefined) {
+    // A burst left at its default (the target) follows the new target.
+    if (run.spec.traffic.qps.burst === run.spec.traffic.qps.target) run.spec.traffic.qps.burst = args.qps;
+    run.spec.traffic.qps.target = args.qps;
+    // The minimum stays what the manifest asked for, but never above the new target.
+    run.spec.traffic.qps.min = Math.min(run.spec.traffic.qps.min, args.qps);
+  }
   if (args.durationMs !== undefined) {
     const extra = run.spec.timeoutMs - run.spec.durationMs;
     run.spec.durationMs = args.durationMs;

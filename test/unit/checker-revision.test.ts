@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkLinearizability } from '../../src/checker/check.ts';
+import { LiveChecker } from '../../src/checker/live.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
 
@@ -121,5 +122,55 @@ describe('the revision path by hand', () => {
     const bad = checkLinearizability(shared([put(1, 0, 10, 'a', 'x', 5), put(1, 21, 30, 'a', 'y', 12), get(2, 31, 40, 'a', 'x', 13, 5)]));
     assert.equal(bad.verdict, 'violation');
     assert.equal(bad.searchWindow?.fromRevision, null);
+  });
+});
+
+describe('the live checker on the revision path', () => {
+  const del = (client: number, call: number, ret: number | null, key: string, revision?: number): Operation => ({
+    client,
+    call,
+    return: ret,
+    request: { type: 'delete', key },
+    ...(revision === undefined ? {} : { response: { revision, deleted: 1 } }),
+  });
+
+  test('a read that arrives after later writes went in is checked against the state at its revision', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.push(put(1, 11, 20, 'a', 'y', 3)); // applied at once: revision 2 is claimed
+    live.push(get(2, 5, 21, 'a', 'x', 2, 2)); // concurrent with both writes, saw revision 2
+    live.advance(22);
+    assert.equal(live.stats().processed, 3);
+    assert.equal(live.verdict, 'linearizable');
+    live.push(get(3, 25, 35, 'a', 'x', 3, 2)); // revision 3 holds "y": a violation, decided by the search from revision 2
+    live.advance(36);
+    assert.equal(live.verdict, 'violation');
+    assert.equal(live.stats().method, 'search');
+    assert.deepEqual(live.violation?.unplaceable[0], 3);
+  });
+
+  test('an unknown-outcome delete is placed at the revision whose delete event the watch delivered', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.push(del(2, 12, null, 'a')); // timed out; took revision 3
+    live.push(put(3, 30, 40, 'b', 'y', 4));
+    live.advance(45);
+    assert.equal(live.stats().waitingForWatch, 2); // the put at 4 waits for revision 3, and the delete for its fate
+    live.pushWatchResponse({ time: 20, revision: 3, events: [{ type: 'delete', key: 'a', modRevision: 3 }] }, { id: 1, request: { key: '', end: '\u0000' } });
+    assert.equal(live.stats().waitingForWatch, 0);
+    assert.equal(live.stats().resolved, 1);
+    live.push(get(1, 50, 60, 'a', undefined, 4));
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().method, 'revision');
+  });
+
+  test('real time against revisions, live: a read that saw revision 3 returned before the write of revision 3 was called', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.push(get(2, 11, 20, 'a', 'y', 3, 3));
+    live.advance(21);
+    live.push(put(3, 21, 30, 'a', 'y', 3));
+    assert.equal(live.finish(), 'violation');
+    assert.match(live.stats().searchReason ?? '', /was called after operation 1 had returned at revision 3/);
   });
 });
