@@ -356,7 +356,9 @@ export class LiveChecker {
       const { revision, state } = order.current;
       for (const r of this.events.keys()) if (r <= revision) this.events.delete(r);
       const delivered = this.events.get(revision + 1);
-      if (delivered === undefined) return;
+      // An operation still in flight may be the writer, unless it was called after the event was delivered:
+      // only once the watermark passed the delivery is every possible writer known.
+      if (delivered === undefined || delivered.time >= this.lastWatermark) return;
       const found: { index: number; op: Operation }[] = [];
       for (const [index, op] of this.unknownWriters) {
         if (op.call > delivered.time) continue;
