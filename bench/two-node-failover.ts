@@ -111,7 +111,12 @@ async function main(): Promise<number> {
     const last = run.status.lastRun;
     const reportDir = path.join(root, 'report');
     await new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }).fetch(namespace, last.report!, reportDir);
-    const verdict = JSON.parse(readFileSync(path.join(reportDir, 'verdict.json'), 'utf8')) as { verdict: string; faults?: { recovery?: { faults: RecoveredFault[] } } };
+    const verdict = JSON.parse(readFileSync(path.join(reportDir, 'verdict.json'), 'utf8')) as {
+      verdict: string;
+      faults?: { recovery?: { faults: RecoveredFault[] } };
+      live?: { lagP50Ms: number; lagP99Ms: number; worstLagP99Ms: number; peakWaitingForWatch: number; method: string; searchReason?: string };
+      linearizability?: { verdict: string; method?: string; searchWindow?: unknown; checkMs: number };
+    };
     const faults = verdict.faults?.recovery?.faults ?? [];
     const events = (await getJson<{ items: { reason: string; note: string; regarding: { name: string } }[] }>(apiserver, ['-n', namespace, 'get', 'events.events.k8s.io'])).items;
     const completed = events.filter((e) => e.regarding.name === 'pair' && e.reason === 'FailoverCompleted');
@@ -131,6 +136,8 @@ async function main(): Promise<number> {
       failover: { count: failoverFaults.length, recovered: times(failoverFaults).length, medianMs: median(times(failoverFaults)), worstMs: Math.max(...times(failoverFaults)) },
       kill: { count: kills.length, medianMs: median(times(kills)), worstMs: kills.length > 0 ? Math.max(...times(kills)) : undefined },
       operations: run.status.operations,
+      live: verdict.live,
+      offlineCheck: verdict.linearizability,
     };
     console.log(JSON.stringify(result, null, 2));
     mkdirSync('bench/.results', { recursive: true });
@@ -138,7 +145,9 @@ async function main(): Promise<number> {
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     console.log(
       `\n${result.failover.count} failover faults (${completed.length} failovers completed): fault → writable median ${result.failover.medianMs} ms, worst ${result.failover.worstMs} ms; ` +
-        `${kills.length} short kills: median ${result.kill.medianMs ?? '-'} ms; verdict ${verdict.verdict}; results in ${out}`,
+        `${kills.length} short kills: median ${result.kill.medianMs ?? '-'} ms; verdict ${verdict.verdict}; ` +
+        `live lag p99 ${verdict.live?.lagP99Ms.toFixed(0)} ms (worst interval ${verdict.live?.worstLagP99Ms.toFixed(0)} ms, ${verdict.live?.method}); ` +
+        `offline check ${verdict.linearizability?.checkMs} ms (${verdict.linearizability?.method}); results in ${out}`,
     );
     return verdict.verdict === 'linearizable' && last.phase === 'Passed' && completed.length >= wanted ? 0 : 1;
   } finally {

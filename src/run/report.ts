@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { renderHtmlReport } from '../checker/index.ts';
+import { renderHtmlReport, type SearchWindow } from '../checker/index.ts';
 import { escapeHtml } from '../checker/report-html.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import type { RunResult } from './engine.ts';
@@ -31,7 +31,19 @@ export interface RunSummary {
   operations: RunResult['operations'];
   watch: RunResult['watch'];
   qps: { target: number; min: number; achieved: number; belowMinIntervals: number };
-  linearizability?: { verdict: string; operations: number; reason?: string; staleReadViolations: number };
+  /**
+   * The offline check: its verdict, how the order was found (`revision`, or `search` with the window it
+   * took: src/checker/revision.ts) and how long the whole check took.
+   */
+  linearizability?: {
+    verdict: string;
+    operations: number;
+    reason?: string;
+    staleReadViolations: number;
+    method?: 'revision' | 'search';
+    searchWindow?: SearchWindow;
+    checkMs: number;
+  };
   watchViolations?: { property: string; watch: number; message: string }[];
   faults: {
     planned: number;
@@ -73,7 +85,14 @@ export function summarize(run: RobustnessRun, cluster: string, result: RunResult
   if (result.selfTest !== undefined) summary.selfTest = result.selfTest;
   if (result.report) {
     const lin = result.report.linearizability;
-    summary.linearizability = { verdict: lin.verdict, operations: lin.operations, staleReadViolations: lin.staleReadViolations?.length ?? 0 };
+    summary.linearizability = {
+      verdict: lin.verdict,
+      operations: lin.operations,
+      staleReadViolations: lin.staleReadViolations?.length ?? 0,
+      ...(lin.method === undefined ? {} : { method: lin.method }),
+      ...(lin.searchWindow === undefined ? {} : { searchWindow: lin.searchWindow }),
+      checkMs: Math.round(result.report.elapsedMs),
+    };
     const why = lin.violation?.reason ?? lin.inconclusive;
     if (why !== undefined) summary.linearizability.reason = why;
     summary.watchViolations = result.report.watch.violations.slice(0, maxListedViolations).map((v) => ({ property: v.property, watch: v.watch, message: v.message }));
