@@ -374,6 +374,12 @@ function renderStats(history: History, report: CheckReport): string {
   ];
   const faults = new Set((history.faults ?? []).map((f) => f.id)).size;
   if (faults > 0) stats.push(['faults', formatNumber(faults), '']);
+  // How the order was found: the revisions' own order, or the search (over a window from a revision).
+  if (lin.method !== undefined) {
+    const window = lin.searchWindow;
+    const how = lin.method === 'revision' ? 'revision order' : window === undefined ? 'search' : window.fromRevision === null ? 'search (whole history)' : `search from revision ${window.fromRevision}`;
+    stats.push(['decided by', escapeHtml(how), lin.method === 'search' && window !== undefined ? 'note' : '']);
+  }
   return `<section class="stats" id="stats">${stats
     .map(([label, value, tone]) => `<div class="stat${tone ? ` ${tone}` : ''}" data-stat="${label}"><div class="value">${value}</div><div class="label">${label}</div></div>`)
     .join('')}</section>`;
@@ -383,9 +389,18 @@ function opRef(index: number): string {
   return `<button type="button" class="ref" data-ref="${index}">#${index}</button>`;
 }
 
+/** Where the revision order handed over to the search, and why (empty when it did not). */
+function searchNote(lin: CheckReport['linearizability']): string {
+  const window = lin.searchWindow;
+  if (window === undefined) return '';
+  const from = window.fromRevision === null ? 'over the whole history' : `from revision ${window.fromRevision} (${plural(window.operations, 'operation')})`;
+  return `<p class="search-window">The revision order could not place every operation, so the search decided ${from}: ${escapeHtml(window.reason)}.</p>`;
+}
+
 function renderVerdictPanel(report: CheckReport): string {
   const lin = report.linearizability;
   const violation = lin.violation;
+  const note = searchNote(lin);
   if (lin.verdict === 'violation') {
     if (violation === undefined) {
       return `<section class="panel evidence violation" id="violation"><h2>Not linearizable</h2><p>The checker recorded no evidence.</p></section>`;
@@ -397,20 +412,20 @@ function renderVerdictPanel(report: CheckReport): string {
 <p>The checker placed ${plural(violation.prefix.length, 'operation')} in a valid order (the step numbers on the timeline), then no remaining operation fit next.
 ${first === undefined ? '' : `The operation whose result cannot be explained is ${opRef(first)}.`}${othersText}</p>
 <pre class="reason" id="reason">${escapeHtml(violation.reason)}</pre>
-</section>`;
+${note}</section>`;
   }
   if (lin.verdict === 'inconclusive') {
     return `<section class="panel evidence inconclusive" id="inconclusive">
 <h2>Inconclusive</h2>
 <pre class="reason" id="reason">${escapeHtml(lin.inconclusive ?? 'The checker gave no reason.')}</pre>
-</section>`;
+${note}</section>`;
   }
   const watchNote = report.verdict === 'violation' ? ' The watch guarantees were violated, see below.' : '';
   return `<section class="panel evidence linearizable" id="linearizable">
 <h2>Linearizable</h2>
 <p>The step numbers on the timeline give one valid order of the ${plural(lin.linearization?.length ?? 0, 'operation')} that took effect.
 Operations without a step (faded) are left out of it: unknown outcomes that never took effect, definite failures and stale reads.${watchNote}</p>
-</section>`;
+${note}</section>`;
 }
 
 function renderLegend(faults: boolean): string {

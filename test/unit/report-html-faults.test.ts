@@ -94,3 +94,16 @@ describe('HTML report: faults on the timeline', () => {
     for (const part of ['fault-lane', 'data-fault', 'data-stat="faults"', 'swatch fault']) assert.ok(!body.includes(part), part);
   });
 });
+
+describe('how the order was found, on the report', () => {
+  test('the revision order, or the search window with its reason (escaped)', () => {
+    const byRevision = renderHtmlReport(history(undefined), { ...report, linearizability: { ...report.linearizability, method: 'revision' } });
+    assert.match(byRevision, /<div class="value">revision order<\/div><div class="label">decided by<\/div>/);
+    assert.doesNotMatch(byRevision, /search-window/);
+    const window = { reason: `operation 7 ${XSS}`, fromRevision: 6, operations: 14 };
+    const bySearch = renderHtmlReport(history(undefined), { ...report, linearizability: { ...report.linearizability, method: 'search', searchWindow: window } });
+    assert.match(bySearch, /<div class="value">search from revision 6<\/div>/);
+    assert.match(bySearch, /the search decided from revision 6 \(14 operations\): operation 7 &lt;img/);
+    assert.ok(!bySearch.includes(XSS));
+  });
+});
