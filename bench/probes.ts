@@ -36,6 +36,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '20s' },
     only: { type: 'string' },
     'skip-etcd-benchmark': { type: 'boolean', default: false },
+    // The probe alone (e.g. to profile it with --cpu-prof): no raw etcd3 client run.
+    'skip-raw': { type: 'boolean', default: false },
   },
 });
 const reps = Number(args.reps);
@@ -170,7 +172,7 @@ async function main(): Promise<void> {
         const sample = await probeRun(cluster, name, probeConfigs[name]!, workDir);
         (probe[name] ??= []).push(sample);
         console.log(`probe ${name} rep ${rep + 1}: ${sample.achievedQps.toFixed(0)} ops/s, ${sample.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops, lag p99 max ${sample.lagP99MaxMs.toFixed(1)} ms, RSS ${sample.rssMaxMb.toFixed(0)} MB`);
-        if (name === 'put-1000' || name === 'put-max' || name === 'get-max') {
+        if (!args['skip-raw'] && (name === 'put-1000' || name === 'put-max' || name === 'get-max')) {
           const r = await rawRun(cluster, probeConfigs[name]!);
           (raw[name] ??= []).push(r);
           console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops`);
