@@ -9,8 +9,12 @@ import { HistoryDirectoryError, historySource, NotAFileError } from '../probes/h
 import { decodeLiveBatch, epochMs, type CheckerThreadData, type CheckSource, type FromCheckerThread, type LiveCall, type ToLiveThread } from './checker-worker.ts';
 import type { CheckOptions } from '../checker/index.ts';
 
-/** Other state than a new verdict goes back at most this often. */
-const statsIntervalMs = 100;
+/**
+ * Other state than a new verdict goes back at most this often. Each report computes the lag percentiles
+ * (two sorts of up to 16k values, a few ms of this thread each time), and the engine reads
+ * them once a progress tick (1 s by default), so four a second are plenty.
+ */
+const statsIntervalMs = 250;
 const queueWindow = 16_384;
 
 function post(port: MessagePort, message: FromCheckerThread): void {

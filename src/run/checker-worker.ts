@@ -13,7 +13,7 @@
  *   Float64Array: at a thousand operations a second, cloning each small object cost the recording thread
  *   more than the checker's own work (issue #17's profile). verdict, violation, inconclusiveReason and stats() return the latest state the
  *   worker reported: stale by at most one message. A change of verdict is reported as soon as the worker
- *   sees it (onUpdate), other changes at most every 100 ms. finish() is async.
+ *   sees it (onUpdate), other changes at most every 250 ms. finish() is async.
  * - checkHistoryInWorker: checkHistory in a worker of its own, on the history files on disk (the thread
  *   reads them itself: the main thread sends a path, not the data) or, as a fallback, a history in memory.
  *
