@@ -67,10 +67,16 @@ interface RawSample {
 /**
  * The same Node etcd3 clients (8, pinned and spread the same way) sending the same puts or gets through
  * the same rate limiter, with nothing recorded or checked: what the probe costs over the raw client.
+ * With `watch`, also one etcd3 watch per member on the keys written (previous values included, events
+ * dropped): the cluster and the client then carry the watch traffic the probe's watch probes carry.
  */
-async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weights: Record<string, number> }): Promise<RawSample> {
+async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weights: Record<string, number> }, watch = false): Promise<RawSample> {
   const hosts = [...cluster.members.flatMap((m) => [[m.endpoint], [m.endpoint]]), cluster.endpoints, cluster.endpoints];
   const clients = hosts.map((h) => recordingEtcdClient(h));
+  const watchClients = watch ? cluster.members.map((m) => recordingEtcdClient([m.endpoint])) : [];
+  let watchEvents = 0;
+  const watchers = await Promise.all(watchClients.map((etcd) => etcd.watch().prefix('/bench/raw/').withPreviousKV().create()));
+  for (const w of watchers) w.on('data', (response) => (watchEvents += response.events.length));
   const limiter = new RateLimiter({ target: config.target, burst: Math.min(config.target, 1000) });
   const puts = (config.weights['put'] ?? 0) > 0;
   let ops = 0;
@@ -99,7 +105,9 @@ async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weigh
   stopped = true;
   limiter.close();
   await Promise.all(loops);
-  for (const c of clients) c.close();
+  await Promise.all(watchers.map((w) => w.cancel()));
+  for (const c of [...clients, ...watchClients]) c.close();
+  if (watch && watchEvents === 0) throw new Error('raw etcd3 with watches: the watches received no event');
   const cpuUs = cpu1.user + cpu1.system - (cpu0.user + cpu0.system);
   const mainUs = main1.user + main1.system - (main0.user + main0.system);
   return { achievedQps: done / seconds, cpuMsPerKiloOp: cpuUs / 1000 / (done / 1000), mainThreadCpuMsPerKiloOp: mainUs / 1000 / (done / 1000) };
@@ -178,6 +186,7 @@ async function main(): Promise<void> {
   const probe: Record<string, ProbeSample[]> = {};
   const baseline: Record<string, { requestsPerSecond: number; cpuMsPerKiloOp: number; p99Ms: number }[]> = {};
   const raw: Record<string, RawSample[]> = {};
+  const rawWatch: Record<string, RawSample[]> = {};
   const cluster = await LocalEtcdCluster.start({ size: 3 });
   try {
     for (let rep = 0; rep < reps; rep++) {
@@ -189,6 +198,11 @@ async function main(): Promise<void> {
           const r = await rawRun(cluster, probeConfigs[name]!);
           (raw[name] ??= []).push(r);
           console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)})`);
+        }
+        if (!args['skip-raw'] && name === 'put-max') {
+          const r = await rawRun(cluster, probeConfigs[name]!, true);
+          (rawWatch[name] ??= []).push(r);
+          console.log(`raw etcd3 + watches ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)})`);
         }
         const base = baselineConfigs[name];
         if (base && !args['skip-etcd-benchmark']) {
@@ -224,6 +238,13 @@ async function main(): Promise<void> {
       row['vs raw: throughput'] = Number((median(s.map((x) => x.achievedQps)) / median(r.map((x) => x.achievedQps))).toFixed(2));
       row['vs raw: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / median(r.map((x) => x.cpuMsPerKiloOp))).toFixed(2));
     }
+    const rw = rawWatch[name];
+    if (rw) {
+      row['raw+watch ops/s'] = Math.round(median(rw.map((x) => x.achievedQps)));
+      row['raw+watch CPU ms/1k'] = Math.round(median(rw.map((x) => x.cpuMsPerKiloOp)));
+      row['vs raw+watch: throughput'] = Number((median(s.map((x) => x.achievedQps)) / median(rw.map((x) => x.achievedQps))).toFixed(2));
+      row['vs raw+watch: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / median(rw.map((x) => x.cpuMsPerKiloOp))).toFixed(2));
+    }
     if (b) {
       const rps = median(b.map((x) => x.requestsPerSecond));
       const cpu = median(b.map((x) => x.cpuMsPerKiloOp));
@@ -238,7 +259,7 @@ async function main(): Promise<void> {
   const resultsDir = path.join(benchDir, '.results');
   mkdirSync(resultsDir, { recursive: true });
   const out = path.join(resultsDir, `probes-${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), durationMs, reps, cpus: os.cpus().length, rows, probe, raw, baseline }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), durationMs, reps, cpus: os.cpus().length, rows, probe, raw, rawWatch, baseline }, null, 2)}\n`);
   console.log(`results: ${out}`);
 }
 
