@@ -10,8 +10,8 @@
  *   LiveChecker in that same order, so the live verdict is the one the in-process checker would reach. A
  *   batch carries its operations and watch responses as one JSON text (the form the history file gives
  *   them, so the live checker sees what the offline check will read) and its numbers in a transferred
- *   Float64Array: at a thousand operations a second, cloning each small object cost the recording thread
- *   more than the checker's own work (issue #17's profile). verdict, violation, inconclusiveReason and stats() return the latest state the
+ *   Float64Array. On a put-max run of bench/probes.ts that costs the recording thread 3.0 µs of CPU per
+ *   call, against 3.7 µs for a structured clone of each call's objects in 5 ms batches. verdict, violation, inconclusiveReason and stats() return the latest state the
  *   worker reported: stale by at most one message. A change of verdict is reported as soon as the worker
  *   sees it (onUpdate), other changes at most every 250 ms. finish() is async.
  * - checkHistoryInWorker: checkHistory in a worker of its own, on the history files on disk (the thread
