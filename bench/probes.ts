@@ -36,6 +36,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '20s' },
     only: { type: 'string' },
     'skip-etcd-benchmark': { type: 'boolean', default: false },
+    // The probe alone (e.g. to profile it with --cpu-prof): no raw etcd3 client run.
+    'skip-raw': { type: 'boolean', default: false },
   },
 });
 const reps = Number(args.reps);
@@ -56,13 +58,25 @@ const baselineConfigs: Record<string, { rate: number; mix: EtcdBenchmarkMix }> =
   'get-max': { rate: 0, mix: 'range' },
 };
 
+interface RawSample {
+  achievedQps: number;
+  cpuMsPerKiloOp: number;
+  mainThreadCpuMsPerKiloOp: number;
+}
+
 /**
  * The same Node etcd3 clients (8, pinned and spread the same way) sending the same puts or gets through
  * the same rate limiter, with nothing recorded or checked: what the probe costs over the raw client.
+ * With `watch`, also one etcd3 watch per member on the keys written (previous values included, events
+ * dropped): the cluster and the client then carry the watch traffic the probe's watch probes carry.
  */
-async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weights: Record<string, number> }): Promise<{ achievedQps: number; cpuMsPerKiloOp: number }> {
+async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weights: Record<string, number> }, watch = false): Promise<RawSample> {
   const hosts = [...cluster.members.flatMap((m) => [[m.endpoint], [m.endpoint]]), cluster.endpoints, cluster.endpoints];
   const clients = hosts.map((h) => recordingEtcdClient(h));
+  const watchClients = watch ? cluster.members.map((m) => recordingEtcdClient([m.endpoint])) : [];
+  let watchEvents = 0;
+  const watchers = await Promise.all(watchClients.map((etcd) => etcd.watch().prefix('/bench/raw/').withPreviousKV().create()));
+  for (const w of watchers) w.on('data', (response) => (watchEvents += response.events.length));
   const limiter = new RateLimiter({ target: config.target, burst: Math.min(config.target, 1000) });
   const puts = (config.weights['put'] ?? 0) > 0;
   let ops = 0;
@@ -80,23 +94,30 @@ async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weigh
   });
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const cpu0 = process.cpuUsage();
+  const main0 = process.threadCpuUsage();
   const ops0 = ops;
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, durationMs - 1000));
   const cpu1 = process.cpuUsage();
+  const main1 = process.threadCpuUsage();
   const done = ops - ops0;
   const seconds = (performance.now() - t0) / 1000;
   stopped = true;
   limiter.close();
   await Promise.all(loops);
-  for (const c of clients) c.close();
+  await Promise.all(watchers.map((w) => w.cancel()));
+  for (const c of [...clients, ...watchClients]) c.close();
+  if (watch && watchEvents === 0) throw new Error('raw etcd3 with watches: the watches received no event');
   const cpuUs = cpu1.user + cpu1.system - (cpu0.user + cpu0.system);
-  return { achievedQps: done / seconds, cpuMsPerKiloOp: cpuUs / 1000 / (done / 1000) };
+  const mainUs = main1.user + main1.system - (main0.user + main0.system);
+  return { achievedQps: done / seconds, cpuMsPerKiloOp: cpuUs / 1000 / (done / 1000), mainThreadCpuMsPerKiloOp: mainUs / 1000 / (done / 1000) };
 }
 
 interface ProbeSample {
   achievedQps: number;
   cpuMsPerKiloOp: number;
+  /** The same, of the main thread alone: the rest is the live checker's thread and V8's helper threads (GC). */
+  mainThreadCpuMsPerKiloOp: number;
   lagP99MaxMs: number;
   lagP99FinalMs: number;
   rssMaxMb: number;
@@ -120,7 +141,7 @@ async function probeRun(cluster: LocalEtcdCluster, name: string, config: { targe
   run.spec.traffic.requestTimeoutMs = 2000;
   run.spec.watch.enabled = config.watch ?? true;
   // Samples during traffic only: CPU and operations at each progress tick.
-  const samples: { at: number; cpuUs: number; ops: number; progress: RunProgress }[] = [];
+  const samples: { at: number; cpuUs: number; mainUs: number; ops: number; progress: RunProgress }[] = [];
   let rssMax = 0;
   const result = await executeRun({
     run,
@@ -133,8 +154,9 @@ async function probeRun(cluster: LocalEtcdCluster, name: string, config: { targe
     keepOperations: 0,
     onProgress: (progress) => {
       const cpu = process.cpuUsage();
+      const main = process.threadCpuUsage();
       rssMax = Math.max(rssMax, process.memoryUsage.rss());
-      samples.push({ at: progress.elapsedMs, cpuUs: cpu.user + cpu.system, ops: progress.operations, progress });
+      samples.push({ at: progress.elapsedMs, cpuUs: cpu.user + cpu.system, mainUs: main.user + main.system, ops: progress.operations, progress });
     },
   });
   if (result.verdict !== 'linearizable') throw new Error(`${name}: verdict ${result.verdict}: ${result.reason ?? ''}`);
@@ -146,6 +168,7 @@ async function probeRun(cluster: LocalEtcdCluster, name: string, config: { targe
   return {
     achievedQps: ops / ((last.at - first.at) / 1000),
     cpuMsPerKiloOp: (last.cpuUs - first.cpuUs) / 1000 / (ops / 1000),
+    mainThreadCpuMsPerKiloOp: (last.mainUs - first.mainUs) / 1000 / (ops / 1000),
     lagP99MaxMs: Math.max(...traffic.map((s) => s.progress.lagP99Ms)),
     lagP99FinalMs: result.live.lagP99Ms,
     rssMaxMb: rssMax / 2 ** 20,
@@ -162,18 +185,24 @@ async function main(): Promise<void> {
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'bench-probes-'));
   const probe: Record<string, ProbeSample[]> = {};
   const baseline: Record<string, { requestsPerSecond: number; cpuMsPerKiloOp: number; p99Ms: number }[]> = {};
-  const raw: Record<string, { achievedQps: number; cpuMsPerKiloOp: number }[]> = {};
+  const raw: Record<string, RawSample[]> = {};
+  const rawWatch: Record<string, RawSample[]> = {};
   const cluster = await LocalEtcdCluster.start({ size: 3 });
   try {
     for (let rep = 0; rep < reps; rep++) {
       for (const name of selected) {
         const sample = await probeRun(cluster, name, probeConfigs[name]!, workDir);
         (probe[name] ??= []).push(sample);
-        console.log(`probe ${name} rep ${rep + 1}: ${sample.achievedQps.toFixed(0)} ops/s, ${sample.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops, lag p99 max ${sample.lagP99MaxMs.toFixed(1)} ms, RSS ${sample.rssMaxMb.toFixed(0)} MB`);
-        if (name === 'put-1000' || name === 'put-max' || name === 'get-max') {
+        console.log(`probe ${name} rep ${rep + 1}: ${sample.achievedQps.toFixed(0)} ops/s, ${sample.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${sample.mainThreadCpuMsPerKiloOp.toFixed(0)}), lag p99 max ${sample.lagP99MaxMs.toFixed(1)} ms, RSS ${sample.rssMaxMb.toFixed(0)} MB`);
+        if (!args['skip-raw'] && (name === 'put-1000' || name === 'put-max' || name === 'get-max')) {
           const r = await rawRun(cluster, probeConfigs[name]!);
           (raw[name] ??= []).push(r);
-          console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops`);
+          console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)})`);
+        }
+        if (!args['skip-raw'] && name === 'put-max') {
+          const r = await rawRun(cluster, probeConfigs[name]!, true);
+          (rawWatch[name] ??= []).push(r);
+          console.log(`raw etcd3 + watches ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)})`);
         }
         const base = baselineConfigs[name];
         if (base && !args['skip-etcd-benchmark']) {
@@ -197,6 +226,7 @@ async function main(): Promise<void> {
       config: name,
       'ops/s': Math.round(median(s.map((x) => x.achievedQps))),
       'CPU ms/1k ops': Math.round(median(s.map((x) => x.cpuMsPerKiloOp))),
+      'main thread CPU ms/1k': Math.round(median(s.map((x) => x.mainThreadCpuMsPerKiloOp))),
       'lag p99 max ms': Number(median(s.map((x) => x.lagP99MaxMs)).toFixed(1)),
       'RSS max MB': Math.round(median(s.map((x) => x.rssMaxMb))),
     };
@@ -204,8 +234,16 @@ async function main(): Promise<void> {
     if (r) {
       row['raw etcd3 ops/s'] = Math.round(median(r.map((x) => x.achievedQps)));
       row['raw etcd3 CPU ms/1k'] = Math.round(median(r.map((x) => x.cpuMsPerKiloOp)));
+      row['raw etcd3 main thread CPU ms/1k'] = Math.round(median(r.map((x) => x.mainThreadCpuMsPerKiloOp)));
       row['vs raw: throughput'] = Number((median(s.map((x) => x.achievedQps)) / median(r.map((x) => x.achievedQps))).toFixed(2));
       row['vs raw: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / median(r.map((x) => x.cpuMsPerKiloOp))).toFixed(2));
+    }
+    const rw = rawWatch[name];
+    if (rw) {
+      row['raw+watch ops/s'] = Math.round(median(rw.map((x) => x.achievedQps)));
+      row['raw+watch CPU ms/1k'] = Math.round(median(rw.map((x) => x.cpuMsPerKiloOp)));
+      row['vs raw+watch: throughput'] = Number((median(s.map((x) => x.achievedQps)) / median(rw.map((x) => x.achievedQps))).toFixed(2));
+      row['vs raw+watch: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / median(rw.map((x) => x.cpuMsPerKiloOp))).toFixed(2));
     }
     if (b) {
       const rps = median(b.map((x) => x.requestsPerSecond));
@@ -221,7 +259,7 @@ async function main(): Promise<void> {
   const resultsDir = path.join(benchDir, '.results');
   mkdirSync(resultsDir, { recursive: true });
   const out = path.join(resultsDir, `probes-${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), durationMs, reps, cpus: os.cpus().length, rows, probe, raw, baseline }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ started: started.toISOString(), durationMs, reps, cpus: os.cpus().length, rows, probe, raw, rawWatch, baseline }, null, 2)}\n`);
   console.log(`results: ${out}`);
 }
 

@@ -86,7 +86,8 @@ class LagWindow {
   percentiles(): { lagP50Ms: number; lagP99Ms: number; lagMaxMs: number } {
     const n = Math.min(this.count, lagWindow);
     if (n === 0) return { lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0 };
-    const sorted = Array.from(this.lags.subarray(0, n)).sort((a, b) => a - b);
+    // A typed array sorts numerically without a comparator: several times faster on 16k values.
+    const sorted = this.lags.slice(0, n).sort();
     const pct = (p: number): number => sorted[Math.min(n - 1, Math.floor(p * n))]!;
     return { lagP50Ms: pct(0.5), lagP99Ms: pct(0.99), lagMaxMs: sorted[n - 1]! };
   }
@@ -202,7 +203,7 @@ export class LiveChecker {
   }
 
   /** Adds a watch response; `stream` (its id and request) lets the progress of watches over the run's keys count. */
-  pushWatchResponse(response: WatchResponse, stream?: { id: number; request: WatchRequest }): void {
+  pushWatchResponse(response: WatchResponse, stream?: { id: number; request?: WatchRequest }): void {
     if (this.search) {
       this.search.pushWatchResponse(response);
       return;
@@ -211,8 +212,9 @@ export class LiveChecker {
     forEachWatchedValue(response, (value, revision) => this.observe(value, response.time, revision));
     this.recordEvents(response);
     if (stream !== undefined && !response.canceled && response.error === undefined) {
+      // The request comes with a stream's first response (later ones may name the stream only).
       let covers = this.covering.get(stream.id);
-      if (covers === undefined) this.covering.set(stream.id, (covers = coversPrefix(stream.request, this.options.prefix ?? '')));
+      if (covers === undefined) this.covering.set(stream.id, (covers = stream.request !== undefined && coversPrefix(stream.request, this.options.prefix ?? '')));
       if (covers) {
         const delivered = response.progress ? response.revision : Math.max(...response.events.map((e) => e.modRevision));
         if (delivered !== undefined && Number.isFinite(delivered)) this.watchRevision = Math.max(this.watchRevision, delivered);

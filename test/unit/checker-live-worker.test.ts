@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { checkHistory, LiveChecker, modelOptionsFor, type LiveCheckerOptions } from '../../src/checker/index.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
 import { HistoryFileWriter } from '../../src/probes/history-file.ts';
-import { checkHistoryInWorker, HistoryReadBackError, LiveCheckerWorker } from '../../src/run/checker-worker.ts';
+import { checkHistoryInWorker, decodeLiveBatch, encodeLiveBatch, HistoryReadBackError, liveCallKind, LiveCheckerWorker } from '../../src/run/checker-worker.ts';
 import { get, history, kvs, op, put, rev } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
 
@@ -182,6 +182,33 @@ describe('live checker in a worker thread', () => {
       clearInterval(ticker);
       await worker.close();
     }
+  });
+});
+
+describe('live checker batches', () => {
+  test('decode gives back the calls in order: operations and responses as JSON gives them, numbers exact (Infinity included)', () => {
+    const a = op(1, 10, 20, put('x', '1'), rev(2));
+    const b = op(2, 15, null, put('y', '2'));
+    const response = { time: 30, revision: 2, events: [{ type: 'put' as const, key: 'x', value: '1', modRevision: 2 }] };
+    const { op: o, watch, advance } = liveCallKind;
+    const stream = { id: 3, request: { key: '/p/', end: '/p0' } };
+    const batch = encodeLiveBatch(`${o}${advance}${watch}${o}${advance}${watch}`, [1.5, 12, 0, 2.25, Infinity, 0], [a, { response, stream }, b, { response }]);
+    assert.deepEqual(
+      [...decodeLiveBatch(batch)],
+      [
+        { kind: 'op', op: a, at: 1.5 },
+        { kind: 'advance', watermark: 12 },
+        { kind: 'watch', response, stream },
+        { kind: 'op', op: b, at: 2.25 },
+        { kind: 'advance', watermark: Infinity },
+        { kind: 'watch', response },
+      ],
+    );
+  });
+
+  test('what JSON cannot hold is refused when the batch is made', () => {
+    const bad = { ...op(1, 10, 20, put('x', '1')), extra: 1n } as unknown as Operation;
+    assert.throws(() => encodeLiveBatch(liveCallKind.op, [0], [bad]), TypeError);
   });
 });
 
