@@ -45,7 +45,7 @@
  */
 import { isErrorResponse, isStaleRead, isWriteRequest, type EtcdRequest, type EtcdResponse, type Operation } from '../domain/index.ts';
 import { combine, mix32 } from './hash.ts';
-import { bumpsRevision, initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
+import { bumpsRevision, capRevisions, initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
 import type { StateSummary, ViolationEvidence } from './result.ts';
 
 export interface EngineOptions extends ModelOptions {
@@ -108,6 +108,45 @@ interface OpEntry {
   readOnly: boolean;
   /** Unknown-outcome operations with equal keys make identical requests (see symmetry, above). */
   symmetryKey: string | undefined;
+  /** How the operation can observe revisions (see the revision cap, above). */
+  revisions: RevisionView;
+}
+
+/**
+ * What an operation can tell about revisions: `exact` if its response shows one (a header revision, a
+ * key's mod or create revision) or its request names one (compact, a read at a revision); otherwise only
+ * the constants its compares test mod or create revisions against.
+ */
+export interface RevisionView {
+  exact: boolean;
+  constants: number[];
+}
+
+function revisionView(op: Operation): RevisionView {
+  const { request, response } = op;
+  const constants: number[] = [];
+  let exact = request.type === 'compact';
+  const rangeAtRevision = (r: EtcdRequest | { type: string; revision?: number }): boolean => r.type === 'range' && (r.revision ?? 0) > 0;
+  if (rangeAtRevision(request)) exact = true;
+  if (request.type === 'txn') {
+    for (const c of request.compare) {
+      if (c.target !== 'mod' && c.target !== 'create') continue;
+      if (typeof c.value === 'number') constants.push(c.value);
+      else exact = true;
+    }
+    if ([...request.success, ...request.failure].some(rangeAtRevision)) exact = true;
+  }
+  if (response !== undefined && op.return !== null) {
+    const r = response as { revision?: number; kvs?: KeyValueRevisions[]; results?: { kvs?: KeyValueRevisions[] }[] };
+    const showsRevision = (kvs: KeyValueRevisions[] | undefined): boolean => (kvs ?? []).some((kv) => kv.modRevision !== undefined || kv.createRevision !== undefined);
+    if (r.revision !== undefined || showsRevision(r.kvs) || (r.results ?? []).some((x) => showsRevision(x.kvs))) exact = true;
+  }
+  return { exact, constants };
+}
+
+interface KeyValueRevisions {
+  modRevision?: number;
+  createRevision?: number;
 }
 
 interface PathNode {
@@ -244,6 +283,10 @@ export class LinearizationEngine {
   private readonly claims = new Map<number, number>();
   private steps = 0;
   private watermark = -Infinity;
+  /** Operations added and not yet settled or retired that may observe exact revisions (revisionView). */
+  private exactObservers = 0;
+  /** Constant -> how many such operations compare a mod or create revision against it. */
+  private readonly compareConstants = new Map<number, number>();
   /** The last node of the paths' common prefix handed over by takeSettledPrefix (walks stop there). */
   private handedOver: PathNode | null = null;
   violation: ViolationEvidence | undefined;
@@ -286,8 +329,10 @@ export class LinearizationEngine {
       revision: (op.response as { revision?: number } | undefined)?.revision,
       readOnly: role === 'linearize' && !isWriteRequest(op.request) && op.request.type !== 'leaseGrant' && op.request.type !== 'compact',
       symmetryKey: role === 'optional' ? JSON.stringify(op.request) : undefined,
+      revisions: revisionView(op),
     };
     this.entries.set(index, entry);
+    this.observe(entry, 1);
     const claimed = role === 'linearize' ? claimedRevision(op) : undefined;
     if (claimed !== undefined && this.options.mode === 'exclusive' && this.options.trackRevision) this.claims.set(claimed, index);
     this.queue.push(op.call, 0, index);
@@ -307,6 +352,7 @@ export class LinearizationEngine {
         else this.openOptionalOther.push(entry);
       } else {
         this.settle(entry);
+        this.observe(entry, -1);
         this.entries.delete(index);
         this.settled++;
         this.onSettled?.(index);
@@ -363,8 +409,39 @@ export class LinearizationEngine {
       const lin = c.lin.filter((op) => !gone.has(op));
       set.add(lin.length === c.lin.length ? c : { ...c, lin });
     }
+    for (const e of retired) this.observe(e, -1);
     for (const index of gone) this.entries.delete(index);
     this.frontier = set.values();
+  }
+
+  /** Counts (delta 1) or forgets (delta -1) what an operation not yet settled can observe of revisions. */
+  private observe(entry: OpEntry, delta: 1 | -1): void {
+    const { exact, constants } = entry.revisions;
+    if (exact) this.exactObservers += delta;
+    for (const c of constants) {
+      const count = (this.compareConstants.get(c) ?? 0) + delta;
+      if (count > 0) this.compareConstants.set(c, count);
+      else this.compareConstants.delete(c);
+    }
+  }
+
+  /**
+   * The floor above which revisions no longer matter (see the revision cap in the header), or undefined
+   * when revisions must stay exact: in shared mode, while an operation still to settle may observe an
+   * exact revision or a known write's claim is held, and while operations may still be added (the
+   * argument needs all of them: only advance(Infinity) guarantees that).
+   */
+  private revisionCap(): number | undefined {
+    const o = this.options;
+    if (this.watermark !== Infinity || o.mode !== 'exclusive' || !o.trackRevision || this.exactObservers > 0 || this.claims.size > 0) return undefined;
+    let floor = o.initialRevision;
+    for (const c of this.compareConstants.keys()) floor = Math.max(floor, c);
+    return floor;
+  }
+
+  private capped(c: Config, floor: number): Config {
+    const state = capRevisions(c.state, floor);
+    return state === c.state ? c : { ...c, state, stateHash: stateHash(state) };
   }
 
   private tick(): void {
@@ -436,7 +513,8 @@ export class LinearizationEngine {
     const limit = x.revision !== undefined && this.options.trackRevision && this.options.mode === 'exclusive' ? x.revision : Infinity;
     // Breadth-first, so that a configuration that linearized fewer optional operations is met before
     // the ones it dominates (depth-first would first walk every chain of timed-out writes).
-    const queue: Config[] = [...this.frontier];
+    const cap = this.revisionCap();
+    const queue: Config[] = cap === undefined ? [...this.frontier] : this.frontier.map((c) => this.capped(c, cap));
     try {
       for (let head = 0; head < queue.length; head++) {
         const c = this.saturate(queue[head]!);
@@ -464,7 +542,8 @@ export class LinearizationEngine {
           }
           if (this.quickReject(c.state, y)) continue;
           this.tick();
-          const next = step(c.state, y.request, y.response, this.options);
+          const stepped = step(c.state, y.request, y.response, this.options);
+          const next = stepped === null || cap === undefined ? stepped : capRevisions(stepped, cap);
           if (next === null || next.revision > limit || this.takesClaimedRevision(c.state, next, y.index)) continue;
           queue.push({
             state: next,

@@ -532,3 +532,24 @@ export function bumpsRevision(state: ModelState, request: EtcdRequest): boolean 
       return undefined;
   }
 }
+
+/**
+ * The state with every revision above `floor` collapsed (exclusive mode): the revision becomes `floor`,
+ * mod and create revisions above it `floor + 1`. When nothing still to come observes a revision except
+ * compares against constants at most `floor`, the collapsed state behaves exactly like the original
+ * (see the revision cap in linearize.ts). Returns the same object when nothing is above `floor`.
+ */
+export function capRevisions(s: ModelState, floor: number): ModelState {
+  if (s.revision <= floor) return s;
+  const top = floor + 1;
+  let keys: Map<string, KeyState> | undefined;
+  let contentHash = s.contentHash;
+  for (const [key, k] of s.keys) {
+    if (k.mod <= top && k.create <= top) continue;
+    const next = makeKey(key, { value: k.value, mod: Math.min(k.mod, top), create: Math.min(k.create, top), version: k.version, lease: k.lease });
+    keys ??= new Map(s.keys);
+    keys.set(key, next);
+    contentHash ^= k.hash ^ next.hash;
+  }
+  return { revision: floor, compact: s.compact, keys: keys ?? s.keys, leases: s.leases, contentHash };
+}
