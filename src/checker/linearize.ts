@@ -34,6 +34,23 @@
  * - Symmetry: identical unknown-outcome requests (after patch.ts gave every value nothing mentions
  *   the same placeholder) are interchangeable, so only the earliest-called available one is tried; a
  *   linearization using a later one can use the earlier one in its place.
+ * - Revision cap: when revisions are tracked only because compares test them (no response shows one,
+ *   as in histories recorded without revisions), each timed-out write shifts the global revision and the
+ *   mod revisions written after it, so every place it could have taken makes a state of its own and the
+ *   frontier grows with (places)^(timed-out writes) although no response can tell them apart. Once every
+ *   operation is known (advance(Infinity): nothing can be added any more), let F be the largest constant
+ *   a compare of an operation not yet settled or retired tests a mod or create revision against (or the
+ *   initial revision). If none of those operations can observe an exact revision (no response revision,
+ *   no mod/create revision in a response, no compact, no read at a revision, no claim held), a state S
+ *   with revision R > F is equivalent to cap(S): revision F, every mod/create revision above F replaced
+ *   by F + 1 (model.ts capRevisions). Proof: both answer every remaining compare alike (a compare with a
+ *   constant c <= F sees a value <= F unchanged, and a value above F, in both, as above c), every other
+ *   step ignores revision values, and a write from either gives its key a revision above F (R + 1 or
+ *   F + 1), so cap(step(S)) = cap(step(cap(S))) and the same sequences succeed from both; isDead agrees
+ *   too (it compares against the op's own constant, <= F). F only falls as operations settle, so capping
+ *   an already capped state again gives the same as capping the original. The linearization found is
+ *   replayed on exact states afterwards (check.ts), so the stale-read and watch checks see true
+ *   revisions; only the candidate states in a violation's evidence may show capped revisions.
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
