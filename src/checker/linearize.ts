@@ -50,7 +50,11 @@
  *   too (it compares against the op's own constant, <= F). F only falls as operations settle, so capping
  *   an already capped state again gives the same as capping the original. The linearization found is
  *   replayed on exact states afterwards (check.ts), so the stale-read and watch checks see true
- *   revisions; only the candidate states in a violation's evidence may show capped revisions.
+ *   revisions; only the candidate states in a violation's evidence may show capped revisions. The cap
+ *   is a fallback: it is turned on only when a settle searched with exact revisions would give up (the
+ *   settle is then searched again, capped, and so is every later one), so whatever the exact search
+ *   decides keeps its verdict and evidence, and the streaming check (stream.ts), which advances in
+ *   chunks and so rarely gets to cap, agrees with checkHistory on it.
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
@@ -304,6 +308,8 @@ export class LinearizationEngine {
   private exactObservers = 0;
   /** Constant -> how many such operations compare a mod or create revision against it. */
   private readonly compareConstants = new Map<number, number>();
+  /** Whether the revision cap is on (it is a fallback, see the header). */
+  private capping = false;
   /** The last node of the paths' common prefix handed over by takeSettledPrefix (walks stop there). */
   private handedOver: PathNode | null = null;
   violation: ViolationEvidence | undefined;
@@ -456,6 +462,17 @@ export class LinearizationEngine {
     return floor;
   }
 
+  /**
+   * Turns the revision cap on for this and every later settle, when it applies and the time budget is
+   * not spent (the settle is then searched again, capped). Once only: a capped search that still gives
+   * up is inconclusive.
+   */
+  private startCapping(): boolean {
+    if (this.capping || Date.now() > this.options.deadline || this.revisionCap() === undefined) return false;
+    this.capping = true;
+    return true;
+  }
+
   private capped(c: Config, floor: number): Config {
     const state = capRevisions(c.state, floor);
     return state === c.state ? c : { ...c, state, stateHash: stateHash(state) };
@@ -530,7 +547,7 @@ export class LinearizationEngine {
     const limit = x.revision !== undefined && this.options.trackRevision && this.options.mode === 'exclusive' ? x.revision : Infinity;
     // Breadth-first, so that a configuration that linearized fewer optional operations is met before
     // the ones it dominates (depth-first would first walk every chain of timed-out writes).
-    const cap = this.revisionCap();
+    const cap = this.capping ? this.revisionCap() : undefined;
     const queue: Config[] = cap === undefined ? [...this.frontier] : this.frontier.map((c) => this.capped(c, cap));
     try {
       for (let head = 0; head < queue.length; head++) {
@@ -577,10 +594,18 @@ export class LinearizationEngine {
       }
     } catch (error) {
       if (error instanceof InconclusiveError) {
+        if (this.startCapping()) {
+          this.settle(x);
+          return;
+        }
         this.inconclusive = error.message;
         return;
       }
       throw error;
+    }
+    if (results.size > this.options.maxFrontier && this.startCapping()) {
+      this.settle(x);
+      return;
     }
     this.open = this.open.filter((e) => e !== x);
     if (results.size === 0) {
