@@ -38,23 +38,26 @@
  *   as in histories recorded without revisions), each timed-out write shifts the global revision and the
  *   mod revisions written after it, so every place it could have taken makes a state of its own and the
  *   frontier grows with (places)^(timed-out writes) although no response can tell them apart. Once every
- *   operation is known (advance(Infinity): nothing can be added any more), let F be the largest constant
- *   a compare of an operation not yet settled or retired tests a mod or create revision against (or the
- *   initial revision). If none of those operations can observe an exact revision (no response revision,
- *   no mod/create revision in a response, no compact, no read at a revision, no claim held), a state S
- *   with revision R > F is equivalent to cap(S): revision F, every mod/create revision above F replaced
- *   by F + 1 (model.ts capRevisions). Proof: both answer every remaining compare alike (a compare with a
- *   constant c <= F sees a value <= F unchanged, and a value above F, in both, as above c), every other
- *   step ignores revision values, and a write from either gives its key a revision above F (R + 1 or
- *   F + 1), so cap(step(S)) = cap(step(cap(S))) and the same sequences succeed from both; isDead agrees
- *   too (it compares against the op's own constant, <= F). F only falls as operations settle, so capping
- *   an already capped state again gives the same as capping the original. The linearization found is
- *   replayed on exact states afterwards (check.ts), so the stale-read and watch checks see true
- *   revisions; only the candidate states in a violation's evidence may show capped revisions. The cap
- *   is a fallback: it is turned on only when a settle searched with exact revisions would give up (the
- *   settle is then searched again, capped, and so is every later one), so whatever the exact search
- *   decides keeps its verdict and evidence, and the streaming check (stream.ts), which advances in
- *   chunks and so rarely gets to cap, agrees with checkHistory on it.
+ *   operation is known (advance(Infinity): nothing can be added any more), let the levels be the
+ *   constants that compares of operations not yet settled or retired test a mod or create revision
+ *   against, and the initial revision. If none of those operations can observe an exact revision (no
+ *   response revision, no mod/create revision in a response, no compact, no read at a revision, no claim
+ *   held), a state S is equivalent to cap(S) (model.ts capRevisions): every mod/create revision replaced
+ *   by a fixed representative of its class (equal to a level; strictly between two consecutive levels;
+ *   below all; above all: top + 1), and the revision R by min(R, top), top the highest level. Proof: a
+ *   remaining compare tests a revision against a level, and every representative stands in the same
+ *   relation (=, !=, <, >) to every level as the value it replaces; every other step ignores revision
+ *   values; a write gives its key R + 1, exact while R < top in both, and above top from both when
+ *   R >= top; so cap(step(S)) = cap(step(cap(S))), the same sequences succeed from S and cap(S), and
+ *   isDead agrees too (it tests the revision and a key's against the op's own constant, a level).
+ *   Levels only go as operations settle, and capping with fewer levels a state capped with more gives
+ *   what capping the original would. The linearization found is replayed on exact states afterwards
+ *   (check.ts), so the stale-read and watch checks see true revisions; only the candidate states in a
+ *   violation's evidence may show capped revisions. The cap is a fallback: it is turned on only when a
+ *   settle searched with exact revisions would give up (the settle is then searched again, capped, and
+ *   so is every later one), so whatever the exact search decides keeps its verdict and evidence, and
+ *   the streaming check (stream.ts), which advances in chunks and so rarely gets to cap, agrees with
+ *   checkHistory on it.
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
@@ -454,12 +457,10 @@ export class LinearizationEngine {
    * exact revision or a known write's claim is held, and while operations may still be added (the
    * argument needs all of them: only advance(Infinity) guarantees that).
    */
-  private revisionCap(): number | undefined {
+  private revisionCap(): number[] | undefined {
     const o = this.options;
     if (this.watermark !== Infinity || o.mode !== 'exclusive' || !o.trackRevision || this.exactObservers > 0 || this.claims.size > 0) return undefined;
-    let floor = o.initialRevision;
-    for (const c of this.compareConstants.keys()) floor = Math.max(floor, c);
-    return floor;
+    return [...new Set([o.initialRevision, ...this.compareConstants.keys()])].sort((a, b) => a - b);
   }
 
   /**
@@ -473,8 +474,8 @@ export class LinearizationEngine {
     return true;
   }
 
-  private capped(c: Config, floor: number): Config {
-    const state = capRevisions(c.state, floor);
+  private capped(c: Config, levels: readonly number[]): Config {
+    const state = capRevisions(c.state, levels);
     return state === c.state ? c : { ...c, state, stateHash: stateHash(state) };
   }
 
