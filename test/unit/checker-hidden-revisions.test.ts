@@ -4,8 +4,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { checkHistory, LiveChecker, modelOptionsFor } from '../../src/checker/index.ts';
-import type { History } from '../../src/domain/index.ts';
+import { capRevisions, initialState, statesEqual, step, type ModelOptions, type ModelState } from '../../src/checker/model.ts';
+import type { EtcdRequest, History } from '../../src/domain/index.ts';
 import { corrupt } from '../helpers/random-histories.ts';
 
 /** Draws of the property generator (test/helpers/random-histories.ts) that went inconclusive. */
@@ -58,3 +60,40 @@ describe('histories with hidden revisions', () => {
     });
   }
 });
+
+/** Puts and deletes on three keys, as requests. */
+const writes = fc.array(
+  fc.record({ put: fc.boolean(), key: fc.constantFrom('/a', '/b', '/c'), value: fc.nat(3) }).map((w): EtcdRequest => (w.put ? { type: 'put', key: w.key, value: `v${w.value}` } : { type: 'delete', key: w.key })),
+  { maxLength: 30 },
+);
+const levelsArb = fc.uniqueArray(fc.integer({ min: 0, max: 35 }), { minLength: 1, maxLength: 6 }).map((l) => l.sort((a, b) => a - b));
+const exclusive: ModelOptions = { mode: 'exclusive', prefix: '', trackRevision: true, trackVersion: false };
+
+function apply(state: ModelState, requests: EtcdRequest[]): ModelState {
+  return requests.reduce((s, r) => step(s, r, undefined, exclusive)!, state);
+}
+
+describe('capRevisions (the lemma behind the revision cap)', () => {
+  test('keeps how every mod/create revision compares with every level, and commutes with writes', () => {
+    fc.assert(
+      fc.property(writes, writes, levelsArb, (before, after, levels) => {
+        const state = apply(initialState(exclusive, 1), before);
+        const capped = capRevisions(state, levels);
+        const top = levels[levels.length - 1]!;
+        assert.equal(capped.revision, Math.min(state.revision, top));
+        for (const [key, k] of state.keys) {
+          const c = capped.keys.get(key)!;
+          assert.equal(c.value, k.value);
+          for (const level of levels) {
+            assert.equal(Math.sign(c.mod - level), Math.sign(k.mod - level), `${key} mod ${k.mod} -> ${c.mod}, level ${level}`);
+            assert.equal(Math.sign(c.create - level), Math.sign(k.create - level), `${key} create ${k.create} -> ${c.create}, level ${level}`);
+          }
+        }
+        // cap(step(S)) = cap(step(cap(S))), for any writes that follow.
+        assert.ok(statesEqual(capRevisions(apply(state, after), levels), capRevisions(apply(capped, after), levels)));
+      }),
+      { numRuns: 300, seed: 20_261_125 },
+    );
+  });
+});
+
