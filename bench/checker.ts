@@ -19,6 +19,11 @@
  * --unknown-write-rate X (fraction of writes with an unknown outcome in the large and live histories,
  * default 0.005).
  * --offline-ops LIST (comma-separated sizes, 0 skips), --offline-reps N.
+ * 5. seed sweep (--sweep-seeds N, default 0 = skipped; --sweep-seed S, default 20261125, the property
+ *    tests' seed): N draws of the property tests' history generator (test/helpers/random-histories.ts,
+ *    the same draws as the first property of checker-properties.test.ts with FC_SEED=S and numRuns N),
+ *    each checked offline: how many are linearizable, violations or inconclusive (by construction all
+ *    should be linearizable), and the median and max time of one check.
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -33,6 +38,8 @@ import { createEtcdSimulation, etcdMeta, generateEtcdHistory, generateRegisterHi
 import { buildPorcupine, goVersion, porcupineVersion, runPorcupine } from './porcupine.ts';
 import type { PorcupineResult } from './porcupine.ts';
 import { intOption } from './options.ts';
+import fc from 'fast-check';
+import { buildHistory, shapeArbitrary } from '../test/helpers/random-histories.ts';
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 const corpusDir = path.join(benchDir, '.corpus');
@@ -56,6 +63,8 @@ const { values: args } = parseArgs({
     'unknown-write-rate': { type: 'string' },
     'offline-ops': { type: 'string' },
     'offline-reps': { type: 'string' },
+    'sweep-seeds': { type: 'string' },
+    'sweep-seed': { type: 'string' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
     'live-child': { type: 'boolean' },
   },
@@ -74,6 +83,8 @@ const offlineOps = (args['offline-ops'] ?? '2000000,10000000')
   .map((x) => intOption(x.trim(), 0, 'offline-ops'))
   .filter((n) => n > 0);
 const offlineReps = Math.max(1, intOption(args['offline-reps'], 3, 'offline-reps'));
+const sweepSeeds = intOption(args['sweep-seeds'], 0, 'sweep-seeds');
+const sweepSeed = intOption(args['sweep-seed'], 20_261_125, 'sweep-seed');
 if (!(unknownWriteRate >= 0 && unknownWriteRate <= 1)) throw new Error(`--unknown-write-rate must be in [0, 1], got ${args['unknown-write-rate']}`);
 
 // ---------------------------------------------------------------------------------------------------
@@ -540,6 +551,50 @@ async function offline(): Promise<Record<string, unknown>[]> {
   return rows;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// 5. seed sweep: the property tests' generator, many draws
+
+interface SweepCase {
+  draw: number;
+  verdict: Verdict;
+  why: string | undefined;
+  operations: number;
+  unknown: number;
+}
+
+/** Checks sweepSeeds draws of the property generator (fc.check draws them as the property test does). */
+function seedSweep(): Record<string, unknown> {
+  const counts: Record<Verdict, number> = { linearizable: 0, violation: 0, inconclusive: 0 };
+  const timesMs: number[] = [];
+  const surprises: SweepCase[] = [];
+  let draw = 0;
+  log(`sweep: ${sweepSeeds} draws of the property generator, seed ${sweepSeed}`);
+  fc.check(
+    fc.property(shapeArbitrary, (shape) => {
+      const { history } = buildHistory(shape);
+      const t0 = performance.now();
+      const report = checkHistory(history, { timeoutMs });
+      timesMs.push(performance.now() - t0);
+      counts[report.verdict]++;
+      if (report.verdict !== 'linearizable') {
+        const unknown = history.operations.filter((op) => op.return === null).length;
+        surprises.push({ draw, verdict: report.verdict, why: why(report), operations: history.operations.length, unknown });
+      }
+      draw++;
+      return true;
+    }),
+    { numRuns: sweepSeeds, seed: sweepSeed },
+  );
+  return {
+    draws: draw,
+    seed: sweepSeed,
+    counts,
+    medianCheckMs: median(timesMs),
+    maxCheckMs: Math.max(...timesMs),
+    surprises,
+  };
+}
+
 async function main(): Promise<void> {
   if (args['live-child']) {
     process.stdout.write(`${JSON.stringify({ result: live() })}\n`);
@@ -574,6 +629,9 @@ async function main(): Promise<void> {
   save();
   const files = offlineOps.length > 0 ? await offline() : [];
   results['offline'] = files;
+  save();
+  const sweep = sweepSeeds > 0 ? seedSweep() : undefined;
+  results['sweep'] = sweep;
   save();
 
   const rows: string[][] = [['', 'ours', 'porcupine', 'porcupine/ours']];
@@ -636,7 +694,19 @@ async function main(): Promise<void> {
       f.runs[0]?.stdout.split('\t')[1] ?? '',
     ]);
   }
+  if (sweep) rows.push(...sweepRows(sweep));
   process.stdout.write(`${table(rows)}\n\nresults: ${path.relative(process.cwd(), out)}\n`);
+}
+
+/** The sweep's lines of the summary table. */
+function sweepRows(sweep: Record<string, unknown>): string[][] {
+  const w = sweep as { draws: number; seed: number; counts: Record<Verdict, number>; medianCheckMs: number; maxCheckMs: number; surprises: SweepCase[] };
+  const rows = [
+    [`sweep: ${w.draws} draws, seed ${w.seed}`, `${w.counts.linearizable} linearizable`, `${w.counts.violation} violation, ${w.counts.inconclusive} inconclusive`, ''],
+    ['sweep: check time, median / max', `${w.medianCheckMs.toFixed(3)} ms`, `${w.maxCheckMs.toFixed(0)} ms`, ''],
+  ];
+  for (const c of w.surprises) rows.push([`  ${c.verdict} draw ${c.draw} (${c.operations} ops, ${c.unknown} unknown)`, c.why ?? '', '', '']);
+  return rows;
 }
 
 await main();

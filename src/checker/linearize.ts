@@ -34,6 +34,30 @@
  * - Symmetry: identical unknown-outcome requests (after patch.ts gave every value nothing mentions
  *   the same placeholder) are interchangeable, so only the earliest-called available one is tried; a
  *   linearization using a later one can use the earlier one in its place.
+ * - Revision cap: when revisions are tracked only because compares test them (no response shows one,
+ *   as in histories recorded without revisions), each timed-out write shifts the global revision and the
+ *   mod revisions written after it, so every place it could have taken makes a state of its own and the
+ *   frontier grows with (places)^(timed-out writes) although no response can tell them apart. Once every
+ *   operation is known (advance(Infinity): nothing can be added any more), let the levels be the
+ *   constants that compares of operations not yet settled or retired test a mod or create revision
+ *   against, and the initial revision. If none of those operations can observe an exact revision (no
+ *   response revision, no mod/create revision in a response, no compact, no read at a revision, no claim
+ *   held), a state S is equivalent to cap(S) (model.ts capRevisions): every mod/create revision replaced
+ *   by a fixed representative of its class (equal to a level; strictly between two consecutive levels;
+ *   below all; above all: top + 1), and the revision R by min(R, top), top the highest level. Proof: a
+ *   remaining compare tests a revision against a level, and every representative stands in the same
+ *   relation (=, !=, <, >) to every level as the value it replaces; every other step ignores revision
+ *   values; a write gives its key R + 1, exact while R < top in both, and above top from both when
+ *   R >= top; so cap(step(S)) = cap(step(cap(S))), the same sequences succeed from S and cap(S), and
+ *   isDead agrees too (it tests the revision and a key's against the op's own constant, a level).
+ *   Levels only go as operations settle, and capping with fewer levels a state capped with more gives
+ *   what capping the original would. The linearization found is replayed on exact states afterwards
+ *   (check.ts), so the stale-read and watch checks see true revisions; only the candidate states in a
+ *   violation's evidence may show capped revisions. The cap is a fallback: it is turned on only when a
+ *   settle searched with exact revisions would give up (the settle is then searched again, capped, and
+ *   so is every later one), so whatever the exact search decides keeps its verdict and evidence, and
+ *   the streaming check (stream.ts), which advances in chunks and so rarely gets to cap, agrees with
+ *   checkHistory on it.
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
@@ -45,7 +69,7 @@
  */
 import { isErrorResponse, isStaleRead, isWriteRequest, type EtcdRequest, type EtcdResponse, type Operation } from '../domain/index.ts';
 import { combine, mix32 } from './hash.ts';
-import { bumpsRevision, initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
+import { bumpsRevision, capRevisions, initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
 import type { StateSummary, ViolationEvidence } from './result.ts';
 
 export interface EngineOptions extends ModelOptions {
@@ -110,6 +134,45 @@ interface OpEntry {
   readOnly: boolean;
   /** Unknown-outcome operations with equal keys make identical requests (see symmetry, above). */
   symmetryKey: string | undefined;
+  /** How the operation can observe revisions (see the revision cap, above). */
+  revisions: RevisionView;
+}
+
+/**
+ * What an operation can tell about revisions: `exact` if its response shows one (a header revision, a
+ * key's mod or create revision) or its request names one (compact, a read at a revision); otherwise only
+ * the constants its compares test mod or create revisions against.
+ */
+export interface RevisionView {
+  exact: boolean;
+  constants: number[];
+}
+
+function revisionView(op: Operation): RevisionView {
+  const { request, response } = op;
+  const constants: number[] = [];
+  let exact = request.type === 'compact';
+  const rangeAtRevision = (r: EtcdRequest | { type: string; revision?: number }): boolean => r.type === 'range' && (r.revision ?? 0) > 0;
+  if (rangeAtRevision(request)) exact = true;
+  if (request.type === 'txn') {
+    for (const c of request.compare) {
+      if (c.target !== 'mod' && c.target !== 'create') continue;
+      if (typeof c.value === 'number') constants.push(c.value);
+      else exact = true;
+    }
+    if ([...request.success, ...request.failure].some(rangeAtRevision)) exact = true;
+  }
+  if (response !== undefined && op.return !== null) {
+    const r = response as { revision?: number; kvs?: KeyValueRevisions[]; results?: { kvs?: KeyValueRevisions[] }[] };
+    const showsRevision = (kvs: KeyValueRevisions[] | undefined): boolean => (kvs ?? []).some((kv) => kv.modRevision !== undefined || kv.createRevision !== undefined);
+    if (r.revision !== undefined || showsRevision(r.kvs) || (r.results ?? []).some((x) => showsRevision(x.kvs))) exact = true;
+  }
+  return { exact, constants };
+}
+
+interface KeyValueRevisions {
+  modRevision?: number;
+  createRevision?: number;
 }
 
 interface PathNode {
@@ -246,6 +309,12 @@ export class LinearizationEngine {
   private readonly claims = new Map<number, number>();
   private steps = 0;
   private watermark = -Infinity;
+  /** Operations added and not yet settled or retired that may observe exact revisions (revisionView). */
+  private exactObservers = 0;
+  /** Constant -> how many such operations compare a mod or create revision against it. */
+  private readonly compareConstants = new Map<number, number>();
+  /** Whether the revision cap is on (it is a fallback, see the header). */
+  private capping = false;
   /** The last node of the paths' common prefix handed over by takeSettledPrefix (walks stop there). */
   private handedOver: PathNode | null = null;
   violation: ViolationEvidence | undefined;
@@ -288,8 +357,10 @@ export class LinearizationEngine {
       revision: (op.response as { revision?: number } | undefined)?.revision,
       readOnly: role === 'linearize' && !isWriteRequest(op.request) && op.request.type !== 'leaseGrant' && op.request.type !== 'compact',
       symmetryKey: role === 'optional' ? JSON.stringify(op.request) : undefined,
+      revisions: revisionView(op),
     };
     this.entries.set(index, entry);
+    this.observe(entry, 1);
     const claimed = role === 'linearize' ? claimedRevision(op) : undefined;
     if (claimed !== undefined && this.options.mode === 'exclusive' && this.options.trackRevision) this.claims.set(claimed, index);
     this.queue.push(op.call, 0, index);
@@ -309,6 +380,7 @@ export class LinearizationEngine {
         else this.openOptionalOther.push(entry);
       } else {
         this.settle(entry);
+        this.observe(entry, -1);
         this.entries.delete(index);
         this.settled++;
         this.onSettled?.(index);
@@ -365,8 +437,48 @@ export class LinearizationEngine {
       const lin = c.lin.filter((op) => !gone.has(op));
       set.add(lin.length === c.lin.length ? c : { ...c, lin });
     }
+    for (const e of retired) this.observe(e, -1);
     for (const index of gone) this.entries.delete(index);
     this.frontier = set.values();
+  }
+
+  /** Counts (delta 1) or forgets (delta -1) what an operation not yet settled can observe of revisions. */
+  private observe(entry: OpEntry, delta: 1 | -1): void {
+    const { exact, constants } = entry.revisions;
+    if (exact) this.exactObservers += delta;
+    for (const c of constants) {
+      const count = (this.compareConstants.get(c) ?? 0) + delta;
+      if (count > 0) this.compareConstants.set(c, count);
+      else this.compareConstants.delete(c);
+    }
+  }
+
+  /**
+   * The floor above which revisions no longer matter (see the revision cap in the header), or undefined
+   * when revisions must stay exact: in shared mode, while an operation still to settle may observe an
+   * exact revision or a known write's claim is held, and while operations may still be added (the
+   * argument needs all of them: only advance(Infinity) guarantees that).
+   */
+  private revisionCap(): number[] | undefined {
+    const o = this.options;
+    if (this.watermark !== Infinity || o.mode !== 'exclusive' || !o.trackRevision || this.exactObservers > 0 || this.claims.size > 0) return undefined;
+    return [...new Set([o.initialRevision, ...this.compareConstants.keys()])].sort((a, b) => a - b);
+  }
+
+  /**
+   * Turns the revision cap on for this and every later settle, when it applies and the time budget is
+   * not spent (the settle is then searched again, capped). Once only: a capped search that still gives
+   * up is inconclusive.
+   */
+  private startCapping(): boolean {
+    if (this.capping || Date.now() > this.options.deadline || this.revisionCap() === undefined) return false;
+    this.capping = true;
+    return true;
+  }
+
+  private capped(c: Config, levels: readonly number[]): Config {
+    const state = capRevisions(c.state, levels);
+    return state === c.state ? c : { ...c, state, stateHash: stateHash(state) };
   }
 
   private tick(): void {
@@ -438,7 +550,8 @@ export class LinearizationEngine {
     const limit = x.revision !== undefined && this.options.trackRevision && this.options.mode === 'exclusive' ? x.revision : Infinity;
     // Breadth-first, so that a configuration that linearized fewer optional operations is met before
     // the ones it dominates (depth-first would first walk every chain of timed-out writes).
-    const queue: Config[] = [...this.frontier];
+    const cap = this.capping ? this.revisionCap() : undefined;
+    const queue: Config[] = cap === undefined ? [...this.frontier] : this.frontier.map((c) => this.capped(c, cap));
     try {
       for (let head = 0; head < queue.length; head++) {
         const c = this.saturate(queue[head]!);
@@ -466,7 +579,8 @@ export class LinearizationEngine {
           }
           if (this.quickReject(c.state, y)) continue;
           this.tick();
-          const next = step(c.state, y.request, y.response, this.options);
+          const stepped = step(c.state, y.request, y.response, this.options);
+          const next = stepped === null || cap === undefined ? stepped : capRevisions(stepped, cap);
           if (next === null || next.revision > limit || this.takesClaimedRevision(c.state, next, y.index)) continue;
           queue.push({
             state: next,
@@ -483,10 +597,18 @@ export class LinearizationEngine {
       }
     } catch (error) {
       if (error instanceof InconclusiveError) {
+        if (this.startCapping()) {
+          this.settle(x);
+          return;
+        }
         this.inconclusive = error.message;
         return;
       }
       throw error;
+    }
+    if (results.size > this.options.maxFrontier && this.startCapping()) {
+      this.settle(x);
+      return;
     }
     this.open = this.open.filter((e) => e !== x);
     if (results.size === 0) {

@@ -532,3 +532,43 @@ export function bumpsRevision(state: ModelState, request: EtcdRequest): boolean 
       return undefined;
   }
 }
+
+/**
+ * The state with its revisions reduced to what compares against `levels` (sorted ascending, not empty)
+ * can tell apart (exclusive mode): a mod or create revision equal to a level stays, one between two
+ * levels becomes the lowest value between them, one below every level the level below the first, one
+ * above every level the last level + 1; the revision stays exact up to the last level and becomes the
+ * last level above it. When nothing still to come observes a revision except such compares, the reduced
+ * state behaves exactly like the original (see the revision cap in linearize.ts). Returns the same
+ * object when nothing changes.
+ */
+export function capRevisions(s: ModelState, levels: readonly number[]): ModelState {
+  const top = levels[levels.length - 1]!;
+  const reduce = (v: number): number => {
+    if (v > top) return top + 1;
+    let lo = 0;
+    let hi = levels.length; // the first level above v
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (levels[mid]! <= v) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === 0) return levels[0]! - 1;
+    const below = levels[lo - 1]!;
+    return below === v ? v : below + 1;
+  };
+  let keys: Map<string, KeyState> | undefined;
+  let contentHash = s.contentHash;
+  for (const [key, k] of s.keys) {
+    const mod = reduce(k.mod);
+    const create = reduce(k.create);
+    if (mod === k.mod && create === k.create) continue;
+    const next = makeKey(key, { value: k.value, mod, create, version: k.version, lease: k.lease });
+    keys ??= new Map(s.keys);
+    keys.set(key, next);
+    contentHash ^= k.hash ^ next.hash;
+  }
+  const revision = Math.min(s.revision, top);
+  if (keys === undefined && revision === s.revision) return s;
+  return { revision, compact: s.compact, keys: keys ?? s.keys, leases: s.leases, contentHash };
+}
