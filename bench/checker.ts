@@ -19,6 +19,8 @@
  * --unknown-write-rate X (fraction of writes with an unknown outcome in the large and live histories,
  * default 0.005).
  * --offline-ops LIST (comma-separated sizes, 0 skips), --offline-reps N.
+ * 5. replay: the recorded faulted histories of bench/histories/ through LiveChecker at full speed
+ *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300).
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -33,6 +35,7 @@ import { createEtcdSimulation, etcdMeta, generateEtcdHistory, generateRegisterHi
 import { buildPorcupine, goVersion, porcupineVersion, runPorcupine } from './porcupine.ts';
 import type { PorcupineResult } from './porcupine.ts';
 import { intOption } from './options.ts';
+import { replayRows, runReplayBench } from './replay.ts';
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 const corpusDir = path.join(benchDir, '.corpus');
@@ -56,6 +59,8 @@ const { values: args } = parseArgs({
     'unknown-write-rate': { type: 'string' },
     'offline-ops': { type: 'string' },
     'offline-reps': { type: 'string' },
+    'replay-reps': { type: 'string' },
+    'replay-budget-s': { type: 'string' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
     'live-child': { type: 'boolean' },
   },
@@ -74,6 +79,8 @@ const offlineOps = (args['offline-ops'] ?? '2000000,10000000')
   .map((x) => intOption(x.trim(), 0, 'offline-ops'))
   .filter((n) => n > 0);
 const offlineReps = Math.max(1, intOption(args['offline-reps'], 3, 'offline-reps'));
+const replayReps = intOption(args['replay-reps'], 5, 'replay-reps');
+const replayBudgetS = Math.max(1, intOption(args['replay-budget-s'], 300, 'replay-budget-s'));
 if (!(unknownWriteRate >= 0 && unknownWriteRate <= 1)) throw new Error(`--unknown-write-rate must be in [0, 1], got ${args['unknown-write-rate']}`);
 
 // ---------------------------------------------------------------------------------------------------
@@ -575,6 +582,9 @@ async function main(): Promise<void> {
   const files = offlineOps.length > 0 ? await offline() : [];
   results['offline'] = files;
   save();
+  const replay = replayReps > 0 ? runReplayBench(replayReps, replayBudgetS, log) : undefined;
+  results['replay'] = replay;
+  save();
 
   const rows: string[][] = [['', 'ours', 'porcupine', 'porcupine/ours']];
   if (small) {
@@ -636,6 +646,7 @@ async function main(): Promise<void> {
       f.runs[0]?.stdout.split('\t')[1] ?? '',
     ]);
   }
+  if (replay) rows.push(...replayRows(replay));
   process.stdout.write(`${table(rows)}\n\nresults: ${path.relative(process.cwd(), out)}\n`);
 }
 
