@@ -20,7 +20,8 @@
  * default 0.005).
  * --offline-ops LIST (comma-separated sizes, 0 skips), --offline-reps N.
  * 5. replay: the recorded faulted histories of bench/histories/ through LiveChecker at full speed
- *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300).
+ *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300),
+ *    --replay-undecided (also those of bench/histories/undecided/).
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -61,6 +62,7 @@ const { values: args } = parseArgs({
     'offline-reps': { type: 'string' },
     'replay-reps': { type: 'string' },
     'replay-budget-s': { type: 'string' },
+    'replay-undecided': { type: 'boolean' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
     'live-child': { type: 'boolean' },
   },
@@ -582,7 +584,7 @@ async function main(): Promise<void> {
   const files = offlineOps.length > 0 ? await offline() : [];
   results['offline'] = files;
   save();
-  const replay = replayReps > 0 ? runReplayBench(replayReps, replayBudgetS, log) : undefined;
+  const replay = replayReps > 0 ? runReplayBench(replayReps, replayBudgetS, log, args['replay-undecided'] === true) : undefined;
   results['replay'] = replay;
   save();
 

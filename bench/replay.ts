@@ -30,6 +30,8 @@ import type { History, Operation, WatchRequest, WatchResponse } from '../src/dom
 import { intOption } from './options.ts';
 
 export const historiesDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'histories');
+/** Histories the offline check has not decided on main (see histories/README.md): replayed only on request. */
+export const undecidedDir = path.join(historiesDir, 'undecided');
 
 /**
  * The resolve window the recording runs used: the engine's max(5 s, longest fault + 5 s), and every
@@ -62,16 +64,18 @@ export interface PreparedReplay {
   watchResponses: number;
 }
 
-/** The recorded histories: every *.jsonl.gz in bench/histories, by name. */
+/** The recorded histories: every *.jsonl.gz in `dir` (default bench/histories), by name. */
 export function recordedHistoryFiles(dir = historiesDir): { name: string; file: string }[] {
   return readdirSync(dir)
     .filter((n) => n.endsWith('.jsonl.gz'))
-    .sort()
-    .map((n) => ({ name: n.slice(0, -'.jsonl.gz'.length), file: path.join(dir, n) }));
+    .map((n) => ({ name: n.slice(0, -'.jsonl.gz'.length), file: path.join(dir, n) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
+/** A history file's text; gunzipped when its name ends in .gz. */
 export function readRecordedHistory(file: string): string {
-  return gunzipSync(readFileSync(file)).toString('utf8');
+  const data = readFileSync(file);
+  return (file.endsWith('.gz') ? gunzipSync(data) : data).toString('utf8');
 }
 
 /** The fields of a line the replay order needs beyond what the parser returns. */
@@ -256,10 +260,11 @@ function lastProgress(stderr: string): { operations: number; seconds: number } |
  * Replays every recorded history `reps` times, each in a child process of its own (its memory is its
  * own, and one the checker cannot get through is killed after `budgetSeconds`, reported unfinished).
  */
-export function runReplayBench(reps: number, budgetSeconds: number, log: (message: string) => void = () => {}): ReplaySummary {
+export function runReplayBench(reps: number, budgetSeconds: number, log: (message: string) => void = () => {}, withUndecided = false): ReplaySummary {
   const histories: ReplayResult[] = [];
-  for (const { name } of recordedHistoryFiles()) {
-    const child = spawnSync(process.execPath, [...process.execArgv, scriptPath, '--history', name, '--reps', String(reps)], {
+  const files = [...recordedHistoryFiles(), ...(withUndecided ? recordedHistoryFiles(undecidedDir).map((h) => ({ ...h, name: `undecided/${h.name}` })) : [])];
+  for (const { name, file } of files) {
+    const child = spawnSync(process.execPath, [...process.execArgv, scriptPath, '--file', file, '--reps', String(reps)], {
       encoding: 'utf8',
       maxBuffer: 1 << 26,
       timeout: budgetSeconds * 1000,
@@ -267,14 +272,14 @@ export function runReplayBench(reps: number, budgetSeconds: number, log: (messag
     });
     const line = child.stdout.split('\n').find((l) => l.startsWith('{'));
     let result: ReplayResult;
-    if (child.status === 0 && line !== undefined) result = JSON.parse(line) as ReplayResult;
+    if (child.status === 0 && line !== undefined) result = { ...(JSON.parse(line) as ReplayResult), name };
     else {
       const progress = lastProgress(child.stderr);
       const why = child.error?.message ?? (child.signal ? `killed by ${child.signal}` : `exit status ${String(child.status)}: ${child.stderr.slice(-500)}`);
       log(`replay ${name}: did not finish within ${budgetSeconds} s (${why})`);
       result = {
         name,
-        mode: name.startsWith('shared') ? 'shared' : 'exclusive',
+        mode: path.basename(name).startsWith('shared') ? 'shared' : 'exclusive',
         operations: NaN,
         watchResponses: NaN,
         reps,
@@ -291,7 +296,8 @@ export function runReplayBench(reps: number, budgetSeconds: number, log: (messag
       log(`replay ${name}: ${result.operations} ops, ${Math.round(result.opsPerSecond)} ops/s, lag p99 ${result.lagP99Ms?.toFixed(2)} ms, ${result.verdicts.join(',')}`);
     }
   }
-  const perOp = (mode: string): number[] => histories.filter((h) => h.mode === mode && Number.isFinite(h.microsecondsPerOperation)).map((h) => h.microsecondsPerOperation);
+  // Over the histories replayed to the end: an unfinished one has no time per operation to compare.
+  const perOp = (mode: string): number[] => histories.filter((h) => h.mode === mode && h.finished).map((h) => h.microsecondsPerOperation);
   const exclusive = perOp('exclusive');
   const shared = perOp('shared');
   const sharedOverExclusive = exclusive.length > 0 && shared.length > 0 ? median(shared) / median(exclusive) : undefined;
@@ -323,10 +329,16 @@ export function replayRows(summary: ReplaySummary): string[][] {
 
 const scriptPath = new URL(import.meta.url).pathname;
 
-/** The child: `node bench/replay.ts --history NAME --reps N` prints one ReplayResult as JSON. */
+/**
+ * The child: `node bench/replay.ts --history NAME --reps N` prints one ReplayResult as JSON. `--file PATH`
+ * replays any history file instead (gzipped or not), e.g. one of bench/histories/undecided/.
+ */
 function childMain(): void {
-  const { values } = parseArgs({ options: { history: { type: 'string' }, reps: { type: 'string' } } });
-  const entry = recordedHistoryFiles().find((h) => h.name === values.history);
+  const { values } = parseArgs({ options: { history: { type: 'string' }, file: { type: 'string' }, reps: { type: 'string' } } });
+  const entry =
+    values.file !== undefined
+      ? { name: path.basename(values.file).replace(/\.jsonl(\.gz)?$/, ''), file: values.file }
+      : recordedHistoryFiles().find((h) => h.name === values.history);
   if (entry === undefined) throw new Error(`no recorded history named ${String(values.history)} in ${historiesDir}`);
   const reps = Math.max(1, intOption(values.reps, 5, 'reps'));
   const result = replayHistory(entry.name, entry.file, reps, (operations, seconds) => process.stderr.write(`progress ${operations} ${seconds}\n`));

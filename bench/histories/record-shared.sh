@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Records the "shared" history: the run in shared mode and a foreign writer outside its prefix, together.
-#   bash bench/histories/record-shared.sh REPORT_DIR [MANIFEST (default: manifests/shared.yaml)]
+# Records a shared-mode history: the run in shared mode and a foreign writer outside its prefix, together.
+#   bash bench/histories/record-shared.sh REPORT_DIR [MANIFEST (default: manifests/shared-quiet.yaml)]
 set -euo pipefail
 report=${1:?usage: record-shared.sh REPORT_DIR [MANIFEST]}
-manifest=${2:-bench/histories/manifests/shared.yaml}
+manifest=${2:-bench/histories/manifests/shared-quiet.yaml}
 out="$report.out"
 rm -f "$out"
 node src/cli.ts run --local "$manifest" --report "$report" --progress-interval 5s >"$out" 2>&1 &
