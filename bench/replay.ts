@@ -304,7 +304,7 @@ export function runReplayBench(reps: number, budgetSeconds: number, log: (messag
   return { histories, sharedOverExclusive };
 }
 
-/** Table rows (label, rate, lag, verdict) for bench/checker.ts's summary. */
+/** Table rows for bench/checker.ts's summary: a header of their own (label, rate, lag, verdict), then one per history. */
 export function replayRows(summary: ReplaySummary): string[][] {
   const rows = summary.histories.map((h) => {
     if (!h.finished) {
@@ -323,6 +323,7 @@ export function replayRows(summary: ReplaySummary): string[][] {
       h.inconclusiveReason === undefined ? verdicts : `${verdicts} (${h.inconclusiveReason})`,
     ];
   });
+  rows.unshift(['replay (recorded histories)', 'ops/s', 'lag p99, time per op', 'verdict']);
   if (summary.sharedOverExclusive !== undefined) rows.push(['replay: shared / exclusive time per op (medians)', `${summary.sharedOverExclusive.toFixed(2)}x`, '', '']);
   return rows;
 }
