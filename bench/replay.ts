@@ -207,8 +207,9 @@ export interface ReplayResult {
   /** The verdict of every repetition, in order (they should all agree). */
   verdicts: Verdict[];
   inconclusiveReason?: string;
-  /** When not finished: the operations pushed before the budget ran out. */
+  /** When not finished: the operations pushed by the last progress report, and the budget it was killed at. */
   operationsDone?: number;
+  budgetSeconds?: number;
 }
 
 export interface ReplaySummary {
@@ -289,6 +290,7 @@ export function runReplayBench(reps: number, budgetSeconds: number, log: (messag
         microsecondsPerOperation: progress === undefined ? NaN : (progress.seconds * 1e6) / progress.operations,
         verdicts: [],
         operationsDone: progress?.operations ?? 0,
+        budgetSeconds,
       };
     }
     histories.push(result);
@@ -311,7 +313,7 @@ export function replayRows(summary: ReplaySummary): string[][] {
       return [
         `replay ${h.name} (${h.mode}): NOT FINISHED in the budget`,
         `${Math.round(h.opsPerSecond).toLocaleString('en')} ops/s`,
-        `${(h.operationsDone ?? 0).toLocaleString('en')} ops pushed in ${h.medianSeconds.toFixed(1)} s`,
+        `last progress: ${(h.operationsDone ?? 0).toLocaleString('en')} ops in ${h.medianSeconds.toFixed(1)} s (killed at ${h.budgetSeconds ?? '?'} s)`,
         '-',
       ];
     }
