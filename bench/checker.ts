@@ -24,6 +24,9 @@
  *    the same draws as the first property of checker-properties.test.ts with FC_SEED=S and numRuns N),
  *    each checked offline: how many are linearizable, violations or inconclusive (by construction all
  *    should be linearizable), and the median and max time of one check.
+ * 6. replay: the recorded faulted histories of bench/histories/ through LiveChecker at full speed
+ *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300),
+ *    --replay-undecided (also those of bench/histories/undecided/).
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -40,6 +43,7 @@ import type { PorcupineResult } from './porcupine.ts';
 import { intOption } from './options.ts';
 import fc from 'fast-check';
 import { buildHistory, shapeArbitrary } from '../test/helpers/random-histories.ts';
+import { replayRows, runReplayBench } from './replay.ts';
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 const corpusDir = path.join(benchDir, '.corpus');
@@ -65,6 +69,9 @@ const { values: args } = parseArgs({
     'offline-reps': { type: 'string' },
     'sweep-seeds': { type: 'string' },
     'sweep-seed': { type: 'string' },
+    'replay-reps': { type: 'string' },
+    'replay-budget-s': { type: 'string' },
+    'replay-undecided': { type: 'boolean' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
     'live-child': { type: 'boolean' },
   },
@@ -85,6 +92,8 @@ const offlineOps = (args['offline-ops'] ?? '2000000,10000000')
 const offlineReps = Math.max(1, intOption(args['offline-reps'], 3, 'offline-reps'));
 const sweepSeeds = intOption(args['sweep-seeds'], 0, 'sweep-seeds');
 const sweepSeed = intOption(args['sweep-seed'], 20_261_125, 'sweep-seed');
+const replayReps = intOption(args['replay-reps'], 5, 'replay-reps');
+const replayBudgetS = Math.max(1, intOption(args['replay-budget-s'], 300, 'replay-budget-s'));
 if (!(unknownWriteRate >= 0 && unknownWriteRate <= 1)) throw new Error(`--unknown-write-rate must be in [0, 1], got ${args['unknown-write-rate']}`);
 
 // ---------------------------------------------------------------------------------------------------
@@ -632,6 +641,8 @@ async function main(): Promise<void> {
   save();
   const sweep = sweepSeeds > 0 ? seedSweep() : undefined;
   results['sweep'] = sweep;
+  const replay = replayReps > 0 ? runReplayBench(replayReps, replayBudgetS, log, args['replay-undecided'] === true) : undefined;
+  results['replay'] = replay;
   save();
 
   const rows: string[][] = [['', 'ours', 'porcupine', 'porcupine/ours']];
@@ -695,6 +706,7 @@ async function main(): Promise<void> {
     ]);
   }
   if (sweep) rows.push(...sweepRows(sweep));
+  if (replay) rows.push(...replayRows(replay));
   process.stdout.write(`${table(rows)}\n\nresults: ${path.relative(process.cwd(), out)}\n`);
 }
 

@@ -9,6 +9,7 @@
  *
  *   node bench/two-node-failover.ts                     # at least 20 failovers (about 9 minutes)
  *   node bench/two-node-failover.ts --failovers 5 --seed 7 --witness http
+ *   node bench/two-node-failover.ts --failovers 3 --keep   # keeps the operator's folders, history included
  *
  * Results go to bench/.results/two-node-failover-<date>.json.
  */
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '2026' },
     grace: { type: 'string', default: '3s' },
     witness: { type: 'string', default: 'lease' },
+    keep: { type: 'boolean', default: false },
   },
 });
 const wanted = Number(values.failovers);
@@ -154,7 +156,9 @@ async function main(): Promise<number> {
     await operator?.close();
     await witness?.close();
     await apiserver.close();
-    rmSync(root, { recursive: true, force: true });
+    // --keep leaves the operator's folders (the run's history among them) for a closer look.
+    if (values.keep) console.log(`kept ${root}`);
+    else rmSync(root, { recursive: true, force: true });
   }
 }
 
