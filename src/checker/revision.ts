@@ -381,7 +381,9 @@ export class RevisionOrder {
     if (!this.options.eager || this.options.mode !== 'exclusive') return;
     for (;;) {
       const e = this.heap.peek();
-      if (!e || this.failure || !this.ready(e)) return;
+      // A revoke takes its revision only if no other operation claims it, and that one may still be in
+      // flight: revokes wait for the watermark (advance), which knows every claimer.
+      if (!e || this.failure || !this.ready(e) || e.kind === 'revoke') return;
       this.heap.pop();
       this.process(e);
     }

@@ -164,6 +164,27 @@ describe('the live checker on the revision path', () => {
     assert.equal(live.stats().method, 'revision');
   });
 
+  test('a revoke that arrives before the write claiming its revision is not taken for that write', () => {
+    // The txn at revision 4 deletes the key that held the lease; the revoke, at 4 too, then deleted nothing.
+    const live = new LiveChecker();
+    live.push({ client: 1, call: 0, return: 5, request: { type: 'leaseGrant', id: '7', ttl: 60 }, response: { revision: 1 } });
+    live.push({ client: 1, call: 6, return: 10, request: { type: 'put', key: 'a', value: 'x', lease: '7' }, response: { revision: 2 } });
+    live.push(put(2, 11, 15, 'b', 'y', 3));
+    live.advance(16);
+    live.push({ client: 1, call: 20, return: 40, request: { type: 'leaseRevoke', id: '7' }, response: { revision: 4 } });
+    const txn: Operation = {
+      client: 3,
+      call: 18,
+      return: 45,
+      request: { type: 'txn', compare: [], success: [{ type: 'delete', key: 'a' }, { type: 'put', key: 'c', value: 'z' }], failure: [] },
+      response: { revision: 4, succeeded: true, results: [{ revision: 4, deleted: 1 }, { revision: 4 }] },
+    };
+    live.push(txn);
+    live.advance(50);
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().method, 'revision');
+  });
+
   test('real time against revisions, live: a read that saw revision 3 returned before the write of revision 3 was called', () => {
     const live = new LiveChecker();
     live.push(put(1, 0, 10, 'a', 'x', 2));
