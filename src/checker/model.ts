@@ -17,6 +17,7 @@
  */
 import type { ClusterMode, Compare, EtcdRequest, EtcdResponse, KeyValue, RangeRequest, RangeResponse, TxnOp, TxnResponse, WatchEvent } from '../domain/index.ts';
 import { combine, hashString, mix32 } from './hash.ts';
+import { KeyMap, KeyMapDraft } from './key-map.ts';
 import type { StateSummary } from './result.ts';
 
 export interface ModelOptions {
@@ -56,7 +57,7 @@ export interface Why {
 
 export function initialState(options: ModelOptions, initialRevision: number): ModelState {
   const revision = options.mode === 'shared' ? -1 : options.trackRevision ? initialRevision : 0;
-  return { revision, compact: 0, keys: new Map(), leases: new Set(), contentHash: 0 };
+  return { revision, compact: 0, keys: KeyMap.empty<KeyState>(), leases: new Set(), contentHash: 0 };
 }
 
 export function stateHash(s: ModelState): number {
@@ -111,9 +112,8 @@ export function keyInRange(key: string, start: string, end: string | undefined):
 class Draft {
   revision: number;
   compact: number;
-  private keys: Map<string, KeyState> | ReadonlyMap<string, KeyState>;
+  private readonly keys: KeyMapDraft<KeyState>;
   private leases: Set<string> | ReadonlySet<string>;
-  private keysCopied = false;
   private leasesCopied = false;
   private contentHash: number;
   changed = false;
@@ -125,7 +125,7 @@ class Draft {
     this.base = base;
     this.revision = base.revision;
     this.compact = base.compact;
-    this.keys = base.keys;
+    this.keys = new KeyMapDraft(KeyMap.from(base.keys));
     this.leases = base.leases;
     this.contentHash = base.contentHash;
     this.events = events ? [] : undefined;
@@ -138,24 +138,16 @@ class Draft {
   keysIn(start: string, end: string | undefined): string[] {
     if (end === undefined) return this.keys.has(start) ? [start] : [];
     const found: string[] = [];
-    for (const key of this.keys.keys()) if (keyInRange(key, start, end)) found.push(key);
+    for (const key of this.keys.view().keys()) if (keyInRange(key, start, end)) found.push(key);
     return found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   allKeys(): IterableIterator<[string, KeyState]> {
-    return this.keys.entries();
+    return this.keys.view().entries();
   }
 
   hasLease(id: string): boolean {
     return this.leases.has(id);
-  }
-
-  private writableKeys(): Map<string, KeyState> {
-    if (!this.keysCopied) {
-      this.keys = new Map(this.keys);
-      this.keysCopied = true;
-    }
-    return this.keys as Map<string, KeyState>;
   }
 
   private writableLeases(): Set<string> {
@@ -167,7 +159,7 @@ class Draft {
   }
 
   set(key: string, next: KeyState): void {
-    const keys = this.writableKeys();
+    const keys = this.keys;
     const old = keys.get(key);
     if (old) this.contentHash ^= old.hash;
     keys.set(key, next);
@@ -176,7 +168,7 @@ class Draft {
   }
 
   delete(key: string): void {
-    const keys = this.writableKeys();
+    const keys = this.keys;
     const old = keys.get(key);
     if (!old) return;
     this.contentHash ^= old.hash;
@@ -198,7 +190,7 @@ class Draft {
 
   finish(): ModelState {
     if (!this.changed && this.revision === this.base.revision && this.compact === this.base.compact) return this.base;
-    return { revision: this.revision, compact: this.compact, keys: this.keys, leases: this.leases, contentHash: this.contentHash };
+    return { revision: this.revision, compact: this.compact, keys: this.keys.finish(), leases: this.leases, contentHash: this.contentHash };
   }
 }
 
@@ -570,5 +562,5 @@ export function capRevisions(s: ModelState, levels: readonly number[]): ModelSta
   }
   const revision = Math.min(s.revision, top);
   if (keys === undefined && revision === s.revision) return s;
-  return { revision, compact: s.compact, keys: keys ?? s.keys, leases: s.leases, contentHash };
+  return { revision, compact: s.compact, keys: keys === undefined ? s.keys : KeyMap.from(keys), leases: s.leases, contentHash };
 }

@@ -439,7 +439,8 @@ export class RevisionOrder {
     if (writes) {
       this.at = e.revision;
       this.kept.push({ revision: e.revision, state: next, placed: [] });
-      if (this.kept.length > this.keepStates) this.retire(this.kept.length - this.keepStates);
+      // Trimmed in halves, not one at a time: splicing the front of a long array on every write was costly.
+      if (this.kept.length > this.keepStates * 2) this.retire(this.kept.length - this.keepStates);
     }
     this.settle(this.kept[this.kept.length - 1]!, e.index, e.op, next);
   }

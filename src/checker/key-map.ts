@@ -1,0 +1,119 @@
+/**
+ * The model's keys as a persistent map: a state after a write shares all but one bucket with the state
+ * before it. Model states are immutable values (model.ts) and the checkers keep many of them (the search's
+ * frontier, the revision order's recent states); copying a whole Map of a run's hundreds of keys on every
+ * write was most of the cost of a step. 64 buckets by key hash: a write copies the bucket array (64
+ * pointers) and one bucket (a few keys).
+ */
+import { hashString } from './hash.ts';
+
+const bits = 6;
+const width = 1 << bits;
+
+function bucketOf(key: string): number {
+  return hashString(key) & (width - 1);
+}
+
+type Bucket = ReadonlyMap<string, unknown>;
+
+export class KeyMap<V> implements ReadonlyMap<string, V> {
+  static empty<V>(): KeyMap<V> {
+    return new KeyMap<V>(new Array<Bucket | undefined>(width).fill(undefined), 0);
+  }
+
+  static from<V>(map: ReadonlyMap<string, V>): KeyMap<V> {
+    if (map instanceof KeyMap) return map as KeyMap<V>;
+    const draft = new KeyMapDraft(KeyMap.empty<V>());
+    for (const [key, value] of map) draft.set(key, value);
+    return draft.finish();
+  }
+
+  /** Buckets are shared between maps: never written once a map holds them. */
+  readonly buckets: readonly (Bucket | undefined)[];
+  readonly size: number;
+
+  constructor(buckets: readonly (Bucket | undefined)[], size: number) {
+    this.buckets = buckets;
+    this.size = size;
+  }
+
+  get(key: string): V | undefined {
+    return this.buckets[bucketOf(key)]?.get(key) as V | undefined;
+  }
+
+  has(key: string): boolean {
+    return this.buckets[bucketOf(key)]?.has(key) ?? false;
+  }
+
+  *entries(): MapIterator<[string, V]> {
+    for (const bucket of this.buckets) if (bucket) yield* (bucket as ReadonlyMap<string, V>).entries();
+  }
+
+  *keys(): MapIterator<string> {
+    for (const bucket of this.buckets) if (bucket) yield* bucket.keys();
+  }
+
+  *values(): MapIterator<V> {
+    for (const bucket of this.buckets) if (bucket) yield* (bucket as ReadonlyMap<string, V>).values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, V]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: V, key: string, map: ReadonlyMap<string, V>) => void): void {
+    for (const [key, value] of this.entries()) callback(value, key, this);
+  }
+}
+
+/** Changes to a KeyMap, copying the bucket array and each bucket it writes once; finish() gives the new map. */
+export class KeyMapDraft<V> {
+  private readonly base: KeyMap<V>;
+  private buckets: (Bucket | undefined)[] | undefined;
+  private readonly copied = new Set<number>();
+  private size: number;
+
+  constructor(base: KeyMap<V>) {
+    this.base = base;
+    this.size = base.size;
+  }
+
+  get(key: string): V | undefined {
+    return (this.buckets ?? this.base.buckets)[bucketOf(key)]?.get(key) as V | undefined;
+  }
+
+  has(key: string): boolean {
+    return (this.buckets ?? this.base.buckets)[bucketOf(key)]?.has(key) ?? false;
+  }
+
+  /** The map so far (the base while nothing changed). */
+  view(): ReadonlyMap<string, V> {
+    return this.buckets === undefined ? this.base : new KeyMap<V>(this.buckets, this.size);
+  }
+
+  set(key: string, value: V): void {
+    const bucket = this.writable(bucketOf(key));
+    if (!bucket.has(key)) this.size++;
+    bucket.set(key, value);
+  }
+
+  delete(key: string): void {
+    const i = bucketOf(key);
+    if (!(this.buckets ?? this.base.buckets)[i]?.has(key)) return;
+    this.writable(i).delete(key);
+    this.size--;
+  }
+
+  finish(): KeyMap<V> {
+    return this.buckets === undefined ? this.base : new KeyMap<V>(this.buckets, this.size);
+  }
+
+  private writable(i: number): Map<string, V> {
+    this.buckets ??= this.base.buckets.slice();
+    if (!this.copied.has(i)) {
+      this.buckets[i] = new Map(this.buckets[i] as ReadonlyMap<string, V> | undefined);
+      this.copied.add(i);
+    }
+    return this.buckets[i] as Map<string, V>;
+  }
+}
