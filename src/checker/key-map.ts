@@ -31,10 +31,37 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
   /** Buckets are shared between maps: never written once a map holds them. */
   readonly buckets: readonly (Bucket | undefined)[];
   readonly size: number;
+  /** The keys in order, computed when a range first asks; inherited by a map with the same keys. */
+  private sorted: string[] | undefined;
 
-  constructor(buckets: readonly (Bucket | undefined)[], size: number) {
+  constructor(buckets: readonly (Bucket | undefined)[], size: number, sorted?: string[]) {
     this.buckets = buckets;
     this.size = size;
+    this.sorted = sorted;
+  }
+
+  /** The sorted keys if already computed (a draft that adds or removes no key passes them on). */
+  get sortedIfKnown(): string[] | undefined {
+    return this.sorted;
+  }
+
+  /** Keys from `start` up to `end` exclusive ('\u0000': to the end), in order: a binary search, not a scan. */
+  keysIn(start: string, end: string): string[] {
+    const sorted = (this.sorted ??= [...this.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]! < start) lo = mid + 1;
+      else hi = mid;
+    }
+    const found: string[] = [];
+    for (let i = lo; i < sorted.length; i++) {
+      const key = sorted[i]!;
+      if (end !== '\u0000' && key >= end) break;
+      found.push(key);
+    }
+    return found;
   }
 
   get(key: string): V | undefined {
@@ -72,6 +99,8 @@ export class KeyMapDraft<V> {
   private buckets: (Bucket | undefined)[] | undefined;
   private readonly copied = new Set<number>();
   private size: number;
+  /** Whether a key was added or removed (the sorted keys then change). */
+  private membership = false;
 
   constructor(base: KeyMap<V>) {
     this.base = base;
@@ -87,13 +116,16 @@ export class KeyMapDraft<V> {
   }
 
   /** The map so far (the base while nothing changed). */
-  view(): ReadonlyMap<string, V> {
-    return this.buckets === undefined ? this.base : new KeyMap<V>(this.buckets, this.size);
+  view(): KeyMap<V> {
+    return this.finish();
   }
 
   set(key: string, value: V): void {
     const bucket = this.writable(bucketOf(key));
-    if (!bucket.has(key)) this.size++;
+    if (!bucket.has(key)) {
+      this.size++;
+      this.membership = true;
+    }
     bucket.set(key, value);
   }
 
@@ -102,10 +134,12 @@ export class KeyMapDraft<V> {
     if (!(this.buckets ?? this.base.buckets)[i]?.has(key)) return;
     this.writable(i).delete(key);
     this.size--;
+    this.membership = true;
   }
 
   finish(): KeyMap<V> {
-    return this.buckets === undefined ? this.base : new KeyMap<V>(this.buckets, this.size);
+    if (this.buckets === undefined) return this.base;
+    return new KeyMap<V>(this.buckets, this.size, this.membership ? undefined : this.base.sortedIfKnown);
   }
 
   private writable(i: number): Map<string, V> {

@@ -137,9 +137,7 @@ class Draft {
 
   keysIn(start: string, end: string | undefined): string[] {
     if (end === undefined) return this.keys.has(start) ? [start] : [];
-    const found: string[] = [];
-    for (const key of this.keys.view().keys()) if (keyInRange(key, start, end)) found.push(key);
-    return found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.keys.view().keysIn(start, end);
   }
 
   allKeys(): IterableIterator<[string, KeyState]> {

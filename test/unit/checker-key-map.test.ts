@@ -1,0 +1,49 @@
+/**
+ * The model's persistent key map (src/checker/key-map.ts) against a plain Map: same contents after any
+ * sequence of writes, earlier maps never change, and ranges come back in order.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { KeyMap, KeyMapDraft } from '../../src/checker/key-map.ts';
+import { keyInRange } from '../../src/checker/model.ts';
+
+const key = fc.stringMatching(/^\/k\/[a-e]{0,3}$/);
+const write = fc.oneof(fc.record({ set: key, value: fc.nat(9) }), fc.record({ delete: key }));
+
+function sortedEntries(map: ReadonlyMap<string, number>): [string, number][] {
+  return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+describe('KeyMap', () => {
+  test('matches a Map after every step, keeps earlier maps unchanged, and ranges in key order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(write, { maxLength: 4 }), { maxLength: 30 }), key, fc.oneof(key, fc.constant('\u0000')), (steps, start, end) => {
+        let map = KeyMap.empty<number>();
+        const reference = new Map<string, number>();
+        const snapshots: [KeyMap<number>, [string, number][]][] = [];
+        for (const writes of steps) {
+          const draft = new KeyMapDraft(map);
+          for (const w of writes) {
+            if ('set' in w) {
+              draft.set(w.set, w.value);
+              reference.set(w.set, w.value);
+            } else {
+              draft.delete(w.delete);
+              reference.delete(w.delete);
+            }
+          }
+          map = draft.finish();
+          assert.deepEqual(sortedEntries(map), sortedEntries(reference));
+          assert.equal(map.size, reference.size);
+          for (const k of reference.keys()) assert.equal(map.get(k), reference.get(k));
+          const expected = [...reference.keys()].filter((k) => keyInRange(k, start, end)).sort();
+          assert.deepEqual(map.keysIn(start, end), expected);
+          snapshots.push([map, sortedEntries(map)]);
+        }
+        for (const [snapshot, entries] of snapshots) assert.deepEqual(sortedEntries(snapshot), entries);
+      }),
+      { numRuns: 300, seed: 20_261_206 },
+    );
+  });
+});
