@@ -25,8 +25,7 @@
  *    each checked offline: how many are linearizable, violations or inconclusive (by construction all
  *    should be linearizable), and the median and max time of one check.
  * 6. replay: the recorded faulted histories of bench/histories/ through LiveChecker at full speed
- *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300),
- *    --replay-undecided (also those of bench/histories/undecided/).
+ *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300).
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -71,7 +70,6 @@ const { values: args } = parseArgs({
     'sweep-seed': { type: 'string' },
     'replay-reps': { type: 'string' },
     'replay-budget-s': { type: 'string' },
-    'replay-undecided': { type: 'boolean' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
     'live-child': { type: 'boolean' },
   },
@@ -641,7 +639,7 @@ async function main(): Promise<void> {
   save();
   const sweep = sweepSeeds > 0 ? seedSweep() : undefined;
   results['sweep'] = sweep;
-  const replay = replayReps > 0 ? runReplayBench(replayReps, replayBudgetS, log, args['replay-undecided'] === true) : undefined;
+  const replay = replayReps > 0 ? runReplayBench(replayReps, replayBudgetS, log) : undefined;
   results['replay'] = replay;
   save();
 

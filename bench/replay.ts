@@ -30,8 +30,6 @@ import type { History, Operation, WatchRequest, WatchResponse } from '../src/dom
 import { intOption } from './options.ts';
 
 export const historiesDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'histories');
-/** Histories the offline check has not decided on main (see histories/README.md): replayed only on request. */
-export const undecidedDir = path.join(historiesDir, 'undecided');
 
 /**
  * The resolve window the recording runs used: the engine's max(5 s, longest fault + 5 s), and every
@@ -261,9 +259,9 @@ function lastProgress(stderr: string): { operations: number; seconds: number } |
  * Replays every recorded history `reps` times, each in a child process of its own (its memory is its
  * own, and one the checker cannot get through is killed after `budgetSeconds`, reported unfinished).
  */
-export function runReplayBench(reps: number, budgetSeconds: number, log: (message: string) => void = () => {}, withUndecided = false): ReplaySummary {
+export function runReplayBench(reps: number, budgetSeconds: number, log: (message: string) => void = () => {}): ReplaySummary {
   const histories: ReplayResult[] = [];
-  const files = [...recordedHistoryFiles(), ...(withUndecided ? recordedHistoryFiles(undecidedDir).map((h) => ({ ...h, name: `undecided/${h.name}` })) : [])];
+  const files = recordedHistoryFiles();
   for (const { name, file } of files) {
     const child = spawnSync(process.execPath, [...process.execArgv, scriptPath, '--file', file, '--reps', String(reps)], {
       encoding: 'utf8',
@@ -334,7 +332,7 @@ const scriptPath = new URL(import.meta.url).pathname;
 
 /**
  * The child: `node bench/replay.ts --history NAME --reps N` prints one ReplayResult as JSON. `--file PATH`
- * replays any history file instead (gzipped or not), e.g. one of bench/histories/undecided/.
+ * replays any history file instead (gzipped or not).
  */
 function childMain(): void {
   const { values } = parseArgs({ options: { history: { type: 'string' }, file: { type: 'string' }, reps: { type: 'string' } } });

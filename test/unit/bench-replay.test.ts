@@ -5,12 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { concatenateSegments } from '../../bench/histories/pack.ts';
-import { prepareReplay, readRecordedHistory, recordedHistoryFiles, type PreparedReplay } from '../../bench/replay.ts';
+import { prepareReplay, readRecordedHistory, recordedHistoryFiles, replayOnce, type PreparedReplay } from '../../bench/replay.ts';
 import { checkHistory, parseHistory } from '../../src/checker/index.ts';
 import type { Operation } from '../../src/domain/index.ts';
 
 /** The fixtures README.md documents; the test fails if one goes missing. */
-const expected = ['kill', 'leader', 'partition', 'shared-quiet'];
+const expected = ['kill', 'leader', 'partition', 'shared-kill', 'shared-pause-kill', 'shared-quiet'];
 
 /** Asserts the replay order keeps the live checker's contract (src/checker/live.ts). */
 function assertReplayOrder(prepared: PreparedReplay): void {
@@ -43,10 +43,10 @@ describe('the replay bench fixtures (bench/histories)', () => {
   });
 
   for (const { name, file } of recordedHistoryFiles()) {
-    test(`${name}: a real run's history, linearizable offline with no watch violation, and a replay order that keeps the live contract`, { timeout: 600_000 }, () => {
+    test(`${name}: a real run's history, linearizable offline and live on the revision path, no watch violation, a replay order that keeps the live contract`, { timeout: 600_000 }, () => {
       const text = readRecordedHistory(file);
       const history = parseHistory(text, name);
-      assert.ok(history.operations.length > 5000, `${history.operations.length} operations`);
+      assert.ok(history.operations.length > 3000, `${history.operations.length} operations`);
       assert.ok(history.watches.some((w) => w.responses.length > 0), 'watch responses recorded');
       assert.equal(history.meta?.mode, name.startsWith('shared') ? 'shared' : 'exclusive');
       if (name !== 'shared-quiet') assert.ok((history.faults ?? []).some((f) => f.phase === 'inject'), 'faults injected');
@@ -54,7 +54,13 @@ describe('the replay bench fixtures (bench/histories)', () => {
       assert.equal(report.verdict, 'linearizable', report.linearizability.inconclusive ?? report.linearizability.violation?.reason);
       assert.ok(report.watch.checked > 0);
       assert.deepEqual(report.watch.violations, []);
-      assertReplayOrder(prepareReplay(name, text));
+      const prepared = prepareReplay(name, text);
+      assertReplayOrder(prepared);
+      // The live checker, fed as the run fed it: decided on the revision path, with no search taking over.
+      const live = replayOnce(prepared);
+      assert.equal(live.verdict, 'linearizable', live.inconclusiveReason ?? live.stats.searchReason);
+      assert.equal(live.stats.method, 'revision', live.stats.searchReason);
+      assert.equal(report.linearizability.method, 'revision', JSON.stringify(report.linearizability.searchWindow));
     });
   }
 });
