@@ -317,15 +317,23 @@ export class FaultExecutor {
     }
     return async () => {
       // 404: the agent restarted since (and healed everything when it started) or healed it at its TTL.
-      const healOne = (s: { member: string; id: string }): Promise<unknown> =>
-        this.agent(s.member)
+      // A member removed meanwhile (a two-node failover replaces one) took its agent and its rules with it.
+      const removed: string[] = [];
+      const healOne = async (s: { member: string; id: string }): Promise<unknown> => {
+        if (!this.members().some((m) => m.name === s.member)) {
+          removed.push(s.member);
+          return undefined;
+        }
+        return this.agent(s.member)
           .heal(s.id)
           .catch((error: unknown) => {
             if (error instanceof AgentRequestError && error.status === 404) return undefined;
             throw error;
           });
+      };
       await Promise.all(started.map(healOne));
-      return `healed on ${started.map((s) => s.member).join(', ')}`;
+      const healed = started.map((s) => s.member).filter((m) => !removed.includes(m));
+      return `healed on ${healed.join(', ') || 'no member'}${removed.length > 0 ? ` (${removed.join(', ')} removed from the cluster since: gone with its agent)` : ''}`;
     };
   }
 
