@@ -102,7 +102,7 @@ const keyValueFields = ['key', 'value', 'modRevision', 'createRevision', 'versio
 const compareFields = ['key', 'target', 'result', 'value'];
 const watchRequestFields = ['key', 'end', 'startRevision', 'progressNotify', 'prevKV'];
 const watchResponseFields = ['time', 'revision', 'events', 'progress', 'canceled', 'compactRevision', 'error'];
-const watchEventFields = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'isCreate', 'prevKV'];
+const watchEventFields = ['type', 'key', 'value', 'modRevision', 'createRevision', 'version', 'isCreate', 'lease', 'prevKV'];
 
 /** Rejects a field the format does not define: a typo or a newer writer's field must not be silently ignored. */
 function onlyFields(value: Json, allowed: readonly string[], where: string): void {
@@ -382,6 +382,7 @@ function parseWatchEvent(raw: unknown, where: string): WatchEvent {
     createRevision: optInteger(e['createRevision'], `${where}.createRevision`),
     version: optInteger(e['version'], `${where}.version`),
     isCreate: optBoolean(e['isCreate'], `${where}.isCreate`),
+    lease: optString(e['lease'], `${where}.lease`),
     prevKV: e['prevKV'] === undefined || e['prevKV'] === null ? undefined : parseKeyValue(e['prevKV'], `${where}.prevKV`),
   });
 }

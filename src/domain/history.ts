@@ -74,6 +74,8 @@ export interface WatchEvent {
   createRevision?: number;
   version?: number;
   isCreate?: boolean;
+  /** A put's lease (absent: none). Recorded since the live checker builds states from watch events. */
+  lease?: string;
   prevKV?: KeyValue;
 }
 

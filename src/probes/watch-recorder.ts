@@ -13,7 +13,16 @@ export function watchEventsFromWire(response: IWatchResponse): WatchEvent[] {
     const current = kvFromWire(e.kv, false);
     const event: WatchEvent =
       e.type === 'Put'
-        ? { type: 'put', key: current.key, value: current.value!, modRevision: current.modRevision!, createRevision: current.createRevision!, version: current.version!, isCreate: current.createRevision === current.modRevision }
+        ? {
+            type: 'put',
+            key: current.key,
+            value: current.value!,
+            modRevision: current.modRevision!,
+            createRevision: current.createRevision!,
+            version: current.version!,
+            isCreate: current.createRevision === current.modRevision,
+            ...(current.lease === undefined ? {} : { lease: current.lease }),
+          }
         : { type: 'delete', key: current.key, modRevision: current.modRevision! };
     // Typed as always present, but absent at run time when the key did not exist before.
     const previous = e.prev_kv as IKeyValue | null | undefined;
