@@ -46,6 +46,12 @@ export interface LiveCheckerOptions {
    * next election plus the client's deadline.
    */
   resolveWindowMs?: number;
+  /**
+   * The watch responses carry each put's lease (our recorder's, since the history format has `lease` on put
+   * events): the state may then move on from a revision's watch events before the write that made it
+   * returns. Off for streams that may lack them (older recordings): there a put's lease would be unknown.
+   */
+  watchEventsCarryLeases?: boolean;
 }
 
 export interface LiveStats {
@@ -354,36 +360,57 @@ export class LiveChecker {
    */
   private fillGaps(): void {
     const order = this.order;
-    while (order && !order.failure && order.blocked) {
+    if (!order) return;
+    // Revisions the state took from the watch: their writer, if it is an unknown-outcome operation.
+    for (const [revision, watched] of order.unverified) {
+      if (order.failure) return;
+      const before = order.stateBefore(revision);
+      if (before !== undefined) this.attribute(revision, before, watched);
+    }
+    while (!order.failure && order.blocked) {
       const { revision, state } = order.current;
       for (const r of this.events.keys()) if (r <= revision) this.events.delete(r);
       const delivered = this.events.get(revision + 1);
-      // An operation still in flight may be the writer, unless it was called after the event was delivered:
-      // only once the watermark passed the delivery is every possible writer known.
-      if (delivered === undefined || delivered.time >= this.lastWatermark) return;
-      const found: { index: number; op: Operation }[] = [];
-      for (const [index, op] of this.unknownWriters) {
-        if (op.call > delivered.time) continue;
-        const resolved = this.explains(op, state, revision + 1, delivered);
-        if (resolved) found.push({ index, op: resolved });
-      }
-      const distinct = new Set(found.map((f) => JSON.stringify(f.op.request)));
-      if (found.length === 0 || distinct.size > 1) return;
-      // Identical requests are interchangeable: the earliest called took it.
-      const chosen = found.sort((a, b) => a.op.call - b.op.call)[0]!;
-      this.unknownWriters.delete(chosen.index);
-      const waiting = this.unresolved.get(chosen.index);
-      if (waiting) {
-        this.unresolved.delete(chosen.index);
-        for (const v of waiting.values) this.unresolvedByValue.delete(v);
-      }
-      this.resolvedCount++;
-      order.resolve(chosen.index, chosen.op);
+      if (delivered === undefined) return;
+      if (this.attribute(revision + 1, state, delivered)) continue;
+      if (this.options.watchEventsCarryLeases !== true) return;
+      // The write is still in flight, or the watch alone can say what it did: the state moves on from its
+      // events, and the write is verified against them when it arrives.
+      order.applyWatched(revision + 1, delivered.events, delivered.time);
     }
   }
 
+  /**
+   * An unknown-outcome write whose step from `before` makes exactly the events delivered at `revision` took
+   * it (patch.ts does the same offline for deletes, by elimination). An operation still in flight may be the
+   * writer, unless it was called after the events were delivered: only once the watermark passed the
+   * delivery is every possible writer known. With several different candidates nothing is decided.
+   */
+  private attribute(revision: number, before: RevisionOrder['current']['state'], delivered: { time: number; events: readonly WatchEvent[] }): boolean {
+    if (delivered.time >= this.lastWatermark) return false;
+    const found: { index: number; op: Operation }[] = [];
+    for (const [index, op] of this.unknownWriters) {
+      if (op.call > delivered.time) continue;
+      const resolved = this.explains(op, before, revision, delivered);
+      if (resolved) found.push({ index, op: resolved });
+    }
+    const distinct = new Set(found.map((f) => JSON.stringify(f.op.request)));
+    if (found.length === 0 || distinct.size > 1) return false;
+    // Identical requests are interchangeable: the earliest called took it.
+    const chosen = found.sort((a, b) => a.op.call - b.op.call)[0]!;
+    this.unknownWriters.delete(chosen.index);
+    const waiting = this.unresolved.get(chosen.index);
+    if (waiting) {
+      this.unresolved.delete(chosen.index);
+      for (const v of waiting.values) this.unresolvedByValue.delete(v);
+    }
+    this.resolvedCount++;
+    this.order!.resolve(chosen.index, chosen.op);
+    return true;
+  }
+
   /** The operation as known at `revision` if stepping it makes the delivered events, else undefined. */
-  private explains(op: Operation, state: RevisionOrder['current']['state'], revision: number, delivered: { time: number; events: WatchEvent[] }): Operation | undefined {
+  private explains(op: Operation, state: RevisionOrder['current']['state'], revision: number, delivered: { time: number; events: readonly WatchEvent[] }): Operation | undefined {
     const responses: EtcdResponse[] = op.request.type === 'txn' ? [{ succeeded: true, revision }, { succeeded: false, revision }] : [{ revision }];
     for (const response of responses) {
       const made: WatchEvent[] = [];
@@ -409,6 +436,11 @@ export class LiveChecker {
   /** A revision nobody claims for longer than the resolve window: only the search can fill it. */
   private watchStuck(watermark: number): void {
     const order = this.order!;
+    // A revision the watch showed whose write has not arrived within the window: only the search can tell.
+    for (const [revision, watched] of order.unverified) {
+      if (watermark - watched.time > this.resolveWindow) order.giveUpAt(`no operation made revision ${revision}, which the watch showed, within ${this.resolveWindow / 1e6} ms`, revision);
+      break;
+    }
     if (order.pending === 0 || !order.blocked) {
       this.stuckSince = undefined;
       return;

@@ -562,3 +562,25 @@ export function capRevisions(s: ModelState, levels: readonly number[]): ModelSta
   if (keys === undefined && revision === s.revision) return s;
   return { revision, compact: s.compact, keys: keys === undefined ? s.keys : KeyMap.from(keys), leases: s.leases, contentHash };
 }
+
+/**
+ * The state after the watch events of one revision (live: the store's state is known from a watch that
+ * delivered a revision before the response of the write that made it arrived). Keys outside the run's
+ * prefix are ignored in shared mode, as writes to them are.
+ */
+export function applyWatchEvents(state: ModelState, revision: number, events: readonly WatchEvent[], opts: ModelOptions): ModelState {
+  const draft = new Draft(state, false);
+  for (const e of events) {
+    if (!owned(opts, e.key)) continue;
+    if (e.type === 'delete') {
+      draft.delete(e.key);
+      continue;
+    }
+    const old = draft.get(e.key);
+    const version = opts.trackVersion ? (e.version ?? (old ? old.version + 1 : 1)) : 0;
+    const create = e.createRevision ?? (old ? old.create : revision);
+    draft.set(e.key, makeKey(e.key, { value: e.value ?? '', mod: opts.trackRevision ? revision : 0, create: opts.trackRevision ? create : 0, version, lease: e.lease }));
+  }
+  if (opts.trackRevision) draft.revision = revision;
+  return draft.finish();
+}

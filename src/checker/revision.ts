@@ -30,7 +30,8 @@
  */
 import type { EtcdRequest, Operation } from '../domain/index.ts';
 import { claimedRevision } from './linearize.ts';
-import { initialState, step, type ModelOptions, type ModelState, type Why } from './model.ts';
+import type { WatchEvent } from '../domain/index.ts';
+import { applyWatchEvents, initialState, step, type ModelOptions, type ModelState, type Why } from './model.ts';
 
 export interface RevisionOptions extends ModelOptions {
   initialRevision: number;
@@ -240,6 +241,12 @@ export class RevisionOrder {
   private readonly unknown = new Map<number, { op: Operation; bound: number; boundIndex: number }>();
   /** Unknown lease grants by lease id, applied when a request first needs their lease. */
   private readonly lazyGrants = new Map<string, number>();
+  /**
+   * Live: revisions whose state came from the watch's events before any operation claimed them (their
+   * write still in flight), until the write arrives and makes the same events (verify). A search window
+   * never starts after the first of them: their states are the watch's word until then.
+   */
+  private readonly provisional = new Map<number, { events: readonly WatchEvent[]; time: number }>();
   /** Recent states by revision (ascending), for late requests and the search window. */
   private readonly kept: Kept[] = [];
   private readonly keepStates: number;
@@ -327,7 +334,7 @@ export class RevisionOrder {
       this.fail(`${describe(resolved, index)} took effect at revision ${revision}, but was called after operation ${waiting.boundIndex} had returned at revision ${Math.floor(waiting.bound / 2)}`, { index, op: resolved }, revision);
       return;
     }
-    if (revision <= this.at) {
+    if (revision <= this.at && !this.provisional.has(revision)) {
       this.fail(`${describe(resolved, index)} was observed at revision ${revision}, after the order had passed it`, { index, op: resolved }, revision);
       return;
     }
@@ -357,10 +364,44 @@ export class RevisionOrder {
     if (next) this.fail(reason, next, this.at + 1);
   }
 
+  /**
+   * Live, exclusive mode: the order waits for revision `revision` (= the state's + 1) and a watch delivered
+   * its events: the state moves on from them; the write that made them is verified when it arrives.
+   */
+  applyWatched(revision: number, events: readonly WatchEvent[], time: number): void {
+    if (this.failure || !this.options.eager || this.options.mode !== 'exclusive' || revision !== this.at + 1) return;
+    const next = applyWatchEvents(this.state, revision, events, this.options);
+    this.state = next;
+    this.at = revision;
+    this.kept.push({ revision, state: next, placed: [] });
+    this.provisional.set(revision, { events, time });
+    this.drainContiguous();
+  }
+
+  /** Revisions applied from the watch whose write has not arrived yet, with when the watch delivered them. */
+  get unverified(): ReadonlyMap<number, { events: readonly WatchEvent[]; time: number }> {
+    return this.provisional;
+  }
+
+  /** The state before a kept revision (for explaining its events), if still kept. */
+  stateBefore(revision: number): ModelState | undefined {
+    return this.keptAt(revision - 1)?.state;
+  }
+
+  /** Stops the revision path at a revision (live: one applied from the watch that no write made in time). */
+  giveUpAt(reason: string, revision: number): void {
+    this.fail(reason, this.heap.peek(), revision);
+  }
+
   /** Processes everything added: the stream has ended. */
   finish(): void {
     this.advance(Infinity);
     if (this.failure) return;
+    const [unmade] = this.provisional.keys();
+    if (unmade !== undefined) {
+      this.giveUpAt(`the watch showed revision ${unmade}, and no operation of the history made it`, unmade);
+      return;
+    }
     // What is left waits for a revision nobody claimed (exclusive mode): only the search can fill it.
     const next = this.heap.pop();
     if (next) this.fail(`no operation claims revision ${this.at + 1}, which ${describe(next.op, next.index)} at revision ${next.revision} follows`, next, this.at + 1);
@@ -396,6 +437,7 @@ export class RevisionOrder {
   }
 
   private process(e: Entry): void {
+    if (e.kind !== 'other' && this.provisional.has(e.revision) && this.verifyWatched(e)) return;
     if (e.kind === 'revoke') {
       if (e.revision > this.at && holdsLease(this.state, (e.op.request as { id: string }).id)) {
         this.place(e, true);
@@ -419,6 +461,39 @@ export class RevisionOrder {
       if (this.options.eager) this.lateRequest(e);
       else this.fail(`${describe(e.op, e.index)} at revision ${e.revision} came after the order passed revision ${this.at}`, e, e.revision);
     } else this.place(e, false);
+  }
+
+  /**
+   * The write of a revision applied from the watch arrived: it must make exactly those events from the state
+   * before (else the search decides, from before the first revision the watch alone vouched for).
+   */
+  private verifyWatched(e: Entry): boolean {
+    const watched = this.provisional.get(e.revision)!;
+    const before = this.keptAt(e.revision - 1);
+    const at = this.keptAt(e.revision);
+    const why: Why = { reason: '' };
+    const made: WatchEvent[] = [];
+    const next = before === undefined || at === undefined ? null : step(before.state, e.op.request, e.op.response, this.options, why, made);
+    const same =
+      next !== null &&
+      at !== undefined &&
+      made.length === watched.events.length &&
+      made.every((m, i) => {
+        const w = watched.events[i]!;
+        if (m.type !== w.type || m.key !== w.key) return false;
+        if (m.type === 'delete') return true;
+        const mine = next.keys.get(m.key);
+        const theirs = at.state.keys.get(m.key);
+        return mine !== undefined && theirs !== undefined && mine.value === theirs.value && mine.create === theirs.create && mine.version === theirs.version && mine.lease === theirs.lease;
+      });
+    if (e.kind === 'revoke' && !same) return false; // it may have written nothing, at its revision
+    if (!same) {
+      this.fail(`${describe(e.op, e.index)} at revision ${e.revision} does not make the events the watch showed there${why.reason ? `: ${why.reason}` : ''}`, e, e.revision);
+      return true;
+    }
+    this.provisional.delete(e.revision);
+    this.settle(at, e.index, e.op, at.state);
+    return true;
   }
 
   /** Steps the entry from the current state and records it. */
@@ -533,8 +608,10 @@ export class RevisionOrder {
    * exclusive mode pins exactly (every revision up to it claimed, unknown writes could not take one);
    * shared mode does not (an unobserved write may have taken a gap), so there the window is everything.
    */
-  private fail(reason: string, at: { index: number; op: Operation }, revision: number): void {
+  private fail(reason: string, at: { index: number; op: Operation } | undefined, revision: number): void {
     if (this.failure) return;
+    // Never start a window after a state only the watch vouches for.
+    for (const r of this.provisional.keys()) revision = Math.min(revision, r);
     let start = 0;
     if (this.options.mode === 'exclusive') for (let i = 0; i < this.kept.length; i++) if (this.kept[i]!.revision < revision) start = i;
     const from = this.kept[start]!;
@@ -542,7 +619,7 @@ export class RevisionOrder {
     // exclusive mode, where every revision up to it is claimed.
     const whole = start === 0 && !this.trimmed;
     const pinned = whole || (this.options.mode === 'exclusive' && from.revision < revision);
-    this.failure = { reason, operation: at.index, fromRevision: whole ? null : from.revision, state: whole ? this.initial : from.state, pinned };
+    this.failure = { reason, operation: at?.index, fromRevision: whole ? null : from.revision, state: whole ? this.initial : from.state, pinned };
     this.failed = at;
     // A whole window takes everything, the requests placed at the initial revision too.
     this.windowStart = whole ? -1 : start;
@@ -559,7 +636,9 @@ export class RevisionOrder {
     if (this.failed) out.push(this.failed);
     for (const e of this.heap.values()) out.push({ index: e.index, op: e.op });
     for (const [index, { op }] of this.unknown) out.push({ index, op });
-    return out.sort((a, b) => a.index - b.index);
+    // The failed operation may still sit in the heap (giveUpAt): each once.
+    const once = new Map(out.map((o) => [o.index, o]));
+    return [...once.values()].sort((a, b) => a.index - b.index);
   }
 
   /** After a failure: hands over what precedes the search window (through the window's own revision). */

@@ -320,7 +320,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const resolveWindowMs = Math.max(defaultResolveWindowMs, (spec.faults?.durationMs.max ?? 0) + 5000);
     // The search runs in a worker thread (checker-worker.ts): this thread also renews the operator's
     // Lease and reconciles. Its verdict comes back as a message, and checkLive() runs then.
-    const live = new LiveCheckerWorker({ mode: spec.mode, prefix, initialRevision, resolveWindowMs, onUpdate: () => checkLive() });
+    const live = new LiveCheckerWorker({ mode: spec.mode, prefix, initialRevision, resolveWindowMs, watchEventsCarryLeases: true, onUpdate: () => checkLive() });
     cleanups.push(() => live.close());
     const counters = new Counters();
     const liveFigures = { worstLagP99Ms: 0, peakWaitingForWatch: 0 };

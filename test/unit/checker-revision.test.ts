@@ -185,6 +185,39 @@ describe('the live checker on the revision path', () => {
     assert.equal(live.stats().method, 'revision');
   });
 
+  test('the watch moves the state on while the write that made a revision is still in flight; the write is verified when it arrives', () => {
+    const live = new LiveChecker({ watchEventsCarryLeases: true });
+    const watch = { id: 1, request: { key: '', end: '\u0000' } };
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.advance(12); // the put of "b" was called at 12 and is in flight
+    live.pushWatchResponse({ time: 20, revision: 3, events: [{ type: 'put', key: 'b', value: 'y', modRevision: 3, createRevision: 3, version: 1 }] }, watch);
+    live.push(get(2, 21, 25, 'b', 'y', 3, 3));
+    live.push(put(3, 26, 30, 'a', 'z', 4));
+    assert.equal(live.stats().processed, 3); // checked before the write of revision 3 is known
+    assert.equal(live.stats().pendingOperations, 0);
+    live.push(put(4, 12, 40, 'b', 'y', 3)); // now it arrives: it makes the events the watch showed
+    live.advance(41);
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().method, 'revision');
+    assert.equal(live.stats().processed, 4);
+  });
+
+  test('a watch that lies about a revision makes no violation: the search decides from before it', () => {
+    const live = new LiveChecker({ watchEventsCarryLeases: true });
+    const watch = { id: 1, request: { key: '', end: '\u0000' } };
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.advance(12);
+    // The watch says revision 3 put "b" = "w"; the write that made revision 3 put "y".
+    live.pushWatchResponse({ time: 20, revision: 3, events: [{ type: 'put', key: 'b', value: 'w', modRevision: 3, createRevision: 3, version: 1 }] }, watch);
+    live.push(put(3, 26, 30, 'a', 'z', 4));
+    live.push(put(4, 12, 40, 'b', 'y', 3));
+    live.push(get(2, 41, 45, 'b', 'y', 4, 3));
+    live.advance(46);
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().method, 'search');
+    assert.match(live.stats().searchReason ?? '', /from revision 2: operation 2 \(put\) at revision 3 does not make the events the watch showed/);
+  });
+
   test('real time against revisions, live: a read that saw revision 3 returned before the write of revision 3 was called', () => {
     const live = new LiveChecker();
     live.push(put(1, 0, 10, 'a', 'x', 2));
