@@ -453,7 +453,16 @@ export interface HistoryParserOptions {
    * history whole to check them (the order is otherwise not required).
    */
   retainOperations?: boolean;
+  /**
+   * Skip watch response lines as our writer writes them (`{"kind":"watch","id":N,"response":...`) without
+   * parsing them: for a later pass of the streaming check over a history an earlier pass validated, which
+   * needs only the operations. Most of a history's bytes are watch responses.
+   */
+  skipWatchResponses?: boolean;
 }
+
+/** How our writer starts a watch response line (see HistoryParserOptions.skipWatchResponses). */
+export const watchResponsePrefix = /^\{"kind":"watch","id":\d+,"response":/;
 
 /** A client's latest operation, for the overlap check of a parser that does not retain operations. */
 interface ClientLast {
@@ -491,7 +500,10 @@ export class HistoryParser {
   constructor(file = '<history>', options: HistoryParserOptions = {}) {
     this.file = file;
     this.retain = options.retainOperations ?? true;
+    this.skipWatchResponses = options.skipWatchResponses ?? false;
   }
+
+  private readonly skipWatchResponses: boolean;
 
   /** Operations parsed so far. */
   get operationsSeen(): number {
@@ -512,6 +524,7 @@ export class HistoryParser {
   line(text: string, options: LineOptions = {}): Operation | undefined {
     this.lineNumber++;
     if (text.trim() === '') return undefined;
+    if (this.skipWatchResponses && watchResponsePrefix.test(text)) return undefined;
     if (this.torn) throw new HistoryFormatError(this.file, this.torn.line, 'not valid JSON, and not the last line (only a last line can be torn by a crash)');
     let raw: unknown;
     try {

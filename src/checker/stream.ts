@@ -59,8 +59,11 @@ export interface HistoryPass {
 /** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
 export interface HistorySource {
   name: string;
-  /** Reads the whole history once, validating it; each operation goes to onOperation, in file order. */
-  pass(onOperation: (op: Operation, index: number) => void): HistoryPass;
+  /**
+   * Reads the whole history once, validating it; each operation goes to onOperation, in file order.
+   * `operationsOnly`: a later pass, after one that validated everything: watch responses may be skipped.
+   */
+  pass(onOperation: (op: Operation, index: number) => void, options?: { operationsOnly?: boolean }): HistoryPass;
   /** The whole history in memory (for what the streaming check leaves to checkHistory). */
   load(): History;
 }
@@ -170,7 +173,7 @@ function observationPass(source: HistorySource, s: Scan, rest: History): { patch
       keptIndices.push(index);
       kept.push(op);
     }
-  });
+  }, { operationsOnly: true });
   // The operation with the highest revision (patch.ts finalRevision), in its place.
   if (maxOp !== undefined && !keptIndices.includes(maxAt)) {
     const at = keptIndices.findIndex((i) => i > maxAt);
@@ -418,7 +421,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
       // The watermark trails the reading by `lag` chunks: the operations in flight at it are then read,
       // and the revisions their responses claim known to the search, which prunes with them.
       if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
-    });
+    }, { operationsOnly: true });
     if (!engine) {
       revision!.finish();
       if (revision!.failure) engine = takeOver();

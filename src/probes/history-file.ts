@@ -23,6 +23,7 @@ import {
   serializeOperationLine,
   serializeWatchOpenLine,
   serializeWatchResponseLine,
+  watchResponsePrefix,
 } from '../checker/parse.ts';
 import type { FaultEvent, History, HistoryMeta, Invocation, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
 
@@ -502,12 +503,15 @@ function tooLong(file: string, line: number, max: number): HistoryFormatError {
  * One pass over a history file or segment directory for the streaming check (src/checker/stream.ts):
  * read line by line, operations handed out one at a time and not kept.
  */
+/** How our writer starts an operation line: never a header (meta or watch opening). */
+const operationPrefix = /^\{"client":\d+,"call":/;
+
 export function historySource(file: string): HistorySource {
   const isDirectory = statSync(file).isDirectory();
   return {
     name: file,
-    pass(onOperation) {
-      const parserOptions: HistoryParserOptions = { retainOperations: false };
+    pass(onOperation, options = {}) {
+      const parserOptions: HistoryParserOptions = { retainOperations: false, skipWatchResponses: options.operationsOnly === true };
       let index = 0;
       const visit = (op: Operation | undefined): void => {
         if (op !== undefined) onOperation(op, index++);
@@ -612,6 +616,8 @@ class SegmentReader {
 
   /** A meta or watch opening is parsed here too, but only those: other lines are parsed once, by the parser. */
   private static headerCandidate(line: string): Json | undefined {
+    // Our writer's operation and watch response lines (most lines, and long): neither is a header.
+    if (watchResponsePrefix.test(line) || operationPrefix.test(line)) return undefined;
     if (!line.includes('"kind"') || !(line.includes('"meta"') || (line.includes('"request"') && line.includes('"watch"')))) return undefined;
     let raw: unknown;
     try {
