@@ -415,7 +415,11 @@ export class LiveChecker {
     for (const response of responses) {
       const made: WatchEvent[] = [];
       if (step(state, op.request, response, this.model, undefined, made) === null) continue;
-      const same = made.length === delivered.events.length && made.every((e, i) => e.type === delivered.events[i]!.type && e.key === delivered.events[i]!.key && (e.type === 'delete' || e.value === delivered.events[i]!.value));
+      // The same events in any order: a revoke's deletes come in the model's key order, etcd's sorted.
+      const byKey = (a: WatchEvent, b: WatchEvent): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+      const expected = [...delivered.events].sort(byKey);
+      made.sort(byKey);
+      const same = made.length === expected.length && made.every((e, i) => e.type === expected[i]!.type && e.key === expected[i]!.key && (e.type === 'delete' || e.value === expected[i]!.value));
       if (same) return { ...op, return: delivered.time, response: withDeletes(op, response, made) };
     }
     return undefined;

@@ -202,6 +202,22 @@ describe('the live checker on the revision path', () => {
     assert.equal(live.stats().processed, 4);
   });
 
+  test('a revoke in flight whose deletes the watch showed (in key order) is verified against them', () => {
+    const live = new LiveChecker({ watchEventsCarryLeases: true });
+    const watch = { id: 1, request: { key: '', end: '\u0000' } };
+    const keys = ['/k/q', '/k/b', '/k/x', '/k/a', '/k/m', '/k/c'];
+    live.push({ client: 1, call: 0, return: 5, request: { type: 'leaseGrant', id: '9', ttl: 60 }, response: { revision: 1 } });
+    keys.forEach((key, i) => live.push({ client: 1, call: 10 + i * 10, return: 15 + i * 10, request: { type: 'put', key, value: `v${i}`, lease: '9' }, response: { revision: 2 + i } }));
+    live.advance(80); // the revoke was called at 80 and is in flight
+    const deletes = [...keys].sort().map((key) => ({ type: 'delete' as const, key, modRevision: 8 }));
+    live.pushWatchResponse({ time: 90, revision: 8, events: deletes }, watch);
+    live.push(get(2, 91, 95, '/k/a', undefined, 8));
+    live.push({ client: 1, call: 80, return: 100, request: { type: 'leaseRevoke', id: '9' }, response: { revision: 8 } });
+    live.advance(101);
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().method, 'revision', live.stats().searchReason);
+  });
+
   test('a watch that lies about a revision makes no violation: the search decides from before it', () => {
     const live = new LiveChecker({ watchEventsCarryLeases: true });
     const watch = { id: 1, request: { key: '', end: '\u0000' } };
