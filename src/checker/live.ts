@@ -367,7 +367,7 @@ export class LiveChecker {
       const before = order.stateBefore(revision);
       if (before !== undefined) this.attribute(revision, before, watched);
     }
-    while (!order.failure && order.blocked) {
+    while (!order.failure && order.waitsFor !== undefined) {
       const { revision, state } = order.current;
       for (const r of this.events.keys()) if (r <= revision) this.events.delete(r);
       const delivered = this.events.get(revision + 1);

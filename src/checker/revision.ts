@@ -352,6 +352,18 @@ export class RevisionOrder {
     this.drain(Math.min(watermark === Infinity ? Infinity : bound, cap * 2 + 1));
   }
 
+  /**
+   * Live, exclusive mode: the next revision the order waits on, if it waits for one: nobody claimed it yet,
+   * or a revoke that may or may not have made it waits for the watermark. The watch's events for it let
+   * the order move on (applyWatched).
+   */
+  get waitsFor(): number | undefined {
+    const next = this.heap.peek();
+    if (this.options.mode !== 'exclusive' || next === undefined) return undefined;
+    if (!this.ready(next) || (next.kind === 'revoke' && next.revision === this.at + 1)) return this.at + 1;
+    return undefined;
+  }
+
   /** Exclusive mode: the next operation waits for a revision nobody has claimed yet. */
   get blocked(): boolean {
     const next = this.heap.peek();
