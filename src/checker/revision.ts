@@ -436,7 +436,7 @@ export class RevisionOrder {
       const e = this.heap.peek();
       // A revoke takes its revision only if no other operation claims it, and that one may still be in
       // flight: revokes wait for the watermark (advance), which knows every claimer.
-      if (!e || this.failure || !this.ready(e) || e.kind === 'revoke') return;
+      if (!e || this.failure || !this.ready(e) || (e.kind === 'revoke' && e.revision > this.at && !this.provisional.has(e.revision))) return;
       this.heap.pop();
       this.process(e);
     }
