@@ -7,7 +7,7 @@ import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from
 import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
 import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
 import { patchHistory, unknownDeleter } from './patch.ts';
-import { RevisionOrder } from './revision.ts';
+import { deliveriesOf, RevisionOrder } from './revision.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow, Verdict, ViolationEvidence } from './result.ts';
 import { checkWatches, type CommittedRevision } from './watch.ts';
 
@@ -257,7 +257,7 @@ function searchWhole(history: History, engineOptions: EngineOptions, window?: Se
  * over the whole history.
  */
 function checkByRevisions(history: History, opts: ModelOptions & { initialRevision: number }, engineOptions: EngineOptions): Ordered {
-  const order = new RevisionOrder({ ...opts, eager: false });
+  const order = new RevisionOrder({ ...opts, eager: false, deliveries: deliveriesOf(history.watches) });
   const linearization: number[] = [];
   order.onRetired = (index) => linearization.push(index);
   // Added as a recorder would push them: acknowledged operations by return, unknown ones by call.

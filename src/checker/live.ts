@@ -22,12 +22,12 @@
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
  */
-import { isWriteRequest, type ClusterMode, type EtcdResponse, type Operation, type TxnOpResponse, type TxnResponse, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
+import { isWriteRequest, type ClusterMode, type Operation, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
 import { SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, resolvedOperation, writtenValues, type Observation } from './patch.ts';
-import { keyInRange, step, type ModelOptions } from './model.ts';
-import { RevisionOrder } from './revision.ts';
+import type { ModelOptions } from './model.ts';
+import { explainsEvents, RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
 export interface LiveCheckerOptions {
@@ -109,20 +109,6 @@ function coversPrefix(request: WatchRequest, prefix: string): boolean {
 function prefixEndOf(prefix: string): string {
   const code = prefix.charCodeAt(prefix.length - 1);
   return prefix.slice(0, -1) + String.fromCharCode(code + 1);
-}
-
-/** The counts of deleted keys the response of a write explained by watch events shows (what claimedRevision reads). */
-function withDeletes(op: Operation, response: EtcdResponse, made: readonly WatchEvent[]): EtcdResponse {
-  const deletes = made.filter((e) => e.type === 'delete');
-  const { request } = op;
-  if (request.type === 'delete') return { ...response, deleted: deletes.length };
-  if (request.type !== 'txn') return response;
-  const branch = (response as TxnResponse).succeeded ? request.success : request.failure;
-  // A range's result would be checked: a branch that reads is left without results (then it claims its
-  // revision only through a put).
-  if (branch.some((o) => o.type === 'range')) return response;
-  const results: TxnOpResponse[] = branch.map((o) => (o.type === 'delete' ? { deleted: deletes.filter((e) => keyInRange(e.key, o.key, o.end)).length } : {}));
-  return { ...response, results };
 }
 
 export class LiveChecker {
@@ -391,7 +377,7 @@ export class LiveChecker {
     const found: { index: number; op: Operation }[] = [];
     for (const [index, op] of this.unknownWriters) {
       if (op.call > delivered.time) continue;
-      const resolved = this.explains(op, before, revision, delivered);
+      const resolved = explainsEvents(op, before, revision, delivered, this.model);
       if (resolved) found.push({ index, op: resolved });
     }
     const distinct = new Set(found.map((f) => JSON.stringify(f.op.request)));
@@ -407,22 +393,6 @@ export class LiveChecker {
     this.resolvedCount++;
     this.order!.resolve(chosen.index, chosen.op);
     return true;
-  }
-
-  /** The operation as known at `revision` if stepping it makes the delivered events, else undefined. */
-  private explains(op: Operation, state: RevisionOrder['current']['state'], revision: number, delivered: { time: number; events: readonly WatchEvent[] }): Operation | undefined {
-    const responses: EtcdResponse[] = op.request.type === 'txn' ? [{ succeeded: true, revision }, { succeeded: false, revision }] : [{ revision }];
-    for (const response of responses) {
-      const made: WatchEvent[] = [];
-      if (step(state, op.request, response, this.model, undefined, made) === null) continue;
-      // The same events in any order: a revoke's deletes come in the model's key order, etcd's sorted.
-      const byKey = (a: WatchEvent, b: WatchEvent): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-      const expected = [...delivered.events].sort(byKey);
-      made.sort(byKey);
-      const same = made.length === expected.length && made.every((e, i) => e.type === expected[i]!.type && e.key === expected[i]!.key && (e.type === 'delete' || e.value === expected[i]!.value));
-      if (same) return { ...op, return: delivered.time, response: withDeletes(op, response, made) };
-    }
-    return undefined;
   }
 
   /** No operation pushed from now on was called before the watermark, so older observations are useless. */

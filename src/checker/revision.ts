@@ -28,10 +28,10 @@
  * so nothing else can come before it); requests at older revisions that arrive afterwards are checked
  * against the states kept for recent revisions (see lateRequest).
  */
-import type { EtcdRequest, Operation } from '../domain/index.ts';
+import type { EtcdRequest, EtcdResponse, Operation, TxnOpResponse, TxnResponse } from '../domain/index.ts';
 import { claimedRevision } from './linearize.ts';
 import type { WatchEvent } from '../domain/index.ts';
-import { applyWatchEvents, initialState, step, type ModelOptions, type ModelState, type Why } from './model.ts';
+import { applyWatchEvents, initialState, keyInRange, step, type ModelOptions, type ModelState, type Why } from './model.ts';
 
 export interface RevisionOptions extends ModelOptions {
   initialRevision: number;
@@ -44,6 +44,12 @@ export interface RevisionOptions extends ModelOptions {
   eager: boolean;
   /** Recent states kept for requests that arrive after later writes were applied (eager mode). */
   keepStates?: number;
+  /**
+   * Offline: the watch's events by revision (deliveriesOf). At the end, a revision nobody claimed whose events
+   * exactly one unknown-outcome operation explains is that operation's (as live does, more precisely than
+   * patch.ts's elimination by key: the whole event set, from the exact state).
+   */
+  deliveries?: ReadonlyMap<number, Delivered>;
 }
 
 /** Why the revision order could not be verified; the search then decides from `window`. */
@@ -408,6 +414,7 @@ export class RevisionOrder {
   /** Processes everything added: the stream has ended. */
   finish(): void {
     this.advance(Infinity);
+    while (!this.failure && this.fillGapFromWatch()) this.drain(Infinity);
     if (this.failure) return;
     const [unmade] = this.provisional.keys();
     if (unmade !== undefined) {
@@ -417,6 +424,24 @@ export class RevisionOrder {
     // What is left waits for a revision nobody claimed (exclusive mode): only the search can fill it.
     const next = this.heap.pop();
     if (next) this.fail(`no operation claims revision ${this.at + 1}, which ${describe(next.op, next.index)} at revision ${next.revision} follows`, next, this.at + 1);
+  }
+
+  /** Offline, at the end: the gap at the next revision, filled by the one unknown operation its events explain. */
+  private fillGapFromWatch(): boolean {
+    const next = this.heap.peek();
+    const delivered = this.options.deliveries?.get(this.at + 1);
+    if (next === undefined || delivered === undefined || this.options.mode !== 'exclusive' || this.ready(next)) return false;
+    const found: { index: number; op: Operation }[] = [];
+    for (const [index, { op }] of this.unknown) {
+      if (op.call > delivered.time || op.request.type === 'leaseGrant' || op.request.type === 'compact') continue;
+      const resolved = explainsEvents(op, this.state, this.at + 1, delivered, this.options);
+      if (resolved) found.push({ index, op: resolved });
+    }
+    if (found.length === 0 || new Set(found.map((f) => JSON.stringify(f.op.request))).size > 1) return false;
+    // Identical requests are interchangeable: the earliest called took it.
+    const chosen = found.sort((a, b) => a.op.call - b.op.call)[0]!;
+    this.resolve(chosen.index, chosen.op);
+    return this.failure === undefined;
   }
 
   /** Processes entries at positions up to `limit` (inclusive), stopping at a revision gap. */
@@ -662,4 +687,63 @@ export class RevisionOrder {
     this.retire(this.windowStart + 1);
     this.windowStart = -1;
   }
+}
+
+/** What a watch delivered at one revision, and when it first did. */
+export interface Delivered {
+  time: number;
+  events: readonly WatchEvent[];
+}
+
+/**
+ * The unknown-outcome operation as a known write at `revision`, if stepping it from `state` makes exactly the
+ * events a watch delivered there (in any order: a revoke's deletes come in the model's key order, etcd's
+ * sorted); else undefined. It then took effect before the delivery, at that revision.
+ */
+export function explainsEvents(op: Operation, state: ModelState, revision: number, delivered: Delivered, opts: ModelOptions): Operation | undefined {
+  const responses: EtcdResponse[] = op.request.type === 'txn' ? [{ succeeded: true, revision }, { succeeded: false, revision }] : [{ revision }];
+  const byKey = (a: WatchEvent, b: WatchEvent): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  const expected = [...delivered.events].sort(byKey);
+  for (const response of responses) {
+    const made: WatchEvent[] = [];
+    if (step(state, op.request, response, opts, undefined, made) === null) continue;
+    made.sort(byKey);
+    const same = made.length === expected.length && made.every((e, i) => e.type === expected[i]!.type && e.key === expected[i]!.key && (e.type === 'delete' || e.value === expected[i]!.value));
+    if (same) return { ...op, return: delivered.time, response: withDeletes(op, response, made) };
+  }
+  return undefined;
+}
+
+/** The counts of deleted keys the response of a write explained by watch events shows (what claimedRevision reads). */
+function withDeletes(op: Operation, response: EtcdResponse, made: readonly WatchEvent[]): EtcdResponse {
+  const deletes = made.filter((e) => e.type === 'delete');
+  const { request } = op;
+  if (request.type === 'delete') return { ...response, deleted: deletes.length };
+  if (request.type !== 'txn') return response;
+  const branch = (response as TxnResponse).succeeded ? request.success : request.failure;
+  // A range's result would be checked: a branch that reads is left without results (then it claims its
+  // revision only through a put).
+  if (branch.some((o) => o.type === 'range')) return response;
+  const results: TxnOpResponse[] = branch.map((o) => (o.type === 'delete' ? { deleted: deletes.filter((e) => keyInRange(e.key, o.key, o.end)).length } : {}));
+  return { ...response, results };
+}
+
+/** The first delivery of each revision's events over a history's watch streams (offline gap filling). */
+export function deliveriesOf(streams: readonly { responses: readonly { time: number; events: readonly WatchEvent[] }[] }[]): Map<number, Delivered> {
+  const byRevision = new Map<number, Delivered>();
+  for (const stream of streams) {
+    const seen = new Map<number, { time: number; events: WatchEvent[] }>();
+    for (const response of stream.responses) {
+      for (const event of response.events) {
+        let mine = seen.get(event.modRevision);
+        if (mine === undefined) seen.set(event.modRevision, (mine = { time: response.time, events: [] }));
+        mine.events.push(event);
+      }
+    }
+    for (const [revision, mine] of seen) {
+      const known = byRevision.get(revision);
+      if (known === undefined || mine.time < known.time) byRevision.set(revision, mine);
+    }
+  }
+  return byRevision;
 }

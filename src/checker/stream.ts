@@ -46,7 +46,7 @@ import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
 import type { ModelOptions, ModelState } from './model.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
-import { RevisionOrder } from './revision.ts';
+import { deliveriesOf, RevisionOrder } from './revision.ts';
 
 /** What one pass over a history returns besides its operations. */
 export interface HistoryPass {
@@ -353,7 +353,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
     replay.apply(op, index);
     searched.order?.push(index);
   };
-  const revision = byRevision ? new RevisionOrder({ ...opts, eager: false }) : undefined;
+  const revision = byRevision ? new RevisionOrder({ ...opts, eager: false, deliveries: deliveriesOf(history.watches) }) : undefined;
   if (revision) revision.onRetired = (index, op) => replayOp(op, index);
   let engine = revision ? undefined : new LinearizationEngine(engineOptions);
   searched.engine = engine;

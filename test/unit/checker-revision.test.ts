@@ -125,6 +125,33 @@ describe('the revision path by hand', () => {
   });
 });
 
+describe('offline gap filling from the watch', () => {
+  test('a revision nobody claimed goes to the one unknown operation that makes exactly its watch events', () => {
+    const del: Operation = { client: 2, call: 12, return: null, request: { type: 'delete', key: 'a' } };
+    // Also unknown, also deletes "a": patching by key cannot tell the two apart; its put of "b" is not in the events.
+    const txn: Operation = { client: 3, call: 13, return: null, request: { type: 'txn', compare: [], success: [{ type: 'delete', key: 'a' }, { type: 'put', key: 'b', value: 'y' }], failure: [] } };
+    const history: History = {
+      meta: { kind: 'meta', mode: 'exclusive', initialRevision: 1 },
+      operations: [put(1, 0, 10, 'a', 'x', 2), del, txn, put(4, 30, 40, 'c', 'z', 4), get(1, 41, 50, 'a', undefined, 4)],
+      watches: [
+        {
+          id: 1,
+          request: { key: 'a' },
+          responses: [
+            { time: 11, revision: 2, events: [{ type: 'put', key: 'a', value: 'x', modRevision: 2, createRevision: 2, version: 1 }] },
+            { time: 20, revision: 3, events: [{ type: 'delete', key: 'a', modRevision: 3 }] },
+          ],
+        },
+      ],
+    };
+    const result = checkLinearizability(history);
+    assert.equal(result.verdict, 'linearizable');
+    assert.equal(result.method, 'revision', JSON.stringify(result.searchWindow));
+    assert.ok(result.linearization?.includes(1));
+    assert.ok(!result.linearization?.includes(2));
+  });
+});
+
 describe('the live checker on the revision path', () => {
   const del = (client: number, call: number, ret: number | null, key: string, revision?: number): Operation => ({
     client,
