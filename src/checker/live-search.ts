@@ -19,7 +19,7 @@
 import type { Operation, WatchResponse } from '../domain/index.ts';
 import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
 import { LinearizationEngine, roleOf } from './linearize.ts';
-import { anonymize, forEachObservedValue, forEachWatchedValue, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
+import { anonymize, forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
 import type { ModelState } from './model.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 import { defaultResolveWindowMs, type LiveCheckerOptions, type LiveStats } from './live.ts';
@@ -39,9 +39,7 @@ export class SearchLiveChecker {
   private readonly waiting = new Map<number, { op: Operation; values: string[] }>();
   private readonly waitingByValue = new Map<string, number>();
   /** Recent observations (value -> time and revision), kept while an unpushed write could match them. */
-  private readonly observations = new Map<string, { time: number; revision: number | undefined }>();
-  private readonly observationOrder: { time: number; value: string }[] = [];
-  private observationHead = 0;
+  private readonly observations = new RecentObservations();
   /** Values of writes released unobserved (as the placeholder), in release order, until the horizon. */
   private readonly anonymized = new Map<string, number>();
   private readonly anonymizedOrder: { call: number; value: string }[] = [];
@@ -142,7 +140,7 @@ export class SearchLiveChecker {
     }
     let limit = watermark;
     for (const { op } of this.waiting.values()) limit = Math.min(limit, op.call);
-    this.forgetObservationsBefore(watermark);
+    this.observations.forgetBefore(watermark);
     this.engine.advance(limit);
   }
 
@@ -160,10 +158,7 @@ export class SearchLiveChecker {
         return;
       }
     }
-    if (!this.observations.has(value)) {
-      this.observations.set(value, { time, revision });
-      this.observationOrder.push({ time, value });
-    }
+    this.observations.add(value, time, revision);
   }
 
   private release(index: number, values: string[]): void {
@@ -176,18 +171,6 @@ export class SearchLiveChecker {
     this.resolved++;
     this.pushedAt.set(index, performance.now());
     this.engine.add(index, resolvedOperation(op, seen, value), 'linearize');
-  }
-
-  /** No operation pushed from now on was called before the watermark, so older observations are useless. */
-  private forgetObservationsBefore(watermark: number): void {
-    while (this.observationHead < this.observationOrder.length && this.observationOrder[this.observationHead]!.time < watermark) {
-      this.observations.delete(this.observationOrder[this.observationHead]!.value);
-      this.observationHead++;
-    }
-    if (this.observationHead > 65_536) {
-      this.observationOrder.splice(0, this.observationHead);
-      this.observationHead = 0;
-    }
   }
 
   /** Settles everything pushed: call when the stream has ended. */

@@ -25,7 +25,7 @@
 import { isWriteRequest, type ClusterMode, type Operation, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
 import { SearchLiveChecker } from './live-search.ts';
-import { forEachObservedValue, forEachWatchedValue, resolvedOperation, writtenValues, type Observation } from './patch.ts';
+import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
 import type { ModelOptions } from './model.ts';
 import { explainsEvents, RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
@@ -128,9 +128,7 @@ export class LiveChecker {
   private readonly unresolved = new Map<number, { op: Operation; values: string[] }>();
   private readonly unresolvedByValue = new Map<string, number>();
   /** Recent observations (value -> time and revision), kept while an unpushed write could match them. */
-  private readonly observations = new Map<string, Observation>();
-  private readonly observationOrder: { time: number; value: string }[] = [];
-  private observationHead = 0;
+  private readonly observations = new RecentObservations();
   /** The highest revision a watch covering the run's keys has delivered everything up to. */
   private watchRevision = -Infinity;
   private readonly covering = new Map<number, boolean>();
@@ -234,7 +232,7 @@ export class LiveChecker {
     // Shared mode: with an unknown write unresolved, a revision the watch has not delivered may be its.
     const cap = this.mode === 'shared' && this.unresolved.size > 0 ? this.watchRevision : Infinity;
     order.advance(watermark, cap);
-    this.forgetObservationsBefore(watermark);
+    this.observations.forgetBefore(watermark);
     this.fillGaps();
     this.watchStuck(watermark);
     this.afterChange();
@@ -315,10 +313,7 @@ export class LiveChecker {
         return;
       }
     }
-    if (!this.observations.has(value)) {
-      this.observations.set(value, { time, revision });
-      this.observationOrder.push({ time, value });
-    }
+    this.observations.add(value, time, revision);
   }
 
   private resolveWith(index: number, op: Operation, seen: Observation, value: string): void {
@@ -393,18 +388,6 @@ export class LiveChecker {
     this.resolvedCount++;
     this.order!.resolve(chosen.index, chosen.op);
     return true;
-  }
-
-  /** No operation pushed from now on was called before the watermark, so older observations are useless. */
-  private forgetObservationsBefore(watermark: number): void {
-    while (this.observationHead < this.observationOrder.length && this.observationOrder[this.observationHead]!.time < watermark) {
-      this.observations.delete(this.observationOrder[this.observationHead]!.value);
-      this.observationHead++;
-    }
-    if (this.observationHead > 65_536) {
-      this.observationOrder.splice(0, this.observationHead);
-      this.observationHead = 0;
-    }
   }
 
   /** A revision nobody claims for longer than the resolve window: only the search can fill it. */

@@ -52,6 +52,39 @@ export interface Observation {
   revision: number | undefined;
 }
 
+/**
+ * The live checkers' recent observations (value -> first time and revision seen), kept while a write pushed
+ * later could still match them: one called before the watermark cannot be pushed any more.
+ */
+export class RecentObservations {
+  private readonly byValue = new Map<string, Observation>();
+  private order: { time: number; value: string }[] = [];
+  private head = 0;
+
+  get(value: string): Observation | undefined {
+    return this.byValue.get(value);
+  }
+
+  /** Records the first observation of a value. */
+  add(value: string, time: number, revision: number | undefined): void {
+    if (this.byValue.has(value)) return;
+    this.byValue.set(value, { time, revision });
+    this.order.push({ time, value });
+  }
+
+  /** Forgets observations made before the watermark. */
+  forgetBefore(watermark: number): void {
+    while (this.head < this.order.length && this.order[this.head]!.time < watermark) {
+      this.byValue.delete(this.order[this.head]!.value);
+      this.head++;
+    }
+    if (this.head > 65_536) {
+      this.order = this.order.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
 type PutOp = TxnOp & { type: 'put' };
 
 /** The puts a write makes: a put itself, or the puts of both txn branches. */
