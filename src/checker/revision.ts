@@ -29,6 +29,7 @@
  * against the states kept for recent revisions (see lateRequest).
  */
 import type { EtcdRequest, EtcdResponse, Operation, TxnOpResponse, TxnResponse } from '../domain/index.ts';
+import { MinHeap } from '../min-heap.ts';
 import { claimedRevision } from './linearize.ts';
 import type { WatchEvent } from '../domain/index.ts';
 import { applyWatchEvents, initialState, keyInRange, step, type ModelOptions, type ModelState, type Why } from './model.ts';
@@ -93,56 +94,6 @@ function before(a: Entry, b: Entry): boolean {
   const rb = b.op.return ?? Infinity;
   if (ra !== rb) return ra < rb;
   return a.index < b.index;
-}
-
-/** A binary min-heap of entries in revision order. */
-class EntryHeap {
-  private readonly items: Entry[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): Entry | undefined {
-    return this.items[0];
-  }
-
-  values(): readonly Entry[] {
-    return this.items;
-  }
-
-  push(e: Entry): void {
-    const items = this.items;
-    items.push(e);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!before(items[i]!, items[parent]!)) break;
-      [items[i], items[parent]] = [items[parent]!, items[i]!];
-      i = parent;
-    }
-  }
-
-  pop(): Entry | undefined {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && before(items[l]!, items[m]!)) m = l;
-        if (r < items.length && before(items[r]!, items[m]!)) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m]!, items[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 /**
@@ -241,7 +192,7 @@ export class RevisionOrder {
   private state: ModelState;
   /** The revision the state is at (shared mode: the last write's, or the initial one). */
   private at: number;
-  private readonly heap = new EntryHeap();
+  private readonly heap = new MinHeap<Entry>(before);
   private readonly returns = new ReturnIndex();
   /** Unknown-outcome operations not resolved, with the real-time bound on their position. */
   private readonly unknown = new Map<number, { op: Operation; bound: number; boundIndex: number }>();

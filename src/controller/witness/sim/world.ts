@@ -24,6 +24,7 @@
  * every start obeys (etcd-wal-commit, then --force-new-cluster: the member's guard script) until the
  * protocol's finishRecovery step removes it, whichever operator replica leads by then.
  */
+import { MinHeap } from '../../../min-heap.ts';
 import { witnessWriteRefusal, type VersionedWitnessRecord, type WitnessRecord, type WitnessWriteResult } from '../../../domain/witness.ts';
 import type { PlacedMember } from '../../../domain/runtime.ts';
 import type { EtcdMemberView, EtcdView } from '../../etcdcluster/observe.ts';
@@ -573,50 +574,9 @@ interface SimEvent {
   fn: () => void;
 }
 
-/** A binary min-heap of events by (t, seq). */
-class EventQueue {
-  private heap: SimEvent[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  push(e: SimEvent): void {
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!EventQueue.less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  pop(): SimEvent | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const lastEvent = h.pop();
-    if (h.length > 0 && lastEvent) {
-      h[0] = lastEvent;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && EventQueue.less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && EventQueue.less(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-
-  private static less(a: SimEvent, b: SimEvent): boolean {
-    return a.t < b.t || (a.t === b.t && a.seq < b.seq);
-  }
+/** Events in (t, seq) order. */
+function eventBefore(a: SimEvent, b: SimEvent): boolean {
+  return a.t < b.t || (a.t === b.t && a.seq < b.seq);
 }
 
 export interface NetworkConditions {
@@ -644,7 +604,7 @@ export class World {
   now = 0;
   steps = 0;
   private seq = 0;
-  private readonly queue = new EventQueue();
+  private readonly queue = new MinHeap<SimEvent>(eventBefore);
   readonly raftRng: Random;
   readonly netRng: Random;
   readonly loadRng: Random;
