@@ -85,6 +85,9 @@ function entryFor(index: number, op: Operation, revision: number): Entry {
   return { index, op, revision, pos: revision * 2 + 1, kind: 'other' };
 }
 
+/** No real-time bound (offline: checked as operations are placed). */
+const noBound = { pos: -Infinity, index: -1 };
+
 const kindRank: Record<EntryKind, number> = { write: 0, revoke: 1, other: 2 };
 
 function before(a: Entry, b: Entry): boolean {
@@ -257,8 +260,9 @@ export class RevisionOrder {
     }
     const entry = entryFor(index, op, revision);
     // Real time: everything that returned before this call sits at or before it (a revoke may sit after its write slot).
-    const bound = this.returns.boundBefore(op.call);
-    if (this.options.eager && bound.pos > (entry.kind === 'revoke' ? entry.pos + 1 : entry.pos)) {
+    // Offline, real time is checked as operations are placed (place): the search by call time is live-only.
+    const bound = this.options.eager ? this.returns.boundBefore(op.call) : noBound;
+    if (bound.pos > (entry.kind === 'revoke' ? entry.pos + 1 : entry.pos)) {
       const other = Math.floor(bound.pos / 2);
       this.fail(`${describe(op, index)} at revision ${entry.revision} was called after operation ${bound.index} had returned at revision ${other}`, { index, op }, Math.min(entry.revision, other));
       return;
@@ -274,7 +278,7 @@ export class RevisionOrder {
    */
   addUnknown(index: number, op: Operation): void {
     if (this.failure) return;
-    const bound = this.returns.boundBefore(op.call);
+    const bound = this.options.eager ? this.returns.boundBefore(op.call) : noBound;
     this.unknown.set(index, { op, bound: bound.pos, boundIndex: bound.index });
     if (op.request.type === 'leaseGrant') this.lazyGrants.set(op.request.id, index);
   }
@@ -287,7 +291,7 @@ export class RevisionOrder {
     if (!waiting || revision === undefined) return;
     this.unknown.delete(index);
     const entry = entryFor(index, resolved, revision);
-    if (this.options.eager && waiting.bound > entry.pos) {
+    if (waiting.bound > entry.pos) {
       this.fail(`${describe(resolved, index)} took effect at revision ${revision}, but was called after operation ${waiting.boundIndex} had returned at revision ${Math.floor(waiting.bound / 2)}`, { index, op: resolved }, revision);
       return;
     }
