@@ -88,6 +88,12 @@ export interface MemberLaunch {
   initialClusterState: 'new' | 'existing';
   /** The etcd version to start it with (without the leading v); absent: the cluster's spec.version. */
   version?: string;
+  /**
+   * A restart of a member etcd already knows: it starts only on the data it has. A placement that finds
+   * none (its PVC is gone) refuses with an error naming it rather than start it on empty storage, where
+   * etcd panics on a raft log it no longer has and crash-loops until the member is replaced.
+   */
+  restart?: boolean;
 }
 
 /**

@@ -458,6 +458,13 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     );
     assert.equal(await releaseDeletedClaims(), 1);
     assert.equal(await readClaim('demo-0-data'), undefined);
+    // A restart planned while the PVC was still listed never starts the member on a new, empty PVC.
+    await assert.rejects(
+      placement.startMember(demo, { ...launchOf('demo', 0, 'existing'), restart: true }),
+      (error: unknown) => error instanceof PlacementError && error.kind === 'PersistentVolumeClaim' && error.statusCode === 409 && /demo-0 cannot restart without its data/.test(error.message),
+    );
+    assert.equal(await readClaim('demo-0-data'), undefined, 'no new PVC');
+    assert.equal(await readPod('demo-0'), undefined, 'no Pod');
     await placement.deleteMember(demo, 'demo-0');
     assert.deepEqual(
       (await placement.listMembers(demo)).map((m) => m.name),

@@ -137,9 +137,15 @@ describe('planCluster: placement drift', () => {
     assert.deepEqual(planCluster(input({ etcd, placed: [runner(0), runner(1)] })), { kind: 'removeMember', member: peer(5), id: id(5), reason: 'unknown' });
   });
 
-  test('a started member whose runner vanished is started again', () => {
+  test('a started member the placement no longer lists (its PVC went with its Pod) lost its data: it is replaced, never started on empty storage', () => {
     const plan = healthy([0, 1, 2], { placed: [runner(0), runner(1)] });
-    assert.deepEqual(planCluster(plan), { kind: 'startMember', member: 'main-2', initialCluster: `main-0=${peer(0)},main-1=${peer(1)},main-2=${peer(2)}` });
+    assert.deepEqual(planCluster(plan), { kind: 'removeMember', member: 'main-2', id: id(2), reason: 'dataLost' });
+  });
+
+  test('a leader the placement no longer lists waits for another leader, as a leader that lost its data does', () => {
+    const plan = healthy([0, 1, 2], { placed: [runner(1), runner(2)] });
+    assert.equal(plan.etcd?.leaderId, id(0));
+    assert.deepEqual(planCluster(plan), { kind: 'wait', reason: 'the leader main-0 lost its data; waiting for another leader before removing it' });
   });
 });
 

@@ -113,11 +113,9 @@ export function planCluster(input: PlanInput): ClusterAction {
   for (const m of etcd.members) {
     const name = memberName(m, input)!;
     const runner = byName.get(name);
-    if (!runner) {
-      // etcd knows a started member nobody runs (its runner vanished): start it again from its data.
-      return { kind: 'startMember', member: name, initialCluster: initialClusterOf(etcd.members, input) };
-    }
-    if (runner.state === 'dataLost') {
+    // A placement lists every member whose data it holds (a PVC, a data dir and its record): a member etcd
+    // knows as started (named) that it does not list has lost its data, and is replaced like one that says so.
+    if (!runner || runner.state === 'dataLost') {
       // Not the leader while others could lead: it is stopped (local) or loses its Pod, and then is replaced as a follower.
       if (m.id === leader?.id) {
         return etcd.members.length > 1

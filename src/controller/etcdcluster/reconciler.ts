@@ -389,7 +389,7 @@ export class EtcdClusterReconciler {
         return 500;
       case 'restartMember': {
         const runner = placed.find((p) => p.name === action.member);
-        const launch = { name: action.member, initialCluster: etcd ? initialClusterOf(etcd.members, { placed }) : '', initialClusterState: 'existing' as const };
+        const launch = { name: action.member, initialCluster: etcd ? initialClusterOf(etcd.members, { placed }) : '', initialClusterState: 'existing' as const, restart: true };
         await placement.startMember(cluster, launch);
         await this.event(cluster, 'Normal', 'MemberRestarted', `restarted ${action.member} with its data (${runner?.detail ?? 'down'})`);
         return 1000;

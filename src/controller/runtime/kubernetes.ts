@@ -383,6 +383,10 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     }
     const claimName = dataClaimName(launch.name);
     let claim = await this.readClaim(namespace, claimName);
+    if (!claim && launch.restart === true) {
+      // The PVC went between the listing and this start (deleted with its Pod): the member's data is gone.
+      throw new PlacementError('PersistentVolumeClaim', `${namespace}/${claimName}`, `is gone: member ${launch.name} cannot restart without its data; it will be replaced`, { statusCode: 409 });
+    }
     if (!claim) {
       const created = await this.create('PersistentVolumeClaim', namespace, claimName, () =>
         this.core.createNamespacedPersistentVolumeClaim({ namespace, body: dataClaim(cluster, launch) }),
