@@ -33,11 +33,18 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
   readonly size: number;
   /** The keys in order, computed when a range first asks; inherited by a map with the same keys. */
   private sorted: string[] | undefined;
+  /**
+   * The base's sorted keys and the few keys a draft added or removed: the sorted keys come from them by
+   * a merge when a range asks, not from a sort of every key (a write of a new key before each list read
+   * made keysIn re-sort hundreds of keys per read). Dropped once used: no chain of older maps is kept.
+   */
+  private derivation: SortedDerivation | undefined;
 
-  constructor(buckets: readonly (Bucket | undefined)[], size: number, sorted?: string[]) {
+  constructor(buckets: readonly (Bucket | undefined)[], size: number, sorted?: string[], derivation?: SortedDerivation) {
     this.buckets = buckets;
     this.size = size;
     this.sorted = sorted;
+    this.derivation = sorted === undefined ? derivation : undefined;
   }
 
   /** The sorted keys if already computed (a draft that adds or removes no key passes them on). */
@@ -47,7 +54,7 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
 
   /** Keys from `start` up to `end` exclusive ('\u0000': to the end), in order: a binary search, not a scan. */
   keysIn(start: string, end: string): string[] {
-    const sorted = (this.sorted ??= [...this.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    const sorted = (this.sorted ??= this.sortKeys());
     let lo = 0;
     let hi = sorted.length;
     while (lo < hi) {
@@ -72,6 +79,13 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
     return this.buckets[bucketOf(key)]?.has(key) ?? false;
   }
 
+  private sortKeys(): string[] {
+    const derivation = this.derivation;
+    this.derivation = undefined;
+    if (derivation !== undefined) return mergeSorted(derivation);
+    return [...this.keys()].sort(compareKeys);
+  }
+
   *entries(): MapIterator<[string, V]> {
     for (const bucket of this.buckets) if (bucket) yield* (bucket as ReadonlyMap<string, V>).entries();
   }
@@ -93,6 +107,31 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
   }
 }
 
+const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A map's sorted keys as its base's and the keys added and removed since (disjoint, each at most a few). */
+interface SortedDerivation {
+  base: readonly string[];
+  added: readonly string[];
+  removed: ReadonlySet<string>;
+}
+
+/** Derivations above this many changed keys sort afresh instead (a merge would do no better). */
+const maxDerivedChanges = 16;
+
+/** The base's sorted keys without the removed ones and with the added ones in place. */
+function mergeSorted({ base, added, removed }: SortedDerivation): string[] {
+  const insert = [...added].sort(compareKeys);
+  const merged: string[] = [];
+  let j = 0;
+  for (const key of base) {
+    while (j < insert.length && insert[j]! < key) merged.push(insert[j++]!);
+    if (!removed.has(key)) merged.push(key);
+  }
+  while (j < insert.length) merged.push(insert[j++]!);
+  return merged;
+}
+
 /** Changes to a KeyMap, copying the bucket array and each bucket it writes once; finish() gives the new map. */
 export class KeyMapDraft<V> {
   private readonly base: KeyMap<V>;
@@ -101,6 +140,9 @@ export class KeyMapDraft<V> {
   private size: number;
   /** Whether a key was added or removed (the sorted keys then change). */
   private membership = false;
+  /** Keys this draft added that the base lacks, and base keys it removed (while few: see maxDerivedChanges). */
+  private readonly added = new Set<string>();
+  private readonly removed = new Set<string>();
 
   constructor(base: KeyMap<V>) {
     this.base = base;
@@ -125,6 +167,7 @@ export class KeyMapDraft<V> {
     if (!bucket.has(key)) {
       this.size++;
       this.membership = true;
+      if (!this.removed.delete(key)) this.added.add(key);
     }
     bucket.set(key, value);
   }
@@ -135,11 +178,15 @@ export class KeyMapDraft<V> {
     this.writable(i).delete(key);
     this.size--;
     this.membership = true;
+    if (!this.added.delete(key)) this.removed.add(key);
   }
 
   finish(): KeyMap<V> {
     if (this.buckets === undefined) return this.base;
-    return new KeyMap<V>(this.buckets, this.size, this.membership ? undefined : this.base.sortedIfKnown);
+    const base = this.base.sortedIfKnown;
+    if (!this.membership) return new KeyMap<V>(this.buckets, this.size, base);
+    const derivable = base !== undefined && this.added.size + this.removed.size <= maxDerivedChanges;
+    return new KeyMap<V>(this.buckets, this.size, undefined, derivable ? { base, added: [...this.added], removed: new Set(this.removed) } : undefined);
   }
 
   private writable(i: number): Map<string, V> {

@@ -46,4 +46,31 @@ describe('KeyMap', () => {
       { numRuns: 300, seed: 20_261_206 },
     );
   });
+
+  test('ranges stay in order whether the previous map was ranged or not, and after drafts of many changes', () => {
+    const manyKeys = fc.stringMatching(/^\/k\/[a-z]{1,3}$/);
+    const manyWrites = fc.oneof(fc.record({ set: manyKeys, value: fc.nat(9) }), fc.record({ delete: manyKeys }));
+    fc.assert(
+      fc.property(fc.array(fc.record({ writes: fc.array(manyWrites, { maxLength: 24 }), ranged: fc.boolean() }), { maxLength: 30 }), (steps) => {
+        let map = KeyMap.empty<number>();
+        const reference = new Map<string, number>();
+        for (const { writes, ranged } of steps) {
+          const draft = new KeyMapDraft(map);
+          for (const w of writes) {
+            if ('set' in w) {
+              draft.set(w.set, w.value);
+              reference.set(w.set, w.value);
+            } else {
+              draft.delete(w.delete);
+              reference.delete(w.delete);
+            }
+          }
+          map = draft.finish();
+          if (ranged) assert.deepEqual(map.keysIn('/k/', '\u0000'), [...reference.keys()].sort());
+        }
+        assert.deepEqual(map.keysIn('/k/', '\u0000'), [...reference.keys()].sort());
+      }),
+      { numRuns: 300, seed: 20_261_207 },
+    );
+  });
 });
