@@ -52,6 +52,11 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
     return this.sorted;
   }
 
+  /** How to get the sorted keys by a merge, while they are not computed. */
+  get derivationIfKnown(): SortedDerivation | undefined {
+    return this.sorted === undefined ? this.derivation : undefined;
+  }
+
   /** Keys from `start` up to `end` exclusive ('\u0000': to the end), in order: a binary search, not a scan. */
   keysIn(start: string, end: string): string[] {
     const sorted = (this.sorted ??= this.sortKeys());
@@ -109,15 +114,29 @@ export class KeyMap<V> implements ReadonlyMap<string, V> {
 
 const compareKeys = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** A map's sorted keys as its base's and the keys added and removed since (disjoint, each at most a few). */
+/**
+ * A map's sorted keys as an older map's and the keys added and removed since (disjoint: an added key is
+ * not in base, a removed one is). The older map may be several writes back: the states between two list
+ * reads are never ranged themselves.
+ */
 interface SortedDerivation {
   base: readonly string[];
-  added: readonly string[];
+  added: ReadonlySet<string>;
   removed: ReadonlySet<string>;
 }
 
-/** Derivations above this many changed keys sort afresh instead (a merge would do no better). */
-const maxDerivedChanges = 16;
+/** Derivations above this many changed keys sort afresh instead. */
+const maxDerivedChanges = 64;
+
+/** `from` followed by a draft's own additions and removals, if still few enough to merge. */
+function extendDerivation(from: SortedDerivation, added: ReadonlySet<string>, removed: ReadonlySet<string>): SortedDerivation | undefined {
+  if (from.added.size + from.removed.size + added.size + removed.size > maxDerivedChanges) return undefined;
+  const nextAdded = new Set(from.added);
+  const nextRemoved = new Set(from.removed);
+  for (const key of removed) if (!nextAdded.delete(key)) nextRemoved.add(key);
+  for (const key of added) if (!nextRemoved.delete(key)) nextAdded.add(key);
+  return { base: from.base, added: nextAdded, removed: nextRemoved };
+}
 
 /** The base's sorted keys without the removed ones and with the added ones in place. */
 function mergeSorted({ base, added, removed }: SortedDerivation): string[] {
@@ -184,9 +203,9 @@ export class KeyMapDraft<V> {
   finish(): KeyMap<V> {
     if (this.buckets === undefined) return this.base;
     const base = this.base.sortedIfKnown;
-    if (!this.membership) return new KeyMap<V>(this.buckets, this.size, base);
-    const derivable = base !== undefined && this.added.size + this.removed.size <= maxDerivedChanges;
-    return new KeyMap<V>(this.buckets, this.size, undefined, derivable ? { base, added: [...this.added], removed: new Set(this.removed) } : undefined);
+    if (!this.membership) return new KeyMap<V>(this.buckets, this.size, base, this.base.derivationIfKnown);
+    const from = base !== undefined ? { base, added: new Set<string>(), removed: new Set<string>() } : this.base.derivationIfKnown;
+    return new KeyMap<V>(this.buckets, this.size, undefined, from === undefined ? undefined : extendDerivation(from, this.added, this.removed));
   }
 
   private writable(i: number): Map<string, V> {
