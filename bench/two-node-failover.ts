@@ -9,7 +9,7 @@
  *
  *   node bench/two-node-failover.ts                     # at least 20 failovers (about 9 minutes)
  *   node bench/two-node-failover.ts --failovers 5 --seed 7 --witness http
- *   node bench/two-node-failover.ts --failovers 3 --keep   # keeps the operator's folders, history included
+ *   node bench/two-node-failover.ts --failovers 3 --keep   # keeps the operator's folders, the run's history under runs/
  *
  * Results go to bench/.results/two-node-failover-<date>.json.
  */
@@ -81,6 +81,8 @@ async function main(): Promise<number> {
       await witness.waitReady();
     }
     const placement = new LocalPlacement({ root: path.join(root, 'members') });
+    const runsDir = path.join(root, 'runs');
+    mkdirSync(runsDir, { recursive: true });
     operator = await Operator.start({
       kubeConfig: apiserver.kubeConfig,
       placement,
@@ -92,6 +94,9 @@ async function main(): Promise<number> {
       host: '127.0.0.1',
       metricsPort: 0,
       healthPort: 0,
+      // --keep: the run's folder, its history among them, stays under root/runs for `etcd-robustness check`.
+      workDir: runsDir,
+      keepRunFolders: values.keep,
     });
     const clusterYaml = readFileSync('config/samples/etcdcluster-two-node.yaml', 'utf8');
     const runYaml = readFileSync('config/samples/two-node-failover.yaml', 'utf8');
@@ -157,7 +162,7 @@ async function main(): Promise<number> {
     await witness?.close();
     await apiserver.close();
     // --keep leaves the operator's folders (the run's history among them) for a closer look.
-    if (values.keep) console.log(`kept ${root}`);
+    if (values.keep) console.log(`kept ${root} (the run's history: ${path.join(root, 'runs')}/*/history)`);
     else rmSync(root, { recursive: true, force: true });
   }
 }

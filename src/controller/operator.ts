@@ -55,6 +55,8 @@ export interface OperatorOptions {
   /** Requeue period of a steady EtcdCluster (default 5 s). */
   clusterResyncMs?: number;
   workDir?: string;
+  /** Leaves each finished run's folder, history included, in workDir (RobustnessRunReconcilerOptions.keepRunFolders). */
+  keepRunFolders?: boolean;
 }
 
 /** The controllers and informers that run while this replica leads. */
@@ -77,6 +79,7 @@ class LeadingControllers {
       enqueue: (key) => this.runs.enqueue(key),
       identity: options.identity,
       ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
+      ...(options.keepRunFolders === undefined ? {} : { keepRunFolders: options.keepRunFolders }),
     });
     const clusterReconciler = new EtcdClusterReconciler({
       kubeConfig: options.kubeConfig,

@@ -81,6 +81,11 @@ export interface RobustnessRunReconcilerOptions {
   enqueue: (key: string) => void;
   /** Folder for the report of a run in progress (default: the system's temporary folder). */
   workDir?: string;
+  /**
+   * Leaves each finished run's folder (its whole history) in workDir instead of removing it once the
+   * report is stored: for benchmarks and debugging, where the history is what a closer look needs.
+   */
+  keepRunFolders?: boolean;
   /** This operator replica's name (noted in status beside a running run's recording). */
   identity?: string;
   /** How often a running run checks that its EtcdCluster still exists (default 2 s). */
@@ -456,7 +461,8 @@ export class RobustnessRunReconciler {
       await this.event(resource, 'Warning', 'RunInconclusive', record.reason!);
     } finally {
       stopWatching();
-      rmSync(workDir, { recursive: true, force: true });
+      if (this.options.keepRunFolders === true) logger.info(`RobustnessRun ${key}: run ${runNumber} kept in ${workDir}`);
+      else rmSync(workDir, { recursive: true, force: true });
     }
   }
 
