@@ -9,7 +9,7 @@ export { initialState, step, summarize } from './model.ts';
 export type { ModelOptions, ModelState } from './model.ts';
 export { renderHtmlReport } from './report-html.ts';
 export { checkHistoryStream, HistoryChangedError } from './stream.ts';
-export type { HistoryPass, HistorySource, StreamCheckOptions, StreamCheckReport } from './stream.ts';
+export type { HistoryPass, HistorySource, PassOptions, StreamCheckOptions, StreamCheckReport } from './stream.ts';
 export { checkWatches } from './watch.ts';
 export type { CommittedRevision, WatchCheckInput } from './watch.ts';
 export type * from './result.ts';

@@ -255,6 +255,44 @@ function parseKeyValue(raw: unknown, where: string): KeyValue {
   });
 }
 
+const keyValueFieldSet: ReadonlySet<string> = new Set(keyValueFields);
+
+/** A field parseKeyValue reads with optInteger, when it holds one (or nothing). */
+function plainOptInteger(value: unknown): boolean {
+  return value === undefined || value === null || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0);
+}
+
+/**
+ * parseKeyValue's result for a key-value that needs no message (every field known and of its type),
+ * without building the messages' paths; undefined for any other, which parseKeyValue then rejects. A list
+ * read returns hundreds of these: building "response.kvs[17].modRevision" for each field was most of the
+ * cost of parsing a history.
+ */
+function plainKeyValue(raw: unknown): KeyValue | undefined {
+  if (!isObject(raw)) return undefined;
+  for (const name in raw) if (!keyValueFieldSet.has(name)) return undefined;
+  const { key, value, modRevision, createRevision, version, lease } = raw;
+  if (typeof key !== 'string' || (value !== undefined && typeof value !== 'string')) return undefined;
+  if (!plainOptInteger(modRevision) || !plainOptInteger(createRevision) || !plainOptInteger(version)) return undefined;
+  // Leases as optLeaseId reads them: none (absent, null, 0 or "0"), a safe integer, or a decimal string.
+  let leaseText: string | undefined;
+  if (typeof lease === 'number') {
+    if (!Number.isSafeInteger(lease) || lease < 0) return undefined;
+    leaseText = lease === 0 ? undefined : String(lease);
+  } else if (typeof lease === 'string') {
+    if (!/^\d+$/.test(lease)) return undefined;
+    leaseText = lease === '0' ? undefined : lease;
+  } else if (lease !== undefined && lease !== null) return undefined;
+  // The fields in parseKeyValue's order, the absent ones left out (as omitUndefined does).
+  const kv: KeyValue = { key };
+  if (value !== undefined) kv.value = value;
+  if (typeof modRevision === 'number') kv.modRevision = modRevision;
+  if (typeof createRevision === 'number') kv.createRevision = createRevision;
+  if (typeof version === 'number') kv.version = version;
+  if (leaseText !== undefined) kv.lease = leaseText;
+  return kv;
+}
+
 function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): EtcdResponse {
   const r = object(raw, where);
   if (r['error'] !== undefined) {
@@ -267,7 +305,7 @@ function parseResponseFor(request: EtcdRequest, raw: unknown, where: string): Et
     case 'range':
       return omitUndefined({
         revision,
-        kvs: array(r['kvs'] ?? [], `${where}.kvs`).map((kv, i) => parseKeyValue(kv, `${where}.kvs[${i}]`)),
+        kvs: array(r['kvs'] ?? [], `${where}.kvs`).map((kv, i) => plainKeyValue(kv) ?? parseKeyValue(kv, `${where}.kvs[${i}]`)),
         count: optInteger(r['count'], `${where}.count`),
       });
     case 'delete':
@@ -459,7 +497,23 @@ export interface HistoryParserOptions {
    * needs only the operations. Most of a history's bytes are watch responses.
    */
   skipWatchResponses?: boolean;
+  /**
+   * A later pass of the streaming check, over a history an earlier pass validated, which needs only the
+   * operations: lines that start with `{"kind":` (never an operation: an operation line has no kind) are
+   * skipped unparsed, invoke lines included (the operations an invocation never completed are the first
+   * pass's to give), and clients are not followed again.
+   */
+  operationsOnly?: boolean;
+  /**
+   * With operationsOnly, on a history whose every non-blank line not starting with `{"kind":` is an
+   * operation line (`kindMarked` after a full pass): asked before each such line is parsed, with the
+   * operation's index; true skips it unparsed (it still counts in operationsSeen).
+   */
+  skipOperation?: (index: number, text: string) => boolean;
 }
+
+/** How every line that is not an operation starts, as our writer writes them (kind first). */
+export const kindPrefix = '{"kind":';
 
 /** How our writer starts a watch response line (see HistoryParserOptions.skipWatchResponses). */
 export const watchResponsePrefix = /^\{"kind":"watch","id":\d+,"response":/;
@@ -496,11 +550,20 @@ export class HistoryParser {
   private operationCount = 0;
   /** False when some client's operations are not in call order (only without retained operations). */
   inCallOrder = true;
+  /**
+   * Whether every non-blank line read so far that is not an operation started with `{"kind":` (a torn
+   * last line included): then a later pass can tell operation lines by their first bytes (skipOperation).
+   */
+  kindMarked = true;
+  private readonly operationsOnly: boolean;
+  private readonly skipOperation: ((index: number, text: string) => boolean) | undefined;
 
   constructor(file = '<history>', options: HistoryParserOptions = {}) {
     this.file = file;
     this.retain = options.retainOperations ?? true;
     this.skipWatchResponses = options.skipWatchResponses ?? false;
+    this.operationsOnly = options.operationsOnly ?? false;
+    this.skipOperation = this.operationsOnly ? options.skipOperation : undefined;
   }
 
   private readonly skipWatchResponses: boolean;
@@ -525,6 +588,14 @@ export class HistoryParser {
     this.lineNumber++;
     if (text.trim() === '') return undefined;
     if (this.skipWatchResponses && watchResponsePrefix.test(text)) return undefined;
+    const marked = text.startsWith(kindPrefix);
+    if (this.operationsOnly) {
+      if (marked) return undefined;
+      if (this.skipOperation?.(this.operationCount, text) === true) {
+        this.operationCount++;
+        return undefined;
+      }
+    }
     if (this.torn) throw new HistoryFormatError(this.file, this.torn.line, 'not valid JSON, and not the last line (only a last line can be torn by a crash)');
     let raw: unknown;
     try {
@@ -532,6 +603,7 @@ export class HistoryParser {
     } catch (error) {
       if (options.last === true) {
         this.torn = { file: this.file, line: this.lineNumber };
+        if (!marked) this.kindMarked = false;
         return undefined;
       }
       // V8's message quotes the input: escape and shorten it (binary input must not reach a terminal raw).
@@ -539,6 +611,7 @@ export class HistoryParser {
     }
     try {
       const line = object(raw, 'line');
+      if (line['kind'] !== undefined && !marked) this.kindMarked = false;
       switch (line['kind']) {
         case undefined:
           return this.operationLine(line);
@@ -579,7 +652,7 @@ export class HistoryParser {
     if (this.retain) {
       this.operations.push(op);
       this.operationLines.push(this.lineNumber);
-    } else this.followClient(op);
+    } else if (!this.operationsOnly) this.followClient(op);
     return op;
   }
 

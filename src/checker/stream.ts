@@ -29,7 +29,7 @@
  * on one key: check.ts partitionByKey) and histories whose clients' operations are not in call order in the
  * file are read whole and checked by checkHistory.
  */
-import type { History, Operation } from '../domain/index.ts';
+import type { EtcdRequest, History, Operation } from '../domain/index.ts';
 import {
   checkHistory,
   compactionOf,
@@ -54,6 +54,19 @@ export interface HistoryPass {
   history: History;
   /** False when some client's operations are not in call order in the file (see HistoryParserOptions). */
   inCallOrder: boolean;
+  /** The operations the pass read, those it skipped unparsed included (see PassOptions.skip). */
+  operations?: number;
+}
+
+/** How a pass may read less than the whole history. */
+export interface PassOptions {
+  /** A later pass, after one that validated everything: only operations are needed (other lines may be skipped). */
+  operationsOnly?: boolean;
+  /**
+   * With operationsOnly, a hint: an operation (its index, and its line's text) for which it returns true
+   * may be skipped unparsed, onOperation not called. A source may ignore it (and call onOperation for all).
+   */
+  skip?: (index: number, text: string) => boolean;
 }
 
 /** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
@@ -61,9 +74,9 @@ export interface HistorySource {
   name: string;
   /**
    * Reads the whole history once, validating it; each operation goes to onOperation, in file order.
-   * `operationsOnly`: a later pass, after one that validated everything: watch responses may be skipped.
+   * Options: see PassOptions.
    */
-  pass(onOperation: (op: Operation, index: number) => void, options?: { operationsOnly?: boolean }): HistoryPass;
+  pass(onOperation: (op: Operation, index: number) => void, options?: PassOptions): HistoryPass;
   /** The whole history in memory (for what the streaming check leaves to checkHistory). */
   load(): History;
 }
@@ -106,12 +119,42 @@ interface Scan {
   compactRevision: number | undefined;
   /** partitionByKey's conditions as far as operations go: every operation that takes part touches one key. */
   singleKeys: Set<string> | undefined;
+  /** The first operation showing the highest response revision (patch.ts finalRevision), by index; -1: none. */
+  maxAt: number;
+  /** For the observation pass: operations whose request puts with a lease (all leasePut may count). */
+  leased: Set<number>;
+  /** For the observation pass: acknowledged operations that may delete (deletesAt's kinds), with their revision (-1: none). */
+  deleters: { index: number[]; revision: number[] };
 }
 
 function scan(source: HistorySource, chunk: number): { scan: Scan; rest: HistoryPass } {
-  const s: Scan = { operations: 0, chunkMinCall: [], trackRevision: false, trackVersion: false, hasStale: false, unknown: new Map(), compactRevision: undefined, singleKeys: new Set() };
+  const s: Scan = {
+    operations: 0,
+    chunkMinCall: [],
+    trackRevision: false,
+    trackVersion: false,
+    hasStale: false,
+    unknown: new Map(),
+    compactRevision: undefined,
+    singleKeys: new Set(),
+    maxAt: -1,
+    leased: new Set(),
+    deleters: { index: [], revision: [] },
+  };
+  let maxRevision = -1;
   const rest = source.pass((op, index) => {
     s.operations++;
+    // What the observation pass asks of every operation, taken here so that it may skip most unparsed.
+    const revision = (op.response as { revision?: number } | undefined)?.revision;
+    if (revision !== undefined && revision > maxRevision) {
+      maxRevision = revision;
+      s.maxAt = index;
+    }
+    if (putsWithLease(op)) s.leased.add(index);
+    if (mayDelete(op)) {
+      s.deleters.index.push(index);
+      s.deleters.revision.push(revision ?? -1);
+    }
     const c = Math.floor(index / chunk);
     if (c === s.chunkMinCall.length) s.chunkMinCall.push(op.call);
     else s.chunkMinCall[c] = Math.min(s.chunkMinCall[c]!, op.call);
@@ -156,28 +199,37 @@ function observationPass(source: HistorySource, s: Scan, rest: History): { patch
   // Revisions of the delete events watches delivered: acknowledged deletes there may explain them.
   const deleteRevisions = new Set<number>();
   if (unknownDeletes) for (const w of rest.watches) for (const r of w.responses) for (const e of r.events) if (e.type === 'delete') deleteRevisions.add(e.modRevision);
+  // The operations the test below must see besides those that may mention a value (mayMention): every
+  // other one it would not keep, and it would change nothing (leasePairs) on it, so it may go unparsed.
+  const needed = new Set<number>(s.unknown.keys());
+  if (s.maxAt >= 0) needed.add(s.maxAt);
+  if (unknownDeletes) {
+    for (const index of s.leased) needed.add(index);
+    s.deleters.index.forEach((index, i) => {
+      const revision = s.deleters.revision[i]!;
+      if (revision < 0 || deleteRevisions.has(revision)) needed.add(index);
+    });
+  }
   const leasePairs = new Set<string>();
   const keptIndices: number[] = [];
   const kept: Operation[] = [];
-  let maxRevision = -1;
-  let maxAt = -1;
   let maxOp: Operation | undefined;
-  source.pass((op, index) => {
-    const revision = (op.response as { revision?: number } | undefined)?.revision;
-    if (revision !== undefined && revision > maxRevision) {
-      maxRevision = revision;
-      maxAt = index;
-      maxOp = op;
-    }
-    if (s.unknown.has(index) || mentions(op, values) || (unknownDeletes && (leasePut(op, leasePairs) || deletesAt(op, revision, deleteRevisions)))) {
-      keptIndices.push(index);
-      kept.push(op);
-    }
-  }, { operationsOnly: true });
+  const read = source.pass(
+    (op, index) => {
+      if (index === s.maxAt) maxOp = op;
+      const revision = (op.response as { revision?: number } | undefined)?.revision;
+      if (s.unknown.has(index) || mentions(op, values) || (unknownDeletes && (leasePut(op, leasePairs) || deletesAt(op, revision, deleteRevisions)))) {
+        keptIndices.push(index);
+        kept.push(op);
+      }
+    },
+    { operationsOnly: true, skip: (index, text) => !needed.has(index) && !mayMention(text, values) },
+  );
+  changed(source, s, read);
   // The operation with the highest revision (patch.ts finalRevision), in its place.
-  if (maxOp !== undefined && !keptIndices.includes(maxAt)) {
-    const at = keptIndices.findIndex((i) => i > maxAt);
-    keptIndices.splice(at < 0 ? keptIndices.length : at, 0, maxAt);
+  if (maxOp !== undefined && !keptIndices.includes(s.maxAt)) {
+    const at = keptIndices.findIndex((i) => i > s.maxAt);
+    keptIndices.splice(at < 0 ? keptIndices.length : at, 0, s.maxAt);
     kept.splice(at < 0 ? kept.length : at, 0, maxOp);
   }
   const result = patchHistory({ ...rest, operations: kept });
@@ -186,6 +238,40 @@ function observationPass(source: HistorySource, s: Scan, rest: History): { patch
     if (s.unknown.has(index)) patched.set(index, result.operations[i]!);
   });
   return { patched, result, kept: result.operations };
+}
+
+/** A later pass read another number of operations than the first: the history changed in between. */
+function changed(source: HistorySource, s: Scan, read: HistoryPass): void {
+  if (read.operations !== undefined && read.operations !== s.operations) {
+    throw new HistoryChangedError(`${source.name}: the history changed while it was checked (${read.operations} operations, the first pass read ${s.operations})`);
+  }
+}
+
+/** JSON's whitespace (between a field's name, the colon and its value). */
+function isJsonSpace(code: number): boolean {
+  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
+}
+
+/**
+ * Whether an operation line may mention one of the values (mentions): false only when no string field
+ * named "value" in it holds one. Much cheaper than parsing the line, and most lines mention none. A line
+ * with a backslash (an escape, which could also spell a field's name) is always parsed.
+ */
+export function mayMention(text: string, values: ReadonlySet<string>): boolean {
+  if (values.size === 0) return false;
+  if (text.includes('\\')) return true;
+  for (let at = text.indexOf('"value"'); at >= 0; at = text.indexOf('"value"', at + 7)) {
+    let i = at + 7;
+    while (isJsonSpace(text.charCodeAt(i))) i++;
+    if (text.charCodeAt(i) !== 0x3a) continue; // a string "value", not a field named value
+    i++;
+    while (isJsonSpace(text.charCodeAt(i))) i++;
+    if (text.charCodeAt(i) !== 0x22) continue; // not a string
+    const end = text.indexOf('"', i + 1);
+    if (end < 0) return true;
+    if (values.has(text.slice(i + 1, end))) return true;
+  }
+  return false;
 }
 
 /** Whether an operation writes, shows or compares one of the values. */
@@ -198,10 +284,20 @@ function mentions(op: Operation, values: Set<string>): boolean {
   return op.request.type === 'txn' && op.request.compare.some((c) => c.target === 'value' && values.has(String(c.value)));
 }
 
+/** The puts a request makes, both txn branches' included (not only puts: leasePut skips the others). */
+function requestPuts(op: Operation): readonly EtcdRequest[] {
+  const { request } = op;
+  return request.type === 'put' ? [request] : request.type === 'txn' ? [...request.success, ...request.failure] : [];
+}
+
+/** Whether some put of the request has a lease: the only operations on which leasePut may count. */
+function putsWithLease(op: Operation): boolean {
+  return requestPuts(op).some((o) => o.type === 'put' && o.lease !== undefined);
+}
+
 /** The first put of each (lease, key): what patch.ts keysByLease needs. */
 function leasePut(op: Operation, pairs: Set<string>): boolean {
-  const { request } = op;
-  const puts = request.type === 'put' ? [request] : request.type === 'txn' ? [...request.success, ...request.failure] : [];
+  const puts = requestPuts(op);
   let first = false;
   for (const o of puts) {
     if (o.type !== 'put' || o.lease === undefined) continue;
@@ -216,10 +312,14 @@ function leasePut(op: Operation, pairs: Set<string>): boolean {
 
 /** An acknowledged operation that may delete, at a revision a watch delivered a delete at (or at no known revision). */
 function deletesAt(op: Operation, revision: number | undefined, revisions: Set<number>): boolean {
+  return mayDelete(op) && (revision === undefined || revisions.has(revision));
+}
+
+/** An acknowledged operation of a kind that may delete. */
+function mayDelete(op: Operation): boolean {
   if (roleOf(op) !== 'linearize') return false;
   const type = op.request.type;
-  if (type !== 'delete' && type !== 'leaseRevoke' && type !== 'txn') return false;
-  return revision === undefined || revisions.has(revision);
+  return type === 'delete' || type === 'leaseRevoke' || type === 'txn';
 }
 
 /** A stale read waiting for the first linearized operation called after it returned. */
@@ -401,7 +501,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
     }
   };
   try {
-    source.pass((original, index) => {
+    const read = source.pass((original, index) => {
       if (engine?.done) throw stop;
       if (index >= s.operations) throw new HistoryChangedError(`${source.name}: the history changed while it was checked (more operations than the first pass read)`);
       const op = patched?.get(index) ?? original;
@@ -422,6 +522,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
       // and the revisions their responses claim known to the search, which prunes with them.
       if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
     }, { operationsOnly: true });
+    changed(source, s, read);
     if (!engine) {
       revision!.finish();
       if (revision!.failure) engine = takeOver();

@@ -508,32 +508,49 @@ const operationPrefix = /^\{"client":\d+,"call":/;
 
 export function historySource(file: string): HistorySource {
   const isDirectory = statSync(file).isDirectory();
+  // What the first (validating) pass found, for the later ones: the operations finish() made (invocations
+  // never completed: later passes skip invoke lines), and whether operation lines are told by their prefix.
+  let first: { tail: Operation[]; kindMarked: boolean } | undefined;
   return {
     name: file,
     pass(onOperation, options = {}) {
-      const parserOptions: HistoryParserOptions = { retainOperations: false, skipWatchResponses: options.operationsOnly === true };
-      let index = 0;
+      const later = options.operationsOnly === true && first !== undefined;
+      const parserOptions: HistoryParserOptions = { retainOperations: false };
+      if (later) {
+        parserOptions.operationsOnly = true;
+        if (first!.kindMarked && options.skip !== undefined) parserOptions.skipOperation = options.skip;
+      }
+      let seen: () => number;
+      // The index of an operation is the count of operations read so far: skipped ones count too.
       const visit = (op: Operation | undefined): void => {
-        if (op !== undefined) onOperation(op, index++);
+        if (op !== undefined) onOperation(op, seen() - 1);
       };
       let history: History;
       let inCallOrder: boolean;
+      let kindMarked: boolean;
       if (isDirectory) {
         const reader = new SegmentReader(file, parserOptions);
+        seen = () => reader.operationsSeen;
         const segments = segmentPaths(file, {});
         for (const [i, segment] of segments.entries()) reader.segment(segment, segmentLines(file, segment), i === segments.length - 1, visit);
         history = reader.finish();
         inCallOrder = reader.inCallOrder;
+        kindMarked = reader.kindMarked;
       } else {
         const parser = new HistoryParser(file, parserOptions);
+        seen = () => parser.operationsSeen;
         for (const [line, last] of withLast(readLines(file))) visit(parser.line(line, { last }));
         history = parser.finish();
         inCallOrder = parser.inCallOrder;
+        kindMarked = parser.kindMarked;
       }
       // Without retained operations, finish() returns only those it makes itself (an invocation never
       // completed, with invoke lines): they come last, in every pass alike.
-      for (const op of history.operations) visit(op);
-      return { history: { ...history, operations: [] }, inCallOrder };
+      const tail = later ? first!.tail : history.operations;
+      let index = seen() - (later ? 0 : tail.length);
+      for (const op of tail) onOperation(op, index++);
+      if (!later) first = { tail, kindMarked };
+      return { history: { ...history, operations: [] }, inCallOrder, operations: index };
     },
     load() {
       if (isDirectory) return readHistoryDirectory(file);
@@ -571,6 +588,14 @@ class SegmentReader {
 
   get inCallOrder(): boolean {
     return this.parser.inCallOrder;
+  }
+
+  get kindMarked(): boolean {
+    return this.parser.kindMarked;
+  }
+
+  get operationsSeen(): number {
+    return this.parser.operationsSeen;
   }
 
   /**

@@ -1,0 +1,231 @@
+/**
+ * What the later passes of the streaming check (src/checker/stream.ts) read less of: lines that are not
+ * operations skipped unparsed, operations the observation pass cannot keep skipped unparsed (PassOptions.skip),
+ * and what still makes a later pass fail clearly (a corrupt line, a history that changed), plus the parser's
+ * fast path for list reads' key-values.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { HistoryFormatError, HistoryParser, parseHistory, serializeHistory } from '../../src/checker/parse.ts';
+import { checkHistoryStream, HistoryChangedError, mayMention, type HistorySource } from '../../src/checker/stream.ts';
+import type { History, Operation } from '../../src/domain/index.ts';
+import { historySource } from '../../src/probes/history-file.ts';
+import { get, kvs, op, put, rev, writeSegments } from '../helpers/histories.ts';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-passes-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A history with a meta, invoke lines, a watch, a fault and an invocation never completed (the last operation). */
+function recorded(): string {
+  return [
+    JSON.stringify({ kind: 'meta', mode: 'exclusive', initialRevision: 1 }),
+    JSON.stringify({ kind: 'invoke', client: 1, call: 10, request: put('/k/a', 'v1') }),
+    JSON.stringify({ kind: 'watch', id: 1, client: 9, request: { key: '/k/', end: '/k0', startRevision: 2 } }),
+    JSON.stringify(op(1, 10, 20, put('/k/a', 'v1'), rev(2))),
+    JSON.stringify({ kind: 'watch', id: 1, response: { time: 21, events: [{ type: 'put', key: '/k/a', value: 'v1', modRevision: 2 }] } }),
+    JSON.stringify({ kind: 'fault', id: 1, time: 22, phase: 'inject', fault: 'kill', targets: ['m1'] }),
+    JSON.stringify(op(2, 30, 40, get('/k/a'), kvs([{ key: '/k/a', value: 'v1', modRevision: 2, createRevision: 2, version: 1 }], 2))),
+    JSON.stringify(op(3, 50, 60, put('/k/b', 'v2'), rev(3))),
+    JSON.stringify({ kind: 'invoke', client: 4, call: 70, request: put('/k/c', 'v3') }),
+    '',
+  ].join('\n');
+}
+
+/** Every operation a pass hands out, with its index. */
+function collect(source: HistorySource, options?: Parameters<HistorySource['pass']>[1]): { ops: [number, Operation][]; operations: number | undefined } {
+  const ops: [number, Operation][] = [];
+  const { operations } = source.pass((o, index) => ops.push([index, o]), options);
+  return { ops, operations };
+}
+
+describe('later passes of historySource', () => {
+  test('give the operations of the first pass, at the same indices, the never-completed invocation last', () => {
+    const file = path.join(dir, 'recorded.jsonl');
+    writeFileSync(file, recorded());
+    const source = historySource(file);
+    const first = collect(source);
+    assert.equal(first.ops.length, 4);
+    assert.deepEqual(first.ops.map(([i]) => i), [0, 1, 2, 3]);
+    assert.equal(first.ops[3]![1].return, null, 'the invocation never completed is the last operation');
+    assert.deepEqual(collect(source, { operationsOnly: true }), first);
+    // Skipped operations are not handed out, and still count: the others keep their indices.
+    const odd = collect(source, { operationsOnly: true, skip: (index) => index % 2 === 0 });
+    assert.deepEqual(odd, { ops: first.ops.filter(([i]) => i % 2 === 1), operations: 4 });
+    // The hint sees each operation's own line.
+    const seen: string[] = [];
+    collect(source, { operationsOnly: true, skip: (_index, text) => seen.push(text) > 0 });
+    assert.deepEqual(seen.map((t) => (JSON.parse(t) as Operation).client), [1, 2, 3]);
+  });
+
+  test('the same over a segment directory, whose later segments repeat the header', () => {
+    const history = parseHistory(recorded());
+    const writer = writeSegments(path.join(dir, 'segments'), history, { maxSegmentBytes: 200 });
+    const source = historySource(writer.dir);
+    const first = collect(source);
+    assert.equal(first.ops.length, 4);
+    assert.deepEqual(collect(source, { operationsOnly: true }), first);
+    assert.deepEqual(collect(source, { operationsOnly: true, skip: (index) => index !== 2 }), { ops: [first.ops[2]!], operations: 4 });
+  });
+
+  test('a history whose lines do not all start with their kind: the skip hint is not taken, every operation is parsed', () => {
+    // The meta line's kind is not its first field: operation lines cannot be told by their first bytes.
+    const text = [JSON.stringify({ mode: 'exclusive', kind: 'meta' }), JSON.stringify(op(1, 10, 20, put('/k/a', 'v1'), rev(2))), ''].join('\n');
+    const file = path.join(dir, 'foreign.jsonl');
+    writeFileSync(file, text);
+    const source = historySource(file);
+    const first = collect(source);
+    assert.deepEqual(collect(source, { operationsOnly: true, skip: () => true }), first);
+  });
+});
+
+describe('HistoryParser for later passes', () => {
+  test('kindMarked: false once a line that is not an operation does not start with its kind, or a torn last line', () => {
+    const marked = new HistoryParser('h', { retainOperations: false });
+    for (const line of recorded().split('\n')) marked.line(line);
+    assert.equal(marked.kindMarked, true);
+    const foreign = new HistoryParser('h');
+    foreign.line(JSON.stringify({ seed: 1, kind: 'meta' }));
+    assert.equal(foreign.kindMarked, false);
+    const torn = new HistoryParser('h');
+    torn.line(JSON.stringify(op(1, 10, 20, put('/k/a', 'v1'), rev(2))));
+    assert.equal(torn.kindMarked, true);
+    torn.line('{"client":2,"ca', { last: true });
+    assert.equal(torn.kindMarked, false);
+  });
+
+  test('operationsOnly: lines of every kind are skipped unparsed, even broken ones; operation lines are still validated', () => {
+    const parser = new HistoryParser('h', { retainOperations: false, operationsOnly: true });
+    assert.equal(parser.line('{"kind":"watch","id":1,"response":{not json'), undefined);
+    assert.ok(parser.line(JSON.stringify(op(1, 10, 20, put('/k/a', 'v1'), rev(2)))));
+    assert.throws(
+      () => parser.line(JSON.stringify({ client: 2, call: 30, return: 40, request: put('/k/a', 'v1'), response: { revision: -1 } })),
+      (error: unknown) => error instanceof HistoryFormatError && error.message === 'h:3: response.revision must be an integer >= 0, got -1',
+    );
+  });
+});
+
+/** A source over a file that is rewritten after the first pass (a history changed between passes). */
+function rewrittenAfterFirstPass(file: string, before: string, afterwards: string): HistorySource {
+  writeFileSync(file, before);
+  const inner = historySource(file);
+  let passes = 0;
+  return {
+    name: inner.name,
+    load: () => inner.load(),
+    pass(onOperation, options) {
+      const result = inner.pass(onOperation, options);
+      if (++passes === 1) writeFileSync(file, afterwards);
+      return result;
+    },
+  };
+}
+
+describe('a later pass of the streaming check still fails clearly', () => {
+  const unknownWrite: History = {
+    meta: { kind: 'meta', mode: 'exclusive', initialRevision: 1 },
+    operations: [
+      op(1, 10, null, put('/k/a', 'v1')),
+      op(2, 30, 40, get('/k/a'), kvs([{ key: '/k/a', value: 'v1', modRevision: 2, createRevision: 2, version: 1 }], 2)),
+      op(3, 50, 60, put('/k/b', 'v2'), rev(3)),
+    ],
+    watches: [],
+  };
+  const text = serializeHistory(unknownWrite);
+
+  test('the verdict of the unchanged history (its observation pass runs)', () => {
+    const file = path.join(dir, 'unknown.jsonl');
+    writeFileSync(file, text);
+    const report = checkHistoryStream(historySource(file));
+    assert.equal(report.verdict, 'linearizable');
+    assert.equal(report.passMs.length, 3, 'scan, observations, check');
+    assert.deepEqual(report.linearizability.patched, { observed: 1, neverApplied: 0 });
+  });
+
+  test('a line corrupted after the first pass: HistoryFormatError naming the file and line', () => {
+    const file = path.join(dir, 'corrupted.jsonl');
+    const lines = text.split('\n');
+    lines[3] = lines[3]!.replace('"revision":3', '"revision":"three"');
+    const source = rewrittenAfterFirstPass(file, text, lines.join('\n'));
+    assert.throws(
+      () => checkHistoryStream(source),
+      (error: unknown) => error instanceof HistoryFormatError && error.message === `${file}:4: response.revision must be an integer >= 0, got "three"`,
+    );
+  });
+
+  test('operations gone after the first pass: HistoryChangedError', () => {
+    const file = path.join(dir, 'shrunk.jsonl');
+    const source = rewrittenAfterFirstPass(file, text, text.split('\n').slice(0, 3).join('\n'));
+    assert.throws(() => checkHistoryStream(source), HistoryChangedError);
+  });
+});
+
+describe('mayMention: may an operation line mention one of the values', () => {
+  const values = new Set(['v1', 'v 2']);
+  const line = (o: Operation): string => JSON.stringify(o);
+
+  test('true for a put, a txn compare or a value a read shows; false for none of them', () => {
+    assert.equal(mayMention(line(op(1, 1, 2, put('/k/a', 'v1'), rev(2))), values), true);
+    assert.equal(mayMention(line(op(1, 1, 2, get('/k/a'), kvs([{ key: '/k/a', value: 'v 2' }], 2))), values), true);
+    const txn = op(1, 1, 2, { type: 'txn', compare: [{ key: '/k/a', target: 'value', result: '=', value: 'v1' }], success: [], failure: [] }, { revision: 2, succeeded: false });
+    assert.equal(mayMention(line(txn), values), true);
+    assert.equal(mayMention(line(op(1, 1, 2, get('/k/a'), kvs([{ key: '/k/a', value: 'v3' }], 2))), values), false);
+    assert.equal(mayMention(line(op(1, 1, 2, put('/k/a', 'v1'), rev(2))), new Set()), false);
+  });
+
+  test('a key or a compare target spelled "value" is not a value; whitespace around the colon is', () => {
+    const compareTarget = op(1, 1, 2, { type: 'txn', compare: [{ key: 'value', target: 'value', result: '=', value: 'v9' }], success: [], failure: [] }, { revision: 2, succeeded: false });
+    assert.equal(mayMention(line(compareTarget), new Set(['value', 'v1'])), false);
+    assert.equal(mayMention('{"client":1,"call":1,"return":2,"request":{"type":"put","key":"/k/a","value" :\t"v1"}}', values), true);
+    assert.equal(mayMention('{"client":1,"call":1,"return":2,"request":{"type":"put","key":"/k/a","value" : 7}}', values), false);
+  });
+
+  test('a line with an escape is always parsed (an escape could spell a field name or a value)', () => {
+    assert.equal(mayMention('{"client":1,"call":1,"return":2,"request":{"type":"put","key":"/k/a","\\u0076alue":"v1"}}', values), true);
+    assert.equal(mayMention(line(op(1, 1, 2, put('/k/"a"', 'v3'), rev(2))), values), true);
+  });
+});
+
+describe('list reads: key-values parsed without building messages', () => {
+  const read = (entries: unknown[]): string => JSON.stringify({ client: 1, call: 1, return: 2, request: { type: 'range', key: '/k/', end: '/k0' }, response: { revision: 5, kvs: entries } });
+
+  test('the same key-values, fields in the same order, as the validating path gives', () => {
+    const text = read([
+      { key: '/k/a', modRevision: 2, createRevision: 2, version: 1, value: 'v1' },
+      { key: '/k/b', value: 'v2', lease: 7, version: 3, modRevision: null },
+      { key: '/k/c', lease: '0' },
+      { key: '/k/d', lease: 0, value: '' },
+      { key: '/k/e', lease: '12345678901234567890' },
+    ]);
+    const response = parseHistory(text).operations[0]!.response as { kvs: object[] };
+    assert.deepEqual(response.kvs, [
+      { key: '/k/a', value: 'v1', modRevision: 2, createRevision: 2, version: 1 },
+      { key: '/k/b', value: 'v2', version: 3, lease: '7' },
+      { key: '/k/c' },
+      { key: '/k/d', value: '' },
+      { key: '/k/e', lease: '12345678901234567890' },
+    ]);
+    assert.deepEqual(response.kvs.map((kv) => Object.keys(kv)), [['key', 'value', 'modRevision', 'createRevision', 'version'], ['key', 'value', 'version', 'lease'], ['key'], ['key', 'value'], ['key', 'lease']]);
+  });
+
+  test('a key-value that is wrong still gets its message, naming where', () => {
+    const cases: [unknown, string][] = [
+      [{ key: '/k/a', modRevision: -1 }, 'response.kvs[1].modRevision must be an integer >= 0, got -1'],
+      [{ key: '/k/a', value: null }, 'response.kvs[1].value must be a string'],
+      [{ key: '/k/a', lease: -3 }, 'response.kvs[1].lease must be a lease id (a non-negative integer or decimal string)'],
+      [{ key: '/k/a', lease: '7x' }, 'response.kvs[1].lease must be a lease id (a non-negative integer or decimal string)'],
+      [{ key: 3 }, 'response.kvs[1].key must be a string'],
+      [{ key: '/k/a', colour: 'red' }, 'unknown field "colour" in response.kvs[1]'],
+      ['/k/a', 'response.kvs[1] must be an object'],
+    ];
+    for (const [kv, problem] of cases) {
+      assert.throws(
+        () => parseHistory(read([{ key: '/k/0' }, kv]), 'h'),
+        (error: unknown) => error instanceof HistoryFormatError && error.message === `h:1: ${problem}`,
+        problem,
+      );
+    }
+  });
+});
