@@ -35,14 +35,31 @@ export const verdicts = Object.keys(verdictSet) as Verdict[];
 
 const runLabels = ['run', 'cluster'] as const;
 
+/** Something holding metric updates not yet given to prom-client (a RunMetrics): flush() gives them. */
+interface Deferred {
+  flush(): void;
+}
+
+/**
+ * Per registry, the RunMetrics with deferred updates. A metric's collect() (prom-client calls it before
+ * every read: a scrape, metric.get()) flushes them, so a reader never sees a deferred update missing.
+ */
+const deferredByRegistry = new WeakMap<Registry, Set<Deferred>>();
+
 function createMetrics(registry: Registry) {
   const registers = [registry];
+  const deferred = new Set<Deferred>();
+  deferredByRegistry.set(registry, deferred);
+  const collect = (): void => {
+    for (const d of deferred) d.flush();
+  };
   return {
     operations: new Counter({
       name: 'etcd_robustness_operations_total',
       help: 'Recorded operations by request type and outcome (ok, failed: certainly not applied, unknown: outcome unknown).',
       labelNames: [...runLabels, 'type', 'outcome'],
       registers,
+      collect,
     }),
     latency: new Histogram({
       name: 'etcd_robustness_operation_duration_seconds',
@@ -50,12 +67,14 @@ function createMetrics(registry: Registry) {
       labelNames: [...runLabels, 'type'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
+      collect,
     }),
     unknown: new Counter({
       name: 'etcd_robustness_unknown_outcome_operations_total',
       help: 'Operations whose outcome the client never learned (timeouts, broken connections).',
       labelNames: [...runLabels],
       registers,
+      collect,
     }),
     verdict: new Gauge({
       name: 'etcd_robustness_verdict',
@@ -116,6 +135,7 @@ function createMetrics(registry: Registry) {
       help: 'Watch events received by the watch probes.',
       labelNames: [...runLabels],
       registers,
+      collect,
     }),
     watchResumes: new Counter({
       name: 'etcd_robustness_watch_resumes_total',
@@ -173,13 +193,32 @@ export type ProbeMetrics = ReturnType<typeof createMetrics>;
 
 export const probeMetrics: (registry: Registry) => ProbeMetrics = onePerRegistry(createMetrics);
 
-/** The metrics of one run (labels bound). */
+/** Deferred updates are given to prom-client at the latest when this many are held (bounds memory without a reader). */
+const maxDeferred = 4096;
+
+/**
+ * The metrics of one run (labels bound). The per-operation and per-watch-response updates (operations,
+ * unknown outcomes, latency, watch events) are kept in plain counts and arrays and given to prom-client in
+ * one go: when a reader collects (a scrape: never stale then), or once 4,096 are held. Each prom-client
+ * call builds and hashes a label set, which at thousands of operations a second was a visible share of
+ * the recording thread's CPU (bench/probes.ts).
+ */
 export class RunMetrics {
   readonly metrics: ProbeMetrics;
   private readonly labels: { run: string; cluster: string };
+  private readonly deferred: Set<Deferred>;
+  /** Operation counts by "type outcome"; latencies by type; unknown outcomes; watch events. */
+  private readonly operationCounts = new Map<string, { type: RequestType; outcome: OperationOutcome; count: number }>();
+  private readonly latencies = new Map<RequestType, number[]>();
+  private unknownCount = 0;
+  /** undefined: no watch response since the last flush (a response without events still makes the series, at 0). */
+  private watchEventCount: number | undefined;
+  private held = 0;
+  private readonly flushFn: Deferred = { flush: () => this.flush() };
 
   constructor(registry: Registry, labels: { run: string; cluster: string }) {
     this.metrics = probeMetrics(registry);
+    this.deferred = deferredByRegistry.get(registry)!;
     this.labels = labels;
     // Series exist at 0 from the start, so increase() sees the first violation and the first run's verdict.
     for (const check of checkNames) this.metrics.violations.inc({ ...labels, check }, 0);
@@ -188,9 +227,42 @@ export class RunMetrics {
   }
 
   operation(type: RequestType, outcome: OperationOutcome, seconds: number | undefined): void {
-    this.metrics.operations.inc({ ...this.labels, type, outcome });
-    if (outcome === 'unknown') this.metrics.unknown.inc(this.labels);
-    if (seconds !== undefined) this.metrics.latency.observe({ ...this.labels, type }, seconds);
+    const key = `${type} ${outcome}`;
+    const counted = this.operationCounts.get(key);
+    if (counted === undefined) this.operationCounts.set(key, { type, outcome, count: 1 });
+    else counted.count++;
+    if (outcome === 'unknown') this.unknownCount++;
+    if (seconds !== undefined) {
+      const list = this.latencies.get(type);
+      if (list === undefined) this.latencies.set(type, [seconds]);
+      else list.push(seconds);
+    }
+    this.hold();
+  }
+
+  /** Gives prom-client every deferred update (see the class comment); collect() calls it before each read. */
+  flush(): void {
+    this.deferred.delete(this.flushFn);
+    this.held = 0;
+    for (const entry of this.operationCounts.values()) {
+      if (entry.count > 0) this.metrics.operations.inc({ ...this.labels, type: entry.type, outcome: entry.outcome }, entry.count);
+      entry.count = 0;
+    }
+    for (const [type, list] of this.latencies) {
+      if (list.length === 0) continue;
+      const labels = { ...this.labels, type };
+      for (const seconds of list) this.metrics.latency.observe(labels, seconds);
+      list.length = 0;
+    }
+    if (this.unknownCount > 0) this.metrics.unknown.inc(this.labels, this.unknownCount);
+    if (this.watchEventCount !== undefined) this.metrics.watchEvents.inc(this.labels, this.watchEventCount);
+    this.unknownCount = 0;
+    this.watchEventCount = undefined;
+  }
+
+  private hold(): void {
+    if (this.held++ === 0) this.deferred.add(this.flushFn);
+    if (this.held >= maxDeferred) this.flush();
   }
 
   verdict(value: 'linearizable' | 'violation' | 'inconclusive'): void {
@@ -219,7 +291,8 @@ export class RunMetrics {
   }
 
   watchEvents(count: number): void {
-    this.metrics.watchEvents.inc(this.labels, count);
+    this.watchEventCount = (this.watchEventCount ?? 0) + count;
+    this.hold();
   }
 
   watchResume(): void {

@@ -45,6 +45,43 @@ describe('RunMetrics', () => {
     assert.match(await registry.metrics(), /etcd_robustness_operation_duration_seconds_bucket\{le="0.0025",run="ns\/kept",cluster="ns\/c",type="put"\} 1/);
   });
 
+  test('deferred operation, latency and watch-event updates are all there when the registry is read', async () => {
+    const registry = new Registry();
+    const metrics = new RunMetrics(registry, { run: 'ns/r', cluster: 'ns/c' });
+    for (let i = 0; i < 5; i++) metrics.operation('put', 'ok', 0.002);
+    metrics.operation('put', 'unknown', undefined);
+    metrics.operation('range', 'failed', 0.3);
+    metrics.watchEvents(3);
+    metrics.watchEvents(0);
+    const operations = await values(registry, 'etcd_robustness_operations_total');
+    assert.deepEqual(operations.map((v) => `${v.labels.type} ${v.labels.outcome}=${v.value}`).sort(), ['put ok=5', 'put unknown=1', 'range failed=1']);
+    assert.deepEqual((await values(registry, 'etcd_robustness_unknown_outcome_operations_total')).map((v) => v.value), [1]);
+    assert.deepEqual((await values(registry, 'etcd_robustness_watch_events_total')).map((v) => v.value), [3]);
+    const latency = await values(registry, 'etcd_robustness_operation_duration_seconds');
+    const count = (type: string): number | undefined => latency.find((v) => v.labels.type === type && v.labels.le === undefined && v.value > 0 && Number.isInteger(v.value))?.value;
+    assert.equal(count('put'), 5, 'the unknown put has no latency');
+    assert.equal(count('range'), 1);
+    // A second read adds nothing: the first one took the deferred updates.
+    assert.deepEqual((await values(registry, 'etcd_robustness_watch_events_total')).map((v) => v.value), [3]);
+    metrics.watchEvents(0);
+    assert.deepEqual((await values(registry, 'etcd_robustness_watch_events_total')).map((v) => v.value), [3]);
+  });
+
+  test('a watch response without events makes the watch-events series, at 0', async () => {
+    const registry = new Registry();
+    new RunMetrics(registry, { run: 'ns/r', cluster: 'ns/c' }).watchEvents(0);
+    assert.deepEqual((await values(registry, 'etcd_robustness_watch_events_total')).map((v) => v.value), [0]);
+  });
+
+  test('deferred updates reach prom-client without a reader once 4,096 are held', () => {
+    const registry = new Registry();
+    const metrics = new RunMetrics(registry, { run: 'ns/r', cluster: 'ns/c' });
+    for (let i = 0; i < 4096; i++) metrics.operation('put', 'ok', 0.001);
+    // Read the metric's own state, without collect(): what a flush already gave it.
+    const hashMap = (metrics.metrics.operations as unknown as { hashMap: Record<string, { value: number }> }).hashMap;
+    assert.deepEqual(Object.values(hashMap).map((v) => v.value), [4096]);
+  });
+
   test('the first violation and verdict count from the pre-created 0', async () => {
     const registry = new Registry();
     const metrics = new RunMetrics(registry, { run: 'r', cluster: 'c' });
