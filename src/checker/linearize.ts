@@ -25,6 +25,9 @@
  *   configuration that linearized a *subset* of the unknown-outcome operations dominates (it may still
  *   apply them later, or never). This keeps histories with many timed-out writes, Jepsen's hard case,
  *   from exploding into every subset of timed-out writes.
+ * - Unreferenced lease grants: offline (the whole history added before the first advance), an
+ *   unknown-outcome lease grant whose lease no other request names is left out: nothing can observe it,
+ *   and an unknown outcome may never have happened (each such grant used to double the candidates).
  * - Greedy reads: an open known operation whose step leaves the state unchanged is linearized at once
  *   (having done it dominates having it still to do).
  * - Revision pruning: with revisions, a configuration whose revision already exceeds the revision X's
@@ -197,7 +200,8 @@ export class InconclusiveError extends Error {
 
 /** A set of configurations with memoization and optional-operation subsumption. */
 class ConfigSet {
-  private readonly buckets = new Map<number, Config[]>();
+  /** Configurations grouped by (state, linearized known operations): dominance is only looked for within a group. */
+  private readonly buckets = new Map<number, ConfigGroup[]>();
   private count = 0;
   private readonly optional: (op: number) => boolean;
   /** Optional operations that can no longer change anything from a state: they do not count. */
@@ -215,24 +219,28 @@ class ConfigSet {
   /** Adds c unless an equal or dominating configuration is present; drops those c dominates. */
   add(c: Config): boolean {
     const key = combine(c.stateHash, c.knownHash);
-    const bucket = this.buckets.get(key);
-    if (!bucket) {
-      this.buckets.set(key, [c]);
+    let bucket = this.buckets.get(key);
+    if (!bucket) this.buckets.set(key, (bucket = []));
+    // The states are compared once per group, not once per configuration (many configurations share a
+    // state and differ only in the unknown-outcome operations they placed).
+    const group = bucket.find((g) => g.knownHash === c.knownHash && statesEqual(g.state, c.state) && this.sameKnown(g.lin, c.lin));
+    if (!group) {
+      bucket.push({ state: c.state, knownHash: c.knownHash, lin: c.lin, configs: [c] });
       this.count++;
       return true;
     }
-    for (let i = 0; i < bucket.length; i++) {
-      const e = bucket[i]!;
-      if (e.knownHash !== c.knownHash || !statesEqual(e.state, c.state) || !this.sameKnown(e.lin, c.lin)) continue;
+    const configs = group.configs;
+    for (let i = 0; i < configs.length; i++) {
+      const e = configs[i]!;
       if (this.optionalSubset(e.lin, c.lin, c.state)) return false;
       if (this.optionalSubset(c.lin, e.lin, c.state)) {
-        bucket[i] = bucket[bucket.length - 1]!;
-        bucket.pop();
+        configs[i] = configs[configs.length - 1]!;
+        configs.pop();
         this.count--;
         i--;
       }
     }
-    bucket.push(c);
+    configs.push(c);
     this.count++;
     return true;
   }
@@ -263,9 +271,17 @@ class ConfigSet {
 
   values(): Config[] {
     const all: Config[] = [];
-    for (const bucket of this.buckets.values()) all.push(...bucket);
+    for (const bucket of this.buckets.values()) for (const group of bucket) all.push(...group.configs);
     return all;
   }
+}
+
+interface ConfigGroup {
+  state: ModelState;
+  knownHash: number;
+  /** One member's linearized operations (the group's known ones are the same for all). */
+  lin: number[];
+  configs: Config[];
 }
 
 function insertSorted(list: number[], value: number): number[] {
@@ -323,11 +339,16 @@ export class LinearizationEngine {
   settled = 0;
   /** Called with the operation index whenever its return has been settled (for live lag stats). */
   onSettled: ((index: number) => void) | undefined;
+  /** What was added before the first advance (offline: the whole history, see unreferencedLeaseGrants). */
+  private added: Operation[] | undefined;
+  /** Unknown-outcome operations left out (unreferencedLeaseGrants). */
+  private readonly leftOut = new Set<number>();
 
   constructor(options: EngineOptions) {
     this.options = options;
     const state = options.initialState ?? initialState(options, options.initialRevision);
     this.frontier = [{ state, stateHash: stateHash(state), lin: [], knownHash: 0, path: null }];
+    this.added = options.trackPaths ? [] : undefined;
   }
 
   get done(): boolean {
@@ -344,6 +365,7 @@ export class LinearizationEngine {
 
   add(index: number, op: Operation, role: Role): void {
     if (role !== 'linearize' && role !== 'optional') return;
+    this.added?.push(op);
     if (op.call < this.watermark) {
       throw new RangeError(`operation ${index} was added after the watermark passed its call (${op.call} < ${this.watermark})`);
     }
@@ -369,10 +391,19 @@ export class LinearizationEngine {
 
   /** Processes every event strictly before `watermark` (Infinity: everything). */
   advance(watermark: number): void {
+    const added = this.added;
+    this.added = undefined;
     this.watermark = Math.max(this.watermark, watermark);
+    // Offline, the whole history at once: what nothing can observe may be left out.
+    if (added !== undefined && watermark === Infinity) for (const index of unreferencedLeaseGrants(added, this.entries.values())) this.leftOut.add(index);
     while (!this.done && this.queue.size > 0 && this.queue.peekTime() < watermark) {
       const { time, kind, index } = this.queue.pop();
       const entry = this.entries.get(index)!;
+      if (kind === 0 && this.leftOut.has(index)) {
+        this.observe(entry, -1);
+        this.entries.delete(index);
+        continue;
+      }
       if (kind === 0) {
         this.retireUnknown(time);
         if (!entry.optional) this.open.push(entry);
@@ -645,6 +676,27 @@ export class LinearizationEngine {
       reason,
     };
   }
+}
+
+/**
+ * Unknown-outcome lease grants whose lease nothing else in the history names (no put with it, no revoke,
+ * no other grant of it): such a grant changes nothing any response can show, so leaving it out (it never
+ * happened, which an unknown outcome allows) loses no linearization, and keeps the search from telling
+ * apart states that differ only in it.
+ */
+function unreferencedLeaseGrants(ops: readonly Operation[], entries: Iterable<OpEntry>): number[] {
+  const named = new Map<string, number>();
+  const name = (id: string | undefined): void => {
+    if (id !== undefined) named.set(id, (named.get(id) ?? 0) + 1);
+  };
+  for (const { request: r } of ops) {
+    if (r.type === 'leaseGrant' || r.type === 'leaseRevoke') name(r.id);
+    else if (r.type === 'put') name(r.lease);
+    else if (r.type === 'txn') for (const o of [...r.success, ...r.failure]) if (o.type === 'put') name(o.lease);
+  }
+  const unseen: number[] = [];
+  for (const e of entries) if (e.optional && e.request.type === 'leaseGrant' && named.get(e.request.id) === 1) unseen.push(e.index);
+  return unseen;
 }
 
 /** A binary min-heap of (time, kind, index) events. */
