@@ -44,7 +44,7 @@ describe('search on 200-operation histories with 30% unknown outcomes', () => {
   }
 });
 
-function engineFor(operations: Operation[]): LinearizationEngine {
+function engineFor(operations: Operation[], maxFrontier = 20_000): LinearizationEngine {
   const options: EngineOptions = {
     mode: 'exclusive',
     prefix: '',
@@ -53,7 +53,7 @@ function engineFor(operations: Operation[]): LinearizationEngine {
     initialRevision: 1,
     trackPaths: true,
     unknownHorizon: Infinity,
-    maxFrontier: 20_000,
+    maxFrontier,
     deadline: Date.now() + 120_000,
   };
   const engine = new LinearizationEngine(options);
@@ -69,9 +69,17 @@ describe('unknown-outcome lease grants nothing names', () => {
     { client: 10, call: 30, return: 40, request: { type: 'range', key: '/k' }, response: { kvs: [{ key: '/k', value: 'v1' }], count: 1 } },
   ];
 
-  test('are left out offline: the candidates do not double with each of them', () => {
+  test('are kept while the search decides: the candidates double with each of them', () => {
     const engine = engineFor([...grants, ...writes]);
     assert.equal(engine.done, false);
+    assert.equal(engine.frontierSize, 64);
+  });
+
+  test('are left out offline when the search with them gives up', () => {
+    // 64 candidates are over this bound; without the six grants there is one.
+    const engine = engineFor([...grants, ...writes], 8);
+    assert.equal(engine.inconclusive, undefined);
+    assert.equal(engine.violation, undefined);
     assert.equal(engine.frontierSize, 1);
     assert.deepEqual(engine.linearization(), [6, 7]);
   });
