@@ -23,7 +23,10 @@
  *    tests' seed): N draws of the property tests' history generator (test/helpers/random-histories.ts,
  *    the same draws as the first property of checker-properties.test.ts with FC_SEED=S and numRuns N),
  *    each checked offline: how many are linearizable, violations or inconclusive (by construction all
- *    should be linearizable), and the median and max time of one check.
+ *    should be linearizable), and the median and max time of one check. --sweep-ops N draws histories of
+ *    N operations each with --sweep-unknown X (default 0.25) the chance of an unknown outcome per
+ *    operation (sizedShapeArbitrary: a stress test of the search), --sweep-revisions with|without|both
+ *    (default both) whether responses show revisions; --timeout-ms bounds each check.
  * 6. replay: the recorded faulted histories of bench/histories/ through LiveChecker at full speed
  *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300).
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.
@@ -41,7 +44,7 @@ import { buildPorcupine, goVersion, porcupineVersion, runPorcupine } from './por
 import type { PorcupineResult } from './porcupine.ts';
 import { intOption } from './options.ts';
 import fc from 'fast-check';
-import { buildHistory, shapeArbitrary } from '../test/helpers/random-histories.ts';
+import { buildHistory, shapeArbitrary, sizedShapeArbitrary } from '../test/helpers/random-histories.ts';
 import { replayRows, runReplayBench } from './replay.ts';
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
@@ -68,6 +71,9 @@ const { values: args } = parseArgs({
     'offline-reps': { type: 'string' },
     'sweep-seeds': { type: 'string' },
     'sweep-seed': { type: 'string' },
+    'sweep-ops': { type: 'string' },
+    'sweep-unknown': { type: 'string' },
+    'sweep-revisions': { type: 'string' },
     'replay-reps': { type: 'string' },
     'replay-budget-s': { type: 'string' },
     // Internal: the live section runs in a child process of its own, so that its memory is its own.
@@ -90,6 +96,11 @@ const offlineOps = (args['offline-ops'] ?? '2000000,10000000')
 const offlineReps = Math.max(1, intOption(args['offline-reps'], 3, 'offline-reps'));
 const sweepSeeds = intOption(args['sweep-seeds'], 0, 'sweep-seeds');
 const sweepSeed = intOption(args['sweep-seed'], 20_261_125, 'sweep-seed');
+const sweepOps = intOption(args['sweep-ops'], 0, 'sweep-ops');
+const sweepUnknown = args['sweep-unknown'] === undefined ? 0.25 : Number(args['sweep-unknown']);
+const sweepRevisions = args['sweep-revisions'] ?? 'both';
+if (!(sweepUnknown >= 0 && sweepUnknown <= 1)) throw new Error(`--sweep-unknown must be in [0, 1], got ${args['sweep-unknown']}`);
+if (!['with', 'without', 'both'].includes(sweepRevisions)) throw new Error(`--sweep-revisions must be with, without or both, got ${sweepRevisions}`);
 const replayReps = intOption(args['replay-reps'], 5, 'replay-reps');
 const replayBudgetS = Math.max(1, intOption(args['replay-budget-s'], 300, 'replay-budget-s'));
 if (!(unknownWriteRate >= 0 && unknownWriteRate <= 1)) throw new Error(`--unknown-write-rate must be in [0, 1], got ${args['unknown-write-rate']}`);
@@ -575,16 +586,19 @@ function seedSweep(): Record<string, unknown> {
   const timesMs: number[] = [];
   const surprises: SweepCase[] = [];
   let draw = 0;
-  log(`sweep: ${sweepSeeds} draws of the property generator, seed ${sweepSeed}`);
+  const sized = sweepOps > 0 ? { ops: sweepOps, unknownRate: sweepUnknown, ...(sweepRevisions === 'both' ? {} : { withRevisions: sweepRevisions === 'with' }) } : undefined;
+  log(`sweep: ${sweepSeeds} draws of the property generator${sized ? ` (${sweepOps} operations, unknown rate ${sweepUnknown}, revisions ${sweepRevisions})` : ''}, seed ${sweepSeed}`);
+  const unknownShares: number[] = [];
   fc.check(
-    fc.property(shapeArbitrary, (shape) => {
+    fc.property(sized ? sizedShapeArbitrary(sized) : shapeArbitrary, (shape) => {
       const { history } = buildHistory(shape);
       const t0 = performance.now();
       const report = checkHistory(history, { timeoutMs });
       timesMs.push(performance.now() - t0);
       counts[report.verdict]++;
+      const unknown = history.operations.filter((op) => op.return === null).length;
+      unknownShares.push(unknown / history.operations.length);
       if (report.verdict !== 'linearizable') {
-        const unknown = history.operations.filter((op) => op.return === null).length;
         surprises.push({ draw, verdict: report.verdict, why: why(report), operations: history.operations.length, unknown });
       }
       draw++;
@@ -595,6 +609,10 @@ function seedSweep(): Record<string, unknown> {
   return {
     draws: draw,
     seed: sweepSeed,
+    ops: sweepOps > 0 ? sweepOps : undefined,
+    unknownRate: sweepOps > 0 ? sweepUnknown : undefined,
+    revisions: sweepOps > 0 ? sweepRevisions : undefined,
+    medianUnknownShare: median(unknownShares),
     counts,
     medianCheckMs: median(timesMs),
     maxCheckMs: Math.max(...timesMs),
@@ -710,10 +728,11 @@ async function main(): Promise<void> {
 
 /** The sweep's lines of the summary table. */
 function sweepRows(sweep: Record<string, unknown>): string[][] {
-  const w = sweep as { draws: number; seed: number; counts: Record<Verdict, number>; medianCheckMs: number; maxCheckMs: number; surprises: SweepCase[] };
+  const w = sweep as { draws: number; seed: number; counts: Record<Verdict, number>; medianCheckMs: number; maxCheckMs: number; medianUnknownShare: number; surprises: SweepCase[] };
   const rows = [
     [`sweep: ${w.draws} draws, seed ${w.seed}`, `${w.counts.linearizable} linearizable`, `${w.counts.violation} violation, ${w.counts.inconclusive} inconclusive`, ''],
     ['sweep: check time, median / max', `${w.medianCheckMs.toFixed(3)} ms`, `${w.maxCheckMs.toFixed(0)} ms`, ''],
+    ['sweep: unknown outcomes, median share', `${(w.medianUnknownShare * 100).toFixed(1)} %`, '', ''],
   ];
   for (const c of w.surprises) rows.push([`  ${c.verdict} draw ${c.draw} (${c.operations} ops, ${c.unknown} unknown)`, c.why ?? '', '', '']);
   return rows;

@@ -25,6 +25,10 @@
  *   configuration that linearized a *subset* of the unknown-outcome operations dominates (it may still
  *   apply them later, or never). This keeps histories with many timed-out writes, Jepsen's hard case,
  *   from exploding into every subset of timed-out writes.
+ * - Unreferenced lease grants: offline (the whole history added before the first advance), when the
+ *   search gives up, it is tried again without the unknown-outcome lease grants whose lease no other
+ *   request names: nothing can observe them, and an unknown outcome may never have happened (each such
+ *   grant doubles the candidates).
  * - Greedy reads: an open known operation whose step leaves the state unchanged is linearized at once
  *   (having done it dominates having it still to do).
  * - Revision pruning: with revisions, a configuration whose revision already exceeds the revision X's
@@ -197,7 +201,8 @@ export class InconclusiveError extends Error {
 
 /** A set of configurations with memoization and optional-operation subsumption. */
 class ConfigSet {
-  private readonly buckets = new Map<number, Config[]>();
+  /** Configurations grouped by (state, linearized known operations): dominance is only looked for within a group. */
+  private readonly buckets = new Map<number, ConfigGroup[]>();
   private count = 0;
   private readonly optional: (op: number) => boolean;
   /** Optional operations that can no longer change anything from a state: they do not count. */
@@ -215,24 +220,28 @@ class ConfigSet {
   /** Adds c unless an equal or dominating configuration is present; drops those c dominates. */
   add(c: Config): boolean {
     const key = combine(c.stateHash, c.knownHash);
-    const bucket = this.buckets.get(key);
-    if (!bucket) {
-      this.buckets.set(key, [c]);
+    let bucket = this.buckets.get(key);
+    if (!bucket) this.buckets.set(key, (bucket = []));
+    // The states are compared once per group, not once per configuration (many configurations share a
+    // state and differ only in the unknown-outcome operations they placed).
+    const group = bucket.find((g) => g.knownHash === c.knownHash && statesEqual(g.state, c.state) && this.sameKnown(g.lin, c.lin));
+    if (!group) {
+      bucket.push({ state: c.state, knownHash: c.knownHash, lin: c.lin, configs: [c] });
       this.count++;
       return true;
     }
-    for (let i = 0; i < bucket.length; i++) {
-      const e = bucket[i]!;
-      if (e.knownHash !== c.knownHash || !statesEqual(e.state, c.state) || !this.sameKnown(e.lin, c.lin)) continue;
+    const configs = group.configs;
+    for (let i = 0; i < configs.length; i++) {
+      const e = configs[i]!;
       if (this.optionalSubset(e.lin, c.lin, c.state)) return false;
       if (this.optionalSubset(c.lin, e.lin, c.state)) {
-        bucket[i] = bucket[bucket.length - 1]!;
-        bucket.pop();
+        configs[i] = configs[configs.length - 1]!;
+        configs.pop();
         this.count--;
         i--;
       }
     }
-    bucket.push(c);
+    configs.push(c);
     this.count++;
     return true;
   }
@@ -263,9 +272,17 @@ class ConfigSet {
 
   values(): Config[] {
     const all: Config[] = [];
-    for (const bucket of this.buckets.values()) all.push(...bucket);
+    for (const bucket of this.buckets.values()) for (const group of bucket) all.push(...group.configs);
     return all;
   }
+}
+
+interface ConfigGroup {
+  state: ModelState;
+  knownHash: number;
+  /** One member's linearized operations (the group's known ones are the same for all). */
+  lin: number[];
+  configs: Config[];
 }
 
 function insertSorted(list: number[], value: number): number[] {
@@ -323,11 +340,17 @@ export class LinearizationEngine {
   settled = 0;
   /** Called with the operation index whenever its return has been settled (for live lag stats). */
   onSettled: ((index: number) => void) | undefined;
+  /** What was added before the first advance (offline: the whole history, see retryWithout). */
+  private added: { index: number; op: Operation; role: Role }[] | undefined;
+  /** The time budget's end (Date.now() ms): the options' deadline, or half the way to it (see advance). */
+  private deadline: number;
 
   constructor(options: EngineOptions) {
     this.options = options;
     const state = options.initialState ?? initialState(options, options.initialRevision);
     this.frontier = [{ state, stateHash: stateHash(state), lin: [], knownHash: 0, path: null }];
+    this.added = options.trackPaths ? [] : undefined;
+    this.deadline = options.deadline;
   }
 
   get done(): boolean {
@@ -344,6 +367,7 @@ export class LinearizationEngine {
 
   add(index: number, op: Operation, role: Role): void {
     if (role !== 'linearize' && role !== 'optional') return;
+    this.added?.push({ index, op, role });
     if (op.call < this.watermark) {
       throw new RangeError(`operation ${index} was added after the watermark passed its call (${op.call} < ${this.watermark})`);
     }
@@ -369,7 +393,26 @@ export class LinearizationEngine {
 
   /** Processes every event strictly before `watermark` (Infinity: everything). */
   advance(watermark: number): void {
+    const added = this.added;
+    this.added = undefined;
     this.watermark = Math.max(this.watermark, watermark);
+    // Offline, the whole history at once: unknown-outcome lease grants nothing names may be left out, but
+    // only if the search with them gives up (so whatever it decides keeps its linearization and evidence,
+    // as the streaming check, which cannot know what later requests name, finds them). It then gets half
+    // the time budget, and the search without them the rest.
+    const unnamed = added !== undefined && watermark === Infinity ? unreferencedLeaseGrants(added) : new Set<number>();
+    const initial = this.frontier[0]!.state;
+    if (unnamed.size > 0) this.deadline = Date.now() + (this.options.deadline - Date.now()) / 2;
+    try {
+      this.processEvents(watermark);
+    } catch (error) {
+      if (!(error instanceof InconclusiveError) || unnamed.size === 0) throw error;
+      this.inconclusive = error.message;
+    }
+    if (this.inconclusive !== undefined && added !== undefined && unnamed.size > 0) this.retryWithout(added, unnamed, initial);
+  }
+
+  private processEvents(watermark: number): void {
     while (!this.done && this.queue.size > 0 && this.queue.peekTime() < watermark) {
       const { time, kind, index } = this.queue.pop();
       const entry = this.entries.get(index)!;
@@ -386,6 +429,38 @@ export class LinearizationEngine {
         this.onSettled?.(index);
       }
     }
+  }
+
+  /**
+   * The whole history searched again from the start without the lease grants in `unnamed` (see advance):
+   * sound, as leaving out an unknown-outcome operation nothing can observe loses no linearization. Its
+   * verdict, linearization or evidence replaces this search's.
+   */
+  private retryWithout(added: { index: number; op: Operation; role: Role }[], unnamed: Set<number>, initial: ModelState): void {
+    const inner = new LinearizationEngine({ ...this.options, initialState: initial });
+    inner.added = undefined;
+    for (const { index, op, role } of added) if (!unnamed.has(index)) inner.add(index, op, role);
+    try {
+      inner.advance(Infinity);
+    } catch (error) {
+      if (!(error instanceof InconclusiveError)) throw error;
+      inner.inconclusive = error.message;
+    }
+    this.violation = inner.violation;
+    this.inconclusive = inner.inconclusive;
+    this.frontier = inner.frontier;
+    this.capping = inner.capping;
+    // Every event is spent (a search that gave up left some in this queue).
+    while (this.queue.size > 0) {
+      const { kind, index } = this.queue.pop();
+      if (kind !== 1 || this.done) continue;
+      this.settled++;
+      this.onSettled?.(index);
+    }
+    this.entries.clear();
+    this.open = [];
+    this.openOptionalWrites = [];
+    this.openOptionalOther = [];
   }
 
   /** One linearization of everything settled (offline, after advance(Infinity), when linearizable). */
@@ -471,7 +546,7 @@ export class LinearizationEngine {
    * up is inconclusive.
    */
   private startCapping(): boolean {
-    if (this.capping || Date.now() > this.options.deadline || this.revisionCap() === undefined) return false;
+    if (this.capping || Date.now() > this.deadline || this.revisionCap() === undefined) return false;
     this.capping = true;
     return true;
   }
@@ -482,7 +557,7 @@ export class LinearizationEngine {
   }
 
   private tick(): void {
-    if ((++this.steps & 0xfff) === 0 && Date.now() > this.options.deadline) {
+    if ((++this.steps & 0xfff) === 0 && Date.now() > this.deadline) {
       throw new InconclusiveError('time budget exhausted');
     }
   }
@@ -645,6 +720,28 @@ export class LinearizationEngine {
       reason,
     };
   }
+}
+
+/**
+ * Unknown-outcome lease grants whose lease nothing else in the history names (no put with it, no revoke,
+ * no other grant of it): such a grant changes nothing any response can show, so leaving it out (it never
+ * happened, which an unknown outcome allows) loses no linearization, and keeps the search from telling
+ * apart states that differ only in it.
+ */
+function unreferencedLeaseGrants(ops: readonly { index: number; op: Operation; role: Role }[]): Set<number> {
+  const named = new Map<string, number>();
+  const name = (id: string | undefined): void => {
+    if (id !== undefined) named.set(id, (named.get(id) ?? 0) + 1);
+  };
+  for (const { op } of ops) {
+    const r = op.request;
+    if (r.type === 'leaseGrant' || r.type === 'leaseRevoke') name(r.id);
+    else if (r.type === 'put') name(r.lease);
+    else if (r.type === 'txn') for (const o of [...r.success, ...r.failure]) if (o.type === 'put') name(o.lease);
+  }
+  const unnamed = new Set<number>();
+  for (const { index, op, role } of ops) if (role === 'optional' && op.request.type === 'leaseGrant' && named.get(op.request.id) === 1) unnamed.add(index);
+  return unnamed;
 }
 
 /** A binary min-heap of (time, kind, index) events. */

@@ -56,6 +56,25 @@ export const shapeArbitrary: fc.Arbitrary<Shape> = fc.integer({ min: 1, max: 40 
   }),
 );
 
+/**
+ * The same generator with bigger histories and a chosen share of unknown outcomes (the checker's stress
+ * sweep: bench/checker.ts --sweep-ops/--sweep-unknown, and checker-search-stress.test.ts): `ops`
+ * operations each, each one's outcome unknown with probability about `unknownRate` (half of those
+ * applied, half never; a read never has an unknown outcome, while fast-check's bias towards small
+ * integers raises the rate: the measured share of unknown operations is near the rate, 28% at 0.25 and
+ * 30% at 0.3 over the sweep's first 20 draws), revisions shown or not as `withRevisions` says (drawn
+ * when undefined).
+ */
+export function sizedShapeArbitrary(options: { ops: number; unknownRate: number; withRevisions?: boolean }): fc.Arbitrary<Shape> {
+  const { ops, unknownRate } = options;
+  const outcome = fc.integer({ min: 0, max: 9999 }).map((x) => (x >= unknownRate * 10_000 ? 0 : x % 2 === 0 ? 1 : 2));
+  return fc.record({
+    templates: fc.array(template, { minLength: ops, maxLength: ops }),
+    timing: fc.array(fc.tuple(fc.nat(5), fc.nat(25), fc.nat(25), outcome), { minLength: ops, maxLength: ops }),
+    withRevisions: options.withRevisions === undefined ? fc.boolean() : fc.constant(options.withRevisions),
+  });
+}
+
 function stripRevisions(op: Operation): Operation {
   if (!op.response) return op;
   const strip = (value: unknown): unknown => {
