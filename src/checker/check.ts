@@ -290,9 +290,9 @@ const firstClosingSize = 4;
  * Tries to close a search window (exclusive mode) instead of searching it to the end of the history:
  * for growing R, searches from `from` the window's acknowledged operations at revisions up to R, with
  * the unknown-outcome ones called before the last of them returned (the only ones that can precede any
- * of them). It closes at the first R where the search linearizes them and its frontier collapses to one
- * configuration whose (replayed) state is at revision R: the state there is pinned again, and the order
- * resumes from it. Revisions are exact and contiguous in exclusive mode, so every acknowledged operation
+ * of them). It closes at the first R where the search linearizes them and its frontier collapses (one
+ * configuration, or several with the same keys: see collapsed) with the first one's (replayed) state at
+ * revision R: the state there is pinned again, and the order resumes from it. Revisions are exact and contiguous in exclusive mode, so every acknowledged operation
  * above R sits after every one at or below it in any linearization. Gives up (undefined: the search then
  * takes the window to the end, as without closing) when the search finds a violation or gives up, or
  * before the prefix would hold more than half of the window.
@@ -321,7 +321,7 @@ function closeWindow(history: History, window: readonly number[], from: ModelSta
     const taken = [...known.slice(0, n).map((k) => k.index), ...unknown.filter((i) => history.operations[i]!.call <= lastReturn)].sort((a, b) => a - b);
     const engine = runEngine(history, taken, { ...engineOptions, trackPaths: true, initialState: from });
     if (engine.violation || engine.inconclusive !== undefined) return undefined;
-    if (engine.frontierSize !== 1) continue;
+    if (!collapsed(engine)) continue;
     const path = engine.linearization() ?? [];
     const state = replayFrom(from, history, path, engineOptions);
     if (state === undefined || state.revision !== toRevision) continue;
@@ -330,6 +330,23 @@ function closeWindow(history: History, window: readonly number[], from: ModelSta
     return { path, state, toRevision, operations: taken.length, rest };
   }
   return undefined;
+}
+
+/** Candidate configurations closeWindow compares at most (more: the state is taken as not pinned). */
+const collapseLimit = 16;
+
+/**
+ * Whether the search's frontier pins the keys: every candidate configuration has the same keys, revision
+ * and compaction. They may differ in leases (an unknown-outcome grant applied in one and not in another:
+ * nothing observes a lease until a request uses it, and the revision order applies an unknown grant when
+ * one first does) and in which unknown-outcome operations they used (those left go on to the order).
+ */
+function collapsed(engine: LinearizationEngine): boolean {
+  const n = engine.frontierSize;
+  if (n === 1) return true;
+  if (n > collapseLimit) return false;
+  const keys = engine.candidateStates(n).map((s) => JSON.stringify([s.revision, s.compactRevision, s.kvs]));
+  return keys.every((k) => k === keys[0]);
 }
 
 /** The state after applying `path` from `from`, or undefined if some operation does not step. */
