@@ -271,7 +271,7 @@ function orderRevision(op: Operation): number | undefined {
 }
 
 /** A search window closed early (closeWindow): its prefix is linearized, the revision order resumes after it. */
-interface ClosedWindow {
+export interface ClosedWindow {
   /** The linearization of the window's prefix, from the window's state. */
   path: number[];
   /** The state after it, exact (replayed), at `toRevision`. */
@@ -292,17 +292,27 @@ const firstClosingSize = 4;
  * the unknown-outcome ones called before the last of them returned (the only ones that can precede any
  * of them). It closes at the first R where the search linearizes them and its frontier collapses (one
  * configuration, or several with the same keys: see collapsed) with the first one's (replayed) state at
- * revision R: the state there is pinned again, and the order resumes from it. Revisions are exact and contiguous in exclusive mode, so every acknowledged operation
- * above R sits after every one at or below it in any linearization. Gives up (undefined: the search then
- * takes the window to the end, as without closing) when the search finds a violation or gives up, or
- * before the prefix would hold more than half of the window.
+ * revision R: the state there is pinned again, and the order resumes from it. Revisions are exact and
+ * contiguous in exclusive mode, so every acknowledged operation above R sits after every one at or below
+ * it in any linearization. `watermark` (live): every operation called before it is in the window
+ * already; the prefix must have returned before it, and so must an operation above R (then one at or
+ * below R that comes later is a violation the order reports). Returns 'search' when the search finds a
+ * violation or gives up on a prefix, or an operation above R returned before one in the prefix was
+ * called (the search over the window then decides, as without closing); undefined when no R closes yet,
+ * or the prefix would hold more than half of the window.
  */
-function closeWindow(history: History, window: readonly number[], from: ModelState, engineOptions: EngineOptions): ClosedWindow | undefined {
+export function closeWindow(
+  window: readonly number[],
+  get: (index: number) => Operation,
+  from: ModelState,
+  engineOptions: EngineOptions,
+  watermark = Infinity,
+): ClosedWindow | 'search' | undefined {
   if (engineOptions.mode !== 'exclusive' || !engineOptions.trackRevision) return undefined;
   const known: { index: number; revision: number }[] = [];
   const unknown: number[] = [];
   for (const index of window) {
-    const op = history.operations[index]!;
+    const op = get(index);
     const role = roleOf(op);
     if (role === 'optional') unknown.push(index);
     if (role !== 'linearize') continue;
@@ -317,13 +327,33 @@ function closeWindow(history: History, window: readonly number[], from: ModelSta
     while (n < known.length && known[n]!.revision <= toRevision) n++;
     if (n === known.length) return undefined;
     let lastReturn = -Infinity;
-    for (let i = 0; i < n; i++) lastReturn = Math.max(lastReturn, history.operations[known[i]!.index]!.return!);
-    const taken = [...known.slice(0, n).map((k) => k.index), ...unknown.filter((i) => history.operations[i]!.call <= lastReturn)].sort((a, b) => a - b);
-    const engine = runEngine(history, taken, { ...engineOptions, trackPaths: true, initialState: from });
-    if (engine.violation || engine.inconclusive !== undefined) return undefined;
+    let lastCall = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const op = get(known[i]!.index);
+      lastReturn = Math.max(lastReturn, op.return!);
+      lastCall = Math.max(lastCall, op.call);
+    }
+    if (lastReturn >= watermark) return undefined;
+    let aboveReturned = false;
+    for (let i = n; i < known.length; i++) {
+      const ret = get(known[i]!.index).return!;
+      if (ret < lastCall) return 'search';
+      if (ret < watermark) aboveReturned = true;
+    }
+    if (!aboveReturned) return undefined;
+    const taken = [...known.slice(0, n).map((k) => k.index), ...unknown.filter((i) => get(i).call <= lastReturn)].sort((a, b) => a - b);
+    const engine = new LinearizationEngine({ ...engineOptions, trackPaths: true, initialState: from });
+    for (const index of taken) engine.add(index, get(index), roleOf(get(index)));
+    try {
+      engine.advance(Infinity);
+    } catch (error) {
+      if (!(error instanceof InconclusiveError)) throw error;
+      return 'search';
+    }
+    if (engine.violation || engine.inconclusive !== undefined) return 'search';
     if (!collapsed(engine)) continue;
     const path = engine.linearization() ?? [];
-    const state = replayFrom(from, history, path, engineOptions);
+    const state = replayFrom(from, get, path, engineOptions);
     if (state === undefined || state.revision !== toRevision) continue;
     const placed = new Set(path);
     const rest = [...known.slice(n).map((k) => k.index), ...unknown.filter((i) => !placed.has(i))];
@@ -350,10 +380,10 @@ function collapsed(engine: LinearizationEngine): boolean {
 }
 
 /** The state after applying `path` from `from`, or undefined if some operation does not step. */
-function replayFrom(from: ModelState, history: History, path: readonly number[], opts: ModelOptions): ModelState | undefined {
+function replayFrom(from: ModelState, get: (index: number) => Operation, path: readonly number[], opts: ModelOptions): ModelState | undefined {
   let state = from;
   for (const index of path) {
-    const op = history.operations[index]!;
+    const op = get(index);
     const next = step(state, op.request, op.response, opts);
     if (next === null) return undefined;
     state = next;
@@ -469,7 +499,8 @@ function checkByRevisions(history: History, opts: ModelOptions & { initialRevisi
     const fromRevision = failure.fromRevision ?? resumedAt;
     const searchWindow: SearchWindow = { reason: failure.reason, fromRevision, operations: window.length };
     first ??= { window, state: failure.state, prefix: linearization.length, searchWindow };
-    const closed = closeWindow(history, window, failure.state, engineOptions);
+    const found = closeWindow(window, (index) => history.operations[index]!, failure.state, engineOptions);
+    const closed = found === 'search' ? undefined : found;
     if (closed === undefined) {
       const searched = searchWindowed(history, window, failure.state, linearization, searchWindow, engineOptions);
       if (windows.length === 0) {
