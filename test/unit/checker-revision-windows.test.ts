@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkLinearizability, witnessProblem } from '../../src/checker/check.ts';
+import { LiveChecker } from '../../src/checker/live.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
 import { buildHistory, corrupt, shapeArbitrary, type Shape } from '../helpers/random-histories.ts';
 
@@ -188,5 +189,62 @@ describe('closing a window by hand', () => {
     assert.equal(result.verdict, 'linearizable', JSON.stringify(result.inconclusive ?? result.violation));
     assert.equal(result.searchWindows?.length, 2, JSON.stringify(result.searchWindows));
     for (const w of result.searchWindows ?? []) assert.ok(w.toRevision !== undefined && w.operations < 20, JSON.stringify(w));
+  });
+});
+
+/** Streams a history through the live checker in completion order, advancing after each push (as checker-hidden-revisions does). */
+function streamLive(history: History): LiveChecker {
+  const live = new LiveChecker({ initialRevision: 1 });
+  const order = history.operations.map((op, i) => ({ op, i, done: op.return ?? op.call })).sort((a, b) => a.done - b.done || a.i - b.i);
+  // The earliest call among operations still to push: the watermark after each push.
+  const laterCall: number[] = new Array<number>(order.length + 1).fill(Infinity);
+  for (let k = order.length - 1; k >= 0; k--) laterCall[k] = Math.min(laterCall[k + 1]!, order[k]!.op.call);
+  for (let k = 0; k < order.length; k++) {
+    live.push(order[k]!.op);
+    live.advance(Math.min(order[k]!.done, laterCall[k + 1]!));
+  }
+  live.finish();
+  return live;
+}
+
+describe('closing a window live', () => {
+  const history = (operations: Operation[]): History => ({ meta: { kind: 'meta', mode: 'exclusive', initialRevision: 1 }, operations, watches: [] });
+
+  test('an unclaimed delete early in a long stream: the window closes and the revision order takes the stream back', () => {
+    const live = streamLive(history(longRun(100, 2000)));
+    assert.equal(live.verdict, 'linearizable', live.inconclusiveReason);
+    const stats = live.stats();
+    assert.equal(stats.method, 'revision', stats.searchReason);
+    assert.equal(stats.windowsClosed, 1);
+    assert.match(stats.searchReason ?? '', /from revision 102: .*the window closed at revision \d+ after \d+ operations/);
+  });
+
+  test('a read contradicting the unclaimed delete is a violation, live', () => {
+    const ops = longRun(50, 300);
+    const bad = ops.slice();
+    bad[bad.length - 1] = get(4, bad[bad.length - 1]!.call, bad[bad.length - 1]!.return!, 'b', 'y', (bad[bad.length - 1]!.response as { revision: number }).revision);
+    const live = streamLive(history(bad));
+    assert.equal(live.verdict, 'violation');
+    assert.equal(live.violation?.unplaceable[0], bad.length - 1);
+  });
+
+  test('on generated histories with a window in the middle, the live verdict is the offline one', () => {
+    let closed = 0;
+    fc.assert(
+      fc.property(longShape, fc.nat(), fc.nat(), fc.boolean(), (shape, pick, which, corrupted) => {
+        const { history: built, corruptible } = buildHistory(shape);
+        const gapped = withUnclaimedRevision(built, pick);
+        fc.pre(gapped !== undefined);
+        const later = corruptible.filter((i) => i > gapped.at + 3);
+        const subject = corrupted && later.length > 0 ? (corrupt(gapped.history, later[which % later.length]!, which) ?? gapped.history) : gapped.history;
+        const offline = checkLinearizability(subject, { timeoutMs: 20_000 }).verdict;
+        const live = streamLive(subject);
+        if (offline !== 'inconclusive' && live.verdict !== 'inconclusive') assert.equal(live.verdict, offline, live.stats().searchReason);
+        if (subject === gapped.history) assert.equal(live.verdict, 'linearizable', live.inconclusiveReason);
+        if ((live.stats().windowsClosed ?? 0) > 0) closed++;
+      }),
+      { numRuns: 100, seed },
+    );
+    assert.ok(closed > 30, `${closed} closed`);
   });
 });
