@@ -558,12 +558,10 @@ export class LiveChecker {
     for (const index of placed) this.forgetUnknown(index);
     this.order = this.newOrder({ state: closed.state, revision: closed.toRevision });
     this.resumedAt = closed.toRevision;
-    // The window's operations from before it opened and not placed, in the order a recorder pushes them.
+    // The window's operations from before it opened and not placed, in the order a recorder pushes them
+    // (through dispatch: if the order fails on one, a new window takes the rest).
     const arrival = (o: { op: Operation; index: number }): number => o.op.return ?? o.op.call;
-    for (const { index, op } of w.initial.filter((o) => !placed.has(o.index)).sort((a, b) => arrival(a) - arrival(b) || a.index - b.index)) {
-      if (roleOf(op) === 'linearize') this.order.add(index, op);
-      else this.order.addUnknown(index, op);
-    }
+    for (const { index, op } of w.initial.filter((o) => !placed.has(o.index)).sort((a, b) => arrival(a) - arrival(b) || a.index - b.index)) this.dispatch(index, op);
     // What arrived while the window was open, as it arrived (a new window may open on the way).
     for (const e of w.events) {
       if ('response' in e) this.dispatchWatch(e.response, e.stream);
