@@ -18,7 +18,9 @@
  *
  * Where the revision path cannot place an operation (a violation, or a revision left unclaimed for the
  * resolve window), the search (live-search.ts, the engine of the offline check) takes over from the state
- * the order pins, with the operations not yet settled, and carries on to the end of the stream. In shared
+ * the order pins, with the operations not yet settled. In exclusive mode the window may close: once the
+ * search pins a later state (closeWindow, check.ts), the revision order resumes from it (settleWindow);
+ * otherwise the search carries on to the end of the stream. In shared
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
  */
