@@ -4,7 +4,7 @@
  * committed revisions it implies (watch.ts).
  */
 import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from '../domain/index.ts';
-import { InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
+import { claimedRevision, InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
 import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
 import { patchHistory, unknownDeleter } from './patch.ts';
 import { deliveriesOf, RevisionOrder } from './revision.ts';
@@ -238,6 +238,7 @@ interface ForWatches {
 interface Ordered {
   method: 'revision' | 'search';
   searchWindow?: SearchWindow;
+  searchWindows?: SearchWindow[];
   linearization?: number[];
   violation?: ViolationEvidence;
   inconclusive?: string;
@@ -251,46 +252,273 @@ function searchWhole(history: History, engineOptions: EngineOptions, window?: Se
   return { ...how, linearization: engine.linearization() ?? [] };
 }
 
-/**
- * The revision-ordered path (revision.ts): the order the revisions dictate, verified. Where it cannot be
- * verified, the search decides over the window from the last state the order pins (exclusive mode), or
- * over the whole history.
- */
-function checkByRevisions(history: History, opts: ModelOptions & { initialRevision: number }, engineOptions: EngineOptions): Ordered {
-  const order = new RevisionOrder({ ...opts, eager: false, deliveries: deliveriesOf(history.watches) });
-  const linearization: number[] = [];
-  order.onRetired = (index) => linearization.push(index);
-  // Added as a recorder would push them: acknowledged operations by return, unknown ones by call.
+/** Which operation's arrival the revision order expects first: acknowledged ones by return, unknown ones by call (as a recorder pushes them). */
+function arrivalOrder(history: History, indices: Iterable<number>): number[] {
   const arrivals: { time: number; index: number }[] = [];
-  history.operations.forEach((op, index) => {
+  for (const index of indices) {
+    const op = history.operations[index]!;
     const role = roleOf(op);
     if (role === 'linearize') arrivals.push({ time: op.return!, index });
     else if (role === 'optional') arrivals.push({ time: op.call, index });
-  });
+  }
   arrivals.sort((a, b) => a.time - b.time || a.index - b.index);
-  for (const { index } of arrivals) {
-    const op = history.operations[index]!;
-    if (roleOf(op) === 'linearize') order.add(index, op);
-    else order.addUnknown(index, op);
-    if (order.failure) break;
+  return arrivals.map((a) => a.index);
+}
+
+/** The revision an acknowledged operation sits at in the revision order: the one it claims, else its header's. */
+function orderRevision(op: Operation): number | undefined {
+  return claimedRevision(op) ?? (op.response as { revision?: number } | undefined)?.revision;
+}
+
+/** A search window closed early (closeWindow): its prefix is linearized, the revision order resumes after it. */
+export interface ClosedWindow {
+  /** The linearization of the window's prefix, from the window's state. */
+  path: number[];
+  /** The state after it, exact (replayed), at `toRevision`. */
+  state: ModelState;
+  toRevision: number;
+  /** Operations the search took. */
+  operations: number;
+  /** The window's operations left to the revision order: acknowledged ones above toRevision, unknown ones not placed. */
+  rest: number[];
+}
+
+/** The smallest prefix (acknowledged operations, in revision order) closeWindow tries first; it doubles from there. */
+const firstClosingSize = 4;
+
+/**
+ * Tries to close a search window (exclusive mode) instead of searching it to the end of the history:
+ * for growing R, searches from `from` the window's acknowledged operations at revisions up to R, with
+ * the unknown-outcome ones called before the last of them returned (the only ones that can precede any
+ * of them). It closes at the first R where the search linearizes them and its frontier collapses (one
+ * configuration, or several with the same keys: see collapsed) with the first one's (replayed) state at
+ * revision R: the state there is pinned again, and the order resumes from it. Revisions are exact and
+ * contiguous in exclusive mode, so every acknowledged operation above R sits after every one at or below
+ * it in any linearization. `watermark` (live): every operation called before it is in the window
+ * already; the prefix must have returned before it, and so must an operation above R (then one at or
+ * below R that comes later is a violation the order reports). Returns 'search' when the search finds a
+ * violation or gives up on a prefix, or an operation above R returned before one in the prefix was
+ * called (the search over the window then decides, as without closing); undefined when no R closes yet,
+ * or the prefix would hold more than half of the window.
+ */
+export function closeWindow(
+  window: readonly number[],
+  get: (index: number) => Operation,
+  from: ModelState,
+  engineOptions: EngineOptions,
+  watermark = Infinity,
+): ClosedWindow | 'search' | undefined {
+  if (engineOptions.mode !== 'exclusive' || !engineOptions.trackRevision) return undefined;
+  const known: { index: number; revision: number }[] = [];
+  const unknown: number[] = [];
+  for (const index of window) {
+    const op = get(index);
+    const role = roleOf(op);
+    if (role === 'optional') unknown.push(index);
+    if (role !== 'linearize') continue;
+    const revision = orderRevision(op);
+    if (revision === undefined) return undefined;
+    known.push({ index, revision });
   }
-  order.finish();
-  const failure = order.failure;
-  if (!failure) {
-    order.retire();
-    return { method: 'revision', linearization };
+  known.sort((a, b) => a.revision - b.revision || a.index - b.index);
+  for (let size = firstClosingSize; size <= known.length / 2; size *= 2) {
+    const toRevision = known[size - 1]!.revision;
+    let n = size;
+    while (n < known.length && known[n]!.revision <= toRevision) n++;
+    if (n === known.length) return undefined;
+    let lastReturn = -Infinity;
+    let lastCall = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const op = get(known[i]!.index);
+      lastReturn = Math.max(lastReturn, op.return!);
+      lastCall = Math.max(lastCall, op.call);
+    }
+    if (lastReturn >= watermark) return undefined;
+    let aboveReturned = false;
+    for (let i = n; i < known.length; i++) {
+      const ret = get(known[i]!.index).return!;
+      if (ret < lastCall) return 'search';
+      if (ret < watermark) aboveReturned = true;
+    }
+    if (!aboveReturned) return undefined;
+    const taken = [...known.slice(0, n).map((k) => k.index), ...unknown.filter((i) => get(i).call <= lastReturn)].sort((a, b) => a - b);
+    const engine = new LinearizationEngine({ ...engineOptions, trackPaths: true, initialState: from });
+    for (const index of taken) engine.add(index, get(index), roleOf(get(index)));
+    try {
+      engine.advance(Infinity);
+    } catch (error) {
+      if (!(error instanceof InconclusiveError)) throw error;
+      return 'search';
+    }
+    if (engine.violation || engine.inconclusive !== undefined) return 'search';
+    if (!collapsed(engine)) continue;
+    const path = engine.linearization() ?? [];
+    const state = replayFrom(from, get, path, engineOptions);
+    if (state === undefined || state.revision !== toRevision) continue;
+    const placed = new Set(path);
+    const rest = [...known.slice(n).map((k) => k.index), ...unknown.filter((i) => !placed.has(i))];
+    return { path, state, toRevision, operations: taken.length, rest };
   }
-  if (!failure.pinned) return searchWhole(history, engineOptions, { reason: failure.reason, fromRevision: null, operations: history.operations.length });
-  order.retireBeforeWindow();
-  const window = new Set(order.windowOperations().map((w) => w.index));
-  // Operations the revision pass never reached (it stops at the failure) belong to the window too.
-  const placed = new Set(linearization);
-  for (const { index } of arrivals) if (!placed.has(index)) window.add(index);
-  const searchWindow: SearchWindow = { reason: failure.reason, fromRevision: failure.fromRevision, operations: window.size };
-  const engine = runEngine(history, [...window].sort((a, b) => a - b), { ...engineOptions, initialState: failure.state });
-  if (engine.violation) return { method: 'search', searchWindow, violation: { ...engine.violation, prefix: [...linearization, ...engine.violation.prefix] } };
+  return undefined;
+}
+
+/** Candidate configurations closeWindow compares at most (more: the state is taken as not pinned). */
+const collapseLimit = 16;
+
+/**
+ * Whether the search's frontier pins the keys: every candidate configuration has the same keys, revision
+ * and compaction. They may differ in leases (an unknown-outcome grant applied in one and not in another:
+ * nothing observes a lease until a request uses it, and the revision order applies an unknown grant when
+ * one first does) and in which unknown-outcome operations they used (those left go on to the order).
+ */
+function collapsed(engine: LinearizationEngine): boolean {
+  const n = engine.frontierSize;
+  if (n === 1) return true;
+  if (n > collapseLimit) return false;
+  const keys = engine.candidateStates(n).map((s) => JSON.stringify([s.revision, s.compactRevision, s.kvs]));
+  return keys.every((k) => k === keys[0]);
+}
+
+/** The state after applying `path` from `from`, or undefined if some operation does not step. */
+function replayFrom(from: ModelState, get: (index: number) => Operation, path: readonly number[], opts: ModelOptions): ModelState | undefined {
+  let state = from;
+  for (const index of path) {
+    const op = get(index);
+    const next = step(state, op.request, op.response, opts);
+    if (next === null) return undefined;
+    state = next;
+  }
+  return state;
+}
+
+/**
+ * Why `linearization` is not a linearization of the history, or undefined if it is: every acknowledged
+ * operation once, unknown-outcome ones at most once and nothing else, each stepping from the state before
+ * it (from the initial state), and real time (no operation sits after one called after it returned). An
+ * independent check of a linearization pieced together from several parts (closed search windows, or a
+ * window after the revision order), which no single search verified whole.
+ */
+export function witnessProblem(history: History, linearization: readonly number[], opts: ModelOptions & { initialRevision: number }): string | undefined {
+  const seen = new Set<number>();
+  let state = initialState(opts, opts.initialRevision);
+  let maxCall = -Infinity;
+  let maxCallIndex = -1;
+  for (const index of linearization) {
+    const op = history.operations[index];
+    if (op === undefined || seen.has(index)) return `operation ${index} is not in the history or is placed twice`;
+    seen.add(index);
+    const role = roleOf(op);
+    if (role !== 'linearize' && role !== 'optional') return `operation ${index} cannot be linearized (${role})`;
+    if (op.return !== null && op.return < maxCall) return `operation ${index} returned before operation ${maxCallIndex}, placed before it, was called`;
+    if (op.call > maxCall) {
+      maxCall = op.call;
+      maxCallIndex = index;
+    }
+    const next = step(state, op.request, op.response, opts);
+    if (next === null) return `operation ${index} does not step from the state before it`;
+    state = next;
+  }
+  for (let index = 0; index < history.operations.length; index++) {
+    if (!seen.has(index) && roleOf(history.operations[index]!) === 'linearize') return `operation ${index} is not placed`;
+  }
+  return undefined;
+}
+
+/** The latest call among the operations linearized so far, and which (real time across a closed window). */
+function latestCall(history: History, linearization: readonly number[]): { call: number; index: number } {
+  let latest = { call: -Infinity, index: -1 };
+  for (const index of linearization) {
+    const call = history.operations[index]!.call;
+    if (call > latest.call) latest = { call, index };
+  }
+  return latest;
+}
+
+/** The search over a window from its pinned state, after the `prefix` the revision order linearized before it. */
+function searchWindowed(history: History, window: readonly number[], state: ModelState, prefix: readonly number[], searchWindow: SearchWindow, engineOptions: EngineOptions): Ordered {
+  const engine = runEngine(history, window, { ...engineOptions, initialState: state });
+  if (engine.violation) return { method: 'search', searchWindow, violation: { ...engine.violation, prefix: [...prefix, ...engine.violation.prefix] } };
   if (engine.inconclusive !== undefined) return { method: 'search', searchWindow, inconclusive: engine.inconclusive };
-  return { method: 'search', searchWindow, linearization: [...linearization, ...(engine.linearization() ?? [])] };
+  return { method: 'search', searchWindow, linearization: [...prefix, ...(engine.linearization() ?? [])] };
+}
+
+/**
+ * The revision-ordered path (revision.ts): the order the revisions dictate, verified. Where it cannot be
+ * verified, the search decides over the window from the last state the order pins (exclusive mode), or
+ * over the whole history. A window closes early where the state is pinned again (closeWindow), and the
+ * order resumes from there; that may happen several times. A linearization pieced together so is checked
+ * whole (witnessProblem). Anything else after a window closed -- a later window the search finds not
+ * linearizable or cannot decide, a failure that pins no state, a piece that does not fit -- goes back to
+ * the search of the first window to the end of the history, as without closing: only a linearizable
+ * verdict ever rests on a closed window.
+ */
+function checkByRevisions(history: History, opts: ModelOptions & { initialRevision: number }, engineOptions: EngineOptions): Ordered {
+  const deliveries = deliveriesOf(history.watches);
+  const linearization: number[] = [];
+  const windows: SearchWindow[] = [];
+  /** The first window, searched to the end if closing it leads nowhere. */
+  let first: { window: number[]; state: ModelState; prefix: number; searchWindow: SearchWindow } | undefined;
+  const toTheEnd = (): Ordered => searchWindowed(history, first!.window, first!.state, linearization.slice(0, first!.prefix), first!.searchWindow, engineOptions);
+  /** A result pieced together over closed windows: checked whole, else the first window to the end. */
+  const pieced = (ordered: Ordered): Ordered => {
+    if (ordered.linearization === undefined || witnessProblem(history, ordered.linearization, opts) !== undefined) return toTheEnd();
+    const largest = windows.reduce((a, b) => (b.operations > a.operations ? b : a));
+    return { method: 'search', searchWindow: largest, searchWindows: windows, linearization: ordered.linearization };
+  };
+  let order = new RevisionOrder({ ...opts, eager: false, deliveries });
+  let pending = arrivalOrder(history, history.operations.keys());
+  /** The revision the current order started from (after a closed window), for the next window's report. */
+  let resumedAt: number | null = null;
+  for (;;) {
+    const retired = new Set<number>();
+    order.onRetired = (index) => {
+      linearization.push(index);
+      retired.add(index);
+    };
+    for (const index of pending) {
+      const op = history.operations[index]!;
+      if (roleOf(op) === 'linearize') order.add(index, op);
+      else order.addUnknown(index, op);
+      if (order.failure) break;
+    }
+    order.finish();
+    const failure = order.failure;
+    if (!failure) {
+      order.retire();
+      return windows.length === 0 ? { method: 'revision', linearization } : pieced({ method: 'search', linearization });
+    }
+    if (!failure.pinned) {
+      if (first !== undefined) return toTheEnd();
+      return searchWhole(history, engineOptions, { reason: failure.reason, fromRevision: null, operations: history.operations.length });
+    }
+    order.retireBeforeWindow();
+    const inWindow = new Set(order.windowOperations().map((w) => w.index));
+    // Operations the revision pass never reached (it stops at the failure) belong to the window too.
+    for (const index of pending) if (!retired.has(index)) inWindow.add(index);
+    const window = [...inWindow].sort((a, b) => a - b);
+    const fromRevision = failure.fromRevision ?? resumedAt;
+    const searchWindow: SearchWindow = { reason: failure.reason, fromRevision, operations: window.length };
+    first ??= { window, state: failure.state, prefix: linearization.length, searchWindow };
+    const found = closeWindow(window, (index) => history.operations[index]!, failure.state, engineOptions);
+    const closed = found === 'search' ? undefined : found;
+    if (closed === undefined) {
+      const searched = searchWindowed(history, window, failure.state, linearization, searchWindow, engineOptions);
+      if (windows.length === 0) {
+        // As before closing existed, but a linearization is checked whole: real time against what the order placed before the window.
+        if (searched.linearization !== undefined && witnessProblem(history, searched.linearization, opts) !== undefined) {
+          return searchWhole(history, engineOptions, { ...searchWindow, fromRevision: null, operations: history.operations.length });
+        }
+        return searched;
+      }
+      windows.push(searchWindow);
+      return pieced(searched);
+    }
+    windows.push({ ...searchWindow, operations: closed.operations, toRevision: closed.toRevision });
+    linearization.push(...closed.path);
+    order = new RevisionOrder({ ...opts, eager: false, deliveries, initialRevision: closed.toRevision, initialState: closed.state, afterCall: latestCall(history, linearization) });
+    pending = arrivalOrder(history, closed.rest);
+    resumedAt = closed.toRevision;
+  }
 }
 
 export function checkLinearizability(original: History, options: CheckOptions = {}): LinearizabilityResult & ForWatches {
@@ -327,7 +555,11 @@ export function checkLinearizability(original: History, options: CheckOptions = 
     return { verdict: 'linearizable', operations, ...patched, partitions: partitions.length };
   }
   const ordered = opts.trackRevision && options.searchOnly !== true ? checkByRevisions(history, opts, engineOptions) : searchWhole(history, engineOptions);
-  const how = ordered.searchWindow ? { method: ordered.method, searchWindow: ordered.searchWindow } : { method: ordered.method };
+  const how = {
+    method: ordered.method,
+    ...(ordered.searchWindow ? { searchWindow: ordered.searchWindow } : {}),
+    ...(ordered.searchWindows ? { searchWindows: ordered.searchWindows } : {}),
+  };
   if (ordered.violation) return { verdict: 'violation', operations, ...patched, ...how, violation: ordered.violation };
   if (ordered.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: ordered.inconclusive };
   const linearization = ordered.linearization ?? [];

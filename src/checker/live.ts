@@ -18,7 +18,9 @@
  *
  * Where the revision path cannot place an operation (a violation, or a revision left unclaimed for the
  * resolve window), the search (live-search.ts, the engine of the offline check) takes over from the state
- * the order pins, with the operations not yet settled, and carries on to the end of the stream. In shared
+ * the order pins, with the operations not yet settled. In exclusive mode the window may close: once the
+ * search pins a later state (closeWindow, check.ts), the revision order resumes from it (settleWindow);
+ * otherwise the search carries on to the end of the stream. In shared
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
  */
@@ -26,7 +28,8 @@ import { isWriteRequest, type ClusterMode, type Operation, type WatchEvent, type
 import { roleOf } from './linearize.ts';
 import { SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
-import type { ModelOptions } from './model.ts';
+import type { ModelOptions, ModelState } from './model.ts';
+import { closeWindow, defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
 import { explainsEvents, RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
@@ -72,11 +75,35 @@ export interface LiveStats {
   waitingForWatch: number;
   /** `revision`: the revision-ordered path; `search`: the search took over (see searchReason). */
   method: 'revision' | 'search';
-  /** Why the search took over, or why the live verdict is left to the offline check. */
+  /** Why the search took over (or a window opened, or the last one that closed), or why the live verdict is left to the offline check. */
   searchReason?: string;
+  /** Search windows that closed, the revision order resuming after each (absent: none). */
+  windowsClosed?: number;
 }
 
 export const defaultResolveWindowMs = 5000;
+
+/** A search window open on the live stream: where it starts, its operations, and what arrived since it opened. */
+interface OpenWindow {
+  state: ModelState;
+  fromRevision: number | null;
+  reason: string;
+  /** The window's operations when it opened (the order's windowOperations). */
+  initial: { index: number; op: Operation }[];
+  /** Every operation the window holds, by index. */
+  ops: Map<number, Operation>;
+  /** What was pushed while it was open, in order: replayed when it closes (or handed to the search). */
+  events: ({ index: number; op: Operation } | { response: WatchResponse; stream: { id: number; request?: WatchRequest } | undefined })[];
+  /** The window's size at which the next attempt to close it is made (attempts cost a search of a prefix). */
+  nextAttempt: number;
+  /** The search over the window to the end of the stream, fed all along: the live verdict while the window is open, and the rest of the stream's if it never closes. */
+  search: SearchLiveChecker;
+}
+
+/** An open window with more operations than this goes to the search for the rest of the stream. */
+const liveWindowLimit = 8192;
+/** Wall-clock budget of one attempt to close a window (then the search takes the window over). */
+const closeAttemptMs = 5000;
 
 const lagWindow = 16_384;
 
@@ -114,7 +141,13 @@ function prefixEndOf(prefix: string): string {
 export class LiveChecker {
   private readonly options: LiveCheckerOptions;
   private readonly mode: ClusterMode;
-  private readonly order: RevisionOrder | undefined;
+  private order: RevisionOrder | undefined;
+  /** A search window waiting to close (exclusive mode, see closeWindow in check.ts), or undefined. */
+  private window: OpenWindow | undefined;
+  /** Search windows that closed: the revision order resumed after each. */
+  private windowsClosed = 0;
+  /** The revision the current order resumed from after a closed window (null: it started at the beginning). */
+  private resumedAt: number | null = null;
   private search: SearchLiveChecker | undefined;
   /** Set when the revision path failed in shared mode: the live verdict is inconclusive from then on. */
   private leftToOffline: string | undefined;
@@ -152,20 +185,27 @@ export class LiveChecker {
       this.searchReason = 'the stream carries no revisions';
       return;
     }
-    this.order = new RevisionOrder({
+    this.order = this.newOrder(undefined);
+  }
+
+  /** A revision order from the start, or from the state a closed search window pinned. */
+  private newOrder(start: { state: ModelState; revision: number } | undefined): RevisionOrder {
+    const order = new RevisionOrder({
       mode: this.mode,
-      prefix: options.prefix ?? '',
-      initialRevision: options.initialRevision ?? 1,
+      prefix: this.options.prefix ?? '',
+      initialRevision: start?.revision ?? this.options.initialRevision ?? 1,
       trackRevision: true,
-      trackVersion: options.trackVersion ?? true,
+      trackVersion: this.options.trackVersion ?? true,
       eager: true,
+      ...(start === undefined ? {} : { initialState: start.state }),
     });
-    this.order.onProcessed = (index) => {
+    order.onProcessed = (index) => {
       const at = this.pushedAt.get(index);
       if (at === undefined) return;
       this.pushedAt.delete(index);
       this.lags.add(performance.now() - at);
     };
+    return order;
   }
 
   /** Adds a completed (or abandoned) operation; returns its index in the stream. */
@@ -173,7 +213,24 @@ export class LiveChecker {
     const index = this.next++;
     if (this.search) return this.search.pushAt(index, op);
     if (op.call < this.lastWatermark) throw new RangeError(`operation ${index} was added after the watermark passed its call (${op.call} < ${this.lastWatermark})`);
-    if (this.leftToOffline !== undefined) return index;
+    this.dispatch(index, op);
+    return index;
+  }
+
+  /** An operation to the search, the open window or the revision order, whichever has the stream now. */
+  private dispatch(index: number, op: Operation): void {
+    if (this.search) {
+      this.search.pushAt(index, op);
+      return;
+    }
+    if (this.window) {
+      const role = roleOf(op);
+      if (role === 'linearize' || role === 'optional') this.window.ops.set(index, op);
+      this.window.events.push({ index, op });
+      this.window.search.pushAt(index, op);
+      return;
+    }
+    if (this.leftToOffline !== undefined) return;
     const role = roleOf(op);
     if (op.return !== null && op.response) {
       const time = op.return;
@@ -189,13 +246,21 @@ export class LiveChecker {
     }
     this.fillGaps();
     this.afterChange();
-    return index;
   }
 
   /** Adds a watch response; `stream` (its id and request) lets the progress of watches over the run's keys count. */
   pushWatchResponse(response: WatchResponse, stream?: { id: number; request?: WatchRequest }): void {
+    this.dispatchWatch(response, stream);
+  }
+
+  private dispatchWatch(response: WatchResponse, stream: { id: number; request?: WatchRequest } | undefined): void {
     if (this.search) {
       this.search.pushWatchResponse(response);
+      return;
+    }
+    if (this.window) {
+      this.window.events.push({ response, stream });
+      this.window.search.pushWatchResponse(response);
       return;
     }
     if (this.leftToOffline !== undefined) return;
@@ -220,6 +285,13 @@ export class LiveChecker {
       this.search.advance(watermark);
       return;
     }
+    if (this.window) {
+      this.window.search.advance(watermark);
+      // The search found a violation or gave up: that is the verdict, the window stays with it.
+      if (this.window.search.verdict !== 'linearizable') this.handOver();
+      else if (this.window.ops.size >= this.window.nextAttempt) this.settleWindow(false);
+      return;
+    }
     if (this.leftToOffline !== undefined) return;
     const order = this.order!;
     // Unknown writes not observed within the resolve window are taken as never applied (they stay optional
@@ -240,33 +312,55 @@ export class LiveChecker {
 
   /** Settles everything pushed: call when the stream has ended. */
   finish(): Verdict {
-    if (this.search) {
-      this.search.finish();
-      return this.verdict;
-    }
-    if (this.leftToOffline === undefined) {
+    for (;;) {
+      if (this.search) {
+        this.search.finish();
+        return this.verdict;
+      }
+      if (this.leftToOffline !== undefined) return this.verdict;
+      if (this.window) {
+        this.settleWindow(true);
+        continue;
+      }
       this.order!.finish();
-      this.afterChange()?.finish();
+      this.afterChange();
+      if (!this.handedOn()) return this.verdict;
     }
-    return this.verdict;
   }
 
   get verdict(): Verdict {
     if (this.search) return this.search.verdict;
+    if (this.window) return this.window.search.verdict;
     return this.leftToOffline !== undefined ? 'inconclusive' : 'linearizable';
   }
 
   get violation(): ViolationEvidence | undefined {
-    return this.search?.violation;
+    return (this.search ?? this.window?.search)?.violation;
   }
 
   get inconclusiveReason(): string | undefined {
-    return this.search ? this.search.inconclusiveReason : this.leftToOffline;
+    const search = this.search ?? this.window?.search;
+    return search ? search.inconclusiveReason : this.leftToOffline;
   }
 
   stats(): LiveStats {
     if (this.search) return { ...this.search.stats(), received: this.next, ...(this.searchReason === undefined ? {} : { searchReason: this.searchReason }) };
     const order = this.order!;
+    const windows = this.windowsClosed > 0 ? { windowsClosed: this.windowsClosed } : {};
+    if (this.window) {
+      const { ops, fromRevision, reason } = this.window;
+      const searchReason = `a search window ${fromRevision === null ? 'from the start' : `from revision ${fromRevision}`} is open (${ops.size} operations): ${reason}`;
+      return { ...this.revisionStats(order), waitingForWatch: order.pending + ops.size, method: 'search', searchReason, ...windows };
+    }
+    return {
+      ...this.revisionStats(order),
+      method: 'revision',
+      ...windows,
+      ...(this.leftToOffline === undefined ? (this.searchReason === undefined ? {} : { searchReason: this.searchReason }) : { searchReason: this.leftToOffline }),
+    };
+  }
+
+  private revisionStats(order: RevisionOrder): Omit<LiveStats, 'method'> {
     return {
       received: this.next,
       processed: order.processed,
@@ -275,8 +369,6 @@ export class LiveChecker {
       frontier: 1,
       ...this.lags.percentiles(),
       waitingForWatch: order.pending + this.recentUnknownWriters(),
-      method: 'revision',
-      ...(this.leftToOffline === undefined ? {} : { searchReason: this.leftToOffline }),
     };
   }
 
@@ -406,25 +498,103 @@ export class LiveChecker {
     if (watermark - this.stuckSince > this.resolveWindow) order.giveUp(`no operation or watch event claimed revision ${order.current.revision + 1} within ${this.resolveWindow / 1e6} ms`);
   }
 
-  /** After any change: if the revision path failed, the search takes over (or the offline check decides). */
-  private afterChange(): SearchLiveChecker | undefined {
+  /**
+   * After any change: if the revision path failed, a search window opens (exclusive mode: it may close and
+   * hand back to the revision order, see settleWindow), the search takes over (shared mode with a pinned
+   * state), or the offline check decides (shared mode, no state pinned).
+   */
+  private afterChange(): void {
     const order = this.order;
-    if (!order?.failure || this.search || this.leftToOffline !== undefined) return undefined;
+    if (!order?.failure || this.search || this.window || this.leftToOffline !== undefined) return;
     const { failure } = order;
     if (!failure.pinned) {
       this.leftToOffline = `the revision order could not place an operation (${failure.reason}) and no state before it is pinned (shared mode): the offline check decides`;
-      return undefined;
+      return;
     }
-    this.searchReason = `${failure.fromRevision === null ? 'from the start' : `from revision ${failure.fromRevision}`}: ${failure.reason}`;
+    const fromRevision = failure.fromRevision ?? this.resumedAt;
+    this.searchReason = `${fromRevision === null ? 'from the start' : `from revision ${fromRevision}`}: ${failure.reason}`;
+    const initial = order.windowOperations();
+    // The search takes the window over at once, as if it were to run to the end of the stream: its verdict is the live one while the window is open.
     const search = new SearchLiveChecker(this.options, failure.state);
     // The window's operations in the order a recorder pushes them: acknowledged ones by return, unknown ones by call.
-    const window = order.windowOperations().sort((a, b) => (a.op.return ?? a.op.call) - (b.op.return ?? b.op.call) || a.index - b.index);
-    for (const { index, op } of window) {
-      const original = this.unresolved.get(index)?.op ?? op;
-      search.pushAt(index, original);
-    }
-    this.search = search;
+    const arrival = [...initial].sort((a, b) => (a.op.return ?? a.op.call) - (b.op.return ?? b.op.call) || a.index - b.index);
+    for (const { index, op } of arrival) search.pushAt(index, this.unresolved.get(index)?.op ?? op);
     search.advance(this.lastWatermark);
-    return search;
+    this.window = { state: failure.state, fromRevision, reason: failure.reason, initial, ops: new Map(initial.map((o) => [o.index, o.op])), events: [], nextAttempt: 0, search };
+    if (this.mode !== 'exclusive' || search.verdict !== 'linearizable') this.handOver();
   }
+
+  /**
+   * Tries to close the open window (closeWindow, check.ts): the search places its operations up to a
+   * revision whose state it pins, and the revision order resumes from there with the rest. When the
+   * search finds a violation or gives up on a prefix, at the end of the stream, or when the window has
+   * grown past liveWindowLimit, the window's own search (fed all along) keeps the stream to its end, as
+   * before windows closed.
+   */
+  private settleWindow(final: boolean): void {
+    const w = this.window!;
+    const engineOptions = {
+      mode: this.mode,
+      prefix: this.options.prefix ?? '',
+      initialRevision: this.options.initialRevision ?? 1,
+      trackRevision: true,
+      trackVersion: this.options.trackVersion ?? true,
+      trackPaths: true,
+      unknownHorizon: (this.options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
+      maxFrontier: this.options.maxFrontier ?? defaultMaxFrontier,
+      deadline: Date.now() + closeAttemptMs,
+    };
+    const closed = closeWindow([...w.ops.keys()].sort((a, b) => a - b), (i) => w.ops.get(i)!, w.state, engineOptions, final ? Infinity : this.lastWatermark);
+    if (closed === undefined && !final && w.ops.size <= liveWindowLimit) {
+      w.nextAttempt = w.ops.size + Math.max(16, w.ops.size >> 2);
+      return;
+    }
+    if (closed === undefined || closed === 'search') {
+      this.handOver();
+      return;
+    }
+    this.window = undefined;
+    this.windowsClosed++;
+    this.searchReason = `${w.fromRevision === null ? 'from the start' : `from revision ${w.fromRevision}`}: ${w.reason} (the window closed at revision ${closed.toRevision} after ${closed.operations} operations)`;
+    const placed = new Set(closed.path);
+    for (const index of placed) this.forgetUnknown(index);
+    this.order = this.newOrder({ state: closed.state, revision: closed.toRevision });
+    this.resumedAt = closed.toRevision;
+    // The window's operations from before it opened and not placed, in the order a recorder pushes them
+    // (through dispatch: if the order fails on one, a new window takes the rest).
+    const arrival = (o: { op: Operation; index: number }): number => o.op.return ?? o.op.call;
+    for (const { index, op } of w.initial.filter((o) => !placed.has(o.index)).sort((a, b) => arrival(a) - arrival(b) || a.index - b.index)) this.dispatch(index, op);
+    // What arrived while the window was open, as it arrived (a new window may open on the way).
+    for (const e of w.events) {
+      if ('response' in e) this.dispatchWatch(e.response, e.stream);
+      else if (!placed.has(e.index)) this.dispatch(e.index, e.op);
+      else if (e.op.return !== null && e.op.response) {
+        const time = e.op.return;
+        forEachObservedValue(e.op.response, (value, revision) => this.observe(value, time, revision));
+      }
+    }
+    if (!this.handedOn() && !final) this.advance(this.lastWatermark);
+  }
+
+  /** Whether a window opened or the search took over (a method, so that checks after calls that change it are not narrowed away). */
+  private handedOn(): boolean {
+    return this.window !== undefined || this.search !== undefined;
+  }
+
+  /** An unknown-outcome operation the search placed: nothing waits for its observation any more. */
+  private forgetUnknown(index: number): void {
+    this.unknownWriters.delete(index);
+    const waiting = this.unresolved.get(index);
+    if (waiting === undefined) return;
+    this.unresolved.delete(index);
+    for (const v of waiting.values) this.unresolvedByValue.delete(v);
+  }
+
+  /** The open window's search keeps the stream to its end (as before windows closed). */
+  private handOver(): void {
+    this.search = this.window!.search;
+    this.window = undefined;
+    this.pushedAt.clear();
+  }
+
 }

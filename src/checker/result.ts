@@ -30,6 +30,11 @@ export interface SearchWindow {
   fromRevision: number | null;
   /** Operations the search took (placed after that revision, unplaced, or of unknown outcome). */
   operations: number;
+  /**
+   * Where the window closed: the search placed every operation up to this revision, one state was left
+   * there, and the revision order resumed from it. Absent: the search ran to the end of the history.
+   */
+  toRevision?: number;
 }
 
 export interface LinearizabilityResult {
@@ -40,6 +45,11 @@ export interface LinearizabilityResult {
    */
   method?: 'revision' | 'search';
   searchWindow?: SearchWindow;
+  /**
+   * Every search window in history order, when the revision order resumed after one (closed windows carry
+   * `toRevision`); `searchWindow` is then the largest of them.
+   */
+  searchWindows?: SearchWindow[];
   /** Operations in the history (all of them, including those not linearized such as stale reads). */
   operations: number;
   /** A linearization (indices into operations) when linearizable; unknown-outcome operations that

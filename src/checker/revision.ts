@@ -51,6 +51,13 @@ export interface RevisionOptions extends ModelOptions {
    * patch.ts's elimination by key: the whole event set, from the exact state).
    */
   deliveries?: ReadonlyMap<number, Delivered>;
+  /**
+   * Start from this state (at `initialRevision`) instead of the empty store: the order resuming after a
+   * search window closed (check.ts closeWindow; live.ts settleWindow).
+   */
+  initialState?: ModelState;
+  /** Offline: the latest call among the operations linearized before the start, and which (real time across the seam). */
+  afterCall?: { call: number; index: number };
 }
 
 /** Why the revision order could not be verified; the search then decides from `window`. */
@@ -228,9 +235,13 @@ export class RevisionOrder {
 
   constructor(options: RevisionOptions) {
     this.options = options;
-    this.state = initialState(options, options.initialRevision);
+    this.state = options.initialState ?? initialState(options, options.initialRevision);
     this.initial = this.state;
     this.at = options.initialRevision;
+    if (options.afterCall !== undefined) {
+      this.maxCall = options.afterCall.call;
+      this.maxCallAt = { index: options.afterCall.index, revision: options.initialRevision };
+    }
     this.keepStates = Math.max(2, options.keepStates ?? 4096);
     this.kept.push({ revision: this.at, state: this.state, placed: [] });
   }

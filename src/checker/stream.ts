@@ -416,7 +416,12 @@ interface Searched {
   searchWindow: SearchWindow | undefined;
   /** The revision path's failure was not pinned: the caller runs the search over everything. */
   restart: boolean;
+  /** A search window opened in a history small enough to load: the caller hands it to checkHistory, which closes windows. */
+  whole: boolean;
 }
+
+/** Up to this many operations, a history whose revision path opens a search window is checked whole (check.ts closes windows; this pass does not). */
+const wholeForWindows = 1_000_000;
 
 /**
  * Pass 3 (see the header): the revision-ordered path (revision.ts) when the history has revisions, else
@@ -448,7 +453,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
   const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);
   // Operations the engine holds, until the settled prefix that names them is replayed.
   const window = new Map<number, Operation>();
-  const searched: Searched = { engine: undefined, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0, method: byRevision ? 'revision' : 'search', searchWindow: undefined, restart: false };
+  const searched: Searched = { engine: undefined, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0, method: byRevision ? 'revision' : 'search', searchWindow: undefined, restart: false, whole: false };
   const replayOp = (op: Operation, index: number): void => {
     replay.apply(op, index);
     searched.order?.push(index);
@@ -468,6 +473,10 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
     if (!failure.pinned) {
       searched.restart = true;
       searched.searchWindow = { reason: failure.reason, fromRevision: null, operations: s.operations };
+      throw stop;
+    }
+    if (opts.mode === 'exclusive' && s.operations <= wholeForWindows) {
+      searched.whole = true;
       throw stop;
     }
     revision!.retireBeforeWindow();
@@ -530,7 +539,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
   } catch (error) {
     if (error !== stop) throw error;
   }
-  if (searched.restart) return searched;
+  if (searched.restart || searched.whole) return searched;
   if (!engine) {
     revision!.retire();
     replay.finish();
@@ -588,6 +597,11 @@ export function checkHistoryStream(source: HistorySource, options: StreamCheckOp
     lap();
   }
   let searched = searchPass(source, s, history, patch?.patched, options, deadline, s.trackRevision && options.searchOnly !== true);
+  if (searched.whole) {
+    const report = checkHistory(source.load(), { ...options, timeoutMs: Math.max(0, deadline - Date.now()) });
+    lap();
+    return { ...report, elapsedMs: performance.now() - started, mode: 'whole', passMs, peakWindow: s.operations };
+  }
   if (searched.restart) {
     const window = searched.searchWindow;
     lap();
