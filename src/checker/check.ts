@@ -299,7 +299,11 @@ const firstClosingSize = 4;
  * below R that comes later is a violation the order reports). Returns 'search' when the search finds a
  * violation or gives up on a prefix, or an operation above R returned before one in the prefix was
  * called (the search over the window then decides, as without closing); undefined when no R closes yet,
- * or the prefix would hold more than half of the window.
+ * or the prefix would hold more than half of the window. `exact` (live): close only on a frontier of one
+ * configuration. Several with the same keys may differ in leases or in the unknown-outcome operations
+ * they used, and resuming from one of them could make a later operation look impossible: offline, any
+ * violation after a closed window is decided again by the search from the first window; live, a
+ * violation is reported as found, so only an exact state may be resumed from.
  */
 export function closeWindow(
   window: readonly number[],
@@ -307,6 +311,7 @@ export function closeWindow(
   from: ModelState,
   engineOptions: EngineOptions,
   watermark = Infinity,
+  exact = false,
 ): ClosedWindow | 'search' | undefined {
   if (engineOptions.mode !== 'exclusive' || !engineOptions.trackRevision) return undefined;
   const known: { index: number; revision: number }[] = [];
@@ -351,7 +356,7 @@ export function closeWindow(
       return 'search';
     }
     if (engine.violation || engine.inconclusive !== undefined) return 'search';
-    if (!collapsed(engine)) continue;
+    if (exact ? engine.frontierSize !== 1 : !collapsed(engine)) continue;
     const path = engine.linearization() ?? [];
     const state = replayFrom(from, get, path, engineOptions);
     if (state === undefined || state.revision !== toRevision) continue;

@@ -544,7 +544,7 @@ export class LiveChecker {
       maxFrontier: this.options.maxFrontier ?? defaultMaxFrontier,
       deadline: Date.now() + closeAttemptMs,
     };
-    const closed = closeWindow([...w.ops.keys()].sort((a, b) => a - b), (i) => w.ops.get(i)!, w.state, engineOptions, final ? Infinity : this.lastWatermark);
+    const closed = closeWindow([...w.ops.keys()].sort((a, b) => a - b), (i) => w.ops.get(i)!, w.state, engineOptions, final ? Infinity : this.lastWatermark, true);
     if (closed === undefined && !final && w.ops.size <= liveWindowLimit) {
       w.nextAttempt = w.ops.size + Math.max(16, w.ops.size >> 2);
       return;

@@ -245,6 +245,7 @@ describe('closing a window live', () => {
       }),
       { numRuns: 100, seed },
     );
-    assert.ok(closed > 30, `${closed} closed`);
+    // Live closes only on an exact state (a frontier of one configuration): fewer than offline.
+    assert.ok(closed > 20, `${closed} closed`);
   });
 });
