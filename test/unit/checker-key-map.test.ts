@@ -11,6 +11,23 @@ import { keyInRange } from '../../src/checker/model.ts';
 const key = fc.stringMatching(/^\/k\/[a-e]{0,3}$/);
 const write = fc.oneof(fc.record({ set: key, value: fc.nat(9) }), fc.record({ delete: key }));
 
+type Write = { set: string; value: number } | { delete: string };
+
+/** The map after `writes` in one draft; the same writes applied to the plain Map `reference`. */
+function applyWrites(map: KeyMap<number>, reference: Map<string, number>, writes: readonly Write[]): KeyMap<number> {
+  const draft = new KeyMapDraft(map);
+  for (const w of writes) {
+    if ('set' in w) {
+      draft.set(w.set, w.value);
+      reference.set(w.set, w.value);
+    } else {
+      draft.delete(w.delete);
+      reference.delete(w.delete);
+    }
+  }
+  return draft.finish();
+}
+
 function sortedEntries(map: ReadonlyMap<string, number>): [string, number][] {
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
@@ -23,17 +40,7 @@ describe('KeyMap', () => {
         const reference = new Map<string, number>();
         const snapshots: [KeyMap<number>, [string, number][]][] = [];
         for (const writes of steps) {
-          const draft = new KeyMapDraft(map);
-          for (const w of writes) {
-            if ('set' in w) {
-              draft.set(w.set, w.value);
-              reference.set(w.set, w.value);
-            } else {
-              draft.delete(w.delete);
-              reference.delete(w.delete);
-            }
-          }
-          map = draft.finish();
+          map = applyWrites(map, reference, writes);
           assert.deepEqual(sortedEntries(map), sortedEntries(reference));
           assert.equal(map.size, reference.size);
           for (const k of reference.keys()) assert.equal(map.get(k), reference.get(k));
@@ -55,17 +62,7 @@ describe('KeyMap', () => {
         let map = KeyMap.empty<number>();
         const reference = new Map<string, number>();
         for (const { writes, ranged } of steps) {
-          const draft = new KeyMapDraft(map);
-          for (const w of writes) {
-            if ('set' in w) {
-              draft.set(w.set, w.value);
-              reference.set(w.set, w.value);
-            } else {
-              draft.delete(w.delete);
-              reference.delete(w.delete);
-            }
-          }
-          map = draft.finish();
+          map = applyWrites(map, reference, writes);
           if (ranged) assert.deepEqual(map.keysIn('/k/', '\u0000'), [...reference.keys()].sort());
         }
         assert.deepEqual(map.keysIn('/k/', '\u0000'), [...reference.keys()].sort());

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { checkLinearizability, witnessProblem } from '../../src/checker/check.ts';
 import { LiveChecker } from '../../src/checker/live.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
+import { get as getRequest, kvs, op, put as putRequest, rev } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary, type Shape } from '../helpers/random-histories.ts';
 
 const seed = process.env['FC_SEED'] === undefined ? 20_261_206 : Number(process.env['FC_SEED']);
@@ -115,20 +116,10 @@ describe('search windows in the middle of a history', () => {
   });
 });
 
-const put = (client: number, call: number, ret: number | null, key: string, value: string, revision?: number): Operation => ({
-  client,
-  call,
-  return: ret,
-  request: { type: 'put', key, value },
-  ...(revision === undefined ? {} : { response: { revision } }),
-});
-const get = (client: number, call: number, ret: number, key: string, value: string | undefined, revision: number): Operation => ({
-  client,
-  call,
-  return: ret,
-  request: { type: 'range', key },
-  response: { revision, kvs: value === undefined ? [] : [{ key, value }] },
-});
+const put = (client: number, call: number, ret: number | null, key: string, value: string, revision?: number): Operation =>
+  op(client, call, ret, putRequest(key, value), revision === undefined ? undefined : rev(revision));
+const get = (client: number, call: number, ret: number, key: string, value: string | undefined, revision: number): Operation =>
+  op(client, call, ret, getRequest(key), kvs(value === undefined ? [] : [{ key, value }], revision));
 
 /** Sequential writes of a to revisions 2.., with a timed-out delete at `gap` that nothing observed, then `after` more. */
 function longRun(gapAt: number, after: number): Operation[] {
