@@ -18,13 +18,27 @@
  */
 import type { Operation, WatchResponse } from '../domain/index.ts';
 import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
-import { LinearizationEngine, roleOf } from './linearize.ts';
+import { LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
 import { anonymize, forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
 import type { ModelState } from './model.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 import { defaultResolveWindowMs, type LiveCheckerOptions, type LiveStats } from './live.ts';
 
 const lagWindow = 16_384;
+
+/** The search engine's options for a live checker's options (the live search's, and the window closing's). */
+export function liveEngineOptions(options: LiveCheckerOptions, fixed: Pick<EngineOptions, 'trackPaths' | 'deadline'>): EngineOptions {
+  return {
+    mode: options.mode ?? 'exclusive',
+    prefix: options.prefix ?? '',
+    initialRevision: options.initialRevision ?? 1,
+    trackRevision: options.trackRevision ?? true,
+    trackVersion: options.trackVersion ?? true,
+    unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
+    maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
+    ...fixed,
+  };
+}
 
 export class SearchLiveChecker {
   private readonly engine: LinearizationEngine;
@@ -49,18 +63,7 @@ export class SearchLiveChecker {
   private readonly unknownHorizon: number;
 
   constructor(options: LiveCheckerOptions = {}, initialState?: ModelState) {
-    this.engine = new LinearizationEngine({
-      ...(initialState ? { initialState } : {}),
-      mode: options.mode ?? 'exclusive',
-      prefix: options.prefix ?? '',
-      initialRevision: options.initialRevision ?? 1,
-      trackRevision: options.trackRevision ?? true,
-      trackVersion: options.trackVersion ?? true,
-      trackPaths: false,
-      unknownHorizon: (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
-      maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
-      deadline: Infinity,
-    });
+    this.engine = new LinearizationEngine({ ...(initialState ? { initialState } : {}), ...liveEngineOptions(options, { trackPaths: false, deadline: Infinity }) });
     this.resolveWindow = (options.resolveWindowMs ?? defaultResolveWindowMs) * 1e6;
     this.unknownHorizon = (options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6;
     this.engine.onSettled = (index) => {

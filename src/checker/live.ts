@@ -26,10 +26,10 @@
  */
 import { isWriteRequest, type ClusterMode, type Operation, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
-import { SearchLiveChecker } from './live-search.ts';
+import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
 import type { ModelOptions, ModelState } from './model.ts';
-import { closeWindow, defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
+import { closeWindow } from './check.ts';
 import { explainsEvents, RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
@@ -533,17 +533,8 @@ export class LiveChecker {
    */
   private settleWindow(final: boolean): void {
     const w = this.window!;
-    const engineOptions = {
-      mode: this.mode,
-      prefix: this.options.prefix ?? '',
-      initialRevision: this.options.initialRevision ?? 1,
-      trackRevision: true,
-      trackVersion: this.options.trackVersion ?? true,
-      trackPaths: true,
-      unknownHorizon: (this.options.unknownHorizonMs ?? defaultUnknownHorizonMs) * 1e6,
-      maxFrontier: this.options.maxFrontier ?? defaultMaxFrontier,
-      deadline: Date.now() + closeAttemptMs,
-    };
+    // The revision path tracks revisions whatever the options say (it is only taken when the history has them).
+    const engineOptions = { ...liveEngineOptions(this.options, { trackPaths: true, deadline: Date.now() + closeAttemptMs }), trackRevision: true };
     const closed = closeWindow([...w.ops.keys()].sort((a, b) => a - b), (i) => w.ops.get(i)!, w.state, engineOptions, final ? Infinity : this.lastWatermark, true);
     if (closed === undefined && !final && w.ops.size <= liveWindowLimit) {
       w.nextAttempt = w.ops.size + Math.max(16, w.ops.size >> 2);
