@@ -50,7 +50,7 @@ export function observedFields(history: History): { trackRevision: boolean; trac
     if (!response) continue;
     if ((response as { revision?: number }).revision !== undefined) trackRevision = true;
     if ('kvs' in response) seeKvs(response.kvs);
-    if ('results' in response) for (const r of response.results ?? []) if ('kvs' in r) seeKvs(r.kvs);
+    if ('results' in response) for (const r of response.results ?? []) if (r !== undefined && 'kvs' in r) seeKvs(r.kvs);
     if (trackRevision && trackVersion) break;
   }
   return { trackRevision, trackVersion };

@@ -106,7 +106,7 @@ export function roleOf(op: Operation): Role {
 
 /** The revision an acknowledged request certainly created, if its response shows one. */
 export function claimedRevision(op: Operation): number | undefined {
-  const response = op.response as { revision?: number; deleted?: number; succeeded?: boolean; results?: { deleted?: number }[] } | undefined;
+  const response = op.response as { revision?: number; deleted?: number; succeeded?: boolean; results?: ({ deleted?: number } | undefined)[] } | undefined;
   if (!response || response.revision === undefined || op.return === null) return undefined;
   const { request } = op;
   switch (request.type) {
@@ -167,9 +167,9 @@ function revisionView(op: Operation): RevisionView {
     if ([...request.success, ...request.failure].some(rangeAtRevision)) exact = true;
   }
   if (response !== undefined && op.return !== null) {
-    const r = response as { revision?: number; kvs?: KeyValueRevisions[]; results?: { kvs?: KeyValueRevisions[] }[] };
+    const r = response as { revision?: number; kvs?: KeyValueRevisions[]; results?: ({ kvs?: KeyValueRevisions[] } | undefined)[] };
     const showsRevision = (kvs: KeyValueRevisions[] | undefined): boolean => (kvs ?? []).some((kv) => kv.modRevision !== undefined || kv.createRevision !== undefined);
-    if (r.revision !== undefined || showsRevision(r.kvs) || (r.results ?? []).some((x) => showsRevision(x.kvs))) exact = true;
+    if (r.revision !== undefined || showsRevision(r.kvs) || (r.results ?? []).some((x) => showsRevision(x?.kvs))) exact = true;
   }
   return { exact, constants };
 }

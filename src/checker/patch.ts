@@ -22,7 +22,7 @@
  * (unknownDeleter, which check.ts hands to watch.ts). Leases are assumed not to expire during a run (the
  * probes grant them for longer than the run), as the model assumes.
  */
-import type { EtcdResponse, History, Operation, TxnOp, WatchResponse } from '../domain/index.ts';
+import type { EtcdResponse, History, Operation, TxnOp, TxnOpResponse, WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
 import { keyInRange } from './model.ts';
 import { inWatchRange } from './watch.ts';
@@ -107,9 +107,9 @@ export type ObservationVisitor = (value: string | undefined, revision: number | 
 
 /** Calls visit for every value an operation's response shows (kvs, and kvs inside txn results). */
 export function forEachObservedValue(response: EtcdResponse, visit: ObservationVisitor): void {
-  const r = response as { kvs?: { value?: string; modRevision?: number }[]; results?: { kvs?: { value?: string; modRevision?: number }[] }[] };
+  const r = response as { kvs?: { value?: string; modRevision?: number }[]; results?: ({ kvs?: { value?: string; modRevision?: number }[] } | undefined)[] };
   for (const kv of r.kvs ?? []) visit(kv.value, kv.modRevision);
-  for (const res of r.results ?? []) for (const kv of res.kvs ?? []) visit(kv.value, kv.modRevision);
+  for (const res of r.results ?? []) for (const kv of res?.kvs ?? []) visit(kv.value, kv.modRevision);
 }
 
 /** Calls visit for every value a watch response shows (put events and previous values). */
@@ -376,7 +376,20 @@ function resolvedDeleteResponse(d: Deleter, key: string, revision: number): Etcd
   if (request.type === 'delete') return request.end === undefined ? { revision, deleted: 1 } : { revision };
   const branches = new Set(d.ranges.filter((r) => keyInRange(key, r.key, r.end)).map((r) => r.branch));
   if (branches.size !== 1) return undefined;
-  return { succeeded: [...branches][0] === true, revision };
+  const succeeded = [...branches][0] === true;
+  const results = request.type === 'txn' ? deleteResults(succeeded ? request.success : request.failure, key) : undefined;
+  return results === undefined ? { succeeded, revision } : { succeeded, revision, results };
+}
+
+/**
+ * The results of a txn branch that deleted `key`, as far as the event shows them: the one single-key delete
+ * of `key` deleted it (so the txn claims its revision, see claimedRevision); what the other ops returned is
+ * unknown (undefined: not checked).
+ */
+function deleteResults(branch: readonly TxnOp[], key: string): (TxnOpResponse | undefined)[] | undefined {
+  const deleters = branch.filter((o) => o.type === 'delete' && keyInRange(key, o.key, o.end));
+  if (deleters.length !== 1 || deleters[0]!.type !== 'delete' || deleters[0]!.end !== undefined) return undefined;
+  return branch.map((o) => (o === deleters[0] ? { deleted: 1 } : undefined));
 }
 
 /** The request with the values `unmentioned` selects replaced by unobservedValue (the same object if none). */

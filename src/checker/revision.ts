@@ -687,10 +687,8 @@ function withDeletes(op: Operation, response: EtcdResponse, made: readonly Watch
   if (request.type === 'delete') return { ...response, deleted: deletes.length };
   if (request.type !== 'txn') return response;
   const branch = (response as TxnResponse).succeeded ? request.success : request.failure;
-  // A range's result would be checked: a branch that reads is left without results (then it claims its
-  // revision only through a put).
-  if (branch.some((o) => o.type === 'range')) return response;
-  const results: TxnOpResponse[] = branch.map((o) => (o.type === 'delete' ? { deleted: deletes.filter((e) => keyInRange(e.key, o.key, o.end)).length } : {}));
+  // What a range returned nobody saw: undefined, not checked.
+  const results: (TxnOpResponse | undefined)[] = branch.map((o) => (o.type === 'delete' ? { deleted: deletes.filter((e) => keyInRange(e.key, o.key, o.end)).length } : o.type === 'range' ? undefined : {}));
   return { ...response, results };
 }
 

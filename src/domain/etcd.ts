@@ -116,7 +116,11 @@ export type TxnOpResponse = RangeResponse | PutResponse | DeleteResponse;
 export interface TxnResponse {
   revision?: number;
   succeeded: boolean;
-  results?: TxnOpResponse[];
+  /**
+   * One per op of the branch taken. An entry is undefined only in an outcome the checker inferred (a txn
+   * whose delete a watch showed): what its reads returned nobody saw, so they are not checked.
+   */
+  results?: (TxnOpResponse | undefined)[];
 }
 
 /** leaseGrant, leaseRevoke, compact and defragment answers carry at most the header revision. */

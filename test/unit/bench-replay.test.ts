@@ -10,7 +10,7 @@ import { checkHistory, parseHistory } from '../../src/checker/index.ts';
 import type { Operation } from '../../src/domain/index.ts';
 
 /** The fixtures README.md documents; the test fails if one goes missing. */
-const expected = ['kill', 'leader', 'partition', 'shared-kill', 'shared-pause-kill', 'shared-quiet'];
+const expected = ['kill', 'leader', 'partition', 'shared-kill', 'shared-pause-kill', 'shared-quiet', 'two-node-failover'];
 
 /** Asserts the replay order keeps the live checker's contract (src/checker/live.ts). */
 function assertReplayOrder(prepared: PreparedReplay): void {

@@ -191,6 +191,39 @@ describe('the live checker on the revision path', () => {
     assert.equal(live.stats().method, 'revision');
   });
 
+  // A txn that reads and deletes: what its reads returned nobody saw, so they cannot be checked, but its
+  // delete event still names its revision (a 40-failover two-node run stopped the revision path here).
+  const readAndDelete = (client: number, call: number): Operation => ({
+    client,
+    call,
+    return: null,
+    request: { type: 'txn', compare: [], success: [{ type: 'range', key: 'b' }, { type: 'delete', key: 'a' }], failure: [] },
+  });
+
+  test('an unknown-outcome txn that reads and deletes takes the revision of its delete event', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.push(readAndDelete(2, 12)); // timed out; took revision 3
+    live.push(put(3, 30, 40, 'b', 'y', 4));
+    live.pushWatchResponse({ time: 20, revision: 3, events: [{ type: 'delete', key: 'a', modRevision: 3 }] }, { id: 1, request: { key: '', end: '\u0000' } });
+    live.advance(45);
+    assert.equal(live.stats().resolved, 1);
+    live.push(get(1, 50, 60, 'a', undefined, 4));
+    assert.equal(live.finish(), 'linearizable');
+    assert.equal(live.stats().method, 'revision', live.stats().searchReason);
+  });
+
+  test('... and a read after its delete event that still sees the key is a violation', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.push(readAndDelete(2, 12));
+    live.push(put(3, 30, 40, 'b', 'y', 4));
+    live.pushWatchResponse({ time: 20, revision: 3, events: [{ type: 'delete', key: 'a', modRevision: 3 }] }, { id: 1, request: { key: '', end: '\u0000' } });
+    live.advance(45);
+    live.push(get(1, 50, 60, 'a', 'x', 4, 2));
+    assert.equal(live.finish(), 'violation');
+  });
+
   test('a revoke that arrives before the write claiming its revision is not taken for that write', () => {
     // The txn at revision 4 deletes the key that held the lease; the revoke, at 4 too, then deleted nothing.
     const live = new LiveChecker();

@@ -131,6 +131,31 @@ describe('unknown-outcome deletes: resolved from a watch delete event (shared mo
     assert.equal(report.verdict, 'violation');
   });
 
+  // Its reads' results are unknown (not checked), its delete names the revision: the revision path decides
+  // without a search window (a 40-failover two-node run went to the search here, and did not come back).
+  for (const readAfter of ['gone', 'still there'] as const) {
+    test(`exclusive mode: an unknown txn that reads and deletes takes the event's revision (a later read sees the key ${readAfter})`, () => {
+      const txn: TxnRequest = { type: 'txn', compare: [], success: [get('/p/x') as never, del('/p/k') as never, get('/p/j') as never], failure: [] };
+      const read = readAfter === 'gone' ? kvs([], 4) : kvs([{ key: '/p/k', value: 'v1', modRevision: 2 }], 4);
+      const h = withWatch(
+        [op(1, 0, 10, put('/p/k', 'v1'), rev(2)), op(2, 20, null, txn), op(1, 100, 110, put('/p/j', 'w'), rev(4)), op(1, 120, 130, get('/p/k'), read)],
+        [
+          [11, [putEvent('/p/k', 'v1', 2)]],
+          [50, [delEvent('/p/k', 3)]],
+          [111, [putEvent('/p/j', 'w', 4)]],
+        ],
+        { mode: 'exclusive', initialRevision: 1 },
+        2,
+      );
+      const report = checkHistory(h);
+      assert.deepEqual(report.linearizability.patched, { observed: 1, neverApplied: 0 });
+      if (readAfter === 'gone') {
+        assertClean(report);
+        assert.equal(report.linearizability.method, 'revision', JSON.stringify(report.linearizability.searchWindow));
+      } else assert.equal(report.linearizability.verdict, 'violation');
+    });
+  }
+
   test('exclusive mode resolves an unknown delete the same way', () => {
     const h = withWatch(
       [op(1, 0, 10, put('/p/k', 'v1'), rev(2)), op(2, 20, null, del('/p/k')), op(1, 100, 110, put('/p/j', 'w'), rev(4)), op(1, 120, 130, get('/p/k'), kvs([], 4))],
