@@ -201,7 +201,7 @@ export class LiveCheckerWorker {
       this.streamsSent.add(stream.id);
       return this.enqueue(liveCallKind.watch, 0, { response, stream });
     }
-    this.enqueue(liveCallKind.watch, 0, { response, stream: { id: stream.id } }, line);
+    this.enqueue(liveCallKind.watch, 0, line === undefined ? { response, stream: { id: stream.id } } : undefined, line);
   }
 
   get verdict(): Verdict {
@@ -256,13 +256,14 @@ export class LiveCheckerWorker {
     if (this.finishing) this.finishing.resolve(this.verdict);
   }
 
-  /** `text`: the payload's JSON when the caller already has it (a history line), else it is encoded here. */
+  /** `text`: the payload's JSON when the caller already has it (a history line), else `payload` is encoded here. */
   private enqueue(kind: string, value: number, payload: Operation | WatchPayload | undefined, text?: string): void {
     // After finish() the verdict is final (LiveChecker.finish settles at watermark Infinity): later calls are dropped.
     if (this.finished || this.closed || this.failure !== undefined) return;
-    if (payload !== undefined) {
+    if (text !== undefined) this.payloads.push(text);
+    else if (payload !== undefined) {
       try {
-        this.payloads.push(text ?? JSON.stringify(payload));
+        this.payloads.push(JSON.stringify(payload));
       } catch (error) {
         // Operations are plain JSON-able data (src/domain/history.ts); anything else is a bug to report, not to throw to the recorder.
         return this.fail(`could not send operations to the live checker: ${(error as Error).message}`);
