@@ -16,7 +16,7 @@
  * Node gRPC client itself. Medians over the repetitions; every run must stay
  * linearizable or the benchmark fails. Results go to bench/.results/probes-<date>.json.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -62,6 +62,46 @@ interface RawSample {
   achievedQps: number;
   cpuMsPerKiloOp: number;
   mainThreadCpuMsPerKiloOp: number;
+  /** V8's helper threads (GC, compilers) and libuv's (Linux only: NaN elsewhere). */
+  helperThreadsCpuMsPerKiloOp: number;
+}
+
+/** Linux's USER_HZ: /proc/<pid>/task/<tid>/stat counts CPU time in these ticks on every mainstream architecture. */
+const procTicksPerSecond = 100;
+
+/**
+ * CPU time (µs) of this process's threads by kind, from /proc (Linux): the live checker's worker thread
+ * ('live-checker', its Worker name), the main thread, and the rest (V8's GC and compiler threads, libuv's
+ * pool). Where /proc is missing, undefined: the figures become NaN. Tick resolution (10 ms) is fine for
+ * seconds of traffic.
+ */
+function threadCpuUs(): { checker: number; helpers: number } | undefined {
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return undefined;
+  }
+  const mainTid = String(process.pid);
+  let checker = 0;
+  let helpers = 0;
+  for (const tid of tasks) {
+    let stat: string;
+    let name: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      name = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    // Fields after the command name (which may hold spaces, inside parentheses): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const us = ((Number(fields[11]) + Number(fields[12])) * 1e6) / procTicksPerSecond;
+    if (tid === mainTid) continue;
+    if (name === 'live-checker') checker += us;
+    else helpers += us;
+  }
+  return { checker, helpers };
 }
 
 /**
@@ -95,11 +135,13 @@ async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weigh
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const cpu0 = process.cpuUsage();
   const main0 = process.threadCpuUsage();
+  const threads0 = threadCpuUs();
   const ops0 = ops;
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, durationMs - 1000));
   const cpu1 = process.cpuUsage();
   const main1 = process.threadCpuUsage();
+  const threads1 = threadCpuUs();
   const done = ops - ops0;
   const seconds = (performance.now() - t0) / 1000;
   stopped = true;
@@ -110,7 +152,13 @@ async function rawRun(cluster: LocalEtcdCluster, config: { target: number; weigh
   if (watch && watchEvents === 0) throw new Error('raw etcd3 with watches: the watches received no event');
   const cpuUs = cpu1.user + cpu1.system - (cpu0.user + cpu0.system);
   const mainUs = main1.user + main1.system - (main0.user + main0.system);
-  return { achievedQps: done / seconds, cpuMsPerKiloOp: cpuUs / 1000 / (done / 1000), mainThreadCpuMsPerKiloOp: mainUs / 1000 / (done / 1000) };
+  const helpersUs = threads0 && threads1 ? threads1.helpers - threads0.helpers : NaN;
+  return {
+    achievedQps: done / seconds,
+    cpuMsPerKiloOp: cpuUs / 1000 / (done / 1000),
+    mainThreadCpuMsPerKiloOp: mainUs / 1000 / (done / 1000),
+    helperThreadsCpuMsPerKiloOp: helpersUs / 1000 / (done / 1000),
+  };
 }
 
 interface ProbeSample {
@@ -118,6 +166,9 @@ interface ProbeSample {
   cpuMsPerKiloOp: number;
   /** The same, of the main thread alone: the rest is the live checker's thread and V8's helper threads (GC). */
   mainThreadCpuMsPerKiloOp: number;
+  /** The live checker's worker thread, and the other threads (V8's GC and compilers, libuv): NaN off Linux. */
+  checkerThreadCpuMsPerKiloOp: number;
+  helperThreadsCpuMsPerKiloOp: number;
   lagP99MaxMs: number;
   lagP99FinalMs: number;
   rssMaxMb: number;
@@ -141,7 +192,7 @@ async function probeRun(cluster: LocalEtcdCluster, name: string, config: { targe
   run.spec.traffic.requestTimeoutMs = 2000;
   run.spec.watch.enabled = config.watch ?? true;
   // Samples during traffic only: CPU and operations at each progress tick.
-  const samples: { at: number; cpuUs: number; mainUs: number; ops: number; progress: RunProgress }[] = [];
+  const samples: { at: number; cpuUs: number; mainUs: number; checkerUs: number; helpersUs: number; ops: number; progress: RunProgress }[] = [];
   let rssMax = 0;
   const result = await executeRun({
     run,
@@ -155,8 +206,17 @@ async function probeRun(cluster: LocalEtcdCluster, name: string, config: { targe
     onProgress: (progress) => {
       const cpu = process.cpuUsage();
       const main = process.threadCpuUsage();
+      const threads = threadCpuUs();
       rssMax = Math.max(rssMax, process.memoryUsage.rss());
-      samples.push({ at: progress.elapsedMs, cpuUs: cpu.user + cpu.system, mainUs: main.user + main.system, ops: progress.operations, progress });
+      samples.push({
+        at: progress.elapsedMs,
+        cpuUs: cpu.user + cpu.system,
+        mainUs: main.user + main.system,
+        checkerUs: threads?.checker ?? NaN,
+        helpersUs: threads?.helpers ?? NaN,
+        ops: progress.operations,
+        progress,
+      });
     },
   });
   if (result.verdict !== 'linearizable') throw new Error(`${name}: verdict ${result.verdict}: ${result.reason ?? ''}`);
@@ -169,6 +229,8 @@ async function probeRun(cluster: LocalEtcdCluster, name: string, config: { targe
     achievedQps: ops / ((last.at - first.at) / 1000),
     cpuMsPerKiloOp: (last.cpuUs - first.cpuUs) / 1000 / (ops / 1000),
     mainThreadCpuMsPerKiloOp: (last.mainUs - first.mainUs) / 1000 / (ops / 1000),
+    checkerThreadCpuMsPerKiloOp: (last.checkerUs - first.checkerUs) / 1000 / (ops / 1000),
+    helperThreadsCpuMsPerKiloOp: (last.helpersUs - first.helpersUs) / 1000 / (ops / 1000),
     lagP99MaxMs: Math.max(...traffic.map((s) => s.progress.lagP99Ms)),
     lagP99FinalMs: result.live.lagP99Ms,
     rssMaxMb: rssMax / 2 ** 20,
@@ -193,16 +255,16 @@ async function main(): Promise<void> {
       for (const name of selected) {
         const sample = await probeRun(cluster, name, probeConfigs[name]!, workDir);
         (probe[name] ??= []).push(sample);
-        console.log(`probe ${name} rep ${rep + 1}: ${sample.achievedQps.toFixed(0)} ops/s, ${sample.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${sample.mainThreadCpuMsPerKiloOp.toFixed(0)}), lag p99 max ${sample.lagP99MaxMs.toFixed(1)} ms, RSS ${sample.rssMaxMb.toFixed(0)} MB`);
+        console.log(`probe ${name} rep ${rep + 1}: ${sample.achievedQps.toFixed(0)} ops/s, ${sample.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${sample.mainThreadCpuMsPerKiloOp.toFixed(0)}, checker thread ${sample.checkerThreadCpuMsPerKiloOp.toFixed(0)}, GC and other threads ${sample.helperThreadsCpuMsPerKiloOp.toFixed(0)}), lag p99 max ${sample.lagP99MaxMs.toFixed(1)} ms, RSS ${sample.rssMaxMb.toFixed(0)} MB`);
         if (!args['skip-raw'] && (name === 'put-1000' || name === 'put-max' || name === 'get-max')) {
           const r = await rawRun(cluster, probeConfigs[name]!);
           (raw[name] ??= []).push(r);
-          console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)})`);
+          console.log(`raw etcd3 ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)}, other threads ${r.helperThreadsCpuMsPerKiloOp.toFixed(0)})`);
         }
         if (!args['skip-raw'] && name === 'put-max') {
           const r = await rawRun(cluster, probeConfigs[name]!, true);
           (rawWatch[name] ??= []).push(r);
-          console.log(`raw etcd3 + watches ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)})`);
+          console.log(`raw etcd3 + watches ${name} rep ${rep + 1}: ${r.achievedQps.toFixed(0)} ops/s, ${r.cpuMsPerKiloOp.toFixed(0)} ms CPU per 1k ops (main thread ${r.mainThreadCpuMsPerKiloOp.toFixed(0)}, other threads ${r.helperThreadsCpuMsPerKiloOp.toFixed(0)})`);
         }
         const base = baselineConfigs[name];
         if (base && !args['skip-etcd-benchmark']) {
@@ -227,6 +289,8 @@ async function main(): Promise<void> {
       'ops/s': Math.round(median(s.map((x) => x.achievedQps))),
       'CPU ms/1k ops': Math.round(median(s.map((x) => x.cpuMsPerKiloOp))),
       'main thread CPU ms/1k': Math.round(median(s.map((x) => x.mainThreadCpuMsPerKiloOp))),
+      'checker thread CPU ms/1k': Math.round(median(s.map((x) => x.checkerThreadCpuMsPerKiloOp))),
+      'GC+other threads CPU ms/1k': Math.round(median(s.map((x) => x.helperThreadsCpuMsPerKiloOp))),
       'lag p99 max ms': Number(median(s.map((x) => x.lagP99MaxMs)).toFixed(1)),
       'RSS max MB': Math.round(median(s.map((x) => x.rssMaxMb))),
     };
@@ -235,6 +299,7 @@ async function main(): Promise<void> {
       row['raw etcd3 ops/s'] = Math.round(median(r.map((x) => x.achievedQps)));
       row['raw etcd3 CPU ms/1k'] = Math.round(median(r.map((x) => x.cpuMsPerKiloOp)));
       row['raw etcd3 main thread CPU ms/1k'] = Math.round(median(r.map((x) => x.mainThreadCpuMsPerKiloOp)));
+      row['raw etcd3 GC+other threads CPU ms/1k'] = Math.round(median(r.map((x) => x.helperThreadsCpuMsPerKiloOp)));
       row['vs raw: throughput'] = Number((median(s.map((x) => x.achievedQps)) / median(r.map((x) => x.achievedQps))).toFixed(2));
       row['vs raw: CPU'] = Number((median(s.map((x) => x.cpuMsPerKiloOp)) / median(r.map((x) => x.cpuMsPerKiloOp))).toFixed(2));
     }

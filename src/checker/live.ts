@@ -28,6 +28,7 @@ import { isWriteRequest, type ClusterMode, type Operation, type WatchEvent, type
 import { roleOf } from './linearize.ts';
 import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
+import { percentilesOf } from '../percentiles.ts';
 import type { ModelOptions, ModelState } from './model.ts';
 import { closeWindow } from './check.ts';
 import { explainsEvents, RevisionOrder } from './revision.ts';
@@ -117,12 +118,9 @@ class LagWindow {
   }
 
   percentiles(): { lagP50Ms: number; lagP99Ms: number; lagMaxMs: number } {
-    const n = Math.min(this.count, lagWindow);
-    if (n === 0) return { lagP50Ms: 0, lagP99Ms: 0, lagMaxMs: 0 };
-    // A typed array sorts numerically without a comparator: several times faster on 16k values.
-    const sorted = this.lags.slice(0, n).sort();
-    const pct = (p: number): number => sorted[Math.min(n - 1, Math.floor(p * n))]!;
-    return { lagP50Ms: pct(0.5), lagP99Ms: pct(0.99), lagMaxMs: sorted[n - 1]! };
+    // Selected, not sorted: this runs several times a second on up to 16k values.
+    const { p50, p99, max } = percentilesOf(this.lags, Math.min(this.count, lagWindow));
+    return { lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max };
   }
 }
 

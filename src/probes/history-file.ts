@@ -205,10 +205,13 @@ export class HistoryFileWriter {
     this.append(serializeInvokeLine(invocation), true);
   }
 
-  writeOperation(op: Operation): void {
+  /** Returns the line written (without its newline): the live checker's batches reuse the text rather than encode the operation again. */
+  writeOperation(op: Operation): string {
     this.assertWritable();
     this.started = true;
-    this.append(serializeOperationLine(op), true);
+    const line = serializeOperationLine(op);
+    this.append(line, true);
+    return line;
   }
 
   /** Writes the stream's opening line (id, client, member, request); its responses go through writeWatchResponse. */
@@ -222,14 +225,17 @@ export class HistoryFileWriter {
     this.streams.set(stream.id, { line, active: true });
   }
 
-  writeWatchResponse(streamId: number, response: WatchResponse): void {
+  /** Returns the line written (without its newline), as writeOperation does. */
+  writeWatchResponse(streamId: number, response: WatchResponse): string {
     this.assertWritable();
     const stream = this.streams.get(streamId);
     // The line would make the file unreadable ("a response for watch N, which no earlier line opened").
     if (!stream) throw new Error(`watch ${streamId} was never opened (call openWatch first)`);
-    this.append(serializeWatchResponseLine(streamId, response), true);
+    const line = serializeWatchResponseLine(streamId, response);
+    this.append(line, true);
     // A canceled response is a stream's last; anything after it (not expected) keeps the stream alive.
     stream.active = response.canceled !== true;
+    return line;
   }
 
   /** A fault's injection, verification, heal or failure (a `kind: "fault"` line; not repeated in later segments). */

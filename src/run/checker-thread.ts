@@ -8,6 +8,7 @@ import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatErr
 import { HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
 import { decodeLiveBatch, epochMs, type CheckerThreadData, type CheckSource, type FromCheckerThread, type LiveCall, type ToLiveThread } from './checker-worker.ts';
 import type { CheckOptions } from '../checker/index.ts';
+import { percentilesOf } from '../percentiles.ts';
 
 /**
  * Other state than a new verdict goes back at most this often. Each report computes the lag percentiles
@@ -39,10 +40,9 @@ function runLive(port: MessagePort, options: LiveCheckerOptions): void {
     const own = live.stats();
     const n = Math.min(queuedCount, queueWindow);
     if (n === 0 || own.processed === 0) return own;
-    // A typed copy sorts numerically in native code: this runs every 100 ms on up to 16k values.
-    const sorted = queued.slice(0, n).sort();
-    const pct = (p: number): number => sorted[Math.min(n - 1, Math.floor(p * n))]!;
-    return { ...own, lagP50Ms: own.lagP50Ms + pct(0.5), lagP99Ms: own.lagP99Ms + pct(0.99), lagMaxMs: own.lagMaxMs + sorted[n - 1]! };
+    // Selected, not sorted (src/percentiles.ts): this runs up to four times a second on up to 16k values.
+    const { p50, p99, max } = percentilesOf(queued, n);
+    return { ...own, lagP50Ms: own.lagP50Ms + p50, lagP99Ms: own.lagP99Ms + p99, lagMaxMs: own.lagMaxMs + max };
   };
   const report = (final: boolean): void => {
     if (timer) clearTimeout(timer);

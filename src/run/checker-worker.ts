@@ -8,10 +8,11 @@
  * - LiveCheckerWorker: the LiveChecker surface the engine needs. push/advance/pushWatchResponse are queued
  *   in call order and sent in batches (every 20 ms or every 512 calls), and the worker replays them on one
  *   LiveChecker in that same order, so the live verdict is the one the in-process checker would reach. A
- *   batch carries its operations and watch responses as one JSON text (the form the history file gives
- *   them, so the live checker sees what the offline check will read) and its numbers in a transferred
- *   Float64Array. On a put-max run of bench/probes.ts that costs the recording thread 3.0 µs of CPU per
- *   call, against 3.7 µs for a structured clone of each call's objects in 5 ms batches. verdict, violation, inconclusiveReason and stats() return the latest state the
+ *   batch carries its operations and watch responses as one JSON text (the lines the history file holds,
+ *   so the live checker sees what the offline check will read: the engine passes the writer's lines, and
+ *   nothing is encoded twice) and its numbers in a transferred Float64Array. (3.0 µs of the recording
+ *   thread per call when each call was still encoded here, against 3.7 µs for a structured clone of each
+ *   call's objects in 5 ms batches.) verdict, violation, inconclusiveReason and stats() return the latest state the
  *   worker reported: stale by at most one message. A change of verdict is reported as soon as the worker
  *   sees it (onUpdate), other changes at most every 250 ms. finish() is async.
  * - checkHistoryInWorker: checkHistory in a worker of its own, on the history files on disk (the thread
@@ -32,7 +33,8 @@ export const liveCallKind = { op: 'o', advance: 'a', watch: 'w' } as const;
  * The calls on the LiveChecker since the last batch, in the order the engine made them. kinds holds one
  * liveCallKind letter per call; numbers one number per call: for an operation when it was pushed
  * (epochMs), for an advance its watermark (Infinity included), 0 for a watch response; payloads is the
- * JSON array of the operations and watch responses, in call order.
+ * JSON array of the operations and watch responses, in call order. A watch response is either a
+ * WatchPayload or its history line (WatchLine), which names the stream by id alone.
  */
 export interface LiveBatch {
   kinds: string;
@@ -81,9 +83,24 @@ export interface WatchPayload {
   stream?: WatchStreamId;
 }
 
+/** A watch response's line in the history file (serializeWatchResponseLine): the batch carries the same text. */
+export interface WatchLine {
+  kind: 'watch';
+  id: number;
+  response: WatchResponse;
+}
+
 /** A batch as the worker receives it (see LiveBatch). JSON.stringify throws on what JSON cannot hold (a BigInt, a cycle). */
 export function encodeLiveBatch(kinds: string, numbers: readonly number[], payloads: readonly (Operation | WatchPayload)[]): LiveBatch {
-  return { kinds, numbers: Float64Array.from(numbers), payloads: JSON.stringify(payloads) };
+  return liveBatchFromTexts(kinds, numbers, payloads.map((p) => JSON.stringify(p)));
+}
+
+/**
+ * The same from each payload's JSON text: the operation and watch lines the history writer already made
+ * (the engine encodes each once, for the file and the batch alike).
+ */
+export function liveBatchFromTexts(kinds: string, numbers: readonly number[], texts: readonly string[]): LiveBatch {
+  return { kinds, numbers: Float64Array.from(numbers), payloads: `[${texts.join(',')}]` };
 }
 
 /** One call of a decoded batch, in the engine's order. */
@@ -92,14 +109,17 @@ export type LiveCall = { kind: 'op'; op: Operation; at: number } | { kind: 'adva
 /** The calls of a batch, in order (the inverse of encodeLiveBatch; the payloads are parsed once, here). */
 export function* decodeLiveBatch(batch: LiveBatch): Generator<LiveCall> {
   // The boundary: the text is what encodeLiveBatch made of Operations and WatchResponses, in call order.
-  const payloads = JSON.parse(batch.payloads) as (Operation | WatchPayload)[];
+  const payloads = JSON.parse(batch.payloads) as (Operation | WatchPayload | WatchLine)[];
   let next = 0;
   for (let i = 0; i < batch.kinds.length; i++) {
     const kind = batch.kinds[i];
     const value = batch.numbers[i]!;
     if (kind === liveCallKind.op) yield { kind: 'op', op: payloads[next++] as Operation, at: value };
     else if (kind === liveCallKind.advance) yield { kind: 'advance', watermark: value };
-    else yield { kind: 'watch', ...(payloads[next++] as WatchPayload) };
+    else {
+      const payload = payloads[next++] as WatchPayload | WatchLine;
+      yield 'kind' in payload ? { kind: 'watch', response: payload.response, stream: { id: payload.id } } : { kind: 'watch', ...payload };
+    }
   }
 }
 
@@ -120,10 +140,10 @@ export class LiveCheckerWorker {
   private readonly onUpdate: (() => void) | undefined;
   private readonly flushIntervalMs: number;
   private readonly maxBatch: number;
-  /** The batch being gathered (LiveBatch, before encoding). */
+  /** The batch being gathered (LiveBatch, each payload already a JSON text). */
   private kinds = '';
   private numbers: number[] = [];
-  private payloads: (Operation | WatchPayload)[] = [];
+  private payloads: string[] = [];
   /** Watch streams whose request the worker has been sent. */
   private readonly streamsSent = new Set<number>();
   private timer: NodeJS.Timeout | undefined;
@@ -155,11 +175,14 @@ export class LiveCheckerWorker {
     });
   }
 
-  /** Adds a completed (or abandoned) operation (LiveChecker.push). */
-  push(op: Operation): void {
+  /**
+   * Adds a completed (or abandoned) operation (LiveChecker.push). `line`: its history line
+   * (serializeOperationLine, as HistoryFileWriter.writeOperation returns it), when the caller has it.
+   */
+  push(op: Operation, line?: string): void {
     if (this.finished || this.closed) return;
     this.pushed++;
-    this.enqueue(liveCallKind.op, epochMs(), op);
+    this.enqueue(liveCallKind.op, epochMs(), op, line);
   }
 
   /** LiveChecker.advance: settles everything before the watermark. */
@@ -167,14 +190,18 @@ export class LiveCheckerWorker {
     this.enqueue(liveCallKind.advance, watermark, undefined);
   }
 
-  /** LiveChecker.pushWatchResponse. */
-  pushWatchResponse(response: WatchResponse, stream?: { id: number; request: WatchRequest }): void {
-    let sent: WatchStreamId | undefined;
-    if (stream !== undefined) {
-      sent = this.streamsSent.has(stream.id) ? { id: stream.id } : stream;
+  /**
+   * LiveChecker.pushWatchResponse. `line`: the response's history line for this stream
+   * (serializeWatchResponseLine(stream.id, response), as HistoryFileWriter.writeWatchResponse returns it).
+   */
+  pushWatchResponse(response: WatchResponse, stream?: { id: number; request: WatchRequest }, line?: string): void {
+    if (stream === undefined) return this.enqueue(liveCallKind.watch, 0, { response });
+    // The stream's first response carries its request; the line names the stream by id alone.
+    if (!this.streamsSent.has(stream.id)) {
       this.streamsSent.add(stream.id);
+      return this.enqueue(liveCallKind.watch, 0, { response, stream });
     }
-    this.enqueue(liveCallKind.watch, 0, sent === undefined ? { response } : { response, stream: sent });
+    this.enqueue(liveCallKind.watch, 0, line === undefined ? { response, stream: { id: stream.id } } : undefined, line);
   }
 
   get verdict(): Verdict {
@@ -229,12 +256,21 @@ export class LiveCheckerWorker {
     if (this.finishing) this.finishing.resolve(this.verdict);
   }
 
-  private enqueue(kind: string, value: number, payload: Operation | WatchPayload | undefined): void {
+  /** `text`: the payload's JSON when the caller already has it (a history line), else `payload` is encoded here. */
+  private enqueue(kind: string, value: number, payload: Operation | WatchPayload | undefined, text?: string): void {
     // After finish() the verdict is final (LiveChecker.finish settles at watermark Infinity): later calls are dropped.
     if (this.finished || this.closed || this.failure !== undefined) return;
+    if (text !== undefined) this.payloads.push(text);
+    else if (payload !== undefined) {
+      try {
+        this.payloads.push(JSON.stringify(payload));
+      } catch (error) {
+        // Operations are plain JSON-able data (src/domain/history.ts); anything else is a bug to report, not to throw to the recorder.
+        return this.fail(`could not send operations to the live checker: ${(error as Error).message}`);
+      }
+    }
     this.kinds += kind;
     this.numbers.push(value);
-    if (payload !== undefined) this.payloads.push(payload);
     if (this.numbers.length >= this.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushIntervalMs).unref();
   }
@@ -251,14 +287,9 @@ export class LiveCheckerWorker {
     if (this.numbers.length === 0 || this.closed || this.failure !== undefined) return;
     const { kinds, numbers, payloads } = this;
     this.clearBatch();
-    try {
-      const batch = encodeLiveBatch(kinds, numbers, payloads);
-      // The numbers' buffer moves to the worker rather than being copied.
-      this.worker.postMessage({ type: 'batch', ...batch } satisfies ToLiveThread, [batch.numbers.buffer]);
-    } catch (error) {
-      // Operations are plain JSON-able data (src/domain/history.ts); anything else is a bug to report, not to throw from a timer.
-      this.fail(`could not send operations to the live checker: ${(error as Error).message}`);
-    }
+    const batch = liveBatchFromTexts(kinds, numbers, payloads);
+    // The numbers' buffer moves to the worker rather than being copied.
+    this.worker.postMessage({ type: 'batch', ...batch } satisfies ToLiveThread, [batch.numbers.buffer]);
   }
 
   private receive(message: FromCheckerThread): void {

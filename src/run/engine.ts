@@ -358,7 +358,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       writer.writeInvoke(invocation);
     });
     recorder.onOperation((op) => {
-      writer.writeOperation(op);
+      // The file's line is the live checker's payload too: each operation is encoded once.
+      const line = writer.writeOperation(op);
       if (keep.all) {
         if (history.operations.length < keepLimit) history.operations.push(op);
         else {
@@ -372,7 +373,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       metrics.operation(op.request.type, outcome, op.return === null ? undefined : sec(op.return - op.call));
       if (op.response && !isErrorResponse(op.response) && op.response.revision !== undefined) maxRevision = Math.max(maxRevision, op.response.revision);
       if (op.request.type === 'leaseGrant') leases.add(op.request.id);
-      live.push(op);
+      live.push(op, line);
       live.advance(recorder.watermark());
       for (const recovery of recoveries.operation(op)) reportRecovery(recovery);
     });
@@ -391,9 +392,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       if (keep.all) history.watches.push(stream);
     };
     const onResponse = (id: number, response: WatchResponse): void => {
-      writer.writeWatchResponse(id, response);
+      const line = writer.writeWatchResponse(id, response);
       const stream = streams.get(id);
-      live.pushWatchResponse(response, stream === undefined ? undefined : { id, request: stream.request });
+      live.pushWatchResponse(response, stream === undefined ? undefined : { id, request: stream.request }, line);
       if (spec.checks.watch) {
         for (const violation of liveWatch.push(id, response)) {
           metrics.violation(`watch_${violation.property}`);

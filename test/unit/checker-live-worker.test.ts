@@ -9,9 +9,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkHistory, LiveChecker, modelOptionsFor, type LiveCheckerOptions } from '../../src/checker/index.ts';
-import type { History, Operation } from '../../src/domain/index.ts';
+import { serializeOperationLine, serializeWatchResponseLine } from '../../src/checker/parse.ts';
+import type { History, Operation, WatchResponse } from '../../src/domain/index.ts';
 import { HistoryFileWriter } from '../../src/probes/history-file.ts';
-import { checkHistoryInWorker, decodeLiveBatch, encodeLiveBatch, HistoryReadBackError, liveCallKind, LiveCheckerWorker } from '../../src/run/checker-worker.ts';
+import { checkHistoryInWorker, decodeLiveBatch, encodeLiveBatch, HistoryReadBackError, liveBatchFromTexts, liveCallKind, LiveCheckerWorker } from '../../src/run/checker-worker.ts';
 import { get, history, kvs, op, put, rev } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
 
@@ -98,6 +99,38 @@ describe('live checker in a worker thread', () => {
       worker.push(op(3, 60, 70, get('x'), kvs([{ key: 'x', value: 'seen', modRevision: 2 }], 2)));
       assert.equal(await worker.finish(), 'linearizable');
       assert.equal(worker.stats().resolved, 1);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  test("given the history writer's lines instead of objects, the same verdict and stats as in process", async () => {
+    const stream = { id: 4, request: { key: '', end: '\u0000', prevKV: true } };
+    const calls: ({ o: Operation } | { r: WatchResponse })[] = [
+      { o: op(1, 0, null, put('x', 'seen')) },
+      { o: op(2, 5, null, put('z', 'unseen')) },
+      { r: { time: 50, revision: 2, events: [{ type: 'put', key: 'x', value: 'seen', modRevision: 2 }] } },
+      { r: { time: 55, revision: 3, events: [{ type: 'put', key: 'y', value: 'other', modRevision: 3 }] } },
+      { o: op(3, 60, 70, get('x'), kvs([{ key: 'x', value: 'seen', modRevision: 2 }], 3)) },
+      { o: op(4, 80, 90, get('x'), kvs([], 3)) },
+    ];
+    const inProcess = new LiveChecker();
+    const worker = new LiveCheckerWorker();
+    try {
+      for (const call of calls) {
+        if ('o' in call) {
+          inProcess.push(call.o);
+          worker.push(call.o, serializeOperationLine(call.o));
+        } else {
+          inProcess.pushWatchResponse(call.r, stream);
+          worker.pushWatchResponse(call.r, stream, serializeWatchResponseLine(stream.id, call.r));
+        }
+      }
+      const expected = inProcess.finish();
+      assert.equal(expected, 'violation'); // x, seen at revision 2 and never deleted, read back as absent at 3
+      assert.equal(await worker.finish(), expected);
+      assert.deepEqual(worker.violation, inProcess.violation);
+      assert.equal(worker.stats().resolved, inProcess.stats().resolved);
     } finally {
       await worker.close();
     }
@@ -202,6 +235,20 @@ describe('live checker batches', () => {
         { kind: 'op', op: b, at: 2.25 },
         { kind: 'advance', watermark: Infinity },
         { kind: 'watch', response },
+      ],
+    );
+  });
+
+  test("the history file's lines decode to the same calls: an operation's line, a watch response's line naming its stream", () => {
+    const a = op(1, 10, 20, put('x', '1'), rev(2));
+    const response = { time: 30, revision: 2, events: [{ type: 'put' as const, key: 'x', value: '1', modRevision: 2 }] };
+    const { op: o, watch } = liveCallKind;
+    const texts = [serializeOperationLine(a), serializeWatchResponseLine(3, response)];
+    assert.deepEqual(
+      [...decodeLiveBatch(liveBatchFromTexts(`${o}${watch}`, [1.5, 0], texts))],
+      [
+        { kind: 'op', op: a, at: 1.5 },
+        { kind: 'watch', response, stream: { id: 3 } },
       ],
     );
   });
