@@ -261,6 +261,16 @@ export class RevisionOrder {
     return { revision: this.at, state: this.state };
   }
 
+  /**
+   * The highest revision whose writer is placed (not only shown by the watch): in exclusive mode a value seen
+   * at or below it was written by a placed operation, so no unresolved unknown-outcome write can be its writer.
+   */
+  get placedRevision(): number {
+    let placed = this.at;
+    for (const revision of this.provisional.keys()) placed = Math.min(placed, revision - 1);
+    return placed;
+  }
+
   /** Adds an acknowledged operation (role `linearize`, with its patched outcome). */
   add(index: number, op: Operation): void {
     if (this.failure) return;
