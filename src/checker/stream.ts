@@ -44,6 +44,7 @@ import {
 } from './check.ts';
 import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
 import type { ModelOptions, ModelState } from './model.ts';
+import type { ElidedKvsFields } from './parse.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
 import { deliveriesOf, RevisionOrder } from './revision.ts';
@@ -67,6 +68,11 @@ export interface PassOptions {
    * may be skipped unparsed, onOperation not called. A source may ignore it (and call onOperation for all).
    */
   skip?: (index: number, text: string) => boolean;
+  /**
+   * Operations may come with their kvs arrays emptied, after this is called with what they held (see
+   * HistoryParserOptions.onElidedKvs). A source may ignore it (and give every operation whole).
+   */
+  onElidedKvs?: (fields: ElidedKvsFields) => void;
 }
 
 /** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
@@ -142,6 +148,11 @@ function scan(source: HistorySource, chunk: number): { scan: Scan; rest: History
     deleters: { index: [], revision: [] },
   };
   let maxRevision = -1;
+  // The scan looks at no key-value, only at whether some shows a revision or a version (observedFields).
+  const onElidedKvs = (fields: ElidedKvsFields): void => {
+    s.trackRevision ||= fields.revision;
+    s.trackVersion ||= fields.version;
+  };
   const rest = source.pass((op, index) => {
     s.operations++;
     // What the observation pass asks of every operation, taken here so that it may skip most unparsed.
@@ -172,7 +183,7 @@ function scan(source: HistorySource, chunk: number): { scan: Scan; rest: History
       if (key === undefined) s.singleKeys = undefined;
       else s.singleKeys.add(key);
     }
-  });
+  }, { onElidedKvs });
   // Suffix minima: every operation from chunk c on is called at or after chunkMinCall[c].
   for (let c = s.chunkMinCall.length - 2; c >= 0; c--) s.chunkMinCall[c] = Math.min(s.chunkMinCall[c]!, s.chunkMinCall[c + 1]!);
   const fromRest = observedFields(rest.history);
