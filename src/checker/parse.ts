@@ -518,6 +518,8 @@ export interface HistoryParserOptions {
    * parsed whole, and every error is the one the whole line gives.
    */
   onElidedKvs?: (fields: ElidedKvsFields) => void;
+  /** With onElidedKvs: the key-values whose value is one of these are kept (the observation pass, stream.ts). */
+  keepKvValues?: ReadonlySet<string>;
 }
 
 /** What the kvs arrays elided from one line held (see HistoryParserOptions.onElidedKvs). */
@@ -533,12 +535,14 @@ const plainString = '[^"\\\\\\u0000-\\u001f]*';
 /** An integer JSON spells, and a safe one (up to 15 digits). */
 const safeInteger = '(?:0|[1-9]\\d{0,14})';
 /**
- * A key-value as our writer writes it (src/domain KeyValue in JSON.stringify's order), followed by the
- * array's next separator: exactly the key-values plainKeyValue accepts, in this order and spelling.
+ * A key-value as our writers write it: the probes' recorder (key, the revisions and version, value, lease)
+ * or serializeHistory (KeyValue's order: the value before the revisions). Only key-values plainKeyValue
+ * accepts match, each field at most once.
  */
+const revisions = `(?:,"modRevision":${safeInteger})?(?:,"createRevision":${safeInteger})?(?:,"version":${safeInteger})?`;
 const writtenKeyValue =
-  `\\{"key":"${plainString}"(?:,"modRevision":${safeInteger})?(?:,"createRevision":${safeInteger})?(?:,"version":${safeInteger})?` +
-  `(?:,"value":"${plainString}")?(?:,"lease":(?:${safeInteger}|"\\d+"|null))?\\}`;
+  `\\{"key":"${plainString}"(?:${revisions}(?:,"value":"${plainString}")?|(?:,"value":"${plainString}")?${revisions})` +
+  `(?:,"lease":(?:${safeInteger}|"\\d+"|null))?\\}`;
 /** The rest of a non-empty kvs array after its `[`, up to its `]`. */
 const writtenKeyValues = new RegExp(`(?:${writtenKeyValue},)*${writtenKeyValue}\\]`, 'y');
 
@@ -552,12 +556,27 @@ function matches(re: RegExp, text: string): boolean {
 }
 
 /**
- * The line with every `"kvs":[...]` array emptied, when each is a run of key-values in our writer's form
+ * The key-values of text[start, end) (a run of writtenKeyValue, comma-separated) whose value is in `keep`,
+ * comma-separated. No quote is inside a string there, so `{"key":"` opens a key-value and nothing else, and
+ * after a value only integers, decimal strings or null come before its `}`.
+ */
+function keptKeyValues(text: string, start: number, end: number, keep: ReadonlySet<string>): string {
+  const kept: string[] = [];
+  for (let at = text.indexOf(',"value":"', start); at >= 0 && at < end; at = text.indexOf(',"value":"', at + 10)) {
+    const close = text.indexOf('"', at + 10);
+    if (!keep.has(text.slice(at + 10, close))) continue;
+    kept.push(text.slice(text.lastIndexOf('{"key":"', at), text.indexOf('}', close) + 1));
+  }
+  return kept.join(',');
+}
+
+/**
+ * The line with every `"kvs":[...]` array emptied (or holding only the key-values whose value is in `keep`), when each is a run of key-values in our writer's form
  * (writtenKeyValue) and the line has no backslash (then every quote opens or closes a string, and a field
  * named kvs is told by counting them); undefined when the line has no such array or another form. An
  * array of valid key-values replaced by an empty one keeps the line valid or invalid JSON alike.
  */
-export function elideKvs(text: string): { text: string; fields: ElidedKvsFields } | undefined {
+export function elideKvs(text: string, keep?: ReadonlySet<string>): { text: string; fields: ElidedKvsFields } | undefined {
   let at = text.indexOf('"kvs":[');
   if (at < 0 || text.includes('\\')) return undefined;
   const fields: ElidedKvsFields = { revision: false, version: false };
@@ -578,6 +597,7 @@ export function elideKvs(text: string): { text: string; fields: ElidedKvsFields 
     }
     // An even count of quotes in the array: the count stays that of the text before `from`.
     parts.push(text.slice(from, at + 7));
+    if (keep !== undefined && keep.size > 0) parts.push(keptKeyValues(text, at + 7, end, keep));
     from = end;
     at = text.indexOf('"kvs":[', from);
   }
@@ -630,6 +650,7 @@ export class HistoryParser {
   kindMarked = true;
   private readonly operationsOnly: boolean;
   private readonly onElidedKvs: ((fields: ElidedKvsFields) => void) | undefined;
+  private readonly keepKvValues: ReadonlySet<string> | undefined;
   private readonly skipOperation: ((index: number, text: string) => boolean) | undefined;
 
   constructor(file = '<history>', options: HistoryParserOptions = {}) {
@@ -639,6 +660,7 @@ export class HistoryParser {
     this.operationsOnly = options.operationsOnly ?? false;
     this.skipOperation = this.operationsOnly ? options.skipOperation : undefined;
     this.onElidedKvs = options.onElidedKvs;
+    this.keepKvValues = options.keepKvValues;
   }
 
   private readonly skipWatchResponses: boolean;
@@ -673,7 +695,7 @@ export class HistoryParser {
     }
     if (this.torn) throw new HistoryFormatError(this.file, this.torn.line, 'not valid JSON, and not the last line (only a last line can be torn by a crash)');
     if (this.onElidedKvs !== undefined && !marked) {
-      const elided = elideKvs(text);
+      const elided = elideKvs(text, this.keepKvValues);
       if (elided !== undefined) {
         try {
           const op = this.interpret(JSON.parse(elided.text), marked);

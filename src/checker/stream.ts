@@ -73,6 +73,8 @@ export interface PassOptions {
    * HistoryParserOptions.onElidedKvs). A source may ignore it (and give every operation whole).
    */
   onElidedKvs?: (fields: ElidedKvsFields) => void;
+  /** With onElidedKvs: the key-values whose value is one of these are kept in the arrays. */
+  keepKvValues?: ReadonlySet<string>;
 }
 
 /** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
@@ -234,7 +236,9 @@ function observationPass(source: HistorySource, s: Scan, rest: History): { patch
         kept.push(op);
       }
     },
-    { operationsOnly: true, skip: (index, text) => !needed.has(index) && !mayMention(text, values) },
+    // Of a list read's key-values only those showing the values count here (mentions, and patchHistory's
+    // observations); no other fact patchHistory or unknownDeleter uses is in a kvs array.
+    { operationsOnly: true, skip: (index, text) => !needed.has(index) && !mayMention(text, values), onElidedKvs: () => undefined, keepKvValues: values },
   );
   changed(source, s, read);
   // The operation with the highest revision (patch.ts finalRevision), in its place.

@@ -324,6 +324,23 @@ describe('the first pass: kvs arrays validated without being built (onElidedKvs)
     assert.equal(paired.fields.length, 2);
   });
 
+  test('keepKvValues: the key-values showing those values stay, in their order; the rest of the line is unchanged', () => {
+    const entries = [
+      { key: '/k/a', modRevision: 2, createRevision: 2, version: 1, value: 'v1' },
+      { key: '/k/b', modRevision: 3, createRevision: 3, version: 1, value: 'v2', lease: '7' },
+      { key: '/k/c', value: 'v3' },
+      { key: '/k/d', modRevision: 5, value: 'v4', lease: null },
+    ];
+    const text = writtenRead(entries, ',"count":4');
+    const parse = (keep: ReadonlySet<string>): unknown => new HistoryParser('h', { onElidedKvs: () => undefined, keepKvValues: keep }).line(text);
+    const whole = new HistoryParser('h').line(text)!;
+    const expected = (kept: number[]): unknown => ({ ...whole, response: { ...whole.response, kvs: kept.map((i) => (whole.response as { kvs: unknown[] }).kvs[i]) } });
+    assert.deepEqual(parse(new Set(['v2', 'v4', 'v9'])), expected([1, 3]));
+    assert.deepEqual(parse(new Set(['v1', 'v3'])), expected([0, 2]));
+    assert.deepEqual(parse(new Set(['/k/a', 'x'])), expected([])); // a key is not a value
+    assert.deepEqual(parse(new Set()), expected([]));
+  });
+
   test('the streaming check gives the same report with the first pass eliding kvs', () => {
     const file = path.join(dir, 'elided.jsonl');
     writeFileSync(file, recorded());
