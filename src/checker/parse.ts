@@ -534,12 +534,13 @@ export interface ElidedKvsFields {
 const plainString = '[^"\\\\\\u0000-\\u001f]*';
 /** An integer JSON spells, and a safe one (up to 15 digits). */
 const safeInteger = '(?:0|[1-9]\\d{0,14})';
+/** A key-value's revisions and version, each optional, in KeyValue's order. */
+const revisions = `(?:,"modRevision":${safeInteger})?(?:,"createRevision":${safeInteger})?(?:,"version":${safeInteger})?`;
 /**
  * A key-value as our writers write it: the probes' recorder (key, the revisions and version, value, lease)
  * or serializeHistory (KeyValue's order: the value before the revisions). Only key-values plainKeyValue
  * accepts match, each field at most once.
  */
-const revisions = `(?:,"modRevision":${safeInteger})?(?:,"createRevision":${safeInteger})?(?:,"version":${safeInteger})?`;
 const writtenKeyValue =
   `\\{"key":"${plainString}"(?:${revisions}(?:,"value":"${plainString}")?|(?:,"value":"${plainString}")?${revisions})` +
   `(?:,"lease":(?:${safeInteger}|"\\d+"|null))?\\}`;
@@ -571,10 +572,11 @@ function keptKeyValues(text: string, start: number, end: number, keep: ReadonlyS
 }
 
 /**
- * The line with every `"kvs":[...]` array emptied (or holding only the key-values whose value is in `keep`), when each is a run of key-values in our writer's form
- * (writtenKeyValue) and the line has no backslash (then every quote opens or closes a string, and a field
- * named kvs is told by counting them); undefined when the line has no such array or another form. An
- * array of valid key-values replaced by an empty one keeps the line valid or invalid JSON alike.
+ * The line with every `"kvs":[...]` array emptied (or holding only the key-values whose value is in
+ * `keep`), when each is a run of key-values in our writers' form (writtenKeyValue) and the line has no
+ * backslash (then every quote opens or closes a string, and a field named kvs is told by counting them);
+ * undefined when the line has no such array or another form. An array of valid key-values replaced by
+ * another such array keeps the line valid or invalid JSON alike.
  */
 export function elideKvs(text: string, keep?: ReadonlySet<string>): { text: string; fields: ElidedKvsFields } | undefined {
   let at = text.indexOf('"kvs":[');
@@ -697,12 +699,17 @@ export class HistoryParser {
     if (this.onElidedKvs !== undefined && !marked) {
       const elided = elideKvs(text, this.keepKvValues);
       if (elided !== undefined) {
+        let op: Operation | undefined;
+        let parsed = false;
         try {
-          const op = this.interpret(JSON.parse(elided.text), marked);
-          this.onElidedKvs(elided.fields);
-          return op;
+          op = this.interpret(JSON.parse(elided.text), marked);
+          parsed = true;
         } catch {
           // The whole line gives the error (or the result) it gives without elision.
+        }
+        if (parsed) {
+          this.onElidedKvs(elided.fields);
+          return op;
         }
       }
     }

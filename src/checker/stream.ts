@@ -11,6 +11,9 @@
  *    (patch.ts) looks at for those writes -- the other writers of their values, the reads that observed
  *    them, the compares that name them, deletes that may explain a watch's delete event -- and patches the
  *    unknown writes exactly as patchHistory does on the whole history.
+ *    Passes 1 and 2 read list reads without building their key-values (parse.ts elideKvs): the scan needs
+ *    none, the observation pass only those showing an unknown write's value. Most bytes are key-values, so
+ *    only pass 3 parses them: the one JSON.parse of a whole history.
  * 3. check: feeds the operations, patched, to one LinearizationEngine (linearize.ts, the engine of the
  *    offline and live checks) chunk by chunk. After a chunk, every later operation is called at or after
  *    the earliest call of the chunks still to come (the suffix minimum from pass 1), so the engine may
