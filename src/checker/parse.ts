@@ -510,6 +510,101 @@ export interface HistoryParserOptions {
    * operation's index; true skips it unparsed (it still counts in operationsSeen).
    */
   skipOperation?: (index: number, text: string) => boolean;
+  /**
+   * Validate the kvs arrays of operation lines in our writer's form (see elideKvs) without building them:
+   * the operation is returned with those arrays empty, and this is called first with what they held. For
+   * the streaming check's first pass, which needs no key-value but only whether any shows a revision or a
+   * version (check.ts observedFields): most of a history's bytes are kvs of list reads. Any other line is
+   * parsed whole, and every error is the one the whole line gives.
+   */
+  onElidedKvs?: (fields: ElidedKvsFields) => void;
+  /** With onElidedKvs: the key-values whose value is one of these are kept (the observation pass, stream.ts). */
+  keepKvValues?: ReadonlySet<string>;
+}
+
+/** What the kvs arrays elided from one line held (see HistoryParserOptions.onElidedKvs). */
+export interface ElidedKvsFields {
+  /** Some key-value had a modRevision or a createRevision. */
+  revision: boolean;
+  /** Some key-value had a version. */
+  version: boolean;
+}
+
+/** A JSON string's content without escapes (they are rare: such lines are parsed whole). */
+const plainString = '[^"\\\\\\u0000-\\u001f]*';
+/** An integer JSON spells, and a safe one (up to 15 digits). */
+const safeInteger = '(?:0|[1-9]\\d{0,14})';
+/** A key-value's revisions and version, each optional, in KeyValue's order. */
+const revisions = `(?:,"modRevision":${safeInteger})?(?:,"createRevision":${safeInteger})?(?:,"version":${safeInteger})?`;
+/**
+ * A key-value as our writers write it: the probes' recorder (key, the revisions and version, value, lease)
+ * or serializeHistory (KeyValue's order: the value before the revisions). Only key-values plainKeyValue
+ * accepts match, each field at most once.
+ */
+const writtenKeyValue =
+  `\\{"key":"${plainString}"(?:${revisions}(?:,"value":"${plainString}")?|(?:,"value":"${plainString}")?${revisions})` +
+  `(?:,"lease":(?:${safeInteger}|"\\d+"|null))?\\}`;
+/** The rest of a non-empty kvs array after its `[`, up to its `]`. */
+const writtenKeyValues = new RegExp(`(?:${writtenKeyValue},)*${writtenKeyValue}\\]`, 'y');
+
+/** A regular expression's test, false where it runs out of stack (a list read of very many keys). */
+function matches(re: RegExp, text: string): boolean {
+  try {
+    return re.test(text);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The key-values of text[start, end) (a run of writtenKeyValue, comma-separated) whose value is in `keep`,
+ * comma-separated. No quote is inside a string there, so `{"key":"` opens a key-value and nothing else, and
+ * after a value only integers, decimal strings or null come before its `}`.
+ */
+function keptKeyValues(text: string, start: number, end: number, keep: ReadonlySet<string>): string {
+  const kept: string[] = [];
+  for (let at = text.indexOf(',"value":"', start); at >= 0 && at < end; at = text.indexOf(',"value":"', at + 10)) {
+    const close = text.indexOf('"', at + 10);
+    if (!keep.has(text.slice(at + 10, close))) continue;
+    kept.push(text.slice(text.lastIndexOf('{"key":"', at), text.indexOf('}', close) + 1));
+  }
+  return kept.join(',');
+}
+
+/**
+ * The line with every `"kvs":[...]` array emptied (or holding only the key-values whose value is in
+ * `keep`), when each is a run of key-values in our writers' form (writtenKeyValue) and the line has no
+ * backslash (then every quote opens or closes a string, and a field named kvs is told by counting them);
+ * undefined when the line has no such array or another form. An array of valid key-values replaced by
+ * another such array keeps the line valid or invalid JSON alike.
+ */
+export function elideKvs(text: string, keep?: ReadonlySet<string>): { text: string; fields: ElidedKvsFields } | undefined {
+  let at = text.indexOf('"kvs":[');
+  if (at < 0 || text.includes('\\')) return undefined;
+  const fields: ElidedKvsFields = { revision: false, version: false };
+  const parts: string[] = [];
+  let from = 0;
+  let quotes = 0;
+  while (at >= 0) {
+    for (let q = text.indexOf('"', from); q >= 0 && q < at; q = text.indexOf('"', q + 1)) quotes++;
+    if (quotes % 2 !== 0) return undefined; // inside a string: not a field
+    let end = at + 7;
+    if (text.charCodeAt(end) !== 0x5d) {
+      writtenKeyValues.lastIndex = end;
+      if (!matches(writtenKeyValues, text)) return undefined;
+      end = writtenKeyValues.lastIndex - 1;
+      const kvs = text.slice(at + 7, end);
+      fields.revision ||= kvs.includes('"modRevision":') || kvs.includes('"createRevision":');
+      fields.version ||= kvs.includes('"version":');
+    }
+    // An even count of quotes in the array: the count stays that of the text before `from`.
+    parts.push(text.slice(from, at + 7));
+    if (keep !== undefined && keep.size > 0) parts.push(keptKeyValues(text, at + 7, end, keep));
+    from = end;
+    at = text.indexOf('"kvs":[', from);
+  }
+  parts.push(text.slice(from));
+  return { text: parts.join(''), fields };
 }
 
 /** How every line that is not an operation starts, as our writer writes them (kind first). */
@@ -556,6 +651,8 @@ export class HistoryParser {
    */
   kindMarked = true;
   private readonly operationsOnly: boolean;
+  private readonly onElidedKvs: ((fields: ElidedKvsFields) => void) | undefined;
+  private readonly keepKvValues: ReadonlySet<string> | undefined;
   private readonly skipOperation: ((index: number, text: string) => boolean) | undefined;
 
   constructor(file = '<history>', options: HistoryParserOptions = {}) {
@@ -564,6 +661,8 @@ export class HistoryParser {
     this.skipWatchResponses = options.skipWatchResponses ?? false;
     this.operationsOnly = options.operationsOnly ?? false;
     this.skipOperation = this.operationsOnly ? options.skipOperation : undefined;
+    this.onElidedKvs = options.onElidedKvs;
+    this.keepKvValues = options.keepKvValues;
   }
 
   private readonly skipWatchResponses: boolean;
@@ -597,6 +696,23 @@ export class HistoryParser {
       }
     }
     if (this.torn) throw new HistoryFormatError(this.file, this.torn.line, 'not valid JSON, and not the last line (only a last line can be torn by a crash)');
+    if (this.onElidedKvs !== undefined && !marked) {
+      const elided = elideKvs(text, this.keepKvValues);
+      if (elided !== undefined) {
+        let op: Operation | undefined;
+        let parsed = false;
+        try {
+          op = this.interpret(JSON.parse(elided.text), marked);
+          parsed = true;
+        } catch {
+          // The whole line gives the error (or the result) it gives without elision.
+        }
+        if (parsed) {
+          this.onElidedKvs(elided.fields);
+          return op;
+        }
+      }
+    }
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -609,6 +725,14 @@ export class HistoryParser {
       // V8's message quotes the input: escape and shorten it (binary input must not reach a terminal raw).
       throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${printable((error as Error).message, 160)})`);
     }
+    return this.interpret(raw, marked);
+  }
+
+  /**
+   * A parsed line's meaning. With elided kvs (onElidedKvs) it may be called twice for one line: its state
+   * changes come only after everything that may throw, and never depend on the kvs.
+   */
+  private interpret(raw: unknown, marked: boolean): Operation | undefined {
     try {
       const line = object(raw, 'line');
       if (line['kind'] !== undefined && !marked) this.kindMarked = false;

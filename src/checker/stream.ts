@@ -11,6 +11,9 @@
  *    (patch.ts) looks at for those writes -- the other writers of their values, the reads that observed
  *    them, the compares that name them, deletes that may explain a watch's delete event -- and patches the
  *    unknown writes exactly as patchHistory does on the whole history.
+ *    Passes 1 and 2 read list reads without building their key-values (parse.ts elideKvs): the scan needs
+ *    none, the observation pass only those showing an unknown write's value. Most bytes are key-values, so
+ *    only pass 3 parses them: the one JSON.parse of a whole history.
  * 3. check: feeds the operations, patched, to one LinearizationEngine (linearize.ts, the engine of the
  *    offline and live checks) chunk by chunk. After a chunk, every later operation is called at or after
  *    the earliest call of the chunks still to come (the suffix minimum from pass 1), so the engine may
@@ -44,6 +47,7 @@ import {
 } from './check.ts';
 import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
 import type { ModelOptions, ModelState } from './model.ts';
+import type { ElidedKvsFields } from './parse.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
 import { deliveriesOf, RevisionOrder } from './revision.ts';
@@ -67,6 +71,13 @@ export interface PassOptions {
    * may be skipped unparsed, onOperation not called. A source may ignore it (and call onOperation for all).
    */
   skip?: (index: number, text: string) => boolean;
+  /**
+   * Operations may come with their kvs arrays emptied, after this is called with what they held (see
+   * HistoryParserOptions.onElidedKvs). A source may ignore it (and give every operation whole).
+   */
+  onElidedKvs?: (fields: ElidedKvsFields) => void;
+  /** With onElidedKvs: the key-values whose value is one of these are kept in the arrays. */
+  keepKvValues?: ReadonlySet<string>;
 }
 
 /** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
@@ -142,6 +153,11 @@ function scan(source: HistorySource, chunk: number): { scan: Scan; rest: History
     deleters: { index: [], revision: [] },
   };
   let maxRevision = -1;
+  // The scan looks at no key-value, only at whether some shows a revision or a version (observedFields).
+  const onElidedKvs = (fields: ElidedKvsFields): void => {
+    s.trackRevision ||= fields.revision;
+    s.trackVersion ||= fields.version;
+  };
   const rest = source.pass((op, index) => {
     s.operations++;
     // What the observation pass asks of every operation, taken here so that it may skip most unparsed.
@@ -172,7 +188,7 @@ function scan(source: HistorySource, chunk: number): { scan: Scan; rest: History
       if (key === undefined) s.singleKeys = undefined;
       else s.singleKeys.add(key);
     }
-  });
+  }, { onElidedKvs });
   // Suffix minima: every operation from chunk c on is called at or after chunkMinCall[c].
   for (let c = s.chunkMinCall.length - 2; c >= 0; c--) s.chunkMinCall[c] = Math.min(s.chunkMinCall[c]!, s.chunkMinCall[c + 1]!);
   const fromRest = observedFields(rest.history);
@@ -223,7 +239,9 @@ function observationPass(source: HistorySource, s: Scan, rest: History): { patch
         kept.push(op);
       }
     },
-    { operationsOnly: true, skip: (index, text) => !needed.has(index) && !mayMention(text, values) },
+    // Of a list read's key-values only those showing the values count here (mentions, and patchHistory's
+    // observations); no other fact patchHistory or unknownDeleter uses is in a kvs array.
+    { operationsOnly: true, skip: (index, text) => !needed.has(index) && !mayMention(text, values), onElidedKvs: () => undefined, keepKvValues: values },
   );
   changed(source, s, read);
   // The operation with the highest revision (patch.ts finalRevision), in its place.
@@ -369,6 +387,9 @@ class StreamReplay {
         this.pendingHead = 0;
       }
     }
+    // A read the linearization placed changes nothing in exclusive mode (step gives back the same state,
+    // and no event): stepping it again would only repeat its check, most of a replay's cost.
+    if (this.opts.mode === 'exclusive' && op.request.type === 'range' && op.response !== undefined) return;
     const before = this.replayer.state;
     const state = this.replayer.apply(op, index);
     if (!this.keepStates || state === before) return;

@@ -522,6 +522,8 @@ export function historySource(file: string): HistorySource {
     pass(onOperation, options = {}) {
       const later = options.operationsOnly === true && first !== undefined;
       const parserOptions: HistoryParserOptions = { retainOperations: false };
+      if (options.onElidedKvs !== undefined) parserOptions.onElidedKvs = options.onElidedKvs;
+      if (options.keepKvValues !== undefined) parserOptions.keepKvValues = options.keepKvValues;
       if (later) {
         parserOptions.operationsOnly = true;
         if (first!.kindMarked && options.skip !== undefined) parserOptions.skipOperation = options.skip;

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { HistoryFormatError, HistoryParser, parseHistory, serializeHistory } from '../../src/checker/parse.ts';
+import { checkHistory } from '../../src/checker/check.ts';
+import { elideKvs, HistoryFormatError, HistoryParser, parseHistory, serializeHistory, type ElidedKvsFields } from '../../src/checker/parse.ts';
 import { checkHistoryStream, HistoryChangedError, mayMention, type HistorySource } from '../../src/checker/stream.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
 import { historySource } from '../../src/probes/history-file.ts';
@@ -227,5 +228,126 @@ describe('list reads: key-values parsed without building messages', () => {
         problem,
       );
     }
+  });
+});
+
+describe('the first pass: kvs arrays validated without being built (onElidedKvs)', () => {
+  const writtenRead = (entries: unknown[], extra = ''): string =>
+    `{"client":1,"call":1,"return":2,"request":{"type":"range","key":"/k/","end":"/k0"},"response":{"revision":5,"kvs":${JSON.stringify(entries)}${extra}}}`;
+  const written = [
+    { key: '/k/a', modRevision: 2, createRevision: 2, version: 1, value: 'v1' },
+    { key: '/k/b', modRevision: 3, createRevision: 3, version: 1, value: 'v2', lease: '918502541868935703' },
+  ];
+  const txnRead = JSON.stringify({
+    client: 2,
+    call: 3,
+    return: 4,
+    request: { type: 'txn', compare: [], success: [get('/k/a'), put('/k/b', 'v9'), get('/k/b')], failure: [] },
+    response: { revision: 6, succeeded: true, results: [{ revision: 6, kvs: [{ key: '/k/a', version: 1, value: 'v1' }] }, { revision: 6 }, { revision: 6, kvs: [] }] },
+  });
+
+  /**
+   * Each line through a parser with elision and one without: the operation or the error message, and the
+   * fields reported. `plain` has its kvs emptied on the lines whose kvs were elided (those it reported).
+   */
+  function both(lines: string[], last = false): { plain: unknown[]; elided: unknown[]; fields: ElidedKvsFields[] } {
+    const fields: ElidedKvsFields[] = [];
+    const reported: boolean[] = [];
+    const run = (parser: HistoryParser): unknown[] =>
+      lines.map((text, i) => {
+        const before = fields.length;
+        try {
+          return parser.line(text, { last: last && i === lines.length - 1 }) ?? null;
+        } catch (error) {
+          return error instanceof HistoryFormatError ? error.message : error;
+        } finally {
+          reported[i] = fields.length > before;
+        }
+      });
+    const plain = run(new HistoryParser('h', { retainOperations: false }));
+    const elided = run(new HistoryParser('h', { retainOperations: false, onElidedKvs: (f) => fields.push(f) }));
+    const empty = (value: unknown): unknown => JSON.parse(JSON.stringify(value, (k, v: unknown) => (k === 'kvs' ? [] : v)));
+    return { plain: plain.map((value, i) => (reported[i] === true ? empty(value) : value)), elided, fields };
+  }
+
+  test("our writer's list reads and txn results: the same operations with empty kvs, and whether the kvs showed revisions and versions", () => {
+    const lines = [writtenRead(written), writtenRead([]), txnRead.replace('"client":2', '"client":3'), writtenRead([{ key: '/k/c', value: 'v3' }]).replace('"client":1', '"client":4')];
+    const { plain, elided, fields } = both(lines);
+    assert.deepEqual(elided, plain);
+    assert.deepEqual((elided[0] as Operation).response, { revision: 5, kvs: [] });
+    assert.deepEqual(fields, [
+      { revision: true, version: true },
+      { revision: false, version: false },
+      { revision: false, version: true },
+      { revision: false, version: false },
+    ]);
+  });
+
+  test('other forms are parsed whole: the same operations, nothing elided', () => {
+    const lines = [
+      writtenRead([{ value: 'v1', key: '/k/a' }]), // another field order
+      writtenRead([{ key: '/k/a', modRevision: null }]),
+      writtenRead([{ key: '/k/a', modRevision: 1 }]).replace('"modRevision":1', '"modRevision":12345678901234567'), // 17 digits: parsed whole (and refused there)
+      writtenRead([{ key: '/k/"a"' }]), // an escape
+      JSON.stringify(op(2, 3, 4, put('/k/a', '"kvs":[{"key":"x"}]'), rev(6))), // inside a string
+    ];
+    const { plain, elided, fields } = both(lines.map((l, i) => l.replace('"client":1', `"client":${i + 10}`)));
+    assert.deepEqual(elided, plain);
+    assert.deepEqual(fields, []);
+    assert.equal(elideKvs(lines[4]!), undefined);
+  });
+
+  test('a broken line gives the error it gives parsed whole, naming the line', () => {
+    const broken = [
+      writtenRead(written, ',"count":-1'),
+      writtenRead(written, ',"colour":1'),
+      writtenRead(written).slice(0, -1), // torn after the kvs
+      writtenRead(written).replace('"revision":5', '"revision":5,'),
+      writtenRead(written).replace('"type":"range"', '"type":"put","value":"v"'), // kvs on a put response
+      writtenRead(written).replace('"request"', '"kvs":[],"request"'), // kvs at the top
+      `{"client":1,"call":1,"return":2,"request":{"type":"range","key":"/k/"},"response":{"kvs":[${JSON.stringify(written[0])},]}}`,
+    ];
+    for (const line of broken) {
+      const { plain, elided, fields } = both([line]);
+      assert.equal(typeof plain[0], 'string', line);
+      assert.deepEqual(elided, plain, line);
+      assert.deepEqual(fields, [], line);
+    }
+  });
+
+  test('a torn last line is a torn tail as without elision; an invocation and its completion still pair', () => {
+    const torn = both([writtenRead(written), writtenRead(written).slice(0, 60)], true);
+    assert.deepEqual(torn.elided, torn.plain);
+    const invoke = JSON.stringify({ kind: 'invoke', client: 1, call: 1, request: { type: 'range', key: '/k/', end: '/k0' } });
+    const paired = both([invoke, writtenRead(written), writtenRead(written).replace('"end":"/k0"', '"end":"/k1"').replace('"call":1,"return":2', '"call":3,"return":4')]);
+    assert.deepEqual(paired.elided, paired.plain);
+    assert.equal(paired.fields.length, 2);
+  });
+
+  test('keepKvValues: the key-values showing those values stay, in their order; the rest of the line is unchanged', () => {
+    const entries = [
+      { key: '/k/a', modRevision: 2, createRevision: 2, version: 1, value: 'v1' },
+      { key: '/k/b', modRevision: 3, createRevision: 3, version: 1, value: 'v2', lease: '7' },
+      { key: '/k/c', value: 'v3' },
+      { key: '/k/d', modRevision: 5, value: 'v4', lease: null },
+    ];
+    const text = writtenRead(entries, ',"count":4');
+    const parse = (keep: ReadonlySet<string>): unknown => new HistoryParser('h', { onElidedKvs: () => undefined, keepKvValues: keep }).line(text);
+    const whole = new HistoryParser('h').line(text)!;
+    const expected = (kept: number[]): unknown => ({ ...whole, response: { ...whole.response, kvs: kept.map((i) => (whole.response as { kvs: unknown[] }).kvs[i]) } });
+    assert.deepEqual(parse(new Set(['v2', 'v4', 'v9'])), expected([1, 3]));
+    assert.deepEqual(parse(new Set(['v1', 'v3'])), expected([0, 2]));
+    assert.deepEqual(parse(new Set(['/k/a', 'x'])), expected([])); // a key is not a value
+    assert.deepEqual(parse(new Set()), expected([]));
+  });
+
+  test('the streaming check gives the same report with the first pass eliding kvs', () => {
+    const file = path.join(dir, 'elided.jsonl');
+    writeFileSync(file, recorded());
+    const report = checkHistoryStream(historySource(file), { keepLinearization: true });
+    const whole = checkHistory(parseHistory(recorded()));
+    assert.equal(report.mode, 'stream');
+    assert.equal(report.verdict, 'linearizable');
+    assert.deepEqual(report.linearizability, whole.linearizability);
   });
 });

@@ -29,8 +29,9 @@ function textSource(text: string): HistorySource {
   const lines = text.split('\n');
   return {
     name: 'text',
-    pass(onOperation) {
-      const parser = new HistoryParser('text', { retainOperations: false });
+    pass(onOperation, options = {}) {
+      // As historySource: kvs elided where a pass asks (the first pass, the observation pass).
+      const parser = new HistoryParser('text', { retainOperations: false, ...(options.onElidedKvs ? { onElidedKvs: options.onElidedKvs } : {}), ...(options.keepKvValues ? { keepKvValues: options.keepKvValues } : {}) });
       let index = 0;
       for (const line of lines) {
         const op = parser.line(line);
