@@ -103,6 +103,8 @@ export interface EngineOptions extends ModelOptions {
   deadline: number;
   /** Start from this state instead of the empty store (a search window after the revision path, revision.ts). */
   initialState?: ModelState;
+  /** Search as the beam from the start (see the header; tests compare it with the exact search). */
+  beam?: boolean;
 }
 
 /** How the engine treats one operation. */
@@ -381,6 +383,7 @@ export class LinearizationEngine {
     this.frontier = [{ state, stateHash: stateHash(state), lin: [], knownHash: 0, path: null }];
     this.added = options.trackPaths ? [] : undefined;
     this.deadline = options.deadline;
+    this.beam = this.lossy = options.beam === true;
   }
 
   get done(): boolean {
@@ -435,6 +438,11 @@ export class LinearizationEngine {
     const unnamed = offline ? unreferencedLeaseGrants(added) : new Set<number>();
     const initial = this.frontier[0]!.state;
     const end = this.deadline;
+    if (offline && this.beam && unnamed.size > 0) {
+      // Asked for the beam (options.beam): as the fallback runs it, without those grants.
+      this.retryWithout(added, unnamed, initial, end, true);
+      return;
+    }
     const exactEnd = offline && !this.beam ? Date.now() + (end - Date.now()) * exactShare : end;
     this.deadline = unnamed.size > 0 ? Date.now() + (exactEnd - Date.now()) / 2 : exactEnd;
     try {
@@ -443,7 +451,7 @@ export class LinearizationEngine {
       if (!(error instanceof InconclusiveError) || !offline) throw error;
       this.inconclusive = error.message;
     }
-    if (this.inconclusive !== undefined && offline && unnamed.size > 0) this.retryWithout(added, unnamed, initial, exactEnd, false);
+    if (this.inconclusive !== undefined && offline && !this.beam && unnamed.size > 0) this.retryWithout(added, unnamed, initial, exactEnd, false);
     if (this.inconclusive !== undefined && offline && !this.beam) this.retryWithout(added, unnamed, initial, end, true);
   }
 
