@@ -390,6 +390,14 @@ export class LinearizationEngine {
     return this.violation !== undefined || this.inconclusive !== undefined;
   }
 
+  /**
+   * Whether the frontier holds every candidate configuration (false once the beam ran: its frontier is
+   * a cut, so one configuration in it does not pin the state).
+   */
+  get complete(): boolean {
+    return !this.lossy;
+  }
+
   get frontierSize(): number {
     return this.frontier.length;
   }
