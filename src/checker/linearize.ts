@@ -210,7 +210,7 @@ interface Config {
   lin: number[];
   knownHash: number;
   path: PathNode | null;
-  /** Beam only: the latest call among the state-changing operations on the path (see cut's order). */
+  /** Beam only: the latest call among the state-changing operations on the path (see settle). */
   maxCall?: number;
 }
 
