@@ -26,7 +26,8 @@
  *    should be linearizable), and the median and max time of one check. --sweep-ops N draws histories of
  *    N operations each with --sweep-unknown X (default 0.25) the chance of an unknown outcome per
  *    operation (sizedShapeArbitrary: a stress test of the search), --sweep-revisions with|without|both
- *    (default both) whether responses show revisions; --timeout-ms bounds each check.
+ *    (default both) whether responses show revisions; --timeout-ms bounds each check (a history the exact
+ *    search gives up on takes at least half of it: the beam, linearize.ts, gets the rest).
  * 6. replay: the recorded faulted histories of bench/histories/ through LiveChecker at full speed
  *    (bench/replay.ts): --replay-reps N (default 5, 0 skips), --replay-budget-s N (per history, default 300).
  * Corpora go to bench/.corpus/, results to bench/.results/checker-<date>.json.

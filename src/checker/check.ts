@@ -355,7 +355,8 @@ export function closeWindow(
       if (!(error instanceof InconclusiveError)) throw error;
       return 'search';
     }
-    if (engine.violation || engine.inconclusive !== undefined) return 'search';
+    // A beam's frontier (linearize.ts) is a cut: it pins no state.
+    if (engine.violation || engine.inconclusive !== undefined || !engine.complete) return 'search';
     if (exact ? engine.frontierSize !== 1 : !collapsed(engine)) continue;
     const path = engine.linearization() ?? [];
     const state = replayFrom(from, get, path, engineOptions);

@@ -62,6 +62,16 @@
  *   so is every later one), so whatever the exact search decides keeps its verdict and evidence, and
  *   the streaming check (stream.ts), which advances in chunks and so rarely gets to cap, agrees with
  *   checkHistory on it.
+ * Beam (offline fallback): when the exact searches (with, then without unnamed lease grants) give up
+ *   within their share of the time budget, the whole history is searched again, without those grants,
+ *   with the order restricted and the frontier cut: an unknown-outcome key-value write is placed only
+ *   before every state-changing operation called after it (it took effect in call order, or never), and
+ *   after each settle at most beamWidth configurations stay (of each state the one that used the fewest
+ *   unknown-outcome operations, the states taken in turn from each revision). Sound for the only verdict
+ *   the beam gives: every configuration it keeps is reached by valid steps, so one that reaches the end
+ *   is a linearization (check.ts replays it); an empty beam frontier proves nothing and is inconclusive,
+ *   never a violation. Without revisions in the responses, compares on mod revisions make every place of
+ *   every timed-out write a state of its own, and the exact frontier explodes where a witness is easy.
  * Keys are partitioned (P-compositionality, check.ts) only when nothing couples them: no revisions
  * observed (etcd's global revision couples every key) and every operation touches a single key; each
  * key is then checked on its own, which is sound by the locality of linearizability.
@@ -76,6 +86,11 @@ import { combine, mix32 } from './hash.ts';
 import { bumpsRevision, capRevisions, initialState, stateHash, statesEqual, step, summarize, type ModelOptions, type ModelState, type Why } from './model.ts';
 import type { StateSummary, ViolationEvidence } from './result.ts';
 
+/** The exact search's share of an offline time budget; the beam gets the rest (see advance). */
+const exactShare = 0.5;
+/** Configurations the beam keeps after each operation at most. */
+const beamWidth = 1024;
+
 export interface EngineOptions extends ModelOptions {
   initialRevision: number;
   /** Keep the path of each configuration (offline evidence and linearization); off for live streams. */
@@ -88,6 +103,8 @@ export interface EngineOptions extends ModelOptions {
   deadline: number;
   /** Start from this state instead of the empty store (a search window after the revision path, revision.ts). */
   initialState?: ModelState;
+  /** Search as the beam from the start (see the header; tests compare it with the exact search). */
+  beam?: boolean;
 }
 
 /** How the engine treats one operation. */
@@ -193,6 +210,8 @@ interface Config {
   lin: number[];
   knownHash: number;
   path: PathNode | null;
+  /** Beam only: the latest call among the state-changing operations on the path (see settle). */
+  maxCall?: number;
 }
 
 export class InconclusiveError extends Error {
@@ -275,6 +294,13 @@ class ConfigSet {
     for (const bucket of this.buckets.values()) for (const group of bucket) all.push(...group.configs);
     return all;
   }
+
+  /** The configurations, grouped by (state, linearized known operations). */
+  groups(): Config[][] {
+    const all: Config[][] = [];
+    for (const bucket of this.buckets.values()) for (const group of bucket) all.push(group.configs);
+    return all;
+  }
 }
 
 interface ConfigGroup {
@@ -344,6 +370,12 @@ export class LinearizationEngine {
   private added: { index: number; op: Operation; role: Role }[] | undefined;
   /** The time budget's end (Date.now() ms): the options' deadline, or half the way to it (see advance). */
   private deadline: number;
+  /** Whether the beam is on (a fallback, see the header): the frontier is cut, not given up on. */
+  private beam = false;
+  /** Whether the beam has cut a configuration: an empty frontier then proves nothing (inconclusive). */
+  private lossy = false;
+  /** Configurations the search took from its queues (a measure of the work, for benchmarks). */
+  explored = 0;
 
   constructor(options: EngineOptions) {
     this.options = options;
@@ -351,10 +383,19 @@ export class LinearizationEngine {
     this.frontier = [{ state, stateHash: stateHash(state), lin: [], knownHash: 0, path: null }];
     this.added = options.trackPaths ? [] : undefined;
     this.deadline = options.deadline;
+    this.beam = this.lossy = options.beam === true;
   }
 
   get done(): boolean {
     return this.violation !== undefined || this.inconclusive !== undefined;
+  }
+
+  /**
+   * Whether the frontier holds every candidate configuration (false once the beam ran: its frontier is
+   * a cut, so one configuration in it does not pin the state).
+   */
+  get complete(): boolean {
+    return !this.lossy;
   }
 
   get frontierSize(): number {
@@ -399,17 +440,27 @@ export class LinearizationEngine {
     // Offline, the whole history at once: unknown-outcome lease grants nothing names may be left out, but
     // only if the search with them gives up (so whatever it decides keeps its linearization and evidence,
     // as the streaming check, which cannot know what later requests name, finds them). It then gets half
-    // the time budget, and the search without them the rest.
-    const unnamed = added !== undefined && watermark === Infinity ? unreferencedLeaseGrants(added) : new Set<number>();
+    // the exact searches' time, and the search without them the rest. If both give up, the beam (see the
+    // header) searches the whole history again, without those grants, with the rest of the time budget.
+    const offline = added !== undefined && watermark === Infinity;
+    const unnamed = offline ? unreferencedLeaseGrants(added) : new Set<number>();
     const initial = this.frontier[0]!.state;
-    if (unnamed.size > 0) this.deadline = Date.now() + (this.options.deadline - Date.now()) / 2;
+    const end = this.deadline;
+    if (offline && this.beam && unnamed.size > 0) {
+      // Asked for the beam (options.beam): as the fallback runs it, without those grants.
+      this.retryWithout(added, unnamed, initial, end, true);
+      return;
+    }
+    const exactEnd = offline && !this.beam ? Date.now() + (end - Date.now()) * exactShare : end;
+    this.deadline = unnamed.size > 0 ? Date.now() + (exactEnd - Date.now()) / 2 : exactEnd;
     try {
       this.processEvents(watermark);
     } catch (error) {
-      if (!(error instanceof InconclusiveError) || unnamed.size === 0) throw error;
+      if (!(error instanceof InconclusiveError) || !offline) throw error;
       this.inconclusive = error.message;
     }
-    if (this.inconclusive !== undefined && added !== undefined && unnamed.size > 0) this.retryWithout(added, unnamed, initial);
+    if (this.inconclusive !== undefined && offline && !this.beam && unnamed.size > 0) this.retryWithout(added, unnamed, initial, exactEnd, false);
+    if (this.inconclusive !== undefined && offline && !this.beam) this.retryWithout(added, unnamed, initial, end, true);
   }
 
   private processEvents(watermark: number): void {
@@ -436,9 +487,12 @@ export class LinearizationEngine {
    * sound, as leaving out an unknown-outcome operation nothing can observe loses no linearization. Its
    * verdict, linearization or evidence replaces this search's.
    */
-  private retryWithout(added: { index: number; op: Operation; role: Role }[], unnamed: Set<number>, initial: ModelState): void {
-    const inner = new LinearizationEngine({ ...this.options, initialState: initial });
+  private retryWithout(added: { index: number; op: Operation; role: Role }[], unnamed: Set<number>, initial: ModelState, deadline: number, beam: boolean): void {
+    const inner = new LinearizationEngine({ ...this.options, initialState: initial, deadline });
     inner.added = undefined;
+    // The beam restricts the order from the start (see settle): nothing it fails to find is a proof.
+    inner.beam = beam;
+    inner.lossy = beam;
     for (const { index, op, role } of added) if (!unnamed.has(index)) inner.add(index, op, role);
     try {
       inner.advance(Infinity);
@@ -450,6 +504,9 @@ export class LinearizationEngine {
     this.inconclusive = inner.inconclusive;
     this.frontier = inner.frontier;
     this.capping = inner.capping;
+    this.beam = inner.beam;
+    this.lossy = inner.lossy;
+    this.explored += inner.explored;
     // Every event is spent (a search that gave up left some in this queue).
     while (this.queue.size > 0) {
       const { kind, index } = this.queue.pop();
@@ -551,6 +608,35 @@ export class LinearizationEngine {
     return true;
   }
 
+  /**
+   * The beam's cut of a settle's results: of each group (same state, same known operations) the
+   * configuration that used the fewest unknown-outcome operations (it keeps the most for later), and of
+   * the groups at most beamWidth, taken in turn from each revision (a compare on a mod revision tells
+   * revisions apart, so every revision keeps candidates). Any cut is sound for the verdict the beam may
+   * give: a configuration kept is still reached by a valid order, and the beam never reports a violation
+   * once it cut something.
+   */
+  private cut(results: ConfigSet): Config[] {
+    const used = (c: Config): number => c.lin.reduce((n, op) => (this.isOptional(op) ? n + 1 : n), 0);
+    const byRevision = new Map<number, Config[]>();
+    let total = 0;
+    for (const group of results.groups()) {
+      let best = group[0]!;
+      for (const c of group) if (used(c) < used(best)) best = c;
+      if (best !== group[0] || group.length > 1) this.lossy = true;
+      const list = byRevision.get(best.state.revision);
+      if (list) list.push(best);
+      else byRevision.set(best.state.revision, [best]);
+      total++;
+    }
+    if (total <= beamWidth) return [...byRevision.values()].flat();
+    this.lossy = true;
+    const lists = [...byRevision.entries()].sort(([a], [b]) => a - b).map(([, list]) => list.sort((a, b) => used(a) - used(b)));
+    const kept: Config[] = [];
+    for (let i = 0; kept.length < beamWidth; i++) for (const list of lists) if (i < list.length && kept.length < beamWidth) kept.push(list[i]!);
+    return kept;
+  }
+
   private capped(c: Config, levels: readonly number[]): Config {
     const state = capRevisions(c.state, levels);
     return state === c.state ? c : { ...c, state, stateHash: stateHash(state) };
@@ -631,8 +717,13 @@ export class LinearizationEngine {
       for (let head = 0; head < queue.length; head++) {
         const c = this.saturate(queue[head]!);
         if (!visited.add(c)) continue;
-        if (visited.size > this.options.maxFrontier * 4 || queue.length - head > this.options.maxFrontier * 8) {
-          throw new InconclusiveError(`more than ${this.options.maxFrontier * 4} configurations around operation ${x.index}`);
+        this.explored++;
+        const bound = this.beam ? beamWidth * 8 : this.options.maxFrontier * 4;
+        if (visited.size > bound || queue.length - head > bound * 2) {
+          if (!this.beam) throw new InconclusiveError(`more than ${this.options.maxFrontier * 4} configurations around operation ${x.index}`);
+          // The beam keeps what it found so far.
+          this.lossy = true;
+          break;
         }
         if (c.lin.includes(x.index)) {
           results.add({ ...c, lin: c.lin.filter((op) => op !== x.index), knownHash: c.knownHash ^ x.zobrist });
@@ -648,6 +739,9 @@ export class LinearizationEngine {
         for (const list of lists) for (const y of list) {
           // Known reads never change an exclusive-mode state: saturate() already placed those that fit.
           if ((exclusive && y.readOnly && y !== x) || c.lin.includes(y.index)) continue;
+          // The beam places an unknown-outcome key-value write only before every state-changing operation
+          // called after it (tested before symmetry: one it passes over is not available).
+          if (this.beam && list === this.openOptionalWrites && y.call < (c.maxCall ?? -Infinity)) continue;
           if (y.symmetryKey !== undefined) {
             if (triedSymmetric.has(y.symmetryKey)) continue;
             triedSymmetric.add(y.symmetryKey);
@@ -663,6 +757,7 @@ export class LinearizationEngine {
             lin: insertSorted(c.lin, y.index),
             knownHash: y.optional ? c.knownHash : c.knownHash ^ y.zobrist,
             path: this.options.trackPaths ? extend(y.index, c.path) : null,
+            ...(this.beam ? { maxCall: next === c.state ? (c.maxCall ?? -Infinity) : Math.max(c.maxCall ?? -Infinity, y.call) } : {}),
           });
         }
         if (head > 4096 && head * 2 > queue.length) {
@@ -676,7 +771,7 @@ export class LinearizationEngine {
           this.settle(x);
           return;
         }
-        this.inconclusive = error.message;
+        this.inconclusive = this.beam ? `${error.message} (beam search)` : error.message;
         return;
       }
       throw error;
@@ -687,14 +782,15 @@ export class LinearizationEngine {
     }
     this.open = this.open.filter((e) => e !== x);
     if (results.size === 0) {
-      this.violation = this.evidence(x);
+      if (this.lossy) this.inconclusive = `the beam search found no order up to operation ${x.index} (it had cut candidates)`;
+      else this.violation = this.evidence(x);
       return;
     }
-    if (results.size > this.options.maxFrontier) {
+    if (results.size > this.options.maxFrontier && !this.beam) {
       this.inconclusive = `more than ${this.options.maxFrontier} candidate configurations after operation ${x.index}`;
       return;
     }
-    this.frontier = results.values();
+    this.frontier = this.beam ? this.cut(results) : results.values();
     this.forgetSettledClaims();
   }
 

@@ -15,7 +15,8 @@ import { buildHistory, corrupt, sizedShapeArbitrary } from '../helpers/random-hi
  * must not depend on the machine's speed). `npm run bench:checker -- --sweep-seeds N --sweep-ops 200
  * --sweep-unknown 0.3` counts the verdicts over many draws. Draws without revisions in the responses
  * (revisions then tracked only because compare-and-set on mod revision tests them) are not among these:
- * at this size the search still gives up on most of them (see the sweep in bench/checker.ts).
+ * at this size the exact search gives up on them and the beam decides them (checker-properties-beam.test.ts,
+ * and the sweep in bench/checker.ts with --sweep-revisions without).
  */
 const draws = fc.sample(sizedShapeArbitrary({ ops: 200, unknownRate: 0.3, withRevisions: true }), { numRuns: 16, seed: 17 });
 const picked = [5, 15];
