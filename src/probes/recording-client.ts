@@ -71,6 +71,8 @@ export interface RecordingClientOptions {
 
 export class RecordingClient {
   private clientId: number;
+  /** Whether an operation of `clientId` is in flight (a stream's operations never overlap). */
+  private busy = false;
   private readonly etcd: Etcd3;
   private readonly recorder: HistoryRecorder;
   private readonly timeoutMs: number;
@@ -92,10 +94,24 @@ export class RecordingClient {
     return this.clientId;
   }
 
+  /**
+   * Sends a request and records it. Calls may overlap (two faults' triggers share a client): one made while
+   * another is in flight goes under a stream id of its own, since a stream's operations never overlap.
+   */
   async execute(request: EtcdRequest): Promise<Outcome> {
+    if (this.busy) return this.record(this.recorder.newClientId(), request);
+    this.busy = true;
+    try {
+      return await this.record(this.clientId, request);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async record(clientId: number, request: EtcdRequest): Promise<Outcome> {
     // Recorded before it is sent: no watch event or read can show its effect before the history has it.
-    const { token, call } = this.recorder.begin(this.clientId, request, this.member);
-    const op: Operation = { client: this.clientId, call, return: null, request };
+    const { token, call } = this.recorder.begin(clientId, request, this.member);
+    const op: Operation = { client: clientId, call, return: null, request };
     if (this.member !== undefined) op.member = this.member;
     try {
       const wire = this.sendAs ? this.sendAs(request) : request;
@@ -117,7 +133,7 @@ export class RecordingClient {
       }
       // Unknown outcome: the operation stays open; this client continues as a new stream.
       this.recorder.end(token, op);
-      this.clientId = this.recorder.newClientId();
+      if (clientId === this.clientId) this.clientId = this.recorder.newClientId();
       return isWriteRequest(request) ? { kind: 'unknown', error: message } : { kind: 'failed', error: message };
     }
   }

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { checkHistory, LiveChecker, parseHistory, serializeHistory } from '../../src/checker/index.ts';
-import type { History } from '../../src/domain/index.ts';
+import type { History, Operation } from '../../src/domain/index.ts';
 import { LocalEtcdCluster } from '../../src/local/index.ts';
 import { HistoryRecorder, RecordingClient, recordingEtcdClient, WatchRecorder } from '../../src/probes/index.ts';
 import { runTraffic } from '../helpers/traffic.ts';
@@ -122,6 +122,25 @@ describe('checking histories recorded from a real etcd cluster', { timeout: 180_
     const reliable = report.watch.violations.filter((v) => v.property === 'reliable' && v.watch === stream.id);
     assert.ok(reliable.length > 0, JSON.stringify(report.watch.violations.slice(0, 3)));
     assert.ok(reliable.some((v) => v.events.some((e) => e.modRevision === dropped!.events[0]!.modRevision)));
+  });
+
+  // Two faults' triggers share a recording client: a 1,000 ops/s run wrote overlapping operations of one
+  // stream, and its history could not be read back.
+  test('overlapping calls on one recording client become operations of different streams', async () => {
+    const recorder = new HistoryRecorder();
+    const etcd = recordingEtcdClient(cluster.endpoints);
+    etcds.push(etcd);
+    const client = new RecordingClient(etcd, recorder, { timeoutMs: 2000 });
+    const outcomes = await Promise.all(Array.from({ length: 8 }, (_, i) => client.execute({ type: 'put', key: '/overlap/k', value: `v${i}` })));
+    assert.deepEqual(outcomes.map((o) => o.kind), Array(8).fill('ok'));
+    const byClient = new Map<number, Operation[]>();
+    for (const op of recorder.operations) byClient.set(op.client, [...(byClient.get(op.client) ?? []), op]);
+    assert.ok(byClient.size > 1, 'all on one stream');
+    for (const ops of byClient.values()) {
+      ops.sort((a, b) => a.call - b.call);
+      for (let i = 1; i < ops.length; i++) assert.ok(ops[i - 1]!.return! <= ops[i]!.call, `client ${ops[i]!.client}: operations overlap`);
+    }
+    assert.equal(checkHistory({ meta: { kind: 'meta', mode: 'shared', prefix: '/overlap/' }, operations: recorder.operations, watches: [] }).verdict, 'linearizable');
   });
 
   test('the same recorded history with one read altered is a violation', async () => {
