@@ -60,6 +60,10 @@ export class FaultUnavailableError extends Error {
 
 /** leaderTransfer tries this many times (a second apart) before the fault counts as failed. */
 const leaderTransferAttempts = 3;
+/** How long a process fault waits for its member to come back (a kill restarts it in 200 ms, a held crash later). */
+const memberDownRetryMs = 15_000;
+/** The agent's answers while the member's etcd is down: no process to signal, or its gofail endpoint refuses. */
+const memberDownAnswer = /no etcd process with .* is running|fetch failed|ECONNREFUSED/;
 const idHex = (decimal: string): string => BigInt(decimal).toString(16);
 
 async function hashKv(endpoint: string, revision: number, tls: EtcdClientTls | undefined): Promise<{ hash: string; compactRevision: string }> {
@@ -337,6 +341,24 @@ export class FaultExecutor {
     };
   }
 
+  /**
+   * Injects a fault on a member's process. The faults of a round start together: another may have just
+   * killed or crashed the member, so while the agent answers that its etcd is down the injection is tried
+   * again as the member restarts, for up to memberDownRetryMs. (injectAgents undoes a partial injection.)
+   */
+  private async whenUp<T>(inject: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + memberDownRetryMs;
+    for (;;) {
+      try {
+        return await inject();
+      } catch (error) {
+        const memberDown = error instanceof AgentRequestError && error.status === 409 && memberDownAnswer.test(error.agentMessage);
+        if (!memberDown || Date.now() >= deadline) throw error;
+        await sleep(250);
+      }
+    }
+  }
+
   private async pidOf(member: string): Promise<number | undefined> {
     return (await this.agent(member).status()).pid;
   }
@@ -372,16 +394,25 @@ export class FaultExecutor {
     const num = (key: string): number => Number(planned.params[key]);
     switch (planned.fault) {
       case 'kill': {
-        const pids = await Promise.all(targets.map((t) => this.pidOf(t)));
-        await Promise.all(targets.map((t) => this.agent(t).inject({ type: 'kill' })));
+        const pids = await Promise.all(
+          targets.map((t) =>
+            this.whenUp(async () => {
+              const pid = await this.pidOf(t);
+              await this.agent(t).inject({ type: 'kill' });
+              return pid;
+            }),
+          ),
+        );
         applied();
         const exited = await Promise.all(targets.map((t, i) => this.waitExit(t, pids[i], 5000)));
         if (!exited.every(Boolean)) throw new Error(`the killed process of ${targets.join(', ')} is still running`);
         return { heal: nothingToHeal, verified: `etcd process ${pids.join(', ')} exited` };
       }
       case 'crash': {
-        const pids = await Promise.all(targets.map((t) => this.pidOf(t)));
-        const heal = await this.injectAgents(targets, { type: 'crash', ttlMs: this.ttl(planned) });
+        const { pids, heal } = await this.whenUp(async () => ({
+          pids: await Promise.all(targets.map((t) => this.pidOf(t))),
+          heal: await this.injectAgents(targets, { type: 'crash', ttlMs: this.ttl(planned) }),
+        }));
         applied();
         // Down, and still down a moment later: a supervisor that ignores the hold file (the local one
         // restarts after 200 ms) would have started etcd again by then.
@@ -397,7 +428,7 @@ export class FaultExecutor {
         return { heal, verified: `etcd process ${pids.join(', ')} exited and stays down` };
       }
       case 'pause': {
-        const heal = await this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) });
+        const heal = await this.whenUp(() => this.injectAgents(targets, { type: 'pause', ttlMs: this.ttl(planned) }));
         applied();
         const answering = await Promise.all(targets.map((t) => isHealthy(this.member(t).endpoint, 1000, this.tls)));
         if (answering.some(Boolean)) {
@@ -487,8 +518,10 @@ export class FaultExecutor {
         const failpoint = definition.failpoint;
         if (!failpoint) throw new FaultUnavailableError(`fault ${planned.fault} has no implementation`);
         const [target] = targets as [string];
-        const before = await this.pidOf(target);
-        const heal = await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) });
+        const { before, heal } = await this.whenUp(async () => ({
+          before: await this.pidOf(target),
+          heal: await this.injectAgents([target], { type: 'failpoint', name: failpoint.name, term: failpoint.term, ttlMs: this.ttl(planned) }),
+        }));
         applied();
         const panicked = { heal: () => heal().catch(() => 'the failpoint went with the panicked process'), verified: `${target} panicked at ${failpoint.name} (pid ${before ?? '?'} exited)` };
         if (failpoint.trigger === 'snapshot') {
