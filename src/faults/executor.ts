@@ -62,8 +62,11 @@ export class FaultUnavailableError extends Error {
 const leaderTransferAttempts = 3;
 /** How long a process fault waits for its member to come back (a kill restarts it in 200 ms, a held crash later). */
 const memberDownRetryMs = 15_000;
-/** The agent's answers while the member's etcd is down: no process to signal, or its gofail endpoint refuses. */
-const memberDownAnswer = /no etcd process with .* is running|fetch failed|ECONNREFUSED/;
+/**
+ * The agent's answers while the member's etcd is down or paused: no process to signal, or its gofail
+ * endpoint refuses or does not answer in time.
+ */
+const memberDownAnswer = /no etcd process with .* is running|fetch failed|ECONNREFUSED|aborted due to timeout/;
 const idHex = (decimal: string): string => BigInt(decimal).toString(16);
 
 async function hashKv(endpoint: string, revision: number, tls: EtcdClientTls | undefined): Promise<{ hash: string; compactRevision: string }> {
@@ -343,7 +346,7 @@ export class FaultExecutor {
 
   /**
    * Injects a fault on a member's process. The faults of a round start together: another may have just
-   * killed or crashed the member, so while the agent answers that its etcd is down the injection is tried
+   * killed, crashed or paused the member, so while the agent answers that its etcd is down the injection is tried
    * again as the member restarts, for up to memberDownRetryMs. (injectAgents undoes a partial injection.)
    */
   private async whenUp<T>(inject: () => Promise<T>): Promise<T> {

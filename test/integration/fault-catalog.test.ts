@@ -109,39 +109,41 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
     }
   });
 
-  // Faults of a round start together: a default 1,000 ops/s run drew a kill and a failpoint on the same
-  // member, the kill won, and the failpoint failed to apply (the run ended Inconclusive: FaultsFailed).
-  test('a failpoint on a member another fault of its round just killed waits for the member to restart', async () => {
-    const name = `fault-stacked-${++runs}`;
-    const run = defaultRobustnessRun({ name, defaultMode: 'exclusive' });
-    run.spec.seed = 7;
-    run.spec.durationMs = 9000;
-    run.spec.traffic.qps = { target: 150, burst: 150, min: 0 };
-    const onM1 = (fault: FaultName): FaultChoice => ({ fault, weight: 1, target: 'member', member: 'm1', params: {} });
-    run.spec.faults = {
-      choices: [onM1('kill'), onM1('raftBeforeSavePanic')],
-      maxConcurrentFaults: 2,
-      intervalMs: { min: 300, max: 300 },
-      durationMs: { min: 1200, max: 1200 },
-      recoveryTimeoutMs: 30_000,
-    };
-    const result = await executeRun({
-      run,
-      clusterName: 'catalog',
-      members: runtime.members(),
-      runtime,
-      agentToken: runtime.agentToken!,
-      historyDir: path.join(workDir, name, 'history'),
-      metrics: new RunMetrics(new Registry(), { run: name, cluster: 'catalog' }),
+  // Faults of a round start together: default 1,000 ops/s runs drew a kill, or a pause, and a failpoint
+  // on the same member; the failpoint (or the kill) failed to apply and the run ended Inconclusive.
+  for (const other of ['kill', 'pause'] as const) {
+    test(`a ${other} and a failpoint on one member in one round: each waits for the member the other took down`, async () => {
+      const name = `fault-stacked-${++runs}`;
+      const run = defaultRobustnessRun({ name, defaultMode: 'exclusive' });
+      run.spec.seed = 7;
+      run.spec.durationMs = 9000;
+      run.spec.traffic.qps = { target: 150, burst: 150, min: 0 };
+      const onM1 = (fault: FaultName): FaultChoice => ({ fault, weight: 1, target: 'member', member: 'm1', params: {} });
+      run.spec.faults = {
+        choices: [onM1(other), onM1('raftBeforeSavePanic')],
+        maxConcurrentFaults: 2,
+        intervalMs: { min: 300, max: 300 },
+        durationMs: { min: 1200, max: 1200 },
+        recoveryTimeoutMs: 30_000,
+      };
+      const result = await executeRun({
+        run,
+        clusterName: 'catalog',
+        members: runtime.members(),
+        runtime,
+        agentToken: runtime.agentToken!,
+        historyDir: path.join(workDir, name, 'history'),
+        metrics: new RunMetrics(new Registry(), { run: name, cluster: 'catalog' }),
+      });
+      const events = result.faults.events;
+      const injects = events.filter((e) => e.phase === 'inject');
+      const together = injects.some((a) => a.fault === other && injects.some((b) => b.fault === 'raftBeforeSavePanic' && Math.abs(b.time - a.time) < 100e6));
+      assert.ok(together, `no round injected both at once: ${injects.map((e) => e.fault).join(', ')}`);
+      assert.deepEqual(events.filter((e) => e.phase === 'failed').map((e) => e.detail), []);
+      assert.ok(events.some((e) => e.phase === 'verified' && e.fault === 'raftBeforeSavePanic' && /panicked/.test(e.detail ?? '')));
+      assert.equal(result.verdict, 'linearizable', result.reason);
     });
-    const events = result.faults.events;
-    const injects = events.filter((e) => e.phase === 'inject');
-    const together = injects.some((a) => a.fault === 'kill' && injects.some((b) => b.fault === 'raftBeforeSavePanic' && Math.abs(b.time - a.time) < 100e6));
-    assert.ok(together, `no round injected both at once: ${injects.map((e) => e.fault).join(', ')}`);
-    assert.deepEqual(events.filter((e) => e.phase === 'failed').map((e) => e.detail), []);
-    assert.ok(events.some((e) => e.phase === 'verified' && e.fault === 'raftBeforeSavePanic' && /panicked/.test(e.detail ?? '')));
-    assert.equal(result.verdict, 'linearizable', result.reason);
-  });
+  }
 
   test('the same seed and spec give the same fault log', async () => {
     const faultLog = (r: RunResult): string[] =>
