@@ -47,6 +47,12 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
       durationMs: { min: 1200, max: 1200 },
       recoveryTimeoutMs: 30_000,
     };
+    return executeOnCatalog(run);
+  }
+
+  /** Executes a run against the catalog cluster, its history under the run's name in workDir. */
+  function executeOnCatalog(run: ReturnType<typeof defaultRobustnessRun>): Promise<RunResult> {
+    const name = run.metadata.name;
     return executeRun({
       run,
       clusterName: 'catalog',
@@ -126,15 +132,7 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
         durationMs: { min: 1200, max: 1200 },
         recoveryTimeoutMs: 30_000,
       };
-      const result = await executeRun({
-        run,
-        clusterName: 'catalog',
-        members: runtime.members(),
-        runtime,
-        agentToken: runtime.agentToken!,
-        historyDir: path.join(workDir, name, 'history'),
-        metrics: new RunMetrics(new Registry(), { run: name, cluster: 'catalog' }),
-      });
+      const result = await executeOnCatalog(run);
       const events = result.faults.events;
       const injects = events.filter((e) => e.phase === 'inject');
       const together = injects.some((a) => a.fault === other && injects.some((b) => b.fault === 'raftBeforeSavePanic' && Math.abs(b.time - a.time) < 100e6));
