@@ -96,12 +96,31 @@ export class Replayer {
 }
 
 /**
+ * What a stale-read check may take as exact. The states come from one linearization; where the history
+ * leaves unknown-outcome writes unresolved, another linearization (the write applied, or not) may give a
+ * read another state, so a mismatch there is not evidence.
+ */
+export interface StaleReadCertainty {
+  /** states[0..certainStates) follow from acknowledged (or resolved) operations only; later ones include a write the search applied by choice. */
+  certainStates: number;
+  /** An unknown-outcome write the history leaves unresolved was called before the read returned (it may have taken effect before the read, whether the linearization applied it or not). */
+  unresolvedBefore: boolean;
+}
+
+/** What checking a stale read found: no reason (it matches), or why not, and whether that is certain. */
+export interface StaleReadFinding {
+  reason: string | undefined;
+  /** The search reached states[0] without a match (the streaming check, which keeps only recent states, then cannot tell). */
+  exhausted: boolean;
+  /** The mismatch may be an artifact of the linearization's choice for unresolved unknown writes (see StaleReadCertainty). */
+  uncertain: boolean;
+}
+
+/**
  * Whether a stale read matches one of states[0..visible) (oldest first), searched newest first: the state
  * at the revision it names (or its header revision, for a serializable read), or else any of them.
- * `exhausted`: the search reached states[0] without a match (the streaming check, which keeps only recent
- * states, then cannot tell).
  */
-export function staleReadProblem(op: Operation, states: readonly ModelState[], visible: number, opts: ModelOptions): { reason: string | undefined; exhausted: boolean } {
+export function staleReadProblem(op: Operation, states: readonly ModelState[], visible: number, opts: ModelOptions, certainty?: StaleReadCertainty): StaleReadFinding {
   const request = op.request as RangeRequest;
   const response = op.response as RangeResponse;
   const fresh: RangeRequest = { type: 'range', key: request.key };
@@ -112,20 +131,31 @@ export function staleReadProblem(op: Operation, states: readonly ModelState[], v
   if (response.count !== undefined) body.count = response.count;
   // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
   const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;
+  const unresolved = certainty?.unresolvedBefore ?? false;
+  const certainStates = certainty?.certainStates ?? Infinity;
   let previous: ModelState | undefined;
   // Newest first: a fresh read is the common case. Consecutive states are often one object.
-  let i = Math.min(visible, states.length) - 1;
+  const newest = Math.min(visible, states.length) - 1;
+  let i = newest;
   for (; i >= 0; i--) {
     const state = states[i]!;
     if (state === previous) continue;
     previous = state;
     if (wanted !== undefined && state.revision !== wanted) {
-      if (state.revision < wanted) return { reason: mismatch(request, wanted), exhausted: false };
+      if (state.revision < wanted) {
+        // The linearization had not reached the read's revision when the read returned: certain only if no
+        // unresolved write could have taken it, and the state's own revision follows from known writes.
+        const uncertain = unresolved || i >= certainStates;
+        return { reason: mismatch(request, wanted), exhausted: false, uncertain };
+      }
       continue;
     }
-    if (step(state, fresh, body, opts) !== null) return { reason: undefined, exhausted: false };
+    if (step(state, fresh, body, opts) !== null) return { reason: undefined, exhausted: false, uncertain: false };
+    // In exclusive mode the state at a revision that follows from known writes only is the one state the
+    // history allows there: every revision up to it is claimed, so no unknown write fits in between.
+    if (wanted !== undefined) return { reason: mismatch(request, wanted), exhausted: false, uncertain: i >= certainStates };
   }
-  return { reason: mismatch(request, wanted), exhausted: true };
+  return { reason: mismatch(request, wanted), exhausted: true, uncertain: unresolved || newest >= certainStates };
 }
 
 function mismatch(request: RangeRequest, wanted: number | undefined): string {
@@ -134,17 +164,48 @@ function mismatch(request: RangeRequest, wanted: number | undefined): string {
     : `stale read of ${request.key} matches no state that was visible before it returned`;
 }
 
+/** Stale reads that match no state they could have read; `uncertain` ones may match under another linearization. */
+export interface StaleReadProblems {
+  problems: { operation: number; reason: string }[];
+  /** The first stale read whose mismatch depends on unresolved unknown-outcome writes (the verdict is then inconclusive, unless a certain problem makes it a violation). */
+  uncertain: string | undefined;
+}
+
+/** Why a stale read's mismatch is no evidence: the text of an inconclusive verdict. */
+export function uncertainStaleRead(index: number, reason: string): string {
+  return `${reason} (operation ${index}), but the state it read depends on unknown-outcome writes the history does not resolve (applied or not, and where): it may match under another linearization`;
+}
+
+/** The earliest call among the unknown-outcome writes still unresolved (role 'optional'), or Infinity. */
+export function firstUnresolvedCall(operations: Iterable<Operation>): number {
+  let first = Infinity;
+  for (const op of operations) if (roleOf(op) === 'optional' && op.call < first) first = op.call;
+  return first;
+}
+
+/** An operation the linearization applied by choice alone: its outcome is still unknown after patching. */
+export function appliedByChoice(op: Operation): boolean {
+  return op.return === null || op.response === undefined;
+}
+
 /**
  * A stale read is valid if some state it could have read matches it (staleReadProblem): the states
  * linearized before the first operation called after the read returned.
  */
-function staleReadProblems(history: History, order: number[], states: ModelState[], opts: ModelOptions): { operation: number; reason: string }[] {
+function staleReadProblems(history: History, order: number[], states: ModelState[], opts: ModelOptions): StaleReadProblems {
   const problems: { operation: number; reason: string }[] = [];
+  let uncertain: string | undefined;
   // prefixMaxCall[i]: the latest call among the first i+1 linearized operations (non-decreasing, so
   // "the first operation called after T" is a binary search).
   const prefixMaxCall: number[] = [];
   let maxCall = -Infinity;
-  for (const index of order) prefixMaxCall.push((maxCall = Math.max(maxCall, history.operations[index]!.call)));
+  // states[k + 1] is the state after order[k]: the first one a write applied by choice made.
+  let certainStates = Infinity;
+  order.forEach((index, k) => {
+    const op = history.operations[index]!;
+    prefixMaxCall.push((maxCall = Math.max(maxCall, op.call)));
+    if (certainStates === Infinity && appliedByChoice(op) && states[k + 1] !== states[k]) certainStates = k + 1;
+  });
   const firstCalledAfter = (t: number): number => {
     let lo = 0;
     let hi = prefixMaxCall.length;
@@ -155,14 +216,17 @@ function staleReadProblems(history: History, order: number[], states: ModelState
     }
     return lo;
   };
+  const unresolvedFrom = firstUnresolvedCall(history.operations);
   history.operations.forEach((op: Operation, index) => {
     if (roleOf(op) !== 'stale') return;
     // Visible: the initial state and the states after each operation linearized before the first
     // operation that was called after this read returned.
-    const { reason } = staleReadProblem(op, states, firstCalledAfter(op.return!) + 1, opts);
-    if (reason !== undefined) problems.push({ operation: index, reason });
+    const finding = staleReadProblem(op, states, firstCalledAfter(op.return!) + 1, opts, { certainStates, unresolvedBefore: unresolvedFrom < op.return! });
+    if (finding.reason === undefined) return;
+    if (finding.uncertain) uncertain ??= uncertainStaleRead(index, finding.reason);
+    else problems.push({ operation: index, reason: finding.reason });
   });
-  return problems;
+  return { problems, uncertain };
 }
 
 /** The single key an operation touches, or undefined when it touches several (or leases). */
@@ -577,7 +641,9 @@ export function checkLinearizability(original: History, options: CheckOptions = 
     if (hasStale) states.push(state);
   }
   const committed = replayer.committed;
-  const staleReadViolations = hasStale ? staleReadProblems(history, linearization, states, opts) : [];
+  const stale = hasStale ? staleReadProblems(history, linearization, states, opts) : { problems: [], uncertain: undefined };
+  const staleReadViolations = stale.problems;
+  if (staleReadViolations.length === 0 && stale.uncertain !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: stale.uncertain };
   const result: LinearizabilityResult & ForWatches = {
     verdict: staleReadViolations.length > 0 ? 'violation' : 'linearizable',
     operations,

@@ -42,7 +42,10 @@ import {
   observedFields,
   Replayer,
   singleKey,
+  appliedByChoice,
+  firstUnresolvedCall,
   staleReadProblem,
+  uncertainStaleRead,
   type CheckOptions,
 } from './check.ts';
 import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
@@ -361,9 +364,16 @@ class StreamReplay {
   private maxCall = -Infinity;
   readonly problems: { operation: number; reason: string }[] = [];
   tooOld: string | undefined;
+  /** The first stale read whose mismatch may be the linearization's choice for unresolved writes (staleReadProblem). */
+  uncertain: string | undefined;
+  /** states[0..certainStates) follow from acknowledged (or resolved) operations only. */
+  private certainStates = Infinity;
+  /** The earliest call of an unknown-outcome write left unresolved (firstUnresolvedCall). */
+  private readonly unresolvedFrom: number;
 
-  constructor(opts: ModelOptions & { initialRevision: number }, keepCommitted: boolean, keepStates: boolean, maxStates: number) {
+  constructor(opts: ModelOptions & { initialRevision: number }, keepCommitted: boolean, keepStates: boolean, maxStates: number, unresolvedFrom: number) {
     this.opts = opts;
+    this.unresolvedFrom = unresolvedFrom;
     this.replayer = new Replayer(opts, keepCommitted);
     this.keepStates = keepStates;
     this.maxStates = maxStates;
@@ -394,8 +404,11 @@ class StreamReplay {
     const state = this.replayer.apply(op, index);
     if (!this.keepStates || state === before) return;
     this.states.push(state);
+    if (this.certainStates === Infinity && appliedByChoice(op)) this.certainStates = this.states.length - 1;
     if (this.states.length > 2 * this.maxStates) {
-      this.states = this.states.slice(-this.maxStates);
+      const drop = this.states.length - this.maxStates;
+      this.states = this.states.slice(drop);
+      if (this.certainStates !== Infinity) this.certainStates = Math.max(0, this.certainStates - drop);
       this.dropped = true;
     }
   }
@@ -407,13 +420,15 @@ class StreamReplay {
   }
 
   private check(read: PendingRead): void {
-    const { reason, exhausted } = staleReadProblem(read.op, this.states, this.states.length, this.opts);
+    const certainty = { certainStates: this.certainStates, unresolvedBefore: this.unresolvedFrom < read.op.return! };
+    const { reason, exhausted, uncertain } = staleReadProblem(read.op, this.states, this.states.length, this.opts, certainty);
     if (reason === undefined) return;
     if (exhausted && this.dropped) {
       this.tooOld ??= `stale read (operation ${read.index}) may have read a state older than the ${this.maxStates} kept for stale reads`;
       return;
     }
-    this.problems.push({ operation: read.index, reason });
+    if (uncertain) this.uncertain ??= uncertainStaleRead(read.index, reason);
+    else this.problems.push({ operation: read.index, reason });
   }
 }
 
@@ -471,7 +486,8 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
     maxFrontier: options.maxFrontier ?? defaultMaxFrontier,
     deadline,
   };
-  const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000);
+  const unresolvedFrom = firstUnresolvedCall([...s.unknown].map(([index, op]) => patched?.get(index) ?? op));
+  const replay = new StreamReplay(opts, history.watches.length > 0, s.hasStale, options.staleStates ?? 100_000, unresolvedFrom);
   // Operations the engine holds, until the settled prefix that names them is replayed.
   const window = new Map<number, Operation>();
   const searched: Searched = { engine: undefined, replay, order: options.keepLinearization === true ? [] : undefined, peakWindow: 0, method: byRevision ? 'revision' : 'search', searchWindow: undefined, restart: false, whole: false };
@@ -587,7 +603,10 @@ function resultOf({ engine, replay, order, method, searchWindow }: Searched, ope
     return { verdict: 'violation', operations, ...patched, ...how, violation };
   }
   if (engine?.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: engine.inconclusive };
-  if (replay.tooOld !== undefined && replay.problems.length === 0) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: replay.tooOld };
+  if (replay.problems.length === 0) {
+    const inconclusive = replay.tooOld ?? replay.uncertain;
+    if (inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive };
+  }
   const result: LinearizabilityResult = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched, ...how };
   if (order !== undefined) result.linearization = order;
   if (replay.problems.length > 0) result.staleReadViolations = replay.problems;
