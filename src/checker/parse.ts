@@ -910,7 +910,10 @@ export function serializeWatchOpenLine(stream: WatchStream): string {
 }
 
 export function serializeWatchResponseLine(id: number, response: WatchResponse): string {
-  return JSON.stringify({ kind: 'watch', id, response });
+  // The text JSON.stringify({ kind: 'watch', id, response }) makes, without building that object (a line
+  // per response of every watch stream): JSON writes an integer as String() does.
+  if (!Number.isSafeInteger(id)) return JSON.stringify({ kind: 'watch', id, response });
+  return `{"kind":"watch","id":${id},"response":${JSON.stringify(response)}}`;
 }
 
 /** `kind` first, like the other lines, whatever order the event's fields were set in. */

@@ -197,6 +197,25 @@ describe('HistoryFileWriter and readHistoryDirectory', () => {
     assert.deepEqual(readHistoryDirectory(dir), small.history);
   });
 
+  test('lines around and beyond the 1 MiB write buffer reach the file whole and in order', () => {
+    const dir = freshDir();
+    const writer = HistoryFileWriter.open(dir);
+    writer.writeMeta(meta);
+    // Values of 0.3 MiB fill the buffer unevenly; one of 1.5 MiB (multi-byte) is larger than the buffer itself.
+    const sizes = [10, 300_000, 300_000, 300_000, 300_000, 1_500_000, 10, 300_000, 20];
+    const ops: Operation[] = sizes.map((size, i) => ({
+      client: 0,
+      call: i * 10,
+      return: i * 10 + 5,
+      request: { type: 'put', key: `/k/${i}`, value: 'ä'.repeat(size / 2) },
+      response: { revision: i + 2 },
+    }));
+    for (const op of ops) writer.writeOperation(op);
+    writer.close();
+    assert.equal(statSync(writer.segments[0]!).size, writer.bytesWritten);
+    assert.deepEqual(readHistoryDirectory(dir), { meta, operations: ops, watches: [] });
+  });
+
   test('keeps up with 10k+ lines/s (20k operations within 2 s, fsync included)', () => {
     const ops = operations(20_000, random(3));
     const started = performance.now();
