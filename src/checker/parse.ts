@@ -900,7 +900,13 @@ export function serializeOperationLine(op: Operation): string {
 /** The line written when an operation is sent; the operation line (same client and call) completes it. */
 export function serializeInvokeLine(invocation: Invocation): string {
   const { kind, client, call, request, member } = invocation;
-  return JSON.stringify(member === undefined ? { kind, client, call, request } : { kind, client, call, request, member });
+  // Written for every operation sent: the text JSON.stringify makes of { kind, client, call, request, member },
+  // without building that object (JSON writes a finite number as String() does).
+  if (!Number.isFinite(client) || !Number.isFinite(call)) {
+    return JSON.stringify(member === undefined ? { kind, client, call, request } : { kind, client, call, request, member });
+  }
+  const head = `{"kind":"${kind}","client":${client},"call":${call},"request":${JSON.stringify(request)}`;
+  return member === undefined ? `${head}}` : `${head},"member":${JSON.stringify(member)}}`;
 }
 
 /** The line that opens a stream: everything but its responses, which get a line each. */
@@ -910,7 +916,10 @@ export function serializeWatchOpenLine(stream: WatchStream): string {
 }
 
 export function serializeWatchResponseLine(id: number, response: WatchResponse): string {
-  return JSON.stringify({ kind: 'watch', id, response });
+  // The text JSON.stringify({ kind: 'watch', id, response }) makes, without building that object (a line
+  // per response of every watch stream): JSON writes an integer as String() does.
+  if (!Number.isSafeInteger(id)) return JSON.stringify({ kind: 'watch', id, response });
+  return `{"kind":"watch","id":${id},"response":${JSON.stringify(response)}}`;
 }
 
 /** `kind` first, like the other lines, whatever order the event's fields were set in. */

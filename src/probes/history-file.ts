@@ -117,7 +117,11 @@ export class HistoryFileWriter {
   private metaLine: string | undefined;
   private started = false;
   private readonly streams = new Map<number, OpenStream>();
-  private pending: string[] = [];
+  /**
+   * Lines not yet handed to the OS, encoded as they come: one reused buffer, so a flush allocates neither
+   * a joined string (large, straight into V8's old space) nor a fresh Buffer.
+   */
+  private readonly pending = Buffer.allocUnsafe(maxBufferedBytes);
   private pendingBytes = 0;
   private totalBytes = 0;
   private totalLines = 0;
@@ -274,12 +278,19 @@ export class HistoryFileWriter {
   }
 
   private append(line: string, body: boolean): void {
-    const text = `${line}\n`;
-    const bytes = Buffer.byteLength(text);
+    const bytes = Buffer.byteLength(line) + 1;
     // A segment takes at least one body line, so a line larger than the limit still gets written.
     if (body && this.current.bodyLines > 0 && this.current.bytes + bytes > this.maxSegmentBytes) this.rotate();
-    this.pending.push(text);
-    this.pendingBytes += bytes;
+    if (this.pendingBytes + bytes > this.pending.length) this.writePending();
+    if (bytes > this.pending.length) {
+      // Larger than the whole buffer: written on its own (the buffered lines before it went out just above).
+      const data = Buffer.from(`${line}\n`);
+      this.io(this.current.path, 'write', () => writeAll(this.current.fd, data));
+    } else {
+      this.pending.write(line, this.pendingBytes);
+      this.pending[this.pendingBytes + bytes - 1] = 0x0a;
+      this.pendingBytes += bytes;
+    }
     this.current.bytes += bytes;
     if (body) this.current.bodyLines++;
     this.totalBytes += bytes;
@@ -322,9 +333,9 @@ export class HistoryFileWriter {
   }
 
   private writePending(): void {
-    if (this.pending.length === 0) return;
-    const data = Buffer.from(this.pending.join(''));
-    this.pending = [];
+    if (this.pendingBytes === 0) return;
+    // writeSync is done with the bytes when it returns: the buffer is free for the next lines.
+    const data = this.pending.subarray(0, this.pendingBytes);
     this.pendingBytes = 0;
     this.io(this.current.path, 'write', () => writeAll(this.current.fd, data));
   }

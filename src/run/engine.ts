@@ -409,7 +409,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       }
       watchCounts.events += response.events.length;
       metrics.watchEvents(response.events.length);
-      if (!keep.all) streams.get(id)?.responses.splice(0); // bounded memory when the history is not keep.all
+      if (!keep.all) {
+        // Bounded memory when the history is not keep.all (emptied in place: splice would copy what it removes).
+        const kept = streams.get(id)?.responses;
+        if (kept !== undefined) kept.length = 0;
+      }
     };
     const startWatch = (etcd: Etcd3, watchPrefix: string, startRevision: number, member: string | undefined): WatchProbe =>
       WatchProbe.start(etcd, {

@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HistoryFormatError, parseHistory, serializeHistory } from '../../src/checker/parse.ts';
+import fc from 'fast-check';
+import { HistoryFormatError, parseHistory, serializeHistory, serializeWatchResponseLine } from '../../src/checker/parse.ts';
 import type { FaultEvent, History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
 import { HistoryDirectoryError, HistoryFileWriter, HistoryWriteError, readHistoryDirectory, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
 
@@ -195,6 +196,36 @@ describe('HistoryFileWriter and readHistoryDirectory', () => {
     const writer = write(dir, small, { maxSegmentBytes: 1 });
     assert.equal(writer.segments.length, small.steps.length);
     assert.deepEqual(readHistoryDirectory(dir), small.history);
+  });
+
+  test("a watch response's line is exactly JSON.stringify of { kind: 'watch', id, response }", () => {
+    const text = fc.string({ unit: 'binary' });
+    fc.assert(
+      fc.property(fc.oneof(fc.integer(), fc.double()), fc.nat(200), fc.boolean(), text, (id, i, canceled, key) => {
+        const response = watchResponse(i, canceled);
+        for (const event of response.events) event.key = key;
+        assert.equal(serializeWatchResponseLine(id, response), JSON.stringify({ kind: 'watch', id, response }));
+      }),
+    );
+  });
+
+  test('lines around and beyond the 1 MiB write buffer reach the file whole and in order', () => {
+    const dir = freshDir();
+    const writer = HistoryFileWriter.open(dir);
+    writer.writeMeta(meta);
+    // Values of 0.3 MiB fill the buffer unevenly; one of 1.5 MiB (multi-byte) is larger than the buffer itself.
+    const sizes = [10, 300_000, 300_000, 300_000, 300_000, 1_500_000, 10, 300_000, 20];
+    const ops: Operation[] = sizes.map((size, i) => ({
+      client: 0,
+      call: i * 10,
+      return: i * 10 + 5,
+      request: { type: 'put', key: `/k/${i}`, value: 'ä'.repeat(size / 2) },
+      response: { revision: i + 2 },
+    }));
+    for (const op of ops) writer.writeOperation(op);
+    writer.close();
+    assert.equal(statSync(writer.segments[0]!).size, writer.bytesWritten);
+    assert.deepEqual(readHistoryDirectory(dir), { meta, operations: ops, watches: [] });
   });
 
   test('keeps up with 10k+ lines/s (20k operations within 2 s, fsync included)', () => {

@@ -41,6 +41,19 @@ describe('invoke lines', () => {
     assert.equal(serializeInvokeLine(unpinned), '{"kind":"invoke","client":3,"call":10,"request":{"type":"put","key":"/k/a","value":"v1"}}');
   });
 
+  test('the line is exactly JSON.stringify of { kind, client, call, request, member } (any numbers and strings)', () => {
+    const text = fc.string({ unit: 'binary' });
+    const number = fc.oneof(fc.integer(), fc.double(), fc.constant(1.7e15));
+    fc.assert(
+      fc.property(number, number, text, text, fc.option(text, { nil: undefined }), (client, call, key, value, member) => {
+        const request = { type: 'put' as const, key, value };
+        const invocation: Invocation = member === undefined ? { kind: 'invoke', client, call, request } : { kind: 'invoke', client, call, request, member };
+        const plain = JSON.stringify(member === undefined ? { kind: 'invoke', client, call, request } : { kind: 'invoke', client, call, request, member });
+        assert.equal(serializeInvokeLine(invocation), plain);
+      }),
+    );
+  });
+
   test('an invoke completed by its operation line is one operation: the completion, counted once', () => {
     const parser = new HistoryParser('h.jsonl');
     assert.equal(parser.line(serializeInvokeLine(putA)), undefined);
