@@ -325,13 +325,18 @@ interface Rendered {
   keysOnly: string | undefined | null;
 }
 
-const rendered = new WeakMap<KeyState, Rendered>();
+/**
+ * Key states with their renderings, a cache on the (immutable) state that is no part of its value: not
+ * enumerable, so a spread ({ ...k, mod }, makeKey) or a structured clone never carries it to another state.
+ */
+type RenderedKeyState = KeyState & { rendered?: Rendered };
 
-function renderedKey(key: string, k: KeyState, keysOnly: boolean): string | undefined {
-  let known = rendered.get(k);
+function renderedKey(key: string, k: RenderedKeyState, keysOnly: boolean): string | undefined {
+  let known = k.rendered;
   if (known === undefined || known.key !== key) {
     known = { key, full: null, keysOnly: null };
-    rendered.set(k, known);
+    if (k.rendered === undefined) Object.defineProperty(k, 'rendered', { value: known, writable: true, enumerable: false, configurable: false });
+    else k.rendered = known;
   }
   if (keysOnly) return (known.keysOnly ??= renderKeyValue(key, undefined, k.mod, k.create, k.version, k.lease));
   return (known.full ??= renderKeyValue(key, k.value, k.mod, k.create, k.version, k.lease));

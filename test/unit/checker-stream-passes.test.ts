@@ -463,4 +463,16 @@ describe('the last pass: list reads keep their key-values as text (lazyKvs), whi
     ];
     for (const text of accepted) assert.deepEqual(stepBoth(text), { ok: true, reason: undefined, lazyText: true }, text);
   });
+
+  test("a key state's rendering is cached out of sight: no spread, clone or JSON of the state carries it to another", () => {
+    const s = state();
+    const before = { ...s.keys.get('/k/a')! };
+    const o = parse(read([a, b]), true);
+    assert.ok(step(s, o.request, o.response, opts) !== null);
+    const k = s.keys.get('/k/a')!;
+    assert.ok((k as { rendered?: unknown }).rendered !== undefined, 'the text path rendered the key');
+    assert.deepEqual({ ...k }, before);
+    assert.deepEqual(structuredClone(k), before);
+    assert.equal(JSON.stringify(k), JSON.stringify(before));
+  });
 });
