@@ -616,7 +616,38 @@ export function elideKvs(text: string, keep?: ReadonlySet<string>, arrays?: stri
   return { text: parts.join(''), fields };
 }
 
-/** Key-values in our writer's form (elideKvs validated them), as parseResponseFor builds them. */
+/**
+ * How our writer ends a range read's line after its kvs array: the count and the revision, if any, the
+ * response's closing brace, the member, if any, and the line's closing brace.
+ */
+const writtenRangeTail = /(?:,"count":(?:0|[1-9]\d{0,14}))?(?:,"revision":(?:0|[1-9]\d{0,14}))?\}(?:,"member":"[^"\\]*")?\}$/y;
+
+/**
+ * A range read's line as our writer writes it (writtenRangeTail after the kvs array), with a kvs array
+ * opened at `start`: the array's text and the line without it, or undefined. The array ends at the line's
+ * last `]` when only writtenRangeTail follows: on a valid line (the first pass validated it; a range
+ * read's line has no other array) a `]` after the array would sit in a string, which the tail's first
+ * quote would have to close, and no tail goes on as JSON after that. The array's text is validated where
+ * it is used (the model's comparison with its own rendering, or its parse: see lazyRangeResponse).
+ */
+function writtenRangeEnd(text: string, start: number): { kvs: string; elided: string } | undefined {
+  if (text.includes('\\')) return undefined;
+  const end = text.lastIndexOf(']');
+  if (end <= start) return undefined;
+  writtenRangeTail.lastIndex = end + 1;
+  if (!writtenRangeTail.test(text)) return undefined;
+  return { kvs: text.slice(start, end), elided: text.slice(0, start) + text.slice(end) };
+}
+
+/** The one kvs array of a line in our writer's form (elideKvs), or undefined. */
+function elidedArray(text: string): { kvs: string; elided: string } | undefined {
+  const arrays: string[] = [];
+  const elided = elideKvs(text, undefined, arrays);
+  if (elided === undefined || arrays.length !== 1 || arrays[0] === '') return undefined;
+  return { kvs: arrays[0]!, elided: elided.text };
+}
+
+/** Key-values in our writer's form, as parseResponseFor builds them; throws on anything else. */
 function parseWrittenKvs(text: string): KeyValue[] {
   return array(JSON.parse(`[${text}]`), 'response.kvs').map((kv, i) => plainKeyValue(kv) ?? parseKeyValue(kv, `response.kvs[${i}]`));
 }
@@ -756,16 +787,16 @@ export class HistoryParser {
    */
   private lazyRange(text: string): Operation | undefined {
     const first = text.indexOf('"kvs"');
-    if (first < 0 || text.indexOf('"kvs"', first + 5) >= 0) return undefined;
-    const arrays: string[] = [];
-    const elided = elideKvs(text, undefined, arrays);
-    if (elided === undefined || arrays.length !== 1 || arrays[0] === '') return undefined;
+    if (first < 0 || text.indexOf('"kvs"', first + 5) >= 0 || text.charCodeAt(first + 6) !== 0x5b) return undefined;
+    const found = writtenRangeEnd(text, first + 7) ?? elidedArray(text);
+    if (found === undefined) return undefined;
     let raw: unknown;
     try {
-      raw = JSON.parse(elided.text);
+      raw = JSON.parse(found.elided);
     } catch {
       return undefined;
     }
+    // The one "kvs" is the response's field: the array it opens is the one the response holds.
     const r = raw as { request?: { type?: unknown }; response?: { kvs?: unknown } } | null;
     if (typeof r !== 'object' || r === null || r.request?.type !== 'range' || !Array.isArray(r.response?.kvs)) return undefined;
     let op: Operation | undefined;
@@ -776,7 +807,15 @@ export class HistoryParser {
     }
     const response = op?.response as RangeResponse | undefined;
     if (op === undefined || response === undefined || !('kvs' in response)) return op;
-    op.response = lazyRangeResponse(response, arrays[0]!, parseWrittenKvs);
+    const { file, lineNumber } = this;
+    op.response = lazyRangeResponse(response, found.kvs, (kvs) => {
+      try {
+        return parseWrittenKvs(kvs);
+      } catch (error) {
+        // Only a line the first pass did not read: it validated this one whole.
+        throw new HistoryFormatError(file, lineNumber, `its key-values do not parse (${printable((error as Error).message, 160)}): the history changed after the first pass read it`);
+      }
+    });
     return op;
   }
 
