@@ -16,7 +16,7 @@ const width = 1 << bits;
  * so a history of very many keys costs no more memory than this.
  */
 const bucketCache = new Map<string, number>();
-const maxCachedKeys = 1 << 20;
+const maxCachedKeys = 1 << 18;
 
 function bucketOf(key: string): number {
   let bucket = bucketCache.get(key);
