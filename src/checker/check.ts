@@ -10,6 +10,7 @@ import { patchHistory, unknownDeleter } from './patch.ts';
 import { deliveriesOf, RevisionOrder } from './revision.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow, Verdict, ViolationEvidence } from './result.ts';
 import { checkWatches, type CommittedRevision } from './watch.ts';
+import { copyKvs } from './written-kvs.ts';
 
 export interface CheckOptions {
   /** Give up (inconclusive) after this long; default 60 s. */
@@ -127,7 +128,9 @@ export function staleReadProblem(op: Operation, states: readonly ModelState[], v
   if (request.end !== undefined) fresh.end = request.end;
   if (request.limit !== undefined) fresh.limit = request.limit;
   if (request.keysOnly !== undefined) fresh.keysOnly = request.keysOnly;
-  const body: RangeResponse = { kvs: response.kvs };
+  // The key-values as the response holds them (still as text, when they are: see written-kvs.ts).
+  const body = {} as RangeResponse;
+  copyKvs(response, body);
   if (response.count !== undefined) body.count = response.count;
   // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
   const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;

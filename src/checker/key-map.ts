@@ -10,8 +10,22 @@ import { hashString } from './hash.ts';
 const bits = 6;
 const width = 1 << bits;
 
+/**
+ * Buckets of keys seen so far: a Map lookup hashes a string natively (and once per string object), several
+ * times faster than hashString in script; a list read looks up every key of its range. Cleared when full,
+ * so a history of very many keys costs no more memory than this.
+ */
+const bucketCache = new Map<string, number>();
+const maxCachedKeys = 1 << 18;
+
 function bucketOf(key: string): number {
-  return hashString(key) & (width - 1);
+  let bucket = bucketCache.get(key);
+  if (bucket === undefined) {
+    bucket = hashString(key) & (width - 1);
+    if (bucketCache.size >= maxCachedKeys) bucketCache.clear();
+    bucketCache.set(key, bucket);
+  }
+  return bucket;
 }
 
 type Bucket = ReadonlyMap<string, unknown>;

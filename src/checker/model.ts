@@ -19,6 +19,7 @@ import type { ClusterMode, Compare, EtcdRequest, EtcdResponse, KeyValue, RangeRe
 import { combine, hashString, mix32 } from './hash.ts';
 import { KeyMap, KeyMapDraft } from './key-map.ts';
 import type { StateSummary } from './result.ts';
+import { renderKeyValue, writtenKvsText } from './written-kvs.ts';
 
 export interface ModelOptions {
   mode: ClusterMode;
@@ -286,8 +287,13 @@ function rangeMatches(ctx: StepContext, request: RangeRequest, observed: RangeRe
   const { opts, draft, why } = ctx;
   const shared = opts.mode === 'shared';
   const expectedKeys = draft.keysIn(request.key, request.end);
-  const kvs = shared ? observed.kvs.filter((kv) => kv.key.startsWith(opts.prefix)) : observed.kvs;
   const keysOnly = request.keysOnly === true;
+  if (!shared && !request.limit && (observed.count === undefined || observed.count === expectedKeys.length)) {
+    // Key-values still as written: equal text is a match (written-kvs.ts); otherwise compare them one by one.
+    const text = writtenKvsText(observed);
+    if (text !== undefined && textMatches(draft, expectedKeys, text, keysOnly)) return true;
+  }
+  const kvs = shared ? observed.kvs.filter((kv) => kv.key.startsWith(opts.prefix)) : observed.kvs;
   if (shared && request.limit) {
     // Foreign keys take some of the limit's slots: check what is shown, not what is missing.
     for (const kv of kvs) {
@@ -309,6 +315,48 @@ function rangeMatches(ctx: StepContext, request: RangeRequest, observed: RangeRe
     return failed(why, () => `range ${request.key}: expected count ${expectedKeys.length}, got ${observed.count}`);
   }
   return true;
+}
+
+/** A key state in the writer's form (renderKeyValue), with and without its value, for the key it was rendered for. */
+interface Rendered {
+  key: string;
+  /** null: not rendered yet; undefined: no rendering (renderKeyValue). */
+  full: string | undefined | null;
+  keysOnly: string | undefined | null;
+}
+
+/**
+ * Key states with their renderings, a cache on the (immutable) state that is no part of its value: not
+ * enumerable, so a spread ({ ...k, mod }, makeKey) or a structured clone never carries it to another state.
+ */
+type RenderedKeyState = KeyState & { rendered?: Rendered };
+
+function renderedKey(key: string, k: RenderedKeyState, keysOnly: boolean): string | undefined {
+  let known = k.rendered;
+  if (known === undefined || known.key !== key) {
+    known = { key, full: null, keysOnly: null };
+    if (k.rendered === undefined) Object.defineProperty(k, 'rendered', { value: known, writable: true, enumerable: false, configurable: false });
+    else k.rendered = known;
+  }
+  if (keysOnly) return (known.keysOnly ??= renderKeyValue(key, undefined, k.mod, k.create, k.version, k.lease));
+  return (known.full ??= renderKeyValue(key, k.value, k.mod, k.create, k.version, k.lease));
+}
+
+/** Whether `text` is exactly the keys' states rendered in the writer's form, comma-separated. */
+function textMatches(draft: Draft, keys: readonly string[], text: string, keysOnly: boolean): boolean {
+  let at = 0;
+  for (let i = 0; i < keys.length; i++) {
+    if (i > 0) {
+      if (text.charCodeAt(at) !== 0x2c) return false;
+      at++;
+    }
+    const key = keys[i]!;
+    const kv = renderedKey(key, draft.get(key)!, keysOnly);
+    // A slice compared whole: several times faster than startsWith at an offset.
+    if (kv === undefined || text.slice(at, at + kv.length) !== kv) return false;
+    at += kv.length;
+  }
+  return at === text.length;
 }
 
 function compareHolds(draft: { get(key: string): KeyState | undefined }, c: Compare): boolean {

@@ -5,6 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { faultNames } from '../domain/index.ts';
+import { lazyRangeResponse } from './written-kvs.ts';
 import type {
   Compare,
   EtcdRequest,
@@ -17,6 +18,7 @@ import type {
   Invocation,
   KeyValue,
   Operation,
+  RangeResponse,
   TornTail,
   TxnOp,
   WatchEvent,
@@ -520,6 +522,12 @@ export interface HistoryParserOptions {
   onElidedKvs?: (fields: ElidedKvsFields) => void;
   /** With onElidedKvs: the key-values whose value is one of these are kept (the observation pass, stream.ts). */
   keepKvValues?: ReadonlySet<string>;
+  /**
+   * A range read whose one kvs array is in our writer's form (see elideKvs) comes with its key-values as
+   * text, parsed on first access (written-kvs.ts lazyRangeResponse): the model compares the text. For the
+   * streaming check's last pass. Not with onElidedKvs.
+   */
+  lazyKvs?: boolean;
 }
 
 /** What the kvs arrays elided from one line held (see HistoryParserOptions.onElidedKvs). */
@@ -578,7 +586,7 @@ function keptKeyValues(text: string, start: number, end: number, keep: ReadonlyS
  * undefined when the line has no such array or another form. An array of valid key-values replaced by
  * another such array keeps the line valid or invalid JSON alike.
  */
-export function elideKvs(text: string, keep?: ReadonlySet<string>): { text: string; fields: ElidedKvsFields } | undefined {
+export function elideKvs(text: string, keep?: ReadonlySet<string>, arrays?: string[]): { text: string; fields: ElidedKvsFields } | undefined {
   let at = text.indexOf('"kvs":[');
   if (at < 0 || text.includes('\\')) return undefined;
   const fields: ElidedKvsFields = { revision: false, version: false };
@@ -596,7 +604,8 @@ export function elideKvs(text: string, keep?: ReadonlySet<string>): { text: stri
       const kvs = text.slice(at + 7, end);
       fields.revision ||= kvs.includes('"modRevision":') || kvs.includes('"createRevision":');
       fields.version ||= kvs.includes('"version":');
-    }
+      arrays?.push(kvs);
+    } else arrays?.push('');
     // An even count of quotes in the array: the count stays that of the text before `from`.
     parts.push(text.slice(from, at + 7));
     if (keep !== undefined && keep.size > 0) parts.push(keptKeyValues(text, at + 7, end, keep));
@@ -605,6 +614,42 @@ export function elideKvs(text: string, keep?: ReadonlySet<string>): { text: stri
   }
   parts.push(text.slice(from));
   return { text: parts.join(''), fields };
+}
+
+/**
+ * How our writer ends a range read's line after its kvs array: the count and the revision, if any, the
+ * response's closing brace, the member, if any, and the line's closing brace.
+ */
+const writtenRangeTail = /(?:,"count":(?:0|[1-9]\d{0,14}))?(?:,"revision":(?:0|[1-9]\d{0,14}))?\}(?:,"member":"[^"\\]*")?\}$/y;
+
+/**
+ * A range read's line as our writer writes it (writtenRangeTail after the kvs array), with a kvs array
+ * opened at `start`: the array's text and the line without it, or undefined. The array ends at the line's
+ * last `]` when only writtenRangeTail follows: on a valid line (the first pass validated it; a range
+ * read's line has no other array) a `]` after the array would sit in a string, which the tail's first
+ * quote would have to close, and no tail goes on as JSON after that. The array's text is validated where
+ * it is used (the model's comparison with its own rendering, or its parse: see lazyRangeResponse).
+ */
+function writtenRangeEnd(text: string, start: number): { kvs: string; elided: string } | undefined {
+  if (text.includes('\\')) return undefined;
+  const end = text.lastIndexOf(']');
+  if (end <= start) return undefined;
+  writtenRangeTail.lastIndex = end + 1;
+  if (!writtenRangeTail.test(text)) return undefined;
+  return { kvs: text.slice(start, end), elided: text.slice(0, start) + text.slice(end) };
+}
+
+/** The one kvs array of a line in our writer's form (elideKvs), or undefined. */
+function elidedArray(text: string): { kvs: string; elided: string } | undefined {
+  const arrays: string[] = [];
+  const elided = elideKvs(text, undefined, arrays);
+  if (elided === undefined || arrays.length !== 1 || arrays[0] === '') return undefined;
+  return { kvs: arrays[0]!, elided: elided.text };
+}
+
+/** Key-values in our writer's form, as parseResponseFor builds them; throws on anything else. */
+function parseWrittenKvs(text: string): KeyValue[] {
+  return array(JSON.parse(`[${text}]`), 'response.kvs').map((kv, i) => plainKeyValue(kv) ?? parseKeyValue(kv, `response.kvs[${i}]`));
 }
 
 /** How every line that is not an operation starts, as our writer writes them (kind first). */
@@ -663,7 +708,10 @@ export class HistoryParser {
     this.skipOperation = this.operationsOnly ? options.skipOperation : undefined;
     this.onElidedKvs = options.onElidedKvs;
     this.keepKvValues = options.keepKvValues;
+    this.lazyKvs = options.lazyKvs ?? false;
   }
+
+  private readonly lazyKvs: boolean;
 
   private readonly skipWatchResponses: boolean;
 
@@ -713,6 +761,10 @@ export class HistoryParser {
         }
       }
     }
+    if (this.lazyKvs && !marked) {
+      const lazy = this.lazyRange(text);
+      if (lazy !== undefined) return lazy;
+    }
     let raw: unknown;
     try {
       raw = JSON.parse(text);
@@ -726,6 +778,45 @@ export class HistoryParser {
       throw new HistoryFormatError(this.file, this.lineNumber, `not valid JSON (${printable((error as Error).message, 160)})`);
     }
     return this.interpret(raw, marked);
+  }
+
+  /**
+   * A range read with its key-values left as text (HistoryParserOptions.lazyKvs), or undefined, having
+   * changed nothing, for any other line (which line() then parses whole). Only a line whose one field named
+   * kvs is the response's, and a valid array in our writer's form: its text then parses without error.
+   */
+  private lazyRange(text: string): Operation | undefined {
+    const first = text.indexOf('"kvs"');
+    if (first < 0 || text.indexOf('"kvs"', first + 5) >= 0 || text.charCodeAt(first + 6) !== 0x5b) return undefined;
+    const found = writtenRangeEnd(text, first + 7) ?? elidedArray(text);
+    if (found === undefined) return undefined;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(found.elided);
+    } catch {
+      return undefined;
+    }
+    // The one "kvs" is the response's field: the array it opens is the one the response holds.
+    const r = raw as { request?: { type?: unknown }; response?: { kvs?: unknown } } | null;
+    if (typeof r !== 'object' || r === null || r.request?.type !== 'range' || !Array.isArray(r.response?.kvs)) return undefined;
+    let op: Operation | undefined;
+    try {
+      op = this.interpret(raw, false);
+    } catch {
+      return undefined; // the whole line gives the error, as without lazyKvs (interpret changes nothing when it throws)
+    }
+    const response = op?.response as RangeResponse | undefined;
+    if (op === undefined || response === undefined || !('kvs' in response)) return op;
+    const { file, lineNumber } = this;
+    op.response = lazyRangeResponse(response, found.kvs, (kvs) => {
+      try {
+        return parseWrittenKvs(kvs);
+      } catch (error) {
+        // Only a line the first pass did not read: it validated this one whole.
+        throw new HistoryFormatError(file, lineNumber, `its key-values do not parse (${printable((error as Error).message, 160)}): the history changed after the first pass read it`);
+      }
+    });
+    return op;
   }
 
   /**

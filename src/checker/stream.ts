@@ -81,6 +81,11 @@ export interface PassOptions {
   onElidedKvs?: (fields: ElidedKvsFields) => void;
   /** With onElidedKvs: the key-values whose value is one of these are kept in the arrays. */
   keepKvValues?: ReadonlySet<string>;
+  /**
+   * Range reads may come with their key-values as text, parsed when read (see HistoryParserOptions.lazyKvs):
+   * the model compares the text. A source may ignore it.
+   */
+  lazyKvs?: boolean;
 }
 
 /** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
@@ -567,7 +572,7 @@ function searchPass(source: HistorySource, s: Scan, history: History, patched: M
       // The watermark trails the reading by `lag` chunks: the operations in flight at it are then read,
       // and the revisions their responses claim known to the search, which prunes with them.
       if ((index + 1) % chunk === 0 && (index + 1) / chunk > lag) advance(s.chunkMinCall[(index + 1) / chunk - lag]!);
-    }, { operationsOnly: true });
+    }, { operationsOnly: true, lazyKvs: true });
     changed(source, s, read);
     if (!engine) {
       revision!.finish();

@@ -535,6 +535,7 @@ export function historySource(file: string): HistorySource {
       const parserOptions: HistoryParserOptions = { retainOperations: false };
       if (options.onElidedKvs !== undefined) parserOptions.onElidedKvs = options.onElidedKvs;
       if (options.keepKvValues !== undefined) parserOptions.keepKvValues = options.keepKvValues;
+      if (options.lazyKvs === true) parserOptions.lazyKvs = true;
       if (later) {
         parserOptions.operationsOnly = true;
         if (first!.kindMarked && options.skip !== undefined) parserOptions.skipOperation = options.skip;

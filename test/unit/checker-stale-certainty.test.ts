@@ -23,7 +23,7 @@ function bothChecks(h: History): CheckReport[] {
   const source: HistorySource = {
     name: 'text',
     pass(onOperation, options = {}) {
-      const parser = new HistoryParser('text', { retainOperations: false, ...(options.onElidedKvs ? { onElidedKvs: options.onElidedKvs } : {}), ...(options.keepKvValues ? { keepKvValues: options.keepKvValues } : {}) });
+      const parser = new HistoryParser('text', { retainOperations: false, ...(options.onElidedKvs ? { onElidedKvs: options.onElidedKvs } : {}), ...(options.keepKvValues ? { keepKvValues: options.keepKvValues } : {}), lazyKvs: options.lazyKvs === true });
       let index = 0;
       for (const line of text.split('\n')) {
         const parsed = parser.line(line);

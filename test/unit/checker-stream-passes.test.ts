@@ -12,7 +12,9 @@ import { after, describe, test } from 'node:test';
 import { checkHistory } from '../../src/checker/check.ts';
 import { elideKvs, HistoryFormatError, HistoryParser, parseHistory, serializeHistory, type ElidedKvsFields } from '../../src/checker/parse.ts';
 import { checkHistoryStream, HistoryChangedError, mayMention, type HistorySource } from '../../src/checker/stream.ts';
-import type { History, Operation } from '../../src/domain/index.ts';
+import { initialState, step, type ModelOptions, type ModelState } from '../../src/checker/model.ts';
+import { writtenKvsText } from '../../src/checker/written-kvs.ts';
+import type { EtcdRequest, EtcdResponse, History, Operation } from '../../src/domain/index.ts';
 import { historySource } from '../../src/probes/history-file.ts';
 import { get, kvs, op, put, rev, writeSegments } from '../helpers/histories.ts';
 
@@ -349,5 +351,142 @@ describe('the first pass: kvs arrays validated without being built (onElidedKvs)
     assert.equal(report.mode, 'stream');
     assert.equal(report.verdict, 'linearizable');
     assert.deepEqual(report.linearizability, whole.linearizability);
+  });
+});
+
+describe('the last pass: list reads keep their key-values as text (lazyKvs), which the model compares', () => {
+  const read = (entries: unknown[], request: Record<string, unknown> = { type: 'range', key: '/k/', end: '/k0' }, extra = ''): string =>
+    `{"client":1,"call":1,"return":2,"request":${JSON.stringify(request)},"response":{"revision":4,"kvs":${JSON.stringify(entries)}${extra}}}`;
+  const a = { key: '/k/a', modRevision: 2, createRevision: 2, version: 1, value: 'v1' };
+  const b = { key: '/k/b', modRevision: 4, createRevision: 3, version: 2, value: 'v3', lease: '918502541868935703' };
+  const opts: ModelOptions = { mode: 'exclusive', prefix: '', trackRevision: true, trackVersion: true };
+  /** The state after put a=v1 (rev 2), grant the lease, put b=v2 (rev 3), put b=v3 with the lease (rev 4). */
+  function state(): ModelState {
+    let s: ModelState | null = initialState(opts, 1);
+    const steps: [EtcdRequest, EtcdResponse][] = [
+      [put('/k/a', 'v1'), rev(2)],
+      [{ type: 'leaseGrant', id: '918502541868935703', ttl: 60 }, {}],
+      [put('/k/b', 'v2'), rev(3)],
+      [{ type: 'put', key: '/k/b', value: 'v3', lease: '918502541868935703' }, rev(4)],
+    ];
+    for (const [request, response] of steps) s = step(s!, request, response, opts);
+    assert.ok(s !== null);
+    return s;
+  }
+  const parse = (text: string, lazyKvs: boolean): Operation => new HistoryParser('h', { retainOperations: false, lazyKvs }).line(text)!;
+  /** The step of both parses of a line against the state: the same outcome and reason, and whether the text path was taken. */
+  function stepBoth(text: string): { ok: boolean; reason: string | undefined; lazyText: boolean } {
+    const outcome = (o: Operation): { ok: boolean; reason: string | undefined } => {
+      const why = { reason: '' };
+      const next = step(state(), o.request, o.response, opts, why);
+      return { ok: next !== null, reason: next === null ? why.reason : undefined };
+    };
+    const lazy = parse(text, true);
+    const lazyText = writtenKvsText(lazy.response!) !== undefined;
+    const eager = outcome(parse(text, false));
+    assert.deepEqual(outcome(lazy), eager, text);
+    return { ...eager, lazyText };
+  }
+
+  test('the operation is the one parsed whole: same fields, order and JSON, the kvs parsed on first access', () => {
+    const lines = [
+      read([a, b], undefined, ',"count":2'),
+      read([{ key: '/k/a', modRevision: 2, createRevision: 2, version: 1 }], { type: 'range', key: '/k/', end: '/k0', keysOnly: true }),
+      read([a], { type: 'range', key: '/k/a' }).replace('"revision":4,', ''),
+      // Not the response last: a `]` after the array (the array found by elideKvs instead).
+      read([a, b]).replace('"client":1,', '').replace(/\}$/, ',"client":1,"member":"m]"}'),
+      read([{ ...a, value: 'v]1' }, b], undefined, ',"count":2'),
+      read([{ value: 'v1', key: '/k/a' }]), // another field order: kept as text too (the model then compares it parsed)
+      // The recorder's lines: the count and revision after the array, the member before or after the response.
+      `{"client":1,"call":1,"return":2,"request":{"type":"range","key":"/k/","end":"/k0"},"member":"m3","response":{"kvs":${JSON.stringify([a, b])},"count":2,"revision":4}}`,
+      `{"client":1,"call":1,"return":2,"request":{"type":"range","key":"/k/","end":"/k0"},"response":{"kvs":${JSON.stringify([a, b])},"count":2,"revision":4},"member":"m3"}`,
+    ];
+    for (const text of lines) {
+      const lazy = parse(text, true);
+      assert.ok(writtenKvsText(lazy.response!) !== undefined, text);
+      const whole = parse(text, false);
+      assert.equal(JSON.stringify(lazy), JSON.stringify(whole));
+      assert.deepEqual(lazy, whole);
+      assert.deepEqual(JSON.parse(`[${writtenKvsText(lazy.response!)!}]`), (JSON.parse(text) as { response: { kvs: unknown } }).response.kvs);
+    }
+  });
+
+  test('other lines are parsed whole: txn results, escapes, empty arrays, a second kvs field', () => {
+    const txn = JSON.stringify({
+      client: 1,
+      call: 1,
+      return: 2,
+      request: { type: 'txn', compare: [], success: [get('/k/a')], failure: [] },
+      response: { revision: 4, succeeded: true, results: [{ revision: 4, kvs: [a] }] },
+    });
+    const lines = [txn, read([{ ...a, value: 'v"1' }]), read([]), read([a]).replace('"request":{', '"request":{"kvs":[],')];
+    for (const text of lines) {
+      const parser = new HistoryParser('h', { retainOperations: false, lazyKvs: true });
+      let parsed: unknown;
+      try {
+        parsed = parser.line(text);
+      } catch (error) {
+        parsed = (error as Error).message;
+      }
+      let whole: unknown;
+      try {
+        whole = new HistoryParser('h', { retainOperations: false }).line(text);
+      } catch (error) {
+        whole = (error as Error).message;
+      }
+      assert.deepEqual(parsed, whole, text);
+      if (typeof parsed === 'object') assert.equal(writtenKvsText((parsed as Operation).response!), undefined, text);
+    }
+  });
+
+  test('the model: the text path where the text is the state, and every difference the verdict and reason of the whole comparison', () => {
+    assert.deepEqual(stepBoth(read([a, b])), { ok: true, reason: undefined, lazyText: true });
+    assert.deepEqual(stepBoth(read([a, b], undefined, ',"count":2')), { ok: true, reason: undefined, lazyText: true });
+    assert.equal(stepBoth(read([{ key: '/k/a', modRevision: 2, createRevision: 2, version: 1 }, { key: '/k/b', modRevision: 4, createRevision: 3, version: 2, lease: b.lease }], { type: 'range', key: '/k/', end: '/k0', keysOnly: true })).ok, true);
+    // Each one differs from the state: the whole comparison refuses it, with its reason.
+    const changed = [
+      read([{ ...a, value: 'v0' }, b]),
+      read([{ ...a, modRevision: 3 }, b]),
+      read([a, { ...b, createRevision: 4 }]),
+      read([a, { ...b, version: 3 }]),
+      read([a, { ...b, lease: '7' }]),
+      read([a]),
+      read([b, a]),
+      read([a, b, { ...a, key: '/k/c' }]),
+      read([a, b], undefined, ',"count":3'),
+    ];
+    for (const text of changed) {
+      const { ok, reason, lazyText } = stepBoth(text);
+      assert.equal(lazyText, true, text);
+      assert.equal(ok, false, text);
+      assert.ok(reason !== undefined && reason.length > 0, text);
+    }
+    // Text other than the state's rendering that the whole comparison accepts (fields left out are not
+    // compared; a keys-only read's values are not): accepted, by the whole comparison.
+    const accepted = [
+      read([a, { key: b.key, modRevision: 4, createRevision: 3, version: 2, value: 'v3' }]),
+      read([{ key: '/k/a', value: 'v1' }, { key: '/k/b', value: 'v3', lease: b.lease }]),
+      read([a, b], { type: 'range', key: '/k/', end: '/k0', keysOnly: true }),
+    ];
+    for (const text of accepted) assert.deepEqual(stepBoth(text), { ok: true, reason: undefined, lazyText: true }, text);
+  });
+
+  test('key-values that no longer parse (a line the first pass did not read) are an error naming the line, never a match', () => {
+    const text = read([a, b]).replace('"version":1,', '"version":1,,');
+    const lazy = new HistoryParser('h', { retainOperations: false, lazyKvs: true }).line(text)!;
+    assert.ok(writtenKvsText(lazy.response!) !== undefined);
+    assert.throws(() => step(state(), lazy.request, lazy.response, opts), (error: unknown) => error instanceof HistoryFormatError && /h:1: .*the history changed/.test(error.message));
+  });
+
+  test("a key state's rendering is cached out of sight: no spread, clone or JSON of the state carries it to another", () => {
+    const s = state();
+    const before = { ...s.keys.get('/k/a')! };
+    const o = parse(read([a, b]), true);
+    assert.ok(step(s, o.request, o.response, opts) !== null);
+    const k = s.keys.get('/k/a')!;
+    assert.ok((k as { rendered?: unknown }).rendered !== undefined, 'the text path rendered the key');
+    assert.deepEqual({ ...k }, before);
+    assert.deepEqual(structuredClone(k), before);
+    assert.equal(JSON.stringify(k), JSON.stringify(before));
   });
 });

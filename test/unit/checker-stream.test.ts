@@ -30,8 +30,8 @@ function textSource(text: string): HistorySource {
   return {
     name: 'text',
     pass(onOperation, options = {}) {
-      // As historySource: kvs elided where a pass asks (the first pass, the observation pass).
-      const parser = new HistoryParser('text', { retainOperations: false, ...(options.onElidedKvs ? { onElidedKvs: options.onElidedKvs } : {}), ...(options.keepKvValues ? { keepKvValues: options.keepKvValues } : {}) });
+      // As historySource: kvs elided where a pass asks (the first pass, the observation pass), left as text in the last.
+      const parser = new HistoryParser('text', { retainOperations: false, ...(options.onElidedKvs ? { onElidedKvs: options.onElidedKvs } : {}), ...(options.keepKvValues ? { keepKvValues: options.keepKvValues } : {}), lazyKvs: options.lazyKvs === true });
       let index = 0;
       for (const line of lines) {
         const op = parser.line(line);
