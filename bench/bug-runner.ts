@@ -45,8 +45,11 @@ export async function buildRelease(version: string, log: string): Promise<string
   return `test/bin/build-release.sh ${version} failed (${signal ?? `exit ${code}`}): ${tail(log)}`;
 }
 
-/** Runs a bug's scenario once on `release` with `seed`; the report (history, verdict.json) goes to `reportDir`. */
-export async function runScenario(spec: BugSpec, release: string, role: 'affected' | 'fixed', seed: number, reportDir: string): Promise<SuiteRun> {
+/**
+ * Runs a bug's scenario once on `release` with `seed`; the report (history, verdict.json) goes to `reportDir`.
+ * `duration` overrides the manifest's (the CI subset shortens the fixed release's runs).
+ */
+export async function runScenario(spec: BugSpec, release: string, role: 'affected' | 'fixed', seed: number, reportDir: string, duration?: string): Promise<SuiteRun> {
   const log = `${reportDir}.log`;
   const args = [
     path.join(root, 'src/cli.ts'),
@@ -62,6 +65,7 @@ export async function runScenario(spec: BugSpec, release: string, role: 'affecte
     reportDir,
     '--progress-interval',
     '10s',
+    ...(duration === undefined ? [] : ['--duration', duration]),
     path.join(spec.dir, 'run.yaml'),
   ];
   const base = { issue: spec.issue, release, role, seed };
