@@ -137,6 +137,8 @@ export interface RunResult {
     resolved: number;
     method: 'revision' | 'search';
     searchReason?: string;
+    /** Milliseconds from the start of the run to the first violation the live checks saw (absent: none). */
+    firstViolationMs?: number;
   };
   /** The offline re-check of the full history (absent when it was not keep.all in memory). */
   report: CheckReport | undefined;
@@ -328,6 +330,11 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     let maxRevision = initialRevision;
     // Mutated from callbacks: an object keeps TypeScript from narrowing the flags to their initial values.
     const flags = { stopped: false, violationReported: false, checkerFailureReported: false };
+    // When the live checks first saw a violation (of any check), for the time-to-detection figure.
+    const firstViolation: { atMs?: number } = {};
+    const noteViolation = (): void => {
+      firstViolation.atMs ??= Math.round(performance.now() - startedAt);
+    };
     const isStopped = (): boolean => flags.stopped;
     const stop = new AbortController();
     let stopReason: string | undefined;
@@ -340,6 +347,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const checkLive = (): void => {
       if (!flags.violationReported && live.verdict === 'violation') {
         flags.violationReported = true;
+        noteViolation();
         metrics.violation('linearizability');
         logger.error('linearizability violation', { run: run.metadata.name, reason: live.violation?.reason });
         options.onViolation?.('linearizability', live.violation?.reason ?? 'not linearizable');
@@ -398,6 +406,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       if (spec.checks.watch) {
         for (const violation of liveWatch.push(id, response)) {
           metrics.violation(`watch_${violation.property}`);
+          noteViolation();
           watchCounts.liveViolations++;
           if (!reportedWatchProperties.has(violation.property)) {
             reportedWatchProperties.add(violation.property);
@@ -763,6 +772,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
         resolved: liveStats.resolved,
         method: liveStats.method,
         ...(liveStats.searchReason === undefined ? {} : { searchReason: liveStats.searchReason }),
+        ...(firstViolation.atMs === undefined ? {} : { firstViolationMs: firstViolation.atMs }),
       },
       report,
       history: keep.all ? history : undefined,
