@@ -90,7 +90,7 @@ export class Replayer {
     if (next === null) throw new Error(`internal error: the linearization does not replay at operation ${index}`);
     if (this.keepCommitted && events.length > 0 && next.revision > this.state.revision) {
       // An unknown outcome still unknown after patching: applied here by the search's choice alone.
-      this.committed.push(op.return === null || op.response === undefined ? { revision: next.revision, events, uncertain: true } : { revision: next.revision, events });
+      this.committed.push(appliedByChoice(op) ? { revision: next.revision, events, uncertain: true } : { revision: next.revision, events });
     }
     return (this.state = next);
   }
@@ -174,9 +174,15 @@ export interface StaleReadProblems {
   uncertain: string | undefined;
 }
 
-/** Why a stale read's mismatch is no evidence: the text of an inconclusive verdict. */
-export function uncertainStaleRead(index: number, reason: string): string {
-  return `${reason} (operation ${index}), but the state it read depends on unknown-outcome writes the history does not resolve (applied or not, and where): it may match under another linearization`;
+/**
+ * Adds one stale read's finding: a certain mismatch is a problem (a violation); an uncertain one only gives
+ * the reason of an inconclusive verdict, the first one kept.
+ */
+export function addStaleReadFinding(into: StaleReadProblems, index: number, finding: StaleReadFinding): void {
+  if (finding.reason === undefined) return;
+  if (finding.uncertain) {
+    into.uncertain ??= `${finding.reason} (operation ${index}), but the state it read depends on unknown-outcome writes the history does not resolve (applied or not, and where): it may match under another linearization`;
+  } else into.problems.push({ operation: index, reason: finding.reason });
 }
 
 /** The earliest call among the unknown-outcome writes still unresolved (role 'optional'), or Infinity. */
@@ -196,8 +202,7 @@ export function appliedByChoice(op: Operation): boolean {
  * linearized before the first operation called after the read returned.
  */
 function staleReadProblems(history: History, order: number[], states: ModelState[], opts: ModelOptions): StaleReadProblems {
-  const problems: { operation: number; reason: string }[] = [];
-  let uncertain: string | undefined;
+  const found: StaleReadProblems = { problems: [], uncertain: undefined };
   // prefixMaxCall[i]: the latest call among the first i+1 linearized operations (non-decreasing, so
   // "the first operation called after T" is a binary search).
   const prefixMaxCall: number[] = [];
@@ -224,12 +229,9 @@ function staleReadProblems(history: History, order: number[], states: ModelState
     if (roleOf(op) !== 'stale') return;
     // Visible: the initial state and the states after each operation linearized before the first
     // operation that was called after this read returned.
-    const finding = staleReadProblem(op, states, firstCalledAfter(op.return!) + 1, opts, { certainStates, unresolvedBefore: unresolvedFrom < op.return! });
-    if (finding.reason === undefined) return;
-    if (finding.uncertain) uncertain ??= uncertainStaleRead(index, finding.reason);
-    else problems.push({ operation: index, reason: finding.reason });
+    addStaleReadFinding(found, index, staleReadProblem(op, states, firstCalledAfter(op.return!) + 1, opts, { certainStates, unresolvedBefore: unresolvedFrom < op.return! }));
   });
-  return { problems, uncertain };
+  return found;
 }
 
 /** The single key an operation touches, or undefined when it touches several (or leases). */

@@ -42,10 +42,11 @@ import {
   observedFields,
   Replayer,
   singleKey,
+  addStaleReadFinding,
   appliedByChoice,
   firstUnresolvedCall,
   staleReadProblem,
-  uncertainStaleRead,
+  type StaleReadProblems,
   type CheckOptions,
 } from './check.ts';
 import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
@@ -367,10 +368,9 @@ class StreamReplay {
   private pending: PendingRead[] = [];
   private pendingHead = 0;
   private maxCall = -Infinity;
-  readonly problems: { operation: number; reason: string }[] = [];
+  /** Stale reads that match no state: certain ones, and the first whose mismatch may be the linearization's choice for unresolved writes. */
+  readonly stale: StaleReadProblems = { problems: [], uncertain: undefined };
   tooOld: string | undefined;
-  /** The first stale read whose mismatch may be the linearization's choice for unresolved writes (staleReadProblem). */
-  uncertain: string | undefined;
   /** states[0..certainStates) follow from acknowledged (or resolved) operations only. */
   private certainStates = Infinity;
   /** The earliest call of an unknown-outcome write left unresolved (firstUnresolvedCall). */
@@ -421,19 +421,17 @@ class StreamReplay {
   /** After the whole linearization: the reads still waiting could read any state. */
   finish(): void {
     while (this.pendingHead < this.pending.length) this.check(this.pending[this.pendingHead++]!);
-    this.problems.sort((a, b) => a.operation - b.operation);
+    this.stale.problems.sort((a, b) => a.operation - b.operation);
   }
 
   private check(read: PendingRead): void {
     const certainty = { certainStates: this.certainStates, unresolvedBefore: this.unresolvedFrom < read.op.return! };
-    const { reason, exhausted, uncertain } = staleReadProblem(read.op, this.states, this.states.length, this.opts, certainty);
-    if (reason === undefined) return;
-    if (exhausted && this.dropped) {
+    const finding = staleReadProblem(read.op, this.states, this.states.length, this.opts, certainty);
+    if (finding.reason !== undefined && finding.exhausted && this.dropped) {
       this.tooOld ??= `stale read (operation ${read.index}) may have read a state older than the ${this.maxStates} kept for stale reads`;
       return;
     }
-    if (uncertain) this.uncertain ??= uncertainStaleRead(read.index, reason);
-    else this.problems.push({ operation: read.index, reason });
+    addStaleReadFinding(this.stale, read.index, finding);
   }
 }
 
@@ -608,13 +606,14 @@ function resultOf({ engine, replay, order, method, searchWindow }: Searched, ope
     return { verdict: 'violation', operations, ...patched, ...how, violation };
   }
   if (engine?.inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive: engine.inconclusive };
-  if (replay.problems.length === 0) {
-    const inconclusive = replay.tooOld ?? replay.uncertain;
+  const { problems, uncertain } = replay.stale;
+  if (problems.length === 0) {
+    const inconclusive = replay.tooOld ?? uncertain;
     if (inconclusive !== undefined) return { verdict: 'inconclusive', operations, ...patched, ...how, inconclusive };
   }
-  const result: LinearizabilityResult = { verdict: replay.problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched, ...how };
+  const result: LinearizabilityResult = { verdict: problems.length > 0 ? 'violation' : 'linearizable', operations, ...patched, ...how };
   if (order !== undefined) result.linearization = order;
-  if (replay.problems.length > 0) result.staleReadViolations = replay.problems;
+  if (problems.length > 0) result.staleReadViolations = problems;
   return result;
 }
 
