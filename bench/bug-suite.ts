@@ -6,6 +6,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkNames } from '../src/run/metrics.ts';
+import { median } from './options.ts';
 
 /** A violation kind as the suite names them: `linearizability`, `staleRead`, `hashKV` or `watch:<property>`. */
 export type ViolationKind = string;
@@ -168,19 +169,13 @@ export interface ReleaseSummary {
   buildError?: string;
 }
 
-export function median(values: readonly number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 export function summarizeRelease(issue: number, release: string, role: 'affected' | 'fixed', runs: readonly SuiteRun[]): ReleaseSummary {
   const mine = runs.filter((r) => r.issue === issue && r.release === release && r.role === role);
   const good = mine.filter((r) => r.result === (role === 'affected' ? 'caught' : 'passed')).length;
   const firsts = mine.filter((r) => r.result === 'caught' && r.firstViolationMs !== undefined).map((r) => r.firstViolationMs!);
   const kinds = [...new Set(mine.flatMap((r) => r.kinds))].sort();
-  return { issue, release, role, runs: mine.length, good, medianFirstViolationMs: median(firsts), kinds };
+  return { issue, release, role, runs: mine.length, good, medianFirstViolationMs: firsts.length === 0 ? undefined : median(firsts), kinds };
 }
 
 /** The issue's bar: caught on the affected release in at least 4 of 5 runs (80%), the fixed release passing every run. */

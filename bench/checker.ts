@@ -43,7 +43,7 @@ import type { History, Operation } from '../src/domain/index.ts';
 import { createEtcdSimulation, etcdMeta, generateEtcdHistory, generateRegisterHistory, toJsonl } from './generate.ts';
 import { buildPorcupine, goVersion, porcupineVersion, runPorcupine } from './porcupine.ts';
 import type { PorcupineResult } from './porcupine.ts';
-import { intOption } from './options.ts';
+import { intOption, median } from './options.ts';
 import fc from 'fast-check';
 import { buildHistory, shapeArbitrary, sizedShapeArbitrary } from '../test/helpers/random-histories.ts';
 import { replayRows, runReplayBench } from './replay.ts';
@@ -109,12 +109,6 @@ if (!(unknownWriteRate >= 0 && unknownWriteRate <= 1)) throw new Error(`--unknow
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 function sum(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0);

@@ -27,7 +27,7 @@ import { gunzipSync } from 'node:zlib';
 import { HistoryParser, LiveChecker } from '../src/checker/index.ts';
 import type { LiveCheckerOptions, LiveStats, Verdict } from '../src/checker/index.ts';
 import type { History, Operation, WatchRequest, WatchResponse } from '../src/domain/index.ts';
-import { intOption } from './options.ts';
+import { intOption, median } from './options.ts';
 
 export const historiesDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'histories');
 
@@ -216,11 +216,6 @@ export interface ReplaySummary {
   sharedOverExclusive: number | undefined;
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length === 0 ? NaN : sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** Replays one history `reps` times in this process (the child side of runReplayBench). */
 export function replayHistory(name: string, file: string, reps: number, onProgress?: ReplayProgress): ReplayResult {
