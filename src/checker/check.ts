@@ -121,7 +121,7 @@ export interface StaleReadFinding {
  * Whether a stale read matches one of states[0..visible) (oldest first), searched newest first: the state
  * at the revision it names (or its header revision, for a serializable read), or else any of them.
  */
-export function staleReadProblem(op: Operation, states: readonly ModelState[], visible: number, opts: ModelOptions, certainty?: StaleReadCertainty): StaleReadFinding {
+export function staleReadProblem(op: Operation, states: readonly ModelState[], visible: number, opts: ModelOptions & { initialRevision?: number }, certainty?: StaleReadCertainty): StaleReadFinding {
   const request = op.request as RangeRequest;
   const response = op.response as RangeResponse;
   const fresh: RangeRequest = { type: 'range', key: request.key };
@@ -134,6 +134,9 @@ export function staleReadProblem(op: Operation, states: readonly ModelState[], v
   if (response.count !== undefined) body.count = response.count;
   // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
   const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;
+  // A revision before the history's start (a run's: before it cleared its prefix) names a state the history
+  // does not hold, so there is nothing to judge the read against: neither evidence nor a doubt.
+  if (wanted !== undefined && wanted < (opts.initialRevision ?? 1)) return { reason: undefined, exhausted: false, uncertain: false };
   const unresolved = certainty?.unresolvedBefore ?? false;
   const certainStates = certainty?.certainStates ?? Infinity;
   let previous: ModelState | undefined;

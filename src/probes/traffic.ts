@@ -25,6 +25,8 @@ export interface TrafficEnvironment {
 /** What one client remembers between requests. */
 export interface ClientMemory {
   lastRevision: number;
+  /** The oldest revision a past-revision read may name: the run's start (the history holds no state before it). */
+  firstRevision: number;
   modRevisions: Map<string, number>;
   lease: string | undefined;
   lastFailed: boolean;
@@ -39,8 +41,8 @@ export interface TrafficClient {
 
 export type Action = (env: TrafficEnvironment, client: TrafficClient) => Promise<void>;
 
-export function newClientMemory(): ClientMemory {
-  return { lastRevision: 0, modRevisions: new Map(), lease: undefined, lastFailed: false };
+export function newClientMemory(firstRevision = 1): ClientMemory {
+  return { lastRevision: 0, firstRevision, modRevisions: new Map(), lease: undefined, lastFailed: false };
 }
 
 /** mulberry32: small, fast and good enough to draw traffic reproducibly from a seed. */
@@ -155,10 +157,10 @@ const prefixRange = (prefix: string): { key: string; end: string } => ({ key: pr
 
 /** A stale read: serializable, or at a revision the client saw recently (may be compacted: a definite error). */
 function staleRead(client: TrafficClient, range: { key: string; end?: string }): EtcdRequest {
-  const { lastRevision } = client.memory;
+  const { lastRevision, firstRevision } = client.memory;
   if (lastRevision > 1 && client.random() < 0.5) {
     const back = Math.floor(client.random() * 3);
-    return { type: 'range', ...range, revision: Math.max(1, lastRevision - back) };
+    return { type: 'range', ...range, revision: Math.max(1, firstRevision, lastRevision - back) };
   }
   return { type: 'range', ...range, serializable: true };
 }

@@ -523,7 +523,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       const random = seededRandom(spec.seed * 1009 + i);
       const trafficClient: TrafficClient = {
         random,
-        memory: newClientMemory(),
+        memory: newClientMemory(initialRevision),
         execute: async (request) => {
           if (isStopped()) return stoppedResult;
           await limiter.acquire();

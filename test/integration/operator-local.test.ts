@@ -209,13 +209,7 @@ spec:
   await kubectl(['-n', namespace, 'delete', 'robustnessrun', 'bad-member', '--wait=true', '--timeout=60s']);
 });
 
-/**
- * A run that is still going when its cluster is deleted (faults every few seconds). Without serializable
- * reads: in 2 of 4 CI runs (never in 6 local ones) this run's offline check reported a stale read that
- * matches no state ("stale read of /etcd-robustness/doomed/key6-0 does not match the state at revision
- * 993"), under investigation; this test is about how a deletion ends a run, not about stale reads, which
- * the checker and bug-suite tests cover.
- */
+/** A run that is still going when its cluster is deleted (faults every few seconds). */
 const doomedRun = `apiVersion: etcd.robustness.io/v1alpha1
 kind: RobustnessRun
 metadata:
@@ -226,9 +220,6 @@ spec:
   mode: exclusive
   duration: 5m
   traffic:
-    weights:
-      staleGet: 0
-      staleList: 0
     qps:
       target: 100
   faults:

@@ -75,3 +75,22 @@ describe('stale reads against states that unresolved unknown-outcome writes leav
     assert.deepEqual(verdicts(history([putX, unknownDelete, op(3, 40, 50, serializableList, shows), later], meta)), ['inconclusive', 'inconclusive']);
   });
 });
+
+// Seen in CI (a run cut short by its cluster's deletion): the run cleared its prefix at revision 953 and a
+// client asked for revision 952, two below the first revision it had seen. The history holds no state
+// before its start, so the read proves nothing either way; the whole check used to call it a violation.
+describe('stale reads at revisions before the history starts', () => {
+  const started = { ...meta, initialRevision: 10 };
+  const putX: Operation = op(1, 0, 10, put('/p/x', '1'), rev(11));
+
+  test('a read before the start revision is not judged (whatever it shows), in both checks', () => {
+    const shows = kvs([{ key: '/p/old', value: 'left by an earlier run', modRevision: 5, createRevision: 5, version: 1 }], 12);
+    assert.deepEqual(verdicts(history([putX, op(2, 20, 30, atRevision(9), kvs([], 12)), op(3, 20, 30, atRevision(8), shows)], started)), ['linearizable', 'linearizable']);
+  });
+
+  test('a read at the start revision itself is judged: the run cleared its prefix there', () => {
+    const shows = kvs([{ key: '/p/old', value: 'left by an earlier run', modRevision: 5, createRevision: 5, version: 1 }], 12);
+    assert.deepEqual(verdicts(history([putX, op(2, 20, 30, atRevision(10), shows)], started)), ['violation', 'violation']);
+    assert.deepEqual(verdicts(history([putX, op(2, 20, 30, atRevision(10), kvs([], 12))], started)), ['linearizable', 'linearizable']);
+  });
+});

@@ -175,6 +175,28 @@ describe('traffic profiles', () => {
   });
 });
 
+describe('past-revision reads', () => {
+  test('never name a revision before the run started (the history holds no state there)', async () => {
+    const profile = resolveProfile({ profile: 'etcd', weights: { staleGet: 1 }, keys: 4, valueSize: 16 });
+    const env: TrafficEnvironment = { prefix, profile, keys: new KeyPool(prefix, profile.keys), values: new UniqueValues(profile.valueSize), leaseTtlSeconds: 600 };
+    const asked: number[] = [];
+    const memory = newClientMemory(10);
+    memory.lastRevision = 11; // what a client knows right after the run's first write
+    const client: TrafficClient = {
+      random: seededRandom(7),
+      memory,
+      execute: (request: EtcdRequest): Promise<Outcome> => {
+        if (request.type === 'range' && request.revision !== undefined) asked.push(request.revision);
+        return Promise.resolve({ kind: 'ok', response: { revision: 11, kvs: [], count: 0 } });
+      },
+    };
+    for (let i = 0; i < 200; i++) await actionFor('staleGet', profile)(env, client);
+    assert.ok(asked.length > 20, `past-revision reads were drawn (${asked.length})`);
+    assert.ok(asked.every((r) => r >= 10), `revisions asked: ${[...new Set(asked)].join(', ')}`);
+    assert.ok(asked.includes(10), 'the start revision itself may be read');
+  });
+});
+
 describe('rate limiter', () => {
   test('admits one request at once, then one per 1/target seconds; burst caps saved tokens', async () => {
     let now = 0;
