@@ -15,6 +15,10 @@ export class MinHeap<T> {
     return this.items[0];
   }
 
+  clear(): void {
+    this.items.length = 0;
+  }
+
   /** The items in heap order (not sorted). */
   values(): readonly T[] {
     return this.items;

@@ -23,14 +23,21 @@
  * otherwise the search carries on to the end of the stream. In shared
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
+ *
+ * Stale reads (serializable, or at a past revision) are not linearized. In exclusive mode, while the
+ * revision order has the stream, each is checked against the state at the revision it names once every
+ * write up to that revision is placed (that state is then the only one the history allows, as the
+ * offline check's certain case). A read whose state is no longer kept, or that arrives while a search
+ * has the stream, is left to the offline check, which judges every stale read (check.ts).
  */
 import { isWriteRequest, type ClusterMode, type EtcdResponse, type Operation, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
 import { roleOf } from './linearize.ts';
 import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
 import { percentilesOf } from '../percentiles.ts';
-import type { ModelOptions, ModelState } from './model.ts';
-import { closeWindow } from './check.ts';
+import { summarize, type ModelOptions, type ModelState } from './model.ts';
+import { closeWindow, staleReadProblem } from './check.ts';
+import { MinHeap } from '../min-heap.ts';
 import { explainsEvents, RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
@@ -171,6 +178,10 @@ export class LiveChecker {
   /** Watch events by revision, as first delivered, from the revision the order is at on. */
   private readonly events = new Map<number, { time: number; events: WatchEvent[] }>();
   private readonly model: ModelOptions;
+  /** Exclusive mode: stale reads waiting for every write up to the revision they name to be placed. */
+  private readonly staleReads = new MinHeap<{ index: number; op: Operation; revision: number }>((a, b) => a.revision < b.revision);
+  /** The first stale read that matches no state it could have read (the live verdict is then a violation). */
+  private staleViolation: ViolationEvidence | undefined;
 
   constructor(options: LiveCheckerOptions = {}) {
     this.options = options;
@@ -238,6 +249,9 @@ export class LiveChecker {
       this.order!.addUnknown(index, op);
       if (isWriteRequest(op.request) || op.request.type === 'leaseRevoke') this.unknownWriters.set(index, op);
       this.awaitObservation(index, op);
+    } else if (role === 'stale' && this.mode === 'exclusive') {
+      const revision = staleReadRevision(op);
+      if (revision !== undefined) this.staleReads.push({ index, op, revision });
     }
     this.fillGaps();
     this.afterChange();
@@ -324,13 +338,14 @@ export class LiveChecker {
   }
 
   get verdict(): Verdict {
+    if (this.staleViolation) return 'violation';
     if (this.search) return this.search.verdict;
     if (this.window) return this.window.search.verdict;
     return this.leftToOffline !== undefined ? 'inconclusive' : 'linearizable';
   }
 
   get violation(): ViolationEvidence | undefined {
-    return (this.search ?? this.window?.search)?.violation;
+    return this.staleViolation ?? (this.search ?? this.window?.search)?.violation;
   }
 
   get inconclusiveReason(): string | undefined {
@@ -512,6 +527,7 @@ export class LiveChecker {
    */
   private afterChange(): void {
     const order = this.order;
+    if (order && !order.failure && !this.search && !this.window) this.checkStaleReads(order);
     if (!order?.failure || this.search || this.window || this.leftToOffline !== undefined) return;
     const { failure } = order;
     if (!failure.pinned) {
@@ -590,6 +606,27 @@ export class LiveChecker {
     this.search = this.window!.search;
     this.window = undefined;
     this.pushedAt.clear();
+    this.staleReads.clear();
   }
 
+  /** Checks the stale reads whose revision every placed write has reached (see the header). */
+  private checkStaleReads(order: RevisionOrder): void {
+    const placed = order.placedRevision;
+    for (let next = this.staleReads.peek(); next !== undefined && next.revision <= placed; next = this.staleReads.peek()) {
+      this.staleReads.pop();
+      const state = order.stateAt(next.revision);
+      // No longer kept (or before the order's start): the offline check judges it.
+      if (state === undefined || this.staleViolation) continue;
+      const { reason } = staleReadProblem(next.op, [state], 1, { ...this.model, initialRevision: this.options.initialRevision ?? 1 });
+      if (reason !== undefined) this.staleViolation = { prefix: [], unplaceable: [next.index], states: [summarize(state)], reason: `${reason} (operation ${next.index})` };
+    }
+  }
+
+}
+
+/** The revision whose state a stale read shows: the one it asked for, else (serializable) its header's. */
+function staleReadRevision(op: Operation): number | undefined {
+  if (op.request.type !== 'range' || op.response === undefined || op.return === null) return undefined;
+  const revision = op.request.revision || (op.response as { revision?: number }).revision;
+  return revision === undefined || revision <= 0 ? undefined : revision;
 }

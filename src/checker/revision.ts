@@ -377,6 +377,19 @@ export class RevisionOrder {
     return this.provisional;
   }
 
+  /** The state at a revision, if still kept (kept states are in revision order: a binary search). */
+  stateAt(revision: number): ModelState | undefined {
+    const kept = this.kept;
+    let lo = 0;
+    let hi = kept.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (kept[mid]!.revision < revision) lo = mid + 1;
+      else hi = mid;
+    }
+    return kept[lo]?.revision === revision ? kept[lo]!.state : undefined;
+  }
+
   /** The state before a kept revision (for explaining its events), if still kept. */
   stateBefore(revision: number): ModelState | undefined {
     return this.keptAt(revision - 1)?.state;

@@ -304,3 +304,56 @@ describe('the live checker on the revision path', () => {
     assert.match(live.stats().searchReason ?? '', /was called after operation 1 had returned at revision 3/);
   });
 });
+
+describe('the live checker judges stale reads on the revision path', () => {
+  const staleGet = (client: number, call: number, ret: number, key: string, value: string | undefined, revision: number, at?: number): Operation => ({
+    client,
+    call,
+    return: ret,
+    request: at === undefined ? { type: 'range', key, serializable: true } : { type: 'range', key, revision: at },
+    response: { revision, kvs: value === undefined ? [] : [{ key, value, modRevision: revision }] },
+  });
+
+  test('a serializable read at an older revision that shows that revision\'s state passes', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    live.push(put(1, 11, 20, 'a', 'y', 3));
+    live.push(staleGet(2, 15, 21, 'a', 'x', 2)); // a lagging member answered at revision 2
+    live.advance(22);
+    assert.equal(live.verdict, 'linearizable');
+    assert.equal(live.finish(), 'linearizable');
+  });
+
+  test('one whose content does not match the state at its header revision is a violation, naming the read, as offline', () => {
+    const ops = [put(1, 0, 10, 'a', 'x', 2), put(1, 11, 20, 'a', 'y', 3), staleGet(2, 15, 21, 'a', 'y', 2)];
+    const live = new LiveChecker();
+    for (const op of ops) live.push(op);
+    live.advance(22);
+    assert.equal(live.verdict, 'violation');
+    assert.deepEqual(live.violation?.unplaceable, [2]);
+    assert.match(live.violation?.reason ?? '', /^stale read of a does not match the state at revision 2 \(operation 2\)/);
+    assert.deepEqual(live.violation?.states[0]?.kvs.map((kv) => kv.value), ['x']);
+    assert.equal(checkLinearizability(exclusive(ops)).verdict, 'violation');
+  });
+
+  test('a read at a past revision waits until every write up to it is placed, then is judged', () => {
+    const live = new LiveChecker();
+    live.push(put(1, 0, 10, 'a', 'x', 2));
+    // Revision 3's write is still in flight: a read naming it cannot be judged yet.
+    live.push(staleGet(2, 12, 14, 'a', 'x', 4, 3));
+    live.advance(11);
+    assert.equal(live.verdict, 'linearizable');
+    live.push(put(3, 11, 15, 'a', 'y', 3)); // revision 3 holds "y": the read showed "x"
+    live.advance(16);
+    assert.equal(live.verdict, 'violation');
+    assert.match(live.violation?.reason ?? '', /does not match the state at revision 3/);
+  });
+
+  test('a read naming a revision before the stream started is not judged', () => {
+    const live = new LiveChecker({ initialRevision: 10 });
+    live.push(put(1, 0, 10, 'a', 'x', 11));
+    live.push(staleGet(2, 12, 14, 'a', 'left over', 11, 9));
+    live.advance(15);
+    assert.equal(live.finish(), 'linearizable');
+  });
+});
