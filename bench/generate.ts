@@ -15,27 +15,17 @@
 import type { EtcdRequest, EtcdResponse, History, HistoryMeta, Operation, RangeResponse } from '../src/domain/index.ts';
 // The sequential store the simulation applies operations to: the same independent oracle the property
 // tests use.
+import { seededRandom } from '../src/random.ts';
 import { EtcdSimulator } from '../test/helpers/etcd-simulator.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Randomness
 
-/** mulberry32: a small, fast 32-bit PRNG; the same seed always gives the same sequence. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class Rng {
   private readonly next: () => number;
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.next = seededRandom(seed);
   }
   /** Uniform in [0, 1). */
   float(): number {

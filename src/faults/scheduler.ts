@@ -11,7 +11,7 @@
  * the cluster recovers before the final checks.
  */
 import type { FaultChoice, FaultsSpec, PlannedFault } from '../domain/faults.ts';
-import { seededRandom } from '../probes/traffic.ts';
+import { seededRandom } from '../random.ts';
 import { faultDefinition } from './catalog.ts';
 
 /** The end of the run left without faults (ms). */

@@ -10,6 +10,9 @@ import type { EtcdOperationKind, EtcdRequest, EtcdResponse, KubernetesOperationK
 import { isErrorResponse, prefixEnd } from '../domain/index.ts';
 import type { Outcome } from './recording-client.ts';
 
+// The traffic's seeded draws (re-exported: the probes' surface has always offered it).
+export { seededRandom } from '../random.ts';
+
 /** Shared by every client of a run. */
 export interface TrafficEnvironment {
   readonly prefix: string;
@@ -45,17 +48,6 @@ export function newClientMemory(firstRevision = 1): ClientMemory {
   return { lastRevision: 0, firstRevision, modRevisions: new Map(), lease: undefined, lastFailed: false };
 }
 
-/** mulberry32: small, fast and good enough to draw traffic reproducibly from a seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export class UniqueValues {
   private counter = 0;

@@ -5,6 +5,7 @@
  */
 import type { EtcdRequest } from '../../src/domain/index.ts';
 import type { RecordingClient } from '../../src/probes/index.ts';
+import { seededRandom } from '../../src/random.ts';
 
 export interface TrafficStats {
   ok: number;
@@ -15,15 +16,7 @@ export interface TrafficStats {
 export async function runTraffic(clients: RecordingClient[], options: { prefix: string; keys: number; until: () => boolean; seed: number }): Promise<TrafficStats> {
   const stats: TrafficStats = { ok: 0, failed: 0, unknown: 0 };
   let counter = 0;
-  let seed = options.seed;
-  const random = (): number => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(options.seed);
   const key = (): string => `${options.prefix}${Math.floor(random() * options.keys)}`;
   const loop = async (client: RecordingClient, id: number): Promise<void> => {
     let lastMod = 0;

@@ -7,20 +7,16 @@
  * so a run is reproducible from its configuration.
  */
 import type { GateResult, RobustnessRunStatus, UpgradeGateSpec, UpgradeStatus } from '../../src/domain/index.ts';
+import { Mulberry32 } from '../../src/random.ts';
 import type { UpgradeDecision, UpgradeInput, UpgradeMember } from '../../src/controller/etcdcluster/upgrade-plan.ts';
 
 export class Rng {
-  private state: number;
+  private readonly generator: Mulberry32;
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.generator = new Mulberry32(seed);
   }
-  /** mulberry32. */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.generator.next();
   }
   int(n: number): number {
     return Math.floor(this.next() * n);

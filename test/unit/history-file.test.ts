@@ -8,22 +8,15 @@ import fc from 'fast-check';
 import { HistoryFormatError, parseHistory, serializeHistory, serializeWatchResponseLine } from '../../src/checker/parse.ts';
 import type { FaultEvent, History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
 import { HistoryDirectoryError, HistoryFileWriter, HistoryWriteError, readHistoryDirectory, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
+import { seededRandom } from '../../src/random.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-history-file-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 let dirs = 0;
 const freshDir = (): string => path.join(root, `h${++dirs}`);
 
-/** A small deterministic PRNG (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so failures reproduce. */
+const random = seededRandom;
 
 const meta: HistoryMeta = { kind: 'meta', seed: 7, cluster: 'default/main', mode: 'exclusive', prefix: '/k/' };
 

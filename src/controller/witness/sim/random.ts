@@ -3,6 +3,7 @@
  * Independent streams (network, faults, workload, raft timers, operators) are forked by label, so adding
  * a draw to one stream does not shift the others.
  */
+import { Mulberry32 } from '../../../random.ts';
 
 /** splitmix32: spreads a seed (or a seed and a label) over 32 bits. */
 function mix(x: number): number {
@@ -19,19 +20,15 @@ function hashLabel(label: string): number {
 }
 
 export class Random {
-  private state: number;
+  private readonly generator: Mulberry32;
 
   constructor(seed: number) {
-    this.state = mix(seed >>> 0);
+    this.generator = new Mulberry32(mix(seed >>> 0));
   }
 
   /** A uniform float in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) | 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.generator.next();
   }
 
   /** A whole number in [lo, hi). */
@@ -50,7 +47,7 @@ export class Random {
 
   /** An independent stream for `label`, drawn from this one's current state (deterministic). */
   fork(label: string): Random {
-    return new Random(mix(this.state ^ hashLabel(label)));
+    return new Random(mix(this.generator.state ^ hashLabel(label)));
   }
 }
 
