@@ -66,6 +66,8 @@ export async function runScenario(spec: BugSpec, release: string, role: 'affecte
     '--progress-interval',
     '10s',
     ...(duration === undefined ? [] : ['--duration', duration]),
+    // "=" joins them: a value starting with "--" would otherwise read as another option.
+    ...(spec.etcdFlags ?? []).map((flag) => `--etcd-flag=${flag}`),
     path.join(spec.dir, 'run.yaml'),
   ];
   const base = { issue: spec.issue, release, role, seed };

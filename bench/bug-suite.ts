@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { etcdFlagProblem } from '../src/local/runtime.ts';
 import { checkNames } from '../src/run/metrics.ts';
 import { median } from './options.ts';
 
@@ -22,6 +23,8 @@ export interface BugSpec {
   fixed: string;
   /** The violation kinds that count as catching the bug (any of them). */
   expect: ViolationKind[];
+  /** Extra etcd flags for every member (`run --local --etcd-flag`), e.g. `--snapshot-count=10`; absent: none. */
+  etcdFlags?: string[];
   /** The bug's folder, holding run.yaml. */
   dir: string;
 }
@@ -54,7 +57,7 @@ export function parseBugSpec(text: string, file: string, dir: string): BugSpec {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BugSpecError(file, 'must be a JSON object');
   const o = raw as Record<string, unknown>;
-  const known = new Set(['issue', 'title', 'members', 'affected', 'fixed', 'expect']);
+  const known = new Set(['issue', 'title', 'members', 'affected', 'fixed', 'expect', 'etcdFlags']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new BugSpecError(file, `unknown field "${key}" (known: ${[...known].join(', ')})`);
   const issue = o['issue'];
   if (typeof issue !== 'number' || !Number.isSafeInteger(issue) || issue <= 0) throw new BugSpecError(file, '"issue" must be a positive integer (the etcd issue number)');
@@ -76,7 +79,15 @@ export function parseBugSpec(text: string, file: string, dir: string): BugSpec {
   for (const kind of expect) {
     if (typeof kind !== 'string' || !isKind(kind)) throw new BugSpecError(file, `"expect": unknown violation kind ${JSON.stringify(kind)} (linearizability, staleRead, hashKV or watch:<property>)`);
   }
-  return { issue, title, members, affected, fixed, expect: expect as string[], dir };
+  const etcdFlags = o['etcdFlags'];
+  if (etcdFlags !== undefined) {
+    if (!Array.isArray(etcdFlags)) throw new BugSpecError(file, '"etcdFlags" must be a list of etcd flags such as "--snapshot-count=10"');
+    for (const flag of etcdFlags) {
+      const problem = typeof flag === 'string' ? etcdFlagProblem(flag) : `an etcd flag must be a string, got ${JSON.stringify(flag)}`;
+      if (problem !== undefined) throw new BugSpecError(file, `"etcdFlags": ${problem}`);
+    }
+  }
+  return { issue, title, members, affected, fixed, expect: expect as string[], ...(etcdFlags === undefined ? {} : { etcdFlags: etcdFlags as string[] }), dir };
 }
 
 /** Every bug under `root` (examples/bugs), by issue number; `only` picks some (an unknown one is an error). */

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.ts';
-import { LocalMemberRuntime, reclaimScratch } from '../local/index.ts';
+import { etcdFlagProblem, LocalMemberRuntime, reclaimScratch } from '../local/index.ts';
 import { etcdBinariesAt, etcdReleaseBinaries } from '../local/release-binaries.ts';
 import { logger } from '../log.ts';
 import { executeRun } from '../run/engine.ts';
@@ -44,6 +44,11 @@ Options:
   --metrics-port PORT     Serve /metrics on this port (default 0: a free port, printed).
   --metrics-address ADDR  Address to serve /metrics on (default 127.0.0.1).
   --progress-interval D   Progress line interval (default 1s on a terminal, 5s otherwise).
+  --etcd-flag=--NAME=VALUE
+                          An extra flag for every etcd member (repeatable), written with "=" after
+                          --etcd-flag, e.g. --etcd-flag=--snapshot-count=10. It replaces a flag of the
+                          same name the local runtime sets; the members' names, data folders, URLs and
+                          cluster stay the runtime's. An etcd that does not know the flag refuses to start.
 
 Exit code: 0 passed (linearizable, the faults applied, the traffic at its minimum, not stopped early),
 1 violation, 2 inconclusive or stopped early (Ctrl-C), 64 usage or manifest error.
@@ -66,6 +71,7 @@ interface RunArgs {
   metricsPort: number;
   metricsAddress: string;
   progressIntervalMs: number;
+  etcdFlags: string[];
 }
 
 function parseRunArgs(argv: string[]): RunArgs | 'help' {
@@ -85,6 +91,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
         'metrics-port': { type: 'string', default: '0' },
         'metrics-address': { type: 'string', default: '127.0.0.1' },
         'progress-interval': { type: 'string' },
+        'etcd-flag': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -99,6 +106,11 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
   if (![1, 3, 5].includes(members)) throw new RunUsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
   const port = Number(values['metrics-port']);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunUsageError(`run: --metrics-port must be a port number, got "${values['metrics-port']}"`);
+  const etcdFlags = values['etcd-flag'] ?? [];
+  for (const flag of etcdFlags) {
+    const problem = etcdFlagProblem(flag);
+    if (problem !== undefined) throw new RunUsageError(`run: --etcd-flag: ${problem}`);
+  }
   const duration = (flag: string, text: string): number => {
     try {
       const ms = parseDuration(text);
@@ -119,6 +131,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     metricsPort: port,
     metricsAddress: values['metrics-address'],
     progressIntervalMs: values['progress-interval'] === undefined ? (process.stderr.isTTY ? 1000 : 5000) : duration('--progress-interval', values['progress-interval']),
+    etcdFlags,
   };
 }
 
@@ -175,7 +188,13 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
   // Fault agents (with peer proxies) beside each member when the run injects faults.
   const withFaults = run.spec.faults !== undefined && run.spec.faults.choices.length > 0;
   const binaries = args.etcd === undefined ? undefined : /^v\d/.test(args.etcd) ? etcdReleaseBinaries(args.etcd) : etcdBinariesAt(args.etcd);
-  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true, ...(withFaults ? { agents: {} } : {}), ...(binaries ? { binaries } : {}) });
+  const runtime = new LocalMemberRuntime({
+    size: args.members,
+    failpoints: true,
+    ...(withFaults ? { agents: {} } : {}),
+    ...(binaries ? { binaries } : {}),
+    ...(args.etcdFlags.length > 0 ? { etcdFlags: args.etcdFlags } : {}),
+  });
   const registry = new Registry();
   const abort = new AbortController();
   let interrupts = 0;
@@ -199,6 +218,7 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
     // Before any traffic: a fault aimed at a member this cluster does not have is a manifest error.
     checkRunMembers(run, runtime.members().map((m) => m.name), args.file);
     out(`cluster: ${runtime.clusterName}, etcd ${runtime.etcdVersion}, members ${runtime.members().map((m) => `${m.name}=${m.endpoint}`).join(' ')}`);
+    if (args.etcdFlags.length > 0) out(`etcd flags: ${args.etcdFlags.join(' ')}`);
     const faults = run.spec.faults ? `faults ${run.spec.faults.choices.map((c) => c.fault).join(',')} (up to ${run.spec.faults.maxConcurrentFaults} at once)` : 'no faults';
     out(`run: ${run.metadata.name}, profile ${run.spec.traffic.profile}, ${run.spec.durationMs / 1000}s at ${run.spec.traffic.qps.target} QPS, ${faults}, seed ${run.spec.seed}, report ${reportDir}`);
     const tty = process.stderr.isTTY;

@@ -81,7 +81,13 @@ export interface RobustnessRunSpecInput {
   prefix?: string;
   seed?: number;
   traffic?: TrafficInput;
-  watch?: { enabled?: boolean; progressNotify?: boolean; progressInterval?: string; perMember?: boolean };
+  watch?: {
+    enabled?: boolean;
+    progressNotify?: boolean;
+    progressInterval?: string;
+    perMember?: boolean;
+    reopen?: { interval?: string; lifetime?: string; revisionOffset?: { min?: number; max?: number } };
+  };
   checks?: { linearizability?: boolean; watch?: boolean; hashKV?: boolean };
   abortOnViolation?: boolean;
   selfTest?: { staleReads?: { member?: string } };

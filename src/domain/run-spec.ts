@@ -86,6 +86,21 @@ export interface WatchSpec {
   progressIntervalMs: number;
   /** One watch per member (true) or a single watch over all members. */
   perMember: boolean;
+  /** Extra short-lived watches opened at past or future revisions; absent: none. */
+  reopen?: WatchReopenSpec;
+}
+
+/**
+ * Every interval, one extra watch (on each member when perMember, else over all members) from the newest
+ * revision the run has seen plus an offset drawn from the run's seed in [min, max], as etcd's robustness
+ * traffic does (RevisionOffsetRange): negative offsets watch the past (below a compaction, etcd cancels the
+ * watch and the probe resumes exactly at the compaction revision), positive ones the future.
+ */
+export interface WatchReopenSpec {
+  intervalMs: number;
+  /** How long each extra watch stays open. */
+  lifetimeMs: number;
+  revisionOffset: { min: number; max: number };
 }
 
 export interface ChecksSpec {

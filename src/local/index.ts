@@ -3,7 +3,7 @@
 export { etcdBinaries, kubeBinaries, packageRoot, BinaryNotFoundError } from './binaries.ts';
 export type { EtcdBinaries, EtcdSeries, KubeBinaries } from './binaries.ts';
 export { etcdClientTlsFlags, etcdMemberFlags, LocalEtcdCluster, LocalEtcdMember, EtcdStartError } from './etcd-cluster.ts';
-export { LocalMemberRuntime } from './runtime.ts';
+export { etcdFlagName, etcdFlagProblem, LocalMemberRuntime, withEtcdFlags } from './runtime.ts';
 export type { LocalClientTlsFiles, LocalClusterOptions, MemberAddresses, MemberStart } from './etcd-cluster.ts';
 export { ManagedProcess, logTail } from './process.ts';
 export type { ProcessExit, ProcessOptions } from './process.ts';

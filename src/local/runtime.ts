@@ -19,6 +19,11 @@ export interface LocalMemberRuntimeOptions {
   agents?: { token?: string; maxTtl?: string };
   /** Serve the members' client URLs over TLS (https) with these files; clientTls then carries the CA. */
   clientTls?: LocalClientTlsFiles;
+  /**
+   * Extra etcd flags for every member (`--name=value`, checked by etcdFlagProblem), as a scenario needs them
+   * (`run --local --etcd-flag`); one that names a flag of faultReachFlags replaces it.
+   */
+  etcdFlags?: readonly string[];
 }
 
 export class LocalMemberRuntime implements MemberRuntime {
@@ -26,6 +31,7 @@ export class LocalMemberRuntime implements MemberRuntime {
   readonly created = true;
   private cluster: LocalEtcdCluster | undefined;
   private readonly options: LocalClusterOptions;
+  private readonly etcdFlags: readonly string[];
 
   constructor(options: LocalMemberRuntimeOptions) {
     this.clusterName = options.name ?? 'local';
@@ -34,6 +40,7 @@ export class LocalMemberRuntime implements MemberRuntime {
     if (options.dataRoot !== undefined) this.options.dataRoot = options.dataRoot;
     if (options.agents) this.options.agents = { ...options.agents };
     if (options.clientTls) this.options.clientTls = { ...options.clientTls };
+    this.etcdFlags = [...(options.etcdFlags ?? [])];
   }
 
   async create(): Promise<void> {
@@ -44,6 +51,7 @@ export class LocalMemberRuntime implements MemberRuntime {
       options.binaries = binaries;
       options.extraArgs = [...(options.extraArgs ?? []), ...faultReachFlags(binaries.etcd)];
     }
+    if (this.etcdFlags.length > 0) options.extraArgs = withEtcdFlags(options.extraArgs ?? [], this.etcdFlags);
     this.cluster = await LocalEtcdCluster.start(options);
   }
 
@@ -126,4 +134,39 @@ export function faultReachFlags(etcd: string): string[] {
       ['--experimental-snapshot-catchup-entries', '50'],
     ]),
   ];
+}
+
+/** The flags the local runtime sets itself (identity, data, URLs, cluster): a per-run flag may not change them. */
+const runtimeOwnedFlags = new Set([
+  '--name',
+  '--data-dir',
+  '--wal-dir',
+  '--listen-client-urls',
+  '--advertise-client-urls',
+  '--listen-peer-urls',
+  '--initial-advertise-peer-urls',
+  '--initial-cluster',
+  '--initial-cluster-state',
+  '--initial-cluster-token',
+]);
+
+/** The `--name` part of `--name=value`. */
+export function etcdFlagName(flag: string): string {
+  const equals = flag.indexOf('=');
+  return equals < 0 ? flag : flag.slice(0, equals);
+}
+
+/** Why a per-run etcd flag cannot be passed (undefined when it can): `--name=value`, or `--name` for a boolean. */
+export function etcdFlagProblem(flag: string): string | undefined {
+  const name = etcdFlagName(flag);
+  if (!name.startsWith('--')) return `an etcd flag must start with "--" (e.g. --snapshot-count=10), got "${flag}"`;
+  if (!/^--[a-z0-9][a-z0-9-]*$/.test(name)) return `"${name}" is not an etcd flag name (lowercase letters, digits and "-" after "--")`;
+  if (runtimeOwnedFlags.has(name)) return `${name} is set by the local runtime for each member and cannot be changed`;
+  return undefined;
+}
+
+/** `base` with `flags` appended, dropping any flag of `base` that `flags` names again. */
+export function withEtcdFlags(base: readonly string[], flags: readonly string[]): string[] {
+  const names = new Set(flags.map(etcdFlagName));
+  return [...base.filter((flag) => !names.has(etcdFlagName(flag))), ...flags];
 }

@@ -30,6 +30,7 @@ import { HistoryRecorder, type Clock } from '../probes/recorder.ts';
 import { RecordingClient, recordingEtcdClient, type Outcome } from '../probes/recording-client.ts';
 import { KeyPool, newClientMemory, runClient, seededRandom, UniqueValues, type TrafficClient, type TrafficEnvironment } from '../probes/traffic.ts';
 import { WatchProbe } from '../probes/watch-probe.ts';
+import { runWatchReopens } from '../probes/watch-reopen.ts';
 import { checkHistoryInWorker, HistoryReadBackError, LiveCheckerWorker } from './checker-worker.ts';
 import type { RunMetrics } from './metrics.ts';
 import { RecoveryTracker, summarizeRecoveries, type FaultRecovery, type RecoverySummary } from './recovery.ts';
@@ -617,6 +618,27 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
       );
     }
 
+    // Extra short-lived watches at past or future revisions (spec.watch.reopen), from the run's seed.
+    const reopen = spec.watch.enabled ? spec.watch.reopen : undefined;
+    // One client per target, shared by its reopened watches (each watch is its own gRPC Watch call).
+    const reopenTargets: { etcd: Etcd3; member: string | undefined }[] =
+      reopen === undefined ? [] : spec.watch.perMember ? members.map((m) => ({ etcd: client([m.endpoint]), member: m.name })) : [{ etcd: client(spreadHosts), member: undefined }];
+    const reopens =
+      reopen === undefined
+        ? Promise.resolve(0)
+        : runWatchReopens({
+            spec: reopen,
+            random: seededRandom(spec.seed * 7919 + 17),
+            newestRevision: () => maxRevision,
+            targets: reopenTargets,
+            open: (t, startRevision) => startWatch(t.etcd, prefix, startRevision, t.member),
+            signal: stop.signal,
+            maxOpen: 64,
+          }).catch((error: unknown) => {
+            logger.warn('reopened watches failed', { error: (error as Error).message });
+            return 0;
+          });
+
     // Progress, QPS guard and metrics every interval.
     const intervalMs = options.progressIntervalMs ?? 1000;
     let lastTick = performance.now();
@@ -695,6 +717,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     if (healSelfTest) await healSelfTest();
     phase('waiting for watches');
     await Promise.all(listWatches);
+    await reopens;
     metrics.active(false);
     const trafficMs = performance.now() - startedAt;
 

@@ -27,6 +27,7 @@ import type {
   ScheduleSpec,
   SelfTestSpec,
   TrafficSpec,
+  WatchReopenSpec,
   WatchSpec,
 } from '../domain/run-spec.ts';
 import { checkFaultParam, defaultFaultChoices, faultCatalog, faultDefinition, isFaultName, validateFaultParams } from '../faults/catalog.ts';
@@ -383,7 +384,9 @@ export const manifestFields = {
   'spec.traffic.clients': ['perMember', 'spread'],
   'spec.traffic.compaction': ['enabled', 'interval', 'allowShared'],
   'spec.traffic.defragment': ['enabled', 'interval', 'allowShared'],
-  'spec.watch': ['enabled', 'progressNotify', 'progressInterval', 'perMember'],
+  'spec.watch': ['enabled', 'progressNotify', 'progressInterval', 'perMember', 'reopen'],
+  'spec.watch.reopen': ['interval', 'lifetime', 'revisionOffset'],
+  'spec.watch.reopen.revisionOffset': ['min', 'max'],
   'spec.checks': ['linearizability', 'watch', 'hashKV'],
   'spec.selfTest': ['staleReads'],
   'spec.selfTest.staleReads': ['member'],
@@ -631,6 +634,35 @@ function readWatch(ctx: Context, spec: Section): WatchSpec {
     progressNotify: field(ctx, s, 'progressNotify', booleanRule) ?? true,
     progressIntervalMs: field(ctx, s, 'progressInterval', durationRule(100)) ?? 1000,
     perMember: field(ctx, s, 'perMember', booleanRule) ?? true,
+    ...readReopen(ctx, s),
+  };
+}
+
+/** Defaults of `reopen: {}`: etcd's robustness traffic draws its watch offsets in [-100, 100]. */
+export const watchReopenDefaults = { intervalMs: 1000, lifetimeMs: 5000, revisionOffset: { min: -100, max: 100 } } as const;
+
+/** The largest revision offset either way: far enough for any scenario, small enough to stay a number etcd takes. */
+const maxRevisionOffset = 1_000_000;
+
+function readReopen(ctx: Context, watch: Section): { reopen?: WatchReopenSpec } {
+  const s = child(ctx, watch, 'reopen', { allowed: manifestFields['spec.watch.reopen'] });
+  if (!s.present) return {};
+  const offsets = child(ctx, s, 'revisionOffset', { allowed: manifestFields['spec.watch.reopen.revisionOffset'] });
+  const offsetRule = integerIn(-maxRevisionOffset, maxRevisionOffset);
+  const min = field(ctx, offsets, 'min', offsetRule);
+  const max = field(ctx, offsets, 'max', offsetRule);
+  if (min !== undefined && max !== undefined && min > max) {
+    const maxEntry = offsets.entries.get('max');
+    report(ctx, maxEntry?.value ?? undefined, join(offsets.path, 'max'), `must not be below min (${min}), got ${max}`);
+  }
+  const defaults = watchReopenDefaults.revisionOffset;
+  return {
+    reopen: {
+      intervalMs: field(ctx, s, 'interval', durationRule(10, 3_600_000)) ?? watchReopenDefaults.intervalMs,
+      lifetimeMs: field(ctx, s, 'lifetime', durationRule(100, 3_600_000)) ?? watchReopenDefaults.lifetimeMs,
+      // A bound left out keeps its default unless that would put min above max (as the fault ranges do).
+      revisionOffset: { min: min ?? Math.min(defaults.min, max ?? defaults.min), max: max ?? Math.max(defaults.max, min ?? defaults.max) },
+    },
   };
 }
 

@@ -47,6 +47,11 @@ describe('bug specs', () => {
     bad({ expect: ['watch:sideways'] }, /unknown violation kind "watch:sideways"/);
     bad({ expect: [] }, /"expect" must be a non-empty list/);
     bad({ extra: 1 }, /unknown field "extra"/);
+    const flags = ['--snapshot-count=10', '--experimental-watch-progress-notify-interval=10ms'];
+    assert.deepEqual(parseBugSpec(JSON.stringify({ ...good, etcdFlags: flags }), 'bug.json', '/x/15220'), { ...good, etcdFlags: flags, dir: '/x/15220' });
+    bad({ etcdFlags: '--snapshot-count=10' }, /"etcdFlags" must be a list/);
+    bad({ etcdFlags: ['snapshot-count=10'] }, /"etcdFlags": an etcd flag must start with "--"/);
+    bad({ etcdFlags: [10] }, /"etcdFlags": an etcd flag must be a string, got 10/);
     bad({}, /"issue" is 15220 but the folder is 14370/, '/x/14370');
   });
 });

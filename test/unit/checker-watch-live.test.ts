@@ -50,3 +50,13 @@ describe('live watch checks', () => {
     assert.deepEqual(c.push(9, events(2, put('/q/x', 1))), []);
   });
 });
+
+describe('a watch opened at a future revision', () => {
+  test('an event below its start revision is reported as it arrives (etcd issue 20221)', () => {
+    const c = checker(50);
+    assert.deepEqual(c.push(1, progress(0, 30)), []);
+    const found = c.push(1, events(1, put('/p/a', 31)));
+    assert.deepEqual(found.map((v) => v.property), ['resumable']);
+    assert.deepEqual(c.push(1, events(2, put('/p/a', 50), put('/p/b', 50))), []);
+  });
+});

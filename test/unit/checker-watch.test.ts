@@ -607,3 +607,55 @@ describe('property: streams derived from a history', () => {
     });
   }
 });
+
+// ---- watches reopened at past or future revisions (spec.watch.reopen)
+
+describe('watches opened at past or future revisions', () => {
+  const from = (startRevision: number): WatchRequest => ({ ...ALL, startRevision, prevKV: true });
+
+  test('a watch from a future revision passes when it delivers exactly the events from its start on', () => {
+    assert.deepEqual(check([stream(from(6), response([ev(6, 'a', true), ev(6, 'c', true)]), response([ev(7, 'b', true)]))]), []);
+  });
+
+  test('a progress notification below a future watch start promises nothing and passes', () => {
+    assert.deepEqual(check([stream(from(9), progress(5), progress(7))]), []);
+    assert.deepEqual(check([stream(from(6), progress(4), response([ev(6, 'a', true), ev(6, 'c', true)]), response([ev(7, 'b', true)]))]), []);
+  });
+
+  test('a watch from a future revision that receives an older event fails (etcd issue 20221)', () => {
+    const violations = check([stream(from(6), response([ev(4, 'a', true)]), response([ev(6, 'a', true), ev(6, 'c', true)]), response([ev(7, 'b', true)]))]);
+    const violation = assertOne(violations, 'resumable', [ev(4, 'a', true)]);
+    assert.match(violation.message, /revision 4 was delivered to a watch from revision 6/);
+    // Without the history the stream alone still shows it.
+    assert.deepEqual(propertiesOf(check([stream(from(6), response([ev(4, 'a')]))], { committed: undefined })), ['resumable']);
+  });
+
+  test('an old event after the future watch has delivered newer ones fails as ordered too', () => {
+    const violations = check([stream(from(6), response([ev(6, 'a', true), ev(6, 'c', true)]), response([ev(5, 'b', true)]))]);
+    assert.deepEqual(propertiesOf(violations), ['ordered', 'resumable']);
+  });
+
+  test('a progress notification that runs ahead of a future watch events fails as bookmarkable', () => {
+    // From 5: the delete of b at 5 and the puts at 6 are owed before a notification at 6.
+    const violations = check([stream(from(5), progress(6))]);
+    assert.deepEqual(propertiesOf(violations), ['bookmarkable']);
+    assert.equal(violations.length, 3);
+  });
+
+  test('a watch from a past revision must start with the first event at or after it', () => {
+    const whole = stream(from(3), response([ev(3, 'b', true), ev(3, 'c', true)]), response([ev(4, 'a', true)]), response([ev(5, 'b', true)]));
+    assert.deepEqual(check([whole]), []);
+    const late = stream(from(3), response([ev(4, 'a', true)]), response([ev(5, 'b', true)]));
+    assert.deepEqual(propertiesOf(check([late])), ['resumable']);
+  });
+
+  test('resumed exactly at the compaction revision, the watch must deliver that revision (etcd issues 18089, 19179)', () => {
+    const cancelled = { ...stream(from(2), response([], { canceled: true, compactRevision: 5 })), id: 1 };
+    // At the compaction revision etcd can no longer read the previous version: no prevKV there.
+    const resumed = { ...stream(from(5), response([ev(5, 'b')]), response([ev(6, 'a', true), ev(6, 'c', true)])), id: 2 };
+    assert.deepEqual(check([cancelled, resumed], { compactRevision: 5 }), []);
+    const dropped = { ...stream(from(5), response([ev(6, 'a', true), ev(6, 'c', true)])), id: 2 };
+    const violations = check([cancelled, dropped], { compactRevision: 5 });
+    assert.deepEqual(violations.map((v) => [v.property, v.watch, v.events]), [['resumable', 2, [ev(5, 'b', true)]]]);
+  });
+});

@@ -51,6 +51,18 @@ describe('etcd-robustness CLI', () => {
     assert.match(result.stderr, /--members must be 1, 3 or 5, got "2"/);
   });
 
+  test('run --local --etcd-flag refuses a name without "--", one the runtime owns, and a missing "="', async () => {
+    const bare = await run(['run', '--local', '--etcd-flag=snapshot-count=10']);
+    assert.equal(bare.code, 64);
+    assert.match(bare.stderr, /--etcd-flag: an etcd flag must start with "--" \(e\.g\. --snapshot-count=10\), got "snapshot-count=10"/);
+    const owned = await run(['run', '--local', '--etcd-flag=--snapshot-count=10', '--etcd-flag=--data-dir=/tmp/x']);
+    assert.equal(owned.code, 64);
+    assert.match(owned.stderr, /--data-dir is set by the local runtime for each member and cannot be changed/);
+    const ambiguous = await run(['run', '--local', '--etcd-flag', '--snapshot-count=10']);
+    assert.equal(ambiguous.code, 64);
+    assert.match(ambiguous.stderr, /--etcd-flag=-XYZ/);
+  });
+
   test('an unknown option is a usage error naming it', async () => {
     const result = await run(['run', '--local', '--bogus']);
     assert.equal(result.code, 64);

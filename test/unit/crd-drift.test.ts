@@ -308,7 +308,7 @@ describe('the RobustnessRun CRD and the manifest parser', () => {
       if (node.items !== undefined) walk(node.items, `${path}[]`);
     };
     walk(spec(robustnessRunSchema), 'spec');
-    assert.equal(checked.length, 11, checked.join());
+    assert.equal(checked.length, 13, checked.join());
   });
 
   test('every duration the CRD\'s pattern admits, the parser reads as the same whole milliseconds Go does', () => {

@@ -748,3 +748,31 @@ describe('checkRunMembers: the members a run names must exist', () => {
     assert.doesNotThrow(() => checkRunMembers(run('  faults: {}\n'), []), 'a run that names no member needs none');
   });
 });
+
+describe('spec.watch.reopen', () => {
+  test('absent means no reopened watches; {} takes the defaults', () => {
+    assert.equal(parse(withSpec('  watch: {}\n')).spec.watch.reopen, undefined);
+    assert.equal(parse(withSpec('  watch:\n    reopen:\n')).spec.watch.reopen, undefined);
+    assert.deepEqual(parse(withSpec('  watch:\n    reopen: {}\n')).spec.watch.reopen, { intervalMs: 1000, lifetimeMs: 5000, revisionOffset: { min: -100, max: 100 } });
+  });
+
+  test('interval, lifetime and offsets are read; a bound left out follows the other', () => {
+    const reopen = parse(withSpec('  watch:\n    reopen:\n      interval: 100ms\n      lifetime: 3s\n      revisionOffset: { min: 50, max: 100 }\n')).spec.watch.reopen;
+    assert.deepEqual(reopen, { intervalMs: 100, lifetimeMs: 3000, revisionOffset: { min: 50, max: 100 } });
+    assert.deepEqual(parse(withSpec('  watch:\n    reopen:\n      revisionOffset: { min: 200 }\n')).spec.watch.reopen?.revisionOffset, { min: 200, max: 200 });
+    assert.deepEqual(parse(withSpec('  watch:\n    reopen:\n      revisionOffset: { max: -500 }\n')).spec.watch.reopen?.revisionOffset, { min: -500, max: -500 });
+  });
+
+  test('errors name the line, column and field', () => {
+    assert.equal(
+      failure(withSpec('  watch:\n    reopen:\n      revisionOffset: { min: 10, max: 5 }\n')).message,
+      'run.yaml:8:39: spec.watch.reopen.revisionOffset.max: must not be below min (10), got 5',
+    );
+    assert.equal(
+      failure(withSpec('  watch:\n    reopen:\n      revisionOffset:\n        min: 1.5\n')).message,
+      'run.yaml:9:14: spec.watch.reopen.revisionOffset.min: must be an integer between -1000000 and 1000000, got 1.5',
+    );
+    assert.equal(failure(withSpec('  watch:\n    reopen:\n      interval: 5ms\n')).message, 'run.yaml:8:17: spec.watch.reopen.interval: must be a duration between 10ms and 1h, got "5ms"');
+    assert.match(failure(withSpec('  watch:\n    reopen:\n      offset: 5\n')).message, /^run\.yaml:8:7: spec\.watch\.reopen\.offset: unknown field/);
+  });
+});

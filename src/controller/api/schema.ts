@@ -588,6 +588,24 @@ export const robustnessRunSpecSchema: ObjectSchema<RobustnessRunCrdSpec> = {
         progressNotify: boolean('Ask etcd for progress notifications, and request one every interval.', true),
         progressInterval: duration({ min: 100, description: 'How often a progress notification is requested.', default: '1s' }),
         perMember: boolean('One watch per member (true) or one over all members.', true),
+        reopen: {
+          type: 'object',
+          description:
+            'Extra short-lived watches at past or future revisions: every interval, one (per member when perMember) from the newest revision seen plus a seeded offset in [min, max]. Absent: none; {}: the defaults.',
+          properties: {
+            interval: duration({ min: 10, max: 3_600_000, description: 'Time between two reopened watches.', default: '1s' }),
+            lifetime: duration({ min: 100, max: 3_600_000, description: 'How long each reopened watch stays open.', default: '5s' }),
+            revisionOffset: {
+              type: 'object',
+              description: 'The offset from the newest revision seen: negative watches the past, positive the future (default -100..100).',
+              properties: {
+                min: integer(-1_000_000, 1_000_000, 'The lowest offset.'),
+                max: integer(-1_000_000, 1_000_000, 'The highest offset.'),
+              },
+              'x-kubernetes-validations': [{ rule: '!has(self.min) || !has(self.max) || self.min <= self.max', message: 'max must not be below min', fieldPath: '.max' }],
+            },
+          },
+        },
       },
     },
     checks: {
