@@ -243,6 +243,13 @@ const definitions: Record<FaultName, FaultDefinition> = {
   defragBeforeRenamePanic: failpointPanic('defragBeforeRenamePanic', 'defragBeforeRename', 'defragment', 'during a defragmentation, before renaming the new database'),
   compactBeforeCommitBatchPanic: failpointPanic('compactBeforeCommitBatchPanic', 'compactBeforeCommitBatch', 'compact', 'during a compaction, before committing a batch'),
   compactAfterCommitBatchPanic: failpointPanic('compactAfterCommitBatchPanic', 'compactAfterCommitBatch', 'compact', 'during a compaction, after committing a batch'),
+  // Native from etcd v3.5.14; v3.5.13 needs the patched build (test/bin/etcd-release/patches/). etcd issue 17780.
+  compactBeforeSetFinishedCompactPanic: failpointPanic(
+    'compactBeforeSetFinishedCompactPanic',
+    'compactBeforeSetFinishedCompact',
+    'compact',
+    'during a compaction, after its last full batch, before it records the compaction as finished',
+  ),
   raftBeforeApplySnapPanic: failpointPanic('raftBeforeApplySnapPanic', 'raftBeforeApplySnap', 'snapshot', 'before applying a raft snapshot'),
 };
 

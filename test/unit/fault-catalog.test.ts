@@ -51,10 +51,12 @@ describe('fault catalog', () => {
       'defragBeforeRename',
       'compactBeforeCommitBatch',
       'compactAfterCommitBatch',
+      'compactBeforeSetFinishedCompact',
       'raftBeforeApplySnap',
     ]);
     assert.equal(faultDefinition('defragBeforeCopyPanic').failpoint?.trigger, 'defragment');
     assert.equal(faultDefinition('raftBeforeApplySnapPanic').failpoint?.trigger, 'snapshot');
+    assert.equal(faultDefinition('compactBeforeSetFinishedCompactPanic').failpoint?.trigger, 'compact');
   });
 
   test('crash: a process fault through the agent, with a duration, on one member or a minority or majority, no parameters', () => {
