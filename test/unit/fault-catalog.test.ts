@@ -72,6 +72,14 @@ describe('fault catalog', () => {
     assert.deepEqual(faultNames.slice(0, 3), ['kill', 'crash', 'pause']);
   });
 
+  test('compact and the compaction failpoints take revision: trailing (default) or latest; no other fault does', () => {
+    const withRevision = faultCatalog.filter((d) => Object.hasOwn(d.params, 'revision')).map((d) => d.name);
+    assert.deepEqual(withRevision, ['compact', 'compactBeforeCommitBatchPanic', 'compactAfterCommitBatchPanic', 'compactBeforeSetFinishedCompactPanic']);
+    assert.deepEqual(validateFaultParams('compactBeforeSetFinishedCompactPanic', {}), { params: { revision: 'trailing' } });
+    assert.deepEqual(validateFaultParams('compact', { revision: 'latest' }), { params: { revision: 'latest' } });
+    assert.deepEqual(validateFaultParams('compact', { revision: 'newest' }), { problem: 'must be one of trailing, latest, got "newest"', field: 'revision' });
+  });
+
   test('the default choices are catalog faults', () => {
     for (const name of defaultFaultChoices) assert.ok(isFaultName(name));
     assert.equal(isFaultName('explode'), false);
