@@ -59,6 +59,7 @@ export async function runScenario(spec: BugSpec, release: string, role: 'affecte
     String(spec.members),
     '--etcd',
     release,
+    ...spec.etcdFlags.map((flag) => `--etcd-flag=${flag}`),
     '--seed',
     String(seed),
     '--report',

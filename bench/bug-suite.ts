@@ -25,6 +25,8 @@ export interface BugSpec {
   fixed: string;
   /** The violation kinds that count as catching the bug (any of them). */
   expect: ViolationKind[];
+  /** Extra etcd flags for every member (`run --local --etcd-flag`), e.g. `--experimental-compaction-batch-limit=1`; may be empty. */
+  etcdFlags: string[];
   /** The bug's folder, holding run.yaml. */
   dir: string;
 }
@@ -57,7 +59,7 @@ export function parseBugSpec(text: string, file: string, dir: string): BugSpec {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new BugSpecError(file, 'must be a JSON object');
   const o = raw as Record<string, unknown>;
-  const known = new Set(['issue', 'title', 'members', 'affected', 'fixed', 'expect']);
+  const known = new Set(['issue', 'title', 'members', 'affected', 'fixed', 'expect', 'etcdFlags']);
   for (const key of Object.keys(o)) if (!known.has(key)) throw new BugSpecError(file, `unknown field "${key}" (known: ${[...known].join(', ')})`);
   const issue = o['issue'];
   if (typeof issue !== 'number' || !Number.isSafeInteger(issue) || issue <= 0) throw new BugSpecError(file, '"issue" must be a positive integer (the etcd issue number)');
@@ -79,7 +81,11 @@ export function parseBugSpec(text: string, file: string, dir: string): BugSpec {
   for (const kind of expect) {
     if (typeof kind !== 'string' || !isKind(kind)) throw new BugSpecError(file, `"expect": unknown violation kind ${JSON.stringify(kind)} (linearizability, staleRead, hashKV or watch:<property>)`);
   }
-  return { issue, title, members, affected, fixed, expect: expect as string[], dir };
+  const etcdFlags = o['etcdFlags'] ?? [];
+  if (!Array.isArray(etcdFlags) || !etcdFlags.every((flag) => typeof flag === 'string' && /^--[a-z][a-z0-9-]*=/.test(flag))) {
+    throw new BugSpecError(file, '"etcdFlags" must be a list of etcd flags written --name=value');
+  }
+  return { issue, title, members, affected, fixed, expect: expect as string[], etcdFlags: etcdFlags as string[], dir };
 }
 
 /** Every bug under `root` (examples/bugs), by issue number; `only` picks some (an unknown one is an error). */

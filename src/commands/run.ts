@@ -37,6 +37,8 @@ Options:
   --members N             Members of the local cluster: 1, 3 or 5 (default 3).
   --etcd VERSION|DIR      The etcd to run: a release built by test/bin/build-release.sh (e.g. v3.5.4)
                           or a folder holding etcd, etcdctl and etcdutl (default: the pinned v3.6).
+  --etcd-flag NAME=VALUE  An extra etcd flag for every member, e.g. --etcd-flag
+                          experimental-compaction-batch-limit=1 (repeatable; overrides the runtime's own).
   --duration DURATION     Override spec.duration (e.g. 30s).
   --seed N                Override spec.seed (traffic and fault plan are drawn from it).
   --qps N                 Override spec.traffic.qps.target (operations per second over all clients).
@@ -59,6 +61,8 @@ interface RunArgs {
   file: string | undefined;
   seed: number | undefined;
   etcd: string | undefined;
+  /** Extra etcd flags, as --name=value. */
+  etcdFlags: string[];
   members: number;
   durationMs: number | undefined;
   qps: number | undefined;
@@ -78,6 +82,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
         local: { type: 'boolean', default: false },
         members: { type: 'string', default: '3' },
         etcd: { type: 'string' },
+        'etcd-flag': { type: 'string', multiple: true, default: [] },
         duration: { type: 'string' },
         seed: { type: 'string' },
         qps: { type: 'string' },
@@ -112,6 +117,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     file: positionals[0],
     seed: values.seed === undefined ? undefined : parseSeed(values.seed),
     etcd: values.etcd,
+    etcdFlags: values['etcd-flag'].map(parseEtcdFlag),
     members,
     durationMs: values.duration === undefined ? undefined : duration('--duration', values.duration),
     qps: values.qps === undefined ? undefined : parseQps(values.qps),
@@ -120,6 +126,13 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
     metricsAddress: values['metrics-address'],
     progressIntervalMs: values['progress-interval'] === undefined ? (process.stderr.isTTY ? 1000 : 5000) : duration('--progress-interval', values['progress-interval']),
   };
+}
+
+/** NAME=VALUE (NAME with or without its leading dashes) as the etcd argument --NAME=VALUE. */
+export function parseEtcdFlag(text: string): string {
+  const match = /^(?:--)?([a-z][a-z0-9-]*)=(.*)$/.exec(text);
+  if (!match) throw new RunUsageError(`run: --etcd-flag must be NAME=VALUE (an etcd flag such as snapshot-count=1000), got "${text}"`);
+  return `--${match[1]!}=${match[2]!}`;
 }
 
 function parseQps(text: string): number {
@@ -175,7 +188,13 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
   // Fault agents (with peer proxies) beside each member when the run injects faults.
   const withFaults = run.spec.faults !== undefined && run.spec.faults.choices.length > 0;
   const binaries = args.etcd === undefined ? undefined : /^v\d/.test(args.etcd) ? etcdReleaseBinaries(args.etcd) : etcdBinariesAt(args.etcd);
-  const runtime = new LocalMemberRuntime({ size: args.members, failpoints: true, ...(withFaults ? { agents: {} } : {}), ...(binaries ? { binaries } : {}) });
+  const runtime = new LocalMemberRuntime({
+    size: args.members,
+    failpoints: true,
+    ...(withFaults ? { agents: {} } : {}),
+    ...(binaries ? { binaries } : {}),
+    ...(args.etcdFlags.length > 0 ? { etcdFlags: args.etcdFlags } : {}),
+  });
   const registry = new Registry();
   const abort = new AbortController();
   let interrupts = 0;

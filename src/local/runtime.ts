@@ -19,6 +19,8 @@ export interface LocalMemberRuntimeOptions {
   agents?: { token?: string; maxTtl?: string };
   /** Serve the members' client URLs over TLS (https) with these files; clientTls then carries the CA. */
   clientTls?: LocalClientTlsFiles;
+  /** Extra etcd flags for every member (`--name=value`), after the runtime's own: a repeated flag's last value wins. */
+  etcdFlags?: readonly string[];
 }
 
 export class LocalMemberRuntime implements MemberRuntime {
@@ -34,6 +36,7 @@ export class LocalMemberRuntime implements MemberRuntime {
     if (options.dataRoot !== undefined) this.options.dataRoot = options.dataRoot;
     if (options.agents) this.options.agents = { ...options.agents };
     if (options.clientTls) this.options.clientTls = { ...options.clientTls };
+    if (options.etcdFlags && options.etcdFlags.length > 0) this.options.extraArgs = [...options.etcdFlags];
   }
 
   async create(): Promise<void> {
@@ -42,7 +45,8 @@ export class LocalMemberRuntime implements MemberRuntime {
     if (options.agents) {
       const binaries = options.binaries ?? etcdBinaries('current');
       options.binaries = binaries;
-      options.extraArgs = [...(options.extraArgs ?? []), ...faultReachFlags(binaries.etcd)];
+      // The run's own flags (etcdFlags) go last, so they override these.
+      options.extraArgs = [...faultReachFlags(binaries.etcd), ...(options.extraArgs ?? [])];
     }
     this.cluster = await LocalEtcdCluster.start(options);
   }

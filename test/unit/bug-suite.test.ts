@@ -11,7 +11,7 @@ import { checkRunMembers, parseRobustnessRun } from '../../src/run/manifest.ts';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const suiteDir = path.join(root, 'examples', 'bugs');
 
-const spec: BugSpec = { issue: 15220, title: 'progress notification ahead of events', members: 1, affected: 'v3.5.7', fixed: 'v3.5.8', expect: ['watch:bookmarkable'], dir: '/x/15220' };
+const spec: BugSpec = { issue: 15220, title: 'progress notification ahead of events', members: 1, affected: 'v3.5.7', fixed: 'v3.5.8', expect: ['watch:bookmarkable'], etcdFlags: [], dir: '/x/15220' };
 
 describe('bug specs', () => {
   test('every bug in examples/bugs has a valid spec and a manifest run --local accepts for its members', () => {
@@ -39,14 +39,18 @@ describe('bug specs', () => {
     const bad = (patch: Record<string, unknown>, pattern: RegExp, dir = '/x/15220'): void => {
       assert.throws(() => parseBugSpec(JSON.stringify({ ...good, ...patch }), 'bug.json', dir), (error: unknown) => error instanceof BugSpecError && error.file === 'bug.json' && pattern.test(error.message));
     };
-    assert.deepEqual(parseBugSpec(JSON.stringify(good), 'bug.json', '/x/15220'), { ...good, dir: '/x/15220' });
+    assert.deepEqual(parseBugSpec(JSON.stringify(good), 'bug.json', '/x/15220'), { ...good, etcdFlags: [], dir: '/x/15220' });
     assert.throws(() => parseBugSpec('{', 'bug.json', '/x/15220'), /bug.json: not JSON/);
     bad({ members: 2 }, /"members" must be 1, 3 or 5/);
     bad({ affected: '3.5.7' }, /"affected" must be an etcd release like v3\.5\.4 \(or v3\.5\.13\+<patch>\), got "3\.5\.7"/);
     bad({ affected: 'v3.5.13+' }, /"affected" must be an etcd release like v3\.5\.4/);
     // A patched release (test/bin/etcd-release/patches/<patch>.patch) is a release of its own.
     const patched = { ...good, affected: 'v3.5.13+compactBeforeSetFinishedCompact', fixed: 'v3.5.14' };
-    assert.deepEqual(parseBugSpec(JSON.stringify(patched), 'bug.json', '/x/15220'), { ...patched, dir: '/x/15220' });
+    assert.deepEqual(parseBugSpec(JSON.stringify(patched), 'bug.json', '/x/15220'), { ...patched, etcdFlags: [], dir: '/x/15220' });
+    const flagged = { ...good, etcdFlags: ['--experimental-compaction-batch-limit=1'] };
+    assert.deepEqual(parseBugSpec(JSON.stringify(flagged), 'bug.json', '/x/15220'), { ...flagged, dir: '/x/15220' });
+    bad({ etcdFlags: ['compaction-batch-limit=1'] }, /"etcdFlags" must be a list of etcd flags written --name=value/);
+    bad({ etcdFlags: '--snapshot-count=1' }, /"etcdFlags" must be a list/);
     bad({ fixed: 'v3.5.7' }, /name the same release/);
     bad({ expect: ['watch:sideways'] }, /unknown violation kind "watch:sideways"/);
     bad({ expect: [] }, /"expect" must be a non-empty list/);
