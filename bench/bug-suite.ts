@@ -18,7 +18,10 @@ export interface BugSpec {
   title: string;
   /** Members of the local cluster (`run --local --members`). */
   members: 1 | 3 | 5;
-  /** The release that has the bug and the first that fixed it (built by test/bin/build-release.sh). */
+  /**
+   * The release that has the bug and the first that fixed it (built by test/bin/build-release.sh). A
+   * release written v3.X.Y+<patch> is built with test/bin/etcd-release/patches/<patch>.patch applied.
+   */
   affected: string;
   fixed: string;
   /** The violation kinds that count as catching the bug (any of them). */
@@ -38,7 +41,7 @@ export class BugSpecError extends Error {
   }
 }
 
-const releasePattern = /^v3\.\d+\.\d+$/;
+const releasePattern = /^v3\.\d+\.\d+(?:\+[A-Za-z][A-Za-z0-9]*)?$/;
 // The watch properties the checker reports, from the run metrics' list (which the compiler keeps complete).
 const watchProperties = new Set(checkNames.filter((name) => name.startsWith('watch_')).map((name) => name.slice('watch_'.length)));
 
@@ -68,7 +71,7 @@ export function parseBugSpec(text: string, file: string, dir: string): BugSpec {
   if (members !== 1 && members !== 3 && members !== 5) throw new BugSpecError(file, '"members" must be 1, 3 or 5');
   const release = (field: 'affected' | 'fixed'): string => {
     const value = o[field];
-    if (typeof value !== 'string' || !releasePattern.test(value)) throw new BugSpecError(file, `"${field}" must be an etcd release like v3.5.4, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'string' || !releasePattern.test(value)) throw new BugSpecError(file, `"${field}" must be an etcd release like v3.5.4 (or v3.5.13+<patch>), got ${JSON.stringify(value)}`);
     return value;
   };
   const affected = release('affected');

@@ -32,6 +32,7 @@ export const faultNames = [
   'defragBeforeRenamePanic',
   'compactBeforeCommitBatchPanic',
   'compactAfterCommitBatchPanic',
+  'compactBeforeSetFinishedCompactPanic',
   'raftBeforeApplySnapPanic',
 ] as const;
 export type FaultName = (typeof faultNames)[number];

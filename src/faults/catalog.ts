@@ -50,6 +50,17 @@ const oneMember: readonly TargetRule[] = ['random', 'leader', 'follower', 'membe
 const someMembers: readonly TargetRule[] = ['random', 'leader', 'follower', 'member', 'minority', 'majority'];
 const anyMembers: readonly TargetRule[] = [...someMembers, 'all'];
 
+/**
+ * Where compactions a fault sends land. trailing (the default) stays behind the writes in flight; latest
+ * may compact a tombstone that is the store's newest revision, the case of etcd issue 17780.
+ */
+const compactRevision: FaultParam = {
+  type: 'string',
+  default: 'trailing',
+  values: ['trailing', 'latest'],
+  description: 'the revision compactions are at: trailing, the newest revision seen minus 10; latest, the newest revision seen',
+};
+
 function failpointPanic(
   name: FaultName,
   failpoint: string,
@@ -65,7 +76,7 @@ function failpointPanic(
     defaultTarget: 'random',
     allowedTargets: oneMember,
     instantaneous: true,
-    params: {},
+    params: trigger === 'compact' ? { revision: compactRevision } : {},
     failpoint: { name: failpoint, term: 'panic', trigger },
   };
 }
@@ -215,14 +226,14 @@ const definitions: Record<FaultName, FaultDefinition> = {
   },
   compact: {
     name: 'compact',
-    description: 'Compact the key-value store to its current revision, through the target member.',
+    description: 'Compact the key-value store near its current revision (see the revision parameter), through the target member.',
     kind: 'cluster',
     needsGofail: false,
     needsAgent: false,
     defaultTarget: 'random',
     allowedTargets: oneMember,
     instantaneous: true,
-    params: {},
+    params: { revision: compactRevision },
   },
   rollingRestart: {
     name: 'rollingRestart',
@@ -243,6 +254,13 @@ const definitions: Record<FaultName, FaultDefinition> = {
   defragBeforeRenamePanic: failpointPanic('defragBeforeRenamePanic', 'defragBeforeRename', 'defragment', 'during a defragmentation, before renaming the new database'),
   compactBeforeCommitBatchPanic: failpointPanic('compactBeforeCommitBatchPanic', 'compactBeforeCommitBatch', 'compact', 'during a compaction, before committing a batch'),
   compactAfterCommitBatchPanic: failpointPanic('compactAfterCommitBatchPanic', 'compactAfterCommitBatch', 'compact', 'during a compaction, after committing a batch'),
+  // Native from etcd v3.5.14; v3.5.13 needs the patched build (test/bin/etcd-release/patches/). etcd issue 17780.
+  compactBeforeSetFinishedCompactPanic: failpointPanic(
+    'compactBeforeSetFinishedCompactPanic',
+    'compactBeforeSetFinishedCompact',
+    'compact',
+    'during a compaction, after its last full batch, before it records the compaction as finished',
+  ),
   raftBeforeApplySnapPanic: failpointPanic('raftBeforeApplySnapPanic', 'raftBeforeApplySnap', 'snapshot', 'before applying a raft snapshot'),
 };
 

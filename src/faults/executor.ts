@@ -18,14 +18,26 @@ import { AgentClient, AgentRequestError } from './agent-client.ts';
 import { faultDefinition } from './catalog.ts';
 import { linksBetween, resolveTargets } from './targets.ts';
 
+/** The compact faults' `revision` parameter. */
+export type CompactAt = 'trailing' | 'latest';
+
+/**
+ * The revision a fault's compaction asks for, given the newest revision the run has seen. trailing stays
+ * 10 behind, clear of writes in flight; latest compacts the newest revision itself, so a delete there is
+ * compacted away (etcd issue 17780's case).
+ */
+export function compactionRevision(at: CompactAt, newest: number): number {
+  return Math.max(1, at === 'latest' ? newest : newest - 10);
+}
+
 /** Requests that must be recorded in the history (they change what clients can read). */
 export interface FaultTriggers {
   /** A recorded write, so a failpoint on the write path fires; sent through a member not in `avoid`. */
   write(avoid?: readonly string[]): Promise<void>;
   /** A recorded defragment of one member. */
   defragment(member: string): Promise<void>;
-  /** A recorded compaction near the current revision. */
-  compact(): Promise<void>;
+  /** A recorded compaction at the newest revision seen (`latest`) or 10 below it (`trailing`). */
+  compact(at: CompactAt): Promise<void>;
 }
 
 export interface FaultExecutorOptions {
@@ -395,6 +407,7 @@ export class FaultExecutor {
     const others = all.filter((m) => !targets.includes(m));
     const nothingToHeal = (): Promise<string> => Promise.resolve('nothing to heal');
     const num = (key: string): number => Number(planned.params[key]);
+    const compactAt: CompactAt = planned.params['revision'] === 'latest' ? 'latest' : 'trailing';
     switch (planned.fault) {
       case 'kill': {
         const pids = await Promise.all(
@@ -505,8 +518,8 @@ export class FaultExecutor {
         return { heal: nothingToHeal, verified: `defragmented ${targets.join(', ')} under load` };
       }
       case 'compact': {
-        await this.options.triggers.compact();
-        return { heal: nothingToHeal, verified: 'compacted' };
+        await this.options.triggers.compact(compactAt);
+        return { heal: nothingToHeal, verified: `compacted (${compactAt})` };
       }
       case 'rollingRestart': {
         for (const m of all) {
@@ -539,7 +552,7 @@ export class FaultExecutor {
         const poke = async (): Promise<void> => {
           if (failpoint.trigger === 'write' || failpoint.trigger === 'snapshot') await this.options.triggers.write();
           else if (failpoint.trigger === 'defragment') await this.options.triggers.defragment(target);
-          else await this.options.triggers.compact();
+          else await this.options.triggers.compact(compactAt);
         };
         const exited = await this.waitExit(target, before, 10_000, poke);
         if (!exited) {

@@ -5,8 +5,8 @@ export { checkFaultParam, defaultFaultChoices, describeParam, faultCatalog, faul
 export type { FailpointTrigger, FaultDefinition, FaultKind, FaultParam, FaultParams } from './catalog.ts';
 export { planFaults, quietMs } from './scheduler.ts';
 export type { PlanOptions } from './scheduler.ts';
-export { FaultExecutor, FaultUnavailableError } from './executor.ts';
-export type { FaultExecutorOptions, FaultTriggers } from './executor.ts';
+export { compactionRevision, FaultExecutor, FaultUnavailableError } from './executor.ts';
+export type { CompactAt, FaultExecutorOptions, FaultTriggers } from './executor.ts';
 export { FaultTargetError, linksBetween, resolveTargets } from './targets.ts';
 export { FaultAgent, parseFaultRequest, defaultMaxTtlMs } from './agent.ts';
 export type { FaultAgentOptions } from './agent.ts';

@@ -12,7 +12,8 @@ export function releaseBinariesDir(version: string): string {
   return path.join(packageRoot, '.cache', 'bin', `etcd-${version}`);
 }
 
-const releaseVersion = /^v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/;
+// A release, optionally +<patch>: built from the release's sources with test/bin/etcd-release/patches/<patch>.patch.
+const releaseVersion = /^v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 
 /**
  * The version of the binaries in `dir`: the `version` file build-release.sh writes, else a version in
@@ -24,7 +25,7 @@ export function versionOfBinariesDir(dir: string): string {
     const text = readFileSync(file, 'utf8').trim();
     if (text !== '') return text;
   }
-  const fromName = /(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?)$/.exec(path.basename(path.resolve(dir)));
+  const fromName = /(v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?(?:\+[0-9A-Za-z.-]+)?)$/.exec(path.basename(path.resolve(dir)));
   return fromName?.[1] ?? 'custom';
 }
 
@@ -44,7 +45,10 @@ export function etcdBinariesAt(dir: string, options: { version?: string; hint?: 
   };
 }
 
-/** The binaries of one release built by test/bin/build-release.sh, e.g. etcdReleaseBinaries('v3.5.4'). */
+/**
+ * The binaries of one release built by test/bin/build-release.sh, e.g. etcdReleaseBinaries('v3.5.4'), or of a
+ * patched one, e.g. etcdReleaseBinaries('v3.5.13+compactBeforeSetFinishedCompact').
+ */
 export function etcdReleaseBinaries(version: string): EtcdBinaries {
   if (!releaseVersion.test(version)) throw new RangeError(`not an etcd release version: ${JSON.stringify(version)} (expected e.g. v3.5.4)`);
   return etcdBinariesAt(releaseBinariesDir(version), {

@@ -17,7 +17,7 @@ import type { CheckReport, Verdict } from '../checker/index.ts';
 import { defaultResolveWindowMs, LiveWatchChecker } from '../checker/index.ts';
 import type { EtcdClientTls, EtcdRequest, FaultEvent, History, HistoryMeta, MemberRuntime, Operation, RobustnessRun, RuntimeMember, WatchResponse, WatchStream } from '../domain/index.ts';
 import { defaultMaxTtlMs, isErrorResponse, isWriteRequest, prefixEnd } from '../domain/index.ts';
-import { FaultExecutor } from '../faults/executor.ts';
+import { compactionRevision, FaultExecutor } from '../faults/executor.ts';
 import { AgentClient } from '../faults/agent-client.ts';
 import { GofailClient } from '../faults/gofail.ts';
 import { planFaults } from '../faults/scheduler.ts';
@@ -553,8 +553,8 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
           defragment: async (member) => {
             await (pinned.get(member) ?? triggerClient).execute({ type: 'defragment' });
           },
-          compact: async () => {
-            await triggerClient.execute({ type: 'compact', revision: Math.max(1, maxRevision - 10) });
+          compact: async (at) => {
+            await triggerClient.execute({ type: 'compact', revision: compactionRevision(at, maxRevision) });
           },
         },
         onApplied: ({ id, fault, targets, time }) => recoveries.fault({ id, fault, targets, injectedAt: time }),

@@ -18,7 +18,7 @@ describe('gofail failpoints in the real etcd', { timeout: 120_000 }, () => {
 
   test('lists the failpoints the robustness suite uses', async () => {
     const names = (await new GofailClient(cluster.members[0]!.failpointUrl!).list()).map((f) => f.name);
-    for (const expected of ['raftBeforeSave', 'raftAfterSave', 'beforeCommit', 'afterCommit', 'defragBeforeCopy', 'compactBeforeCommitBatch']) {
+    for (const expected of ['raftBeforeSave', 'raftAfterSave', 'beforeCommit', 'afterCommit', 'defragBeforeCopy', 'compactBeforeCommitBatch', 'compactBeforeSetFinishedCompact']) {
       assert.ok(names.includes(expected), `${expected} missing from ${names.join(', ')}`);
     }
   });

@@ -42,7 +42,13 @@ describe('bug specs', () => {
     assert.deepEqual(parseBugSpec(JSON.stringify(good), 'bug.json', '/x/15220'), { ...good, dir: '/x/15220' });
     assert.throws(() => parseBugSpec('{', 'bug.json', '/x/15220'), /bug.json: not JSON/);
     bad({ members: 2 }, /"members" must be 1, 3 or 5/);
-    bad({ affected: '3.5.7' }, /"affected" must be an etcd release like v3\.5\.4, got "3\.5\.7"/);
+    bad({ affected: '3.5.7' }, /"affected" must be an etcd release like v3\.5\.4 \(or v3\.5\.13\+<patch>\), got "3\.5\.7"/);
+    bad({ affected: 'v3.5.13+' }, /"affected" must be an etcd release like v3\.5\.4/);
+    // A patched release (test/bin/etcd-release/patches/<patch>.patch) is a release of its own.
+    const patched = { ...good, affected: 'v3.5.13+compactBeforeSetFinishedCompact', fixed: 'v3.5.14' };
+    assert.deepEqual(parseBugSpec(JSON.stringify(patched), 'bug.json', '/x/15220'), { ...patched, dir: '/x/15220' });
+    const flagged = { ...good, etcdFlags: ['--experimental-compaction-batch-limit=1'] };
+    assert.deepEqual(parseBugSpec(JSON.stringify(flagged), 'bug.json', '/x/15220'), { ...flagged, dir: '/x/15220' });
     bad({ fixed: 'v3.5.7' }, /name the same release/);
     bad({ expect: ['watch:sideways'] }, /unknown violation kind "watch:sideways"/);
     bad({ expect: [] }, /"expect" must be a non-empty list/);

@@ -51,10 +51,12 @@ describe('fault catalog', () => {
       'defragBeforeRename',
       'compactBeforeCommitBatch',
       'compactAfterCommitBatch',
+      'compactBeforeSetFinishedCompact',
       'raftBeforeApplySnap',
     ]);
     assert.equal(faultDefinition('defragBeforeCopyPanic').failpoint?.trigger, 'defragment');
     assert.equal(faultDefinition('raftBeforeApplySnapPanic').failpoint?.trigger, 'snapshot');
+    assert.equal(faultDefinition('compactBeforeSetFinishedCompactPanic').failpoint?.trigger, 'compact');
   });
 
   test('crash: a process fault through the agent, with a duration, on one member or a minority or majority, no parameters', () => {
@@ -68,6 +70,14 @@ describe('fault catalog', () => {
     assert.deepEqual(validateFaultParams('crash', {}), { params: {} });
     assert.deepEqual(validateFaultParams('crash', { ttlMs: 5 }), { problem: 'crash takes no parameters', field: 'ttlMs' });
     assert.deepEqual(faultNames.slice(0, 3), ['kill', 'crash', 'pause']);
+  });
+
+  test('compact and the compaction failpoints take revision: trailing (default) or latest; no other fault does', () => {
+    const withRevision = faultCatalog.filter((d) => Object.hasOwn(d.params, 'revision')).map((d) => d.name);
+    assert.deepEqual(withRevision, ['compact', 'compactBeforeCommitBatchPanic', 'compactAfterCommitBatchPanic', 'compactBeforeSetFinishedCompactPanic']);
+    assert.deepEqual(validateFaultParams('compactBeforeSetFinishedCompactPanic', {}), { params: { revision: 'trailing' } });
+    assert.deepEqual(validateFaultParams('compact', { revision: 'latest' }), { params: { revision: 'latest' } });
+    assert.deepEqual(validateFaultParams('compact', { revision: 'newest' }), { problem: 'must be one of trailing, latest, got "newest"', field: 'revision' });
   });
 
   test('the default choices are catalog faults', () => {

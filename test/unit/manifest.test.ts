@@ -547,6 +547,26 @@ describe('parseRobustnessRun: spec.faults', () => {
     ]);
   });
 
+  test('compaction faults: revision is trailing by default, latest when written, anything else refused at its line', () => {
+    const spec = faults('    choices:\n      - compact\n      - fault: compactBeforeSetFinishedCompactPanic\n        params: {revision: latest}\n');
+    assert.deepEqual(spec?.choices, [
+      { fault: 'compact', weight: 1, target: 'random', params: { revision: 'trailing' } },
+      { fault: 'compactBeforeSetFinishedCompactPanic', weight: 1, target: 'random', params: { revision: 'latest' } },
+    ]);
+    const body = [
+      '    choices:',
+      '      - fault: compactAfterCommitBatchPanic',
+      '        params: {revision: newest}', // 9
+      '      - fault: defragBeforeCopyPanic',
+      '        params: {revision: latest}', // 11
+      '',
+    ].join('\n');
+    assert.deepEqual(issues(body), [
+      '9:28 spec.faults.choices[0].params.revision: must be one of trailing, latest, got "newest"',
+      '11:18 spec.faults.choices[1].params.revision: defragBeforeCopyPanic takes no parameters',
+    ]);
+  });
+
   test('interval and duration: one duration for both bounds, or one bound that moves the other only if it must', () => {
     assert.deepEqual(faults('    interval: 4s\n')?.intervalMs, { min: 4000, max: 4000 });
     assert.deepEqual(faults('    interval: {min: 10s}\n')?.intervalMs, { min: 10_000, max: 10_000 });

@@ -36,6 +36,12 @@ test('without a version file the version comes from the folder name, else it is 
   const plain = folderWith('bin', binaries);
   try {
     assert.equal(versionOfBinariesDir(named.dir), 'v3.5.5');
+    const patched = folderWith('etcd-v3.5.13+compactBeforeSetFinishedCompact', binaries);
+    try {
+      assert.equal(versionOfBinariesDir(patched.dir), 'v3.5.13+compactBeforeSetFinishedCompact');
+    } finally {
+      patched.cleanup();
+    }
     assert.equal(versionOfBinariesDir(plain.dir), 'custom');
   } finally {
     named.cleanup();
@@ -62,5 +68,11 @@ test('release binaries live in .cache/bin/etcd-<version>; a missing build says h
   assert.throws(
     () => etcdReleaseBinaries('v0.0.0-never-built'),
     (error: unknown) => error instanceof BinaryNotFoundError && /build-release\.sh v0\.0\.0-never-built/.test(error.message),
+  );  // A patched release (build-release.sh v3.X.Y+<patch>) has a folder of its own.
+  assert.equal(releaseBinariesDir('v3.5.13+p'), path.join(packageRoot, '.cache', 'bin', 'etcd-v3.5.13+p'));
+  assert.throws(
+    () => etcdReleaseBinaries('v0.0.0+never-built'),
+    (error: unknown) => error instanceof BinaryNotFoundError && /build-release\.sh v0\.0\.0\+never-built/.test(error.message),
   );
+  assert.throws(() => etcdReleaseBinaries('v3.5.13+../x'), RangeError);
 });
