@@ -151,6 +151,8 @@ export class LiveChecker {
   private window: OpenWindow | undefined;
   /** Search windows that closed: the revision order resumed after each. */
   private windowsClosed = 0;
+  /** A closed window's operations are being replayed (settleWindow): a window opening meanwhile is advanced after. */
+  private replaying = false;
   /** The revision the current order resumed from after a closed window (null: it started at the beginning). */
   private resumedAt: number | null = null;
   private search: SearchLiveChecker | undefined;
@@ -542,7 +544,8 @@ export class LiveChecker {
     // The window's operations in the order a recorder pushes them: acknowledged ones by return, unknown ones by call.
     const arrival = [...initial].sort((a, b) => (a.op.return ?? a.op.call) - (b.op.return ?? b.op.call) || a.index - b.index);
     for (const { index, op } of arrival) search.pushAt(index, this.unresolved.get(index)?.op ?? op);
-    search.advance(this.lastWatermark);
+    // While a closed window's operations are replayed, older calls are still to come: the replay advances it after.
+    if (!this.replaying) search.advance(this.lastWatermark);
     this.window = { state: failure.state, fromRevision, reason: failure.reason, initial, ops: new Map(initial.map((o) => [o.index, o.op])), events: [], nextAttempt: 0, search };
     if (this.mode !== 'exclusive' || search.verdict !== 'linearizable') this.handOver();
   }
@@ -577,14 +580,21 @@ export class LiveChecker {
     // The window's operations from before it opened and not placed, in the order a recorder pushes them
     // (through dispatch: if the order fails on one, a new window takes the rest).
     const arrival = (o: { op: Operation; index: number }): number => o.op.return ?? o.op.call;
-    for (const { index, op } of w.initial.filter((o) => !placed.has(o.index)).sort((a, b) => arrival(a) - arrival(b) || a.index - b.index)) this.dispatch(index, op);
-    // What arrived while the window was open, as it arrived (a new window may open on the way).
-    for (const e of w.events) {
-      if ('response' in e) this.dispatchWatch(e.response, e.stream);
-      else if (!placed.has(e.index)) this.dispatch(e.index, e.op);
-      else if (e.op.return !== null && e.op.response) this.observeResponse(e.op.response, e.op.return);
+    this.replaying = true;
+    try {
+      for (const { index, op } of w.initial.filter((o) => !placed.has(o.index)).sort((a, b) => arrival(a) - arrival(b) || a.index - b.index)) this.dispatch(index, op);
+      // What arrived while the window was open, as it arrived (a new window may open on the way).
+      for (const e of w.events) {
+        if ('response' in e) this.dispatchWatch(e.response, e.stream);
+        else if (!placed.has(e.index)) this.dispatch(e.index, e.op);
+        else if (e.op.return !== null && e.op.response) this.observeResponse(e.op.response, e.op.return);
+      }
+    } finally {
+      this.replaying = false;
     }
-    if (!this.handedOn() && !final) this.advance(this.lastWatermark);
+    // Whatever has the stream now (the new order, a new window or the search) catches up with the watermark;
+    // at the end of the stream, finish() settles it.
+    if (!final) this.advance(this.lastWatermark);
   }
 
   /** Whether a window opened or the search took over (a method, so that checks after calls that change it are not narrowed away). */

@@ -16,6 +16,8 @@ import { checkHistoryInWorker, decodeLiveBatch, encodeLiveBatch, HistoryReadBack
 import { get, history, kvs, op, put, rev } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
 
+const seed = process.env['FC_SEED'] === undefined ? 20_261_207 : Number(process.env['FC_SEED']);
+
 /** The calls a recorder makes: each operation as it completes, then advance(watermark). */
 function recorderCalls(h: History): { op: Operation; watermark: number }[] {
   const order = h.operations.map((o, i) => ({ op: o, i, done: o.return ?? o.call })).sort((a, b) => a.done - b.done || a.i - b.i);
@@ -86,7 +88,7 @@ describe('live checker in a worker thread', () => {
           await worker.close();
         }
       }),
-      { numRuns: 40 },
+      { numRuns: 40, seed },
     );
   });
 
@@ -293,7 +295,7 @@ describe('offline check in a worker thread', () => {
         const report = await checkHistoryInWorker({ dir: writeHistory(subject) }, { timeoutMs: 20_000 });
         assert.deepEqual(withoutTime(report), withoutTime(checkHistory(subject, { timeoutMs: 20_000 })));
       }),
-      { numRuns: 25 },
+      { numRuns: 25, seed },
     );
   });
 
