@@ -9,7 +9,8 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, statSync 
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { ConfigMapReportStore, kubeApiFailure, ReportStoreError, VolumeReportStore } from '../controller/report-store.ts';
+import { kubeApiFailure } from '../controller/kube-api.ts';
+import { ConfigMapReportStore, ReportStoreError, VolumeReportStore } from '../controller/report-store.ts';
 import type { RobustnessRunResource, RobustnessRunStatus, RunRecord, StoredReportRef } from '../domain/run-resource.ts';
 import { robustnessRunPlural } from '../domain/run-resource.ts';
 import { robustnessGroup, robustnessVersion } from '../domain/run-spec.ts';

@@ -41,6 +41,27 @@ export function apiErrorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** The HTTP status and the API server's message of a failed client-node request. */
+export function kubeApiFailure(error: unknown): { status: number | undefined; message: string } {
+  const e = error as { body?: unknown };
+  const status = apiStatusCode(error);
+  let message = error instanceof Error ? error.message : String(error);
+  const raw = e.body;
+  let body: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      body = JSON.parse(raw) as unknown;
+    } catch {
+      if (raw.trim() !== '') message = raw.trim();
+    }
+  }
+  const bodyMessage = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : undefined;
+  if (typeof bodyMessage === 'string') message = bodyMessage;
+  // client-node's own message: "HTTP-Code: 401\nMessage: Unauthorized\nBody: ...".
+  else if (status !== undefined) message = /^Message: (.*)$/m.exec(message)?.[1] ?? message.split('\n')[0] ?? message;
+  return { status, message };
+}
+
 /**
  * Call options that abort each request after `timeoutMs` (a client-node middleware setting the fetch
  * signal; the client has no per-call timeout): a request the API server never answers must fail and be

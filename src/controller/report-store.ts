@@ -30,6 +30,7 @@ import { promisify } from 'node:util';
 import { createGunzip, createGzip, gunzip as gunzipCallback } from 'node:zlib';
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import type { StoredReportRef } from '../domain/run-resource.ts';
+import { kubeApiFailure } from './kube-api.ts';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -385,27 +386,6 @@ export async function buildReportConfigMap(
   };
   const ref: StoredReportRef = { kind: 'configMap', name, size: chosen.size, ...(omitted === undefined ? {} : { truncated: true }) };
   return { configMap, ref };
-}
-
-/** The HTTP status and the API server's message of a failed client-node request. */
-export function kubeApiFailure(error: unknown): { status: number | undefined; message: string } {
-  const e = error as { code?: unknown; body?: unknown; message?: unknown };
-  const status = typeof e.code === 'number' && e.code >= 100 && e.code < 600 ? e.code : undefined;
-  let message = error instanceof Error ? error.message : String(error);
-  const raw = e.body;
-  let body: unknown = raw;
-  if (typeof raw === 'string') {
-    try {
-      body = JSON.parse(raw) as unknown;
-    } catch {
-      if (raw.trim() !== '') message = raw.trim();
-    }
-  }
-  const bodyMessage = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : undefined;
-  if (typeof bodyMessage === 'string') message = bodyMessage;
-  // client-node's own message: "HTTP-Code: 401\nMessage: Unauthorized\nBody: ...".
-  else if (status !== undefined) message = /^Message: (.*)$/m.exec(message)?.[1] ?? message.split('\n')[0] ?? message;
-  return { status, message };
 }
 
 export interface ConfigMapReportStoreOptions {

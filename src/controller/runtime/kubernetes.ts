@@ -26,7 +26,6 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  ApiException,
   CoreV1Api,
   NetworkingV1Api,
   PolicyV1Api,
@@ -37,6 +36,7 @@ import {
 import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { ClientTlsUnavailableError } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
+import { apiErrorMessage, apiStatusCode } from '../kube-api.ts';
 import { certificateAuthorityBundle } from '../kit/index.ts';
 import {
   agentCertificateHosts,
@@ -111,26 +111,6 @@ export interface KubernetesPlacementOptions {
   pollIntervalMs?: number;
 }
 
-function statusCodeOf(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
-}
-
-/** The API server's own message, when the body is a Status. */
-function apiMessage(error: unknown): string {
-  if (error instanceof ApiException) {
-    const body: unknown = error.body;
-    const text = typeof body === 'string' ? body : JSON.stringify(body);
-    try {
-      const status = JSON.parse(text) as { message?: unknown };
-      if (typeof status.message === 'string') return `HTTP ${error.code}: ${status.message}`;
-    } catch {
-      // not JSON
-    }
-    return `HTTP ${error.code}: ${text.slice(0, 300)}`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** The key of spec.tls.client's Secret that holds the CA (kubernetes.io/tls Secrets carry it as ca.crt). */
 export const clientCaKey = 'ca.crt';
 
@@ -184,8 +164,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     try {
       return await request();
     } catch (error) {
-      const statusCode = statusCodeOf(error);
-      throw new PlacementError(kind, `${namespace}/${name}`, `${what}: ${apiMessage(error)}`, { ...(statusCode === undefined ? {} : { statusCode }), cause: error });
+      const statusCode = apiStatusCode(error);
+      throw new PlacementError(kind, `${namespace}/${name}`, `${what}: ${apiErrorMessage(error)}`, { ...(statusCode === undefined ? {} : { statusCode }), cause: error });
     }
   }
 

@@ -17,7 +17,6 @@
  * after one from compareAndSwap the outcome of the write is unknown: read again.
  */
 import {
-  ApiException,
   CoordinationV1Api,
   CoreV1Api,
   type ConfigurationOptions,
@@ -36,7 +35,7 @@ import {
   type WitnessRecord,
   type WitnessWriteResult,
 } from '../../domain/witness.ts';
-import { apiErrorMessage, requestTimeout } from '../kube-api.ts';
+import { apiErrorMessage, apiStatusCode, requestTimeout } from '../kube-api.ts';
 
 /** The Lease annotation holding the record as JSON. */
 export const witnessRecordAnnotation = 'etcd.robustness.io/witness-record';
@@ -53,11 +52,6 @@ export interface KubeWitnessObject {
 export interface KubeWitnessOptions {
   /** Per API request (default 5 s); a request that takes longer is a WitnessUnavailableError. */
   timeoutMs?: number;
-}
-
-/** The HTTP status of an API answer; undefined for a connection error or a timeout (a DOMException has a numeric `code` too). */
-function apiStatusCode(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
 }
 
 function errorMessage(error: unknown): string {
