@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { CheckUsageError, exitCodes, runCheck } from './commands/check.ts';
+import { exitCodes, runCheck } from './commands/check.ts';
+import { UsageError } from './commands/usage.ts';
 import { packageVersion } from './version.ts';
 
 const usage = `etcd-robustness ${packageVersion}: prove an etcd cluster correct under faults.
@@ -40,73 +41,36 @@ Options:
   -v, --version  Print the version.
 `;
 
-/** Raised for a command line that cannot be run; printed without a stack trace. */
-class UsageError extends Error {
-  override name = 'UsageError';
-}
+const out = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const err = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
 
-async function runCommand(argv: string[]): Promise<number> {
-  // Loaded on demand: the etcd client and gRPC stack are not needed by check, --help or --version.
-  const { runLocal, RunUsageError, ManifestError } = await import('./commands/run.ts');
-  try {
-    return await runLocal(argv, (line) => process.stdout.write(`${line}\n`));
-  } catch (error) {
-    if (!(error instanceof RunUsageError || error instanceof ManifestError)) throw error;
-    process.stderr.write(`etcd-robustness: ${error.message}\n`);
-    return exitCodes.usage;
-  }
-}
-
-async function agentCommand(argv: string[]): Promise<number> {
-  // Loaded on demand, like run: the agent's HTTP server and proxy are not needed by the other commands.
-  const { runAgent, AgentUsageError } = await import('./commands/agent.ts');
-  try {
-    return await runAgent(argv, (line) => process.stdout.write(`${line}\n`));
-  } catch (error) {
-    if (!(error instanceof AgentUsageError)) throw error;
-    process.stderr.write(`etcd-robustness: agent: ${error.message}\n`);
-    return exitCodes.usage;
-  }
-}
-
-async function witnessCommand(argv: string[]): Promise<number> {
-  // Loaded on demand, like agent: the witness's HTTP server and file store are not needed by the other commands.
-  const { runWitness, WitnessUsageError } = await import('./commands/witness.ts');
-  try {
-    return await runWitness(argv, (line) => process.stdout.write(`${line}\n`));
-  } catch (error) {
-    if (!(error instanceof WitnessUsageError)) throw error;
-    process.stderr.write(`etcd-robustness: witness: ${error.message}\n`);
-    return exitCodes.usage;
-  }
-}
-
-async function reportCommand(argv: string[]): Promise<number> {
-  // Loaded on demand: the Kubernetes client is not needed by the other commands.
-  const { runReport, ReportUsageError } = await import('./commands/report.ts');
-  try {
-    return await runReport(argv, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`${line}\n`));
-  } catch (error) {
-    if (!(error instanceof ReportUsageError)) throw error;
-    process.stderr.write(`etcd-robustness: report: ${error.message}\n`);
-    return exitCodes.usage;
-  }
-}
-
-async function operatorCommand(command: 'operator' | 'dev', argv: string[]): Promise<number> {
-  // Loaded on demand: the controllers and the Kubernetes client are not needed by the other commands.
-  const { runOperator, runDev, OperatorUsageError } = await import('./commands/operator.ts');
-  const out = (line: string): void => {
-    process.stdout.write(`${line}\n`);
-  };
-  try {
-    return await (command === 'operator' ? runOperator(argv, out) : runDev(argv, out));
-  } catch (error) {
-    if (!(error instanceof OperatorUsageError)) throw error;
-    process.stderr.write(`etcd-robustness: ${command}: ${error.message}\n`);
-    return exitCodes.usage;
-  }
-}
+/**
+ * The commands: each module is loaded on demand (the etcd client, the gRPC stack, the Kubernetes client and
+ * the HTTP servers are not needed by the others, nor by --help). `prefix` goes before a usage error's
+ * message for commands whose messages do not name the command themselves.
+ */
+const commands: Record<string, { prefix: string; run: (argv: string[]) => Promise<number> }> = {
+  run: {
+    prefix: '',
+    run: async (argv) => {
+      const { runLocal, ManifestError } = await import('./commands/run.ts');
+      // A manifest that does not validate is the command line's fault too (exit 64).
+      return runLocal(argv, out).catch((error: unknown) => {
+        throw error instanceof ManifestError ? new UsageError(error.message, { cause: error }) : error;
+      });
+    },
+  },
+  check: { prefix: '', run: async (argv) => Promise.resolve(runCheck(argv, out, err)) },
+  agent: { prefix: 'agent: ', run: async (argv) => (await import('./commands/agent.ts')).runAgent(argv, out) },
+  witness: { prefix: 'witness: ', run: async (argv) => (await import('./commands/witness.ts')).runWitness(argv, out) },
+  report: { prefix: 'report: ', run: async (argv) => (await import('./commands/report.ts')).runReport(argv, out, err) },
+  operator: { prefix: 'operator: ', run: async (argv) => (await import('./commands/operator.ts')).runOperator(argv, out) },
+  dev: { prefix: 'dev: ', run: async (argv) => (await import('./commands/operator.ts')).runDev(argv, out) },
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -121,31 +85,18 @@ async function main(argv: string[]): Promise<number> {
     case '--version':
       process.stdout.write(`${packageVersion}\n`);
       return 0;
-    case 'run':
-      return runCommand(rest);
-    case 'check':
-      try {
-        return runCheck(
-          rest,
-          (line) => process.stdout.write(`${line}\n`),
-          (line) => process.stderr.write(`${line}\n`),
-        );
-      } catch (error) {
-        if (!(error instanceof CheckUsageError)) throw error;
-        process.stderr.write(`etcd-robustness: ${error.message}\n`);
-        return exitCodes.usage;
-      }
-    case 'agent':
-      return agentCommand(rest);
-    case 'witness':
-      return witnessCommand(rest);
-    case 'report':
-      return reportCommand(rest);
-    case 'operator':
-    case 'dev':
-      return operatorCommand(command, rest);
-    default:
-      throw new UsageError(`unknown command "${command}" (see etcd-robustness --help)`);
+  }
+  const entry = commands[command];
+  if (entry === undefined) {
+    process.stderr.write(`etcd-robustness: unknown command "${command}" (see etcd-robustness --help)\n`);
+    return 2;
+  }
+  try {
+    return await entry.run(rest);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`etcd-robustness: ${entry.prefix}${error.message}\n`);
+    return exitCodes.usage;
   }
 }
 
@@ -155,7 +106,7 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     const err = error instanceof Error ? error : new Error(String(error));
-    const usage = err instanceof UsageError || String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
+    const usage = String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
     // Errors carry their context in the message; the stack is for debugging this program itself.
     const detail = process.env['LOG_LEVEL'] === 'debug' ? (err.stack ?? err.message) : err.message;
     process.stderr.write(`etcd-robustness: ${detail}\n`);

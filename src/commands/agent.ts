@@ -9,10 +9,7 @@ import { DurationFormatError, parseDuration } from '../duration.ts';
 import { defaultMaxTtlMs, FaultAgent, type FaultAgentOptions, type HostPort } from '../faults/agent.ts';
 import { logger } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
-
-export class AgentUsageError extends Error {
-  override name = 'AgentUsageError';
-}
+import { UsageError } from './usage.ts';
 
 export const agentUsage = `Usage: etcd-robustness agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE [options]
 
@@ -38,7 +35,7 @@ Options:
 export function parseHostPort(text: string, flag: string): HostPort {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text);
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new AgentUsageError(`${flag}: "${text}" is not HOST:PORT`);
+  if (!match || port > 65535) throw new UsageError(`${flag}: "${text}" is not HOST:PORT`);
   const host = match[1] ?? match[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
@@ -71,10 +68,10 @@ export function parseAgentArgs(argv: readonly string[]): AgentCommand {
   });
   const placeholder: FaultAgentOptions = { member: '', dataDir: '', listen: { host: '', port: 0 }, token: '' };
   if (values.help) return { help: true, options: placeholder, exitWithParent: false };
-  if (positionals.length > 0) throw new AgentUsageError(`unexpected argument "${positionals[0]!}"`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]!}"`);
   const required = (flag: 'member' | 'data-dir' | 'listen' | 'token-file'): string => {
     const value = values[flag];
-    if (value === undefined || value === '') throw new AgentUsageError(`--${flag} is required`);
+    if (value === undefined || value === '') throw new UsageError(`--${flag} is required`);
     return value;
   };
   const member = required('member');
@@ -85,35 +82,35 @@ export function parseAgentArgs(argv: readonly string[]): AgentCommand {
   try {
     token = readFileSync(tokenFile, 'utf8').trim();
   } catch (error) {
-    throw new AgentUsageError(`--token-file: cannot read ${tokenFile}: ${(error as Error).message}`);
+    throw new UsageError(`--token-file: cannot read ${tokenFile}: ${(error as Error).message}`);
   }
-  if (token === '') throw new AgentUsageError(`--token-file: ${tokenFile} is empty`);
+  if (token === '') throw new UsageError(`--token-file: ${tokenFile} is empty`);
   let maxTtlMs = defaultMaxTtlMs;
   if (values['max-ttl'] !== undefined) {
     try {
       maxTtlMs = parseDuration(values['max-ttl']);
     } catch (error) {
-      if (error instanceof DurationFormatError) throw new AgentUsageError(`--max-ttl: ${error.message}`);
+      if (error instanceof DurationFormatError) throw new UsageError(`--max-ttl: ${error.message}`);
       throw error;
     }
-    if (maxTtlMs <= 0) throw new AgentUsageError('--max-ttl: must be more than 0');
+    if (maxTtlMs <= 0) throw new UsageError('--max-ttl: must be more than 0');
   }
   const options: FaultAgentOptions = { member, dataDir, listen, token, maxTtlMs };
   const certFile = values['tls-cert-file'];
   const keyFile = values['tls-key-file'];
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new AgentUsageError('--tls-cert-file and --tls-key-file go together');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert-file and --tls-key-file go together');
   if (certFile !== undefined && keyFile !== undefined) options.tls = { cert: readPem(certFile, '--tls-cert-file'), key: readPem(keyFile, '--tls-key-file') };
   if (options.tls === undefined && !isLoopback(listen.host)) {
-    throw new AgentUsageError(`--listen: ${listen.host}:${listen.port} is not a loopback address: the bearer token would cross the network in clear; give --tls-cert-file and --tls-key-file, or listen on 127.0.0.1`);
+    throw new UsageError(`--listen: ${listen.host}:${listen.port} is not a loopback address: the bearer token would cross the network in clear; give --tls-cert-file and --tls-key-file, or listen on 127.0.0.1`);
   }
   const gofailUrl = values['gofail-url'];
   if (gofailUrl !== undefined) {
-    if (!/^https?:\/\/./.test(gofailUrl)) throw new AgentUsageError(`--gofail-url: "${gofailUrl}" is not an http:// URL`);
+    if (!/^https?:\/\/./.test(gofailUrl)) throw new UsageError(`--gofail-url: "${gofailUrl}" is not an http:// URL`);
     options.gofailUrl = gofailUrl;
   }
   const peerListen = values['peer-listen'];
   const peerTarget = values['peer-target'];
-  if ((peerListen === undefined) !== (peerTarget === undefined)) throw new AgentUsageError('--peer-listen and --peer-target go together');
+  if ((peerListen === undefined) !== (peerTarget === undefined)) throw new UsageError('--peer-listen and --peer-target go together');
   if (peerListen !== undefined && peerTarget !== undefined) {
     options.peerProxy = { listen: parseHostPort(peerListen, '--peer-listen'), target: parseHostPort(peerTarget, '--peer-target') };
   }
@@ -124,7 +121,7 @@ function readPem(file: string, flag: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (error) {
-    throw new AgentUsageError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
+    throw new UsageError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
   }
 }
 

@@ -10,6 +10,7 @@ import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatErr
 import type { History } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { fileKind, HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
+import { UsageError } from './usage.ts';
 
 export const exitCodes = { ok: 0, violation: 1, inconclusive: 2, usage: 64 } as const;
 
@@ -24,10 +25,6 @@ export interface FileOutcome {
   /** Why --report wrote no report for this path. */
   reportSkipped?: string;
   error?: string;
-}
-
-export class CheckUsageError extends Error {
-  override name = 'CheckUsageError';
 }
 
 export const checkUsage = `Usage: etcd-robustness check [--json] [--report DIR] [--timeout DURATION] PATH...
@@ -155,20 +152,20 @@ export function runCheck(argv: string[], out: (line: string) => void, err: (line
       },
     });
   } catch (error) {
-    throw new CheckUsageError(`check: ${(error as Error).message}`);
+    throw new UsageError(`check: ${(error as Error).message}`);
   }
   const { values, positionals } = parsed;
   if (values.help) {
     out(checkUsage);
     return exitCodes.ok;
   }
-  if (positionals.length === 0) throw new CheckUsageError('check: no history file or directory given (see etcd-robustness check --help)');
+  if (positionals.length === 0) throw new UsageError('check: no history file or directory given (see etcd-robustness check --help)');
   let timeoutMs: number;
   try {
     timeoutMs = parseDuration(values.timeout);
     if (timeoutMs <= 0) throw new Error(`must be positive, got "${values.timeout}"`);
   } catch (error) {
-    throw new CheckUsageError(`check: --timeout: ${(error as Error).message}`);
+    throw new UsageError(`check: --timeout: ${(error as Error).message}`);
   }
   const outcomes = positionals.map((file) => {
     const outcome = checkOne(file, timeoutMs, values.report);

@@ -21,10 +21,7 @@ import { claimFolder, createScratch, FolderBusyError, reclaimScratch, removeScra
 import { logger, setLogFormat } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
 import { imageNamed, KubeNode, readImagesManifest } from '../node/index.ts';
-
-export class OperatorUsageError extends Error {
-  override name = 'OperatorUsageError';
-}
+import { UsageError } from './usage.ts';
 
 export const operatorUsage = `Usage: etcd-robustness operator [options]
 
@@ -86,7 +83,7 @@ const defaultImage = 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0';
 
 function port(flag: string, text: string): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text) || n > 65535) throw new OperatorUsageError(`${flag}: "${text}" is not a port number`);
+  if (!/^\d+$/.test(text) || n > 65535) throw new UsageError(`${flag}: "${text}" is not a port number`);
   return n;
 }
 
@@ -117,33 +114,33 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     },
   });
   if (values.help) return 'help';
-  if (positionals.length > 0) throw new OperatorUsageError(`unexpected argument "${positionals[0]}"`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const runtime = values.runtime;
-  if (runtime !== 'kubernetes' && runtime !== 'local') throw new OperatorUsageError(`--runtime: "${runtime}" is not kubernetes or local`);
+  if (runtime !== 'kubernetes' && runtime !== 'local') throw new UsageError(`--runtime: "${runtime}" is not kubernetes or local`);
   const logFormat = values['log-format'];
-  if (logFormat !== 'json' && logFormat !== 'text') throw new OperatorUsageError(`--log-format: "${logFormat}" is not json or text`);
+  if (logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`--log-format: "${logFormat}" is not json or text`);
   const leaderElectText = values['leader-elect'] ?? 'true';
-  if (leaderElectText !== 'true' && leaderElectText !== 'false') throw new OperatorUsageError(`--leader-elect: "${leaderElectText}" is not true or false`);
+  if (leaderElectText !== 'true' && leaderElectText !== 'false') throw new UsageError(`--leader-elect: "${leaderElectText}" is not true or false`);
   let leaseDurationMs: number;
   try {
     leaseDurationMs = parseDuration(values['lease-duration']);
   } catch (error) {
-    throw new OperatorUsageError(`--lease-duration: ${(error as Error).message}`);
+    throw new UsageError(`--lease-duration: ${(error as Error).message}`);
   }
-  if (leaseDurationMs < 2000) throw new OperatorUsageError('--lease-duration: must be at least 2s');
+  if (leaseDurationMs < 2000) throw new UsageError('--lease-duration: must be at least 2s');
   const bindAddress = values['bind-address'];
   const secureText = values['metrics-secure'];
-  if (secureText !== undefined && secureText !== 'true' && secureText !== 'false') throw new OperatorUsageError(`--metrics-secure: "${secureText}" is not true or false`);
+  if (secureText !== undefined && secureText !== 'true' && secureText !== 'false') throw new UsageError(`--metrics-secure: "${secureText}" is not true or false`);
   const metricsSecure = secureText === undefined ? !isLoopback(bindAddress) : secureText === 'true';
   if (!metricsSecure && !isLoopback(bindAddress)) {
-    throw new OperatorUsageError(`--metrics-secure=false: plain HTTP without authentication is served on loopback only, not on --bind-address ${bindAddress} (the gates reveal every namespace's verdicts)`);
+    throw new UsageError(`--metrics-secure=false: plain HTTP without authentication is served on loopback only, not on --bind-address ${bindAddress} (the gates reveal every namespace's verdicts)`);
   }
   const metricsPort = port('--metrics-port', values['metrics-port']);
   const healthPort = port('--health-port', values['health-port']);
   if (metricsSecure && metricsPort === healthPort && metricsPort !== 0) {
-    throw new OperatorUsageError(`--health-port: must differ from --metrics-port (${metricsPort}) when metrics are served securely: the kubelet's probes carry no token`);
+    throw new UsageError(`--health-port: must differ from --metrics-port (${metricsPort}) when metrics are served securely: the kubelet's probes carry no token`);
   }
-  if (values['metrics-cert-dir'] !== undefined && !metricsSecure) throw new OperatorUsageError('--metrics-cert-dir: needs --metrics-secure');
+  if (values['metrics-cert-dir'] !== undefined && !metricsSecure) throw new UsageError('--metrics-cert-dir: needs --metrics-secure');
   return {
     runtime,
     namespaces: values.namespaces.split(',').map((s) => s.trim()).filter((s) => s !== ''),
@@ -170,12 +167,12 @@ function memberNetworkPolicyOf(text: string | undefined, env: NodeJS.ProcessEnv)
   const podLabels: Record<string, string> = {};
   for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
     const match = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(pair);
-    if (!match) throw new OperatorUsageError(`--member-network-policy: "${pair}" is not a label KEY=VALUE`);
+    if (!match) throw new UsageError(`--member-network-policy: "${pair}" is not a label KEY=VALUE`);
     podLabels[match[1]!] = match[2]!;
   }
-  if (Object.keys(podLabels).length === 0) throw new OperatorUsageError("--member-network-policy: name at least one label of the operator's Pods");
+  if (Object.keys(podLabels).length === 0) throw new UsageError("--member-network-policy: name at least one label of the operator's Pods");
   const namespace = env['POD_NAMESPACE'];
-  if (namespace === undefined || namespace === '') throw new OperatorUsageError("--member-network-policy: needs POD_NAMESPACE (the operator Pods' namespace)");
+  if (namespace === undefined || namespace === '') throw new UsageError("--member-network-policy: needs POD_NAMESPACE (the operator Pods' namespace)");
   return { namespace, podLabels };
 }
 
@@ -346,12 +343,12 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
     out(devUsage);
     return 0;
   }
-  if (values.runtime !== 'local' && values.runtime !== 'kubernetes') throw new OperatorUsageError(`--runtime: "${values.runtime}" is not local or kubernetes`);
-  if (values['data-dir'] !== undefined && values.dir !== undefined) throw new OperatorUsageError('--dir is another name of --data-dir: give one of them');
+  if (values.runtime !== 'local' && values.runtime !== 'kubernetes') throw new UsageError(`--runtime: "${values.runtime}" is not local or kubernetes`);
+  if (values['data-dir'] !== undefined && values.dir !== undefined) throw new UsageError('--dir is another name of --data-dir: give one of them');
   const dataDir = values['data-dir'] ?? values.dir;
   setLogFormat('text');
   if (values.runtime === 'kubernetes') {
-    if (dataDir !== undefined) throw new OperatorUsageError('--data-dir applies to --runtime=local (the node keeps everything in its own folder)');
+    if (dataDir !== undefined) throw new UsageError('--data-dir applies to --runtime=local (the node keeps everything in its own folder)');
     return runDevNode(out);
   }
   // What killed predecessors left: a dev without --data-dir, its apiserver, runs, members.
@@ -369,7 +366,7 @@ export async function runDev(argv: string[], out: (line: string) => void): Promi
   try {
     release = claimFolder(dir, 'etcd-robustness dev');
   } catch (error) {
-    if (error instanceof FolderBusyError) throw new OperatorUsageError(`--data-dir: ${error.message}`, { cause: error });
+    if (error instanceof FolderBusyError) throw new UsageError(`--data-dir: ${error.message}`, { cause: error });
     throw error;
   }
   try {

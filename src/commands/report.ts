@@ -15,10 +15,7 @@ import type { RobustnessRunResource, RobustnessRunStatus, RunRecord, StoredRepor
 import { robustnessRunPlural } from '../domain/run-resource.ts';
 import { robustnessGroup, robustnessVersion } from '../domain/run-spec.ts';
 import { exitCodes } from './check.ts';
-
-export class ReportUsageError extends Error {
-  override name = 'ReportUsageError';
-}
+import { UsageError } from './usage.ts';
 
 export const reportUsage = `Usage: etcd-robustness report RUN [options]
 
@@ -62,21 +59,21 @@ export function parseReportArgs(argv: readonly string[]): ReportArgs | 'help' {
       },
     });
   } catch (error) {
-    throw new ReportUsageError((error as Error).message);
+    throw new UsageError((error as Error).message);
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
-  if (positionals.length === 0) throw new ReportUsageError('which RobustnessRun? (etcd-robustness report RUN)');
-  if (positionals.length > 1) throw new ReportUsageError(`one RobustnessRun at a time, got ${positionals.length}: ${positionals.join(' ')}`);
+  if (positionals.length === 0) throw new UsageError('which RobustnessRun? (etcd-robustness report RUN)');
+  if (positionals.length > 1) throw new UsageError(`one RobustnessRun at a time, got ${positionals.length}: ${positionals.join(' ')}`);
   let runNumber: number | undefined;
   if (values['run-number'] !== undefined) {
     runNumber = Number(values['run-number']);
     if (!/^\d+$/.test(values['run-number']) || !Number.isSafeInteger(runNumber) || runNumber < 1) {
-      throw new ReportUsageError(`--run-number must be a positive integer, got "${values['run-number']}"`);
+      throw new UsageError(`--run-number must be a positive integer, got "${values['run-number']}"`);
     }
   }
   for (const flag of ['namespace', 'kubeconfig', 'output'] as const) {
-    if (values[flag] === '') throw new ReportUsageError(`--${flag} must not be empty`);
+    if (values[flag] === '') throw new UsageError(`--${flag} must not be empty`);
   }
   return { run: positionals[0]!, namespace: values.namespace, kubeconfig: values.kubeconfig, runNumber, output: values.output, open: values.open };
 }
@@ -102,7 +99,7 @@ function loadKubeConfig(file: string | undefined): KubeConfig {
   try {
     kubeConfig.loadFromFile(file);
   } catch (error) {
-    throw new ReportUsageError(`--kubeconfig: cannot load ${file}: ${(error as Error).message}`);
+    throw new UsageError(`--kubeconfig: cannot load ${file}: ${(error as Error).message}`);
   }
   return kubeConfig;
 }
@@ -176,7 +173,7 @@ function openInBrowser(file: string): string | undefined {
   return path.basename(opener);
 }
 
-/** Runs the command; the exit code. Usage errors are thrown as ReportUsageError. */
+/** Runs the command; the exit code. Usage errors are thrown as UsageError. */
 export async function runReport(argv: readonly string[], out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const args = parseReportArgs(argv);
   if (args === 'help') {

@@ -21,10 +21,7 @@ import { formatProgress } from '../run/progress.ts';
 import { describeRecovery, writeRunReport } from '../run/report.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import { exitCodes } from './check.ts';
-
-export class RunUsageError extends Error {
-  override name = 'RunUsageError';
-}
+import { UsageError } from './usage.ts';
 
 export const runUsage = `Usage: etcd-robustness run --local [FILE] [options]
 
@@ -96,20 +93,20 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
       },
     });
   } catch (error) {
-    throw new RunUsageError(`run: ${(error as Error).message}`);
+    throw new UsageError(`run: ${(error as Error).message}`);
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
-  if (!values.local) throw new RunUsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
-  if (positionals.length > 1) throw new RunUsageError(`run: at most one manifest file, got ${positionals.length}`);
+  if (!values.local) throw new UsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
+  if (positionals.length > 1) throw new UsageError(`run: at most one manifest file, got ${positionals.length}`);
   const members = Number(values.members);
-  if (![1, 3, 5].includes(members)) throw new RunUsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
+  if (![1, 3, 5].includes(members)) throw new UsageError(`run: --members must be 1, 3 or 5, got "${values.members}"`);
   const port = Number(values['metrics-port']);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RunUsageError(`run: --metrics-port must be a port number, got "${values['metrics-port']}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`run: --metrics-port must be a port number, got "${values['metrics-port']}"`);
   const etcdFlags = values['etcd-flag'] ?? [];
   for (const flag of etcdFlags) {
     const problem = etcdFlagProblem(flag);
-    if (problem !== undefined) throw new RunUsageError(`run: --etcd-flag: ${problem}`);
+    if (problem !== undefined) throw new UsageError(`run: --etcd-flag: ${problem}`);
   }
   const duration = (flag: string, text: string): number => {
     try {
@@ -117,7 +114,7 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
       if (ms <= 0) throw new Error('must be positive');
       return ms;
     } catch (error) {
-      throw new RunUsageError(`run: ${flag}: ${(error as Error).message}`);
+      throw new UsageError(`run: ${flag}: ${(error as Error).message}`);
     }
   };
   return {
@@ -137,13 +134,13 @@ function parseRunArgs(argv: string[]): RunArgs | 'help' {
 
 function parseQps(text: string): number {
   const qps = Number(text);
-  if (!Number.isInteger(qps) || qps < 1 || qps > 100_000) throw new RunUsageError(`run: --qps must be an integer from 1 to 100000, got "${text}"`);
+  if (!Number.isInteger(qps) || qps < 1 || qps > 100_000) throw new UsageError(`run: --qps must be an integer from 1 to 100000, got "${text}"`);
   return qps;
 }
 
 function parseSeed(text: string): number {
   const seed = Number(text);
-  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 31) throw new RunUsageError(`run: --seed must be an integer from 0 to 2^31-1, got "${text}"`);
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 31) throw new UsageError(`run: --seed must be an integer from 0 to 2^31-1, got "${text}"`);
   return seed;
 }
 
@@ -153,7 +150,7 @@ function loadRun(args: RunArgs): RobustnessRun {
   try {
     text = readFileSync(args.file, 'utf8');
   } catch (error) {
-    throw new RunUsageError(`run: cannot read ${args.file}: ${(error as Error).message}`);
+    throw new UsageError(`run: cannot read ${args.file}: ${(error as Error).message}`);
   }
   return parseRobustnessRun(text, { file: args.file, defaultMode: 'exclusive' });
 }

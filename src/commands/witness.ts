@@ -7,10 +7,7 @@ import { parseArgs } from 'node:util';
 import { logger } from '../log.ts';
 import { WitnessFileStore } from '../witness/file-store.ts';
 import { WitnessServer } from '../witness/server.ts';
-
-export class WitnessUsageError extends Error {
-  override name = 'WitnessUsageError';
-}
+import { UsageError } from './usage.ts';
 
 export const witnessUsage = `Usage: etcd-robustness witness --data-dir DIR [--port N] [--bind-address ADDRESS]
 
@@ -50,14 +47,14 @@ export function parseWitnessArgs(argv: readonly string[]): WitnessCommand {
     },
   });
   if (values.help) return { help: true, dataDir: '', host: '', port: 0, exitWithParent: false };
-  if (positionals.length > 0) throw new WitnessUsageError(`unexpected argument "${positionals[0]!}"`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]!}"`);
   const dataDir = values['data-dir'];
-  if (dataDir === undefined || dataDir === '') throw new WitnessUsageError('--data-dir is required');
+  if (dataDir === undefined || dataDir === '') throw new UsageError('--data-dir is required');
   const portText = values.port ?? '0';
   const port = Number(portText);
-  if (!/^\d{1,5}$/.test(portText) || port > 65535) throw new WitnessUsageError(`--port: "${portText}" is not a port number (0 to 65535)`);
+  if (!/^\d{1,5}$/.test(portText) || port > 65535) throw new UsageError(`--port: "${portText}" is not a port number (0 to 65535)`);
   const host = values['bind-address'] ?? '127.0.0.1';
-  if (host === '') throw new WitnessUsageError('--bind-address: must not be empty');
+  if (host === '') throw new UsageError('--bind-address: must not be empty');
   return { help: false, dataDir, host, port, exitWithParent: values['exit-with-parent'] ?? false };
 }
 

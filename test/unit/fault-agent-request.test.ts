@@ -5,11 +5,12 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { AgentUsageError, parseAgentArgs, parseHostPort } from '../../src/commands/agent.ts';
+import { parseAgentArgs, parseHostPort } from '../../src/commands/agent.ts';
 import { agentFaultTypes, ballastFile, dataDirArgument, etcdDataDirOf, findEtcdProcess, parseFaultRequest } from '../../src/faults/agent.ts';
 import { holdFile, holdUntil, maxHoldAheadMs, parseHold, removeHold, writeHold } from '../../src/faults/hold.ts';
 import { RestartBackoff } from '../../src/local/process.ts';
 import { selfSignedCertificate } from '../../src/controller/kit/certificates.ts';
+import { UsageError } from '../../src/commands/usage.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-agent-unit-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -231,7 +232,7 @@ describe('agent flags', () => {
     assert.throws(() => parseAgentArgs(base.slice(2)), /--member is required/);
     assert.throws(() => parseAgentArgs([...base, '--max-ttl', 'soon']), /--max-ttl: "soon" is not a duration/);
     assert.throws(() => parseAgentArgs([...base, '--peer-listen', '127.0.0.1:1']), /--peer-listen and --peer-target go together/);
-    assert.throws(() => parseAgentArgs(['--member', 'm1', '--data-dir', '/d', '--listen', ':1', '--token-file', path.join(tmp, 'none')]), AgentUsageError);
+    assert.throws(() => parseAgentArgs(['--member', 'm1', '--data-dir', '/d', '--listen', ':1', '--token-file', path.join(tmp, 'none')]));
     assert.throws(() => parseHostPort('localhost', '--listen'), /--listen: "localhost" is not HOST:PORT/);
     assert.throws(() => parseAgentArgs([...base, '--tls-cert-file', tokenFile]), /--tls-cert-file and --tls-key-file go together/);
   });
@@ -241,7 +242,7 @@ describe('agent flags', () => {
     for (const listen of [':9095', '0.0.0.0:9095', '10.1.2.3:9095', '[::]:9095']) {
       assert.throws(
         () => parseAgentArgs(['--member', 'm1', '--data-dir', '/d', '--listen', listen, '--token-file', tokenFile]),
-        (error: unknown) => error instanceof AgentUsageError && /is not a loopback address: the bearer token would cross the network in clear/.test(error.message),
+        (error: unknown) => error instanceof UsageError && /is not a loopback address: the bearer token would cross the network in clear/.test(error.message),
         listen,
       );
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { OperatorUsageError, parseOperatorArgs } from '../../src/commands/operator.ts';
+import { parseOperatorArgs } from '../../src/commands/operator.ts';
+import { UsageError } from '../../src/commands/usage.ts';
 
 describe('etcd-robustness operator arguments', () => {
   test('defaults: kubernetes runtime, all namespaces, leader election on, ports 8080/8081 on loopback (plain HTTP there), JSON logs', () => {
@@ -53,7 +54,7 @@ describe('etcd-robustness operator arguments', () => {
     for (const host of ['0.0.0.0', '::', '10.0.0.7', 'operator.example']) {
       assert.throws(
         () => parseOperatorArgs([`--bind-address=${host}`, '--metrics-secure=false'], {}),
-        (error: unknown) => error instanceof OperatorUsageError && /plain HTTP without authentication is served on loopback only/.test(error.message),
+        (error: unknown) => error instanceof UsageError && /plain HTTP without authentication is served on loopback only/.test(error.message),
         host,
       );
     }
@@ -86,7 +87,7 @@ describe('etcd-robustness operator arguments', () => {
       [['extra'], /unexpected argument "extra"/],
     ];
     for (const [argv, message] of cases) {
-      assert.throws(() => parseOperatorArgs(argv, {}), (error: unknown) => error instanceof OperatorUsageError && message.test(error.message), argv.join(' '));
+      assert.throws(() => parseOperatorArgs(argv, {}), (error: unknown) => error instanceof UsageError && message.test(error.message), argv.join(' '));
     }
   });
 });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { parseReportArgs, ReportUsageError } from '../../src/commands/report.ts';
+import { parseReportArgs } from '../../src/commands/report.ts';
 import {
   buildReportConfigMap,
   configMapReportName,
@@ -19,6 +19,7 @@ import {
 import type { HistoryMeta } from '../../src/domain/index.ts';
 import { HistoryFileWriter, readHistoryDirectory } from '../../src/probes/history-file.ts';
 import { get, op, put, rev } from '../helpers/histories.ts';
+import { UsageError } from '../../src/commands/usage.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-report-store-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -244,7 +245,7 @@ describe('VolumeReportStore', () => {
 });
 
 describe('etcd-robustness report arguments', () => {
-  test('parses RUN and the options; usage errors are ReportUsageError', () => {
+  test('parses RUN and the options; usage errors are UsageError', () => {
     assert.deepEqual(parseReportArgs(['foo', '-n', 'ns', '--run-number', '3', '-o', 'out', '--open']), {
       run: 'foo',
       namespace: 'ns',
@@ -261,7 +262,7 @@ describe('etcd-robustness report arguments', () => {
       [['a', '--run-number', '1.5'], /--run-number must be a positive integer/],
       [['a', '--frob'], /Unknown option '--frob'/],
     ] as const) {
-      assert.throws(() => parseReportArgs(argv), (error: unknown) => error instanceof ReportUsageError && message.test(error.message));
+      assert.throws(() => parseReportArgs(argv), (error: unknown) => error instanceof UsageError && message.test(error.message));
     }
   });
 });
