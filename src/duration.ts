@@ -13,3 +13,18 @@ export function parseDuration(text: string): number {
   }
   return parts.reduce((total, p) => total + Number(p[1]) * units[p[2]!]!, 0);
 }
+
+/** Renders milliseconds as parseDuration reads them ("1h30m", "500ms"): for messages and CEL rules about bounds. */
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const parts: string[] = [];
+  let rest = ms;
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0) parts.push(`${rest}ms`);
+  return parts.join('');
+}

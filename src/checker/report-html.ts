@@ -311,7 +311,8 @@ function packRows(ops: Operation[], indices: number[], end: number): Map<number,
 // ---------------------------------------------------------------------------------------------------
 // Time formatting
 
-export function formatDuration(ns: number): string {
+/** Nanoseconds of history time for the timeline's axis and notes ("1.5 ms", "3 s"). */
+export function formatNanoseconds(ns: number): string {
   const abs = Math.abs(ns);
   const fixed = (v: number): string => String(Number(v.toPrecision(6)));
   if (abs < 1e3) return `${fixed(ns)} ns`;
@@ -453,7 +454,7 @@ function renderAxis(view: TimelineView, zoom: number): string {
   const ticks: string[] = [];
   // Integer multiples of the step (from the history's start), so labels stay round in any window.
   for (let k = Math.ceil(offset / step); k * step <= offset + span; k++) {
-    ticks.push(`<span class="tick" style="left:${percent(k * step - offset, span)}">${formatDuration(k * step)}</span>`);
+    ticks.push(`<span class="tick" style="left:${percent(k * step - offset, span)}">${formatNanoseconds(k * step)}</span>`);
   }
   return `<div class="axis"><div class="lane-name">time</div><div class="track" id="axis">${ticks.join('')}</div></div>`;
 }
@@ -518,7 +519,7 @@ export function faultSpans(events: readonly FaultEvent[]): FaultSpan[] {
 function faultTitle(span: FaultSpan, origin: number): string {
   const on = span.targets.length === 0 ? '' : ` on ${span.targets.join(', ')}`;
   const params = span.params === undefined ? [] : [`params: ${Object.entries(span.params).map(([k, v]) => `${k}=${v}`).join(' ')}`];
-  const phases = span.lines.map((l) => `${l.phase} at +${formatDuration(l.time - origin)}${l.detail === undefined ? '' : `: ${l.detail}`}`);
+  const phases = span.lines.map((l) => `${l.phase} at +${formatNanoseconds(l.time - origin)}${l.detail === undefined ? '' : `: ${l.detail}`}`);
   return [`fault #${span.id} ${span.fault}${on}`, ...params, ...phases].join('\n');
 }
 

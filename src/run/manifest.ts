@@ -7,7 +7,7 @@
 import { Cron } from 'croner';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node, YAMLError, YAMLMap } from 'yaml';
-import { parseDuration } from '../duration.ts';
+import { formatDuration, parseDuration } from '../duration.ts';
 import { faultNames, targetRules } from '../domain/faults.ts';
 import type { FaultChoice, FaultName, FaultsSpec, TargetRule } from '../domain/faults.ts';
 import type { ClusterMode } from '../domain/history.ts';
@@ -296,20 +296,6 @@ const namespaceRule = stringRule(
   (s) => s.length <= 63 && dnsLabel.test(s),
 );
 
-/** Renders milliseconds the way users write them, for messages about bounds. */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  const parts: string[] = [];
-  let rest = ms;
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (rest >= size) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-  }
-  if (rest > 0) parts.push(`${rest}ms`);
-  return parts.join('');
-}
 
 function durationRule(min: number, max = Number.MAX_SAFE_INTEGER, bounds?: string): Rule<number> {
   const range = bounds ?? (max === Number.MAX_SAFE_INTEGER ? `at least ${formatDuration(min)}` : `between ${formatDuration(min)} and ${formatDuration(max)}`);

@@ -4,7 +4,8 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import type { RobustnessRun, RobustnessRunSpec } from '../../src/domain/run-spec.ts';
-import { checkRunMembers, defaultFaultsSpec, defaultRobustnessRun, formatDuration, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
+import { formatDuration } from '../../src/duration.ts';
+import { checkRunMembers, defaultFaultsSpec, defaultRobustnessRun, ManifestError, parseRobustnessRun } from '../../src/run/manifest.ts';
 
 /** Four lines, so the `spec:` written after it is line 5 and the first spec field is line 6. */
 const head = `apiVersion: etcd.robustness.io/v1alpha1

@@ -56,7 +56,8 @@ import { etcdOperationKinds, kubernetesOperationKinds, profileNames } from '../.
 import type { ProfileName } from '../../domain/run-spec.ts';
 import { describeParam, faultCatalog } from '../../faults/catalog.ts';
 import type { FaultParam } from '../../faults/catalog.ts';
-import { cronPattern, formatDuration } from '../../run/manifest.ts';
+import { formatDuration } from '../../duration.ts';
+import { cronPattern } from '../../run/manifest.ts';
 import { enumOf } from './openapi.ts';
 import type {
   ArraySchema,

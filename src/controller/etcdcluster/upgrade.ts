@@ -17,7 +17,7 @@ import type {
 } from '../../domain/index.ts';
 import { etcdClusterKind, robustnessApiVersion, robustnessRunKind } from '../../domain/index.ts';
 import { parseDuration } from '../../duration.ts';
-import { formatDuration } from '../../run/manifest.ts';
+import { formatDuration } from '../../duration.ts';
 import { logger } from '../../log.ts';
 import { apiErrorMessage, isConflict, type CustomResources } from '../kube-api.ts';
 import type { EtcdView } from './observe.ts';
