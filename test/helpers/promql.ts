@@ -1,12 +1,13 @@
 /**
- * A small PromQL reader for tests that check queries against the metrics catalog (docs/metrics.md):
- * the alert rules and the Grafana dashboard. It does not validate PromQL; it finds the metric names an
- * expression selects, skipping everything that is not one: label matchers inside `{...}`, durations and
- * subqueries inside `[...]`, string and number literals, functions and aggregations (`rate(`,
- * `sum by (a) (`), their `by`/`without` label lists, `on(...)`/`ignoring(...)`/`group_left(...)`,
- * keywords (`bool`, `and`, `or`, `unless`, `offset`, `@`), and Grafana variables (`$cluster`,
- * `${datasource}`, `${run:regex}`, `[[run]]`, `$__rate_interval`).
+ * PromQL for tests that check queries against the metrics catalog (docs/metrics.md): the alert rules and
+ * the Grafana dashboard. Expressions are parsed with the Prometheus project's own grammar
+ * (@prometheus-io/lezer-promql, the parser of the Prometheus UI), so a query that Prometheus would reject
+ * fails the test; the tests then read the metric names and label matchers from the syntax tree. Grafana
+ * variables (`$cluster`, `${run:regex}`, `[[interval]]`, `$__rate_interval`) are not PromQL: they are
+ * replaced first by a value of the kind their place needs (a string after a match operator, a duration
+ * or number elsewhere); inside string literals they are left alone.
  */
+import { parser } from '@prometheus-io/lezer-promql';
 
 export class PromqlReadError extends Error {
   override name = 'PromqlReadError';
@@ -15,17 +16,47 @@ export class PromqlReadError extends Error {
   }
 }
 
-/** Keywords that stand where an identifier could, case-insensitive in PromQL. */
-const keywords = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
-/** Keywords followed by a parenthesised list of label names (optional for group_left/group_right). */
-const labelListKeywords = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right']);
+type SyntaxNode = ReturnType<typeof parser.parse>['topNode'];
 
-const isIdentStart = (c: string): boolean => /[A-Za-z_:]/.test(c);
-const isIdentChar = (c: string): boolean => /[A-Za-z0-9_:]/.test(c);
-const isSpace = (c: string): boolean => /\s/.test(c);
+/** One vector selector: the metric it names and the labels its matchers test (besides __name__). */
+export interface Selector {
+  metric: string;
+  labels: string[];
+}
 
-/** Index just past a string literal that starts at `start` ("...", '...' or `...`). */
-function skipString(expr: string, start: number): number {
+const grafanaVariable = /\$\{[A-Za-z0-9_]+(?:[:.][^}]*)?\}|\$[A-Za-z0-9_]+|\[\[[A-Za-z0-9_]+(?::[^\]]*)?\]\]/y;
+
+/**
+ * The expression with each Grafana variable outside string literals replaced by a PromQL value of the same
+ * length or less (offsets in errors stay close): `"v"` after a match operator, else `5m` (a duration, and a
+ * number in Prometheus 3's grammar).
+ */
+function withoutGrafanaVariables(expr: string): string {
+  let out = '';
+  let i = 0;
+  while (i < expr.length) {
+    const c = expr[i]!;
+    if (c === '"' || c === "'" || c === '`') {
+      const end = stringEnd(expr, i);
+      out += expr.slice(i, end);
+      i = end;
+      continue;
+    }
+    grafanaVariable.lastIndex = i;
+    const m = grafanaVariable.exec(expr);
+    if (m) {
+      out += /(=|!=|=~|!~)\s*$/.test(out) ? '"v"' : '5m';
+      i += m[0].length;
+      continue;
+    }
+    out += c;
+    i += 1;
+  }
+  return out;
+}
+
+/** Index just past a string literal that starts at `start` (or the end of the expression: the parser reports it). */
+function stringEnd(expr: string, start: number): number {
   const quote = expr[start]!;
   let i = start + 1;
   while (i < expr.length) {
@@ -34,195 +65,78 @@ function skipString(expr: string, start: number): number {
     else if (c === quote) return i + 1;
     else i += 1;
   }
-  throw new PromqlReadError(expr, start, 'unterminated string literal');
+  return expr.length;
 }
 
-function readString(expr: string, start: number): { value: string; end: number } {
-  const end = skipString(expr, start);
-  const body = expr.slice(start + 1, end - 1);
-  const value = expr[start] === '`' ? body : body.replace(/\\(.)/g, '$1');
-  return { value, end };
+/** A string literal's value ("...", '...' with escapes; `...` raw). */
+function stringValue(text: string): string {
+  if (text.startsWith('`')) return text.slice(1, -1);
+  return text.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
-/** Index just past a Grafana variable starting at `start` (`$name`, `${name...}`), or `start` if none. */
-function skipVariable(expr: string, start: number): number {
-  if (expr[start] !== '$') return start;
-  if (expr[start + 1] === '{') {
-    const close = expr.indexOf('}', start + 2);
-    if (close < 0) throw new PromqlReadError(expr, start, 'unterminated ${...} variable');
-    return close + 1;
-  }
-  let i = start + 1;
-  while (i < expr.length && /[A-Za-z0-9_]/.test(expr[i]!)) i += 1;
-  if (i === start + 1) throw new PromqlReadError(expr, start, 'a lone "$"');
-  return i;
+/** Parses one expression; a syntax error (an error node anywhere in the tree) is a PromqlReadError. */
+function parse(expr: string): { top: SyntaxNode; text: string } {
+  const text = withoutGrafanaVariables(expr);
+  const tree = parser.parse(text);
+  let error: number | undefined;
+  tree.iterate({
+    enter: (node) => {
+      if (error === undefined && node.type.isError) error = node.from;
+      return error === undefined;
+    },
+  });
+  if (error !== undefined) throw new PromqlReadError(expr, error, 'not valid PromQL');
+  return { top: tree.topNode, text };
 }
 
-function skipSpaceAndComments(expr: string, start: number): number {
-  let i = start;
-  for (;;) {
-    while (i < expr.length && isSpace(expr[i]!)) i += 1;
-    if (expr[i] !== '#') return i;
-    while (i < expr.length && expr[i] !== '\n') i += 1;
-  }
+function childrenOf(node: SyntaxNode): SyntaxNode[] {
+  const children: SyntaxNode[] = [];
+  for (let child = node.firstChild; child !== null; child = child.nextSibling) children.push(child);
+  return children;
 }
 
-/** Index just past the `]` matching the `[` at `start` (nested for Grafana's `[[var]]`). */
-function skipBrackets(expr: string, start: number): number {
-  let depth = 0;
-  for (let i = start; i < expr.length; i += 1) {
-    const c = expr[i]!;
-    if (c === '"' || c === "'" || c === '`') {
-      i = skipString(expr, i) - 1;
-    } else if (c === '[') depth += 1;
-    else if (c === ']') {
-      depth -= 1;
-      if (depth === 0) return i + 1;
-    }
-  }
-  throw new PromqlReadError(expr, start, 'unterminated "["');
-}
-
-/** Index just past the `)` matching the `(` at `start`: a label list after by/without/on/... */
-function skipParens(expr: string, start: number): number {
-  let depth = 0;
-  for (let i = start; i < expr.length; i += 1) {
-    const c = expr[i]!;
-    if (c === '"' || c === "'" || c === '`') i = skipString(expr, i) - 1;
-    else if (c === '(') depth += 1;
-    else if (c === ')') {
-      depth -= 1;
-      if (depth === 0) return i + 1;
-    }
-  }
-  throw new PromqlReadError(expr, start, 'unterminated "("');
-}
-
-/**
- * Reads the label matchers of `{...}` starting at `start`; returns the index past `}` and the metric
- * name the braces select, if any: `{__name__="x"}` or Prometheus 3's quoted name `{"x", a="b"}`.
- */
-function readMatchers(expr: string, start: number): { end: number; names: string[]; labels: string[] } {
+/** One VectorSelector node as a Selector (its name from the identifier, a quoted name or an exact __name__ matcher). */
+function selectorOf(node: SyntaxNode, text: string, expr: string): Selector[] {
+  const slice = (n: SyntaxNode): string => text.slice(n.from, n.to);
   const names: string[] = [];
   const labels: string[] = [];
-  let i = start + 1;
-  for (;;) {
-    i = skipSpaceAndComments(expr, i);
-    const c = expr[i];
-    if (c === undefined) throw new PromqlReadError(expr, start, 'unterminated "{"');
-    if (c === '}') return { end: i + 1, names, labels };
-    if (c === ',') {
-      i += 1;
-      continue;
+  for (const child of childrenOf(node)) {
+    if (child.name === 'Identifier') names.push(slice(child));
+    if (child.name !== 'LabelMatchers') continue;
+    for (const matcher of childrenOf(child)) {
+      if (matcher.name === 'QuotedLabelName') {
+        names.push(stringValue(slice(matcher.firstChild ?? matcher)));
+        continue;
+      }
+      if (matcher.name !== 'UnquotedLabelMatcher' && matcher.name !== 'QuotedLabelMatcher') continue;
+      const [labelNode, opNode, valueNode] = childrenOf(matcher);
+      const label = labelNode!.name === 'QuotedLabelName' ? stringValue(slice(labelNode!.firstChild ?? labelNode!)) : slice(labelNode!);
+      if (label !== '__name__') {
+        labels.push(label);
+        continue;
+      }
+      const op = slice(opNode!);
+      if (op !== '=') throw new PromqlReadError(expr, opNode!.from, `__name__${op}: only an exact __name__ matcher names a metric`);
+      names.push(stringValue(slice(valueNode!)));
     }
-    let label: string;
-    if (c === '"' || c === "'" || c === '`') {
-      const s = readString(expr, i);
-      label = s.value;
-      i = s.end;
-    } else if (isIdentStart(c)) {
-      const from = i;
-      while (i < expr.length && isIdentChar(expr[i]!)) i += 1;
-      label = expr.slice(from, i);
-    } else if (c === '$') {
-      i = skipVariable(expr, i);
-      label = '';
-    } else {
-      throw new PromqlReadError(expr, i, `unexpected "${c}" in label matchers`);
-    }
-    i = skipSpaceAndComments(expr, i);
-    const op = /^(=~|!~|!=|=)/.exec(expr.slice(i))?.[1];
-    if (op === undefined) {
-      // A bare quoted string is the metric name (Prometheus 3).
-      if (label !== '' && (c === '"' || c === "'" || c === '`')) names.push(label);
-      else throw new PromqlReadError(expr, i, `expected a matcher operator after label "${label}"`);
-      continue;
-    }
-    i = skipSpaceAndComments(expr, i + op.length);
-    const q = expr[i];
-    let value = '';
-    if (q === '"' || q === "'" || q === '`') {
-      const s = readString(expr, i);
-      value = s.value;
-      i = s.end;
-    } else if (q === '$') {
-      i = skipVariable(expr, i);
-    } else {
-      throw new PromqlReadError(expr, i, `expected a quoted value for label "${label}"`);
-    }
-    if (label === '__name__') {
-      if (op !== '=') throw new PromqlReadError(expr, i, `__name__${op}: only an exact __name__ matcher names a metric`);
-      names.push(value);
-    } else if (label !== '') labels.push(label);
   }
+  return names.map((metric) => ({ metric, labels }));
 }
 
-/** One vector selector: the metric it names and the labels its matchers test (besides __name__). */
-export interface Selector {
-  metric: string;
-  labels: string[];
+/** Every vector selector of a PromQL expression, in order of appearance. */
+export function selectorsOf(expr: string): Selector[] {
+  const { top, text } = parse(expr);
+  const selectors: Selector[] = [];
+  const cursor = top.cursor();
+  do {
+    if (cursor.name === 'VectorSelector') selectors.push(...selectorOf(cursor.node, text, expr));
+  } while (cursor.next());
+  return selectors;
 }
 
 /** The metric names a PromQL expression selects, sorted and unique. */
 export function metricNamesOf(expr: string): string[] {
   return [...new Set(selectorsOf(expr).map((s) => s.metric))].sort();
-}
-
-/** Every vector selector of a PromQL expression, in order of appearance. */
-export function selectorsOf(expr: string): Selector[] {
-  const selectors: Selector[] = [];
-  let i = 0;
-  while (i < expr.length) {
-    i = skipSpaceAndComments(expr, i);
-    const c = expr[i];
-    if (c === undefined) break;
-    if (c === '"' || c === "'" || c === '`') {
-      i = skipString(expr, i);
-    } else if (c === '$') {
-      i = skipVariable(expr, i);
-    } else if (c === '[') {
-      i = skipBrackets(expr, i);
-    } else if (c === '{') {
-      const m = readMatchers(expr, i);
-      for (const metric of m.names) selectors.push({ metric, labels: m.labels });
-      i = m.end;
-    } else if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(expr[i + 1] ?? ''))) {
-      // Numbers (1, 0.5, 1e3, 1e-3, 0x1f) and durations (5m, 1h30m).
-      i += 1;
-      while (i < expr.length) {
-        const d = expr[i]!;
-        if (/[A-Za-z0-9_.]/.test(d)) {
-          i += 1;
-          if ((d === 'e' || d === 'E') && (expr[i] === '+' || expr[i] === '-') && /[0-9]/.test(expr[i + 1] ?? '')) i += 1;
-        } else break;
-      }
-    } else if (isIdentStart(c)) {
-      const from = i;
-      while (i < expr.length && isIdentChar(expr[i]!)) i += 1;
-      const word = expr.slice(from, i);
-      const lower = word.toLowerCase();
-      const next = skipSpaceAndComments(expr, i);
-      if (labelListKeywords.has(lower)) {
-        if (expr[next] === '(') i = skipParens(expr, next);
-      } else if (keywords.has(lower)) {
-        // and/or/unless/bool/offset/Inf/NaN, start()/end() after @.
-      } else if (expr[next] === '(' || /^(by|without)\s*\(/i.test(expr.slice(next))) {
-        // A function or an aggregation (`sum by (a) (`): its arguments are read as the loop goes on;
-        // start() and end() after @ are functions too.
-      } else if (expr[next] === '{') {
-        const m = readMatchers(expr, next);
-        selectors.push({ metric: word, labels: m.labels });
-        for (const metric of m.names) selectors.push({ metric, labels: m.labels });
-        i = m.end;
-      } else {
-        selectors.push({ metric: word, labels: [] });
-      }
-    } else {
-      // Operators, parentheses, commas, @.
-      i += 1;
-    }
-  }
-  return selectors;
 }
 
 /** The Grafana variables an expression refers to: `$name`, `${name}`, `${name:fmt}`, `[[name]]`. */

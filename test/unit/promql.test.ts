@@ -55,6 +55,12 @@ describe('metricNamesOf', () => {
     assert.throws(() => metricNamesOf('{__name__=~"etcd_.*"}'), PromqlReadError);
   });
 
+  test('what Prometheus would reject is an error too (the Prometheus grammar parses it)', () => {
+    for (const expr of ['a +', 'rate(a[5x])', 'sum(a', 'a{b=}', 'a b']) {
+      assert.throws(() => metricNamesOf(expr), (e: unknown) => e instanceof PromqlReadError && /not valid PromQL/.test(e.message), expr);
+    }
+  });
+
   test('an unterminated string, brace or bracket is an error naming the expression', () => {
     for (const expr of ['a{b="c}', 'a{b="c"', 'rate(a[5m)', 'sum by (a b']) {
       assert.throws(() => metricNamesOf(expr), (e: unknown) => e instanceof PromqlReadError && e.message.includes(JSON.stringify(expr)), expr);
