@@ -1,4 +1,4 @@
-// Long exploratory runs of the two-node-plus-witness simulation (src/controller/witness/sim): the real
+// Long exploratory runs of the two-node-plus-witness simulation (test/witness-sim): the real
 // planTwoNode against simulated members, witness, network, operator replicas and a placement that does
 // what the local one does (recovery once per failover, the forced-start mark until finishRecovery,
 // etcd-wal-commit before every forced start).
@@ -14,7 +14,7 @@
 // there (each committed its whole log first). The operator-crash exploration:
 //   node scripts/witness-sim.ts --seeds 20000 --fault-phase 40000 --faults operatorCrash,memberHostDown,memberCrash,pairPartition
 import { parseArgs } from 'node:util';
-import { explore, faultKinds, mutations, seedRange, simulate, type FaultKind, type Mutation, type SimOptions, type SimResult } from '../src/controller/witness/sim/index.ts';
+import { explore, faultKinds, mutations, seedRange, simulate, type FaultKind, type Mutation, type SimOptions, type SimResult } from '../test/witness-sim/index.ts';
 
 function fail(message: string): never {
   console.error(`witness-sim: ${message}`);

@@ -12,8 +12,8 @@ import { customResourceDefinitions, renderCrd } from '../controller/api/index.ts
 import { selfSignedCertificate, type ServingCertificate } from '../controller/kit/index.ts';
 import { Operator } from '../controller/operator.ts';
 import { ConfigMapReportStore, VolumeReportStore, type ReportStore } from '../controller/report-store.ts';
-import { KubernetesPlacement } from '../controller/runtime/kubernetes.ts';
-import { LocalPlacement } from '../controller/runtime/local.ts';
+import { KubernetesPlacement } from '../controller/placement/kubernetes.ts';
+import { LocalPlacement } from '../controller/placement/local.ts';
 import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { LocalApiserver } from '../local/kube-apiserver.ts';

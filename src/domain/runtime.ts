@@ -98,7 +98,7 @@ export interface MemberLaunch {
 
 /**
  * What the operator needs of a place where an EtcdCluster's members run: Kubernetes Pods
- * (src/controller/runtime/kubernetes.ts) or local processes (src/controller/runtime/local.ts). Membership
+ * (src/controller/placement/kubernetes.ts) or local processes (src/controller/placement/local.ts). Membership
  * is the operator's (it adds and removes members through etcd's API); a placement only starts, lists and
  * deletes members. Every method is idempotent.
  */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Operator } from '../../src/controller/operator.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { TestApiserver } from './kube-apiserver.ts';
 
 /** Anything that runs kubectl against its cluster: the loopback apiserver or a whole test node. */

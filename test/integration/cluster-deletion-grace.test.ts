@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { clusterFinalizer, EtcdClusterReconciler } from '../../src/controller/etcdcluster/reconciler.ts';
 import { EventRecorder } from '../../src/controller/kit/index.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { installCrds, kubectlOk } from '../helpers/operator.ts';
 import { eventReasons, getCluster } from '../helpers/two-node.ts';

@@ -9,7 +9,7 @@ import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { clientTlsUnavailableReason } from '../../src/controller/etcdcluster/reconciler.ts';
 import { Operator } from '../../src/controller/operator.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
-import { clientCaKey, KubernetesPlacement } from '../../src/controller/runtime/kubernetes.ts';
+import { clientCaKey, KubernetesPlacement } from '../../src/controller/placement/kubernetes.ts';
 import { ClientTlsUnavailableError, type Condition, type EtcdCluster } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { eventually, installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { observeEtcd, withEtcd } from '../../src/controller/etcdcluster/observe.ts';
-import { etcdArgs, memberPaths } from '../../src/controller/runtime/kubernetes-manifests.ts';
+import { etcdArgs, memberPaths } from '../../src/controller/placement/kubernetes-manifests.ts';
 import type { EtcdClientTls } from '../../src/domain/index.ts';
 import { LocalEtcdCluster, LocalMemberRuntime } from '../../src/local/index.ts';
 import { memberHealth } from '../../src/probes/health.ts';

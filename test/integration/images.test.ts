@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Container, V1Deployment } from '@kubernetes/client-node';
-import { etcdImage, memberPod } from '../../src/controller/runtime/kubernetes-manifests.ts';
+import { etcdImage, memberPod } from '../../src/controller/placement/kubernetes-manifests.ts';
 import { etcdBinaries } from '../../src/local/index.ts';
 import { imageWalCommitPath } from '../../src/local/binaries.ts';
 import { parseManifests, TestHelm } from '../helpers/helm.ts';

@@ -8,8 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type V1PersistentVolumeClaim, type V1Pod } from '@kubernetes/client-node';
 import type { EtcdCluster } from '../../src/domain/index.ts';
-import { KubernetesPlacement, PlacementError } from '../../src/controller/runtime/kubernetes.ts';
-import { launchAnnotation, versionAnnotation } from '../../src/controller/runtime/kubernetes-manifests.ts';
+import { KubernetesPlacement, PlacementError } from '../../src/controller/placement/kubernetes.ts';
+import { launchAnnotation, versionAnnotation } from '../../src/controller/placement/kubernetes-manifests.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { placementFixtures } from '../helpers/placement-fixtures.ts';
 

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { randomUUID, X509Certificate } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, NetworkingV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
-import { KubernetesPlacement, PlacementError } from '../../src/controller/runtime/kubernetes.ts';
-import { launchAnnotation } from '../../src/controller/runtime/kubernetes-manifests.ts';
+import { KubernetesPlacement, PlacementError } from '../../src/controller/placement/kubernetes.ts';
+import { launchAnnotation } from '../../src/controller/placement/kubernetes-manifests.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { placementFixtures } from '../helpers/placement-fixtures.ts';
 

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { LocalPlacement, LocalPlacementError } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement, LocalPlacementError } from '../../src/controller/placement/local.ts';
 import { robustnessApiVersion, type EtcdCluster, type EtcdClusterSpec } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';
 

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, PolicyV1Api, type V1ContainerStatus, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
 import { Operator } from '../../src/controller/operator.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
-import { KubernetesPlacement } from '../../src/controller/runtime/kubernetes.ts';
+import { KubernetesPlacement } from '../../src/controller/placement/kubernetes.ts';
 import type { Condition, EtcdCluster } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { eventually, installCrds, kubectlJson, kubectlOk, reconcileTotal } from '../helpers/operator.ts';

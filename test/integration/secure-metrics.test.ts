@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { selfSignedCertificate, type ServingCertificate } from '../../src/controller/kit/index.ts';
 import { Operator } from '../../src/controller/operator.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { packageRoot } from '../../src/local/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { eventually, installCrds, kubectlOk } from '../helpers/operator.ts';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import type { RobustnessRunResource } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { eventually, installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';

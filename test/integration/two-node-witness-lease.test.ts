@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { witnessRecordAnnotation } from '../../src/controller/witness/store-kube.ts';
 import { parseWitnessRecord, type WitnessRecord } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';

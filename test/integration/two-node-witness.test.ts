@@ -15,7 +15,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdClusterReconciler } from '../../src/controller/etcdcluster/reconciler.ts';
 import { EventRecorder } from '../../src/controller/kit/index.ts';
 import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/runtime/local.ts';
+import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { HttpWitness } from '../../src/controller/witness/store-http.ts';
 import type { EtcdCluster } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';

@@ -1,4 +1,4 @@
-// The deterministic simulation of the two-node-plus-witness protocol (src/controller/witness/sim): a
+// The deterministic simulation of the two-node-plus-witness protocol (test/witness-sim): a
 // fixed budget of seeds with every fault kind must keep every invariant and serve again once the faults
 // stop; a seed replays exactly; the checker has teeth (the naive recovery and broken protocols or
 // placements are caught); and the scenarios in which the simulation found bugs in the first version of
@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createHash } from 'node:crypto';
-import { explore, seedRange, simulate, type FaultKind, type SimOptions, type SimResult } from '../../src/controller/witness/sim/index.ts';
+import { explore, seedRange, simulate, type FaultKind, type SimOptions, type SimResult } from '../witness-sim/index.ts';
 
 /** Seeds of the CI budget: about 3–4 s on one core. */
 const BUDGET = 4000;

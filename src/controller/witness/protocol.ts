@@ -2,7 +2,7 @@
  * The two-node-plus-witness protocol's decision, as a pure function of what the operator observes:
  * the witness record, etcd's member list and statuses, the members the placement runs, the clock.
  * One step per call; the reconciler executes it and calls again. The deterministic simulation
- * (src/controller/witness/sim) runs this same function against simulated members, witness and network.
+ * (test/witness-sim) runs this same function against simulated members, witness and network.
  *
  * The record is the protocol's memory, not the operator: every change of who may serve is first won
  * in the witness (compare-and-swap to the next epoch), then carried out, so a step interrupted by an

@@ -1,5 +1,5 @@
 /**
- * The Kubernetes objects of the `kubernetes` member placement (src/controller/runtime/kubernetes.ts),
+ * The Kubernetes objects of the `kubernetes` member placement (src/controller/placement/kubernetes.ts),
  * built as plain data from an EtcdCluster: one Pod and one PVC per member (the operator controls
  * membership, so no StatefulSet), a headless Service for the peers' DNS names, a client Service, a
  * PodDisruptionBudget that keeps quorum, the fault agents' token Secret and their TLS Secret (a CA made

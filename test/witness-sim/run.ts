@@ -8,7 +8,7 @@
  * liveness is required of every seed: after the faults stop, the witness is `paired` with two members
  * that are both voters of a serving leader, and a write is acknowledged.
  */
-import type { TwoNodeAction } from '../protocol.ts';
+import type { TwoNodeAction } from '../../src/controller/witness/protocol.ts';
 import { Operators, type Mutation, type Replica } from './operator.ts';
 import { SimViolation, type InvariantName } from './invariants.ts';
 import { Random } from './random.ts';

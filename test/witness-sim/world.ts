@@ -19,15 +19,15 @@
  * Elections are atomic (a candidate wins if a majority of its voters are reachable both ways, running,
  * not in a leader lease and not more up to date): the protocol under test is the operator's, not raft's.
  *
- * The placement does what the local one does (src/controller/runtime/local.ts): a fence mark; a
+ * The placement does what the local one does (src/controller/placement/local.ts): a fence mark; a
  * survivor's recovery once per failover whoever asks (recoveredEpoch); a durable forced-start mark that
  * every start obeys (etcd-wal-commit, then --force-new-cluster: the member's guard script) until the
  * protocol's finishRecovery step removes it, whichever operator replica leads by then.
  */
-import { MinHeap } from '../../../min-heap.ts';
-import { witnessWriteRefusal, type VersionedWitnessRecord, type WitnessRecord, type WitnessWriteResult } from '../../../domain/witness.ts';
-import type { PlacedMember } from '../../../domain/runtime.ts';
-import type { EtcdMemberView, EtcdView } from '../../etcdcluster/observe.ts';
+import { MinHeap } from '../../src/min-heap.ts';
+import { witnessWriteRefusal, type VersionedWitnessRecord, type WitnessRecord, type WitnessWriteResult } from '../../src/domain/witness.ts';
+import type { PlacedMember } from '../../src/domain/runtime.ts';
+import type { EtcdMemberView, EtcdView } from '../../src/controller/etcdcluster/observe.ts';
 import { Invariants, SimViolation } from './invariants.ts';
 import { Digest, Random } from './random.ts';
 

@@ -13,9 +13,9 @@
  * The steps are carried out as two-node.ts does, against the world's placement (world.ts): the
  * survivor's recovery once per failover whoever asks, the forced-start mark removed by finishRecovery.
  */
-import type { VersionedWitnessRecord } from '../../../domain/witness.ts';
-import type { PlacedMember } from '../../../domain/runtime.ts';
-import { planTwoNode, quorumLost, type TwoNodeAction, type TwoNodeInput } from '../protocol.ts';
+import type { VersionedWitnessRecord } from '../../src/domain/witness.ts';
+import type { PlacedMember } from '../../src/domain/runtime.ts';
+import { planTwoNode, quorumLost, type TwoNodeAction, type TwoNodeInput } from '../../src/controller/witness/protocol.ts';
 import type { Random } from './random.ts';
 import { EPOCH_MS, type Observation, type World } from './world.ts';
 

@@ -3,7 +3,7 @@
  * Independent streams (network, faults, workload, raft timers, operators) are forked by label, so adding
  * a draw to one stream does not shift the others.
  */
-import { Mulberry32 } from '../../../random.ts';
+import { Mulberry32 } from '../../src/random.ts';
 
 /** splitmix32: spreads a seed (or a seed and a label) over 32 bits. */
 function mix(x: number): number {

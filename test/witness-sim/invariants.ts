@@ -14,7 +14,7 @@
  *                 replacement: the mark outlived its failover)
  *   liveness      (run.ts) after the faults stop, the pair does not serve again in time
  */
-import type { WitnessRecord } from '../../../domain/witness.ts';
+import type { WitnessRecord } from '../../src/domain/witness.ts';
 import type { AckedWrite, Entry, Runner, World } from './world.ts';
 
 export type InvariantName = 'splitBrain' | 'witnessEpoch' | 'fencedServes' | 'lostWrite' | 'recovery' | 'liveness';
