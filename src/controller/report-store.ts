@@ -205,12 +205,13 @@ interface Compressed {
 
 type Part = Compressed & { file: SourceFile };
 
-/** gzip-compresses a file in memory (streaming, off the event loop); throws OverBudget once the output passes `budget`. */
-async function compressFile(file: string, budget: number): Promise<Compressed> {
+/**
+ * gzip-compresses a file into `sink` (streaming, off the event loop), hashing and counting the original
+ * bytes on the way: what a stored report's index records of each file.
+ */
+async function gzipFile(file: string, sink: NodeJS.WritableStream | ((source: AsyncIterable<Buffer>) => Promise<void>)): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
   let bytes = 0;
-  const chunks: Buffer[] = [];
-  let size = 0;
   await pipeline(
     createReadStream(file),
     async function* (source: AsyncIterable<Buffer>) {
@@ -221,15 +222,23 @@ async function compressFile(file: string, budget: number): Promise<Compressed> {
       }
     },
     createGzip({ level: 9 }),
-    async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        size += chunk.length;
-        if (size > budget) throw new OverBudget();
-        chunks.push(chunk);
-      }
-    },
+    sink,
   );
-  return { data: Buffer.concat(chunks), bytes, sha256: hash.digest('hex') };
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** gzip-compresses a file in memory; throws OverBudget once the output passes `budget`. */
+async function compressFile(file: string, budget: number): Promise<Compressed> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const { bytes, sha256 } = await gzipFile(file, async (source) => {
+    for await (const chunk of source) {
+      size += chunk.length;
+      if (size > budget) throw new OverBudget();
+      chunks.push(chunk);
+    }
+  });
+  return { data: Buffer.concat(chunks), bytes, sha256 };
 }
 
 function checkEntry(entry: unknown, who: string): ReportIndexEntry {
@@ -545,21 +554,8 @@ export class VolumeReportStore implements ReportStore {
       for (const file of [files.verdict, ...(files.html ? [files.html] : []), ...files.history]) {
         const key = `${file.path}.gz`;
         const target = path.join(staging, key);
-        const hash = createHash('sha256');
-        let bytes = 0;
-        await pipeline(
-          createReadStream(file.absolute),
-          async function* (source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              hash.update(chunk);
-              bytes += chunk.length;
-              yield chunk;
-            }
-          },
-          createGzip({ level: 9 }),
-          createWriteStream(target, { flags: 'wx' }),
-        );
-        entries.push({ path: file.path, key, bytes, storedBytes: (await stat(target)).size, sha256: hash.digest('hex') });
+        const { bytes, sha256 } = await gzipFile(file.absolute, createWriteStream(target, { flags: 'wx' }));
+        entries.push({ path: file.path, key, bytes, storedBytes: (await stat(target)).size, sha256 });
       }
       if (files.history.length === 0) await rm(path.join(staging, 'history'), { recursive: true });
       const index = `${JSON.stringify(indexFor(run, runNumber, entries, undefined), null, 2)}\n`;
