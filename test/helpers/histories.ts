@@ -1,4 +1,6 @@
 // Small builders for hand-written histories in tests.
+import assert from 'node:assert/strict';
+import { HistoryFormatError, parseHistory } from '../../src/checker/parse.ts';
 import type { EtcdRequest, EtcdResponse, History, HistoryMeta, KeyValue, Operation } from '../../src/domain/index.ts';
 import { HistoryFileWriter, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
 
@@ -30,4 +32,15 @@ export function writeSegments(dir: string, history: History, options: HistoryFil
   }
   writer.close();
   return writer;
+}
+
+/** The HistoryFormatError a history text is refused with (file name h.jsonl); fails the test when it is accepted. */
+export function historyProblem(text: string): string {
+  try {
+    parseHistory(text, 'h.jsonl');
+  } catch (error) {
+    if (error instanceof HistoryFormatError) return error.message;
+    throw error;
+  }
+  assert.fail('the history was accepted');
 }

@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { HistoryFormatError, parseHistory, serializeFaultLine, serializeHistory } from '../../src/checker/parse.ts';
+import { parseHistory, serializeFaultLine, serializeHistory } from '../../src/checker/parse.ts';
 import type { FaultEvent, History } from '../../src/domain/index.ts';
+import { historyProblem } from '../helpers/histories.ts';
 
 const put = '{"client": 1, "call": 10, "return": 20, "request": {"type": "put", "key": "k", "value": "v"}, "response": {"revision": 2}}';
-
-function problem(text: string): string {
-  try {
-    parseHistory(text, 'h.jsonl');
-  } catch (error) {
-    if (error instanceof HistoryFormatError) return error.message;
-    throw error;
-  }
-  assert.fail('the history was accepted');
-}
 
 describe('history fault lines', () => {
   test('fault lines are read in order, with optional params and detail, beside operations', () => {
@@ -56,15 +47,15 @@ describe('history fault lines', () => {
   test('malformed fault lines are rejected as FILE:LINE: problem', () => {
     const line = (fields: Record<string, unknown>): string =>
       JSON.stringify({ kind: 'fault', id: 1, time: 5, phase: 'inject', fault: 'kill', targets: ['m1'], ...fields });
-    assert.equal(problem(line({ phase: 'start' })), 'h.jsonl:1: phase must be one of inject, verified, heal, failed; got "start"');
-    assert.match(problem(line({ fault: 'explode' })), /^h\.jsonl:1: fault must be one of kill, crash, pause, .*; got "explode"$/);
-    assert.equal(problem(line({ time: -1 })), 'h.jsonl:1: time must be an integer >= 0, got -1');
-    assert.equal(problem(line({ id: 'a' })), 'h.jsonl:1: id must be an integer >= 0, got "a"');
-    assert.equal(problem(line({ targets: 'm1' })), 'h.jsonl:1: targets must be an array');
-    assert.equal(problem(line({ targets: [1] })), 'h.jsonl:1: targets[0] must be a string');
-    assert.equal(problem(line({ params: { delayMs: true } })), 'h.jsonl:1: params.delayMs must be a number or a string');
-    assert.equal(problem(line({ detail: 5 })), 'h.jsonl:1: detail must be a string');
-    assert.equal(problem(`${put}\n${line({})}\n${line({ fault: 'pause', phase: 'heal' })}`), 'h.jsonl:3: fault 1 is kill on an earlier line, not pause');
-    assert.equal(problem('{"kind": "chaos"}'), 'h.jsonl:1: unknown kind "chaos" (expected no kind, "invoke", "meta", "watch" or "fault")');
+    assert.equal(historyProblem(line({ phase: 'start' })), 'h.jsonl:1: phase must be one of inject, verified, heal, failed; got "start"');
+    assert.match(historyProblem(line({ fault: 'explode' })), /^h\.jsonl:1: fault must be one of kill, crash, pause, .*; got "explode"$/);
+    assert.equal(historyProblem(line({ time: -1 })), 'h.jsonl:1: time must be an integer >= 0, got -1');
+    assert.equal(historyProblem(line({ id: 'a' })), 'h.jsonl:1: id must be an integer >= 0, got "a"');
+    assert.equal(historyProblem(line({ targets: 'm1' })), 'h.jsonl:1: targets must be an array');
+    assert.equal(historyProblem(line({ targets: [1] })), 'h.jsonl:1: targets[0] must be a string');
+    assert.equal(historyProblem(line({ params: { delayMs: true } })), 'h.jsonl:1: params.delayMs must be a number or a string');
+    assert.equal(historyProblem(line({ detail: 5 })), 'h.jsonl:1: detail must be a string');
+    assert.equal(historyProblem(`${put}\n${line({})}\n${line({ fault: 'pause', phase: 'heal' })}`), 'h.jsonl:3: fault 1 is kill on an earlier line, not pause');
+    assert.equal(historyProblem('{"kind": "chaos"}'), 'h.jsonl:1: unknown kind "chaos" (expected no kind, "invoke", "meta", "watch" or "fault")');
   });
 });

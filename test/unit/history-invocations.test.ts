@@ -13,6 +13,7 @@ import type { History, HistoryMeta, Invocation, Operation } from '../../src/doma
 import { HistoryFileWriter, readHistoryDirectory } from '../../src/probes/history-file.ts';
 import { HistoryRecorder } from '../../src/probes/recorder.ts';
 import { buildHistory, shapeArbitrary } from '../helpers/random-histories.ts';
+import { historyProblem } from '../helpers/histories.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-invocations-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -22,16 +23,6 @@ const freshDir = (): string => path.join(root, `h${++dirs}`);
 const putA: Invocation = { kind: 'invoke', client: 3, call: 10, request: { type: 'put', key: '/k/a', value: 'v1' }, member: 'm1' };
 const putADone: Operation = { client: 3, call: 10, return: 20, request: { type: 'put', key: '/k/a', value: 'v1' }, response: { revision: 2 }, member: 'm2' };
 const jsonl = (...lines: string[]): string => `${lines.join('\n')}\n`;
-
-function problem(text: string): string {
-  try {
-    parseHistory(text, 'h.jsonl');
-  } catch (error) {
-    if (error instanceof HistoryFormatError) return error.message;
-    throw error;
-  }
-  return 'no error';
-}
 
 describe('invoke lines', () => {
   test('are written kind first, with the member only when there is one', () => {
@@ -74,30 +65,30 @@ describe('invoke lines', () => {
     // An invoke of another call does not claim it: the client's overlap check judges the pair.
     const later = { ...putA, call: 30 };
     assert.deepEqual(parseHistory(jsonl(serializeOperationLine(putADone), serializeInvokeLine(later))).operations.length, 2);
-    assert.match(problem(jsonl(serializeInvokeLine({ ...putA, call: 5 }), serializeOperationLine(putADone))), /^h\.jsonl:2: client 3 starts an operation at 10 while its previous one \(line 1\) never returned/);
+    assert.match(historyProblem(jsonl(serializeInvokeLine({ ...putA, call: 5 }), serializeOperationLine(putADone))), /^h\.jsonl:2: client 3 starts an operation at 10 while its previous one \(line 1\) never returned/);
   });
 
   test('a completion whose request differs from its invoke is an error naming both lines', () => {
     const other = { ...putADone, request: { type: 'put' as const, key: '/k/a', value: 'v2' } };
     assert.equal(
-      problem(jsonl('{"kind":"meta"}', serializeInvokeLine(putA), serializeOperationLine(other))),
+      historyProblem(jsonl('{"kind":"meta"}', serializeInvokeLine(putA), serializeOperationLine(other))),
       "h.jsonl:3: client 3's operation called at 10 has a different request from its invocation (line 2)",
     );
   });
 
   test('a second invoke while the client has one open is an error (clients never overlap)', () => {
     assert.equal(
-      problem(jsonl(serializeInvokeLine(putA), serializeInvokeLine({ ...putA, call: 15 }))),
+      historyProblem(jsonl(serializeInvokeLine(putA), serializeInvokeLine({ ...putA, call: 15 }))),
       "h.jsonl:2: client 3 is invoked at 15 while its invocation at 10 (line 1) is still open (a client's operations never overlap)",
     );
   });
 
   test('malformed invoke lines are rejected as FILE:LINE: problem', () => {
-    assert.equal(problem('{"kind":"invoke","client":-1,"call":1,"request":{"type":"defragment"}}'), 'h.jsonl:1: client must be an integer >= 0, got -1');
-    assert.equal(problem('{"kind":"invoke","client":1,"request":{"type":"defragment"}}'), 'h.jsonl:1: call must be an integer >= 0, got nothing');
-    assert.match(problem('{"kind":"invoke","client":1,"call":1,"request":{"type":"get"}}'), /^h\.jsonl:1: request\.type must be one of range/);
-    assert.equal(problem('{"kind":"invoke","client":1,"call":1,"request":{"type":"defragment"},"member":7}'), 'h.jsonl:1: member must be a string');
-    assert.equal(problem(jsonl(serializeInvokeLine(putA), '{"kind":"meta"}')), 'h.jsonl:2: the meta line must come before the operations');
+    assert.equal(historyProblem('{"kind":"invoke","client":-1,"call":1,"request":{"type":"defragment"}}'), 'h.jsonl:1: client must be an integer >= 0, got -1');
+    assert.equal(historyProblem('{"kind":"invoke","client":1,"request":{"type":"defragment"}}'), 'h.jsonl:1: call must be an integer >= 0, got nothing');
+    assert.match(historyProblem('{"kind":"invoke","client":1,"call":1,"request":{"type":"get"}}'), /^h\.jsonl:1: request\.type must be one of range/);
+    assert.equal(historyProblem('{"kind":"invoke","client":1,"call":1,"request":{"type":"defragment"},"member":7}'), 'h.jsonl:1: member must be a string');
+    assert.equal(historyProblem(jsonl(serializeInvokeLine(putA), '{"kind":"meta"}')), 'h.jsonl:2: the meta line must come before the operations');
   });
 });
 
@@ -116,8 +107,8 @@ describe('a torn last line', () => {
   });
 
   test('is an error anywhere else: with a newline after it, or before other lines', () => {
-    assert.match(problem(`${serializeInvokeLine(putA)}\n${cut}\n`), /^h\.jsonl:2: not valid JSON/);
-    assert.match(problem(`${cut}\n${serializeInvokeLine(putA)}`), /^h\.jsonl:1: not valid JSON/);
+    assert.match(historyProblem(`${serializeInvokeLine(putA)}\n${cut}\n`), /^h\.jsonl:2: not valid JSON/);
+    assert.match(historyProblem(`${cut}\n${serializeInvokeLine(putA)}`), /^h\.jsonl:1: not valid JSON/);
   });
 
   test('a complete last line without its newline is read as usual', () => {
