@@ -54,17 +54,8 @@ export interface EtcdBenchmarkOptions {
   binary?: string;
 }
 
-export interface EtcdBenchmarkResult {
-  /** Successful requests (the ones in the tool's summary). */
-  requests: number;
-  /** Failed requests (the tool's "Error distribution"); 0 on a clean run. */
-  errors: number;
-  /** The tool's "Total": from its first request to its last response. */
-  seconds: number;
-  /** The tool's "Requests/sec" (successful requests / seconds). */
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
+/** A run of the tool: its summary's figures, and what it cost. */
+export interface EtcdBenchmarkResult extends Omit<EtcdBenchmarkSummary, 'percentilesMs' | 'errorDistribution'> {
   /** CPU time (user + sys) of the tool's process, start to exit. */
   cpuSeconds: number;
   /** The command line that ran (binary and arguments). */
@@ -75,9 +66,13 @@ export interface EtcdBenchmarkResult {
 
 /** What parseEtcdBenchmarkOutput reads from the tool's summary. */
 export interface EtcdBenchmarkSummary {
+  /** Successful requests (the ones in the tool's summary). */
   requests: number;
+  /** Failed requests (the tool's "Error distribution"); 0 on a clean run. */
   errors: number;
+  /** The tool's "Total": from its first request to its last response. */
   seconds: number;
+  /** The tool's "Requests/sec" (successful requests / seconds). */
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
