@@ -48,7 +48,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     const recording = new RunRecording(session, recorder, profile.name, faults);
     const watches = new RunWatches(session, recording, recorder.clock);
     watches.start();
-    faults.planFaults();
+    faults.makePlan();
     const selfTest = await startSelfTest(session);
     const traffic = new RunTraffic(session, recorder, profile, watches, selfTest.lagging);
     faults.start(traffic, recording.writer);

@@ -36,7 +36,7 @@ export class RunFaults {
   }
 
   /** Plans the spec's faults (none without a member runtime to inject them through: the result says so). */
-  planFaults(): void {
+  makePlan(): void {
     const { spec, options } = this.session;
     if (!spec.faults || spec.faults.choices.length === 0) return;
     if (!options.runtime) this.skipped = 'no member runtime to inject faults through';
