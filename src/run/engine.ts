@@ -9,6 +9,7 @@
  *
  * executeRun is the run as a session in steps (like etcd's tests/robustness runScenario); each step is
  * a module of this folder, sharing the RunSession (session.ts) that owns the run's resources:
+ *   types.ts       the public types (re-exported here); cluster.ts: admin requests outside the history
  *   recording.ts   the recorder's sink: history file, kept history, counters, the live check (live-check.ts)
  *   watches.ts     watch probes, list-watches, reopened watches, the stream-local checks
  *   self-test.ts   spec.selfTest: a lagging member whose reads lie
