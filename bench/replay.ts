@@ -2,7 +2,7 @@
  * The replay case of the checker bench: histories recorded by real runs with faults (bench/histories/,
  * gzipped JSONL, see its README) replayed through LiveChecker as fast as it takes them.
  *
- * The order is the one the run gave the live checker (src/run/engine.ts), read back from the file's line
+ * The order is the one the run gave the live checker (src/run/recording.ts), read back from the file's line
  * order, which is the order the recorder wrote them:
  * - an operation line is pushed where it stands: operations complete in return order, and one abandoned
  *   with an unknown outcome (return null) is written when its client gave up, so its line already sits
@@ -150,7 +150,7 @@ export interface ReplayRun {
   stats: LiveStats;
 }
 
-/** The live checker's options as the run set them (src/run/engine.ts), from the history's meta. */
+/** The live checker's options as the run set them (src/run/live-check.ts), from the history's meta. */
 export function liveOptionsFor(history: History, resolveWindowMs = recordedResolveWindowMs): LiveCheckerOptions {
   const meta = history.meta;
   const options: LiveCheckerOptions = { resolveWindowMs };

@@ -7,7 +7,7 @@
  */
 import type { Verdict } from '../domain/history.ts';
 import type { RunPhase } from '../domain/run-resource.ts';
-import type { RunResult } from './engine.ts';
+import type { RunResult } from './types.ts';
 
 /** Why a run stopped before its duration: the target went away, a user or the operator stopped it. */
 export const abortReasons = ['TargetDeleted', 'Stopped', 'OperatorStopped', 'OperatorRestarted'] as const;

@@ -1,5 +1,5 @@
 /** One line of live progress per interval: ops/s, errors, verdict, checker lag. */
-import type { RunProgress } from './engine.ts';
+import type { RunProgress } from './types.ts';
 
 export function formatProgress(p: RunProgress): string {
   const elapsed = `${Math.round(p.elapsedMs / 1000)}s`.padStart(5);

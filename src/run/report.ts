@@ -7,7 +7,7 @@ import path from 'node:path';
 import { renderHtmlReport, type SearchWindow } from '../checker/index.ts';
 import { escapeHtml } from '../checker/report-html.ts';
 import type { RobustnessRun } from '../domain/index.ts';
-import type { RunResult } from './engine.ts';
+import type { RunResult } from './types.ts';
 import type { RunOutcome } from './outcome.ts';
 import type { FaultRecovery, RecoverySummary } from './recovery.ts';
 
