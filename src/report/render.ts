@@ -1,10 +1,14 @@
-import type { Compare, EtcdRequest, EtcdResponse, FaultEvent, FaultName, History, KeyValue, Operation, RangeResponse, TxnOp, TxnResponse } from '../domain/index.ts';
-import { isErrorResponse } from '../domain/index.ts';
 import type { CheckReport, StateSummary, Verdict, WatchViolation } from '../checker/index.ts';
+import type { EtcdRequest, EtcdResponse, History, KeyValue, Operation } from '../domain/index.ts';
+import { isErrorResponse } from '../domain/index.ts';
 // The catalog alone (pure data), not the faults folder's executor and clients.
 import { faultDefinition } from '../faults/catalog.ts';
 import { reportAssets } from './assets.ts';
 import { html, joinHtml, jsonForScript, raw, type Html } from './html.ts';
+import { formatNanoseconds, formatNumber, operationKind, operationLabel, plural, printable, tickStep } from './labels.ts';
+import { faultSpans, focusOperation, packRows, timelineLanes, timelineView, type FaultSpan, type TimelineView } from './timeline.ts';
+
+export { MAX_TIMELINE_OPERATIONS } from './timeline.ts';
 
 /**
  * A checked history as one self-contained HTML file: inline CSS and JS (assets/), no network, every
@@ -17,13 +21,10 @@ export interface HtmlReportOptions {
   title?: string;
 }
 
-/** Beyond this the timeline shows a window (around the violation) so the page stays responsive. */
-export const MAX_TIMELINE_OPERATIONS = 5000;
 /** Bounds on the evidence panels: states and watch violations can be numerous and each can be large. */
 const MAX_STATES_SHOWN = 20;
 const MAX_KVS_PER_STATE = 200;
 const MAX_LISTED = 500;
-const LABEL_PART = 18;
 const ROW_HEIGHT = 28;
 const MAX_ZOOM = 200;
 
@@ -67,121 +68,6 @@ ${script}</script>
 </body>
 </html>
 `.text;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Text
-
-function formatNumber(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-function plural(n: number, noun: string): string {
-  return `${formatNumber(n)} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
-
-/** Control characters (a key may hold any bytes) shown visibly rather than swallowed. */
-function printable(text: string, max = LABEL_PART): string {
-  // eslint-disable-next-line no-control-regex
-  return truncate(text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`), max);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Labels
-
-function keyRange(key: string, end: string | undefined): string {
-  if (end === undefined) return printable(key);
-  if (end === '\0') return `${printable(key)}…`;
-  return `[${printable(key)}, ${printable(end)})`;
-}
-
-function compareLabel(c: Compare): string {
-  const value = typeof c.value === 'string' ? `"${printable(c.value, 12)}"` : String(c.value);
-  return c.target === 'value' ? `${printable(c.key)} ${c.result} ${value}` : `${c.target}(${printable(c.key)}) ${c.result} ${value}`;
-}
-
-function txnOpLabel(op: TxnOp): string {
-  switch (op.type) {
-    case 'range':
-      return `get ${keyRange(op.key, op.end)}`;
-    case 'put':
-      return `put ${printable(op.key)}=${printable(op.value)}`;
-    case 'delete':
-      return `del ${keyRange(op.key, op.end)}`;
-  }
-}
-
-function rangeResult(response: RangeResponse, single: boolean): string {
-  if (!single) return `${response.count ?? response.kvs.length} keys`;
-  const kv = response.kvs[0];
-  if (kv === undefined) return '∅';
-  return kv.value === undefined ? '(key)' : printable(kv.value);
-}
-
-/** What the operation returned, for the label: ? when unknown, ✗ and the error when it failed. */
-function outcome(op: Operation, describe: (response: EtcdResponse) => string): string {
-  if (op.error !== undefined && op.response === undefined) return op.return === null ? ' → ?' : ` ✗ ${printable(op.error)}`;
-  if (op.response === undefined) return ' → ?';
-  if (isErrorResponse(op.response)) return ` ✗ ${printable(op.response.error)}`;
-  const text = describe(op.response);
-  return text === '' ? '' : ` → ${text}`;
-}
-
-/** A short label for a bar: `put k=v`, `get k → v`, `txn k = "a" → then put k=b`. */
-export function operationLabel(op: Operation): string {
-  const request: EtcdRequest = op.request;
-  switch (request.type) {
-    case 'range': {
-      const flags = `${request.revision ? ` @${request.revision}` : ''}${request.serializable ? ' (s)' : ''}`;
-      const single = request.end === undefined;
-      return `get ${keyRange(request.key, request.end)}${flags}${outcome(op, (r) => rangeResult(r as RangeResponse, single))}`;
-    }
-    case 'put':
-      return `put ${printable(request.key)}=${printable(request.value)}${outcome(op, () => '')}`;
-    case 'delete':
-      return `del ${keyRange(request.key, request.end)}${outcome(op, (r) => {
-        const deleted = (r as { deleted?: number }).deleted;
-        return deleted === undefined ? '' : `${deleted} deleted`;
-      })}`;
-    case 'txn': {
-      const first = request.compare[0];
-      const more = request.compare.length > 1 ? ` +${request.compare.length - 1}` : '';
-      const condition = first === undefined ? '' : ` ${compareLabel(first)}${more}`;
-      return `txn${condition}${outcome(op, (r) => {
-        const succeeded = (r as TxnResponse).succeeded;
-        const branch = succeeded ? request.success : request.failure;
-        const head = branch[0];
-        const rest = branch.length > 1 ? ` +${branch.length - 1}` : '';
-        return `${succeeded ? 'then' : 'else'}${head === undefined ? '' : ` ${txnOpLabel(head)}${rest}`}`;
-      })}`;
-    }
-    case 'leaseGrant':
-      return `lease grant ${printable(request.id)} ttl=${request.ttl}${outcome(op, () => '')}`;
-    case 'leaseRevoke':
-      return `lease revoke ${printable(request.id)}${outcome(op, () => '')}`;
-    case 'compact':
-      return `compact ${request.revision}${outcome(op, () => '')}`;
-    case 'defragment':
-      return `defrag${outcome(op, () => '')}`;
-  }
-}
-
-function operationKind(request: EtcdRequest): 'read' | 'write' | 'txn' | 'other' {
-  switch (request.type) {
-    case 'range':
-      return 'read';
-    case 'put':
-    case 'delete':
-      return 'write';
-    case 'txn':
-      return 'txn';
-    default:
-      return 'other';
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -230,96 +116,6 @@ function statusText(classes: string[]): string[] {
     unreached: 'not placed: the check stopped at the violation',
   };
   return classes.flatMap((c) => (words[c] === undefined ? [] : [words[c]]));
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The timeline window: which operations are drawn and over what time span
-
-interface TimelineView {
-  /** Operation indices drawn, by call time. */
-  indices: number[];
-  /** The history's first call: times shown are relative to it, whatever the window. */
-  origin: number;
-  start: number;
-  end: number;
-  /** Set when only part of the history is drawn. */
-  note?: string;
-}
-
-function focusOperation(report: CheckReport): number | undefined {
-  const lin = report.linearizability;
-  return lin.violation?.unplaceable[0] ?? lin.staleReadViolations?.[0]?.operation;
-}
-
-export function timelineView(history: History, report: CheckReport, max = MAX_TIMELINE_OPERATIONS): TimelineView {
-  const ops = history.operations;
-  const byCall = ops.map((_, i) => i).sort((a, b) => ops[a]!.call - ops[b]!.call || a - b);
-  let indices = byCall;
-  let note: string | undefined;
-  if (byCall.length > max) {
-    const focus = focusOperation(report);
-    const position = focus === undefined ? -1 : byCall.indexOf(focus);
-    const from = position < 0 ? 0 : Math.max(0, Math.min(position - Math.floor(max / 2), byCall.length - max));
-    const window = new Set(byCall.slice(from, from + max));
-    // Every unplaceable operation belongs in the picture, even one that started long before.
-    for (const i of report.linearizability.violation?.unplaceable ?? []) if (i < ops.length) window.add(i);
-    indices = byCall.filter((i) => window.has(i));
-    const what = position < 0 ? `the first ${formatNumber(max)} by call time` : `${formatNumber(indices.length)} around the violation`;
-    note = `The history has ${formatNumber(ops.length)} operations; the timeline shows ${what} (operations that started from the ${ordinal(from + 1)} to the ${ordinal(from + max)}).`;
-  }
-  let start = Infinity;
-  let end = -Infinity;
-  for (const i of indices) {
-    const op = ops[i]!;
-    start = Math.min(start, op.call);
-    end = Math.max(end, op.return ?? op.call);
-  }
-  if (!Number.isFinite(start)) return { indices, origin: 0, start: 0, end: 1, note };
-  const origin = ops[byCall[0]!]!.call;
-  // Leave room after the last return so unknown-outcome bars visibly run past everything else.
-  const pending = indices.some((i) => ops[i]!.return === null);
-  const span = Math.max(end - start, 1);
-  return { indices, origin, start, end: pending ? end + span * 0.04 : Math.max(end, start + 1), note };
-}
-
-function ordinal(n: number): string {
-  const suffix = n % 100 >= 11 && n % 100 <= 13 ? 'th' : (['th', 'st', 'nd', 'rd'][n % 10] ?? 'th');
-  return `${formatNumber(n)}${suffix}`;
-}
-
-/** Places one client's bars in rows so overlapping ones (an unknown outcome runs to the end) stay visible. */
-function packRows(ops: Operation[], indices: number[], end: number): Map<number, number> {
-  const rowEnds: number[] = [];
-  const rows = new Map<number, number>();
-  for (const i of indices) {
-    const op = ops[i]!;
-    let row = rowEnds.findIndex((rowEnd) => rowEnd <= op.call);
-    if (row < 0) row = rowEnds.push(0) - 1;
-    rowEnds[row] = op.return ?? end;
-    rows.set(i, row);
-  }
-  return rows;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Time formatting
-
-/** Nanoseconds of history time for the timeline's axis and notes ("1.5 ms", "3 s"). */
-export function formatNanoseconds(ns: number): string {
-  const abs = Math.abs(ns);
-  const fixed = (v: number): string => String(Number(v.toPrecision(6)));
-  if (abs < 1e3) return `${fixed(ns)} ns`;
-  if (abs < 1e6) return `${fixed(ns / 1e3)} µs`;
-  if (abs < 1e9) return `${fixed(ns / 1e6)} ms`;
-  return `${fixed(ns / 1e9)} s`;
-}
-
-/** A 1, 2 or 5 times a power of ten step giving about `count` ticks over `span`. */
-function tickStep(span: number, count: number): number {
-  const raw = span / count;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const multiple = [1, 2, 5, 10].find((m) => m * power >= raw) ?? 10;
-  return multiple * power;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -468,49 +264,6 @@ function renderBar(op: Operation, index: number, view: TimelineView, row: number
   return html`<div class="${classes.join(' ')}" data-op="${index}" tabindex="0" title="${title}" style="left:${percent(from, span)};width:${percent(Math.max(to - from, 0), span)};top:${row * ROW_HEIGHT + 3}px">${stepBadge}<span class="label">${label}</span></div>`;
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Faults: one band per injection, from its inject line to its heal (or failure), in a lane of its own
-
-export interface FaultSpan {
-  id: number;
-  fault: FaultName;
-  targets: string[];
-  params: Record<string, number | string> | undefined;
-  start: number;
-  /** When it was healed or failed; undefined for an instantaneous fault, or one never healed (drawn to the end). */
-  end: number | undefined;
-  instantaneous: boolean;
-  failed: boolean;
-  /** Each phase after the first, with its time and detail, for the tooltip. */
-  lines: FaultEvent[];
-}
-
-/** Groups fault lines by injection id, in order of their first line. */
-export function faultSpans(events: readonly FaultEvent[]): FaultSpan[] {
-  const byId = new Map<number, FaultEvent[]>();
-  for (const event of events) {
-    const lines = byId.get(event.id);
-    if (lines === undefined) byId.set(event.id, [event]);
-    else lines.push(event);
-  }
-  return [...byId.entries()].map(([id, lines]) => {
-    const first = lines.find((l) => l.phase === 'inject') ?? lines[0]!;
-    const closing = lines.filter((l) => l.phase === 'heal' || l.phase === 'failed').map((l) => l.time);
-    const targets = [...new Set(lines.flatMap((l) => l.targets))];
-    return {
-      id,
-      fault: first.fault,
-      targets,
-      params: lines.find((l) => l.params !== undefined)?.params,
-      start: Math.min(...lines.map((l) => l.time)),
-      end: closing.length === 0 ? undefined : Math.max(...closing),
-      instantaneous: faultDefinition(first.fault).instantaneous,
-      failed: lines.some((l) => l.phase === 'failed'),
-      lines: [...lines].sort((a, b) => a.time - b.time),
-    };
-  });
-}
-
 function faultTitle(span: FaultSpan, origin: number): string {
   const on = span.targets.length === 0 ? '' : ` on ${span.targets.join(', ')}`;
   const params = span.params === undefined ? [] : [`params: ${Object.entries(span.params).map(([k, v]) => `${k}=${v}`).join(' ')}`];
@@ -544,23 +297,6 @@ function renderFaultLane(spans: FaultSpan[], view: TimelineView): Html {
   });
   const rows = Math.max(1, rowEnds.length);
   return html`<div class="lane fault-lane" id="fault-lane"><div class="lane-name">faults</div><div class="track" style="height:${rows * ROW_HEIGHT + 6}px">${bars}</div></div>`;
-}
-
-/**
- * The timeline's lanes: one per client with an operation drawn, by client id, each with its drawn
- * operations in call order. A client gets no lane for operations outside the window: every unknown
- * outcome retires a client id, so a long history has many ids and only a few are active at any time.
- */
-export function timelineLanes(ops: readonly Operation[], indices: readonly number[]): [client: number, indices: number[]][] {
-  const byClient = new Map<number, number[]>();
-  for (const i of indices) {
-    const op = ops[i];
-    if (op === undefined) continue;
-    const lane = byClient.get(op.client);
-    if (lane === undefined) byClient.set(op.client, [i]);
-    else lane.push(i);
-  }
-  return [...byClient.entries()].sort(([a], [b]) => a - b);
 }
 
 function renderTimeline(history: History, view: TimelineView, steps: Map<number, number>, classes: string[][], faults: FaultSpan[]): Html {

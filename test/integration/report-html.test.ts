@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, readFileSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MAX_TIMELINE_OPERATIONS, renderHtmlReport } from '../../src/report/render.ts';
+import { MAX_TIMELINE_OPERATIONS, renderHtmlReport } from '../../src/report/index.ts';
 import type { CheckReport } from '../../src/checker/result.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
 import { dumpDom, processesUsing, requireChromium, screenshot } from '../helpers/chromium.ts';

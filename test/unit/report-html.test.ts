@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CheckReport } from '../../src/checker/index.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
-import { escapeHtml, html, raw } from '../../src/report/index.ts';
-import { MAX_TIMELINE_OPERATIONS, renderHtmlReport, timelineLanes } from '../../src/report/render.ts';
+import { escapeHtml, html, MAX_TIMELINE_OPERATIONS, raw, renderHtmlReport } from '../../src/report/index.ts';
+import { timelineLanes } from '../../src/report/timeline.ts';
 
 const ms = 1_000_000;
 const SCRIPT = '<script>alert("x")</script>';
