@@ -312,7 +312,7 @@ function renderTimeline(history: History, view: TimelineView, steps: Map<number,
   const note = view.note !== undefined && html`<p class="note" id="window-note">${view.note}</p>`;
   const empty = lanes.length === 0 && html`<p class="muted">The history has no operations.</p>`;
   return html`<section class="panel" id="timeline-panel">
-<div class="panel-head"><h2>Timeline</h2><label class="zoom">zoom <input type="range" id="zoom" min="1" max="${MAX_ZOOM}" step="1" value="${zoom}"><output id="zoom-value">${zoom}×</output></label></div>
+<div class="panel-head"><h2>Timeline</h2><label class="zoom" title="Otherwise only the clients with an operation in view have a lane"><input type="checkbox" id="all-lanes">all clients</label><label class="zoom">zoom <input type="range" id="zoom" min="1" max="${MAX_ZOOM}" step="1" value="${zoom}"><output id="zoom-value">${zoom}×</output></label></div>
 ${note}${renderLegend(faults.length > 0)}${empty}
 <div class="timeline" id="timeline"><div class="canvas" id="canvas" style="width:${zoom * 100}%">
 ${renderAxis(view, zoom)}

@@ -109,7 +109,41 @@
     zoomValue.textContent = factor + '×';
     drawAxis(factor);
     timeline.scrollLeft = middle * canvas.scrollWidth - timeline.clientWidth / 2;
+    fitLanes();
   });
+
+  // Only the clients with an operation in view get a lane: a long history retires a client id at every
+  // unknown outcome, so most ids are idle at any moment and their lanes would read as empty. The
+  // "all clients" box shows every lane. Each lane's bars as fractions of the timeline's width.
+  var allLanes = document.getElementById('all-lanes');
+  var lanes = Array.prototype.map.call(document.querySelectorAll('.lane[data-client]'), function (lane) {
+    var spans = Array.prototype.map.call(lane.querySelectorAll('[data-op]'), function (bar) {
+      var op = data.ops[bar.getAttribute('data-op')];
+      var to = op.return === null ? data.offset + data.span : op.return;
+      return [(op.call - data.offset) / data.span, (to - data.offset) / data.span];
+    });
+    return { node: lane, spans: spans };
+  });
+  function fitLanes() {
+    // The tracks start after the sticky client-name column, which covers their first pixels in view.
+    var track = axis.clientWidth;
+    var from = timeline.scrollLeft / track;
+    var to = (timeline.scrollLeft + timeline.clientWidth - (canvas.scrollWidth - track)) / track;
+    var active = lanes.map(function (lane) {
+      return lane.spans.some(function (span) { return span[1] >= from && span[0] <= to; });
+    });
+    // Nothing in view (a gap in the history): keep every lane rather than none.
+    var any = active.indexOf(true) >= 0;
+    lanes.forEach(function (lane, i) { lane.node.hidden = any && !allLanes.checked && !active[i]; });
+  }
+  var fitting = false;
+  timeline.addEventListener('scroll', function () {
+    if (fitting) return;
+    fitting = true;
+    window.requestAnimationFrame(function () { fitting = false; fitLanes(); });
+  });
+  allLanes.addEventListener('change', fitLanes);
+  window.addEventListener('resize', fitLanes);
   if (data.focus !== null) {
     select(String(data.focus), false);
     // Bring the evidence into the timeline's view without scrolling the page.
@@ -120,5 +154,6 @@
       timeline.scrollLeft += bar.left + bar.width / 2 - box.left - box.width / 2;
     }
   }
+  fitLanes();
   document.documentElement.setAttribute('data-ready', 'true');
 })();
