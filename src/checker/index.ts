@@ -7,7 +7,6 @@ export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory, seri
 export type { LineOptions } from './parse.ts';
 export { initialState, step, summarize } from './model.ts';
 export type { ModelOptions, ModelState } from './model.ts';
-export { renderHtmlReport } from './report-html.ts';
 export { checkHistoryStream, HistoryChangedError } from './stream.ts';
 export type { HistoryPass, HistorySource, PassOptions, StreamCheckOptions, StreamCheckReport } from './stream.ts';
 export { checkWatches } from './watch.ts';

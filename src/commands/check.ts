@@ -6,7 +6,8 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, renderHtmlReport, type CheckReport } from '../checker/index.ts';
+import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, type CheckReport } from '../checker/index.ts';
+import { renderHtmlReport } from '../report/index.ts';
 import type { History } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { fileKind, HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';

@@ -4,8 +4,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { renderHtmlReport, type SearchWindow } from '../checker/index.ts';
-import { escapeHtml } from '../checker/report-html.ts';
+import type { SearchWindow } from '../checker/index.ts';
+import { escapeHtml, renderHtmlReport } from '../report/index.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import type { RunResult } from './types.ts';
 import type { RunOutcome } from './outcome.ts';

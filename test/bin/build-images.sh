@@ -186,9 +186,10 @@ modules_stamp=$({ cat "$here/build-images.sh" "$root/package-lock.json"; npm --v
 stage_input node-modules "$modules_stamp" install_production_modules
 
 # dist/: compiled here from the sources (what `npm run build` writes to dist/), into the stage, so that
-# another build of the repository's dist/ running meanwhile cannot change what is packed.
+# another build of the repository's dist/ running meanwhile cannot change what is packed. The HTML
+# report's CSS and page script are read at run time beside its module: copied as `npm run build` does.
 compile_dist() {
-  (cd "$root" && "$node" node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir "$out/dist")
+  (cd "$root" && "$node" node_modules/typescript/bin/tsc -p tsconfig.build.json --outDir "$out/dist" && cp -R src/report/assets "$out/dist/report/")
 }
 dist_stamp=$(cd "$root" && { cat "$here/build-images.sh" package-lock.json tsconfig.json tsconfig.build.json; find src -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; } | sha)
 stage_input dist "$dist_stamp" compile_dist

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, readFileSync, writeFileSync }
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MAX_TIMELINE_OPERATIONS, renderHtmlReport } from '../../src/checker/report-html.ts';
+import { MAX_TIMELINE_OPERATIONS, renderHtmlReport } from '../../src/report/index.ts';
 import type { CheckReport } from '../../src/checker/result.ts';
 import type { History, Operation } from '../../src/domain/index.ts';
 import { dumpDom, processesUsing, requireChromium, screenshot } from '../helpers/chromium.ts';
@@ -223,5 +223,42 @@ describe('HTML report in headless Chromium', { timeout: 180_000 }, () => {
     assert.doesNotMatch(dom, /data-op="2999"/);
     assert.match(dom, /data-op="3000"[^>]*><i class="step">3001<\/i>/);
     await screenshot(root, file, path.join(artifacts, 'report-violation-large.png'));
+  });
+
+  test('only the clients with an operation in view have a lane; the "all clients" box shows the others', async () => {
+    // Two clients busy all along; twenty short-lived ones (each unknown outcome retires a client id) only
+    // at the start. The page opens zoomed in on a violation near the end, where only the busy two act.
+    const operations: Operation[] = [];
+    for (let c = 0; c < 20; c++) {
+      for (let k = 0; k < 3; k++) {
+        const call = (c * 3 + k) * ms;
+        operations.push({ client: 10 + c, call, return: call + ms / 2, request: { type: 'range', key: 'k' }, response: { revision: 1, kvs: [] } });
+      }
+    }
+    for (let i = 0; i < 4000; i++) {
+      const call = 60 * ms + i * ms;
+      operations.push({ client: i % 2, call, return: call + ms / 2, request: { type: 'range', key: 'k' }, response: { revision: 1, kvs: [] } });
+    }
+    const bad = operations.length - 5;
+    const report: CheckReport = {
+      verdict: 'violation',
+      linearizability: { verdict: 'violation', operations: operations.length, violation: { prefix: [0], unplaceable: [bad], states: [], reason: 'no state fits' } },
+      watch: { checked: 0, violations: [] },
+      elapsedMs: 1,
+    };
+    const file = path.join(root, 'lanes.html');
+    const page = renderHtmlReport({ meta: undefined, operations, watches: [] }, report);
+    // Without the script every lane is there.
+    assert.equal(page.match(/<div class="lane" data-client="/g)?.length, 22);
+    writeFileSync(file, page);
+    const dom = await dumpDom(root, file);
+    assert.match(openingTag(dom, 'data-ready="true"'), /data-verdict="violation"/);
+    assert.match(openingTag(dom, 'id="details"'), new RegExp(`data-showing="${bad}"`));
+    assert.equal(openingTag(dom, 'data-client="0"'), '<div class="lane" data-client="0">');
+    assert.equal(openingTag(dom, 'data-client="1"'), '<div class="lane" data-client="1">');
+    for (let c = 10; c < 30; c++) assert.match(openingTag(dom, `data-client="${c}"`), /\bhidden\b/, `client ${c} is idle in view`);
+    // The page still holds their operations (the box brings the lanes back).
+    assert.match(dom, /data-op="0"/);
+    assert.match(dom, /<input type="checkbox" id="all-lanes">/);
   });
 });

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { checkHistory, renderHtmlReport } from '../../src/checker/index.ts';
+import { checkHistory } from '../../src/checker/index.ts';
+import { renderHtmlReport } from '../../src/report/index.ts';
 import {
   ConfigMapReportStore,
   reportAnnotations,

@@ -2,7 +2,8 @@
 // test/integration/report-html.test.ts cover the page's script and layout).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { faultSpans, renderHtmlReport } from '../../src/checker/report-html.ts';
+import { renderHtmlReport } from '../../src/report/index.ts';
+import { faultSpans } from '../../src/report/timeline.ts';
 import type { CheckReport } from '../../src/checker/result.ts';
 import type { FaultEvent, History, Operation } from '../../src/domain/index.ts';
 

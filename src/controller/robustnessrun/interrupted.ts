@@ -7,7 +7,7 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CheckReport } from '../../checker/index.ts';
-import { renderHtmlReport } from '../../checker/index.ts';
+import { renderHtmlReport } from '../../report/index.ts';
 import type { FaultEvent, RobustnessRunStatus, Verdict } from '../../domain/index.ts';
 import { isErrorResponse } from '../../domain/index.ts';
 import { readHistoryDirectory } from '../../probes/history-file.ts';
