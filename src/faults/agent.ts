@@ -39,6 +39,7 @@ import { defaultMaxTtlMs } from '../domain/faults.ts';
 export { defaultMaxTtlMs };
 import { logger } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
+import { retryWhile } from '../poll.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
 import { holdFile, removeHold, writeHold } from './hold.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
@@ -745,19 +746,12 @@ export class FaultAgent {
     if (!this.gofail) return;
     // A failpoint set over HTTP lives as long as its process: if no etcd runs, there is none to clear.
     // A just-continued or just-started etcd may need a moment before gofail answers.
-    let list: FailpointState[] | undefined;
-    const deadline = Date.now() + (pid === undefined ? 0 : 3000);
-    do {
-      try {
-        list = await this.gofail.list();
-      } catch (error) {
-        if (Date.now() >= deadline) {
-          logger.info(`agent ${this.member}: no failpoint check on start (${errorMessage(error)})`);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    } while (list === undefined);
+    const gofail = this.gofail;
+    const list = await retryWhile(() => gofail.list(), () => true, { timeoutMs: pid === undefined ? 0 : 3000, intervalMs: 200 }).catch((error: unknown) => {
+      logger.info(`agent ${this.member}: no failpoint check on start (${errorMessage(error)})`);
+      return undefined;
+    });
+    if (list === undefined) return;
     for (const failpoint of list.filter((f) => f.term !== '')) {
       try {
         await this.gofail.deactivate(failpoint.name);

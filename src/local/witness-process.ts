@@ -10,7 +10,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../poll.ts';
 import { cliEntryPoint } from './etcd-cluster.ts';
 import { describeExit, logTail, ManagedProcess, type ProcessExit } from './process.ts';
 
@@ -111,9 +111,8 @@ export class LocalWitness {
   async waitReady(timeoutMs = 15_000): Promise<void> {
     const proc = this.proc;
     if (!proc) throw new Error('the local witness was not started');
-    const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
-    while (Date.now() < deadline) {
+    const answers = async (): Promise<true | undefined> => {
       if (proc.exit) throw new Error(`the witness exited (${describeExit(proc.exit)})${this.tail()}`);
       if (this.port === undefined) {
         const match = listeningLine.exec(await readFrom(this.logFile, this.logOffset));
@@ -123,15 +122,15 @@ export class LocalWitness {
         try {
           const response = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
           await response.arrayBuffer();
-          if (response.ok) return;
+          if (response.ok) return true;
           last = `HTTP ${response.status}`;
         } catch (error) {
           last = (error as Error).message;
         }
       }
-      await sleep(50);
-    }
-    throw new Error(`the witness did not answer within ${timeoutMs} ms (${last})${this.tail()}`);
+      return undefined;
+    };
+    await pollUntil(answers, { timeoutMs, intervalMs: 50, timeout: () => new Error(`the witness did not answer within ${timeoutMs} ms (${last})${this.tail()}`) });
   }
 
   /** SIGKILL, as a crash would (no restart follows). */
