@@ -10,7 +10,7 @@ import { memberHealth } from '../probes/health.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
 import { freeLoopbackPorts } from './ports.ts';
 import { createScratch } from './scratch.ts';
-import { describeExit, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
+import { describeExit, httpNotReady, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
 
 export class EtcdStartError extends Error {
   override name = 'EtcdStartError';
@@ -365,14 +365,9 @@ export class LocalFaultAgent {
       if (this.process.stopped || !proc || (exit && !this.process.restarting)) {
         throw new Error(`the fault agent of ${this.member} exited (${exit ? describeExit(exit) : 'not started'})${tail(this.logFile)}`);
       }
-      try {
-        const response = await fetch(`${this.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000) });
-        await response.arrayBuffer();
-        if (response.ok) return true;
-        last = `HTTP ${response.status}`;
-      } catch (error) {
-        last = (error as Error).message;
-      }
+      const notReady = await httpNotReady(`${this.url}/v1/status`, { Authorization: `Bearer ${token}` });
+      if (notReady === undefined) return true;
+      last = notReady;
       return undefined;
     };
     await pollUntil(answers, { timeoutMs, intervalMs: 100, timeout: () => new Error(`the fault agent of ${this.member} did not answer within ${timeoutMs} ms (${last})${tail(this.logFile)}`) });

@@ -12,7 +12,7 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { pollUntil } from '../poll.ts';
 import { cliEntryPoint } from './etcd-cluster.ts';
-import { describeExit, logTail, ManagedProcess, type ProcessExit } from './process.ts';
+import { describeExit, httpNotReady, logTail, ManagedProcess, type ProcessExit } from './process.ts';
 
 export interface LocalWitnessOptions {
   /** The witness's data dir (its record is DIR/witness.json); created if missing. */
@@ -119,14 +119,9 @@ export class LocalWitness {
         if (match) this.port = Number(new URL(match[1]!).port);
       }
       if (this.port !== undefined) {
-        try {
-          const response = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-          await response.arrayBuffer();
-          if (response.ok) return true;
-          last = `HTTP ${response.status}`;
-        } catch (error) {
-          last = (error as Error).message;
-        }
+        const notReady = await httpNotReady(`${this.url}/healthz`);
+        if (notReady === undefined) return true;
+        last = notReady;
       }
       return undefined;
     };
