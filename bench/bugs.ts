@@ -9,6 +9,7 @@
  *   npm run bugs                      # every bug, 5 seeds each release
  *   npm run bugs -- 14370 15220       # some
  *   npm run bugs -- --seeds 2 --releases affected 15220
+ *   npm run bugs -- --seeds 1 --seed-base 1527102 --releases fixed 15271   # one run again
  *
  * A release that cannot be built is reported in the table (build failed), never skipped silently. Exit 0
  * when every bug meets the bar (caught in at least 4 of 5 runs, the fixed release passing every run).
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
   });
   const seeds = intOption(args.seeds, 5, 'seeds');
   if (seeds === 0) throw new Error('--seeds must be at least 1');
+  // The seeds are base, base + 1, ...; by default each bug's issue number times 100 (to run one again: --seed-base).
+  const seedBase = args['seed-base'] === undefined ? undefined : intOption(args['seed-base'], 0, 'seed-base');
   const releases = args.releases ?? 'both';
   if (releases !== 'both' && releases !== 'affected' && releases !== 'fixed') throw new Error(`--releases must be both, affected or fixed, got ${releases}`);
   const roles = releases === 'both' ? (['affected', 'fixed'] as const) : ([releases] as const);
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
       const release = spec[role];
       if (buildErrors.has(release)) continue;
       for (let i = 0; i < seeds; i++) {
-        const seed = spec.issue * 100 + i;
+        const seed = (seedBase ?? spec.issue * 100) + i;
         const reportDir = path.join(runsDir, `${spec.issue}-${release}-seed${seed}`);
         rmSync(reportDir, { recursive: true, force: true });
         const run = await runScenario(spec, release, role, seed, reportDir);
