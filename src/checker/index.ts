@@ -3,7 +3,9 @@ export { checkHistory, checkLinearizability, defaultUnknownHorizonMs, modelOptio
 export type { CheckOptions } from './check.ts';
 export { defaultResolveWindowMs, LiveChecker } from './live.ts';
 export type { LiveCheckerOptions, LiveStats } from './live.ts';
-export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory, serializeInvokeLine } from './parse.ts';
+export { HistoryFormatError } from './history-lines.ts';
+export { HistoryParser, parseHistory } from './parse.ts';
+export { serializeHistory, serializeInvokeLine } from './serialize.ts';
 export type { LineOptions } from './parse.ts';
 export { initialState, step, summarize } from './model.ts';
 export type { ModelOptions, ModelState } from './model.ts';

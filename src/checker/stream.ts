@@ -11,7 +11,7 @@
  *    (patch.ts) looks at for those writes -- the other writers of their values, the reads that observed
  *    them, the compares that name them, deletes that may explain a watch's delete event -- and patches the
  *    unknown writes exactly as patchHistory does on the whole history.
- *    Passes 1 and 2 read list reads without building their key-values (parse.ts elideKvs): the scan needs
+ *    Passes 1 and 2 read list reads without building their key-values (kvs-elision.ts elideKvs): the scan needs
  *    none, the observation pass only those showing an unknown write's value. Most bytes are key-values, so
  *    only pass 3 parses them: the one JSON.parse of a whole history.
  * 3. check: feeds the operations, patched, to one LinearizationEngine (linearize.ts, the engine of the
@@ -51,7 +51,7 @@ import {
 } from './check.ts';
 import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
 import type { ModelOptions, ModelState } from './model.ts';
-import type { ElidedKvsFields } from './parse.ts';
+import type { ElidedKvsFields } from './kvs-elision.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
 import { deliveriesOf, RevisionOrder } from './revision.ts';
