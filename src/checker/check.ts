@@ -4,7 +4,9 @@
  * committed revisions it implies (watch.ts).
  */
 import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from '../domain/index.ts';
-import { claimedRevision, InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
+import { LinearizationEngine } from './linearize.ts';
+import { InconclusiveError, type EngineOptions } from './linearize-options.ts';
+import { claimedRevision, roleOf } from './roles.ts';
 import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
 import { patchHistory, unknownDeleter } from './patch.ts';
 import { deliveriesOf, RevisionOrder } from './revision.ts';

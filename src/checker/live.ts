@@ -31,7 +31,7 @@
  * has the stream, is left to the offline check, which judges every stale read (check.ts).
  */
 import { isWriteRequest, type ClusterMode, type EtcdResponse, type Operation, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
-import { roleOf } from './linearize.ts';
+import { roleOf } from './roles.ts';
 import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
 import { percentilesOf } from '../percentiles.ts';

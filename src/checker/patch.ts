@@ -23,7 +23,7 @@
  * probes grant them for longer than the run), as the model assumes.
  */
 import type { EtcdResponse, History, Operation, TxnOp, TxnOpResponse, WatchResponse } from '../domain/index.ts';
-import { roleOf } from './linearize.ts';
+import { roleOf } from './roles.ts';
 import { keyInRange } from './model.ts';
 import { inWatchRange } from './watch.ts';
 

@@ -30,7 +30,7 @@
  */
 import type { EtcdRequest, EtcdResponse, Operation, TxnOpResponse, TxnResponse } from '../domain/index.ts';
 import { MinHeap } from '../min-heap.ts';
-import { claimedRevision } from './linearize.ts';
+import { claimedRevision } from './roles.ts';
 import type { WatchEvent } from '../domain/index.ts';
 import { applyWatchEvents, initialState, keyInRange, step, type ModelOptions, type ModelState, type Why } from './model.ts';
 

@@ -49,7 +49,9 @@ import {
   type StaleReadProblems,
   type CheckOptions,
 } from './check.ts';
-import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
+import { LinearizationEngine } from './linearize.ts';
+import { InconclusiveError } from './linearize-options.ts';
+import { roleOf } from './roles.ts';
 import type { ModelOptions, ModelState } from './model.ts';
 import type { ElidedKvsFields } from './kvs-elision.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
