@@ -19,7 +19,7 @@
  * Where the revision path cannot place an operation (a violation, or a revision left unclaimed for the
  * resolve window), the search (live-search.ts, the engine of the offline check) takes over from the state
  * the order pins, with the operations not yet settled. In exclusive mode the window may close: once the
- * search pins a later state (closeWindow, check.ts), the revision order resumes from it (settleWindow);
+ * search pins a later state (closeWindow, close-window.ts), the revision order resumes from it (settleWindow);
  * otherwise the search carries on to the end of the stream. In shared
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
@@ -36,7 +36,8 @@ import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
 import { percentilesOf } from '../percentiles.ts';
 import { summarize, type ModelOptions, type ModelState } from './model.ts';
-import { closeWindow, staleReadProblem } from './check.ts';
+import { closeWindow } from './close-window.ts';
+import { staleReadProblem } from './stale-reads.ts';
 import { MinHeap } from '../min-heap.ts';
 import { explainsEvents, RevisionOrder } from './revision.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
@@ -147,7 +148,7 @@ export class LiveChecker {
   private readonly options: LiveCheckerOptions;
   private readonly mode: ClusterMode;
   private order: RevisionOrder | undefined;
-  /** A search window waiting to close (exclusive mode, see closeWindow in check.ts), or undefined. */
+  /** A search window waiting to close (exclusive mode, see closeWindow in close-window.ts), or undefined. */
   private window: OpenWindow | undefined;
   /** Search windows that closed: the revision order resumed after each. */
   private windowsClosed = 0;
@@ -551,7 +552,7 @@ export class LiveChecker {
   }
 
   /**
-   * Tries to close the open window (closeWindow, check.ts): the search places its operations up to a
+   * Tries to close the open window (closeWindow, close-window.ts): the search places its operations up to a
    * revision whose state it pins, and the revision order resumes from there with the rest. When the
    * search finds a violation or gives up on a prefix, at the end of the stream, or when the window has
    * grown past liveWindowLimit, the window's own search (fed all along) keeps the stream to its end, as

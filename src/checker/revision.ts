@@ -53,7 +53,7 @@ export interface RevisionOptions extends ModelOptions {
   deliveries?: ReadonlyMap<number, Delivered>;
   /**
    * Start from this state (at `initialRevision`) instead of the empty store: the order resuming after a
-   * search window closed (check.ts closeWindow; live.ts settleWindow).
+   * search window closed (close-window.ts closeWindow; live.ts settleWindow).
    */
   initialState?: ModelState;
   /** Offline: the latest call among the operations linearized before the start, and which (real time across the seam). */

@@ -42,13 +42,9 @@ import {
   observedFields,
   Replayer,
   singleKey,
-  addStaleReadFinding,
-  appliedByChoice,
-  firstUnresolvedCall,
-  staleReadProblem,
-  type StaleReadProblems,
   type CheckOptions,
 } from './check.ts';
+import { addStaleReadFinding, appliedByChoice, firstUnresolvedCall, staleReadProblem, type StaleReadProblems } from './stale-reads.ts';
 import { LinearizationEngine } from './linearize.ts';
 import { InconclusiveError } from './linearize-options.ts';
 import { roleOf } from './roles.ts';
