@@ -39,7 +39,8 @@ import { summarize, type ModelOptions, type ModelState } from './model.ts';
 import { closeWindow } from './close-window.ts';
 import { staleReadProblem } from './stale-reads.ts';
 import { MinHeap } from '../min-heap.ts';
-import { explainsEvents, RevisionOrder } from './revision.ts';
+import { RevisionOrder } from './revision.ts';
+import { explainsEvents } from './watch-deliveries.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
 
 export interface LiveCheckerOptions {

@@ -52,7 +52,8 @@ import type { ModelOptions, ModelState } from './model.ts';
 import type { ElidedKvsFields } from './kvs-elision.ts';
 import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
-import { deliveriesOf, RevisionOrder } from './revision.ts';
+import { RevisionOrder } from './revision.ts';
+import { deliveriesOf } from './watch-deliveries.ts';
 
 /** What one pass over a history returns besides its operations. */
 export interface HistoryPass {
