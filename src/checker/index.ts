@@ -1,8 +1,9 @@
 // The checker: linearizability and watch guarantees of etcd histories, offline and live.
 export { checkHistory, checkLinearizability, defaultUnknownHorizonMs, modelOptionsFor } from './check.ts';
 export type { CheckOptions } from './check.ts';
-export { defaultResolveWindowMs, LiveChecker } from './live.ts';
-export type { LiveCheckerOptions, LiveStats } from './live.ts';
+export { LiveChecker } from './live.ts';
+export { defaultResolveWindowMs } from './live-options.ts';
+export type { LiveCheckerOptions, LiveStats } from './live-options.ts';
 export { HistoryFormatError } from './history-lines.ts';
 export { HistoryParser, parseHistory } from './parse.ts';
 export { serializeHistory, serializeInvokeLine } from './serialize.ts';

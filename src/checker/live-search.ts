@@ -24,7 +24,7 @@ import { roleOf } from './roles.ts';
 import { anonymize, forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
 import type { ModelState } from './model.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
-import { defaultResolveWindowMs, type LiveCheckerOptions, type LiveStats } from './live.ts';
+import { defaultResolveWindowMs, type LiveCheckerOptions, type LiveStats } from './live-options.ts';
 
 const lagWindow = 16_384;
 
