@@ -6,7 +6,8 @@
 import type { Operation } from '../domain/index.ts';
 import { LinearizationEngine } from './linearize.ts';
 import { InconclusiveError, type EngineOptions } from './linearize-options.ts';
-import { step, type ModelOptions, type ModelState } from './model.ts';
+import { step } from './model.ts';
+import type { ModelOptions, ModelState } from './model-state.ts';
 import { claimedRevision, roleOf } from './roles.ts';
 
 /** The revision an acknowledged operation sits at in the revision order: the one it claims, else its header's. */

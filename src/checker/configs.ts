@@ -6,7 +6,7 @@
  */
 import type { EtcdRequest, EtcdResponse } from '../domain/index.ts';
 import { combine } from './hash.ts';
-import { statesEqual, type ModelState } from './model.ts';
+import { statesEqual, type ModelState } from './model-state.ts';
 import type { RevisionView } from './roles.ts';
 
 export interface OpEntry {

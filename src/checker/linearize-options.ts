@@ -3,7 +3,7 @@
  * error that ends a search as inconclusive, and a violation's shape. Separate so the offline check and
  * the live checker can build options and recognize the error without the engine's internals.
  */
-import type { ModelOptions, ModelState } from './model.ts';
+import type { ModelOptions, ModelState } from './model-state.ts';
 import type { ViolationEvidence } from './result.ts';
 
 export interface EngineOptions extends ModelOptions {

@@ -85,7 +85,8 @@ import { isWriteRequest, type Operation } from '../domain/index.ts';
 import { ConfigSet, EventQueue, extend, insertSorted, pathToList, type Config, type OpEntry, type PathNode } from './configs.ts';
 import { mix32 } from './hash.ts';
 import { InconclusiveError, type EngineOptions } from './linearize-options.ts';
-import { bumpsRevision, capRevisions, initialState, stateHash, step, summarize, type ModelState, type Why } from './model.ts';
+import { bumpsRevision, capRevisions, step } from './model.ts';
+import { initialState, stateHash, summarize, type ModelState, type Why } from './model-state.ts';
 import type { StateSummary, ViolationEvidence } from './result.ts';
 import { claimedRevision, revisionView, unreferencedLeaseGrants, type Role } from './roles.ts';
 

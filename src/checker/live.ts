@@ -35,7 +35,7 @@ import { roleOf } from './roles.ts';
 import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
 import { defaultResolveWindowMs, LagWindow, type LiveCheckerOptions, type LiveStats } from './live-options.ts';
-import { summarize, type ModelOptions, type ModelState } from './model.ts';
+import { summarize, type ModelOptions, type ModelState } from './model-state.ts';
 import { closeWindow } from './close-window.ts';
 import { staleReadProblem } from './stale-reads.ts';
 import { MinHeap } from '../min-heap.ts';

@@ -24,7 +24,7 @@
  */
 import type { EtcdResponse, History, Operation, TxnOp, TxnOpResponse, WatchResponse } from '../domain/index.ts';
 import { roleOf } from './roles.ts';
-import { keyInRange } from './model.ts';
+import { keyInRange } from './model-state.ts';
 import { inWatchRange } from './watch.ts';
 
 /**

@@ -4,7 +4,7 @@
  * time), and small helpers on leases. Separate from RevisionOrder, which decides what to do with them.
  */
 import type { EtcdRequest, Operation } from '../domain/index.ts';
-import type { ModelState } from './model.ts';
+import type { ModelState } from './model-state.ts';
 import { claimedRevision } from './roles.ts';
 
 type EntryKind = 'write' | 'revoke' | 'other';

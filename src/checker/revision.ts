@@ -30,7 +30,8 @@
  */
 import type { EtcdRequest, Operation, WatchEvent } from '../domain/index.ts';
 import { MinHeap } from '../min-heap.ts';
-import { applyWatchEvents, initialState, step, type ModelOptions, type ModelState, type Why } from './model.ts';
+import { applyWatchEvents, step } from './model.ts';
+import { initialState, type ModelOptions, type ModelState, type Why } from './model-state.ts';
 import { before, describe, entryFor, holdsLease, leasesUsed, noBound, ReturnIndex, type Entry, type Kept } from './revision-entries.ts';
 import { explainsEvents, type Delivered } from './watch-deliveries.ts';
 

@@ -5,7 +5,8 @@
  * checker (live.ts) all use it on states they keep in their own ways.
  */
 import type { History, Operation, RangeRequest, RangeResponse } from '../domain/index.ts';
-import { step, type ModelOptions, type ModelState } from './model.ts';
+import { step } from './model.ts';
+import type { ModelOptions, ModelState } from './model-state.ts';
 import { roleOf } from './roles.ts';
 import { copyKvs } from './written-kvs.ts';
 

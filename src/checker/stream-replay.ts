@@ -5,7 +5,7 @@
  */
 import type { Operation } from '../domain/index.ts';
 import { Replayer } from './check.ts';
-import type { ModelOptions, ModelState } from './model.ts';
+import type { ModelOptions, ModelState } from './model-state.ts';
 import { addStaleReadFinding, appliedByChoice, staleReadProblem, type StaleReadProblems } from './stale-reads.ts';
 
 /** A stale read waiting for the first linearized operation called after it returned. */

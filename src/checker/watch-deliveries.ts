@@ -5,7 +5,8 @@
  * fill gaps, and shared with the live checker (live.ts).
  */
 import type { EtcdResponse, Operation, TxnOpResponse, TxnResponse, WatchEvent } from '../domain/index.ts';
-import { keyInRange, step, type ModelOptions, type ModelState } from './model.ts';
+import { step } from './model.ts';
+import { keyInRange, type ModelOptions, type ModelState } from './model-state.ts';
 
 /** What a watch delivered at one revision, and when it first did. */
 export interface Delivered {
