@@ -25,7 +25,7 @@
 import type { EtcdResponse, History, Operation, TxnOp, TxnOpResponse, WatchResponse } from '../domain/index.ts';
 import { roleOf } from './roles.ts';
 import { keyInRange } from './model-state.ts';
-import { inWatchRange } from './watch.ts';
+import { inWatchRange } from './watch-common.ts';
 
 /**
  * What an unknown-outcome write's value becomes when nothing else in the history mentions it: no
