@@ -27,7 +27,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { accessSync, constants, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { open, statfs, unlink } from 'node:fs/promises';
+import { open, statfs } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +39,7 @@ import { defaultMaxTtlMs } from '../domain/faults.ts';
 export { defaultMaxTtlMs };
 import { logger } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
+import { retryWhile } from '../poll.ts';
 import { FailpointError, GofailClient, type FailpointState } from './gofail.ts';
 import { holdFile, removeHold, writeHold } from './hold.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
@@ -303,15 +304,6 @@ function ballastCandidates(dataDir: string, member: string): string[] {
   return [path.join(path.dirname(dir), name), path.join(dir, name)];
 }
 
-async function removeFile(file: string): Promise<boolean> {
-  try {
-    await unlink(file);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw error;
-  }
-}
 
 function onPath(program: string): string | undefined {
   const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter).filter((d) => d !== ''), '/usr/bin', '/bin'];
@@ -338,7 +330,7 @@ export async function writeBallast(file: string, bytes: number): Promise<'falloc
       await promisify(execFile)(fallocate, ['-l', String(bytes), file]);
       return 'fallocate';
     } catch (error) {
-      await removeFile(file).catch(() => false);
+      await removeHold(file).catch(() => false);
       const { stderr } = error as { stderr?: unknown };
       if (typeof stderr === 'string' && /No space left/i.test(stderr)) throw new Error(`fallocate ${file}: no space left on the device`, { cause: error });
       // Unsupported by this filesystem (or fallocate failed otherwise): write the zeros ourselves.
@@ -355,7 +347,7 @@ export async function writeBallast(file: string, bytes: number): Promise<'falloc
     await handle.sync();
   } catch (error) {
     await handle.close();
-    await removeFile(file).catch(() => false);
+    await removeHold(file).catch(() => false);
     throw error;
   }
   await handle.close();
@@ -695,7 +687,7 @@ export class FaultAgent {
           throw new AgentHttpError(507, `could not write the ballast ${file}: ${errorMessage(error)}`);
         }
         return async () => {
-          await removeFile(file);
+          await removeHold(file);
         };
       }
     }
@@ -740,24 +732,17 @@ export class FaultAgent {
       }
     }
     for (const file of ballastCandidates(this.dataDir, this.member)) {
-      if (await removeFile(file).catch(() => false)) logger.info(`agent ${this.member}: removed a leftover ballast ${file}`);
+      if (await removeHold(file).catch(() => false)) logger.info(`agent ${this.member}: removed a leftover ballast ${file}`);
     }
     if (!this.gofail) return;
     // A failpoint set over HTTP lives as long as its process: if no etcd runs, there is none to clear.
     // A just-continued or just-started etcd may need a moment before gofail answers.
-    let list: FailpointState[] | undefined;
-    const deadline = Date.now() + (pid === undefined ? 0 : 3000);
-    do {
-      try {
-        list = await this.gofail.list();
-      } catch (error) {
-        if (Date.now() >= deadline) {
-          logger.info(`agent ${this.member}: no failpoint check on start (${errorMessage(error)})`);
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    } while (list === undefined);
+    const gofail = this.gofail;
+    const list = await retryWhile(() => gofail.list(), () => true, { timeoutMs: pid === undefined ? 0 : 3000, intervalMs: 200 }).catch((error: unknown) => {
+      logger.info(`agent ${this.member}: no failpoint check on start (${errorMessage(error)})`);
+      return undefined;
+    });
+    if (list === undefined) return;
     for (const failpoint of list.filter((f) => f.term !== '')) {
       try {
         await this.gofail.deactivate(failpoint.name);

@@ -67,7 +67,7 @@ export async function writeHold(file: string, untilMs: number): Promise<void> {
   }
 }
 
-/** Removes the hold file; false if there was none. */
+/** Removes the hold file (or any file the agent put down: the disk-pressure ballast too); false if there was none. */
 export async function removeHold(file: string): Promise<boolean> {
   try {
     await unlink(file);

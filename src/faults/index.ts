@@ -1,12 +1,16 @@
 // Fault injection: the catalog and seeded scheduler (pure), the executor that carries a plan out against
-// a cluster, the fault agent that runs beside each member (process, network, failpoint and disk faults
-// with TTL leases) and its client, the peer proxy, and the gofail client.
+// a cluster through one driver per fault (process, network, cluster and failpoint faults), the fault
+// agent that runs beside each member (process, network, failpoint and disk faults with TTL leases) and
+// its client, the peer proxy, and the gofail client.
 export { checkFaultParam, defaultFaultChoices, describeParam, faultCatalog, faultDefinition, isFaultName, validateFaultParams } from './catalog.ts';
 export type { FailpointTrigger, FaultDefinition, FaultKind, FaultParam, FaultParams } from './catalog.ts';
 export { planFaults, quietMs } from './scheduler.ts';
 export type { PlanOptions } from './scheduler.ts';
-export { compactionRevision, FaultExecutor, FaultUnavailableError } from './executor.ts';
-export type { CompactAt, FaultExecutorOptions, FaultTriggers } from './executor.ts';
+export { FaultExecutor } from './executor.ts';
+export type { FaultExecutorOptions } from './executor.ts';
+export { compactionRevision, FaultUnavailableError } from './driver.ts';
+export type { CompactAt, FaultDriver, FaultTriggers } from './driver.ts';
+export { faultDrivers } from './drivers.ts';
 export { FaultTargetError, linksBetween, resolveTargets } from './targets.ts';
 export { FaultAgent, parseFaultRequest, defaultMaxTtlMs } from './agent.ts';
 export type { FaultAgentOptions } from './agent.ts';

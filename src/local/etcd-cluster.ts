@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { EtcdClientTls } from '../domain/index.ts';
 import { holdFile } from '../faults/hold.ts';
 import { logger } from '../log.ts';
+import { pollUntil } from '../poll.ts';
 import { memberHealth } from '../probes/health.ts';
 import { etcdBinaries, type EtcdBinaries } from './binaries.ts';
 import { freeLoopbackPorts } from './ports.ts';
 import { createScratch } from './scratch.ts';
-import { describeExit, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
+import { describeExit, httpNotReady, logTail, ManagedProcess, SupervisedProcess, type ProcessExit } from './process.ts';
 
 export class EtcdStartError extends Error {
   override name = 'EtcdStartError';
@@ -251,23 +251,20 @@ export class LocalEtcdMember {
 
   /** Polls /health until the member answers healthy (it needs a quorum for that). */
   async waitHealthy(timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
-    while (Date.now() < deadline) {
+    const healthy = async (): Promise<true | undefined> => {
       const proc = this.process.current;
       const exit = proc?.exit;
       if ((!proc || exit) && !this.process.restarting) {
         throw new EtcdStartError(this.name, `process exited (${JSON.stringify(exit ?? 'never started')})`, this.logFile);
       }
       const health = await memberHealth(this.endpoint, 1000, this.clientTls);
-      if (health.healthy) {
-        this.process.markReady();
-        return;
-      }
+      if (health.healthy) return true;
       last = health.detail;
-      await sleep(100);
-    }
-    throw new EtcdStartError(this.name, `timed out after ${timeoutMs} ms (${last})`, this.logFile);
+      return undefined;
+    };
+    await pollUntil(healthy, { timeoutMs, intervalMs: 100, timeout: () => new EtcdStartError(this.name, `timed out after ${timeoutMs} ms (${last})`, this.logFile) });
+    this.process.markReady();
   }
 
   async kill(): Promise<ProcessExit | undefined> {
@@ -361,28 +358,20 @@ export class LocalFaultAgent {
 
   /** Polls GET /v1/status until the agent answers. */
   async waitReady(token: string, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
-    while (Date.now() < deadline) {
+    const answers = async (): Promise<true | undefined> => {
       const proc = this.process.current;
       const exit = proc?.exit;
       if (this.process.stopped || !proc || (exit && !this.process.restarting)) {
         throw new Error(`the fault agent of ${this.member} exited (${exit ? describeExit(exit) : 'not started'})${tail(this.logFile)}`);
       }
-      try {
-        const response = await fetch(`${this.url}/v1/status`, { headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000) });
-        await response.arrayBuffer();
-        if (response.ok) {
-          this.process.markReady();
-          return;
-        }
-        last = `HTTP ${response.status}`;
-      } catch (error) {
-        last = (error as Error).message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`the fault agent of ${this.member} did not answer within ${timeoutMs} ms (${last})${tail(this.logFile)}`);
+      const notReady = await httpNotReady(`${this.url}/v1/status`, { Authorization: `Bearer ${token}` });
+      if (notReady === undefined) return true;
+      last = notReady;
+      return undefined;
+    };
+    await pollUntil(answers, { timeoutMs, intervalMs: 100, timeout: () => new Error(`the fault agent of ${this.member} did not answer within ${timeoutMs} ms (${last})${tail(this.logFile)}`) });
+    this.process.markReady();
   }
 
   /** SIGTERM (the agent heals its faults and exits), SIGKILL after 5 s. */

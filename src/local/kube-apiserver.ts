@@ -3,8 +3,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import https from 'node:https';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
+import { pollUntil } from '../poll.ts';
 import { kubeBinaries, type KubeBinaries } from './binaries.ts';
 import { LocalEtcdCluster } from './etcd-cluster.ts';
 import { freeLoopbackPorts } from './ports.ts';
@@ -171,23 +171,22 @@ async function waitReady(
   logFile: string,
   timeoutMs: number,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   let last = 'no answer yet';
-  while (Date.now() < deadline) {
+  const ready = async (): Promise<true | undefined> => {
     if (!proc.running) {
       throw new ApiserverStartError(`kube-apiserver exited (${JSON.stringify(proc.exit)}):\n${logTail(logFile)}`);
     }
     try {
       const ca = readFileSync(caFile);
       const body = await httpsGet(`${url}/readyz`, ca, token);
-      if (body.status === 200) return;
+      if (body.status === 200) return true;
       last = `HTTP ${body.status}: ${body.text.slice(0, 300)}`;
     } catch (error) {
       last = (error as Error).message;
     }
-    await sleep(250);
-  }
-  throw new ApiserverStartError(`kube-apiserver not ready after ${timeoutMs} ms (${last}):\n${logTail(logFile)}`);
+    return undefined;
+  };
+  await pollUntil(ready, { timeoutMs, intervalMs: 250, timeout: () => new ApiserverStartError(`kube-apiserver not ready after ${timeoutMs} ms (${last}):\n${logTail(logFile)}`) });
 }
 
 async function httpsGet(url: string, ca: Buffer, token: string): Promise<{ status: number; text: string }> {

@@ -345,3 +345,17 @@ export class SupervisedProcess {
     this.proc?.signal(signal);
   }
 }
+
+/**
+ * One GET of a local server's readiness endpoint: undefined when it answered 2xx, else why not (the
+ * status, or the connection error), for a wait's timeout message.
+ */
+export async function httpNotReady(url: string, headers: Record<string, string> = {}): Promise<string | undefined> {
+  try {
+    const response = await fetch(url, { headers, signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.ok ? undefined : `HTTP ${response.status}`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}

@@ -10,9 +10,9 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../poll.ts';
 import { cliEntryPoint } from './etcd-cluster.ts';
-import { describeExit, logTail, ManagedProcess, type ProcessExit } from './process.ts';
+import { describeExit, httpNotReady, logTail, ManagedProcess, type ProcessExit } from './process.ts';
 
 export interface LocalWitnessOptions {
   /** The witness's data dir (its record is DIR/witness.json); created if missing. */
@@ -111,27 +111,21 @@ export class LocalWitness {
   async waitReady(timeoutMs = 15_000): Promise<void> {
     const proc = this.proc;
     if (!proc) throw new Error('the local witness was not started');
-    const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
-    while (Date.now() < deadline) {
+    const answers = async (): Promise<true | undefined> => {
       if (proc.exit) throw new Error(`the witness exited (${describeExit(proc.exit)})${this.tail()}`);
       if (this.port === undefined) {
         const match = listeningLine.exec(await readFrom(this.logFile, this.logOffset));
         if (match) this.port = Number(new URL(match[1]!).port);
       }
       if (this.port !== undefined) {
-        try {
-          const response = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-          await response.arrayBuffer();
-          if (response.ok) return;
-          last = `HTTP ${response.status}`;
-        } catch (error) {
-          last = (error as Error).message;
-        }
+        const notReady = await httpNotReady(`${this.url}/healthz`);
+        if (notReady === undefined) return true;
+        last = notReady;
       }
-      await sleep(50);
-    }
-    throw new Error(`the witness did not answer within ${timeoutMs} ms (${last})${this.tail()}`);
+      return undefined;
+    };
+    await pollUntil(answers, { timeoutMs, intervalMs: 50, timeout: () => new Error(`the witness did not answer within ${timeoutMs} ms (${last})${this.tail()}`) });
   }
 
   /** SIGKILL, as a crash would (no restart follows). */

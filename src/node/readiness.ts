@@ -2,8 +2,8 @@
 import { Resolver } from 'node:dns/promises';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describeExit, type ManagedProcess } from '../local/process.ts';
+import { pollUntil } from '../poll.ts';
 import { NodeStartError } from './errors.ts';
 import type { CertPaths } from './pki.ts';
 
@@ -18,21 +18,21 @@ interface Watched {
  * NodeStartError with the last reason and the component's log tail.
  */
 export async function waitFor(what: Watched, deadline: number, check: () => Promise<true | string>): Promise<void> {
-  let last: string;
-  for (;;) {
+  let last = '';
+  const ready = async (): Promise<true | undefined> => {
     if (what.process && !what.process.running) {
       throw new NodeStartError(what.component, `exited (${describeExit(what.process.exit ?? { code: null, signal: null })}) before it was ready`, what.logFile);
     }
     try {
       const result = await check();
-      if (result === true) return;
+      if (result === true) return true;
       last = result;
     } catch (error) {
       last = (error as Error).message;
     }
-    if (Date.now() > deadline) throw new NodeStartError(what.component, `not ready in time (${last})`, what.logFile);
-    await sleep(250);
-  }
+    return undefined;
+  };
+  await pollUntil(ready, { timeoutMs: deadline - Date.now(), intervalMs: 250, timeout: () => new NodeStartError(what.component, `not ready in time (${last})`, what.logFile) });
 }
 
 interface HttpsAnswer {

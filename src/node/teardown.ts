@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readlinkSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { onTimeout, pollUntil } from '../poll.ts';
 import { run } from './host.ts';
 import { bridgePrefix, type NodeLayout } from './layout.ts';
 import { commandLine, executableName, mountsUnder, pidAlive, pidsInCgroupTree, pidsWithArgument, podCgroups, cgroupTree } from './machine.ts';
@@ -44,10 +45,9 @@ function livePids(pids: number[]): number[] {
 
 /** SIGKILLs what `find` returns until it returns nothing (containers may fork while their siblings die). */
 async function killUntilGone(find: () => number[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const gone = (): true | undefined => {
     const pids = find();
-    if (pids.length === 0 || Date.now() > deadline) return;
+    if (pids.length === 0) return true;
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -55,8 +55,10 @@ async function killUntilGone(find: () => number[], timeoutMs: number): Promise<v
         // Gone meanwhile.
       }
     }
-    await sleep(100);
-  }
+    return undefined;
+  };
+  // Past the timeout it gives up quietly (reclaimNode reports what is left).
+  await pollUntil(gone, { timeoutMs, intervalMs: 100, timeout: 'the processes gone' }).catch(onTimeout(undefined));
 }
 
 /** SIGKILLs the Pods' processes and containerd's shims (not the node's components), until none is left. */

@@ -8,6 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import { LiveWatchChecker } from '../checker/index.ts';
 import type { WatchResponse, WatchStream } from '../domain/index.ts';
 import { logger } from '../log.ts';
+import { onTimeout, pollUntil } from '../poll.ts';
 import type { Clock } from '../probes/recorder.ts';
 import { seededRandom } from '../probes/traffic.ts';
 import { WatchProbe } from '../probes/watch-probe.ts';
@@ -94,8 +95,12 @@ export class RunWatches {
    */
   async catchUp(): Promise<void> {
     const { session } = this;
-    const catchUpDeadline = Date.now() + Math.max(5000, 5 * session.spec.watch.progressIntervalMs);
-    while (this.probes.some((w) => w.lastRevision < session.maxRevision) && Date.now() < catchUpDeadline) await sleep(50);
+    // Not caught up in time: the checks then report what the watches missed.
+    await pollUntil(() => (this.probes.every((w) => w.lastRevision >= session.maxRevision) ? true : undefined), {
+      timeoutMs: Math.max(5000, 5 * session.spec.watch.progressIntervalMs),
+      intervalMs: 50,
+      timeout: 'the watches to reach the last write',
+    }).catch(onTimeout(false));
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,6 @@
  * update, delete; only with agentClients).
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   CoreV1Api,
   NetworkingV1Api,
@@ -36,6 +35,7 @@ import {
 import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
 import { ClientTlsUnavailableError } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
+import { pollUntil } from '../../poll.ts';
 import { apiErrorMessage, apiStatusCode } from '../kube-api.ts';
 import { certificateAuthorityBundle } from '../kit/index.ts';
 import {
@@ -220,13 +220,15 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
 
   /** Polls until `read` finds no object of `uid` (gone, or replaced by a new one). */
   private async waitGone(kind: string, namespace: string, name: string, uid: string | undefined, read: () => Promise<{ metadata?: { uid?: string } } | undefined>): Promise<void> {
-    const deadline = Date.now() + this.deleteTimeoutMs;
-    for (;;) {
+    const gone = async (): Promise<true | undefined> => {
       const current = await read();
-      if (current === undefined || current.metadata?.uid !== uid) return;
-      if (Date.now() > deadline) throw new PlacementError(kind, `${namespace}/${name}`, `still there ${this.deleteTimeoutMs} ms after it was deleted`, { statusCode: 504 });
-      await sleep(this.pollIntervalMs);
-    }
+      return current === undefined || current.metadata?.uid !== uid ? true : undefined;
+    };
+    await pollUntil(gone, {
+      timeoutMs: this.deleteTimeoutMs,
+      intervalMs: this.pollIntervalMs,
+      timeout: () => new PlacementError(kind, `${namespace}/${name}`, `still there ${this.deleteTimeoutMs} ms after it was deleted`, { statusCode: 504 }),
+    });
   }
 
   // ---- MemberPlacement ----

@@ -1,0 +1,63 @@
+/** Faults on a member's etcd process and its disk, through the member's fault agent. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type FaultDriver, nothingToHeal, numParam } from './driver.ts';
+
+/** SIGKILL; the supervisor restarts it on its data right away: verified by a new pid. */
+const kill: FaultDriver = async (tools, { targets, applied }) => {
+  const pids = await Promise.all(
+    targets.map((t) =>
+      tools.whenUp(async () => {
+        const pid = await tools.pidOf(t);
+        await tools.agent(t).inject({ type: 'kill' });
+        return pid;
+      }),
+    ),
+  );
+  applied();
+  const exited = await Promise.all(targets.map((t, i) => tools.waitExit(t, pids[i], 5000)));
+  if (!exited.every(Boolean)) throw new Error(`the killed process of ${targets.join(', ')} is still running`);
+  return { heal: nothingToHeal, verified: `etcd process ${pids.join(', ')} exited` };
+};
+
+/** SIGKILL and keep it down (the agent's hold file) until healed. */
+const crash: FaultDriver = async (tools, { planned, targets, ttlMs, applied }) => {
+  const { pids, heal } = await tools.whenUp(async () => ({
+    pids: await Promise.all(targets.map((t) => tools.pidOf(t))),
+    heal: await tools.injectAgents(targets, { type: 'crash', ttlMs }),
+  }));
+  applied();
+  // Down, and still down a moment later: a supervisor that ignores the hold file (the local one
+  // restarts after 200 ms) would have started etcd again by then.
+  let stayedDown = (await Promise.all(targets.map((t) => tools.waitDown(t, 5000)))).every(Boolean);
+  if (stayedDown) {
+    await sleep(Math.min(500, planned.durationMs / 2));
+    stayedDown = (await Promise.all(targets.map(async (t) => (await tools.pidOf(t).catch(() => -1)) === undefined))).every(Boolean);
+  }
+  if (!stayedDown) {
+    await heal().catch(() => undefined);
+    throw new Error(`the crashed etcd of ${targets.join(', ')} did not stay down (does its supervisor honour the hold file <data-dir>.hold?)`);
+  }
+  return { heal, verified: `etcd process ${pids.join(', ')} exited and stays down` };
+};
+
+/** SIGSTOP until healed: verified by /health no longer answering. */
+const pause: FaultDriver = async (tools, { targets, ttlMs, applied }) => {
+  const heal = await tools.whenUp(() => tools.injectAgents(targets, { type: 'pause', ttlMs }));
+  applied();
+  const answering = await Promise.all(targets.map((t) => tools.healthy(t)));
+  if (answering.some(Boolean)) {
+    await heal();
+    throw new Error(`paused member ${targets.join(', ')} still answers /health`);
+  }
+  return { heal, verified: `${targets.join(', ')} stopped answering` };
+};
+
+/** Ballast bytes beside the member's data directory until healed. */
+const diskPressure: FaultDriver = async (tools, { planned, targets, ttlMs, applied }) => {
+  const bytes = numParam(planned, 'bytes');
+  const heal = await tools.injectAgents(targets, { type: 'diskPressure', bytes, ttlMs });
+  applied();
+  return { heal, verified: `${bytes} bytes of ballast beside ${targets.join(', ')}` };
+};
+
+export const processDrivers = { kill, crash, pause, diskPressure } as const;
