@@ -3,14 +3,19 @@
  * linearization: stale reads against the states they could have read, and watch streams against the
  * committed revisions it implies (watch.ts).
  */
-import type { History, Operation, RangeRequest, RangeResponse, WatchEvent } from '../domain/index.ts';
-import { claimedRevision, InconclusiveError, LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
-import { initialState, step, type ModelOptions, type ModelState } from './model.ts';
+import type { History, Operation, RangeResponse, WatchEvent } from '../domain/index.ts';
+import { closeWindow } from './close-window.ts';
+import { LinearizationEngine } from './linearize.ts';
+import { InconclusiveError, type EngineOptions } from './linearize-options.ts';
+import { roleOf } from './roles.ts';
+import { step } from './model.ts';
+import { initialState, type ModelOptions, type ModelState } from './model-state.ts';
 import { patchHistory, unknownDeleter } from './patch.ts';
-import { deliveriesOf, RevisionOrder } from './revision.ts';
+import { RevisionOrder } from './revision.ts';
+import { deliveriesOf } from './watch-deliveries.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow, Verdict, ViolationEvidence } from './result.ts';
+import { appliedByChoice, staleReadProblems } from './stale-reads.ts';
 import { checkWatches, type CommittedRevision } from './watch.ts';
-import { copyKvs } from './written-kvs.ts';
 
 export interface CheckOptions {
   /** Give up (inconclusive) after this long; default 60 s. */
@@ -96,146 +101,6 @@ export class Replayer {
   }
 }
 
-/**
- * What a stale-read check may take as exact. The states come from one linearization; where the history
- * leaves unknown-outcome writes unresolved, another linearization (the write applied, or not) may give a
- * read another state, so a mismatch there is not evidence.
- */
-export interface StaleReadCertainty {
-  /** states[0..certainStates) follow from acknowledged (or resolved) operations only; later ones include a write the search applied by choice. */
-  certainStates: number;
-  /** An unknown-outcome write the history leaves unresolved was called before the read returned (it may have taken effect before the read, whether the linearization applied it or not). */
-  unresolvedBefore: boolean;
-}
-
-/** What checking a stale read found: no reason (it matches), or why not, and whether that is certain. */
-export interface StaleReadFinding {
-  reason: string | undefined;
-  /** The search reached states[0] without a match (the streaming check, which keeps only recent states, then cannot tell). */
-  exhausted: boolean;
-  /** The mismatch may be an artifact of the linearization's choice for unresolved unknown writes (see StaleReadCertainty). */
-  uncertain: boolean;
-}
-
-/**
- * Whether a stale read matches one of states[0..visible) (oldest first), searched newest first: the state
- * at the revision it names (or its header revision, for a serializable read), or else any of them.
- */
-export function staleReadProblem(op: Operation, states: readonly ModelState[], visible: number, opts: ModelOptions & { initialRevision?: number }, certainty?: StaleReadCertainty): StaleReadFinding {
-  const request = op.request as RangeRequest;
-  const response = op.response as RangeResponse;
-  const fresh: RangeRequest = { type: 'range', key: request.key };
-  if (request.end !== undefined) fresh.end = request.end;
-  if (request.limit !== undefined) fresh.limit = request.limit;
-  if (request.keysOnly !== undefined) fresh.keysOnly = request.keysOnly;
-  // The key-values as the response holds them (still as text, when they are: see written-kvs.ts).
-  const body = {} as RangeResponse;
-  copyKvs(response, body);
-  if (response.count !== undefined) body.count = response.count;
-  // Exact revisions exist only in exclusive mode; in shared mode any visible state of the own keys may match.
-  const wanted = opts.trackRevision && opts.mode === 'exclusive' ? request.revision || response.revision : undefined;
-  // A revision before the history's start (a run's: before it cleared its prefix) names a state the history
-  // does not hold, so there is nothing to judge the read against: neither evidence nor a doubt.
-  if (wanted !== undefined && wanted < (opts.initialRevision ?? 1)) return { reason: undefined, exhausted: false, uncertain: false };
-  const unresolved = certainty?.unresolvedBefore ?? false;
-  const certainStates = certainty?.certainStates ?? Infinity;
-  let previous: ModelState | undefined;
-  // Newest first: a fresh read is the common case. Consecutive states are often one object.
-  const newest = Math.min(visible, states.length) - 1;
-  let i = newest;
-  for (; i >= 0; i--) {
-    const state = states[i]!;
-    if (state === previous) continue;
-    previous = state;
-    if (wanted !== undefined && state.revision !== wanted) {
-      if (state.revision < wanted) {
-        // The linearization had not reached the read's revision when the read returned: certain only if no
-        // unresolved write could have taken it, and the state's own revision follows from known writes.
-        const uncertain = unresolved || i >= certainStates;
-        return { reason: mismatch(request, wanted), exhausted: false, uncertain };
-      }
-      continue;
-    }
-    if (step(state, fresh, body, opts) !== null) return { reason: undefined, exhausted: false, uncertain: false };
-    // In exclusive mode the state at a revision that follows from known writes only is the one state the
-    // history allows there: every revision up to it is claimed, so no unknown write fits in between.
-    if (wanted !== undefined) return { reason: mismatch(request, wanted), exhausted: false, uncertain: i >= certainStates };
-  }
-  return { reason: mismatch(request, wanted), exhausted: true, uncertain: unresolved || newest >= certainStates };
-}
-
-function mismatch(request: RangeRequest, wanted: number | undefined): string {
-  return wanted !== undefined
-    ? `stale read of ${request.key} does not match the state at revision ${wanted}`
-    : `stale read of ${request.key} matches no state that was visible before it returned`;
-}
-
-/** Stale reads that match no state they could have read; `uncertain` ones may match under another linearization. */
-export interface StaleReadProblems {
-  problems: { operation: number; reason: string }[];
-  /** The first stale read whose mismatch depends on unresolved unknown-outcome writes (the verdict is then inconclusive, unless a certain problem makes it a violation). */
-  uncertain: string | undefined;
-}
-
-/**
- * Adds one stale read's finding: a certain mismatch is a problem (a violation); an uncertain one only gives
- * the reason of an inconclusive verdict, the first one kept.
- */
-export function addStaleReadFinding(into: StaleReadProblems, index: number, finding: StaleReadFinding): void {
-  if (finding.reason === undefined) return;
-  if (finding.uncertain) {
-    into.uncertain ??= `${finding.reason} (operation ${index}), but the state it read depends on unknown-outcome writes the history does not resolve (applied or not, and where): it may match under another linearization`;
-  } else into.problems.push({ operation: index, reason: finding.reason });
-}
-
-/** The earliest call among the unknown-outcome writes still unresolved (role 'optional'), or Infinity. */
-export function firstUnresolvedCall(operations: Iterable<Operation>): number {
-  let first = Infinity;
-  for (const op of operations) if (roleOf(op) === 'optional' && op.call < first) first = op.call;
-  return first;
-}
-
-/** An operation the linearization applied by choice alone: its outcome is still unknown after patching. */
-export function appliedByChoice(op: Operation): boolean {
-  return op.return === null || op.response === undefined;
-}
-
-/**
- * A stale read is valid if some state it could have read matches it (staleReadProblem): the states
- * linearized before the first operation called after the read returned.
- */
-function staleReadProblems(history: History, order: number[], states: ModelState[], opts: ModelOptions): StaleReadProblems {
-  const found: StaleReadProblems = { problems: [], uncertain: undefined };
-  // prefixMaxCall[i]: the latest call among the first i+1 linearized operations (non-decreasing, so
-  // "the first operation called after T" is a binary search).
-  const prefixMaxCall: number[] = [];
-  let maxCall = -Infinity;
-  // states[k + 1] is the state after order[k]: the first one a write applied by choice made.
-  let certainStates = Infinity;
-  order.forEach((index, k) => {
-    const op = history.operations[index]!;
-    prefixMaxCall.push((maxCall = Math.max(maxCall, op.call)));
-    if (certainStates === Infinity && appliedByChoice(op) && states[k + 1] !== states[k]) certainStates = k + 1;
-  });
-  const firstCalledAfter = (t: number): number => {
-    let lo = 0;
-    let hi = prefixMaxCall.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (prefixMaxCall[mid]! > t) hi = mid;
-      else lo = mid + 1;
-    }
-    return lo;
-  };
-  const unresolvedFrom = firstUnresolvedCall(history.operations);
-  history.operations.forEach((op: Operation, index) => {
-    if (roleOf(op) !== 'stale') return;
-    // Visible: the initial state and the states after each operation linearized before the first
-    // operation that was called after this read returned.
-    addStaleReadFinding(found, index, staleReadProblem(op, states, firstCalledAfter(op.return!) + 1, opts, { certainStates, unresolvedBefore: unresolvedFrom < op.return! }));
-  });
-  return found;
-}
 
 /** The single key an operation touches, or undefined when it touches several (or leases). */
 export function singleKey(op: Operation): string | undefined {
@@ -335,138 +200,6 @@ function arrivalOrder(history: History, indices: Iterable<number>): number[] {
   }
   arrivals.sort((a, b) => a.time - b.time || a.index - b.index);
   return arrivals.map((a) => a.index);
-}
-
-/** The revision an acknowledged operation sits at in the revision order: the one it claims, else its header's. */
-function orderRevision(op: Operation): number | undefined {
-  return claimedRevision(op) ?? (op.response as { revision?: number } | undefined)?.revision;
-}
-
-/** A search window closed early (closeWindow): its prefix is linearized, the revision order resumes after it. */
-export interface ClosedWindow {
-  /** The linearization of the window's prefix, from the window's state. */
-  path: number[];
-  /** The state after it, exact (replayed), at `toRevision`. */
-  state: ModelState;
-  toRevision: number;
-  /** Operations the search took. */
-  operations: number;
-  /** The window's operations left to the revision order: acknowledged ones above toRevision, unknown ones not placed. */
-  rest: number[];
-}
-
-/** The smallest prefix (acknowledged operations, in revision order) closeWindow tries first; it doubles from there. */
-const firstClosingSize = 4;
-
-/**
- * Tries to close a search window (exclusive mode) instead of searching it to the end of the history:
- * for growing R, searches from `from` the window's acknowledged operations at revisions up to R, with
- * the unknown-outcome ones called before the last of them returned (the only ones that can precede any
- * of them). It closes at the first R where the search linearizes them and its frontier collapses (one
- * configuration, or several with the same keys: see collapsed) with the first one's (replayed) state at
- * revision R: the state there is pinned again, and the order resumes from it. Revisions are exact and
- * contiguous in exclusive mode, so every acknowledged operation above R sits after every one at or below
- * it in any linearization. `watermark` (live): every operation called before it is in the window
- * already; the prefix must have returned before it, and so must an operation above R (then one at or
- * below R that comes later is a violation the order reports). Returns 'search' when the search finds a
- * violation or gives up on a prefix, or an operation above R returned before one in the prefix was
- * called (the search over the window then decides, as without closing); undefined when no R closes yet,
- * or the prefix would hold more than half of the window. `exact` (live): close only on a frontier of one
- * configuration. Several with the same keys may differ in leases or in the unknown-outcome operations
- * they used, and resuming from one of them could make a later operation look impossible: offline, any
- * violation after a closed window is decided again by the search from the first window; live, a
- * violation is reported as found, so only an exact state may be resumed from.
- */
-export function closeWindow(
-  window: readonly number[],
-  get: (index: number) => Operation,
-  from: ModelState,
-  engineOptions: EngineOptions,
-  watermark = Infinity,
-  exact = false,
-): ClosedWindow | 'search' | undefined {
-  if (engineOptions.mode !== 'exclusive' || !engineOptions.trackRevision) return undefined;
-  const known: { index: number; revision: number }[] = [];
-  const unknown: number[] = [];
-  for (const index of window) {
-    const op = get(index);
-    const role = roleOf(op);
-    if (role === 'optional') unknown.push(index);
-    if (role !== 'linearize') continue;
-    const revision = orderRevision(op);
-    if (revision === undefined) return undefined;
-    known.push({ index, revision });
-  }
-  known.sort((a, b) => a.revision - b.revision || a.index - b.index);
-  for (let size = firstClosingSize; size <= known.length / 2; size *= 2) {
-    const toRevision = known[size - 1]!.revision;
-    let n = size;
-    while (n < known.length && known[n]!.revision <= toRevision) n++;
-    if (n === known.length) return undefined;
-    let lastReturn = -Infinity;
-    let lastCall = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const op = get(known[i]!.index);
-      lastReturn = Math.max(lastReturn, op.return!);
-      lastCall = Math.max(lastCall, op.call);
-    }
-    if (lastReturn >= watermark) return undefined;
-    let aboveReturned = false;
-    for (let i = n; i < known.length; i++) {
-      const ret = get(known[i]!.index).return!;
-      if (ret < lastCall) return 'search';
-      if (ret < watermark) aboveReturned = true;
-    }
-    if (!aboveReturned) return undefined;
-    const taken = [...known.slice(0, n).map((k) => k.index), ...unknown.filter((i) => get(i).call <= lastReturn)].sort((a, b) => a - b);
-    const engine = new LinearizationEngine({ ...engineOptions, trackPaths: true, initialState: from });
-    for (const index of taken) engine.add(index, get(index), roleOf(get(index)));
-    try {
-      engine.advance(Infinity);
-    } catch (error) {
-      if (!(error instanceof InconclusiveError)) throw error;
-      return 'search';
-    }
-    // A beam's frontier (linearize.ts) is a cut: it pins no state.
-    if (engine.violation || engine.inconclusive !== undefined || !engine.complete) return 'search';
-    if (exact ? engine.frontierSize !== 1 : !collapsed(engine)) continue;
-    const path = engine.linearization() ?? [];
-    const state = replayFrom(from, get, path, engineOptions);
-    if (state === undefined || state.revision !== toRevision) continue;
-    const placed = new Set(path);
-    const rest = [...known.slice(n).map((k) => k.index), ...unknown.filter((i) => !placed.has(i))];
-    return { path, state, toRevision, operations: taken.length, rest };
-  }
-  return undefined;
-}
-
-/** Candidate configurations closeWindow compares at most (more: the state is taken as not pinned). */
-const collapseLimit = 16;
-
-/**
- * Whether the search's frontier pins the keys: every candidate configuration has the same keys, revision
- * and compaction. They may differ in leases (an unknown-outcome grant applied in one and not in another:
- * nothing observes a lease until a request uses it, and the revision order applies an unknown grant when
- * one first does) and in which unknown-outcome operations they used (those left go on to the order).
- */
-function collapsed(engine: LinearizationEngine): boolean {
-  const n = engine.frontierSize;
-  if (n === 1) return true;
-  if (n > collapseLimit) return false;
-  const keys = engine.candidateStates(n).map((s) => JSON.stringify([s.revision, s.compactRevision, s.kvs]));
-  return keys.every((k) => k === keys[0]);
-}
-
-/** The state after applying `path` from `from`, or undefined if some operation does not step. */
-function replayFrom(from: ModelState, get: (index: number) => Operation, path: readonly number[], opts: ModelOptions): ModelState | undefined {
-  let state = from;
-  for (const index of path) {
-    const op = get(index);
-    const next = step(state, op.request, op.response, opts);
-    if (next === null) return undefined;
-    state = next;
-  }
-  return state;
 }
 
 /**

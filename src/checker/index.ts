@@ -1,12 +1,16 @@
 // The checker: linearizability and watch guarantees of etcd histories, offline and live.
 export { checkHistory, checkLinearizability, defaultUnknownHorizonMs, modelOptionsFor } from './check.ts';
 export type { CheckOptions } from './check.ts';
-export { defaultResolveWindowMs, LiveChecker } from './live.ts';
-export type { LiveCheckerOptions, LiveStats } from './live.ts';
-export { HistoryFormatError, HistoryParser, parseHistory, serializeHistory, serializeInvokeLine } from './parse.ts';
+export { LiveChecker } from './live.ts';
+export { defaultResolveWindowMs } from './live-options.ts';
+export type { LiveCheckerOptions, LiveStats } from './live-options.ts';
+export { HistoryFormatError } from './history-lines.ts';
+export { HistoryParser, parseHistory } from './parse.ts';
+export { serializeHistory, serializeInvokeLine } from './serialize.ts';
 export type { LineOptions } from './parse.ts';
-export { initialState, step, summarize } from './model.ts';
-export type { ModelOptions, ModelState } from './model.ts';
+export { step } from './model.ts';
+export { initialState, summarize } from './model-state.ts';
+export type { ModelOptions, ModelState } from './model-state.ts';
 export { checkHistoryStream, HistoryChangedError } from './stream.ts';
 export type { HistoryPass, HistorySource, PassOptions, StreamCheckOptions, StreamCheckReport } from './stream.ts';
 export { checkWatches } from './watch.ts';

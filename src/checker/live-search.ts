@@ -18,11 +18,13 @@
  */
 import type { Operation, WatchResponse } from '../domain/index.ts';
 import { defaultMaxFrontier, defaultUnknownHorizonMs } from './check.ts';
-import { LinearizationEngine, roleOf, type EngineOptions } from './linearize.ts';
+import { LinearizationEngine } from './linearize.ts';
+import type { EngineOptions } from './linearize-options.ts';
+import { roleOf } from './roles.ts';
 import { anonymize, forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, unobservedValue, writtenValues, type Observation } from './patch.ts';
-import type { ModelState } from './model.ts';
+import type { ModelState } from './model-state.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
-import { defaultResolveWindowMs, type LiveCheckerOptions, type LiveStats } from './live.ts';
+import { defaultResolveWindowMs, type LiveCheckerOptions, type LiveStats } from './live-options.ts';
 
 const lagWindow = 16_384;
 

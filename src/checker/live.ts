@@ -19,7 +19,7 @@
  * Where the revision path cannot place an operation (a violation, or a revision left unclaimed for the
  * resolve window), the search (live-search.ts, the engine of the offline check) takes over from the state
  * the order pins, with the operations not yet settled. In exclusive mode the window may close: once the
- * search pins a later state (closeWindow, check.ts), the revision order resumes from it (settleWindow);
+ * search pins a later state (closeWindow, close-window.ts), the revision order resumes from it (settleWindow);
  * otherwise the search carries on to the end of the stream. In shared
  * mode no state is pinned (an unobserved write may have taken a revision between ours): the live verdict
  * then becomes inconclusive and the offline check at the end decides.
@@ -31,65 +31,17 @@
  * has the stream, is left to the offline check, which judges every stale read (check.ts).
  */
 import { isWriteRequest, type ClusterMode, type EtcdResponse, type Operation, type WatchEvent, type WatchRequest, type WatchResponse } from '../domain/index.ts';
-import { roleOf } from './linearize.ts';
+import { roleOf } from './roles.ts';
 import { liveEngineOptions, SearchLiveChecker } from './live-search.ts';
 import { forEachObservedValue, forEachWatchedValue, RecentObservations, resolvedOperation, writtenValues, type Observation } from './patch.ts';
-import { percentilesOf } from '../percentiles.ts';
-import { summarize, type ModelOptions, type ModelState } from './model.ts';
-import { closeWindow, staleReadProblem } from './check.ts';
+import { defaultResolveWindowMs, LagWindow, type LiveCheckerOptions, type LiveStats } from './live-options.ts';
+import { summarize, type ModelOptions, type ModelState } from './model-state.ts';
+import { closeWindow } from './close-window.ts';
+import { staleReadProblem } from './stale-reads.ts';
 import { MinHeap } from '../min-heap.ts';
-import { explainsEvents, RevisionOrder } from './revision.ts';
+import { RevisionOrder } from './revision.ts';
+import { explainsEvents } from './watch-deliveries.ts';
 import type { Verdict, ViolationEvidence } from './result.ts';
-
-export interface LiveCheckerOptions {
-  mode?: ClusterMode;
-  prefix?: string;
-  initialRevision?: number;
-  /** Live histories come from our own probes, which record revisions and versions. */
-  trackRevision?: boolean;
-  trackVersion?: boolean;
-  unknownHorizonMs?: number;
-  maxFrontier?: number;
-  /**
-   * How long an unknown-outcome write may stay unresolved while a revision nobody claims holds the
-   * revision order (then the search takes over), and, in the search, how long it waits for an observation
-   * of its value; default 5 s. A write in flight when the leader dies is committed (or not) only after the
-   * next election plus the client's deadline.
-   */
-  resolveWindowMs?: number;
-  /**
-   * The watch responses carry each put's lease (our recorder's, since the history format has `lease` on put
-   * events): the state may then move on from a revision's watch events before the write that made it
-   * returns. Off for streams that may lack them (older recordings): there a put's lease would be unknown.
-   */
-  watchEventsCarryLeases?: boolean;
-}
-
-export interface LiveStats {
-  /** Operations pushed. */
-  received: number;
-  /** Operations whose return the checker has settled. */
-  processed: number;
-  /** Operations received but not yet settled (waiting for the watermark, or open). */
-  pendingOperations: number;
-  /** Unknown-outcome writes resolved by an observation of their value. */
-  resolved: number;
-  frontier: number;
-  /** Percentiles of the time from push to verdict, over the last 16,384 settled operations. */
-  lagP50Ms: number;
-  lagP99Ms: number;
-  lagMaxMs: number;
-  /** Operations held behind a revision the watch (or a response) has not shown yet, plus unknown writes not yet resolved. */
-  waitingForWatch: number;
-  /** `revision`: the revision-ordered path; `search`: the search took over (see searchReason). */
-  method: 'revision' | 'search';
-  /** Why the search took over (or a window opened, or the last one that closed), or why the live verdict is left to the offline check. */
-  searchReason?: string;
-  /** Search windows that closed, the revision order resuming after each (absent: none). */
-  windowsClosed?: number;
-}
-
-export const defaultResolveWindowMs = 5000;
 
 /** A search window open on the live stream: where it starts, its operations, and what arrived since it opened. */
 interface OpenWindow {
@@ -113,24 +65,6 @@ const liveWindowLimit = 8192;
 /** Wall-clock budget of one attempt to close a window (then the search takes the window over). */
 const closeAttemptMs = 5000;
 
-const lagWindow = 16_384;
-
-/** Push-to-verdict times of the last lagWindow settled operations. */
-class LagWindow {
-  private readonly lags = new Float64Array(lagWindow);
-  private count = 0;
-
-  add(ms: number): void {
-    this.lags[this.count++ % lagWindow] = ms;
-  }
-
-  percentiles(): { lagP50Ms: number; lagP99Ms: number; lagMaxMs: number } {
-    // Selected, not sorted: this runs several times a second on up to 16k values.
-    const { p50, p99, max } = percentilesOf(this.lags, Math.min(this.count, lagWindow));
-    return { lagP50Ms: p50, lagP99Ms: p99, lagMaxMs: max };
-  }
-}
-
 /** A watch stream covers the run's keys when its range holds the whole prefix (exclusive: every key). */
 function coversPrefix(request: WatchRequest, prefix: string): boolean {
   if (request.end === '\u0000') return request.key <= prefix;
@@ -147,7 +81,7 @@ export class LiveChecker {
   private readonly options: LiveCheckerOptions;
   private readonly mode: ClusterMode;
   private order: RevisionOrder | undefined;
-  /** A search window waiting to close (exclusive mode, see closeWindow in check.ts), or undefined. */
+  /** A search window waiting to close (exclusive mode, see closeWindow in close-window.ts), or undefined. */
   private window: OpenWindow | undefined;
   /** Search windows that closed: the revision order resumed after each. */
   private windowsClosed = 0;
@@ -551,7 +485,7 @@ export class LiveChecker {
   }
 
   /**
-   * Tries to close the open window (closeWindow, check.ts): the search places its operations up to a
+   * Tries to close the open window (closeWindow, close-window.ts): the search places its operations up to a
    * revision whose state it pins, and the revision order resumes from there with the rest. When the
    * search finds a violation or gives up on a prefix, at the end of the stream, or when the window has
    * grown past liveWindowLimit, the window's own search (fed all along) keeps the stream to its end, as

@@ -23,9 +23,9 @@
  * probes grant them for longer than the run), as the model assumes.
  */
 import type { EtcdResponse, History, Operation, TxnOp, TxnOpResponse, WatchResponse } from '../domain/index.ts';
-import { roleOf } from './linearize.ts';
-import { keyInRange } from './model.ts';
-import { inWatchRange } from './watch.ts';
+import { roleOf } from './roles.ts';
+import { keyInRange } from './model-state.ts';
+import { inWatchRange } from './watch-common.ts';
 
 /**
  * What an unknown-outcome write's value becomes when nothing else in the history mentions it: no

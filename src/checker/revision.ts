@@ -28,11 +28,12 @@
  * so nothing else can come before it); requests at older revisions that arrive afterwards are checked
  * against the states kept for recent revisions (see lateRequest).
  */
-import type { EtcdRequest, EtcdResponse, Operation, TxnOpResponse, TxnResponse } from '../domain/index.ts';
+import type { EtcdRequest, Operation, WatchEvent } from '../domain/index.ts';
 import { MinHeap } from '../min-heap.ts';
-import { claimedRevision } from './linearize.ts';
-import type { WatchEvent } from '../domain/index.ts';
-import { applyWatchEvents, initialState, keyInRange, step, type ModelOptions, type ModelState, type Why } from './model.ts';
+import { applyWatchEvents, step } from './model.ts';
+import { initialState, type ModelOptions, type ModelState, type Why } from './model-state.ts';
+import { before, describe, entryFor, holdsLease, leasesUsed, noBound, ReturnIndex, type Entry, type Kept } from './revision-entries.ts';
+import { explainsEvents, type Delivered } from './watch-deliveries.ts';
 
 export interface RevisionOptions extends ModelOptions {
   initialRevision: number;
@@ -53,7 +54,7 @@ export interface RevisionOptions extends ModelOptions {
   deliveries?: ReadonlyMap<number, Delivered>;
   /**
    * Start from this state (at `initialRevision`) instead of the empty store: the order resuming after a
-   * search window closed (check.ts closeWindow; live.ts settleWindow).
+   * search window closed (close-window.ts closeWindow; live.ts settleWindow).
    */
   initialState?: ModelState;
   /** Offline: the latest call among the operations linearized before the start, and which (real time across the seam). */
@@ -72,125 +73,6 @@ export interface RevisionFailure {
   pinned: boolean;
 }
 
-type EntryKind = 'write' | 'revoke' | 'other';
-
-interface Entry {
-  index: number;
-  op: Operation;
-  revision: number;
-  /** revision * 2 (the write at revision) or revision * 2 + 1 (after it). */
-  pos: number;
-  kind: EntryKind;
-}
-
-/** How an acknowledged operation with a header revision sits in the revision order. */
-function entryFor(index: number, op: Operation, revision: number): Entry {
-  const claimed = claimedRevision(op);
-  if (claimed !== undefined) return { index, op, revision: claimed, pos: claimed * 2, kind: 'write' };
-  // A revoke writes (deletes the keys it held) only if some key still held its lease: decided in order.
-  if (op.request.type === 'leaseRevoke') return { index, op, revision, pos: revision * 2, kind: 'revoke' };
-  return { index, op, revision, pos: revision * 2 + 1, kind: 'other' };
-}
-
-/** No real-time bound (offline: checked as operations are placed). */
-const noBound = { pos: -Infinity, index: -1 };
-
-const kindRank: Record<EntryKind, number> = { write: 0, revoke: 1, other: 2 };
-
-function before(a: Entry, b: Entry): boolean {
-  if (a.pos !== b.pos) return a.pos < b.pos;
-  if (a.kind !== b.kind) return kindRank[a.kind] < kindRank[b.kind];
-  const ra = a.op.return ?? Infinity;
-  const rb = b.op.return ?? Infinity;
-  if (ra !== rb) return ra < rb;
-  return a.index < b.index;
-}
-
-/**
- * Returns of added operations, by time, with the highest position returned up to each: the real-time
- * bound on where a later-called operation may sit. Returns older than the watermark fold into `base`.
- */
-class ReturnIndex {
-  private times: number[] = [];
-  private own: number[] = [];
-  private ownIds: number[] = [];
-  private maxPos: number[] = [];
-  private maxIds: number[] = [];
-  private base = -Infinity;
-  private baseId = -1;
-
-  add(time: number, pos: number, index: number): void {
-    let i = this.times.length;
-    while (i > 0 && this.times[i - 1]! > time) i--;
-    this.times.splice(i, 0, time);
-    this.own.splice(i, 0, pos);
-    this.ownIds.splice(i, 0, index);
-    this.maxPos.splice(i, 0, 0);
-    this.maxIds.splice(i, 0, 0);
-    // Prefix maxima from i on: returns arrive almost in time order, so this touches few entries.
-    for (let j = i; j < this.times.length; j++) {
-      const prevPos = j === 0 ? this.base : this.maxPos[j - 1]!;
-      const prevId = j === 0 ? this.baseId : this.maxIds[j - 1]!;
-      const higher = this.own[j]! > prevPos;
-      this.maxPos[j] = higher ? this.own[j]! : prevPos;
-      this.maxIds[j] = higher ? this.ownIds[j]! : prevId;
-    }
-  }
-
-  /** The highest position among operations that returned strictly before `time`, and which one. */
-  boundBefore(time: number): { pos: number; index: number } {
-    let lo = 0;
-    let hi = this.times.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.times[mid]! < time) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo === 0 ? { pos: this.base, index: this.baseId } : { pos: this.maxPos[lo - 1]!, index: this.maxIds[lo - 1]! };
-  }
-
-  /** Folds returns before `time` into the base (no operation added from now on was called before it); returns the base. */
-  fold(time: number): number {
-    let n = 0;
-    while (n < this.times.length && this.times[n]! < time) n++;
-    if (n > 0) {
-      this.base = this.maxPos[n - 1]!;
-      this.baseId = this.maxIds[n - 1]!;
-      for (const list of [this.times, this.own, this.ownIds, this.maxPos, this.maxIds]) list.splice(0, n);
-    }
-    return this.base;
-  }
-}
-
-/** The leases a request needs to exist. */
-function leasesUsed(request: EtcdRequest): string[] {
-  switch (request.type) {
-    case 'put':
-      return request.lease === undefined ? [] : [request.lease];
-    case 'txn':
-      return [...request.success, ...request.failure].flatMap((o) => (o.type === 'put' && o.lease !== undefined ? [o.lease] : []));
-    case 'leaseRevoke':
-      return [request.id];
-    default:
-      return [];
-  }
-}
-
-function holdsLease(state: ModelState, lease: string): boolean {
-  for (const k of state.keys.values()) if (k.lease === lease) return true;
-  return false;
-}
-
-function describe(op: Operation, index: number): string {
-  return `operation ${index} (${op.request.type})`;
-}
-
-interface Kept {
-  revision: number;
-  state: ModelState;
-  /** Operations placed at this revision: its write, then requests after it. */
-  placed: { index: number; op: Operation }[];
-}
 
 /**
  * The revision order, built and verified incrementally (see the header). `add` acknowledged operations
@@ -676,61 +558,4 @@ export class RevisionOrder {
     this.retire(this.windowStart + 1);
     this.windowStart = -1;
   }
-}
-
-/** What a watch delivered at one revision, and when it first did. */
-export interface Delivered {
-  time: number;
-  events: readonly WatchEvent[];
-}
-
-/**
- * The unknown-outcome operation as a known write at `revision`, if stepping it from `state` makes exactly the
- * events a watch delivered there (in any order: a revoke's deletes come in the model's key order, etcd's
- * sorted); else undefined. It then took effect before the delivery, at that revision.
- */
-export function explainsEvents(op: Operation, state: ModelState, revision: number, delivered: Delivered, opts: ModelOptions): Operation | undefined {
-  const responses: EtcdResponse[] = op.request.type === 'txn' ? [{ succeeded: true, revision }, { succeeded: false, revision }] : [{ revision }];
-  const byKey = (a: WatchEvent, b: WatchEvent): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-  const expected = [...delivered.events].sort(byKey);
-  for (const response of responses) {
-    const made: WatchEvent[] = [];
-    if (step(state, op.request, response, opts, undefined, made) === null) continue;
-    made.sort(byKey);
-    const same = made.length === expected.length && made.every((e, i) => e.type === expected[i]!.type && e.key === expected[i]!.key && (e.type === 'delete' || e.value === expected[i]!.value));
-    if (same) return { ...op, return: delivered.time, response: withDeletes(op, response, made) };
-  }
-  return undefined;
-}
-
-/** The counts of deleted keys the response of a write explained by watch events shows (what claimedRevision reads). */
-function withDeletes(op: Operation, response: EtcdResponse, made: readonly WatchEvent[]): EtcdResponse {
-  const deletes = made.filter((e) => e.type === 'delete');
-  const { request } = op;
-  if (request.type === 'delete') return { ...response, deleted: deletes.length };
-  if (request.type !== 'txn') return response;
-  const branch = (response as TxnResponse).succeeded ? request.success : request.failure;
-  // What a range returned nobody saw: undefined, not checked.
-  const results: (TxnOpResponse | undefined)[] = branch.map((o) => (o.type === 'delete' ? { deleted: deletes.filter((e) => keyInRange(e.key, o.key, o.end)).length } : o.type === 'range' ? undefined : {}));
-  return { ...response, results };
-}
-
-/** The first delivery of each revision's events over a history's watch streams (offline gap filling). */
-export function deliveriesOf(streams: readonly { responses: readonly { time: number; events: readonly WatchEvent[] }[] }[]): Map<number, Delivered> {
-  const byRevision = new Map<number, Delivered>();
-  for (const stream of streams) {
-    const seen = new Map<number, { time: number; events: WatchEvent[] }>();
-    for (const response of stream.responses) {
-      for (const event of response.events) {
-        let mine = seen.get(event.modRevision);
-        if (mine === undefined) seen.set(event.modRevision, (mine = { time: response.time, events: [] }));
-        mine.events.push(event);
-      }
-    }
-    for (const [revision, mine] of seen) {
-      const known = byRevision.get(revision);
-      if (known === undefined || mine.time < known.time) byRevision.set(revision, mine);
-    }
-  }
-  return byRevision;
 }

@@ -11,7 +11,7 @@
  *    (patch.ts) looks at for those writes -- the other writers of their values, the reads that observed
  *    them, the compares that name them, deletes that may explain a watch's delete event -- and patches the
  *    unknown writes exactly as patchHistory does on the whole history.
- *    Passes 1 and 2 read list reads without building their key-values (parse.ts elideKvs): the scan needs
+ *    Passes 1 and 2 read list reads without building their key-values (kvs-elision.ts elideKvs): the scan needs
  *    none, the observation pass only those showing an unknown write's value. Most bytes are key-values, so
  *    only pass 3 parses them: the one JSON.parse of a whole history.
  * 3. check: feeds the operations, patched, to one LinearizationEngine (linearize.ts, the engine of the
@@ -32,7 +32,7 @@
  * on one key: check.ts partitionByKey) and histories whose clients' operations are not in call order in the
  * file are read whole and checked by checkHistory.
  */
-import type { EtcdRequest, History, Operation } from '../domain/index.ts';
+import type { History, Operation } from '../domain/index.ts';
 import {
   checkHistory,
   compactionOf,
@@ -40,21 +40,20 @@ import {
   defaultUnknownHorizonMs,
   finishCheck,
   observedFields,
-  Replayer,
   singleKey,
-  addStaleReadFinding,
-  appliedByChoice,
-  firstUnresolvedCall,
-  staleReadProblem,
-  type StaleReadProblems,
   type CheckOptions,
 } from './check.ts';
-import { InconclusiveError, LinearizationEngine, roleOf } from './linearize.ts';
-import type { ModelOptions, ModelState } from './model.ts';
-import type { ElidedKvsFields } from './parse.ts';
-import { forEachObservedValue, patchHistory, writtenValues, type PatchResult } from './patch.ts';
+import { firstUnresolvedCall } from './stale-reads.ts';
+import { LinearizationEngine } from './linearize.ts';
+import { InconclusiveError } from './linearize-options.ts';
+import { roleOf } from './roles.ts';
+import type { ElidedKvsFields } from './kvs-elision.ts';
+import { patchHistory, writtenValues, type PatchResult } from './patch.ts';
 import type { CheckReport, LinearizabilityResult, SearchWindow } from './result.ts';
-import { deliveriesOf, RevisionOrder } from './revision.ts';
+import { deletesAt, leasePut, mayDelete, mayMention, mentions, putsWithLease } from './stream-mentions.ts';
+import { StreamReplay } from './stream-replay.ts';
+import { RevisionOrder } from './revision.ts';
+import { deliveriesOf } from './watch-deliveries.ts';
 
 /** What one pass over a history returns besides its operations. */
 export interface HistoryPass {
@@ -274,166 +273,6 @@ function changed(source: HistorySource, s: Scan, read: HistoryPass): void {
   }
 }
 
-/** JSON's whitespace (between a field's name, the colon and its value). */
-function isJsonSpace(code: number): boolean {
-  return code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
-}
-
-/**
- * Whether an operation line may mention one of the values (mentions): false only when no string field
- * named "value" in it holds one. Much cheaper than parsing the line, and most lines mention none. A line
- * with a backslash (an escape, which could also spell a field's name) is always parsed.
- */
-export function mayMention(text: string, values: ReadonlySet<string>): boolean {
-  if (values.size === 0) return false;
-  if (text.includes('\\')) return true;
-  for (let at = text.indexOf('"value"'); at >= 0; at = text.indexOf('"value"', at + 7)) {
-    let i = at + 7;
-    while (isJsonSpace(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 0x3a) continue; // a string "value", not a field named value
-    i++;
-    while (isJsonSpace(text.charCodeAt(i))) i++;
-    if (text.charCodeAt(i) !== 0x22) continue; // not a string
-    const end = text.indexOf('"', i + 1);
-    if (end < 0) return true;
-    if (values.has(text.slice(i + 1, end))) return true;
-  }
-  return false;
-}
-
-/** Whether an operation writes, shows or compares one of the values. */
-function mentions(op: Operation, values: Set<string>): boolean {
-  if (values.size === 0) return false;
-  if (writtenValues(op).some((v) => values.has(v))) return true;
-  const found = { value: false };
-  if (op.response !== undefined) forEachObservedValue(op.response, (value) => (found.value ||= value !== undefined && values.has(value)));
-  if (found.value) return true;
-  return op.request.type === 'txn' && op.request.compare.some((c) => c.target === 'value' && values.has(String(c.value)));
-}
-
-/** The puts a request makes, both txn branches' included (not only puts: leasePut skips the others). */
-function requestPuts(op: Operation): readonly EtcdRequest[] {
-  const { request } = op;
-  return request.type === 'put' ? [request] : request.type === 'txn' ? [...request.success, ...request.failure] : [];
-}
-
-/** Whether some put of the request has a lease: the only operations on which leasePut may count. */
-function putsWithLease(op: Operation): boolean {
-  return requestPuts(op).some((o) => o.type === 'put' && o.lease !== undefined);
-}
-
-/** The first put of each (lease, key): what patch.ts keysByLease needs. */
-function leasePut(op: Operation, pairs: Set<string>): boolean {
-  const puts = requestPuts(op);
-  let first = false;
-  for (const o of puts) {
-    if (o.type !== 'put' || o.lease === undefined) continue;
-    const pair = `${o.lease}\u0000${o.key}`;
-    if (!pairs.has(pair)) {
-      pairs.add(pair);
-      first = true;
-    }
-  }
-  return first;
-}
-
-/** An acknowledged operation that may delete, at a revision a watch delivered a delete at (or at no known revision). */
-function deletesAt(op: Operation, revision: number | undefined, revisions: Set<number>): boolean {
-  return mayDelete(op) && (revision === undefined || revisions.has(revision));
-}
-
-/** An acknowledged operation of a kind that may delete. */
-function mayDelete(op: Operation): boolean {
-  if (roleOf(op) !== 'linearize') return false;
-  const type = op.request.type;
-  return type === 'delete' || type === 'leaseRevoke' || type === 'txn';
-}
-
-/** A stale read waiting for the first linearized operation called after it returned. */
-interface PendingRead {
-  index: number;
-  op: Operation;
-}
-
-/** Replays settled prefixes as the engine hands them over; checks stale reads against recent states. */
-class StreamReplay {
-  readonly replayer: Replayer;
-  private readonly opts: ModelOptions;
-  /** Recent distinct states, oldest first (the initial state first until it is dropped). */
-  private states: ModelState[];
-  private dropped = false;
-  private readonly maxStates: number;
-  private readonly keepStates: boolean;
-  /** Sorted by return time. */
-  private pending: PendingRead[] = [];
-  private pendingHead = 0;
-  private maxCall = -Infinity;
-  /** Stale reads that match no state: certain ones, and the first whose mismatch may be the linearization's choice for unresolved writes. */
-  readonly stale: StaleReadProblems = { problems: [], uncertain: undefined };
-  tooOld: string | undefined;
-  /** states[0..certainStates) follow from acknowledged (or resolved) operations only. */
-  private certainStates = Infinity;
-  /** The earliest call of an unknown-outcome write left unresolved (firstUnresolvedCall). */
-  private readonly unresolvedFrom: number;
-
-  constructor(opts: ModelOptions & { initialRevision: number }, keepCommitted: boolean, keepStates: boolean, maxStates: number, unresolvedFrom: number) {
-    this.opts = opts;
-    this.unresolvedFrom = unresolvedFrom;
-    this.replayer = new Replayer(opts, keepCommitted);
-    this.keepStates = keepStates;
-    this.maxStates = maxStates;
-    this.states = keepStates ? [this.replayer.state] : [];
-  }
-
-  staleRead(index: number, op: Operation): void {
-    const read = { index, op };
-    let i = this.pending.length;
-    while (i > this.pendingHead && this.pending[i - 1]!.op.return! > op.return!) i--;
-    this.pending.splice(i, 0, read);
-  }
-
-  apply(op: Operation, index: number): void {
-    if (op.call > this.maxCall) {
-      this.maxCall = op.call;
-      // Reads that returned before this call: their visible states end here.
-      while (this.pendingHead < this.pending.length && this.pending[this.pendingHead]!.op.return! < op.call) this.check(this.pending[this.pendingHead++]!);
-      if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
-        this.pending = this.pending.slice(this.pendingHead);
-        this.pendingHead = 0;
-      }
-    }
-    // A read the linearization placed changes nothing in exclusive mode (step gives back the same state,
-    // and no event): stepping it again would only repeat its check, most of a replay's cost.
-    if (this.opts.mode === 'exclusive' && op.request.type === 'range' && op.response !== undefined) return;
-    const before = this.replayer.state;
-    const state = this.replayer.apply(op, index);
-    if (!this.keepStates || state === before) return;
-    this.states.push(state);
-    if (this.certainStates === Infinity && appliedByChoice(op)) this.certainStates = this.states.length - 1;
-    if (this.states.length > 2 * this.maxStates) {
-      const drop = this.states.length - this.maxStates;
-      this.states = this.states.slice(drop);
-      if (this.certainStates !== Infinity) this.certainStates = Math.max(0, this.certainStates - drop);
-      this.dropped = true;
-    }
-  }
-
-  /** After the whole linearization: the reads still waiting could read any state. */
-  finish(): void {
-    while (this.pendingHead < this.pending.length) this.check(this.pending[this.pendingHead++]!);
-    this.stale.problems.sort((a, b) => a.operation - b.operation);
-  }
-
-  private check(read: PendingRead): void {
-    const certainty = { certainStates: this.certainStates, unresolvedBefore: this.unresolvedFrom < read.op.return! };
-    const finding = staleReadProblem(read.op, this.states, this.states.length, this.opts, certainty);
-    if (finding.reason !== undefined && finding.exhausted && this.dropped) {
-      this.tooOld ??= `stale read (operation ${read.index}) may have read a state older than the ${this.maxStates} kept for stale reads`;
-      return;
-    }
-    addStaleReadFinding(this.stale, read.index, finding);
-  }
-}
 
 /** The source gave other operations on a later pass (a file still being written). */
 export class HistoryChangedError extends Error {

@@ -31,11 +31,27 @@
  */
 import type { KeyValue, WatchEvent, WatchRequest, WatchResponse, WatchStream } from '../domain/index.ts';
 import type { WatchProperty, WatchViolation } from './result.ts';
+import {
+  addKey,
+  committedEvent,
+  describe,
+  describeKeyValue,
+  describeRange,
+  hasKey,
+  inWatchRange,
+  isKnown,
+  lowerBound,
+  sortedByRevision,
+  uncertainAt,
+  underPrefix,
+  type Deliveries,
+  type Delivered,
+  type KnownHistory,
+  type Report,
+  type RevisionDelivery,
+} from './watch-common.ts';
 
 export const MAX_VIOLATIONS_PER_PROPERTY = 10;
-
-/** Revisions with at most this many keys are searched linearly (most hold one); larger ones (a big txn) get a Set or Map. */
-const SMALL_REVISION = 16;
 
 /** One committed revision of the linearized history: the events etcd must have emitted for it. */
 export interface CommittedRevision {
@@ -79,51 +95,6 @@ export interface WatchCheckInput {
    * delete of `key` (the linearization's placement of it is one choice among many).
    */
   unknownDeleter?: (key: string, time: number) => boolean;
-}
-
-type Report = (property: WatchProperty, message: string, events: WatchEvent[]) => void;
-
-/** An event as delivered: which response (index into the stream's live responses) carried it. */
-interface Delivered {
-  event: WatchEvent;
-  response: number;
-  /** The same (revision, key) was delivered earlier in the stream. */
-  duplicate: boolean;
-}
-
-/** The keys a stream delivered at one revision, and the first response that carried the revision. */
-interface RevisionDelivery {
-  keys: string[];
-  /** A set of the keys once there are more than SMALL_REVISION. */
-  keySet: Set<string> | undefined;
-  response: number;
-}
-
-function hasKey(revision: RevisionDelivery, key: string): boolean {
-  return revision.keySet === undefined ? revision.keys.includes(key) : revision.keySet.has(key);
-}
-
-function addKey(revision: RevisionDelivery, key: string): void {
-  revision.keys.push(key);
-  if (revision.keySet !== undefined) revision.keySet.add(key);
-  else if (revision.keys.length > SMALL_REVISION) revision.keySet = new Set(revision.keys);
-}
-
-/** What a stream delivered: its events in order, and per revision. */
-interface Deliveries {
-  events: Delivered[];
-  revisions: Map<number, RevisionDelivery>;
-}
-
-/** The committed history, sorted by revision, with what is known about it. */
-interface KnownHistory {
-  revisions: CommittedRevision[];
-  start: number;
-  prefix: string | undefined;
-  compactRevision: number | undefined;
-  unknownDeleter: ((key: string, time: number) => boolean) | undefined;
-  /** Events by key of the large revisions looked up so far (a big txn), built on first use. */
-  largeRevisions: Map<number, Map<string, WatchEvent>>;
 }
 
 export function checkWatches(input: WatchCheckInput): WatchViolation[] {
@@ -175,75 +146,6 @@ function checkStream(stream: WatchStream, history: KnownHistory | undefined, unp
   for (const { event, response } of delivered) checkEventContents(request, event, responses[response]!.time, history, report);
   if (history !== undefined) checkMissing(request, responses, deliveries, history, report, unplaced);
   return violations();
-}
-
-// ---- key ranges and small helpers
-
-/** Whether a watch on `request` matches `key`: end absent (or empty) = the key alone, "\0" = every key >= key. */
-export function inWatchRange(request: WatchRequest, key: string): boolean {
-  const end = request.end;
-  if (end === undefined || end === '') return key === request.key;
-  if (end === '\u0000') return key >= request.key;
-  return key >= request.key && key < end;
-}
-
-function describeRange(request: WatchRequest): string {
-  const end = request.end;
-  if (end === undefined || end === '') return `key ${JSON.stringify(request.key)}`;
-  if (end === '\u0000') return `keys >= ${JSON.stringify(request.key)}`;
-  return `range [${JSON.stringify(request.key)}, ${JSON.stringify(end)})`;
-}
-
-function describe(event: WatchEvent): string {
-  return `${event.type} of ${JSON.stringify(event.key)} at revision ${event.modRevision}`;
-}
-
-function describeKeyValue(kv: KeyValue): string {
-  return JSON.stringify(kv);
-}
-
-function sortedByRevision(committed: CommittedRevision[]): CommittedRevision[] {
-  const sorted = committed.every((entry, i) => i === 0 || committed[i - 1]!.revision < entry.revision);
-  return sorted ? committed : [...committed].sort((a, b) => a.revision - b.revision);
-}
-
-/** Index of the first committed revision >= revision (binary search). */
-function lowerBound(revisions: CommittedRevision[], revision: number): number {
-  let low = 0;
-  let high = revisions.length;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (revisions[mid]!.revision < revision) low = mid + 1;
-    else high = mid;
-  }
-  return low;
-}
-
-function committedEvent(history: KnownHistory, revision: number, key: string): WatchEvent | undefined {
-  const entry = history.revisions[lowerBound(history.revisions, revision)];
-  if (entry?.revision !== revision) return undefined;
-  if (entry.events.length <= SMALL_REVISION) return entry.events.find((event) => event.key === key);
-  let byKey = history.largeRevisions.get(revision);
-  if (byKey === undefined) {
-    byKey = new Map(entry.events.map((event) => [event.key, event]));
-    history.largeRevisions.set(revision, byKey);
-  }
-  return byKey.get(key);
-}
-
-/** The linearization put an unknown-outcome write at this revision (see CommittedRevision.uncertain). */
-function uncertainAt(history: KnownHistory, revision: number): boolean {
-  const entry = history.revisions[lowerBound(history.revisions, revision)];
-  return entry?.revision === revision && entry.uncertain === true;
-}
-
-function underPrefix(history: KnownHistory, key: string): boolean {
-  return history.prefix === undefined || key.startsWith(history.prefix);
-}
-
-/** Whether the history accounts for this (revision, key): an event there must be the committed one. */
-function isKnown(history: KnownHistory, revision: number, key: string): boolean {
-  return revision >= history.start && underPrefix(history, key);
 }
 
 /** Lists the first MAX_VIOLATIONS_PER_PROPERTY violations of each property, then how many more there were. */

@@ -13,18 +13,9 @@ import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdi
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { HistorySource } from '../checker/stream.ts';
-import {
-  HistoryFormatError,
-  HistoryParser,
-  type HistoryParserOptions,
-  serializeFaultLine,
-  serializeInvokeLine,
-  serializeMetaLine,
-  serializeOperationLine,
-  serializeWatchOpenLine,
-  serializeWatchResponseLine,
-  watchResponsePrefix,
-} from '../checker/parse.ts';
+import { HistoryFormatError } from '../checker/history-lines.ts';
+import { HistoryParser, type HistoryParserOptions, watchResponsePrefix } from '../checker/parse.ts';
+import { serializeFaultLine, serializeInvokeLine, serializeMetaLine, serializeOperationLine, serializeWatchOpenLine, serializeWatchResponseLine } from '../checker/serialize.ts';
 import type { FaultEvent, History, HistoryMeta, Invocation, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
 
 export const defaultMaxSegmentBytes = 64 * 1024 * 1024;

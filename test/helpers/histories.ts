@@ -1,6 +1,7 @@
 // Small builders for hand-written histories in tests.
 import assert from 'node:assert/strict';
-import { HistoryFormatError, parseHistory } from '../../src/checker/parse.ts';
+import { HistoryFormatError } from '../../src/checker/history-lines.ts';
+import { parseHistory } from '../../src/checker/parse.ts';
 import type { EtcdRequest, EtcdResponse, History, HistoryMeta, KeyValue, Operation } from '../../src/domain/index.ts';
 import { HistoryFileWriter, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
 

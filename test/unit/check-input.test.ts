@@ -12,7 +12,9 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { checkHistory } from '../../src/checker/check.ts';
-import { HistoryFormatError, parseHistory, serializeHistory } from '../../src/checker/parse.ts';
+import { HistoryFormatError } from '../../src/checker/history-lines.ts';
+import { parseHistory } from '../../src/checker/parse.ts';
+import { serializeHistory } from '../../src/checker/serialize.ts';
 
 const cli = new URL('../../src/cli.ts', import.meta.url).pathname;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-check-input-'));

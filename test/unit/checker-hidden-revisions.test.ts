@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkHistory, LiveChecker, modelOptionsFor } from '../../src/checker/index.ts';
-import { capRevisions, initialState, statesEqual, step, type ModelOptions, type ModelState } from '../../src/checker/model.ts';
+import { capRevisions, step } from '../../src/checker/model.ts';
+import { initialState, statesEqual, type ModelOptions, type ModelState } from '../../src/checker/model-state.ts';
 import type { EtcdRequest, History } from '../../src/domain/index.ts';
 import { corrupt } from '../helpers/random-histories.ts';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { KeyMap, KeyMapDraft } from '../../src/checker/key-map.ts';
-import { keyInRange } from '../../src/checker/model.ts';
+import { keyInRange } from '../../src/checker/model-state.ts';
 
 const key = fc.stringMatching(/^\/k\/[a-e]{0,3}$/);
 const write = fc.oneof(fc.record({ set: key, value: fc.nat(9) }), fc.record({ delete: key }));

@@ -9,7 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkHistory, LiveChecker, modelOptionsFor, type LiveCheckerOptions } from '../../src/checker/index.ts';
-import { serializeOperationLine, serializeWatchResponseLine } from '../../src/checker/parse.ts';
+import { serializeOperationLine, serializeWatchResponseLine } from '../../src/checker/serialize.ts';
 import type { History, Operation, WatchResponse } from '../../src/domain/index.ts';
 import { HistoryFileWriter } from '../../src/probes/history-file.ts';
 import { checkHistoryInWorker, decodeLiveBatch, encodeLiveBatch, HistoryReadBackError, liveBatchFromTexts, liveCallKind, LiveCheckerWorker } from '../../src/run/checker-worker.ts';

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { checkHistory } from '../../src/checker/index.ts';
-import { LinearizationEngine, roleOf, type EngineOptions } from '../../src/checker/linearize.ts';
+import { LinearizationEngine } from '../../src/checker/linearize.ts';
+import type { EngineOptions } from '../../src/checker/linearize-options.ts';
+import { roleOf } from '../../src/checker/roles.ts';
 import type { Operation } from '../../src/domain/index.ts';
 import { buildHistory, corrupt, sizedShapeArbitrary } from '../helpers/random-histories.ts';
 

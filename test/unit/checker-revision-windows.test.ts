@@ -1,5 +1,5 @@
 /**
- * Search windows that close (src/checker/check.ts closeWindow): where the revision order cannot place an
+ * Search windows that close (src/checker/close-window.ts closeWindow): where the revision order cannot place an
  * operation in the middle of a history, the search takes over from the last pinned state and, once the
  * state is pinned again, hands back to the revision order. On generated histories with such a window
  * the verdict is the full search's, a corrupted history is never linearizable, and the window closes

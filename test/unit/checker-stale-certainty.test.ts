@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checkHistory } from '../../src/checker/check.ts';
-import { HistoryParser, parseHistory, serializeHistory } from '../../src/checker/parse.ts';
+import { HistoryParser, parseHistory } from '../../src/checker/parse.ts';
+import { serializeHistory } from '../../src/checker/serialize.ts';
 import { checkHistoryStream, type HistorySource } from '../../src/checker/stream.ts';
 import type { CheckReport } from '../../src/checker/result.ts';
 import type { EtcdRequest, History, Operation } from '../../src/domain/index.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { checkWatches, inWatchRange, MAX_VIOLATIONS_PER_PROPERTY } from '../../src/checker/watch.ts';
+import { checkWatches, MAX_VIOLATIONS_PER_PROPERTY } from '../../src/checker/watch.ts';
+import { inWatchRange } from '../../src/checker/watch-common.ts';
 import type { CommittedRevision, WatchCheckInput } from '../../src/checker/watch.ts';
 import type { WatchProperty, WatchViolation } from '../../src/checker/result.ts';
 import type { KeyValue, WatchEvent, WatchRequest, WatchResponse, WatchStream } from '../../src/domain/index.ts';

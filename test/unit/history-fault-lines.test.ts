@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseHistory, serializeFaultLine, serializeHistory } from '../../src/checker/parse.ts';
+import { parseHistory } from '../../src/checker/parse.ts';
+import { serializeFaultLine, serializeHistory } from '../../src/checker/serialize.ts';
 import type { FaultEvent, History } from '../../src/domain/index.ts';
 import { historyProblem } from '../helpers/histories.ts';
 
