@@ -21,7 +21,6 @@ import { type FaultTools, type FaultTriggers, FaultUnavailableError, type Heal, 
 import { faultDrivers } from './drivers.ts';
 import { resolveTargets } from './targets.ts';
 
-export { compactionRevision, FaultUnavailableError } from './driver.ts';
 export type { CompactAt, FaultTriggers } from './driver.ts';
 
 export interface FaultExecutorOptions {

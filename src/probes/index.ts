@@ -8,7 +8,7 @@ export { WatchProbe } from './watch-probe.ts';
 export type { WatchProbeOptions } from './watch-probe.ts';
 export { HistoryFileWriter, HistoryWriteError, HistoryDirectoryError, readHistoryDirectory } from './history-file.ts';
 export { builtInProfiles, resolveProfile, kindsOf } from './profiles.ts';
-export { actionFor, etcdActions, kubernetesActions, KeyPool, kindPicker, newClientMemory, remember, runClient, seededRandom, UniqueValues } from './traffic.ts';
+export { actionFor, etcdActions, kubernetesActions, KeyPool, kindPicker, newClientMemory, remember, runClient, UniqueValues } from './traffic.ts';
 export type { Action, ClientMemory, TrafficClient, TrafficEnvironment } from './traffic.ts';
 export { RateLimiter } from './rate-limiter.ts';
 export { runCompactions, runDefragmentation } from './maintenance.ts';

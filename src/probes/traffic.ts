@@ -10,8 +10,6 @@ import type { EtcdOperationKind, EtcdRequest, EtcdResponse, KubernetesOperationK
 import { isErrorResponse, prefixEnd } from '../domain/index.ts';
 import type { Outcome } from './recording-client.ts';
 
-// The traffic's seeded draws (re-exported: the probes' surface has always offered it).
-export { seededRandom } from '../random.ts';
 
 /** Shared by every client of a run. */
 export interface TrafficEnvironment {

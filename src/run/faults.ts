@@ -5,7 +5,8 @@
  * their HashKV compared.
  */
 import type { FaultEvent, Operation } from '../domain/index.ts';
-import { compactionRevision, FaultExecutor } from '../faults/executor.ts';
+import { compactionRevision } from '../faults/driver.ts';
+import { FaultExecutor } from '../faults/executor.ts';
 import { planFaults } from '../faults/scheduler.ts';
 import { logger } from '../log.ts';
 import type { HistoryFileWriter } from '../probes/history-file.ts';

@@ -9,8 +9,9 @@ import { LiveWatchChecker } from '../checker/index.ts';
 import type { WatchResponse, WatchStream } from '../domain/index.ts';
 import { logger } from '../log.ts';
 import { onTimeout, pollUntil } from '../poll.ts';
+import { seededRandom } from '../random.ts';
 import type { Clock } from '../probes/recorder.ts';
-import { seededRandom } from '../probes/traffic.ts';
+
 import { WatchProbe } from '../probes/watch-probe.ts';
 import { runWatchReopens } from '../probes/watch-reopen.ts';
 import type { RunRecording } from './recording.ts';

@@ -13,7 +13,7 @@ import { checkHistory } from '../../src/checker/check.ts';
 import type { FaultEvent, History, Invocation, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
 import { LocalMemberRuntime } from '../../src/local/index.ts';
 import { HistoryFileWriter, readHistoryDirectory, segmentFileName } from '../../src/probes/history-file.ts';
-import { seededRandom } from '../../src/probes/traffic.ts';
+import { seededRandom } from '../../src/random.ts';
 import { executeRun } from '../../src/run/engine.ts';
 import { defaultRobustnessRun } from '../../src/run/manifest.ts';
 import { Registry, RunMetrics } from '../../src/run/metrics.ts';

@@ -10,7 +10,8 @@ import { isErrorResponse, isWriteRequest } from '../../src/domain/index.ts';
 import { builtInProfiles, resolveProfile } from '../../src/probes/profiles.ts';
 import { RateLimiter } from '../../src/probes/rate-limiter.ts';
 import type { Outcome } from '../../src/probes/recording-client.ts';
-import { actionFor, KeyPool, kindPicker, newClientMemory, remember, seededRandom, UniqueValues, type TrafficClient, type TrafficEnvironment } from '../../src/probes/traffic.ts';
+import { actionFor, KeyPool, kindPicker, newClientMemory, remember, UniqueValues, type TrafficClient, type TrafficEnvironment } from '../../src/probes/traffic.ts';
+import { seededRandom } from '../../src/random.ts';
 import { EtcdSimulator } from '../helpers/etcd-simulator.ts';
 
 const prefix = '/etcd-robustness/test/';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { seededRandom } from '../../src/probes/traffic.ts';
+import { seededRandom } from '../../src/random.ts';
 import { drawRevisionOffset, reopenedStartRevision, runWatchReopens } from '../../src/probes/watch-reopen.ts';
 
 describe('watches reopened at past or future revisions', () => {
