@@ -49,9 +49,9 @@ export class LocalMemberRuntime implements MemberRuntime {
     if (options.agents) {
       const binaries = options.binaries ?? etcdBinaries('current');
       options.binaries = binaries;
-      // The run's own flags (etcdFlags) go last, so they override these.
-      options.extraArgs = [...faultReachFlags(binaries.etcd), ...(options.extraArgs ?? [])];
+      options.extraArgs = [...(options.extraArgs ?? []), ...faultReachFlags(binaries.etcd)];
     }
+    // The run's own flags replace any of the same name set above.
     if (this.etcdFlags.length > 0) options.extraArgs = withEtcdFlags(options.extraArgs ?? [], this.etcdFlags);
     this.cluster = await LocalEtcdCluster.start(options);
   }
