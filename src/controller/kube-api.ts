@@ -26,16 +26,26 @@ export function apiStatusCode(error: unknown): number | undefined {
 export const isNotFound = (error: unknown): boolean => apiStatusCode(error) === 404;
 export const isConflict = (error: unknown): boolean => apiStatusCode(error) === 409;
 
+/** A failed answer's body (JSON text or an object, as client-node gives it): whether it is JSON, and its Status `message`. */
+function readBody(body: unknown): { json: boolean; message: string | undefined } {
+  let parsed = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body) as unknown;
+    } catch {
+      return { json: false, message: undefined };
+    }
+  }
+  const message = typeof parsed === 'object' && parsed !== null ? (parsed as { message?: unknown }).message : undefined;
+  return { json: true, message: typeof message === 'string' ? message : undefined };
+}
+
 /** One line for a log or a condition message: the API's own message when there is one. */
 export function apiErrorMessage(error: unknown): string {
   if (error instanceof ApiException) {
+    const { message } = readBody(error.body);
+    if (message) return `HTTP ${error.code}: ${message}`;
     const body = typeof error.body === 'string' ? error.body : JSON.stringify(error.body);
-    try {
-      const parsed = JSON.parse(body) as { message?: string };
-      if (parsed.message) return `HTTP ${error.code}: ${parsed.message}`;
-    } catch {
-      // not JSON
-    }
     return `HTTP ${error.code}: ${body.slice(0, 300)}`;
   }
   return error instanceof Error ? error.message : String(error);
@@ -43,22 +53,15 @@ export function apiErrorMessage(error: unknown): string {
 
 /** The HTTP status and the API server's message of a failed client-node request. */
 export function kubeApiFailure(error: unknown): { status: number | undefined; message: string } {
-  const e = error as { body?: unknown };
   const status = apiStatusCode(error);
+  const raw = (error as { body?: unknown }).body;
+  const body = readBody(raw);
+  if (body.message !== undefined) return { status, message: body.message };
   let message = error instanceof Error ? error.message : String(error);
-  const raw = e.body;
-  let body: unknown = raw;
-  if (typeof raw === 'string') {
-    try {
-      body = JSON.parse(raw) as unknown;
-    } catch {
-      if (raw.trim() !== '') message = raw.trim();
-    }
-  }
-  const bodyMessage = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : undefined;
-  if (typeof bodyMessage === 'string') message = bodyMessage;
+  // A body that is not JSON is the answer's own text (a proxy's, say).
+  if (!body.json && typeof raw === 'string' && raw.trim() !== '') message = raw.trim();
   // client-node's own message: "HTTP-Code: 401\nMessage: Unauthorized\nBody: ...".
-  else if (status !== undefined) message = /^Message: (.*)$/m.exec(message)?.[1] ?? message.split('\n')[0] ?? message;
+  if (status !== undefined) message = /^Message: (.*)$/m.exec(message)?.[1] ?? message.split('\n')[0] ?? message;
   return { status, message };
 }
 
