@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { SearchWindow } from '../checker/index.ts';
-import { escapeHtml, renderHtmlReport } from '../report/index.ts';
+import { html, renderHtmlReport } from '../report/index.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import type { RunResult } from './types.ts';
 import type { RunOutcome } from './outcome.ts';
@@ -115,14 +115,13 @@ export function describeRecovery(summary: RecoverySummary): string {
 export function renderRecoveryPanel(recovery: { summary: RecoverySummary; faults: readonly FaultRecovery[] }): string {
   const rows = recovery.faults.map(
     (r) =>
-      `<tr><td>${r.id}</td><td><span class="tag">${escapeHtml(r.fault)}</span></td><td>${escapeHtml(r.targets.join(', '))}</td>` +
-      `<td>${(r.atMs / 1000).toFixed(1)} s</td><td>${r.writableAfterMs === undefined ? '<span class="muted">not before the run ended</span>' : formatMs(r.writableAfterMs)}</td></tr>`,
+      html`<tr><td>${r.id}</td><td><span class="tag">${r.fault}</span></td><td>${r.targets.join(', ')}</td><td>${(r.atMs / 1000).toFixed(1)} s</td><td>${r.writableAfterMs === undefined ? html`<span class="muted">not before the run ended</span>` : formatMs(r.writableAfterMs)}</td></tr>`,
   );
-  const table = rows.length === 0 ? '' : `\n<table class="list"><thead><tr><th>fault</th><th>name</th><th>targets</th><th>at</th><th>writable after</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
-  return `<section class="panel" id="fault-recovery">
+  const table = rows.length > 0 && html`\n<table class="list"><thead><tr><th>fault</th><th>name</th><th>targets</th><th>at</th><th>writable after</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return html`<section class="panel" id="fault-recovery">
 <h2>Time from fault to writable</h2>
-<p class="muted">From the fault being in place to the return of the first successful write invoked after it. ${escapeHtml(describeRecovery(recovery.summary))}.</p>${table}
-</section>`;
+<p class="muted">From the fault being in place to the return of the first successful write invoked after it. ${describeRecovery(recovery.summary)}.</p>${table}
+</section>`.text;
 }
 
 /** Writes verdict.json and report.html into `dir` (the history is already there). */
@@ -130,14 +129,14 @@ export function writeRunReport(dir: string, run: RobustnessRun, cluster: string,
   let htmlFile: string | undefined;
   if (result.report && result.history) {
     htmlFile = path.join(dir, 'report.html');
-    let html = renderHtmlReport(result.history, result.report, { title: `${run.metadata.name} on ${cluster}` });
+    let page = renderHtmlReport(result.history, result.report, { title: `${run.metadata.name} on ${cluster}` });
     const recovery = result.faults.recovery;
     if (recovery && recovery.summary.faults > 0) {
       // A panel of this run's own, before the checker report's footer.
-      const at = html.lastIndexOf('<footer>');
-      if (at >= 0) html = `${html.slice(0, at)}${renderRecoveryPanel(recovery)}\n${html.slice(at)}`;
+      const at = page.lastIndexOf('<footer>');
+      if (at >= 0) page = `${page.slice(0, at)}${renderRecoveryPanel(recovery)}\n${page.slice(at)}`;
     }
-    writeFileSync(htmlFile, html);
+    writeFileSync(htmlFile, page);
   }
   const summary = summarize(run, cluster, result, historyDir, htmlFile);
   if (outcome !== undefined) summary.outcome = outcome;
