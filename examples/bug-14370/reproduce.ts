@@ -19,7 +19,7 @@ import type { CheckReport } from '../../src/checker/index.ts';
 import type { EtcdRequest, History, KeyValue, Operation, RangeResponse } from '../../src/domain/index.ts';
 import { GofailClient } from '../../src/faults/gofail.ts';
 import { renderHtmlReport } from '../../src/report/index.ts';
-import { seededRandom } from '../../src/probes/traffic.ts';
+import { seededRandom } from '../../src/random.ts';
 import { LocalEtcdCluster, type EtcdBinaries, type LocalEtcdMember } from '../../src/local/index.ts';
 import { etcdBinariesAt, etcdReleaseBinaries } from '../../src/local/release-binaries.ts';
 import { HistoryRecorder, RecordingClient, recordingEtcdClient } from '../../src/probes/index.ts';
