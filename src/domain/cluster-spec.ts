@@ -1,7 +1,7 @@
 /**
  * The EtcdCluster custom resource (group etcd.robustness.io, version v1alpha1): an etcd cluster the
  * operator creates, scales and heals. The CRD schema in crds/ is generated from
- * src/controller/api/schema.ts, which the compiler checks against these types.
+ * src/api (run-schema.ts, cluster-schema.ts), which the compiler checks against these types.
  */
 import type { Verdict } from './history.ts';
 import type { Condition, ObjectMeta } from './kube.ts';

@@ -2,7 +2,7 @@
  * The RobustnessRun custom resource as the API server stores it: the wire form of the spec (durations
  * as strings, everything optional; src/run/manifest.ts validates it into RobustnessRunSpec and fills
  * defaults), the schedule, and the status the operator writes. The CRD schema in crds/ is generated from
- * src/controller/api/schema.ts, which the compiler checks against these types.
+ * src/api (run-schema.ts, cluster-schema.ts), which the compiler checks against these types.
  */
 import type { ClusterMode, Verdict } from './history.ts';
 import type { Condition, NamespacedRef, ObjectMeta } from './kube.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { cronMessage } from '../../src/controller/api/schema.ts';
+import { cronMessage } from '../../src/api/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 
 const namespace = 'crd-validation';

@@ -656,7 +656,7 @@ describe('parseRobustnessRun: spec.faults', () => {
     assert.deepEqual(issues('    choices:\n      - 5\n      - {weight: 0}\n'), [
       '8:9 spec.faults.choices[0]: must be a fault name or a mapping with fault, weight, target, member and params, got 5',
       '9:9 spec.faults.choices[1].fault: is required',
-      '9:18 spec.faults.choices[1].weight: must be a number > 0, got 0',
+      '9:18 spec.faults.choices[1].weight: must be a positive number, got 0',
     ]);
   });
 

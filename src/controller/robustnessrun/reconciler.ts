@@ -13,7 +13,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { stringify } from 'yaml';
 import type {
   EtcdCluster,
   FaultEvent,
@@ -34,7 +33,7 @@ import {
   forgetRun,
   ManifestError,
   outcomeOfResult,
-  parseRobustnessRun,
+  readRobustnessRun,
   RunMetrics,
   writeRunReport,
   type Registry,
@@ -95,8 +94,8 @@ export interface RobustnessRunReconcilerOptions {
 /** The parsed run of a resource, or the reasons it is invalid (a ManifestError). */
 export function runOfResource(resource: RobustnessRunResource): RobustnessRun {
   const metadata = { name: resource.metadata.name, ...(resource.metadata.namespace === undefined ? {} : { namespace: resource.metadata.namespace }) };
-  const text = stringify({ apiVersion: robustnessApiVersion, kind: robustnessRunKind, metadata, spec: resource.spec });
-  return parseRobustnessRun(text, { file: `RobustnessRun ${resource.metadata.namespace ?? 'default'}/${resource.metadata.name}`, defaultMode: 'shared' });
+  const object = { apiVersion: robustnessApiVersion, kind: robustnessRunKind, metadata, spec: resource.spec };
+  return readRobustnessRun(object, { file: `RobustnessRun ${resource.metadata.namespace ?? 'default'}/${resource.metadata.name}`, defaultMode: 'shared' });
 }
 
 type StatusPatch = { [K in keyof RobustnessRunStatus]?: RobustnessRunStatus[K] | null };

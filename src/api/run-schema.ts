@@ -1,13 +1,16 @@
 /**
- * The OpenAPI v3 structural schemas of the EtcdCluster and RobustnessRun CRDs, typed against the domain
- * types (src/domain/cluster-spec.ts, src/domain/run-resource.ts) with the builder of ./openapi.ts: a field
- * added to, removed from or retyped in a domain interface without the same change here does not compile.
+ * The RobustnessRun API, declared once: the OpenAPI v3 structural schema of its CRD, typed against the
+ * domain types (src/domain/run-resource.ts) with the builder of ./openapi.ts, so a field added to, removed
+ * from or retyped in a domain interface without the same change here does not compile. The manifest reader
+ * (src/run/manifest.ts) takes each section's fields and each field's type, bounds, values, pattern and
+ * default from this schema (src/run/manifest-rules.ts), so `run --local` and `kubectl apply` accept the same
+ * fields by construction.
  *
  * Rules on one field are OpenAPI (enum, bounds, pattern); rules across fields, and duration bounds, are CEL
- * (`x-kubernetes-validations`). The RobustnessRun schema follows src/run/manifest.ts, which stays the
- * authority: everything the CRD accepts the parser accepts too (test/unit/crd-drift.test.ts checks fields,
- * defaults, samples and patterns), and the parser also checks what needs the operator's knowledge, such as
- * the mode a run gets when it does not say.
+ * (`x-kubernetes-validations`). The reader states the cross-field rules again in code, with positions (it
+ * does not run CEL); test/unit/crd-drift.test.ts and test/integration/crd-validation.test.ts check that both
+ * refuse the same manifests. The reader also checks what needs the operator's knowledge, such as the mode a
+ * run gets when it does not say.
  *
  * Choices made where a structural schema cannot say what the file form says:
  *
@@ -29,18 +32,9 @@
  *   (never qps, keys, compaction.enabled, a fault's target, timeout, mode or seed; nor interval and
  *   duration bounds, where a bound left out follows the other one).
  */
-import {
-  clusterPhases,
-  clusterReplicaCounts,
-  clusterTopologies,
-  witnessKinds,
-  memberRoles,
-  upgradePhases,
-} from '../../domain/cluster-spec.ts';
-import type { EtcdClusterSpec, EtcdClusterStatus, GateResult, GateRunSpec, MemberStatus, UpgradeGateSpec, UpgradeStatus } from '../../domain/cluster-spec.ts';
-import { faultNames, targetRules } from '../../domain/faults.ts';
-import type { Condition, NamespacedRef } from '../../domain/kube.ts';
-import { runPhases, scheduleKinds } from '../../domain/run-resource.ts';
+import { faultNames, targetRules } from '../domain/faults.ts';
+import type { NamespacedRef } from '../domain/kube.ts';
+import { runPhases, scheduleKinds } from '../domain/run-resource.ts';
 import type {
   FaultChoiceInput,
   FaultsInput,
@@ -51,261 +45,34 @@ import type {
   ScheduleInput,
   StoredReportRef,
   TrafficInput,
-} from '../../domain/run-resource.ts';
-import { etcdOperationKinds, kubernetesOperationKinds, profileNames } from '../../domain/run-spec.ts';
-import type { ProfileName } from '../../domain/run-spec.ts';
-import { describeParam, faultCatalog } from '../../faults/catalog.ts';
-import type { FaultParam } from '../../faults/catalog.ts';
-import { formatDuration } from '../../duration.ts';
-import { cronPattern } from '../../run/manifest.ts';
+} from '../domain/run-resource.ts';
+import { etcdOperationKinds, kubernetesOperationKinds, profileNames } from '../domain/run-spec.ts';
+import type { ProfileName } from '../domain/run-spec.ts';
+import { describeParam, faultCatalog } from '../faults/catalog.ts';
+import type { FaultParam } from '../faults/catalog.ts';
+import { cronMessage, cronPattern } from './cron.ts';
 import { enumOf } from './openapi.ts';
-import type {
-  ArraySchema,
-  BooleanSchema,
-  JSONSchemaProps,
-  KnownKeysSchema,
-  MapSchema,
-  NumberSchema,
-  ObjectSchema,
-  StringSchema,
-  ValidationRule,
-} from './openapi.ts';
-
-// ---------------------------------------------------------------------------------------------------
-// Patterns and small schemas
-
-/** The etcd version built in this repository (test/bin/etcd-v3.6/go.mod; a unit test keeps them equal). */
-export const defaultEtcdVersion = '3.6.16';
-
-/**
- * Durations as the parser reads them (src/duration.ts: numbers with ms, s, m or h, e.g. `1h30m`), limited
- * to whole milliseconds: no fraction of ms, at most 3 decimals on s, 4 on m, 5 on h. Go's
- * time.ParseDuration (CEL's duration()) reads every one of them.
- */
-export const durationPattern = '^([0-9]+ms|[0-9]+([.][0-9]{1,3})?s|[0-9]+([.][0-9]{1,4})?m|[0-9]+([.][0-9]{1,5})?h)+$';
-
-/** A Kubernetes quantity (resource.Quantity's grammar) without a sign. */
-export const quantityPattern = '^([0-9]+([.][0-9]*)?|[.][0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)))?$';
-
-const dnsSubdomainPattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-const dnsLabelPattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
-
-/** A CEL raw string literal (no escapes inside; none of our patterns holds a quote). */
-function celString(text: string): string {
-  if (text.includes("'")) throw new Error(`unreachable: a CEL literal with a quote: ${text}`);
-  return `r'${text}'`;
-}
-
-const isDuration = (expression: string): string => `${expression}.matches(${celString(durationPattern)})`;
-
-interface DurationBounds {
-  /** Inclusive, ms. */
-  min: number;
-  max?: number;
-  description: string;
-  default?: string;
-}
-
-/** A duration field: the pattern, and a CEL rule for the bounds (the parser's message). */
-function duration(bounds: DurationBounds): StringSchema {
-  const checks = [`duration(self) >= duration('${formatDuration(bounds.min)}')`];
-  if (bounds.max !== undefined) checks.push(`duration(self) <= duration('${formatDuration(bounds.max)}')`);
-  const range =
-    bounds.max === undefined ? `at least ${formatDuration(bounds.min)}` : `between ${formatDuration(bounds.min)} and ${formatDuration(bounds.max)}`;
-  return {
-    type: 'string',
-    description: `${bounds.description} A duration such as 500ms, 30s, 2m or 1h30m, ${range}.`,
-    pattern: durationPattern,
-    maxLength: 64,
-    ...(bounds.default === undefined ? {} : { default: bounds.default }),
-    'x-kubernetes-validations': [{ rule: `!${isDuration('self')} || (${checks.join(' && ')})`, message: `must be a duration ${range}` }],
-  };
-}
-
-/** A rule on an object: `a` must not be longer than `b` when both are given (and well-formed). */
-function durationOrder(a: string, b: string, message: string, strict = false): ValidationRule {
-  const compare = strict ? '<' : '<=';
-  return {
-    rule: `!has(self.${a}) || !has(self.${b}) || !${isDuration(`self.${a}`)} || !${isDuration(`self.${b}`)} || duration(self.${a}) ${compare} duration(self.${b})`,
-    message,
-    fieldPath: `.${b}`,
-  };
-}
-
-function name(description: string): StringSchema {
-  return { type: 'string', description, pattern: dnsSubdomainPattern, maxLength: 253 };
-}
-
-function integer(minimum: number, maximum: number, description: string, defaultValue?: number): NumberSchema {
-  return { type: 'integer', description, minimum, maximum, ...(defaultValue === undefined ? {} : { default: defaultValue }) };
-}
-
-function boolean(description: string, defaultValue?: boolean): BooleanSchema {
-  return { type: 'boolean', description, ...(defaultValue === undefined ? {} : { default: defaultValue }) };
-}
-
-function text(description: string, maxLength: number): StringSchema {
-  return { type: 'string', description, maxLength };
-}
-
-function time(description: string): StringSchema {
-  return { type: 'string', format: 'date-time', description };
-}
-
-const verdictSchema = enumOf(['linearizable', 'violation', 'inconclusive'], { description: 'The verdict of the checks.' });
-
-/** metav1.Condition, as controller-runtime's generators write it. */
-export const conditionSchema: ObjectSchema<Condition> = {
-  type: 'object',
-  properties: {
-    type: {
-      type: 'string',
-      description: 'The condition type, CamelCase.',
-      maxLength: 316,
-      pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$',
-    },
-    status: enumOf(['True', 'False', 'Unknown']),
-    observedGeneration: { type: 'integer', format: 'int64', minimum: 0, description: 'The metadata.generation the condition was computed from.' },
-    lastTransitionTime: time('When status last changed.'),
-    reason: { type: 'string', description: 'CamelCase, machine-readable.', minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' },
-    message: text('Human-readable details.', 32768),
-  },
-  required: ['type', 'status', 'lastTransitionTime', 'reason', 'message'],
-};
-
-const conditionsSchema: ArraySchema<Condition> = {
-  type: 'array',
-  description: 'The latest observations of the object, one per type.',
-  items: conditionSchema,
-  maxItems: 16,
-  'x-kubernetes-list-type': 'map',
-  'x-kubernetes-list-map-keys': ['type'],
-};
-
-// ---------------------------------------------------------------------------------------------------
-// EtcdCluster
-
-const quantity = (description: string, defaultValue?: string): StringSchema => ({
-  type: 'string',
-  description,
-  pattern: quantityPattern,
-  maxLength: 64,
-  ...(defaultValue === undefined ? {} : { default: defaultValue }),
-});
-
-const resourceList = (description: string): MapSchema<string> => ({
-  type: 'object',
-  description,
-  additionalProperties: quantity('A quantity, e.g. 250m or 1Gi.'),
-  maxProperties: 16,
-});
-
-const secretRef = (description: string): ObjectSchema<{ secretName: string }> => ({
-  type: 'object',
-  description,
-  properties: { secretName: name('A kubernetes.io/tls Secret in the cluster\'s namespace (tls.crt, tls.key, ca.crt).') },
-  required: ['secretName'],
-});
-
-const memberStatusSchema: ObjectSchema<MemberStatus> = {
-  type: 'object',
-  properties: {
-    name: text('The member name.', 253),
-    id: text('etcd\'s member id in hex; absent before the member joined.', 32),
-    role: enumOf(memberRoles),
-    version: text('The etcd version the member runs.', 64),
-    healthy: boolean('Whether the member answers its health check.'),
-    revision: { type: 'integer', format: 'int64', minimum: 0, description: 'The member\'s store revision.' },
-    clientUrl: text('The member\'s client URL.', 512),
-    peerUrl: text('The member\'s peer URL.', 512),
-  },
-  required: ['name', 'role', 'healthy'],
-};
-
-const gateResultSchema: ObjectSchema<GateResult> = {
-  type: 'object',
-  properties: {
-    step: text('before, after-<member> or end.', 300),
-    run: text('The gate run (a RobustnessRun owned by the cluster).', 253),
-    phase: enumOf(['Running', 'Passed', 'Failed']),
-    verdict: verdictSchema,
-    availability: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of probe operations that succeeded.' },
-    unknownRate: { type: 'number', minimum: 0, maximum: 1, description: 'Fraction of probe operations whose outcome stayed unknown.' },
-    reason: text('Why it failed, or what it passed on.', 4096),
-    startedAt: time('When the gate run was created.'),
-    finishedAt: time('When the gate was judged.'),
-  },
-  required: ['step', 'run', 'phase', 'startedAt'],
-};
-
-const upgradeStatusSchema: ObjectSchema<UpgradeStatus> = {
-  type: 'object',
-  description: 'The rolling upgrade in progress, or the last one.',
-  properties: {
-    number: { type: 'integer', format: 'int64', minimum: 1, description: "1 for the cluster's first upgrade; names its gate runs." },
-    from: text('The version every member ran when the upgrade started.', 64),
-    to: text('The version upgraded to.', 64),
-    phase: enumOf(upgradePhases),
-    order: { type: 'array', items: text('A member name.', 253), maxItems: 16, 'x-kubernetes-list-type': 'atomic' },
-    step: text('The step in progress: gate:<step>, member:<name> or rollback:<name>.', 300),
-    reason: text('Why the upgrade is blocked or was refused.', 4096),
-    startedAt: time('When the upgrade started.'),
-    finishedAt: time('When it succeeded, was rolled back or refused.'),
-    resumed: text('The value of the resume annotation this upgrade last acted on.', 253),
-    gates: { type: 'array', items: gateResultSchema, maxItems: 32, 'x-kubernetes-list-type': 'atomic' },
-  },
-  required: ['number', 'from', 'to', 'phase', 'order', 'startedAt', 'gates'],
-};
-
-export const etcdClusterStatusSchema: ObjectSchema<EtcdClusterStatus> = {
-  type: 'object',
-  description: 'The cluster as the operator last observed it (from etcd\'s member list and status calls).',
-  properties: {
-    phase: enumOf(clusterPhases),
-    observedGeneration: { type: 'integer', format: 'int64', minimum: 0, description: 'The metadata.generation this status describes.' },
-    members: {
-      type: 'array',
-      items: memberStatusSchema,
-      maxItems: 16,
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['name'],
-    },
-    readyMembers: { type: 'integer', format: 'int32', minimum: 0, description: 'Members that are healthy.' },
-    clusterId: text('etcd\'s cluster id in hex.', 32),
-    leader: text('The name of the leader.', 253),
-    endpoints: { type: 'array', items: text('A client URL.', 512), maxItems: 16, 'x-kubernetes-list-type': 'atomic' },
-    witness: {
-      type: 'object',
-      description: 'twoNodeWitness: the witness record as last read, and the last failover.',
-      properties: {
-        witness: text('Where the record lives.', 512),
-        epoch: { type: 'integer', format: 'int64', minimum: 0, description: 'The record\'s epoch.' },
-        phase: text('paired, single or failingOver.', 32),
-        members: { type: 'array', items: text('A member name.', 253), maxItems: 4, 'x-kubernetes-list-type': 'atomic' },
-        fenced: { type: 'array', items: text('A member name.', 253), maxItems: 1024, 'x-kubernetes-list-type': 'atomic' },
-        lastFailover: {
-          type: 'object',
-          description: 'The last failover.',
-          properties: {
-            epoch: { type: 'integer', format: 'int64', minimum: 0, description: 'The epoch the failover won.' },
-            survivor: text('The member brought back alone.', 253),
-            fenced: text('The member fenced.', 253),
-            quorumLostAt: time('When the operator first saw the pair without quorum.'),
-            startedAt: time('When the witness record for the failover was won.'),
-            writableAt: time('When the survivor served writes alone.'),
-          },
-          required: ['epoch', 'survivor', 'fenced', 'quorumLostAt', 'startedAt'],
-        },
-      },
-      required: ['witness'],
-    },
-    upgrade: upgradeStatusSchema,
-    conditions: conditionsSchema,
-  },
-};
-
+import type { BooleanSchema, JSONSchemaProps, KnownKeysSchema, NumberSchema, ObjectSchema, StringSchema, ValidationRule } from './openapi.ts';
+import {
+  boolean,
+  celString,
+  conditionsSchema,
+  describedString,
+  duration,
+  durationOrder,
+  integer,
+  name,
+  namespaceName,
+  resourceSchema,
+  text,
+  time,
+  verdictSchema,
+} from './schema-kit.ts';
 // ---------------------------------------------------------------------------------------------------
 // RobustnessRun
+
+/** What the file form checks of metadata (in a cluster the API server does: the CRD leaves metadata to it). */
+export const metadataSchema = { name: name('The run\'s name.'), namespace: namespaceName('The run\'s namespace.') } as const;
 
 /** The CRD is stricter than the file form here: a run in Kubernetes always names its cluster. */
 export type RobustnessRunCrdSpec = Omit<RobustnessRunSpecInput, 'clusterRef'> & { clusterRef: NamespacedRef };
@@ -315,7 +82,7 @@ const clusterRefSchema: ObjectSchema<NamespacedRef> = {
   description: 'The EtcdCluster to drive.',
   properties: {
     name: name('Its name.'),
-    namespace: { type: 'string', description: 'Its namespace; absent: the run\'s.', pattern: dnsLabelPattern, maxLength: 63 },
+    namespace: namespaceName('Its namespace; absent: the run\'s.'),
   },
   required: ['name'],
 };
@@ -328,9 +95,6 @@ function onlyWithKind(field: 'cron' | 'window', owner: string, what: string): Va
     { rule: `${kind} == '${owner}' || !has(self.${field})`, message: `${field} is only allowed with kind: ${owner}`, fieldPath: `.${field}`, reason: 'FieldValueForbidden' },
   ];
 }
-
-/** What `kubectl apply` says of a cron expression the schema refuses. */
-export const cronMessage = 'must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC), such as "0 3 * * *"';
 
 const scheduleSchema: ObjectSchema<ScheduleInput> = {
   type: 'object',
@@ -514,7 +278,7 @@ const choiceSchema: ObjectSchema<FaultChoiceInput> = {
     fault: enumOf(faultNames, { description: 'A fault of the catalog (docs/faults.md).', maxLength: 64 }),
     weight: weight('Relative weight in the draw.', 1, true),
     target: enumOf(targetRules, { description: 'Which members it hits (default: the fault\'s own); each fault allows only some.', maxLength: 64 }),
-    member: { type: 'string', description: 'The member to hit; required with target: member, refused with any other.', minLength: 1, maxLength: 253 },
+    member: describedString({ type: 'string', description: 'The member to hit; required with target: member, refused with any other.', minLength: 1, maxLength: 253 }, 'a member name'),
     params: { type: 'object', description: 'The fault\'s parameters (default: the catalog\'s).', properties: paramSchemas() },
   },
   required: ['fault'],
@@ -578,7 +342,10 @@ export const robustnessRunSpecSchema: ObjectSchema<RobustnessRunCrdSpec> = {
     mode: enumOf(['exclusive', 'shared'], {
       description: 'exclusive: the run owns the cluster. shared: other clients use it; only keys under prefix are checked, traffic is gentle by default.',
     }),
-    prefix: { type: 'string', description: 'The run\'s key prefix (default /etcd-robustness/<name>/); deleted at the end.', pattern: '^/.*/$', maxLength: 1024 },
+    prefix: describedString(
+      { type: 'string', description: 'The run\'s key prefix (default /etcd-robustness/<name>/); deleted at the end.', pattern: '^/.*/$', maxLength: 1024 },
+      'a key prefix that starts and ends with "/" and is not "/" alone',
+    ),
     seed: integer(0, 2_147_483_647, 'Seeds traffic and faults (default: random, recorded in status).'),
     traffic: trafficSchema,
     watch: {
@@ -632,7 +399,7 @@ export const robustnessRunSpecSchema: ObjectSchema<RobustnessRunCrdSpec> = {
         staleReads: {
           type: 'object',
           description: 'Reads go to a lagging member as serializable but are recorded as linearizable. {} enables it.',
-          properties: { member: { type: 'string', description: 'The lagging member (default: chosen by the runner).', minLength: 1, maxLength: 253 } },
+          properties: { member: describedString({ type: 'string', description: 'The lagging member (default: chosen by the runner).', minLength: 1, maxLength: 253 }, 'a member name') },
         },
       },
     },
@@ -745,184 +512,6 @@ export const robustnessRunStatusSchema: ObjectSchema<RobustnessRunStatus> = {
     conditions: conditionsSchema,
   },
 };
-
-// ---------------------------------------------------------------------------------------------------
-// EtcdCluster spec (after the RobustnessRun spec: an upgrade gate holds a run's spec)
-
-const { clusterRef: _clusterRef, schedule: _schedule, ...gateRunProperties } = robustnessRunSpecSchema.properties;
-
-const gateRunSpecSchema: ObjectSchema<GateRunSpec> = {
-  type: 'object',
-  description: 'A RobustnessRun spec without clusterRef and schedule: each gate runs it once against this cluster.',
-  properties: gateRunProperties,
-  'x-kubernetes-validations': robustnessRunSpecSchema['x-kubernetes-validations'] ?? [],
-};
-
-const ratioSchema = (description: string, defaultValue: number): NumberSchema => ({ type: 'number', description, minimum: 0, maximum: 1, default: defaultValue });
-
-const upgradeGateSchema: ObjectSchema<UpgradeGateSpec> = {
-  type: 'object',
-  description:
-    'The checks a rolling upgrade (a change of version) must pass: a RobustnessRun against the cluster before the first member, after each member and at the end. A failed gate stops the upgrade (condition UpgradeBlocked) until the etcd.robustness.io/upgrade-resume annotation changes or version goes back.',
-  properties: {
-    runTemplate: {
-      type: 'object',
-      description: 'The RobustnessRun each gate runs; exclusive with runRef.',
-      properties: { spec: gateRunSpecSchema },
-      required: ['spec'],
-    },
-    runRef: {
-      type: 'object',
-      description: "A RobustnessRun in the cluster's namespace whose spec each gate run copies; exclusive with runTemplate.",
-      properties: { name: name('Its name.') },
-      required: ['name'],
-    },
-    minDuration: duration({ min: 1000, description: 'Each gate run drives traffic at least this long (a shorter duration of the run is raised).', default: '30s' }),
-    before: boolean('Run a gate before the first member is upgraded.', true),
-    afterEachMember: boolean('Run a gate after each member is upgraded (after the last one only when atEnd is false).', true),
-    atEnd: boolean('Run a gate once every member runs the new version.', true),
-    criteria: {
-      type: 'object',
-      description: 'What a gate run must show to pass; its verdict must be linearizable in any case.',
-      default: {},
-      properties: {
-        watchChecks: boolean('No watch guarantee may be violated.', true),
-        minAvailability: ratioSchema('The least fraction of probe operations that succeeded.', 0.95),
-        maxUnknownRate: ratioSchema('The largest fraction of probe operations whose outcome stayed unknown.', 0.05),
-      },
-    },
-  },
-  'x-kubernetes-validations': [{ rule: 'has(self.runTemplate) != has(self.runRef)', message: 'exactly one of runTemplate and runRef is required' }],
-};
-
-export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
-  type: 'object',
-  description: 'The etcd cluster the operator creates, scales and heals.',
-  default: {},
-  'x-kubernetes-validations': [
-    // has(): the rules are also checked against the schema's own default ({}), before nested defaults apply.
-    {
-      rule: "!has(self.topology) || self.topology != 'twoNodeWitness' || (has(self.replicas) && self.replicas == 2 && has(self.twoNode))",
-      message: 'the twoNodeWitness topology needs replicas 2 and twoNode.witness',
-    },
-    {
-      rule: "(has(self.topology) && self.topology == 'twoNodeWitness') || ((!has(self.replicas) || self.replicas != 2) && !has(self.twoNode))",
-      message: 'replicas 2 and twoNode are for the twoNodeWitness topology',
-    },
-    { rule: '!has(oldSelf.topology) || (has(self.topology) && self.topology == oldSelf.topology)', message: 'topology cannot be changed' },
-  ],
-  properties: {
-    version: {
-      type: 'string',
-      description: 'etcd version without the leading v.',
-      pattern: '^[0-9]+[.][0-9]+[.][0-9]+(-[0-9A-Za-z.-]+)?$',
-      maxLength: 64,
-      default: defaultEtcdVersion,
-    },
-    replicas: enumOf(clusterReplicaCounts, { description: 'Members: 1, 3 or 5 (2 with the twoNodeWitness topology). Scaled one member at a time.', default: 3 }),
-    topology: enumOf(clusterTopologies, {
-      description: 'standard: every member a full voter. twoNodeWitness: two voters and a witness that arbitrates failovers (needs replicas 2 and twoNode).',
-      default: 'standard',
-    }),
-    twoNode: {
-      type: 'object',
-      description: 'The witness and failover settings of the twoNodeWitness topology.',
-      properties: {
-        witness: {
-          type: 'object',
-          description: 'Where the witness record lives.',
-          properties: {
-            kind: enumOf(witnessKinds, { description: 'lease or configMap: a Kubernetes object with resourceVersion preconditions; http: the HTTP witness process (local runtime).' }),
-            namespace: { type: 'string', description: 'lease, configMap: its namespace; absent: the cluster\'s.', pattern: dnsLabelPattern, maxLength: 63 },
-            name: name('lease, configMap: its name; absent: <cluster>-witness.'),
-            url: { type: 'string', description: 'http: the witness URL.', pattern: '^https?://[^\\s]+$', maxLength: 512 },
-          },
-          required: ['kind'],
-          'x-kubernetes-validations': [
-            { rule: "self.kind != 'http' || has(self.url)", message: 'an http witness needs url' },
-            { rule: "self.kind == 'http' || !has(self.url)", message: 'url is for the http witness only' },
-          ],
-        },
-        failoverGrace: duration({ min: 500, description: 'How long the pair may be without quorum before the operator fails over.', default: '3s' }),
-      },
-      required: ['witness'],
-    },
-    storage: {
-      type: 'object',
-      description: 'The PersistentVolumeClaim of each member.',
-      default: {},
-      properties: {
-        size: {
-          ...quantity('The size of each member\'s volume.', '1Gi'),
-          'x-kubernetes-validations': [{ rule: "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))", message: 'must be larger than 0' }],
-        },
-        storageClassName: name('The StorageClass; absent: the cluster\'s default.'),
-      },
-    },
-    resources: {
-      type: 'object',
-      description: 'Compute resources of the etcd container.',
-      properties: { requests: resourceList('Requested resources, e.g. cpu: 250m.'), limits: resourceList('Resource limits, e.g. memory: 1Gi.') },
-    },
-    image: {
-      type: 'object',
-      description: 'The etcd image.',
-      default: {},
-      properties: {
-        repository: { type: 'string', description: 'The image repository.', pattern: '^[^\\s]+$', maxLength: 512, default: 'gcr.io/etcd-development/etcd' },
-        tag: { type: 'string', description: 'The image tag; absent: v<version>.', pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$' },
-        failpoints: boolean('Use the gofail-enabled build (<repository>-failpoints), needed by failpoint faults.', false),
-        pullPolicy: enumOf(['Always', 'IfNotPresent', 'Never'], { description: 'The image pull policy.', default: 'IfNotPresent' }),
-      },
-    },
-    agent: {
-      type: 'object',
-      description: 'The fault agent beside each member.',
-      default: {},
-      properties: {
-        enabled: boolean('Run the fault agent as a sidecar sharing the member pod\'s process namespace.', true),
-        image: { type: 'string', description: 'The agent image; absent: the operator\'s own.', pattern: '^[^\\s]+$', maxLength: 512 },
-      },
-    },
-    tls: {
-      type: 'object',
-      description: 'Client and peer TLS from Secrets.',
-      properties: { client: secretRef('TLS for the client listener.'), peer: secretRef('TLS for the peer listener.') },
-    },
-    memberGracePeriod: duration({
-      min: 1000,
-      description: 'How long a member may be unreachable or failing before it is replaced.',
-      default: '5m',
-    }),
-    upgradeGate: upgradeGateSchema,
-  },
-};
-
-// ---------------------------------------------------------------------------------------------------
-// Whole resources
-
-/** The root schema of a custom resource: metadata is the API server's, spec and status are ours. */
-function resourceSchema(description: string, spec: JSONSchemaProps, status: JSONSchemaProps, specRequired: boolean): JSONSchemaProps {
-  return {
-    type: 'object',
-    description,
-    properties: {
-      apiVersion: { type: 'string', description: 'etcd.robustness.io/v1alpha1' },
-      kind: { type: 'string', description: 'The kind.' },
-      metadata: { type: 'object' },
-      spec,
-      status,
-    },
-    ...(specRequired ? { required: ['spec'] } : {}),
-  };
-}
-
-export const etcdClusterSchema: JSONSchemaProps = resourceSchema(
-  'An etcd cluster the operator creates, scales and heals.',
-  etcdClusterSpecSchema,
-  etcdClusterStatusSchema,
-  false,
-);
 
 export const robustnessRunSchema: JSONSchemaProps = resourceSchema(
   'A robustness run: traffic, faults and checks against an EtcdCluster.',
