@@ -19,7 +19,7 @@ import {
   ReportStoreError,
   VolumeReportStore,
   type ReportRun,
-} from '../../src/controller/report-store.ts';
+} from '../../src/controller/report-store/index.ts';
 import type { History, HistoryMeta, Operation } from '../../src/domain/index.ts';
 import type { StoredReportRef } from '../../src/domain/run-resource.ts';
 import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';

@@ -15,7 +15,7 @@ import {
   ReportStoreError,
   VolumeReportStore,
   type ReportIndex,
-} from '../../src/controller/report-store.ts';
+} from '../../src/controller/report-store/index.ts';
 import type { HistoryMeta } from '../../src/domain/index.ts';
 import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';
 import { HistoryFileWriter } from '../../src/probes/history-writer.ts';
