@@ -19,7 +19,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Operator } from '../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../src/controller/report-store.ts';
+import { ConfigMapReportStore } from '../src/controller/report-store/index.ts';
 import { LocalPlacement } from '../src/controller/placement/local.ts';
 import type { EtcdCluster, RobustnessRunResource } from '../src/domain/index.ts';
 import { LocalApiserver } from '../src/local/kube-apiserver.ts';

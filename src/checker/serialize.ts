@@ -1,7 +1,7 @@
 /**
  * The history format's serializers: one line each (without the newline), exactly as serializeHistory
  * writes them, and serializeHistory itself. Separate from parsing: the probes' segment writer
- * (src/probes/history-file.ts) streams lines as they happen and must produce the same text.
+ * (src/probes/history-writer.ts) streams lines as they happen and must produce the same text.
  */
 import type { FaultEvent, History, HistoryMeta, Invocation, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
 

@@ -88,7 +88,7 @@ export interface PassOptions {
   lazyKvs?: boolean;
 }
 
-/** A history that can be read several times, line by line (src/probes/history-file.ts historySource). */
+/** A history that can be read several times, line by line (src/probes/history-source.ts historySource). */
 export interface HistorySource {
   name: string;
   /**

@@ -10,7 +10,9 @@ import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatErr
 import { renderHtmlReport } from '../report/index.ts';
 import type { History } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
-import { fileKind, HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
+import { fileKind, NotAFileError } from '../probes/history-line-reader.ts';
+import { HistoryDirectoryError } from '../probes/history-segments.ts';
+import { historySource } from '../probes/history-source.ts';
 import { UsageError } from './usage.ts';
 
 export const exitCodes = { ok: 0, violation: 1, inconclusive: 2, usage: 64 } as const;

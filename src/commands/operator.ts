@@ -11,7 +11,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { customResourceDefinitions, renderCrd } from '../controller/api/index.ts';
 import { selfSignedCertificate, type ServingCertificate } from '../controller/kit/index.ts';
 import { Operator } from '../controller/operator.ts';
-import { ConfigMapReportStore, VolumeReportStore, type ReportStore } from '../controller/report-store.ts';
+import { ConfigMapReportStore, VolumeReportStore, type ReportStore } from '../controller/report-store/index.ts';
 import { KubernetesPlacement } from '../controller/placement/kubernetes.ts';
 import { LocalPlacement } from '../controller/placement/local.ts';
 import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';

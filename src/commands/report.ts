@@ -1,5 +1,5 @@
 /**
- * `etcd-robustness report RUN`: fetches the stored report of a RobustnessRun (src/controller/report-store.ts)
+ * `etcd-robustness report RUN`: fetches the stored report of a RobustnessRun (src/controller/report-store/)
  * into a folder (history/, verdict.json, report.html), prints where the files are and the verdict, and
  * with --open opens report.html. Exit codes: 0 fetched, 1 no such run or report (or it cannot be
  * fetched), 64 usage error.
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { kubeApiFailure } from '../controller/kube-api.ts';
-import { ConfigMapReportStore, ReportStoreError, VolumeReportStore } from '../controller/report-store.ts';
+import { ConfigMapReportStore, ReportStoreError, VolumeReportStore } from '../controller/report-store/index.ts';
 import type { RobustnessRunResource, RobustnessRunStatus, RunRecord, StoredReportRef } from '../domain/run-resource.ts';
 import { robustnessRunPlural } from '../domain/run-resource.ts';
 import { robustnessGroup, robustnessVersion } from '../domain/run-spec.ts';

@@ -25,7 +25,7 @@ import {
   type Reviewer,
   type ServingCertificate,
 } from './kit/index.ts';
-import type { ReportStore } from './report-store.ts';
+import type { ReportStore } from './report-store/index.ts';
 import { gateAttributes, gatesHandler } from './gates/index.ts';
 import { CustomResources } from './kube-api.ts';
 import { RobustnessRunReconciler } from './robustnessrun/reconciler.ts';

@@ -5,7 +5,9 @@
  */
 import { isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, LiveChecker, type CheckReport, type LiveCheckerOptions, type LiveStats, type Verdict } from '../checker/index.ts';
-import { HistoryDirectoryError, historySource, NotAFileError } from '../probes/history-file.ts';
+import { NotAFileError } from '../probes/history-line-reader.ts';
+import { HistoryDirectoryError } from '../probes/history-segments.ts';
+import { historySource } from '../probes/history-source.ts';
 import { decodeLiveBatch, epochMs, type CheckerThreadData, type CheckSource, type FromCheckerThread, type LiveCall, type ToLiveThread } from './checker-worker.ts';
 import type { CheckOptions } from '../checker/index.ts';
 import { percentilesOf } from '../percentiles.ts';

@@ -9,7 +9,7 @@ import { compactionRevision } from '../faults/driver.ts';
 import { FaultExecutor } from '../faults/executor.ts';
 import { planFaults } from '../faults/scheduler.ts';
 import { logger } from '../log.ts';
-import type { HistoryFileWriter } from '../probes/history-file.ts';
+import type { HistoryFileWriter } from '../probes/history-writer.ts';
 import type { Clock } from '../probes/recorder.ts';
 import { RecoveryTracker, summarizeRecoveries, type FaultRecovery } from './recovery.ts';
 import type { RunSession } from './session.ts';

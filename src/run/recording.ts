@@ -8,7 +8,7 @@ import type { LiveStats } from '../checker/index.ts';
 import type { History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../domain/index.ts';
 import { isErrorResponse, isWriteRequest } from '../domain/index.ts';
 import { logger } from '../log.ts';
-import { HistoryFileWriter } from '../probes/history-file.ts';
+import { HistoryFileWriter } from '../probes/history-writer.ts';
 import type { HistoryRecorder } from '../probes/recorder.ts';
 import { LiveCheck } from './live-check.ts';
 import type { RunSession } from './session.ts';

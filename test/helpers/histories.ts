@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { HistoryFormatError } from '../../src/checker/history-lines.ts';
 import { parseHistory } from '../../src/checker/parse.ts';
 import type { EtcdRequest, EtcdResponse, History, HistoryMeta, KeyValue, Operation } from '../../src/domain/index.ts';
-import { HistoryFileWriter, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
+import { HistoryFileWriter, type HistoryFileWriterOptions } from '../../src/probes/history-writer.ts';
 
 export const get = (key: string): EtcdRequest => ({ type: 'range', key });
 export const put = (key: string, value: string, lease?: string): EtcdRequest => (lease ? { type: 'put', key, value, lease } : { type: 'put', key, value });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import { ConfigMapReportStore } from '../../src/controller/report-store/index.ts';
 import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { TestApiserver } from './kube-apiserver.ts';
 

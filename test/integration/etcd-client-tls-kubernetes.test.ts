@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import { clientTlsUnavailableReason } from '../../src/controller/etcdcluster/reconciler.ts';
 import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import { ConfigMapReportStore } from '../../src/controller/report-store/index.ts';
 import { clientCaKey, KubernetesPlacement } from '../../src/controller/placement/kubernetes.ts';
 import { ClientTlsUnavailableError, type Condition, type EtcdCluster } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';

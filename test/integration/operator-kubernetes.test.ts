@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, PolicyV1Api, type V1ContainerStatus, type V1OwnerReference, type V1Pod } from '@kubernetes/client-node';
 import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import { ConfigMapReportStore } from '../../src/controller/report-store/index.ts';
 import { KubernetesPlacement } from '../../src/controller/placement/kubernetes.ts';
 import type { Condition, EtcdCluster } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';

@@ -19,10 +19,11 @@ import {
   ReportStoreError,
   VolumeReportStore,
   type ReportRun,
-} from '../../src/controller/report-store.ts';
+} from '../../src/controller/report-store/index.ts';
 import type { History, HistoryMeta, Operation } from '../../src/domain/index.ts';
 import type { StoredReportRef } from '../../src/domain/run-resource.ts';
-import { HistoryFileWriter, readHistoryDirectory } from '../../src/probes/history-file.ts';
+import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';
+import { HistoryFileWriter } from '../../src/probes/history-writer.ts';
 import { get, op, put, rev } from '../helpers/histories.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { installCrds } from '../helpers/operator.ts';

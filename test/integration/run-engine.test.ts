@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { ProfileName, RuntimeMember } from '../../src/domain/index.ts';
 import { LocalEtcdCluster } from '../../src/local/index.ts';
-import { readHistoryDirectory } from '../../src/probes/history-file.ts';
+import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';
 import { recordingEtcdClient } from '../../src/probes/recording-client.ts';
 import { executeRun, type RunResult } from '../../src/run/engine.ts';
 import { defaultRobustnessRun } from '../../src/run/manifest.ts';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { selfSignedCertificate, type ServingCertificate } from '../../src/controller/kit/index.ts';
 import { Operator } from '../../src/controller/operator.ts';
-import { ConfigMapReportStore } from '../../src/controller/report-store.ts';
+import { ConfigMapReportStore } from '../../src/controller/report-store/index.ts';
 import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { packageRoot } from '../../src/local/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';

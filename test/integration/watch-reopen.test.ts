@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { RuntimeMember, WatchStream } from '../../src/domain/index.ts';
 import { LocalEtcdCluster } from '../../src/local/index.ts';
-import { readHistoryDirectory } from '../../src/probes/history-file.ts';
+import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';
 import { executeRun } from '../../src/run/engine.ts';
 import { defaultRobustnessRun } from '../../src/run/manifest.ts';
 import { Registry, RunMetrics } from '../../src/run/metrics.ts';

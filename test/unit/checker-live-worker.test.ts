@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { checkHistory, LiveChecker, modelOptionsFor, type LiveCheckerOptions } from '../../src/checker/index.ts';
 import { serializeOperationLine, serializeWatchResponseLine } from '../../src/checker/serialize.ts';
 import type { History, Operation, WatchResponse } from '../../src/domain/index.ts';
-import { HistoryFileWriter } from '../../src/probes/history-file.ts';
+import { HistoryFileWriter } from '../../src/probes/history-writer.ts';
 import { checkHistoryInWorker, decodeLiveBatch, encodeLiveBatch, HistoryReadBackError, liveBatchFromTexts, liveCallKind, LiveCheckerWorker } from '../../src/run/checker-worker.ts';
 import { get, history, kvs, op, put, rev } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';

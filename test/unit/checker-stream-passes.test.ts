@@ -20,7 +20,7 @@ import { step } from '../../src/checker/model.ts';
 import { initialState, type ModelOptions, type ModelState } from '../../src/checker/model-state.ts';
 import { writtenKvsText } from '../../src/checker/written-kvs.ts';
 import type { EtcdRequest, EtcdResponse, History, Operation } from '../../src/domain/index.ts';
-import { historySource } from '../../src/probes/history-file.ts';
+import { historySource } from '../../src/probes/history-source.ts';
 import { get, kvs, op, put, rev, writeSegments } from '../helpers/histories.ts';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-passes-'));

@@ -17,7 +17,8 @@ import { serializeHistory } from '../../src/checker/serialize.ts';
 import { checkHistoryStream, type HistorySource, type StreamCheckOptions } from '../../src/checker/stream.ts';
 import type { CheckReport } from '../../src/checker/result.ts';
 import type { History, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
-import { historySource, readLines } from '../../src/probes/history-file.ts';
+import { readLines } from '../../src/probes/history-line-reader.ts';
+import { historySource } from '../../src/probes/history-source.ts';
 import { writeSegments } from '../helpers/histories.ts';
 import { buildHistory, corrupt, shapeArbitrary } from '../helpers/random-histories.ts';
 

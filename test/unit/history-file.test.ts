@@ -9,7 +9,9 @@ import { HistoryFormatError } from '../../src/checker/history-lines.ts';
 import { parseHistory } from '../../src/checker/parse.ts';
 import { serializeHistory, serializeWatchResponseLine } from '../../src/checker/serialize.ts';
 import type { FaultEvent, History, HistoryMeta, Operation, WatchResponse, WatchStream } from '../../src/domain/index.ts';
-import { HistoryDirectoryError, HistoryFileWriter, HistoryWriteError, readHistoryDirectory, type HistoryFileWriterOptions } from '../../src/probes/history-file.ts';
+import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';
+import { HistoryDirectoryError } from '../../src/probes/history-segments.ts';
+import { HistoryFileWriter, HistoryWriteError, type HistoryFileWriterOptions } from '../../src/probes/history-writer.ts';
 import { seededRandom } from '../../src/random.ts';
 
 const root = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-history-file-'));

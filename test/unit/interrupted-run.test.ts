@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { recoverInterruptedRun } from '../../src/controller/robustnessrun/interrupted.ts';
 import type { Operation, RobustnessRunStatus } from '../../src/domain/index.ts';
-import { HistoryFileWriter } from '../../src/probes/history-file.ts';
+import { HistoryFileWriter } from '../../src/probes/history-writer.ts';
 import type { RunAbort } from '../../src/run/outcome.ts';
 import { get, kvs, op, put, rev } from '../helpers/histories.ts';
 

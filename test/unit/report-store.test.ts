@@ -15,9 +15,10 @@ import {
   ReportStoreError,
   VolumeReportStore,
   type ReportIndex,
-} from '../../src/controller/report-store.ts';
+} from '../../src/controller/report-store/index.ts';
 import type { HistoryMeta } from '../../src/domain/index.ts';
-import { HistoryFileWriter, readHistoryDirectory } from '../../src/probes/history-file.ts';
+import { readHistoryDirectory } from '../../src/probes/history-segment-reader.ts';
+import { HistoryFileWriter } from '../../src/probes/history-writer.ts';
 import { get, op, put, rev } from '../helpers/histories.ts';
 import { UsageError } from '../../src/commands/usage.ts';
 

@@ -10,7 +10,7 @@ import type { CheckReport } from '../../checker/index.ts';
 import { renderHtmlReport } from '../../report/index.ts';
 import type { FaultEvent, RobustnessRunStatus, Verdict } from '../../domain/index.ts';
 import { isErrorResponse } from '../../domain/index.ts';
-import { readHistoryDirectory } from '../../probes/history-file.ts';
+import { readHistoryDirectory } from '../../probes/history-segment-reader.ts';
 import { checkHistoryInWorker } from '../../run/checker-worker.ts';
 import { runOutcome, type RunAbort, type RunOutcome } from '../../run/outcome.ts';
 

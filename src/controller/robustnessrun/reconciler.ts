@@ -44,7 +44,7 @@ import {
 } from '../../run/index.ts';
 import { findCondition, isConditionTrue, setCondition, splitKey, TerminalError, type EventRecorder, type ReconcileResult } from '../kit/index.ts';
 import { apiErrorMessage, CustomResources, finalizerPatch } from '../kube-api.ts';
-import type { ReportStore } from '../report-store.ts';
+import type { ReportStore } from '../report-store/index.ts';
 import { scheduleDecision } from './schedule.ts';
 import { judgeRun } from '../gates/criteria.ts';
 import { UpgradeMetrics } from '../etcdcluster/upgrade-metrics.ts';
