@@ -7,7 +7,7 @@
 #
 # For users with Docker. Without it, `npm run build:images` (test/bin/build-images.sh) builds the same
 # layout from registry packages only: /usr/local/bin/node, /app/{package.json,dist,node_modules,crds},
-# /usr/local/bin/etcd-wal-commit, user nonroot 65532. The chart (charts/etcd-robustness-operator) and
+# /usr/local/bin/etcd-wal-commit and etcd-launcher, user nonroot 65532. The chart (charts/etcd-robustness-operator) and
 # config/manager run it as user 65532 with a read-only root filesystem and /tmp on an emptyDir.
 
 # etcd-wal-commit (tools/etcd-wal-commit): before a two-voter cluster's survivor is brought back alone
@@ -20,6 +20,12 @@ COPY tools/etcd-wal-commit/go.mod tools/etcd-wal-commit/go.sum ./
 RUN go mod download
 COPY tools/etcd-wal-commit/*.go ./
 RUN go build -trimpath -o /out/etcd-wal-commit .
+
+# etcd-launcher (tools/etcd-launcher): the member Pods' etcd entrypoint; an init container copies it onto a
+# volume the etcd container runs it from, and it keeps a crashed etcd down while the agent's hold lasts.
+WORKDIR /src/tools/etcd-launcher
+COPY tools/etcd-launcher/go.mod tools/etcd-launcher/*.go ./
+RUN go build -trimpath -o /out/etcd-launcher .
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
@@ -41,6 +47,7 @@ COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/dist/ dist/
 COPY crds/ crds/
 COPY --from=tools /out/etcd-wal-commit /usr/local/bin/etcd-wal-commit
+COPY --from=tools /out/etcd-launcher /usr/local/bin/etcd-launcher
 # Nothing in /app is writable by it.
 USER 65532:65532
 ENTRYPOINT ["node", "/app/dist/cli.js"]

@@ -19,3 +19,4 @@ export { PeerProxy, connectionEffects, linkEffect } from './peer-proxy.ts';
 export type { PeerProxyOptions, PeerProxyStats } from './peer-proxy.ts';
 export { GofailClient, FailpointError } from './gofail.ts';
 export type { FailpointState } from './gofail.ts';
+export { holdFile } from './hold.ts';

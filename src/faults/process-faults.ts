@@ -37,7 +37,19 @@ const crash: FaultDriver = async (tools, { planned, targets, ttlMs, applied }) =
     await heal().catch(() => undefined);
     throw new Error(`the crashed etcd of ${targets.join(', ')} did not stay down (does its supervisor honour the hold file <data-dir>.hold?)`);
   }
-  return { heal, verified: `etcd process ${pids.join(', ')} exited and stays down` };
+  // Still down when the fault heals: a hold that ends early (a supervisor that gives up waiting, a
+  // restart that skips the hold) would make the fault a shorter one than the run reports. Not judged
+  // once the agents' lease is near its end: then they may rightly have released the hold themselves.
+  const leaseEndsMs = Date.now() + ttlMs - 1000;
+  const healHeld = async (): Promise<string> => {
+    const judged = Date.now() < leaseEndsMs;
+    const upEarly = judged ? await Promise.all(targets.map(async (t) => (await tools.pidOf(t).catch(() => undefined)) !== undefined)) : [];
+    const healed = await heal();
+    const early = targets.filter((_, i) => upEarly[i] === true);
+    if (early.length > 0) throw new Error(`the crashed etcd of ${early.join(', ')} was running again before the crash healed: the hold did not last`);
+    return `${healed}; ${targets.join(', ')} stayed down until healed`;
+  };
+  return { heal: healHeld, verified: `etcd process ${pids.join(', ')} exited and stays down` };
 };
 
 /** SIGSTOP until healed: verified by /health no longer answering. */

@@ -42,6 +42,8 @@ interface Manifest {
   helm?: { version: string; dir: string };
   /** The repository's own Go tools (tools/), absent in manifests written before they existed. */
   tools?: { dir: string };
+  /** tools/etcd-launcher, absent in manifests written before it existed. */
+  launcher?: { dir: string };
   /** CoreDNS, the test node's cluster DNS (src/node). */
   coredns?: { version: string; dir: string };
 }
@@ -113,6 +115,13 @@ export function nodeBinaries(): NodeBinaries {
     kubeProxy: requireFile('kube-proxy', path.join(dir, 'kube-proxy')),
     coredns: requireFile('coredns', path.join(manifest.coredns.dir, 'coredns')),
   };
+}
+
+/** etcd-launcher (tools/etcd-launcher), as test/bin/build.sh built it (binaries.json `launcher`). */
+export function launcherBinary(): string {
+  const manifest = readManifest();
+  if (!manifest.launcher) throw new BinaryNotFoundError('etcd-launcher', binariesManifestPath, buildHint);
+  return requireFile('etcd-launcher', path.join(manifest.launcher.dir, 'etcd-launcher'));
 }
 
 /** Where the operator's image puts etcd-wal-commit (see the Dockerfile). */

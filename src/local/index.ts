@@ -10,7 +10,7 @@ export type { ProcessExit, ProcessOptions } from './process.ts';
 export { freeLoopbackPorts } from './ports.ts';
 export { LocalWitness } from './witness-process.ts';
 export type { LocalWitnessOptions } from './witness-process.ts';
-export { walCommitBinary } from './binaries.ts';
+export { launcherBinary, walCommitBinary } from './binaries.ts';
 export { commitSurvivorLog, WalCommitError } from './wal-commit.ts';
 export type { CommitSurvivorLogOptions, WalCommitResult } from './wal-commit.ts';
 export { claimFolder, createScratch, FolderBusyError, formatBytes, parseScratchName, reclaimScratch, removeScratch, scratchParent, ScratchKindError } from './scratch.ts';

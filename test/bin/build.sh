@@ -9,6 +9,7 @@
 #   coredns (github.com/coredns/coredns: the test node's cluster DNS)
 #   helm (helm.sh/helm/v3)
 #   etcd-wal-commit (tools/etcd-wal-commit: the repository's own Go tool, on plain upstream etcd modules)
+#   etcd-launcher (tools/etcd-launcher: the member Pods' etcd entrypoint that honours the crash hold)
 # into the git-ignored cache .cache/bin/<name>-<version>/ and writes
 # .cache/bin/binaries.json, which the TypeScript test helpers read.
 #
@@ -45,9 +46,11 @@ required_version() {
 stamp_of() {
   local dir=$1 file
   # A module with its own sources (tools/) is stamped with them too.
-  local sources=()
+  # A module without dependencies has no go.sum.
+  local sources=("$here/build.sh" "$dir/go.mod")
+  [ -f "$dir/go.sum" ] && sources+=("$dir/go.sum")
   for file in "$dir"/*.go; do [ -f "$file" ] && sources+=("$file"); done
-  { go version; cat "$here/build.sh" "$dir/go.mod" "$dir/go.sum" ${sources[@]+"${sources[@]}"} 2>/dev/null; } | sha256sum | cut -d' ' -f1
+  { go version; cat "${sources[@]}"; } | sha256sum | cut -d' ' -f1
 }
 
 up_to_date() {
@@ -161,6 +164,11 @@ build_tools() {
   echo "$version"
 }
 
+# The member Pods' etcd entrypoint (standard library only), which the operator's image carries too.
+build_launcher() {
+  build_set "$bin/etcd-launcher" "$root/tools/etcd-launcher" etcd-launcher=.
+}
+
 etcd_current=$(build_etcd v3.6)
 etcd_previous=$(build_etcd v3.5)
 plain_current=$(build_etcd_plain v3.6)
@@ -172,6 +180,7 @@ kube=$(build_kube)
 helm=$(build_helm)
 coredns=$(build_coredns)
 tools=$(build_tools)
+build_launcher >&2
 # The tool reads and writes the WAL of the etcd the tests and the image run: one etcd version for both.
 [ "$tools" = "$etcd_current" ] || { log "tools/etcd-wal-commit requires etcd server $tools but test/bin/etcd-v3.6 pins $etcd_current: pin one version in both go.mod files"; exit 1; }
 
@@ -188,7 +197,8 @@ cat >"$bin/binaries.json.tmp" <<EOF
   "kube": { "version": "$kube", "dir": "$bin/kube-$kube" },
   "helm": { "version": "$helm", "dir": "$bin/helm-$helm" },
   "coredns": { "version": "$coredns", "dir": "$bin/coredns-$coredns" },
-  "tools": { "dir": "$bin/tools-etcd-$tools" }
+  "tools": { "dir": "$bin/tools-etcd-$tools" },
+  "launcher": { "dir": "$bin/etcd-launcher" }
 }
 EOF
 mv "$bin/binaries.json.tmp" "$bin/binaries.json"

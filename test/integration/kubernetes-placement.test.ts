@@ -244,7 +244,14 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     assert.equal(etcd.image, 'gcr.io/etcd-development/etcd:v3.6.16');
     assert.equal(etcd.imagePullPolicy, 'IfNotPresent');
     assert.deepEqual(etcd.resources?.requests, { cpu: '100m', memory: '256Mi' });
-    assert.deepEqual(etcd.command, ['etcd']);
+    // etcd starts through the launcher, which honours the crash fault's hold file beside the data dir;
+    // an init container copies it from the agent's image onto the Pod's launcher volume.
+    assert.deepEqual(etcd.command, ['/etc/etcd-robustness/launcher/etcd-launcher', '--hold-file=/var/lib/etcd/data.hold', '--', 'etcd']);
+    assert.deepEqual(json(etcd.volumeMounts?.find((m) => m.name === 'launcher')), { name: 'launcher', mountPath: '/etc/etcd-robustness/launcher', readOnly: true });
+    assert.deepEqual(
+      pod.spec?.initContainers?.map((c) => [c.name, c.image, c.command]),
+      [['etcd-launcher', operatorImage, ['/usr/local/bin/etcd-launcher', 'install', '/etc/etcd-robustness/launcher/etcd-launcher']]],
+    );
     const self = fqdn('demo', 'demo-0');
     for (const flag of [
       '--name=demo-0',

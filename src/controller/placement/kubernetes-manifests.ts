@@ -35,6 +35,7 @@ import type {
   V1VolumeMount,
 } from '@kubernetes/client-node';
 import { etcdClusterKind, robustnessApiVersion, type EtcdCluster, type MemberLaunch } from '../../domain/index.ts';
+import { holdFile } from '../../faults/index.ts';
 
 export const memberPorts = {
   client: 2379,
@@ -75,7 +76,12 @@ export const memberPaths = {
   peerTls: '/etc/etcd/tls/peer',
   agentToken: '/etc/etcd-robustness/agent',
   agentTls: '/etc/etcd-robustness/agent-tls',
+  /** The volume the etcd-launcher init container copies the launcher onto (the etcd image has no shell). */
+  launcher: '/etc/etcd-robustness/launcher',
 } as const;
+
+/** Where the operator's image (the agent's) carries tools/etcd-launcher (see the Dockerfile). */
+export const imageLauncherPath = '/usr/local/bin/etcd-launcher';
 
 export const defaultClusterDomain = 'cluster.local';
 /** How long etcd has to stop on a graceful delete (the Pod's terminationGracePeriodSeconds). */
@@ -399,8 +405,20 @@ function httpProbe(path: string, periodSeconds: number, failureThreshold: number
   return { httpGet: { path, port: memberPorts.metrics, scheme: 'HTTP' }, periodSeconds, timeoutSeconds: 5, failureThreshold };
 }
 
+/**
+ * etcd's command. With the fault agent, etcd starts through tools/etcd-launcher, which waits while the
+ * crash fault's hold file (beside the data dir, src/faults/hold.ts) holds and then execs etcd: the
+ * kubelet restarts a killed etcd container at once, and the launcher keeps it down for the fault's
+ * duration, as a local supervisor does.
+ */
+function etcdCommand(cluster: EtcdCluster): string[] {
+  if (!cluster.spec.agent.enabled) return ['etcd'];
+  return [`${memberPaths.launcher}/etcd-launcher`, `--hold-file=${holdFile(memberPaths.dataDir)}`, '--', 'etcd'];
+}
+
 function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain: string): V1Container {
   const mounts: V1VolumeMount[] = [{ name: 'data', mountPath: memberPaths.dataVolume }];
+  if (cluster.spec.agent.enabled) mounts.push({ name: 'launcher', mountPath: memberPaths.launcher, readOnly: true });
   if (cluster.spec.tls?.client) mounts.push({ name: 'client-tls', mountPath: memberPaths.clientTls, readOnly: true });
   if (cluster.spec.tls?.peer) mounts.push({ name: 'peer-tls', mountPath: memberPaths.peerTls, readOnly: true });
   const ports = [
@@ -413,7 +431,7 @@ function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain
     name: 'etcd',
     image: etcdImage(cluster, version),
     imagePullPolicy: cluster.spec.image.pullPolicy,
-    command: ['etcd'],
+    command: etcdCommand(cluster),
     args: etcdArgs(cluster, launch, clusterDomain),
     ports,
     volumeMounts: mounts,
@@ -477,6 +495,19 @@ function agentContainer(cluster: EtcdCluster, member: string, operatorImage: str
   };
 }
 
+/** Copies the launcher from the agent's image onto the Pod's launcher volume before etcd starts. */
+function launcherInstaller(cluster: EtcdCluster, operatorImage: string): V1Container {
+  return {
+    name: 'etcd-launcher',
+    image: cluster.spec.agent.image ?? operatorImage,
+    imagePullPolicy: 'IfNotPresent',
+    command: [imageLauncherPath, 'install', `${memberPaths.launcher}/etcd-launcher`],
+    volumeMounts: [{ name: 'launcher', mountPath: memberPaths.launcher }],
+    securityContext: restrictedContainer(),
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+  };
+}
+
 /** The member Pods' user: the distroless `nonroot` uid, which the project's etcd and operator images use. */
 export const memberUid = 65532;
 
@@ -506,6 +537,7 @@ export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: M
     volumes.push({ name: 'agent-token', secret: { secretName: agentSecretName(cluster), defaultMode: 0o440 } });
     volumes.push({ name: 'agent-tls', secret: { secretName: agentTlsSecretName(cluster), defaultMode: 0o440 } });
     volumes.push({ name: 'agent-tmp', emptyDir: { sizeLimit: '64Mi' } });
+    volumes.push({ name: 'launcher', emptyDir: { sizeLimit: '32Mi' } });
   }
   const containers = [etcdContainer(cluster, launch, options.clusterDomain)];
   if (agent) containers.push(agentContainer(cluster, launch.name, options.operatorImage));
@@ -546,7 +578,10 @@ export function memberPod(cluster: EtcdCluster, launch: MemberLaunch, options: M
       volumes,
     },
   };
-  if (agent) pod.spec!.shareProcessNamespace = true;
+  if (agent) {
+    pod.spec!.shareProcessNamespace = true;
+    pod.spec!.initContainers = [launcherInstaller(cluster, options.operatorImage)];
+  }
   return pod;
 }
 
