@@ -115,185 +115,272 @@ function conditionsOf(upgrade: UpgradeStatus | undefined, decision: UpgradeDecis
   return { upgrading, blocked };
 }
 
+/** One decision of the planner, narrowed to its kind. */
+type Decision<K extends UpgradeDecision['kind']> = Extract<UpgradeDecision, { kind: K }>;
+
+/**
+ * What the steps below pass along: the reconcile's context, and status.upgrade as it stands so far (each
+ * step replaces it; the outcome reports the last one).
+ */
+interface StepState {
+  ctx: UpgradeContext;
+  namespace: string;
+  clusterName: string;
+  gate: ReturnType<typeof normalizeGate>;
+  upgrade: UpgradeStatus | undefined;
+  /** The gate that finished in this step, for the metrics. */
+  gateFinished?: GateResult;
+}
+
 /** One step of the rolling upgrade; never throws for a step that failed (that blocks the upgrade). */
 export async function upgradeStep(ctx: UpgradeContext): Promise<UpgradeOutcome> {
   const { cluster, now } = ctx;
-  const namespace = cluster.metadata.namespace ?? 'default';
-  const clusterName = cluster.metadata.name;
-  const gate = normalizeGate(cluster.spec.upgradeGate);
+  const state: StepState = {
+    ctx,
+    namespace: cluster.metadata.namespace ?? 'default',
+    clusterName: cluster.metadata.name,
+    gate: normalizeGate(cluster.spec.upgradeGate),
+    upgrade: cluster.status?.upgrade,
+  };
   const members = upgradeMembers(ctx.etcd, ctx.placed);
-  let upgrade = cluster.status?.upgrade;
-
-  // The gate run of the gate in progress, read for the planner.
-  let gateRun: { name: string; exists: boolean; status?: RobustnessRunResource['status'] } | undefined;
-  const running = upgrade?.gates.filter((g) => g.phase === 'Running').at(-1);
-  if (running !== undefined && upgradeInProgress(upgrade)) {
-    const resource = await ctx.runs.get(namespace, running.run);
-    gateRun = { name: running.run, exists: resource !== undefined, status: resource?.status };
-  }
-
   const decision = planUpgrade({
-    clusterName,
+    clusterName: state.clusterName,
     spec: cluster.spec,
-    gate,
-    upgrade,
+    gate: state.gate,
+    upgrade: state.upgrade,
     members,
     settled: ctx.settled,
-    gateRun,
+    gateRun: await readGateRun(state),
     resume: cluster.metadata.annotations?.[upgradeResumeAnnotation],
     now,
   });
-  let gateFinished: GateResult | undefined;
-  const block = async (reason: string): Promise<void> => {
-    upgrade = { ...upgrade!, phase: 'Blocked', reason };
-    delete upgrade.step;
-    await ctx.event('Warning', 'UpgradeBlocked', `upgrade ${upgrade.from} to ${upgrade.to} blocked: ${reason}`);
-  };
-  if (decision.kind !== 'none' && decision.kind !== 'wait') logger.info(`EtcdCluster ${namespace}/${clusterName}: upgrade step ${decision.kind}`, { decision });
+  if (decision.kind !== 'none' && decision.kind !== 'wait') logger.info(`EtcdCluster ${state.namespace}/${state.clusterName}: upgrade step ${decision.kind}`, { decision });
+  await applyDecision(state, decision);
+  return outcomeOf(state, decision, members);
+}
 
+/** The gate run of the gate in progress, read for the planner. */
+async function readGateRun(state: StepState): Promise<{ name: string; exists: boolean; status?: RobustnessRunResource['status'] } | undefined> {
+  const { upgrade } = state;
+  const running = upgrade?.gates.filter((g) => g.phase === 'Running').at(-1);
+  if (running === undefined || !upgradeInProgress(upgrade)) return undefined;
+  const resource = await state.ctx.runs.get(state.namespace, running.run);
+  return { name: running.run, exists: resource !== undefined, status: resource?.status };
+}
+
+/** Carries out the planner's decision on the cluster, its gate runs and state.upgrade. */
+async function applyDecision(state: StepState, decision: UpgradeDecision): Promise<void> {
   switch (decision.kind) {
     case 'none':
     case 'wait':
-      break;
+      return;
     case 'refuse':
-      upgrade = { ...decision.upgrade, finishedAt: rfc3339(now) };
-      await ctx.event('Warning', 'UpgradeRefused', `not upgrading ${upgrade.from} to ${upgrade.to}: ${decision.reason}`);
-      break;
+      return refuseUpgrade(state, decision);
     case 'start':
-      upgrade = decision.upgrade;
-      await ctx.event('Normal', 'UpgradeStarted', `upgrading ${upgrade.from} to ${upgrade.to}, one member at a time: ${upgrade.order.join(', ')}${gate ? ', gated' : ''}`);
-      await deleteOldGateRuns(ctx, upgrade.number);
-      break;
-    case 'startGate': {
-      const up = upgrade!;
-      let source: GateRunSpec | undefined = gate?.runTemplate?.spec;
-      if (source === undefined && gate?.runRef !== undefined) {
-        const referenced = await ctx.runs.get(namespace, gate.runRef.name);
-        if (referenced === undefined) {
-          await block(`gate ${decision.step}: the referenced RobustnessRun ${namespace}/${gate.runRef.name} does not exist`);
-          break;
-        }
-        source = referenced.spec;
-      }
-      if (source === undefined || gate === undefined) {
-        await block(`gate ${decision.step}: spec.upgradeGate names no run`);
-        break;
-      }
-      const body: RobustnessRunResource = {
-        apiVersion: robustnessApiVersion,
-        kind: robustnessRunKind,
-        metadata: {
-          name: decision.run,
-          namespace,
-          labels: { [gateOfLabel]: clusterName, [gateUpgradeLabel]: String(up.number) },
-          annotations: { [gateStepAnnotation]: decision.step },
-          ...(cluster.metadata.uid === undefined
-            ? {}
-            : { ownerReferences: [{ apiVersion: robustnessApiVersion, kind: etcdClusterKind, name: clusterName, uid: cluster.metadata.uid, controller: true, blockOwnerDeletion: true }] }),
-        },
-        spec: gateRunSpec(source, clusterName, gate.minDuration),
-      };
-      try {
-        await ctx.runs.create(namespace, body);
-      } catch (error) {
-        // Created by an earlier reconcile that did not get to write its status: judge that one.
-        if (!isConflict(error)) {
-          await block(`gate ${decision.step}: the gate run ${decision.run} could not be created: ${apiErrorMessage(error)}`);
-          break;
-        }
-      }
-      const result: GateResult = { step: decision.step, run: decision.run, phase: 'Running', startedAt: rfc3339(now) };
-      upgrade = { ...up, step: `gate:${decision.step}`, gates: boundedGates([...up.gates, result]) };
-      await ctx.event('Normal', 'GateStarted', `gate ${decision.step} of the upgrade to ${up.to}: RobustnessRun ${decision.run}`);
-      break;
-    }
-    case 'gateFinished': {
-      const up = upgrade!;
-      const gates = [...up.gates];
-      const index = gates.map((g) => g.run).lastIndexOf(decision.result.run);
-      if (index >= 0) gates[index] = decision.result;
-      upgrade = { ...up, gates };
-      delete upgrade.step;
-      gateFinished = decision.result;
-      if (decision.result.phase === 'Passed') {
-        await ctx.event('Normal', 'GatePassed', `gate ${decision.result.step} passed (run ${decision.result.run}): ${decision.result.reason ?? ''}`);
-      } else {
-        await ctx.event('Warning', 'GateFailed', `gate ${decision.result.step} failed (run ${decision.result.run}): ${decision.result.reason ?? ''}`);
-        await block(`gate ${decision.result.step} failed (run ${decision.result.run}): ${decision.result.reason ?? ''}`);
-      }
-      break;
-    }
-    case 'transferLeader': {
-      const leaderUrl = ctx.etcd?.members.find((m) => m.id === ctx.etcd?.leaderId)?.clientUrls[0];
-      if (leaderUrl === undefined) break;
-      try {
-        await withEtcd([leaderUrl], ctx.clientTls, (c) => c.maintenance.moveLeader({ targetID: decision.toId }, { deadline: Date.now() + 10_000 }));
-        await ctx.event('Normal', 'LeaderTransferred', `moved leadership from ${decision.from} to ${decision.to} before upgrading ${decision.from}`);
-      } catch (error) {
-        // Retried by the next reconcile (etcd refuses while the target catches up).
-        logger.warn(`EtcdCluster ${namespace}/${clusterName}: leader transfer to ${decision.to} failed: ${apiErrorMessage(error)}`);
-      }
-      break;
-    }
+      return startUpgrade(state, decision);
+    case 'startGate':
+      return startGate(state, decision);
+    case 'gateFinished':
+      return finishGate(state, decision);
+    case 'transferLeader':
+      return transferLeader(state, decision);
     case 'upgradeMember':
-    case 'rollbackMember': {
-      const rollback = decision.kind === 'rollbackMember';
-      upgrade = { ...upgrade!, step: `${rollback ? 'rollback' : 'member'}:${decision.member}` };
-      try {
-        await ctx.placement.upgradeMember(cluster, decision.member, decision.version);
-        await ctx.event('Normal', rollback ? 'MemberRollingBack' : 'MemberUpgrading', `restarting ${decision.member} on etcd ${decision.version}`);
-      } catch (error) {
-        await block(`${rollback ? 'rolling back' : 'upgrading'} ${decision.member} to ${decision.version} failed: ${apiErrorMessage(error)}`);
-      }
-      break;
-    }
+    case 'rollbackMember':
+      return restartMember(state, decision);
     case 'memberUpgraded':
-      upgrade = { ...upgrade! };
-      delete upgrade.step;
-      await ctx.event('Normal', 'MemberUpgraded', `${decision.member} serves etcd ${upgrade.to}`);
-      break;
+      return memberUpgraded(state, decision);
     case 'resume':
-      upgrade = { ...upgrade!, phase: 'Progressing', resumed: decision.token };
-      delete upgrade.reason;
-      await ctx.event('Normal', 'UpgradeResumed', `resumed by ${upgradeResumeAnnotation}=${decision.token}: the failed step runs again`);
-      break;
-    case 'startRollback': {
-      // A gate still running stops first (deleting its run heals the faults it injected): the roll-back
-      // restarts members, and a gate of the abandoned upgrade judges nothing any more.
-      const gates: GateResult[] = [];
-      for (const gate of upgrade!.gates) {
-        if (gate.phase !== 'Running') {
-          gates.push(gate);
-          continue;
-        }
-        await ctx.runs.delete(namespace, gate.run);
-        gates.push({ ...gate, phase: 'Failed', reason: 'cancelled: the upgrade is rolled back', finishedAt: rfc3339(now) });
-      }
-      upgrade = { ...upgrade!, phase: 'RollingBack', gates };
-      delete upgrade.step;
-      delete upgrade.reason;
-      await ctx.event('Normal', 'UpgradeRollingBack', `spec.version is ${upgrade.from} again: rolling back the members upgraded to ${upgrade.to}`);
-      break;
-    }
+      return resumeUpgrade(state, decision);
+    case 'startRollback':
+      return startRollback(state);
     case 'block':
-      await block(decision.reason);
-      break;
+      return blockUpgrade(state, decision.reason);
     case 'finish':
-      upgrade = { ...upgrade!, phase: decision.phase, finishedAt: rfc3339(now) };
-      delete upgrade.step;
-      delete upgrade.reason;
-      await ctx.event(
-        'Normal',
-        decision.phase === 'Succeeded' ? 'UpgradeCompleted' : 'UpgradeRolledBack',
-        decision.phase === 'Succeeded' ? `every member runs etcd ${upgrade.to}` : `every member runs etcd ${upgrade.from} again`,
-      );
-      break;
+      return finishUpgrade(state, decision);
   }
+}
 
+/** The step failed or must not go on: the upgrade waits for the user (a resume, or a new spec.version). */
+async function blockUpgrade(state: StepState, reason: string): Promise<void> {
+  const upgrade: UpgradeStatus = { ...state.upgrade!, phase: 'Blocked', reason };
+  delete upgrade.step;
+  state.upgrade = upgrade;
+  await state.ctx.event('Warning', 'UpgradeBlocked', `upgrade ${upgrade.from} to ${upgrade.to} blocked: ${reason}`);
+}
+
+async function refuseUpgrade(state: StepState, decision: Decision<'refuse'>): Promise<void> {
+  const upgrade = { ...decision.upgrade, finishedAt: rfc3339(state.ctx.now) };
+  state.upgrade = upgrade;
+  await state.ctx.event('Warning', 'UpgradeRefused', `not upgrading ${upgrade.from} to ${upgrade.to}: ${decision.reason}`);
+}
+
+async function startUpgrade(state: StepState, decision: Decision<'start'>): Promise<void> {
+  const upgrade = decision.upgrade;
+  state.upgrade = upgrade;
+  await state.ctx.event('Normal', 'UpgradeStarted', `upgrading ${upgrade.from} to ${upgrade.to}, one member at a time: ${upgrade.order.join(', ')}${state.gate ? ', gated' : ''}`);
+  await deleteOldGateRuns(state.ctx, upgrade.number);
+}
+
+/** Creates the gate run of a gate step and records it as Running (or blocks when it cannot be created). */
+async function startGate(state: StepState, decision: Decision<'startGate'>): Promise<void> {
+  const { ctx, namespace, clusterName, gate } = state;
+  const up = state.upgrade!;
+  const source = await gateRunSource(state, decision.step);
+  // Without a source the upgrade is blocked already (a source implies a gate).
+  if (source === undefined || gate === undefined) return;
+  const body = gateRunResource(ctx.cluster, decision, up.number, gateRunSpec(source, clusterName, gate.minDuration));
+  try {
+    await ctx.runs.create(namespace, body);
+  } catch (error) {
+    // Created by an earlier reconcile that did not get to write its status: judge that one.
+    if (!isConflict(error)) {
+      await blockUpgrade(state, `gate ${decision.step}: the gate run ${decision.run} could not be created: ${apiErrorMessage(error)}`);
+      return;
+    }
+  }
+  const result: GateResult = { step: decision.step, run: decision.run, phase: 'Running', startedAt: rfc3339(ctx.now) };
+  state.upgrade = { ...up, step: `gate:${decision.step}`, gates: boundedGates([...up.gates, result]) };
+  await ctx.event('Normal', 'GateStarted', `gate ${decision.step} of the upgrade to ${up.to}: RobustnessRun ${decision.run}`);
+}
+
+/** The spec a gate run copies (the gate's template, else the referenced run's); undefined once it blocked the upgrade for want of one. */
+async function gateRunSource(state: StepState, step: string): Promise<GateRunSpec | undefined> {
+  const { gate, namespace } = state;
+  let source: GateRunSpec | undefined = gate?.runTemplate?.spec;
+  if (source === undefined && gate?.runRef !== undefined) {
+    const referenced = await state.ctx.runs.get(namespace, gate.runRef.name);
+    if (referenced === undefined) {
+      await blockUpgrade(state, `gate ${step}: the referenced RobustnessRun ${namespace}/${gate.runRef.name} does not exist`);
+      return undefined;
+    }
+    source = referenced.spec;
+  }
+  if (source === undefined || gate === undefined) {
+    await blockUpgrade(state, `gate ${step}: spec.upgradeGate names no run`);
+    return undefined;
+  }
+  return source;
+}
+
+/** The gate run as created: labelled with its cluster and upgrade, owned by the EtcdCluster. */
+function gateRunResource(cluster: EtcdCluster, decision: Decision<'startGate'>, upgradeNumber: number, spec: RobustnessRunResource['spec']): RobustnessRunResource {
+  const clusterName = cluster.metadata.name;
+  return {
+    apiVersion: robustnessApiVersion,
+    kind: robustnessRunKind,
+    metadata: {
+      name: decision.run,
+      namespace: cluster.metadata.namespace ?? 'default',
+      labels: { [gateOfLabel]: clusterName, [gateUpgradeLabel]: String(upgradeNumber) },
+      annotations: { [gateStepAnnotation]: decision.step },
+      ...(cluster.metadata.uid === undefined
+        ? {}
+        : { ownerReferences: [{ apiVersion: robustnessApiVersion, kind: etcdClusterKind, name: clusterName, uid: cluster.metadata.uid, controller: true, blockOwnerDeletion: true }] }),
+    },
+    spec,
+  };
+}
+
+/** Records a gate's verdict; a failed gate blocks the upgrade. */
+async function finishGate(state: StepState, decision: Decision<'gateFinished'>): Promise<void> {
+  const { result } = decision;
+  const up = state.upgrade!;
+  const gates = [...up.gates];
+  const index = gates.map((g) => g.run).lastIndexOf(result.run);
+  if (index >= 0) gates[index] = result;
+  const upgrade: UpgradeStatus = { ...up, gates };
+  delete upgrade.step;
+  state.upgrade = upgrade;
+  state.gateFinished = result;
+  if (result.phase === 'Passed') {
+    await state.ctx.event('Normal', 'GatePassed', `gate ${result.step} passed (run ${result.run}): ${result.reason ?? ''}`);
+  } else {
+    await state.ctx.event('Warning', 'GateFailed', `gate ${result.step} failed (run ${result.run}): ${result.reason ?? ''}`);
+    await blockUpgrade(state, `gate ${result.step} failed (run ${result.run}): ${result.reason ?? ''}`);
+  }
+}
+
+/** Moves leadership off the member about to restart; a refusal is retried by the next reconcile. */
+async function transferLeader(state: StepState, decision: Decision<'transferLeader'>): Promise<void> {
+  const { ctx } = state;
+  const leaderUrl = ctx.etcd?.members.find((m) => m.id === ctx.etcd?.leaderId)?.clientUrls[0];
+  if (leaderUrl === undefined) return;
+  try {
+    await withEtcd([leaderUrl], ctx.clientTls, (c) => c.maintenance.moveLeader({ targetID: decision.toId }, { deadline: Date.now() + 10_000 }));
+    await ctx.event('Normal', 'LeaderTransferred', `moved leadership from ${decision.from} to ${decision.to} before upgrading ${decision.from}`);
+  } catch (error) {
+    // Retried by the next reconcile (etcd refuses while the target catches up).
+    logger.warn(`EtcdCluster ${state.namespace}/${state.clusterName}: leader transfer to ${decision.to} failed: ${apiErrorMessage(error)}`);
+  }
+}
+
+/** Restarts one member on the new version (or, rolling back, on the old one) through the placement. */
+async function restartMember(state: StepState, decision: Decision<'upgradeMember' | 'rollbackMember'>): Promise<void> {
+  const rollback = decision.kind === 'rollbackMember';
+  state.upgrade = { ...state.upgrade!, step: `${rollback ? 'rollback' : 'member'}:${decision.member}` };
+  try {
+    await state.ctx.placement.upgradeMember(state.ctx.cluster, decision.member, decision.version);
+    await state.ctx.event('Normal', rollback ? 'MemberRollingBack' : 'MemberUpgrading', `restarting ${decision.member} on etcd ${decision.version}`);
+  } catch (error) {
+    await blockUpgrade(state, `${rollback ? 'rolling back' : 'upgrading'} ${decision.member} to ${decision.version} failed: ${apiErrorMessage(error)}`);
+  }
+}
+
+async function memberUpgraded(state: StepState, decision: Decision<'memberUpgraded'>): Promise<void> {
+  const upgrade: UpgradeStatus = { ...state.upgrade! };
+  delete upgrade.step;
+  state.upgrade = upgrade;
+  await state.ctx.event('Normal', 'MemberUpgraded', `${decision.member} serves etcd ${upgrade.to}`);
+}
+
+async function resumeUpgrade(state: StepState, decision: Decision<'resume'>): Promise<void> {
+  const upgrade: UpgradeStatus = { ...state.upgrade!, phase: 'Progressing', resumed: decision.token };
+  delete upgrade.reason;
+  state.upgrade = upgrade;
+  await state.ctx.event('Normal', 'UpgradeResumed', `resumed by ${upgradeResumeAnnotation}=${decision.token}: the failed step runs again`);
+}
+
+/**
+ * A gate still running stops first (deleting its run heals the faults it injected): the roll-back
+ * restarts members, and a gate of the abandoned upgrade judges nothing any more.
+ */
+async function startRollback(state: StepState): Promise<void> {
+  const { ctx } = state;
+  const gates: GateResult[] = [];
+  for (const gate of state.upgrade!.gates) {
+    if (gate.phase !== 'Running') {
+      gates.push(gate);
+      continue;
+    }
+    await ctx.runs.delete(state.namespace, gate.run);
+    gates.push({ ...gate, phase: 'Failed', reason: 'cancelled: the upgrade is rolled back', finishedAt: rfc3339(ctx.now) });
+  }
+  const upgrade: UpgradeStatus = { ...state.upgrade!, phase: 'RollingBack', gates };
+  delete upgrade.step;
+  delete upgrade.reason;
+  state.upgrade = upgrade;
+  await ctx.event('Normal', 'UpgradeRollingBack', `spec.version is ${upgrade.from} again: rolling back the members upgraded to ${upgrade.to}`);
+}
+
+async function finishUpgrade(state: StepState, decision: Decision<'finish'>): Promise<void> {
+  const upgrade: UpgradeStatus = { ...state.upgrade!, phase: decision.phase, finishedAt: rfc3339(state.ctx.now) };
+  delete upgrade.step;
+  delete upgrade.reason;
+  state.upgrade = upgrade;
+  await state.ctx.event(
+    'Normal',
+    decision.phase === 'Succeeded' ? 'UpgradeCompleted' : 'UpgradeRolledBack',
+    decision.phase === 'Succeeded' ? `every member runs etcd ${upgrade.to}` : `every member runs etcd ${upgrade.from} again`,
+  );
+}
+
+/** The step's outcome: the new status.upgrade, its conditions, and when to look again. */
+function outcomeOf(state: StepState, decision: UpgradeDecision, members: readonly UpgradeMember[]): UpgradeOutcome {
+  const { upgrade } = state;
   const target = upgrade?.to;
   const membersAtTarget = target === undefined ? 0 : members.filter((m) => m.version === target).length;
-  const outcome: UpgradeOutcome = { upgrade, decision, membersAtTarget, ...conditionsOf(upgrade, decision, cluster.spec.version) };
-  if (gateFinished !== undefined) outcome.gateFinished = gateFinished;
+  const outcome: UpgradeOutcome = { upgrade, decision, membersAtTarget, ...conditionsOf(upgrade, decision, state.ctx.cluster.spec.version) };
+  if (state.gateFinished !== undefined) outcome.gateFinished = state.gateFinished;
   if (upgradeInProgress(upgrade) || decision.kind === 'start') outcome.requeueAfterMs = decision.kind === 'wait' ? 2000 : 500;
   return outcome;
 }

@@ -18,53 +18,26 @@
  *   service.json           the port of the cluster's service address (kept across operator restarts)
  *   <member>.log, <member>.agent.log, agent-token
  * Members are children of the operator (parent-death signal): they stop with it, and a new operator
- * process finds their data on disk and starts them again.
+ * process finds their data on disk and starts them again. The files are read and written in
+ * ./local-files.ts, a member's etcd process and guard script are made in ./local-process.ts, the client
+ * service is ./local-service.ts and the fault runtime ./local-runtime.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EtcdClientTls, EtcdCluster, MemberLaunch, MemberPlacement, MemberRuntime, PlacedMember, RuntimeMember } from '../../domain/index.ts';
-import { etcdBinaries, freeLoopbackPorts, LocalEtcdMember, type EtcdBinaries, type MemberAddresses } from '../../local/index.ts';
-import { etcdMemberFlags, faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
-import { etcdReleaseBinaries } from '../../local/release-binaries.ts';
-import { faultReachFlags } from '../../local/runtime.ts';
-import { walCommitBinary } from '../../local/binaries.ts';
+import { freeLoopbackPorts, type EtcdBinaries, type LocalEtcdMember, type MemberAddresses } from '../../local/index.ts';
+import { faultAgentArgs, LocalFaultAgent } from '../../local/etcd-cluster.ts';
 import { commitSurvivorLog } from '../../local/wal-commit.ts';
+import { clusterDir, clusterKey, dataLost, LocalPlacementError, readRecord, recordedMembers, syncFolder, writeDurably, writeRecord } from './local-files.ts';
+import { localBinariesFor, memberEtcdProcess, resolveBinaries, type RunningMember } from './local-process.ts';
+import { LocalPlacementRuntime } from './local-runtime.ts';
 import { LocalServiceProxy, type ServiceBackend } from './local-service.ts';
 import { logger } from '../../log.ts';
 
-export class LocalPlacementError extends Error {
-  override name = 'LocalPlacementError';
-  readonly cluster: string;
-  constructor(cluster: string, message: string) {
-    super(`${cluster}: ${message}`);
-    this.cluster = cluster;
-  }
-}
-
-interface MemberRecord {
-  addresses: MemberAddresses;
-  launch?: MemberLaunch;
-  /** twoNodeWitness: the witness epoch that fenced the member. */
-  fencedEpoch?: number;
-  /** twoNodeWitness: the failover whose recovery of this member was started. */
-  recoveredEpoch?: number;
-  /**
-   * The etcd version (without the leading v) of the member's last start or upgrade; absent in records
-   * written before upgrades existed (the cluster's spec.version then).
-   */
-  version?: string;
-}
-
-interface RunningMember {
-  etcd: LocalEtcdMember;
-  agent: LocalFaultAgent | undefined;
-  startedAt: string;
-  /** The version of the binaries the etcd process runs. */
-  version: string;
-  /** upgradeMember is swapping the process: nobody else may start or restart it meanwhile. */
-  upgrading?: string;
-}
+// Exported here as before: callers import the placement's error and the binaries lookup with it.
+export { LocalPlacementError } from './local-files.ts';
+export { localBinariesFor } from './local-process.ts';
 
 /** How long upgradeMember waits for the restarted member to answer healthy. */
 const upgradeHealthyTimeoutMs = 60_000;
@@ -76,49 +49,6 @@ export interface LocalPlacementOptions {
   binaries?: (version: string) => EtcdBinaries;
   /** How long upgradeMember waits for the member to answer healthy on its new binaries (default 60 s). */
   upgradeTimeoutMs?: number;
-}
-
-function syncFolder(folder: string): void {
-  const fd = openSync(folder, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Written and fsynced (file and folder) before it returns: a fence or recovery mark survives a crash. */
-function writeDurably(file: string, content: string): void {
-  const fd = openSync(file, 'w');
-  try {
-    writeSync(fd, content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  syncFolder(path.dirname(file));
-}
-
-const clusterKey = (cluster: EtcdCluster): string => `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`;
-
-/** The etcd binaries for an EtcdCluster version: the pinned builds of test/bin/build.sh, else a release build. */
-export function localBinariesFor(version: string): EtcdBinaries {
-  const wanted = version.startsWith('v') ? version : `v${version}`;
-  const available: string[] = [];
-  for (const series of ['current', 'previous'] as const) {
-    try {
-      const binaries = etcdBinaries(series);
-      if (binaries.version === wanted || binaries.version === 'custom') return binaries;
-      available.push(binaries.version);
-    } catch {
-      // Not built: try the next.
-    }
-  }
-  try {
-    return etcdReleaseBinaries(wanted);
-  } catch {
-    throw new Error(`etcd ${wanted} is not available locally (built: ${available.join(', ') || 'none'}; npm run build:bins builds the pinned ones)`);
-  }
 }
 
 export class LocalPlacement implements MemberPlacement<EtcdCluster> {
@@ -143,29 +73,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   private dir(cluster: EtcdCluster): string {
-    return path.join(this.root, cluster.metadata.namespace ?? 'default', cluster.metadata.name);
-  }
-
-  private recordFile(cluster: EtcdCluster, member: string): string {
-    return path.join(this.dir(cluster), `${member}.json`);
-  }
-
-  private readRecord(cluster: EtcdCluster, member: string): MemberRecord | undefined {
-    const file = this.recordFile(cluster, member);
-    if (!existsSync(file)) return undefined;
-    try {
-      return JSON.parse(readFileSync(file, 'utf8')) as MemberRecord;
-    } catch (error) {
-      throw new LocalPlacementError(clusterKey(cluster), `the record of member ${member} (${file}) is corrupt: ${(error as Error).message}`);
-    }
-  }
-
-  /** Atomic (a temporary file renamed over it) and durable: an operator killed mid-write leaves the old record. */
-  private writeRecord(cluster: EtcdCluster, member: string, record: MemberRecord): void {
-    const file = this.recordFile(cluster, member);
-    writeDurably(`${file}.tmp`, `${JSON.stringify(record, null, 2)}\n`);
-    renameSync(`${file}.tmp`, file);
-    syncFolder(path.dirname(file));
+    return clusterDir(this.root, cluster);
   }
 
   private processes(cluster: EtcdCluster): Map<string, RunningMember> {
@@ -221,7 +129,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
 
   async addresses(cluster: EtcdCluster, member: string): Promise<{ clientUrl: string; peerUrl: string }> {
     mkdirSync(this.dir(cluster), { recursive: true });
-    const existing = this.readRecord(cluster, member);
+    const existing = readRecord(this.root, cluster, member);
     if (existing) return { clientUrl: existing.addresses.clientUrl, peerUrl: existing.addresses.peerUrl };
     const agents = cluster.spec.agent.enabled;
     const [client, peer, failpoint, peerListen, agent] = await freeLoopbackPorts(5);
@@ -235,33 +143,15 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       failpointUrl: cluster.spec.image.failpoints ? url(failpoint) : undefined,
     };
     if (agents) addresses.agentUrl = url(agent);
-    this.writeRecord(cluster, member, { addresses });
+    writeRecord(this.root, cluster, member, { addresses });
     return { clientUrl: addresses.clientUrl, peerUrl: addresses.peerUrl };
-  }
-
-  /** Member names with a record on disk. */
-  private recordedMembers(cluster: EtcdCluster): string[] {
-    const dir = this.dir(cluster);
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.json'))
-      .map((f) => f.slice(0, -'.json'.length))
-      .sort();
-  }
-
-  private dataLost(cluster: EtcdCluster, member: string): boolean {
-    const dir = this.dir(cluster);
-    const hasData = existsSync(path.join(dir, `${member}.etcd`, 'member'));
-    const marker = path.join(dir, `${member}.bootstrapped`);
-    if (hasData && !existsSync(marker)) writeFileSync(marker, `${new Date().toISOString()}\n`);
-    return !hasData && existsSync(marker);
   }
 
   async listMembers(cluster: EtcdCluster): Promise<PlacedMember[]> {
     const placed: PlacedMember[] = [];
     const processes = this.processes(cluster);
-    for (const name of this.recordedMembers(cluster)) {
-      const record = this.readRecord(cluster, name);
+    for (const name of recordedMembers(this.root, cluster)) {
+      const record = readRecord(this.root, cluster, name);
       if (!record?.launch) continue; // addresses allocated, never started
       const proc = processes.get(name);
       const base = { name, clientUrl: record.addresses.clientUrl, peerUrl: record.addresses.peerUrl };
@@ -269,7 +159,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       const extras: Partial<PlacedMember> = { version: proc?.version ?? record.version ?? cluster.spec.version };
       if (record.addresses.agentUrl !== undefined && proc?.agent) extras.agentUrl = record.addresses.agentUrl;
       if (record.addresses.failpointUrl !== undefined) extras.failpointUrl = record.addresses.failpointUrl;
-      if (this.dataLost(cluster, name)) {
+      if (dataLost(this.root, cluster, name)) {
         placed.push({ ...base, ...extras, state: 'dataLost', since: proc?.startedAt ?? new Date().toISOString(), detail: 'its data dir is gone' });
         if (proc) await proc.etcd.kill(); // never let the supervisor start it on empty data
         continue;
@@ -302,36 +192,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     return placed;
   }
 
-  private guardScript(cluster: EtcdCluster, member: string, etcd: string, walCommit: string | undefined): string {
-    const dir = this.dir(cluster);
-    const file = path.join(dir, `${member}.guard.sh`);
-    const quote = (s: string): string => `'${s.replaceAll("'", `'\\''`)}'`;
-    const data = path.join(dir, `${member}.etcd`);
-    const marker = path.join(dir, `${member}.bootstrapped`);
-    const fenced = path.join(dir, `${member}.fenced`);
-    const recover = path.join(dir, `${member}.recover`);
-    writeFileSync(
-      file,
-      [
-        '#!/bin/sh',
-        '# Written by the operator: a member whose data was lost must not start again under its old identity;',
-        '# a fenced member (two-node-plus-witness failover) must never serve again.',
-        `if [ -f ${quote(fenced)} ]; then echo "fenced by the witness (epoch $(cat ${quote(fenced)})): refusing to start" >&2; exit 77; fi`,
-        `if [ -d ${quote(path.join(data, 'member'))} ]; then [ -f ${quote(marker)} ] || date > ${quote(marker)}; fi`,
-        `if [ -f ${quote(marker)} ] && [ ! -d ${quote(path.join(data, 'member'))} ]; then echo "data lost: refusing to start" >&2; exit 78; fi`,
-        '# A survivor is brought back alone, its whole durable log marked committed first (on every forced',
-        '# start: a restart before the operator removed the mark must not discard what the first one kept).',
-        ...(walCommit === undefined ? [] : [`if [ -f ${quote(recover)} ]; then ${quote(walCommit)} --data-dir=${quote(data)} || exit 79; exec ${quote(etcd)} "$@" --force-new-cluster; fi`]),
-        `exec ${quote(etcd)} "$@"`,
-        '',
-      ].join('\n'),
-      { mode: 0o755 },
-    );
-    return file;
-  }
-
   async startMember(cluster: EtcdCluster, launch: MemberLaunch): Promise<void> {
-    const fencedAt = this.readRecord(cluster, launch.name)?.fencedEpoch;
+    const fencedAt = readRecord(this.root, cluster, launch.name)?.fencedEpoch;
     if (fencedAt !== undefined) throw new LocalPlacementError(clusterKey(cluster), `member ${launch.name} was fenced at witness epoch ${fencedAt} and never starts again`);
     const processes = this.processes(cluster);
     const existing = processes.get(launch.name);
@@ -344,21 +206,21 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       return;
     }
     await this.addresses(cluster, launch.name);
-    const record = this.readRecord(cluster, launch.name)!;
+    const record = readRecord(this.root, cluster, launch.name)!;
     // The first launch is kept: a restart uses the member's data, not a new launch.
     const first = (record.launch ??= launch);
     // The version recorded with the member wins (only upgradeMember changes it): launch.version is a new
     // member's, and a restart with the cluster's current spec.version must not undo an upgrade's step.
     const version = record.version ?? launch.version ?? cluster.spec.version;
     record.version = version;
-    this.writeRecord(cluster, launch.name, record);
-    if (this.dataLost(cluster, launch.name)) {
+    writeRecord(this.root, cluster, launch.name, record);
+    if (dataLost(this.root, cluster, launch.name)) {
       throw new LocalPlacementError(clusterKey(cluster), `member ${launch.name} lost its data and must be replaced, not started`);
     }
-    const binaries = this.resolveBinaries(cluster, launch.name, version);
+    const binaries = resolveBinaries(this.binariesFor, cluster, launch.name, version);
     const dir = this.dir(cluster);
     const a = record.addresses;
-    const etcd = this.etcdProcess(cluster, { ...record, launch: first }, binaries);
+    const etcd = memberEtcdProcess(this.root, cluster, { ...record, launch: first }, binaries);
     let agent: LocalFaultAgent | undefined;
     if (a.agentUrl !== undefined) {
       agent = new LocalFaultAgent(a.name, a.agentUrl, faultAgentArgs(a, etcd.dataDir, path.join(dir, 'agent-token')), path.join(dir, `${a.name}.agent.log`));
@@ -378,51 +240,19 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     });
   }
 
-  /** The binaries of `version`, or an error naming the version (and what is available). */
-  private resolveBinaries(cluster: EtcdCluster, member: string, version: string): EtcdBinaries {
-    try {
-      return this.binariesFor(version);
-    } catch (error) {
-      throw new LocalPlacementError(clusterKey(cluster), `member ${member} cannot run etcd ${version}: ${(error as Error).message}`);
-    }
-  }
-
-  /**
-   * The supervised etcd process of a member on `binaries` (not started): its guard script is rewritten to
-   * exec these binaries, and the fault-reach flags are the ones this etcd accepts (they differ between
-   * v3.5 and v3.6, so they are picked again on every version change).
-   */
-  private etcdProcess(cluster: EtcdCluster, record: MemberRecord & { launch: MemberLaunch }, binaries: EtcdBinaries): LocalEtcdMember {
-    const dir = this.dir(cluster);
-    const a = record.addresses;
-    const args = [
-      ...etcdMemberFlags(a, {
-        dataDir: path.join(dir, `${a.name}.etcd`),
-        initialCluster: record.launch.initialCluster,
-        initialClusterState: record.launch.initialClusterState,
-        token: `etcd-robustness-${cluster.metadata.uid ?? cluster.metadata.name}`,
-      }),
-      ...(cluster.spec.agent.enabled ? faultReachFlags(binaries.etcd) : []),
-    ];
-    // Only a survivor of a two-node failover is ever forced: other topologies need no etcd-wal-commit.
-    const walCommit = cluster.spec.topology === 'twoNodeWitness' ? walCommitBinary() : undefined;
-    const guarded: EtcdBinaries = { ...binaries, etcd: this.guardScript(cluster, a.name, binaries.etcd, walCommit) };
-    return new LocalEtcdMember(a, guarded, args, dir, { supervise: true });
-  }
-
   async fenceMember(cluster: EtcdCluster, member: string, epoch: number): Promise<void> {
     const dir = this.dir(cluster);
     // The mark first (durably), then the stop: from the moment the guard sees it the member cannot start.
     writeDurably(path.join(dir, `${member}.fenced`), `${epoch}\n`);
-    const record = this.readRecord(cluster, member);
-    if (record && record.fencedEpoch === undefined) this.writeRecord(cluster, member, { ...record, fencedEpoch: epoch });
+    const record = readRecord(this.root, cluster, member);
+    if (record && record.fencedEpoch === undefined) writeRecord(this.root, cluster, member, { ...record, fencedEpoch: epoch });
     // Its agent stays until the runner is deleted: a fault in progress on the member still heals through it.
     await this.processes(cluster).get(member)?.etcd.kill();
     logger.warn('local placement: member fenced', { cluster: clusterKey(cluster), member, epoch });
   }
 
   async recoverSurvivor(cluster: EtcdCluster, member: string, failoverEpoch: number): Promise<void> {
-    const record = this.readRecord(cluster, member);
+    const record = readRecord(this.root, cluster, member);
     if (!record?.launch) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was never started here`);
     if (record.fencedEpoch !== undefined) throw new LocalPlacementError(clusterKey(cluster), `cannot recover ${member}: it was fenced at epoch ${record.fencedEpoch}`);
     // Once per failover, whoever asks: a slow or stale replica that planned from an older view must not
@@ -436,7 +266,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     if (proc) await proc.etcd.kill();
     const commit = await commitSurvivorLog(path.join(dir, `${member}.etcd`));
     writeDurably(path.join(dir, `${member}.recover`), `${failoverEpoch}\n`);
-    this.writeRecord(cluster, member, { ...record, recoveredEpoch: failoverEpoch });
+    writeRecord(this.root, cluster, member, { ...record, recoveredEpoch: failoverEpoch });
     logger.warn('local placement: recovering the survivor alone', { cluster: clusterKey(cluster), member, failoverEpoch, ...commit });
     if (proc) {
       proc.etcd.start();
@@ -458,18 +288,18 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
 
   async upgradeMember(cluster: EtcdCluster, member: string, version: string): Promise<void> {
     const key = clusterKey(cluster);
-    const record = this.readRecord(cluster, member);
+    const record = readRecord(this.root, cluster, member);
     if (!record?.launch) throw new LocalPlacementError(key, `cannot upgrade ${member}: it was never started here`);
     if (record.fencedEpoch !== undefined) throw new LocalPlacementError(key, `cannot upgrade ${member}: it was fenced at witness epoch ${record.fencedEpoch}`);
     const proc = this.processes(cluster).get(member);
     // Idempotent: what runs (or, with no process in this operator, what its next start runs) is the version.
     if ((proc?.version ?? record.version ?? cluster.spec.version) === version) return;
     // Every check before the stop: a version that cannot run leaves the member running as it was.
-    const binaries = this.resolveBinaries(cluster, member, version);
+    const binaries = resolveBinaries(this.binariesFor, cluster, member, version);
     const from = proc?.version ?? record.version ?? cluster.spec.version;
     // Recorded first (durably): an operator that dies from here on starts the member on the new version,
     // which is where it was going (its old process dies with the operator).
-    this.writeRecord(cluster, member, { ...record, version });
+    writeRecord(this.root, cluster, member, { ...record, version });
     if (!proc) {
       // Not running in this operator (stopped, or an operator restart not yet reconciled): the next
       // startMember starts it on `version`.
@@ -488,7 +318,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
       // The agent stays: it finds etcd by its data dir, whichever binary serves it.
       await proc.etcd.stop();
       stopMs = Date.now() - stopping;
-      etcd = this.etcdProcess(cluster, { ...record, launch: record.launch }, binaries);
+      etcd = memberEtcdProcess(this.root, cluster, { ...record, launch: record.launch }, binaries);
       proc.etcd = etcd;
       proc.version = version;
       etcd.start();
@@ -521,7 +351,7 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async deleteCluster(cluster: EtcdCluster): Promise<void> {
-    for (const name of [...this.processes(cluster).keys(), ...this.recordedMembers(cluster)]) await this.deleteMember(cluster, name);
+    for (const name of [...this.processes(cluster).keys(), ...recordedMembers(this.root, cluster)]) await this.deleteMember(cluster, name);
     this.running.delete(clusterKey(cluster));
     await this.services.get(clusterKey(cluster))?.close();
     this.services.delete(clusterKey(cluster));
@@ -530,8 +360,8 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
 
   async clientEndpoints(cluster: EtcdCluster): Promise<string[]> {
     const urls: string[] = [];
-    for (const name of this.recordedMembers(cluster)) {
-      const record = this.readRecord(cluster, name);
+    for (const name of recordedMembers(this.root, cluster)) {
+      const record = readRecord(this.root, cluster, name);
       if (record?.launch) urls.push(record.addresses.clientUrl);
     }
     return Promise.resolve(urls.sort());
@@ -591,57 +421,5 @@ export class LocalPlacement implements MemberPlacement<EtcdCluster> {
     const proc = this.processes(cluster).get(name);
     if (!proc) throw new LocalPlacementError(clusterKey(cluster), `no running member named ${name}`);
     return proc.etcd;
-  }
-}
-
-/** The members of one EtcdCluster of a LocalPlacement as a MemberRuntime for the run engine and faults. */
-class LocalPlacementRuntime implements MemberRuntime {
-  readonly clusterName: string;
-  readonly created = false;
-  readonly serviceEndpoint: string;
-  private readonly placement: LocalPlacement;
-  private readonly cluster: EtcdCluster;
-
-  constructor(placement: LocalPlacement, cluster: EtcdCluster, serviceEndpoint: string) {
-    this.placement = placement;
-    this.cluster = cluster;
-    this.clusterName = cluster.metadata.name;
-    this.serviceEndpoint = serviceEndpoint;
-  }
-
-  async create(): Promise<void> {
-    await Promise.resolve();
-  }
-
-  endpoints(): string[] {
-    return this.members().map((m) => m.endpoint);
-  }
-
-  members(): RuntimeMember[] {
-    return this.placement.runtimeMembers(this.cluster);
-  }
-
-  async stop(member: string): Promise<void> {
-    await this.placement.member(this.cluster, member).stop();
-  }
-
-  async kill(member: string): Promise<void> {
-    await this.placement.member(this.cluster, member).kill();
-  }
-
-  async restart(member: string): Promise<void> {
-    await this.placement.member(this.cluster, member).restart();
-  }
-
-  async rejoin(member: string, initialCluster: string): Promise<void> {
-    const dir = this.placement.dataDir(this.cluster, member);
-    // A deliberate wipe (the memberReplace fault): the member rejoins under a new id, so the lost-data
-    // guard must not stop it.
-    rmSync(`${dir.slice(0, -'.etcd'.length)}.bootstrapped`, { force: true });
-    await this.placement.member(this.cluster, member).rejoin(initialCluster);
-  }
-
-  async close(): Promise<void> {
-    await Promise.resolve();
   }
 }
