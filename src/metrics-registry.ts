@@ -17,3 +17,18 @@ export function onePerRegistry<T extends object>(create: (registry: Registry) =>
     return set;
   };
 }
+
+/**
+ * A base class for the writers of one metric set: `this.m` is `create`'s set of the Registry given to the
+ * constructor, made on first use and shared by every writer on that Registry.
+ */
+export function onMetricSet<T extends object>(create: (registry: Registry) => T) {
+  const setOf = onePerRegistry(create);
+  return class {
+    protected readonly m: T;
+
+    constructor(registry: Registry) {
+      this.m = setOf(registry);
+    }
+  };
+}

@@ -9,6 +9,7 @@ import { DurationFormatError, parseDuration } from '../duration.ts';
 import { defaultMaxTtlMs, FaultAgent, type FaultAgentOptions, type HostPort } from '../faults/agent.ts';
 import { logger } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
+import { untilStopped } from './until-stopped.ts';
 import { UsageError } from './usage.ts';
 
 export const agentUsage = `Usage: etcd-robustness agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE [options]
@@ -135,25 +136,8 @@ export async function runAgent(argv: readonly string[], out: (line: string) => v
   const agent = await FaultAgent.start(command.options);
   out(`agent for ${agent.member} listening on ${agent.url} (etcd pid ${agent.etcdPid() ?? 'not found yet'})`);
 
-  const parentAtStart = process.ppid;
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (why: string): void => {
-      if (stopping) return;
-      stopping = true;
-      clearInterval(watch);
-      logger.info(`agent ${agent.member}: ${why}: healing every fault and exiting`);
-      resolve();
-    };
-    const watch = setInterval(() => {
-      if (command.exitWithParent && process.ppid !== parentAtStart) stop(`parent process ${parentAtStart} is gone`);
-    }, 250);
-    if (!command.exitWithParent) clearInterval(watch);
-    // `on`, not `once`: the parent-death signal can come more than once (the kernel sends it again each
-    // time a thread of the dying parent exits after the child was handed to it), and a second SIGTERM
-    // with no handler would kill the agent in the middle of healing.
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
-  });
+  const why = await untilStopped(command.exitWithParent);
+  logger.info(`agent ${agent.member}: ${why}: healing every fault and exiting`);
   const healed = await agent.close();
   out(`agent for ${agent.member} stopped (${healed.length} fault${healed.length === 1 ? '' : 's'} healed)`);
   return 0;

@@ -5,7 +5,6 @@
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { checkHistory, checkHistoryStream, HistoryChangedError, HistoryFormatError, type CheckReport } from '../checker/index.ts';
 import { renderHtmlReport } from '../report/index.ts';
 import type { History } from '../domain/index.ts';
@@ -13,6 +12,7 @@ import { parseDuration } from '../duration.ts';
 import { fileKind, NotAFileError } from '../probes/history-line-reader.ts';
 import { HistoryDirectoryError } from '../probes/history-segments.ts';
 import { historySource } from '../probes/history-source.ts';
+import { parseCommandArgs } from './parse-command-args.ts';
 import { UsageError } from './usage.ts';
 
 export const exitCodes = { ok: 0, violation: 1, inconclusive: 2, usage: 64 } as const;
@@ -142,22 +142,12 @@ function formatLine(o: FileOutcome): string {
 }
 
 export function runCheck(argv: string[], out: (line: string) => void, err: (line: string) => void): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean', default: false },
-        report: { type: 'string' },
-        timeout: { type: 'string', default: '60s' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(`check: ${(error as Error).message}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs('check', argv, {
+    json: { type: 'boolean', default: false },
+    report: { type: 'string' },
+    timeout: { type: 'string', default: '60s' },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) {
     out(checkUsage);
     return exitCodes.ok;

@@ -7,7 +7,6 @@
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseDuration } from '../duration.ts';
 import { etcdFlagProblem, LocalMemberRuntime, reclaimScratch } from '../local/index.ts';
 import { etcdBinariesAt, etcdReleaseBinaries } from '../local/release-binaries.ts';
@@ -21,6 +20,7 @@ import { formatProgress } from '../run/progress.ts';
 import { describeRecovery, writeRunReport } from '../run/report.ts';
 import type { RobustnessRun } from '../domain/index.ts';
 import { exitCodes } from './check.ts';
+import { parseCommandArgs } from './parse-command-args.ts';
 import { UsageError } from './usage.ts';
 
 export const runUsage = `Usage: etcd-robustness run --local [FILE] [options]
@@ -72,30 +72,20 @@ interface RunArgs {
 }
 
 function parseRunArgs(argv: string[]): RunArgs | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        local: { type: 'boolean', default: false },
-        members: { type: 'string', default: '3' },
-        etcd: { type: 'string' },
-        duration: { type: 'string' },
-        seed: { type: 'string' },
-        qps: { type: 'string' },
-        report: { type: 'string' },
-        'metrics-port': { type: 'string', default: '0' },
-        'metrics-address': { type: 'string', default: '127.0.0.1' },
-        'progress-interval': { type: 'string' },
-        'etcd-flag': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(`run: ${(error as Error).message}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs('run', argv, {
+    local: { type: 'boolean', default: false },
+    members: { type: 'string', default: '3' },
+    etcd: { type: 'string' },
+    duration: { type: 'string' },
+    seed: { type: 'string' },
+    qps: { type: 'string' },
+    report: { type: 'string' },
+    'metrics-port': { type: 'string', default: '0' },
+    'metrics-address': { type: 'string', default: '127.0.0.1' },
+    'progress-interval': { type: 'string' },
+    'etcd-flag': { type: 'string', multiple: true },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return 'help';
   if (!values.local) throw new UsageError('run: only --local is available in this version (try `etcd-robustness run --local`)');
   if (positionals.length > 1) throw new UsageError(`run: at most one manifest file, got ${positionals.length}`);

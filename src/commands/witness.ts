@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { logger } from '../log.ts';
 import { WitnessFileStore } from '../witness/file-store.ts';
 import { WitnessServer } from '../witness/server.ts';
+import { untilStopped } from './until-stopped.ts';
 import { UsageError } from './usage.ts';
 
 export const witnessUsage = `Usage: etcd-robustness witness --data-dir DIR [--port N] [--bind-address ADDRESS]
@@ -77,22 +78,8 @@ export async function runWitness(argv: readonly string[], out: (line: string) =>
   const { version, record } = store.snapshot();
   logger.info('witness: serving', { file: store.file, version: version === '' ? 'none' : version, epoch: record?.epoch ?? 0 });
 
-  const parentAtStart = process.ppid;
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const stop = (why: string): void => {
-      if (stopping) return;
-      stopping = true;
-      clearInterval(watch);
-      logger.info(`witness: ${why}: exiting`);
-      resolve();
-    };
-    const watch = setInterval(() => {
-      if (command.exitWithParent && process.ppid !== parentAtStart) stop(`parent process ${parentAtStart} is gone`);
-    }, 250);
-    if (!command.exitWithParent) clearInterval(watch);
-    for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
-  });
+  const why = await untilStopped(command.exitWithParent);
+  logger.info(`witness: ${why}: exiting`);
   await server.close();
   out('witness stopped');
   return 0;

@@ -54,11 +54,13 @@ export async function startLocalOperator(apiserver: TestApiserver, placement: Lo
  */
 export class LocalOperatorEnvironment {
   readonly apiserver: TestApiserver;
+  readonly placement: LocalPlacement;
   readonly operator: Operator;
   readonly root: string;
 
-  private constructor(apiserver: TestApiserver, operator: Operator, root: string) {
+  private constructor(apiserver: TestApiserver, placement: LocalPlacement, operator: Operator, root: string) {
     this.apiserver = apiserver;
+    this.placement = placement;
     this.operator = operator;
     this.root = root;
   }
@@ -69,8 +71,9 @@ export class LocalOperatorEnvironment {
     try {
       await installCrds(apiserver);
       await kubectlOk(apiserver, ['create', 'namespace', namespace]);
-      const operator = await startLocalOperator(apiserver, new LocalPlacement({ root }), namespace, identity);
-      return new LocalOperatorEnvironment(apiserver, operator, root);
+      const placement = new LocalPlacement({ root });
+      const operator = await startLocalOperator(apiserver, placement, namespace, identity);
+      return new LocalOperatorEnvironment(apiserver, placement, operator, root);
     } catch (error) {
       await apiserver.close();
       rmSync(root, { recursive: true, force: true });

@@ -5,36 +5,24 @@
 // must find the history linearizable and the watches valid across every failover, and the run records
 // the time from each fault to the cluster being writable again.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/placement/local.ts';
 import type { RobustnessRunResource } from '../../src/domain/index.ts';
-import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { eventually, installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
+import type { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { eventually, kubectlJson, kubectlOk, LocalOperatorEnvironment } from '../helpers/operator.ts';
 import { eventReasons, waitPair } from '../helpers/two-node.ts';
 
 const namespace = 'scenario';
+let env: LocalOperatorEnvironment | undefined;
 let apiserver: TestApiserver;
-let placement: LocalPlacement;
-let operator: Operator;
-let root: string;
 
 before(async () => {
-  apiserver = await TestApiserver.start();
-  await installCrds(apiserver);
-  await kubectlOk(apiserver, ['create', 'namespace', namespace]);
-  root = mkdtempSync(path.join(os.tmpdir(), 'two-node-scenario-'));
-  placement = new LocalPlacement({ root });
-  operator = await startLocalOperator(apiserver, placement, namespace, 'op-scenario');
+  env = await LocalOperatorEnvironment.start(namespace, 'op-scenario');
+  apiserver = env.apiserver;
 });
 
 after(async () => {
-  await operator?.close();
-  await apiserver?.close();
-  rmSync(root, { recursive: true, force: true });
+  await env?.close();
 });
 
 test('two-node-failover: crashes and a partition of the pair, every failover linearizable with valid watches', { timeout: 600_000 }, async () => {

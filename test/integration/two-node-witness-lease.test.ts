@@ -3,42 +3,32 @@
 // a namespace of its own. The leader crashes under write load; the follower serves alone, no
 // acknowledged write is lost, the Lease holds the new epoch, and the pair is made whole.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
-import type { Operator } from '../../src/controller/operator.ts';
-import { LocalPlacement } from '../../src/controller/placement/local.ts';
+import type { LocalPlacement } from '../../src/controller/placement/local.ts';
 import { witnessRecordAnnotation } from '../../src/controller/witness/store-kube.ts';
 import { parseWitnessRecord, type WitnessRecord } from '../../src/domain/index.ts';
 import { AgentClient } from '../../src/faults/agent-client.ts';
-import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { installCrds, kubectlJson, kubectlOk, startLocalOperator } from '../helpers/operator.ts';
+import type { TestApiserver } from '../helpers/kube-apiserver.ts';
+import { kubectlJson, kubectlOk, LocalOperatorEnvironment } from '../helpers/operator.ts';
 import { assertNoAcknowledgedWriteLost, eventReasons, pairManifest, waitFailover, waitPair, WriteLoad } from '../helpers/two-node.ts';
 
 const namespace = 'pair-lease';
 const witnessNamespace = 'witnesses';
 const name = 'pair';
+let env: LocalOperatorEnvironment | undefined;
 let apiserver: TestApiserver;
 let placement: LocalPlacement;
-let operator: Operator;
-let root: string;
 
 before(async () => {
-  apiserver = await TestApiserver.start();
-  await installCrds(apiserver);
-  await kubectlOk(apiserver, ['create', 'namespace', namespace]);
+  env = await LocalOperatorEnvironment.start(namespace, 'op-lease');
+  ({ apiserver, placement } = env);
+  // The witness Lease's namespace; the operator watches only `namespace`, so it may come after the start.
   await kubectlOk(apiserver, ['create', 'namespace', witnessNamespace]);
-  root = mkdtempSync(path.join(os.tmpdir(), 'two-node-lease-'));
-  placement = new LocalPlacement({ root });
-  operator = await startLocalOperator(apiserver, placement, namespace, 'op-lease');
 });
 
 after(async () => {
-  await operator?.close();
-  await apiserver?.close();
-  rmSync(root, { recursive: true, force: true });
+  await env?.close();
 });
 
 async function leaseRecord(): Promise<{ record: WitnessRecord; holder: string | undefined; transitions: number | undefined }> {

@@ -8,7 +8,7 @@
  * on the same registry must continue the counters, not re-register them.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { onePerRegistry } from '../../metrics-registry.ts';
+import { onMetricSet } from '../../metrics-registry.ts';
 import type { EtcdClientTls, PlacedMember } from '../../domain/index.ts';
 import { etcdHttp } from '../../probes/etcd-transport.ts';
 import { hexId, type EtcdMemberView, type EtcdView } from './observe.ts';
@@ -229,9 +229,6 @@ function createMetrics(registry: Registry) {
   };
 }
 
-type MetricSet = ReturnType<typeof createMetrics>;
-const metricSet = onePerRegistry(createMetrics);
-
 /** Sets `values` as the series of `gauge` for the cluster, removing the members it no longer has. */
 function setPerMember(gauge: Gauge, cluster: string, values: ReadonlyMap<string, number>, previous: Set<string>): Set<string> {
   for (const member of previous) if (!values.has(member)) gauge.remove({ cluster, member });
@@ -239,13 +236,7 @@ function setPerMember(gauge: Gauge, cluster: string, values: ReadonlyMap<string,
   return new Set(values.keys());
 }
 
-export class ClusterMetrics {
-  private readonly m: MetricSet;
-
-  constructor(registry: Registry) {
-    this.m = metricSet(registry);
-  }
-
+export class ClusterMetrics extends onMetricSet(createMetrics) {
   /** Updates every cluster gauge from one observation (`cluster` is "namespace/name"). */
   observe(cluster: string, etcd: EtcdView | undefined, placed: readonly PlacedMember[], quotaBytes: ReadonlyMap<string, number> = new Map()): void {
     const sample = clusterSample(etcd, placed);

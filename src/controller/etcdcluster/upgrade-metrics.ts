@@ -4,7 +4,7 @@
  * gate endpoints answer with. One set of metric objects per prom-client Registry.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { onePerRegistry } from '../../metrics-registry.ts';
+import { onMetricSet } from '../../metrics-registry.ts';
 import type { UpgradeStatus } from '../../domain/index.ts';
 
 function createMetrics(registry: Registry) {
@@ -43,16 +43,7 @@ function createMetrics(registry: Registry) {
   };
 }
 
-type MetricSet = ReturnType<typeof createMetrics>;
-const metricSet = onePerRegistry(createMetrics);
-
-export class UpgradeMetrics {
-  private readonly m: MetricSet;
-
-  constructor(registry: Registry) {
-    this.m = metricSet(registry);
-  }
-
+export class UpgradeMetrics extends onMetricSet(createMetrics) {
   /** The upgrade state of a cluster ("namespace/name") after a reconcile. */
   observe(cluster: string, upgrade: UpgradeStatus | undefined, blocked: boolean, membersAtTarget: number): void {
     const inProgress = upgrade !== undefined && (upgrade.phase === 'Progressing' || upgrade.phase === 'Blocked' || upgrade.phase === 'RollingBack');

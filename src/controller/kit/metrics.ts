@@ -7,7 +7,7 @@
  * registry shares them (prom-client refuses a second registration of a name).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { onePerRegistry } from '../../metrics-registry.ts';
+import { onMetricSet } from '../../metrics-registry.ts';
 
 export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
 export const reconcileOutcomes: readonly ReconcileOutcome[] = ['success', 'error', 'requeue', 'requeue_after'];
@@ -132,16 +132,7 @@ function createMetrics(registry: Registry) {
   };
 }
 
-type MetricSet = ReturnType<typeof createMetrics>;
-const metricSet = onePerRegistry(createMetrics);
-
-export class ControllerMetrics {
-  private readonly m: MetricSet;
-
-  constructor(registry: Registry) {
-    this.m = metricSet(registry);
-  }
-
+export class ControllerMetrics extends onMetricSet(createMetrics) {
   // --- controller ---
 
   /** Called when a controller starts: its result series exist (at 0) before the first reconcile. */
