@@ -105,12 +105,6 @@ export interface MemberLaunch {
 export interface MemberPlacement<Cluster> {
   /** Whether fenceMember and recoverSurvivor work here (the twoNodeWitness topology needs them). */
   readonly supportsTwoNodeWitness: boolean;
-  /**
-   * Whether a member's supervisor honours the crash fault's hold file (keeps a killed etcd down for the
-   * fault's duration). Where it does not (a Pod: the kubelet restarts the container at once), runs with
-   * the `crash` fault are refused instead of reporting a fault that never held.
-   */
-  readonly supportsCrashHold: boolean;
   /** Creates what the cluster needs besides its members (Services, a PodDisruptionBudget); idempotent. */
   ensureCluster(cluster: Cluster): Promise<void>;
   /** The addresses a member of this name has (stable for a name; allocated on first use). */

@@ -37,6 +37,12 @@ const crash: FaultDriver = async (tools, { planned, targets, ttlMs, applied }) =
     await heal().catch(() => undefined);
     throw new Error(`the crashed etcd of ${targets.join(', ')} did not stay down (does its supervisor honour the hold file <data-dir>.hold?)`);
   }
+  // And the run sees it gone: its own /health request to the member finds nobody.
+  const answering = await Promise.all(targets.map((t) => tools.healthy(t)));
+  if (answering.some(Boolean)) {
+    await heal().catch(() => undefined);
+    throw new Error(`the crashed member ${targets.filter((_, i) => answering[i]).join(', ')} still answers /health`);
+  }
   // Still down when the fault heals: a hold that ends early (a supervisor that gives up waiting, a
   // restart that skips the hold) would make the fault a shorter one than the run reports. Not judged
   // once the agents' lease is near its end: then they may rightly have released the hold themselves.
@@ -49,7 +55,7 @@ const crash: FaultDriver = async (tools, { planned, targets, ttlMs, applied }) =
     if (early.length > 0) throw new Error(`the crashed etcd of ${early.join(', ')} was running again before the crash healed: the hold did not last`);
     return `${healed}; ${targets.join(', ')} stayed down until healed`;
   };
-  return { heal: healHeld, verified: `etcd process ${pids.join(', ')} exited and stays down` };
+  return { heal: healHeld, verified: `etcd process ${pids.join(', ')} exited, stays down and does not answer /health` };
 };
 
 /** SIGSTOP until healed: verified by /health no longer answering. */

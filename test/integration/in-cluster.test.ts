@@ -413,6 +413,32 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     assert.deepEqual(await activeAgentFaults('chaos'), [], 'the lag was healed');
   });
 
+  test('a held crash on a member Pod keeps etcd down for its duration (etcd-launcher), without the kubelet restarting the container', async () => {
+    await waitAvailable(3, 5 * 60_000, 'chaos');
+    const restarts = async (): Promise<Record<string, number>> =>
+      Object.fromEntries((await memberPods('chaos')).map((p) => [p.metadata!.name!, p.status?.containerStatuses?.find((c) => c.name === 'etcd')?.restartCount ?? -1]));
+    const before = await restarts();
+    await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-crash', 'chaos', [
+      '  duration: 25s',
+      '  faults:',
+      '    interval: {min: 2s, max: 3s}',
+      '    duration: {min: 4s, max: 4s}',
+      '    choices: [{fault: crash, target: follower}]',
+    ]));
+    const run = await waitFinished('chaos-crash', 5 * 60_000);
+    assert.equal(run.status?.phase, 'Passed', `the run: ${JSON.stringify(run.status)}`);
+    assert.equal(run.status?.verdict, 'linearizable');
+    assert.equal(run.status?.faults?.failed, 0, 'no fault failed: each crash stayed down, unanswering, until healed');
+    assert.ok((run.status?.faults?.injected ?? 0) >= 2, `crashes: ${JSON.stringify(run.status?.faults)}`);
+    const events = await kubectlJson<EventList>(node, ['-n', namespace, 'get', 'events.events.k8s.io']);
+    const healed = events?.items.filter((e) => e.regarding.name === 'chaos-crash' && e.reason === 'FaultHealed').map((e) => e.note ?? '') ?? [];
+    assert.ok(healed.length >= 2 && healed.every((note) => /crash on .* stayed down until healed/.test(note)), `FaultHealed: ${healed.join(' | ')}`);
+    // The launcher started etcd again inside the running container: the kubelet restarted nothing.
+    assert.deepEqual(await restarts(), before, 'etcd containers were not restarted by the kubelet');
+    assert.deepEqual(await activeAgentFaults('chaos'), [], 'every hold was healed');
+    await waitAvailable(3, 2 * 60_000, 'chaos');
+  });
+
   test('the leading operator Pod force-deleted mid-run: the other replica leads, the run ends in a clear phase, no fault is left', async () => {
     await waitAvailable(3, 5 * 60_000, 'chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-takeover', 'chaos', [

@@ -341,33 +341,6 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
     await kubectlOk(apiserver, ['-n', namespace, 'delete', 'etcdcluster', 'pair', '--wait=true']);
   });
 
-  test('a RobustnessRun with the crash fault is refused: a Pod cannot hold etcd down (Ready False, FaultNotSupported)', async () => {
-    const manifest = [
-      'apiVersion: etcd.robustness.io/v1alpha1',
-      'kind: RobustnessRun',
-      'metadata: {name: crashes}',
-      'spec:',
-      `  clusterRef: {name: ${cluster}}`,
-      '  mode: exclusive',
-      '  duration: 10s',
-      '  faults:',
-      '    choices: [{fault: crash}, {fault: kill}]',
-      '',
-    ].join('\n');
-    await kubectlOk(apiserver, ['-n', namespace, 'apply', '-f', '-'], manifest);
-    const ready = await eventually('the run refused with FaultNotSupported', 30_000, async () => {
-      const run = await kubectlJson<{ status?: { phase?: string; conditions?: Condition[] } }>(apiserver, ['-n', namespace, 'get', 'robustnessrun', 'crashes']);
-      const found = run?.status?.conditions?.find((c) => c.type === 'Ready');
-      return found?.reason === 'FaultNotSupported' ? { found, phase: run?.status?.phase } : undefined;
-    });
-    assert.equal(ready.found.status, 'False');
-    assert.match(ready.found.message ?? '', /crash fault .* cannot honour/);
-    assert.equal(ready.phase, 'Pending', 'the run never started');
-    const events = await kubectlJson<EventList>(apiserver, ['-n', namespace, 'get', 'events.events.k8s.io']);
-    assert.ok(events?.items.some((e) => e.reason === 'FaultNotSupported' && e.regarding.name === 'crashes'), 'a FaultNotSupported Event');
-    await kubectlOk(apiserver, ['-n', namespace, 'delete', 'robustnessrun', 'crashes', '--wait=true']);
-  });
-
   test('deleting the EtcdCluster deletes its Pods, PVCs, Services, budget and Secret, then the EtcdCluster', async () => {
     await kubectlOk(apiserver, ['-n', namespace, 'delete', 'etcdcluster', cluster, '--wait=false']);
     const leftovers = async (): Promise<string[]> => {

@@ -86,8 +86,6 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
    * --force-new-cluster) would run in the member's Pod through the agent, which does not do it yet.
    */
   readonly supportsTwoNodeWitness = false;
-  /** The kubelet restarts a killed etcd container at once: nothing in the Pod reads the hold file yet. */
-  readonly supportsCrashHold = false;
   private readonly api: KubeObjects;
   private readonly agentClients: AgentClientPods | undefined;
   private readonly operatorImage: string;

@@ -53,8 +53,6 @@ export interface LocalPlacementOptions {
 
 export class LocalPlacement implements MemberPlacement<EtcdCluster> {
   readonly supportsTwoNodeWitness = true;
-  /** LocalEtcdMember's supervisor waits while the hold file holds the member down. */
-  readonly supportsCrashHold = true;
   private readonly root: string;
   private readonly binariesFor: (version: string) => EtcdBinaries;
   private readonly upgradeTimeoutMs: number;

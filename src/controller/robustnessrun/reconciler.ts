@@ -228,8 +228,6 @@ export class RobustnessRunReconciler {
     };
     if (!cluster) return notReady('ClusterNotFound', `EtcdCluster ${clusterNamespace}/${clusterName} does not exist`);
     if (cluster.metadata.deletionTimestamp !== undefined) return notReady('ClusterDeleting', `EtcdCluster ${clusterNamespace}/${clusterName} is being deleted`);
-    const unsupported = unsupportedFaults(run, this.options.placement);
-    if (unsupported !== undefined) return this.refuse(key, resource, 'FaultNotSupported', unsupported);
 
     const decision = scheduleDecision(run.spec.schedule, resource.status, new Date(resource.metadata.creationTimestamp ?? Date.now()), new Date());
     if (!decision.due) {
@@ -375,7 +373,7 @@ export class RobustnessRunReconciler {
         if (event.phase === 'failed') faults = { ...faults, failed: faults.failed + 1 };
         const targets = event.targets.join(', ') || 'the cluster';
         if (event.phase === 'inject') void this.event(resource, 'Normal', 'FaultInjected', `${event.fault} on ${targets}${event.detail ? `: ${event.detail}` : ''}`);
-        else if (event.phase === 'heal') void this.event(resource, 'Normal', 'FaultHealed', `${event.fault} on ${targets} healed`);
+        else if (event.phase === 'heal') void this.event(resource, 'Normal', 'FaultHealed', `${event.fault} on ${targets} healed${event.detail ? `: ${event.detail}` : ''}`);
         else if (event.phase === 'failed') void this.event(resource, 'Warning', 'FaultFailed', `${event.fault} on ${targets}: ${event.detail ?? 'failed'}`);
       };
       const onViolation = (check: string, reason: string): void => {
@@ -547,11 +545,3 @@ function namesMembers(run: RobustnessRun): boolean {
   return (run.spec.faults?.choices ?? []).some((c) => c.member !== undefined) || run.spec.selfTest?.staleReads?.member !== undefined;
 }
 
-/** Why this operator's placement cannot run the run's faults, or undefined when it can. */
-export function unsupportedFaults(run: RobustnessRun, placement: Pick<MemberPlacement<EtcdCluster>, 'supportsCrashHold'>): string | undefined {
-  const choices = run.spec.faults?.choices ?? [];
-  if (!placement.supportsCrashHold && choices.some((c) => c.fault === 'crash')) {
-    return "the crash fault keeps a member down for its duration, which this operator's member placement (Pods: the kubelet restarts etcd at once) cannot honour yet; use kill (restarted at once) instead";
-  }
-  return undefined;
-}
