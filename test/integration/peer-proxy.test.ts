@@ -8,7 +8,8 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Etcd3 } from 'etcd3';
 import type { LinkRule } from '../../src/domain/faults.ts';
-import { memberIdHex, PeerProxy } from '../../src/faults/peer-proxy.ts';
+import { PeerProxy } from '../../src/faults/peer-proxy.ts';
+import { memberIdHex } from '../../src/faults/peer-proxy-rules.ts';
 import { LocalEtcdCluster, LocalEtcdMember } from '../../src/local/index.ts';
 import { recordingEtcdClient } from '../../src/probes/recording-client.ts';
 

@@ -18,7 +18,8 @@ import { after, before, describe, test } from 'node:test';
 import type { Etcd3 } from 'etcd3';
 import { checkHistory } from '../../src/checker/index.ts';
 import type { History, Operation, PutResponse, RangeResponse } from '../../src/domain/index.ts';
-import { memberIdHex, PeerProxy } from '../../src/faults/peer-proxy.ts';
+import { PeerProxy } from '../../src/faults/peer-proxy.ts';
+import { memberIdHex } from '../../src/faults/peer-proxy-rules.ts';
 import { commitSurvivorLog, etcdBinaries, etcdMemberFlags, freeLoopbackPorts, LocalEtcdMember, WalCommitError, type MemberAddresses } from '../../src/local/index.ts';
 import { HistoryRecorder, RecordingClient, recordingEtcdClient } from '../../src/probes/index.ts';
 

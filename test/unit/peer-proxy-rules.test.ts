@@ -10,7 +10,7 @@ import {
   memberIdHex,
   noEffect,
   serverFromHeader,
-} from '../../src/faults/peer-proxy.ts';
+} from '../../src/faults/peer-proxy-rules.ts';
 
 const none = { ...noEffect };
 
