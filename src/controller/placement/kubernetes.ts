@@ -9,7 +9,7 @@
  * discarded once it signed) and one serving certificate for `*.<cluster>-peers.<ns>.svc.<domain>`. The
  * agents serve their API over HTTPS with it and a run's agent clients trust only that CA, so the token
  * never crosses the Pod network in clear. The objects and the ports inside a Pod are in
- * ./kubernetes-manifests.ts, the API calls and PlacementError in ./kubernetes-api.ts, the objects beside
+ * ./kubernetes-manifests.ts and ./kubernetes-pod.ts, the API calls and PlacementError in ./kubernetes-api.ts, the objects beside
  * the members in ./kubernetes-cluster.ts, what is read from Secrets in ./kubernetes-secrets.ts and the
  * fault runtime in ./kubernetes-runtime.ts.
  *
@@ -43,11 +43,10 @@ import {
   launchAnnotation,
   memberAddresses,
   memberGracePeriodSeconds,
-  memberPod,
-  parseLaunch,
   podAgentServesTls,
   podVersion,
 } from './kubernetes-manifests.ts';
+import { memberPod, parseLaunch } from './kubernetes-pod.ts';
 import { KubernetesMemberRuntime } from './kubernetes-runtime.ts';
 import { readAgentCa, readAgentToken, readClientTls } from './kubernetes-secrets.ts';
 import { observeMember } from './kubernetes-status.ts';
