@@ -18,7 +18,10 @@ export type ParsedFaultRequest = { ok: true; request: AgentFaultRequest } | { ok
 
 class FieldError extends Error {}
 
-const fieldsByType: Record<AgentFaultRequest['type'], readonly string[]> = {
+/** The fields of each request type, checked against AgentFaultRequest (a field the type lacks does not compile). */
+type FieldsOf<T extends AgentFaultRequest['type']> = readonly (keyof Extract<AgentFaultRequest, { type: T }> & string)[];
+
+const fieldsByType: { readonly [T in AgentFaultRequest['type']]: FieldsOf<T> } = {
   kill: ['type'],
   crash: ['type', 'ttlMs'],
   pause: ['type', 'ttlMs'],
@@ -125,7 +128,7 @@ function parseOrThrow(raw: unknown, maxTtlMs: number): AgentFaultRequest {
   if (typeof type !== 'string' || !isFaultType(type)) {
     throw new FieldError(`type: unknown fault type ${show(type)} (types: ${agentFaultTypes.join(', ')})`);
   }
-  const allowed = fieldsByType[type];
+  const allowed: readonly string[] = fieldsByType[type];
   for (const key of Object.keys(raw)) {
     if (!allowed.includes(key)) throw new FieldError(`${key}: unknown field for a ${type} fault (fields: ${allowed.join(', ')})`);
   }
