@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { V1Container, V1Deployment } from '@kubernetes/client-node';
 import { etcdImage } from '../../src/controller/placement/kubernetes-manifests.ts';
 import { memberPod } from '../../src/controller/placement/kubernetes-pod.ts';
+import { imageLauncherPath, memberPaths } from '../../src/controller/placement/kubernetes-manifests.ts';
 import { etcdBinaries } from '../../src/local/index.ts';
 import { imageWalCommitPath } from '../../src/local/binaries.ts';
 import { parseManifests, TestHelm } from '../helpers/helm.ts';
@@ -122,10 +123,21 @@ describe('container images (test/bin/build-images.sh)', () => {
         const fixtures = placementFixtures('images', { version });
         const cluster = fixtures.etcdCluster('demo', { image: { repository: 'gcr.io/etcd-development/etcd', failpoints, pullPolicy: 'IfNotPresent' } });
         const pod = memberPod(cluster, fixtures.launchOf('demo', 0), { clusterDomain: 'cluster.local', operatorImage: agentImage });
-        for (const container of pod.spec!.containers) {
+        const installer = pod.spec!.initContainers?.find((c) => c.name === 'etcd-launcher');
+        for (const container of [...(pod.spec!.initContainers ?? []), ...pod.spec!.containers]) {
           const config = image(container.image!).inspection.config;
           const env = (container.env ?? []).filter((e) => e.value !== undefined).map((e) => `${e.name}=${e.value!}`);
-          commands.push({ what: `the ${container.name} container of ${etcdImage(cluster)}'s member Pod`, image: container.image!, argv: containerArgv(config, container.command, container.args), env });
+          const argv = containerArgv(config, container.command, container.args);
+          const what = `the ${container.name} container of ${etcdImage(cluster)}'s member Pod`;
+          if (argv[0]?.startsWith(`${memberPaths.launcher}/`)) {
+            // etcd through the launcher: the launcher is the one the init container copies from its image,
+            // and what it starts (after `--`) must be in the etcd image.
+            assert.ok(installer, `${what} runs the launcher, but no init container installs it`);
+            commands.push({ what: `${what} (the launcher, from ${installer.image!})`, image: installer.image!, argv: [imageLauncherPath, ...argv.slice(1)] });
+            commands.push({ what, image: container.image!, argv: argv.slice(argv.indexOf('--') + 1), env });
+            continue;
+          }
+          commands.push({ what, image: container.image!, argv, env });
         }
       }
     }
@@ -257,14 +269,16 @@ describe('container images (test/bin/build-images.sh)', () => {
             ? [...command.argv.slice(0, 3), '--help']
             : executable === 'etcd-wal-commit'
               ? [...command.argv, '--help']
-              : [...command.argv.slice(0, 1), '--version'];
+              : executable === 'etcd-launcher'
+                ? command.argv.slice(0, 1)
+                : [...command.argv.slice(0, 1), '--version'];
         const key = `${command.image} ${argv.join(' ')}`;
         if (seen.has(key)) continue;
         seen.add(key);
         const result = await containerd!.run(command.image, argv);
-        if (executable === 'etcd-wal-commit') {
+        if (executable === 'etcd-wal-commit' || executable === 'etcd-launcher') {
           assert.equal(result.code, 2, `${command.what}: ${key}: ${result.stderr}`);
-          assert.match(result.stderr, /usage: etcd-wal-commit/);
+          assert.match(result.stderr, new RegExp(`usage: ${executable}`));
           continue;
         }
         assert.equal(result.code, 0, `${command.what}: ${key} exited ${result.code}: ${result.stderr}`);

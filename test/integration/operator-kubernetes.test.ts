@@ -220,6 +220,7 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
         ['agent-token', 'demo-agent-token'],
         ['agent-tls', 'demo-agent-tls'],
         ['agent-tmp', 'emptyDir'],
+        ['launcher', 'emptyDir'],
       ],
     );
     const claim = (await claims())[0]!;
