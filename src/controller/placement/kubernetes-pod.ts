@@ -153,10 +153,15 @@ export function agentArgs(cluster: EtcdCluster, member: string): string[] {
   return args;
 }
 
+/** The fault agent's image, which carries the launcher too: spec.agent.image, else the operator's own. */
+function agentImage(cluster: EtcdCluster, operatorImage: string): string {
+  return cluster.spec.agent.image ?? operatorImage;
+}
+
 function agentContainer(cluster: EtcdCluster, member: string, operatorImage: string): V1Container {
   return {
     name: 'agent',
-    image: cluster.spec.agent.image ?? operatorImage,
+    image: agentImage(cluster, operatorImage),
     imagePullPolicy: 'IfNotPresent',
     // No command: the image's entrypoint runs the CLI (`node /app/dist/cli.js`, see the Dockerfile), and
     // the arguments replace its default `operator`.
@@ -185,7 +190,7 @@ function agentContainer(cluster: EtcdCluster, member: string, operatorImage: str
 function launcherInstaller(cluster: EtcdCluster, operatorImage: string): V1Container {
   return {
     name: 'etcd-launcher',
-    image: cluster.spec.agent.image ?? operatorImage,
+    image: agentImage(cluster, operatorImage),
     imagePullPolicy: 'IfNotPresent',
     command: [imageLauncherPath, 'install', `${memberPaths.launcher}/etcd-launcher`],
     volumeMounts: [{ name: 'launcher', mountPath: memberPaths.launcher }],
