@@ -387,10 +387,7 @@ export function parseRobustnessRun(text: string, options: ManifestOptions): Robu
   const ctx: Context = { doc, lines, file: options.file, issues: [] };
   ctx.issues.push(...doc.errors.map((error) => syntaxIssue(ctx, error)));
   failIfIssues(ctx);
-  const run = readRoot(ctx, doc.contents, options.defaultMode);
-  failIfIssues(ctx);
-  if (run === undefined) throw new Error('unreachable: an unreadable manifest always has an issue');
-  return run;
+  return readDocument(ctx, doc, options);
 }
 
 /**
@@ -399,10 +396,14 @@ export function parseRobustnessRun(text: string, options: ManifestOptions): Robu
  */
 export function readRobustnessRun(resource: unknown, options: ManifestOptions): RobustnessRun {
   const doc = new Document(resource);
-  const ctx: Context = { doc, lines: undefined, file: options.file, issues: [] };
+  return readDocument({ doc, lines: undefined, file: options.file, issues: [] }, doc, options);
+}
+
+/** The run a document holds, or a ManifestError with every problem in it. */
+function readDocument(ctx: Context, doc: Document, options: ManifestOptions): RobustnessRun {
   const run = readRoot(ctx, doc.contents, options.defaultMode);
   failIfIssues(ctx);
-  if (run === undefined) throw new Error('unreachable: an unreadable resource always has an issue');
+  if (run === undefined) throw new Error('unreachable: an unreadable document always has an issue');
   return run;
 }
 
