@@ -73,13 +73,9 @@ export function numberRule(what: string, accept: (n: number) => boolean): Rule<n
     typeof value === 'number' && Number.isFinite(value) && accept(value) ? value : expected(what, value, quotedNumberHint(value));
 }
 
-export function integerIn(min: number, max: number): Rule<number> {
-  return numberRule(`an integer between ${min} and ${max}`, (n) => Number.isInteger(n) && n >= min && n <= max);
-}
+const booleanRule: Rule<boolean> = (value) => (typeof value === 'boolean' ? value : expected('true or false', value));
 
-export const booleanRule: Rule<boolean> = (value) => (typeof value === 'boolean' ? value : expected('true or false', value));
-
-export function oneOf<T extends string>(allowed: readonly T[]): Rule<T> {
+function oneOf<T extends string>(allowed: readonly T[]): Rule<T> {
   return (value) =>
     typeof value === 'string' && (allowed as readonly string[]).includes(value)
       ? (value as T)
@@ -89,7 +85,6 @@ export function oneOf<T extends string>(allowed: readonly T[]): Rule<T> {
 export function stringRule(what: string, accept: (s: string) => boolean): Rule<string> {
   return (value) => (typeof value === 'string' && accept(value) ? value : expected(what, value));
 }
-
 
 export function durationRule(min: number, max = Number.MAX_SAFE_INTEGER, bounds?: string): Rule<number> {
   const range = bounds ?? (max === Number.MAX_SAFE_INTEGER ? `at least ${formatDuration(min)}` : `between ${formatDuration(min)} and ${formatDuration(max)}`);
@@ -170,6 +165,8 @@ function stringRuleOf(schema: StringSchema): Rule<string> {
   });
 }
 
+const rulesBySchema = new WeakMap<object, Rule<unknown>>();
+
 /**
  * The rule of a field, from its schema: the type, bounds, values, pattern and lengths the CRD declares,
  * with the phrase its builder noted for people (src/api/schema-kit.ts).
@@ -178,16 +175,15 @@ export function ruleOf(schema: BooleanSchema): Rule<boolean>;
 export function ruleOf<T extends number>(schema: NumberSchema<T>): Rule<T>;
 export function ruleOf<T extends string>(schema: StringSchema<T>): Rule<T>;
 export function ruleOf(schema: BooleanSchema | NumberSchema | StringSchema): Rule<unknown> {
-  switch (schema.type) {
-    case 'boolean':
-      return booleanRule;
-    case 'integer':
-    case 'number':
-      return numberRuleOf(schema);
-    case 'string':
-      return stringRuleOf(schema);
+  // Built once per schema (a pattern compiles once), however many manifests and resources are read.
+  let rule = rulesBySchema.get(schema);
+  if (rule === undefined) {
+    rule = schema.type === 'boolean' ? booleanRule : schema.type === 'string' ? stringRuleOf(schema) : numberRuleOf(schema);
+    rulesBySchema.set(schema, rule);
   }
+  return rule;
 }
+
 
 function durationNote(schema: StringSchema): { minMs: number; maxMs: number | undefined } {
   const note = valueNote(schema);
