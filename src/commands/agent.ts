@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DurationFormatError, parseDuration } from '../duration.ts';
 import { defaultMaxTtlMs, FaultAgent, type FaultAgentOptions, type HostPort } from '../faults/agent.ts';
+import { commitSurvivorLog } from '../local/wal-commit.ts';
 import { logger } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
 import { untilStopped } from './until-stopped.ts';
@@ -16,7 +17,9 @@ export const agentUsage = `Usage: etcd-robustness agent --member NAME --data-dir
 
 Runs the fault agent beside one etcd member: an HTTPS API (bearer token) that kills or pauses the
 member's etcd process, sets gofail failpoints, applies peer network rules in a proxy and fills its
-disk. Every fault but kill has a TTL after which the agent heals it by itself.
+disk. Every fault but kill has a TTL after which the agent heals it by itself. For a two-node-plus-
+witness failover it brings its member back alone (etcd-wal-commit, then --force-new-cluster through
+tools/etcd-launcher).
 
 Options:
   --member NAME             The member's name.
@@ -96,7 +99,9 @@ export function parseAgentArgs(argv: readonly string[]): AgentCommand {
     }
     if (maxTtlMs <= 0) throw new UsageError('--max-ttl: must be more than 0');
   }
-  const options: FaultAgentOptions = { member, dataDir, listen, token, maxTtlMs };
+  // etcd-wal-commit is found when a recovery asks for it (binaries.json, else the image's copy), so an
+  // agent without it still serves faults and answers a recovery with the binary's absence.
+  const options: FaultAgentOptions = { member, dataDir, listen, token, maxTtlMs, commitLog: (dir) => commitSurvivorLog(dir) };
   const certFile = values['tls-cert-file'];
   const keyFile = values['tls-key-file'];
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError('--tls-cert-file and --tls-key-file go together');

@@ -38,6 +38,12 @@ export interface MemberRuntime {
   create(): Promise<void>;
   endpoints(): string[];
   members(): RuntimeMember[];
+  /**
+   * The members as the runtime sees them now, where members() may serve a list a few seconds old (a
+   * Kubernetes one is cached): asked when an agent stops answering, to tell a member gone (fenced by a
+   * two-node failover, its Pod deleted) from one that is only unreachable.
+   */
+  membersNow?(): Promise<RuntimeMember[]>;
   /** Graceful stop (SIGTERM), kill (SIGKILL) and restart (with its data) of one member. */
   stop(member: string): Promise<void>;
   kill(member: string): Promise<void>;
@@ -103,8 +109,8 @@ export interface MemberLaunch {
  * deletes members. Every method is idempotent.
  */
 export interface MemberPlacement<Cluster> {
-  /** Whether fenceMember and recoverSurvivor work here (the twoNodeWitness topology needs them). */
-  readonly supportsTwoNodeWitness: boolean;
+  /** Why fenceMember and recoverSurvivor cannot work for this cluster (the twoNodeWitness topology needs them); undefined when they can. */
+  twoNodeWitnessRefusal(cluster: Cluster): string | undefined;
   /** Creates what the cluster needs besides its members (Services, a PodDisruptionBudget); idempotent. */
   ensureCluster(cluster: Cluster): Promise<void>;
   /** The addresses a member of this name has (stable for a name; allocated on first use). */

@@ -117,6 +117,30 @@ export class AgentClient {
     return list.filter(isAgentFault);
   }
 
+  /** The survivor recovery's force file: its failover epoch, undefined when there is none. */
+  async recoveryEpoch(): Promise<number | undefined> {
+    const body = await this.request('GET', '/v1/recovery');
+    if (!isRecord(body)) throw this.malformed('GET', '/v1/recovery', body);
+    return typeof body['epoch'] === 'number' ? body['epoch'] : undefined;
+  }
+
+  /**
+   * Brings the member back alone for the failover `epoch` (agent-recovery.ts): etcd killed and held, its
+   * log committed, started with --force-new-cluster. recovered false: already done for this epoch.
+   */
+  async recover(epoch: number): Promise<{ epoch: number; recovered: boolean }> {
+    const body = await this.request('PUT', '/v1/recovery', { epoch }, this.injectTimeoutMs * 5);
+    if (!isRecord(body) || typeof body['epoch'] !== 'number' || typeof body['recovered'] !== 'boolean') throw this.malformed('PUT', '/v1/recovery', body);
+    return { epoch: body['epoch'], recovered: body['recovered'] };
+  }
+
+  /** The failover is over: the member's next starts are plain ones. removed false: there was no force file. */
+  async finishRecovery(): Promise<boolean> {
+    const body = await this.request('DELETE', '/v1/recovery');
+    if (!isRecord(body) || typeof body['removed'] !== 'boolean') throw this.malformed('DELETE', '/v1/recovery', body);
+    return body['removed'];
+  }
+
   private malformed(method: string, route: string, body: unknown): AgentRequestError {
     return new AgentRequestError(method, `${this.baseUrl}${route}`, undefined, `unexpected answer ${JSON.stringify(body ?? null).slice(0, 200)}`);
   }

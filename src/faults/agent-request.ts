@@ -179,6 +179,16 @@ export class AgentHttpError extends JsonHttpError {
   override name = 'AgentHttpError';
 }
 
+/** PUT /v1/recovery's body, `{ "epoch": N }` with N a positive whole number: the epoch, or a 400 naming what is wrong. */
+export function parseRecoveryRequest(body: unknown): number {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new AgentHttpError(400, 'a recovery request is a JSON object { "epoch": N }');
+  const unknown = Object.keys(body).filter((key) => key !== 'epoch');
+  if (unknown.length > 0) throw new AgentHttpError(400, `a recovery request has only "epoch"; unknown field "${unknown[0]!}"`);
+  const epoch = (body as { epoch?: unknown }).epoch;
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 1) throw new AgentHttpError(400, `"epoch" must be a positive whole number (the failover's witness epoch), got ${JSON.stringify(epoch)}`);
+  return epoch;
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

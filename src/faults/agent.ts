@@ -11,6 +11,9 @@
  *   GET    /v1/faults/<id>    AgentFault
  *   DELETE /v1/faults/<id>    heals one -> AgentFault (with healedAt)
  *   DELETE /v1/faults         heals all -> { healed: AgentFault[] }
+ *   GET    /v1/recovery       { epoch? }: the two-node survivor's force file (agent-recovery.ts)
+ *   PUT    /v1/recovery       { epoch } -> { epoch, recovered, commit? }: bring etcd back alone
+ *   DELETE /v1/recovery       { removed }: the failover is over, etcd starts plainly
  *
  * Faults are leases: every one but `kill` carries a TTL and the agent heals it by itself when the TTL
  * is up, so a runner that crashes or loses the network never leaves a fault behind. On start the agent
@@ -37,7 +40,8 @@ import { logger } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
 import { FaultActions } from './agent-actions.ts';
 import { FaultLeases } from './agent-leases.ts';
-import { AgentHttpError, errorMessage, parseFaultRequest, readFaultRequestBody } from './agent-request.ts';
+import { SurvivorRecovery, type CommitLog } from './agent-recovery.ts';
+import { AgentHttpError, errorMessage, parseFaultRequest, parseRecoveryRequest, readFaultRequestBody } from './agent-request.ts';
 import { GofailClient, type FailpointState } from './gofail.ts';
 import { PeerProxy, type PeerProxyAddress } from './peer-proxy.ts';
 import { sendJson } from '../http-json.ts';
@@ -76,6 +80,8 @@ export interface FaultAgentOptions {
   maxTtlMs?: number;
   /** For tests: where to look for processes (default /proc). */
   procRoot?: string;
+  /** etcd-wal-commit on the member's data dir: without it PUT /v1/recovery answers 409. */
+  commitLog?: CommitLog;
 }
 
 function digest(text: string): Buffer {
@@ -89,6 +95,7 @@ export class FaultAgent {
   private readonly tokenDigest: Buffer;
   private readonly leases: FaultLeases;
   private readonly actions: FaultActions;
+  private readonly recovery: SurvivorRecovery;
   private proxy: PeerProxy | undefined;
   private server: http.Server | https.Server | undefined;
   private closing: Promise<AgentFault[]> | undefined;
@@ -111,6 +118,7 @@ export class FaultAgent {
       leases: this.leases,
       proxy: () => this.proxy,
     });
+    this.recovery = new SurvivorRecovery({ member: this.member, dataDir: this.dataDir, procRoot: options.procRoot ?? '/proc', commitLog: options.commitLog });
   }
 
   /** Starts the peer proxy (if asked), heals what a previous agent may have left, then serves the API. */
@@ -234,6 +242,14 @@ export class FaultAgent {
         if (!parsed.ok) throw new AgentHttpError(400, parsed.error);
         return sendJson(res, 201, await this.inject(parsed.request));
       }
+      if (pathname === '/v1/recovery') {
+        allow(['GET', 'PUT', 'DELETE']);
+        if (method === 'GET') return sendJson(res, 200, this.recovery.state());
+        if (method === 'DELETE') return sendJson(res, 200, { removed: await this.recovery.finish() });
+        if (this.closing) throw new AgentHttpError(503, 'the agent is shutting down');
+        const epoch = parseRecoveryRequest(await readFaultRequestBody(req));
+        return sendJson(res, 200, await this.recovery.recover(epoch));
+      }
       const one = /^\/v1\/faults\/([^/]+)$/.exec(pathname);
       if (one) {
         allow(['GET', 'DELETE']);
@@ -243,7 +259,7 @@ export class FaultAgent {
         if (!found) throw new AgentHttpError(404, `no fault with id ${id} on this agent`);
         return sendJson(res, 200, found);
       }
-      throw new AgentHttpError(404, `no such path: ${pathname} (paths: /v1/status, /v1/failpoints, /v1/faults, /v1/faults/<id>)`);
+      throw new AgentHttpError(404, `no such path: ${pathname} (paths: /v1/status, /v1/failpoints, /v1/faults, /v1/faults/<id>, /v1/recovery)`);
     } catch (error) {
       if (!req.readableEnded) res.setHeader('Connection', 'close');
       if (error instanceof AgentHttpError) {

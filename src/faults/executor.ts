@@ -306,6 +306,12 @@ export class FaultExecutor {
     return planned.durationMs + (this.options.ttlSlackMs ?? 10_000);
   }
 
+  /** Whether `member` is still one of the cluster's, by a fresh list when the runtime has one. */
+  private async stillMember(member: string): Promise<boolean> {
+    const fresh = (await this.options.runtime.membersNow?.().catch(() => undefined)) ?? this.members();
+    return fresh.some((m) => m.name === member);
+  }
+
   /** Sends one request to several agents; heals what it started if one fails. */
   private async injectAgents(members: readonly string[], request: AgentFaultRequest): Promise<Heal> {
     const started: { member: string; id: string }[] = [];
@@ -326,8 +332,13 @@ export class FaultExecutor {
         }
         return this.agent(s.member)
           .heal(s.id)
-          .catch((error: unknown) => {
+          .catch(async (error: unknown) => {
             if (error instanceof AgentRequestError && error.status === 404) return undefined;
+            // No answer: a member fenced since (its Pod deleted) is gone, not unreachable.
+            if (error instanceof AgentRequestError && error.status === undefined && !(await this.stillMember(s.member))) {
+              removed.push(s.member);
+              return undefined;
+            }
             throw error;
           });
       };

@@ -45,10 +45,15 @@ export function holdUntil(file: string, now: number = Date.now()): number | unde
 /** Writes the hold file (through a temporary file and a rename, fsynced, so a reader sees all or nothing). */
 export async function writeHold(file: string, untilMs: number): Promise<void> {
   if (!Number.isSafeInteger(untilMs) || untilMs <= 0) throw new RangeError(`a hold expiry must be a positive whole number of ms, got ${untilMs}`);
+  await writeFileDurably(file, `${untilMs}\n`);
+}
+
+/** Writes `text` to `file` through a temporary file and a rename, both fsynced: all or nothing, and durable. */
+export async function writeFileDurably(file: string, text: string): Promise<void> {
   const temporary = `${file}.${process.pid}.tmp`;
   const handle = await open(temporary, 'w', 0o644);
   try {
-    await handle.writeFile(`${untilMs}\n`);
+    await handle.writeFile(text);
     await handle.sync();
   } finally {
     await handle.close();
@@ -59,7 +64,11 @@ export async function writeHold(file: string, untilMs: number): Promise<void> {
     await unlink(temporary).catch(() => undefined);
     throw error;
   }
-  // The rename is durable once the folder is synced (some filesystems refuse to sync a folder: fine).
+  await syncFolderOf(file);
+}
+
+/** A rename or unlink is durable once the folder is synced (some filesystems refuse to sync a folder: fine). */
+export async function syncFolderOf(file: string): Promise<void> {
   const dir = await open(path.dirname(file), 'r').catch(() => undefined);
   if (dir) {
     await dir.sync().catch(() => undefined);

@@ -22,3 +22,4 @@ export type { PeerProxyOptions, PeerProxyStats } from './peer-proxy.ts';
 export { GofailClient, FailpointError } from './gofail.ts';
 export type { FailpointState } from './gofail.ts';
 export { holdFile } from './hold.ts';
+export { forceFile, recoveryHoldFile } from './agent-recovery.ts';

@@ -22,6 +22,8 @@ function soon<T>(what: string, check: () => T | undefined, describe: () => strin
 interface Start {
   pid: number;
   at: number;
+  /** The arguments the launcher gave it (after the command's own). */
+  args: string[];
 }
 
 /** A running launcher: the starts of its command so far, and its end. */
@@ -52,7 +54,8 @@ class Launcher {
 const command = [
   process.execPath,
   '-e',
-  'console.log(JSON.stringify({ pid: process.pid, at: Date.now() })); const code = process.env.EXIT_CODE; if (code) process.exit(Number(code)); setInterval(() => {}, 1000);',
+  'console.log(JSON.stringify({ pid: process.pid, at: Date.now(), args: process.argv.slice(1) })); const code = process.env.EXIT_CODE; if (code) process.exit(Number(code)); setInterval(() => {}, 1000);',
+  '--', // what the launcher appends (--force-new-cluster) reaches the script's argv, not node's options
 ];
 
 describe('etcd-launcher (tools/etcd-launcher)', () => {
@@ -145,6 +148,46 @@ describe('etcd-launcher (tools/etcd-launcher)', () => {
       assert.equal(outcome, held ? 'held' : 'started', `${JSON.stringify(text)}: hold.ts says ${held ? 'held' : 'not held'}`);
     }
     rmSync(hold, { force: true });
+  });
+
+  test('several hold files: the command starts only when none holds (the crash fault and the survivor recovery each keep their own)', async () => {
+    const recoveryHold = path.join(dir, 'data.recovery-hold');
+    rmSync(hold, { force: true });
+    const launcher = new Launcher(binary, [`--hold-file=${hold}`, `--hold-file=${recoveryHold}`, '--', ...command]);
+    const first = await launcher.started(1);
+    writeFileSync(recoveryHold, `${Date.now() + 10 * 60_000}\n`);
+    const crashUntil = Date.now() + 800;
+    writeFileSync(hold, `${crashUntil}\n`);
+    process.kill(first.pid, 'SIGKILL');
+    await soon('the launcher to announce the hold', () => (launcher.stderr.includes('held down by') ? true : undefined), () => launcher.stderr);
+    // The crash's hold expires; the recovery's still holds.
+    await new Promise((resolve) => setTimeout(resolve, crashUntil - Date.now() + 500));
+    assert.equal(launcher.starts.length, 1, 'not started while the second hold holds');
+    const released = Date.now();
+    unlinkSync(recoveryHold);
+    const second = await launcher.started(2);
+    assert.ok(second.at >= released, JSON.stringify({ released, second }));
+    launcher.child.kill('SIGTERM');
+    await launcher.exited;
+  });
+
+  test('while the force file exists each start adds --force-new-cluster; once it is removed, starts are plain', async () => {
+    const force = path.join(dir, 'data.force-new-cluster');
+    rmSync(hold, { force: true });
+    writeFileSync(force, '3\n');
+    const launcher = new Launcher(binary, [`--hold-file=${hold}`, `--force-file=${force}`, '--', ...command]);
+    const first = await launcher.started(1);
+    assert.deepEqual(first.args, ['--force-new-cluster']);
+    process.kill(first.pid, 'SIGKILL');
+    const second = await launcher.started(2);
+    assert.deepEqual(second.args, ['--force-new-cluster'], 'still forced: the failover is not over');
+    unlinkSync(force);
+    process.kill(second.pid, 'SIGKILL');
+    const third = await launcher.started(3);
+    assert.deepEqual(third.args, [], 'plain once the force file is gone');
+    assert.match(launcher.stderr, /data\.force-new-cluster exists: starting etcd with --force-new-cluster/);
+    launcher.child.kill('SIGTERM');
+    await launcher.exited;
   });
 
   test('install copies the launcher where an init container puts it, executable', async () => {

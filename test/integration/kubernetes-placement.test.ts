@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { CoreV1Api, NetworkingV1Api, PolicyV1Api, type V1Container, type V1ContainerStatus, type V1Pod } from '@kubernetes/client-node';
 import { KubernetesPlacement, PlacementError } from '../../src/controller/placement/kubernetes.ts';
 import { launchAnnotation } from '../../src/controller/placement/kubernetes-manifests.ts';
+import type { MemberLaunch } from '../../src/domain/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
 import { placementFixtures } from '../helpers/placement-fixtures.ts';
 
@@ -566,6 +567,51 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     await placement.deleteCluster(other);
     await releaseDeletedClaims();
     assert.deepEqual(await clusterVersions('other'), {});
+  });
+
+  test('twoNodeWitness: the launcher gets the recovery hold and force file; fencing marks the PVC, deletes the Pod and keeps it from starting again', async () => {
+    const pair = etcdCluster('pair', { replicas: 2, topology: 'twoNodeWitness', twoNode: { witness: { kind: 'lease' }, failoverGrace: '3s' } });
+    assert.equal(placement.twoNodeWitnessRefusal(pair), undefined);
+    assert.match(placement.twoNodeWitnessRefusal({ ...pair, spec: { ...pair.spec, agent: { enabled: false } } }) ?? '', /needs the fault agent \(spec\.agent\.enabled: true\)/);
+    await placement.ensureCluster(pair);
+    const launch = (i: number): MemberLaunch => ({ name: `pair-${i}`, initialCluster: `pair-0=http://${fqdn('pair', 'pair-0')}:2380,pair-1=http://${fqdn('pair', 'pair-1')}:2380`, initialClusterState: 'new' });
+    await placement.startMember(pair, launch(0));
+    await placement.startMember(pair, launch(1));
+    const etcd = (await readPod('pair-0'))!.spec!.containers.find((c) => c.name === 'etcd')!;
+    assert.deepEqual(etcd.command, [
+      '/etc/etcd-robustness/launcher/etcd-launcher',
+      '--hold-file=/var/lib/etcd/data.hold',
+      '--hold-file=/var/lib/etcd/data.recovery-hold',
+      '--force-file=/var/lib/etcd/data.force-new-cluster',
+      '--',
+      'etcd',
+    ]);
+
+    await placement.fenceMember(pair, 'pair-1', 4);
+    assert.equal(await readPod('pair-1'), undefined, 'the fenced Pod is deleted at once');
+    assert.equal((await readClaim('pair-1-data'))?.metadata?.annotations?.['etcd.robustness.io/fenced-epoch'], '4', 'the mark is on the PVC, which keeps the data');
+    const fenced = (await placement.listMembers(pair)).find((m) => m.name === 'pair-1');
+    assert.deepEqual({ state: fenced?.state, fenced: fenced?.fenced, detail: fenced?.detail }, { state: 'failed', fenced: true, detail: 'fenced at witness epoch 4' });
+    await placement.fenceMember(pair, 'pair-1', 5);
+    assert.equal((await readClaim('pair-1-data'))?.metadata?.annotations?.['etcd.robustness.io/fenced-epoch'], '4', 'idempotent: the first fence stays');
+    await assert.rejects(
+      placement.startMember(pair, { ...launch(1), restart: true }),
+      (error: unknown) => error instanceof PlacementError && error.statusCode === 409 && /pair-1-data: is fenced \(witness epoch 4\): member pair-1 never starts again/.test(error.message),
+    );
+    assert.equal(await readPod('pair-1'), undefined, 'no Pod made for a fenced member');
+    await assert.rejects(
+      placement.recoverSurvivor(pair, 'pair-1', 4),
+      (error: unknown) => error instanceof PlacementError && /cannot recover pair-1: it was fenced at epoch 4/.test(error.message),
+    );
+    // The recovery runs through the survivor's agent (no kubelet here: the in-cluster test runs it); without agents it is refused and records nothing.
+    await assert.rejects(
+      placement.recoverSurvivor({ ...pair, spec: { ...pair.spec, agent: { enabled: false } } }, 'pair-0', 4),
+      (error: unknown) => error instanceof PlacementError && error.statusCode === 422 && /cannot recover pair-0: .*needs the fault agent/.test(error.message),
+    );
+    assert.equal((await placement.listMembers(pair)).find((m) => m.name === 'pair-0')?.recoveredEpoch, undefined);
+    await placement.finishRecovery(pair, 'pair-0'); // nothing to finish: no agent needed
+    await placement.deleteCluster(pair);
+    await releaseDeletedClaims();
   });
 
   test("with agentClients: a NetworkPolicy admits the agent port from the operator's Pods only, the peer port from the members only", async () => {

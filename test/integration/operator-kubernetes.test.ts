@@ -4,6 +4,7 @@
 // would. etcd at the Pods' DNS names (<member>.<cluster>-peers.<ns>.svc.cluster.local) cannot be reached
 // from here, so the cluster stays at its first member: what is checked is what the operator creates, what
 // it does next and what it does not do while etcd does not answer.
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -326,15 +327,17 @@ describe('the operator with --runtime=kubernetes on a real kube-apiserver', { ti
     assert.equal((await pods()).length, 1);
   });
 
-  test('a twoNodeWitness cluster is refused: Available False, TopologyNotSupported, an Event, no Pod', async () => {
-    await kubectlOk(apiserver, ['-n', namespace, 'apply', '-f', 'config/samples/etcdcluster-two-node.yaml']);
+  test('a twoNodeWitness cluster without the fault agent is refused: Available False, TopologyNotSupported, an Event, no Pod', async () => {
+    // The sample with the agent switched off: on Pods the agent brings the survivor back alone.
+    const sample = readFileSync('config/samples/etcdcluster-two-node.yaml', 'utf8');
+    await kubectlOk(apiserver, ['-n', namespace, 'apply', '-f', '-'], `${sample.trimEnd()}\n  agent:\n    enabled: false\n`);
     const available = await eventually('the pair refused with TopologyNotSupported', 30_000, async () => {
       const pair = await kubectlJson<EtcdCluster>(apiserver, ['-n', namespace, 'get', 'etcdcluster', 'pair']);
       const found = condition(pair, 'Available');
       return found?.reason === 'TopologyNotSupported' ? found : undefined;
     });
     assert.equal(available.status, 'False');
-    assert.match(available.message ?? '', /twoNodeWitness topology needs a placement that can fence and recover members/);
+    assert.match(available.message ?? '', /twoNodeWitness topology on Pods needs the fault agent \(spec\.agent\.enabled: true\)/);
     const events = await kubectlJson<EventList>(apiserver, ['-n', namespace, 'get', 'events.events.k8s.io']);
     assert.ok(events?.items.some((e) => e.reason === 'TopologyNotSupported' && e.regarding.name === 'pair'), 'a TopologyNotSupported Event');
     const pairPods = (await core.listNamespacedPod({ namespace, labelSelector: 'etcd.robustness.io/cluster=pair' })).items;

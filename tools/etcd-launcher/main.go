@@ -12,6 +12,15 @@
 // implausible one (more than a day ahead) is ignored, and the agent removes it when the fault heals, so
 // etcd is never held down forever even if the agent dies.
 //
+// --hold-file may be given more than once: etcd starts only when no hold holds. The fault agent's second
+// use of a hold is the survivor recovery of a two-node-plus-witness failover (src/faults/agent-recovery.ts):
+// it holds etcd down while etcd-wal-commit rewrites the WAL, then writes the --force-file. While that file
+// exists each start of etcd adds --force-new-cluster (as the local placement's guard script does), until
+// the operator's finishRecovery has the agent remove it.
+//
+//	etcd-launcher --hold-file=/var/lib/etcd/data.hold --hold-file=/var/lib/etcd/data.recovery-hold \
+//	    --force-file=/var/lib/etcd/data.force-new-cluster -- etcd ...
+//
 // Only a SIGKILL restarts etcd in place. An etcd that exits by itself (a panic, a fatal error, a gofail
 // panic fault) ends the launcher with its exit code, so the kubelet sees the crash, counts the restart and
 // backs off as it would for etcd itself. SIGTERM and SIGINT go to etcd, and the launcher exits with it.
@@ -67,14 +76,24 @@ func holdUntil(file string, now time.Time) (time.Time, bool) {
 	return until, true
 }
 
-// waitOutHold returns true once the hold file no longer holds, or false when a stop signal came first.
-func waitOutHold(file string, stop <-chan os.Signal) bool {
+// firstHold is the first of the files that holds now, with its expiry.
+func firstHold(files []string, now time.Time) (string, time.Time, bool) {
+	for _, file := range files {
+		if until, held := holdUntil(file, now); held {
+			return file, until, true
+		}
+	}
+	return "", time.Time{}, false
+}
+
+// waitOutHold returns true once no hold file holds, or false when a stop signal came first.
+func waitOutHold(files []string, stop <-chan os.Signal) bool {
 	announced := false
 	for {
-		until, held := holdUntil(file, time.Now())
+		file, until, held := firstHold(files, time.Now())
 		if !held {
 			if announced {
-				fmt.Fprintf(os.Stderr, "etcd-launcher: hold %s released, starting etcd\n", file)
+				fmt.Fprintln(os.Stderr, "etcd-launcher: hold released, starting etcd")
 			}
 			return true
 		}
@@ -92,6 +111,18 @@ func waitOutHold(file string, stop <-chan os.Signal) bool {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// withForce is etcd's command line for this start: --force-new-cluster added while the force file exists.
+func withForce(command []string, forceFile string) []string {
+	if forceFile == "" {
+		return command
+	}
+	if _, err := os.Stat(forceFile); err != nil {
+		return command
+	}
+	fmt.Fprintf(os.Stderr, "etcd-launcher: %s exists: starting etcd with --force-new-cluster\n", forceFile)
+	return append(append([]string{}, command...), "--force-new-cluster")
 }
 
 // runOnce starts the command, forwards stop signals to it, and waits for it. killed: it died of SIGKILL
@@ -129,7 +160,7 @@ func runOnce(binary string, command []string, stop <-chan os.Signal, stopping *b
 
 // supervise runs etcd until it exits by itself or is stopped, restarting it after each SIGKILL once the
 // hold is over. It returns the launcher's exit code.
-func supervise(holdFile string, command []string) int {
+func supervise(holdFiles []string, forceFile string, command []string) int {
 	stop := make(chan os.Signal, 4)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	binary, err := exec.LookPath(command[0])
@@ -139,10 +170,10 @@ func supervise(holdFile string, command []string) int {
 	}
 	stopping := false
 	for {
-		if !waitOutHold(holdFile, stop) {
+		if !waitOutHold(holdFiles, stop) {
 			return 0
 		}
-		code, killed, err := runOnce(binary, command, stop, &stopping)
+		code, killed, err := runOnce(binary, withForce(command, forceFile), stop, &stopping)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "etcd-launcher: %s: %v\n", binary, err)
 			return 126
@@ -180,7 +211,7 @@ func install(dest string) error {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: etcd-launcher --hold-file=FILE -- etcd [ARGS...]\n       etcd-launcher install DEST")
+	fmt.Fprintln(os.Stderr, "usage: etcd-launcher --hold-file=FILE [--hold-file=FILE...] [--force-file=FILE] -- etcd [ARGS...]\n       etcd-launcher install DEST")
 	os.Exit(2)
 }
 
@@ -193,13 +224,22 @@ func main() {
 		}
 		return
 	}
-	if len(args) < 3 || !strings.HasPrefix(args[0], "--hold-file=") || args[1] != "--" {
+	var holdFiles []string
+	forceFile := ""
+	i := 0
+	for ; i < len(args) && args[i] != "--"; i++ {
+		switch {
+		case strings.HasPrefix(args[i], "--hold-file=") && len(args[i]) > len("--hold-file="):
+			holdFiles = append(holdFiles, strings.TrimPrefix(args[i], "--hold-file="))
+		case strings.HasPrefix(args[i], "--force-file=") && len(args[i]) > len("--force-file=") && forceFile == "":
+			forceFile = strings.TrimPrefix(args[i], "--force-file=")
+		default:
+			usage()
+		}
+	}
+	if len(holdFiles) == 0 || i+1 >= len(args) {
 		usage()
 	}
-	holdFile := strings.TrimPrefix(args[0], "--hold-file=")
-	command := args[2:]
-	if holdFile == "" {
-		usage()
-	}
-	os.Exit(supervise(holdFile, command))
+	command := args[i+1:]
+	os.Exit(supervise(holdFiles, forceFile, command))
 }

@@ -180,9 +180,8 @@ export class EtcdClusterReconciler {
       await this.clusters.patch(namespace, name, finalizerPatch(cluster.metadata, clusterFinalizer, true));
       return { requeueAfterMs: 100 };
     }
-    if (cluster.spec.topology === 'twoNodeWitness' && !placement.supportsTwoNodeWitness) {
-      await this.topologyNotSupported(cluster, 'the twoNodeWitness topology needs a placement that can fence and recover members (the local runtime); this operator runs members as Pods, which cannot yet');
-    }
+    const twoNodeRefusal = cluster.spec.topology === 'twoNodeWitness' ? placement.twoNodeWitnessRefusal(cluster) : undefined;
+    if (twoNodeRefusal !== undefined) await this.topologyNotSupported(cluster, twoNodeRefusal);
 
     // Before anything is created: members whose client TLS Secret is unusable could not be talked to.
     let clientTls: EtcdClientTls | undefined;

@@ -59,6 +59,16 @@ export const launchAnnotation = 'etcd.robustness.io/launch';
  * existed: the version is then the image's tag, or the cluster's spec.version.
  */
 export const versionAnnotation = 'etcd.robustness.io/version';
+/**
+ * twoNodeWitness, on the PVC (it outlives the Pod): the witness epoch that fenced the member (it never
+ * starts again), the failover whose survivor recovery was done on it, and `recovering` while its etcd
+ * still starts with --force-new-cluster (./kubernetes-two-node.ts).
+ */
+export const twoNodeAnnotations = {
+  fencedEpoch: 'etcd.robustness.io/fenced-epoch',
+  recoveredEpoch: 'etcd.robustness.io/recovered-epoch',
+  recovering: 'etcd.robustness.io/recovering',
+} as const;
 /** The key of the agent token in the `<cluster>-agent-token` Secret. */
 export const agentTokenKey = 'token';
 /** The keys of the `<cluster>-agent-tls` Secret (a kubernetes.io/tls Secret with the CA beside). */

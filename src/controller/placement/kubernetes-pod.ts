@@ -6,7 +6,7 @@
  */
 import type { V1Container, V1Pod, V1Probe, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { EtcdCluster, MemberLaunch } from '../../domain/index.ts';
-import { holdFile } from '../../faults/index.ts';
+import { forceFile, holdFile, recoveryHoldFile } from '../../faults/index.ts';
 import {
   agentSecretName,
   agentTlsKeys,
@@ -99,7 +99,11 @@ function httpProbe(path: string, periodSeconds: number, failureThreshold: number
  */
 function etcdCommand(cluster: EtcdCluster): string[] {
   if (!cluster.spec.agent.enabled) return ['etcd'];
-  return [`${memberPaths.launcher}/etcd-launcher`, `--hold-file=${holdFile(memberPaths.dataDir)}`, '--', 'etcd'];
+  const launcher = [`${memberPaths.launcher}/etcd-launcher`, `--hold-file=${holdFile(memberPaths.dataDir)}`];
+  // twoNodeWitness: the agent's survivor recovery holds etcd down while it commits the log, and its force
+  // file makes each start a --force-new-cluster one until the failover is over (./kubernetes-two-node.ts).
+  if (cluster.spec.topology === 'twoNodeWitness') launcher.push(`--hold-file=${recoveryHoldFile(memberPaths.dataDir)}`, `--force-file=${forceFile(memberPaths.dataDir)}`);
+  return [...launcher, '--', 'etcd'];
 }
 
 function etcdContainer(cluster: EtcdCluster, launch: MemberLaunch, clusterDomain: string): V1Container {

@@ -52,9 +52,15 @@ export class KubernetesMemberRuntime implements MemberRuntime {
     await this.refresh();
   }
 
+  async membersNow(): Promise<RuntimeMember[]> {
+    await this.refresh();
+    return this.cache.map((m) => ({ ...m }));
+  }
+
   private async refresh(): Promise<void> {
     const placed = await this.placement.listMembers(this.cluster);
-    this.cache = placed.map((m) => {
+    // A fenced member (two-node failover) never serves again and its Pod, with its agent, is gone.
+    this.cache = placed.filter((m) => m.fenced !== true).map((m) => {
       const member: RuntimeMember = { name: m.name, endpoint: m.clientUrl, peerUrl: m.peerUrl, running: m.state === 'running' };
       if (m.agentUrl !== undefined) member.agentUrl = m.agentUrl;
       if (m.agentUrl?.startsWith('https:') === true && this.agentCa !== undefined) member.agentCa = this.agentCa;

@@ -50,6 +50,7 @@ import { memberPod, parseLaunch } from './kubernetes-pod.ts';
 import { KubernetesMemberRuntime } from './kubernetes-runtime.ts';
 import { readAgentCa, readAgentToken, readClientTls } from './kubernetes-secrets.ts';
 import { observeMember } from './kubernetes-status.ts';
+import { fenceMemberPod, finishRecoveryPod, recoverSurvivorPod, twoNodeMarks, type TwoNodePodsContext } from './kubernetes-two-node.ts';
 
 // Exported here as before: callers import the placement's error and the client CA's key with it.
 export { PlacementError } from './kubernetes-api.ts';
@@ -80,11 +81,10 @@ function memberOf(labels: Record<string, string> | undefined, fallback: string |
 const byMemberName = (a: string, b: string): number => a.localeCompare(b, 'en', { numeric: true });
 
 export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
-  /**
-   * Not yet: a survivor's recovery (stop etcd, etcd-wal-commit on its volume, one start with
-   * --force-new-cluster) would run in the member's Pod through the agent, which does not do it yet.
-   */
-  readonly supportsTwoNodeWitness = false;
+  /** Through the members' fault agents (./kubernetes-two-node.ts): a cluster without them is refused. */
+  twoNodeWitnessRefusal(cluster: EtcdCluster): string | undefined {
+    return cluster.spec.agent.enabled ? undefined : 'the twoNodeWitness topology on Pods needs the fault agent (spec.agent.enabled: true): the agent brings the survivor back alone inside its Pod';
+  }
   private readonly api: KubeObjects;
   private readonly agentClients: AgentClientPods | undefined;
   private readonly operatorImage: string;
@@ -155,6 +155,12 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       const version = (pod ? podVersion(pod) : undefined) ?? claimVersion(claim) ?? cluster.spec.version;
       const member: PlacedMember = { name, clientUrl, peerUrl, state: observed.state, since, version };
       if (observed.detail !== undefined) member.detail = observed.detail;
+      const { fencedEpoch, ...marks } = twoNodeMarks(claim);
+      Object.assign(member, marks);
+      if (marks.fenced === true) {
+        member.state = 'failed';
+        member.detail = `fenced at witness epoch ${fencedEpoch ?? '?'}`;
+      }
       const agentRuns = pod ? (pod.spec?.containers.some((c) => c.name === 'agent') ?? false) : cluster.spec.agent.enabled;
       if (agentRuns) member.agentUrl = agentUrlOf(host, pod ? podAgentServesTls(pod) : true);
       members.push(member);
@@ -190,6 +196,8 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     let version = launch.version ?? cluster.spec.version;
     if (claim) {
       checkOwned(cluster, 'PersistentVolumeClaim', claim.metadata);
+      const fenced = twoNodeMarks(claim);
+      if (fenced.fenced === true) throw new PlacementError('PersistentVolumeClaim', `${namespace}/${claimName}`, `is fenced (witness epoch ${fenced.fencedEpoch ?? '?'}): member ${launch.name} never starts again`, { statusCode: 409 });
       if (claim.metadata?.deletionTimestamp !== undefined) {
         throw new PlacementError('PersistentVolumeClaim', `${namespace}/${claimName}`, `is being deleted: member ${launch.name} cannot start on it until it is gone`, { statusCode: 409 });
       }
@@ -209,16 +217,30 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
     await this.api.create('Pod', namespace, launch.name, () => this.api.core.createNamespacedPod({ namespace, body }));
   }
 
-  async fenceMember(cluster: EtcdCluster, member: string): Promise<void> {
-    await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot fence ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
+  async fenceMember(cluster: EtcdCluster, member: string, epoch: number): Promise<void> {
+    checkClusterNames(cluster, member);
+    await fenceMemberPod(this.twoNode, cluster, member, epoch);
   }
 
-  async recoverSurvivor(cluster: EtcdCluster, member: string): Promise<void> {
-    await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot recover ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
+  async recoverSurvivor(cluster: EtcdCluster, member: string, failoverEpoch: number): Promise<void> {
+    checkClusterNames(cluster, member);
+    await recoverSurvivorPod(this.twoNode, cluster, member, failoverEpoch);
   }
 
   async finishRecovery(cluster: EtcdCluster, member: string): Promise<void> {
-    await Promise.reject(new PlacementError('EtcdCluster', `${cluster.metadata.namespace ?? 'default'}/${cluster.metadata.name}`, `cannot finish the recovery of ${member}: the kubernetes placement does not support the twoNodeWitness topology yet`));
+    checkClusterNames(cluster, member);
+    await finishRecoveryPod(this.twoNode, cluster, member);
+  }
+
+  /** What ./kubernetes-two-node.ts needs of this placement. */
+  private get twoNode(): TwoNodePodsContext {
+    return {
+      api: this.api,
+      clusterDomain: this.clusterDomain,
+      agentToken: (cluster) => this.agentToken(cluster),
+      agentCa: (cluster) => this.agentCa(cluster),
+      deletePodAndWait: (cluster, member, grace) => this.deletePodAndWait(cluster, member, grace),
+    };
   }
 
   /**

@@ -52,7 +52,9 @@ export interface LocalPlacementOptions {
 }
 
 export class LocalPlacement implements MemberPlacement<EtcdCluster> {
-  readonly supportsTwoNodeWitness = true;
+  twoNodeWitnessRefusal(): string | undefined {
+    return undefined;
+  }
   private readonly root: string;
   private readonly binariesFor: (version: string) => EtcdBinaries;
   private readonly upgradeTimeoutMs: number;
