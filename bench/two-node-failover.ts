@@ -2,7 +2,8 @@
  * The two-node-plus-witness failover benchmark: the two-node-failover scenario
  * (config/samples/etcdcluster-two-node.yaml, two-node-failover.yaml) run long enough for the asked number of failovers, by the
  * operator on the local runtime against a real kube-apiserver (witness: a Lease, or the HTTP witness
- * process). Reports, per fault, the time from the fault to the cluster being writable again (the first
+ * process), or with `--runtime pods` on the real single-node cluster (src/node: a kubelet running the
+ * member Pods, the chart installed by helm as the README says, the Lease witness). Reports, per fault, the time from the fault to the cluster being writable again (the first
  * write invoked after the fault that succeeded), the median and worst over the failovers (crash,
  * partition) and over the short kills, how many failovers the operator completed, and the checker's
  * verdict. Exits 1 when a violation is found or fewer failovers than asked happened.
@@ -10,10 +11,12 @@
  *   node bench/two-node-failover.ts                     # at least 20 failovers (about 9 minutes)
  *   node bench/two-node-failover.ts --failovers 5 --seed 7 --witness http
  *   node bench/two-node-failover.ts --failovers 3 --keep   # keeps the operator's folders, the run's history under runs/
+ *   node bench/two-node-failover.ts --runtime pods --failovers 10   # member Pods (needs npm run build:bins and build:images)
  *
  * Results go to bench/.results/two-node-failover-<date>.json.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { KubeConfig } from '@kubernetes/client-node';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +27,8 @@ import { LocalPlacement } from '../src/controller/placement/local.ts';
 import type { EtcdCluster, RobustnessRunResource } from '../src/domain/index.ts';
 import { LocalApiserver } from '../src/local/kube-apiserver.ts';
 import { LocalWitness } from '../src/local/witness-process.ts';
+import { KubeNode, readImagesManifest } from '../src/node/index.ts';
+import { chartDir, TestHelm } from '../test/helpers/helm.ts';
 import { setLogFormat } from '../src/log.ts';
 
 const { values } = parseArgs({
@@ -32,11 +37,15 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '2026' },
     grace: { type: 'string', default: '3s' },
     witness: { type: 'string', default: 'lease' },
+    runtime: { type: 'string', default: 'local' },
     keep: { type: 'boolean', default: false },
   },
 });
 const wanted = Number(values.failovers);
+const runtime = values.runtime === 'pods' ? 'pods' : 'local';
+if (values.runtime !== runtime) throw new Error(`--runtime: "${values.runtime}" is neither local nor pods`);
 const witnessKind = values.witness === 'http' ? 'http' : 'lease';
+if (runtime === 'pods' && witnessKind === 'http') throw new Error('--runtime pods: the witness is the Lease (the HTTP witness is a local process)');
 // A fault every ~21 s (interval 10-14 s after a 6-8 s fault); 5 of 6 choices fail over.
 const durationS = Math.ceil((wanted * 1.3 * 21) / 10) * 10 + 30;
 const namespace = 'bench';
@@ -48,13 +57,18 @@ interface RecoveredFault {
   writableAfterMs?: number;
 }
 
-async function kubectl(apiserver: LocalApiserver, args: string[], stdin?: string): Promise<string> {
+/** An API server with kubectl: the local kube-apiserver, or the real node's. */
+interface Kubectl {
+  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+}
+
+async function kubectl(apiserver: Kubectl, args: string[], stdin?: string): Promise<string> {
   const result = await apiserver.kubectl(args, stdin);
   if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${result.stderr}`);
   return result.stdout;
 }
 
-async function getJson<T>(apiserver: LocalApiserver, args: string[]): Promise<T> {
+async function getJson<T>(apiserver: Kubectl, args: string[]): Promise<T> {
   return JSON.parse(await kubectl(apiserver, [...args, '-o', 'json'])) as T;
 }
 
@@ -65,12 +79,23 @@ const median = (xs: number[]): number | undefined => {
   return s.length % 2 === 1 ? s[mid] : Math.round((s[mid - 1]! + s[mid]!) / 2);
 };
 
-async function main(): Promise<number> {
-  setLogFormat('text');
-  const root = mkdtempSync(path.join(os.tmpdir(), 'bench-two-node-'));
+/** Where the scenario runs: an API server whose operator places the pair's members, and how to end it. */
+interface Environment {
+  apiserver: Kubectl;
+  kubeConfig: KubeConfig;
+  close(): Promise<void>;
+}
+
+/** The operator in this process with the local placement, against a local kube-apiserver. */
+async function startLocal(root: string): Promise<Environment & { witness: LocalWitness | undefined }> {
   const apiserver = await LocalApiserver.start();
   let witness: LocalWitness | undefined;
   let operator: Operator | undefined;
+  const close = async (): Promise<void> => {
+    await operator?.close();
+    await witness?.close();
+    await apiserver.close();
+  };
   try {
     await kubectl(apiserver, ['apply', '--server-side', '-f', 'crds/']);
     await kubectl(apiserver, ['wait', '--for=condition=Established', '--timeout=60s', 'crd/etcdclusters.etcd.robustness.io', 'crd/robustnessruns.etcd.robustness.io']);
@@ -98,6 +123,39 @@ async function main(): Promise<number> {
       workDir: runsDir,
       keepRunFolders: values.keep,
     });
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { apiserver, kubeConfig: apiserver.kubeConfig, witness, close };
+}
+
+/** The real single-node cluster, the chart installed with helm (its default values name the imported images). */
+async function startPods(): Promise<Environment> {
+  const node = await KubeNode.start({ images: readImagesManifest().images.map((i) => i.file) });
+  const helm = new TestHelm({ kubeconfigPath: node.kubeconfigPath });
+  const close = async (): Promise<void> => {
+    helm.close();
+    await node.close();
+  };
+  try {
+    const install = await helm.run(['install', 'bench', chartDir, '-n', 'etcd-robustness-system', '--create-namespace', '--wait', '--timeout', '5m'], 6 * 60_000);
+    if (install.code !== 0) throw new Error(`helm install: ${install.stderr}`);
+    await kubectl(node, ['create', 'namespace', namespace]);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { apiserver: node, kubeConfig: node.kubeConfig, close };
+}
+
+async function main(): Promise<number> {
+  setLogFormat('text');
+  const root = mkdtempSync(path.join(os.tmpdir(), 'bench-two-node-'));
+  let env: (Environment & { witness?: LocalWitness | undefined }) | undefined;
+  try {
+    env = runtime === 'pods' ? await startPods() : await startLocal(root);
+    const { apiserver, witness } = env;
     const clusterYaml = readFileSync('config/samples/etcdcluster-two-node.yaml', 'utf8');
     const runYaml = readFileSync('config/samples/two-node-failover.yaml', 'utf8');
     const witnessYaml = witness ? `kind: http\n        url: ${witness.url}` : 'kind: lease';
@@ -107,7 +165,7 @@ async function main(): Promise<number> {
       if (c.status?.witness?.phase === 'paired' && c.status.readyMembers === 2) break;
       await sleep(500);
     }
-    console.log(`pair formed; running the scenario for ${durationS} s (seed ${values.seed}, grace ${values.grace}, ${witnessKind} witness)`);
+    console.log(`pair formed; running the scenario for ${durationS} s (seed ${values.seed}, grace ${values.grace}, ${witnessKind} witness, ${runtime} runtime)`);
     await kubectl(apiserver, ['-n', namespace, 'apply', '-f', '-'], runYaml.replace('duration: 5m', `duration: ${durationS}s`).replace('seed: 2026', `seed: ${values.seed}`));
     let run: RobustnessRunResource;
     for (;;) {
@@ -117,7 +175,7 @@ async function main(): Promise<number> {
     }
     const last = run.status.lastRun;
     const reportDir = path.join(root, 'report');
-    await new ConfigMapReportStore({ kubeConfig: apiserver.kubeConfig }).fetch(namespace, last.report!, reportDir);
+    await new ConfigMapReportStore({ kubeConfig: env.kubeConfig }).fetch(namespace, last.report!, reportDir);
     const verdict = JSON.parse(readFileSync(path.join(reportDir, 'verdict.json'), 'utf8')) as {
       verdict: string;
       faults?: { recovery?: { faults: RecoveredFault[] } };
@@ -135,6 +193,7 @@ async function main(): Promise<number> {
       seed: Number(values.seed),
       grace: values.grace,
       witness: witnessKind,
+      runtime,
       durationS,
       phase: last.phase,
       verdict: verdict.verdict,
@@ -148,7 +207,7 @@ async function main(): Promise<number> {
     };
     console.log(JSON.stringify(result, null, 2));
     mkdirSync('bench/.results', { recursive: true });
-    const out = `bench/.results/two-node-failover-${result.date.replace(/[:.]/g, '-')}.json`;
+    const out = `bench/.results/two-node-failover-${runtime === 'pods' ? 'pods-' : ''}${result.date.replace(/[:.]/g, '-')}.json`;
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     console.log(
       `\n${result.failover.count} failover faults (${completed.length} failovers completed): fault → writable median ${result.failover.medianMs} ms, worst ${result.failover.worstMs} ms; ` +
@@ -158,9 +217,7 @@ async function main(): Promise<number> {
     );
     return verdict.verdict === 'linearizable' && last.phase === 'Passed' && completed.length >= wanted ? 0 : 1;
   } finally {
-    await operator?.close();
-    await witness?.close();
-    await apiserver.close();
+    await env?.close();
     // --keep leaves the operator's folders (the run's history among them) for a closer look.
     if (values.keep) console.log(`kept ${root} (the run's history: ${path.join(root, 'runs')}/*/history)`);
     else rmSync(root, { recursive: true, force: true });

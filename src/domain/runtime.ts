@@ -39,6 +39,12 @@ export interface MemberRuntime {
   endpoints(): string[];
   members(): RuntimeMember[];
   /**
+   * How many members the cluster should have (an operator's EtcdCluster: spec.replicas), when the runtime
+   * knows: recovery after a fault waits until that many are listed and healthy, so the next fault does not
+   * find a two-node pair still waiting for the replacement of a fenced member.
+   */
+  readonly expectedMembers?: number;
+  /**
    * The members as the runtime sees them now, where members() may serve a list a few seconds old (a
    * Kubernetes one is cached): asked when an agent stops answering, to tell a member gone (fenced by a
    * two-node failover, its Pod deleted) from one that is only unreachable.

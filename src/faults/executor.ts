@@ -259,15 +259,23 @@ export class FaultExecutor {
     await Promise.all([...this.active.values()].map((a) => this.heal(a)));
   }
 
-  /** Waits until every one of `members` answers /health healthy; false on timeout. */
-  private waitHealthy(members: () => RuntimeMember[], timeoutMs: number): Promise<boolean> {
-    const allHealthy = async (): Promise<true | undefined> => (await Promise.all(members().map((m) => isHealthy(m.endpoint, 1000, this.tls)))).every(Boolean) || undefined;
+  /**
+   * Waits until every one of `members` answers /health healthy (and, for a recovery, at least `whole.minimum`
+   * are listed and the runtime says each runs: targets are picked among running members, and a Pod's
+   * Ready condition lags its /health by a probe period); false on timeout.
+   */
+  private waitHealthy(members: () => RuntimeMember[], timeoutMs: number, whole?: { minimum: number }): Promise<boolean> {
+    const allHealthy = async (): Promise<true | undefined> => {
+      const listed = members();
+      if (whole && (listed.length < whole.minimum || listed.some((m) => !m.running))) return undefined;
+      return (await Promise.all(listed.map((m) => isHealthy(m.endpoint, 1000, this.tls)))).every(Boolean) || undefined;
+    };
     return pollUntil(allHealthy, { timeoutMs, intervalMs: 200, timeout: 'healthy members' }).catch(onTimeout(false));
   }
 
-  /** Waits until every member is running and healthy; false on timeout. */
+  /** Waits until every member is running and healthy, and as many as the runtime expects are listed; false on timeout. */
   async waitRecovery(timeoutMs: number): Promise<boolean> {
-    const recovered = await this.waitHealthy(() => this.members(), timeoutMs);
+    const recovered = await this.waitHealthy(() => this.members(), timeoutMs, { minimum: this.options.runtime.expectedMembers ?? 0 });
     if (!recovered) logger.warn('the cluster did not recover in time', { timeoutMs });
     return recovered;
   }

@@ -501,6 +501,38 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     }
     await kubectlIn(namespace, ['delete', 'etcdcluster', 'gated', '--wait=true', '--timeout=5m']);
   });
+
+  test('config/samples/etcdcluster-two-node.yaml and two-node-failover.yaml on member Pods: failovers through the witness Lease, linearizable, watches valid', async () => {
+    await kubectlIn(namespace, ['apply', '-f', sample('etcdcluster-two-node.yaml')]);
+    await waitAvailable(2, 5 * 60_000, 'pair');
+    // The sample scenario, shortened for CI (its full 5 minutes are the closing note's measurement).
+    const scenario = parse(readFileSync(sample('two-node-failover.yaml'), 'utf8')) as { spec: { duration: string } };
+    scenario.spec.duration = '100s';
+    await kubectlIn(namespace, ['apply', '-f', '-'], stringify(scenario));
+    const run = await waitFinished('two-node-failover', 10 * 60_000);
+    const status = run.status!;
+    if (status.phase !== 'Passed') {
+      const notes = (await kubectlJson<EventList>(node, ['-n', namespace, 'get', 'events.events.k8s.io']))?.items.filter((e) => ['two-node-failover', 'pair'].includes(e.regarding.name ?? '')).map((e) => `${e.reason}: ${e.note ?? ''}`);
+      assert.fail(`the run: ${JSON.stringify(status)}\n${(notes ?? []).join('\n')}\n${await describeCluster()}`);
+    }
+    assert.equal(status.verdict, 'linearizable');
+    assert.deepEqual(status.violations ?? [], []);
+    const writable = status.lastRun?.faultToWritable;
+    assert.ok(writable && writable.recovered >= 3, `time to writable: ${JSON.stringify(writable)}`);
+    console.log(`two-node-failover on Pods: ${JSON.stringify(writable)}, faults ${JSON.stringify(status.faults)}, ${JSON.stringify(status.operations)}`);
+
+    const events = await kubectlJson<EventList>(node, ['-n', namespace, 'get', 'events.events.k8s.io']);
+    const failovers = events?.items.filter((e) => e.regarding.name === 'pair' && e.reason === 'FailoverCompleted') ?? [];
+    assert.ok(failovers.length >= 2, `failovers: ${failovers.map((e) => e.note ?? '').join(' | ')}`);
+    const lease = await kubectlJson<{ metadata: { annotations?: Record<string, string> } }>(node, ['-n', namespace, 'get', 'lease', 'pair-witness']);
+    assert.ok(lease !== undefined, 'the witness record is the Lease pair-witness');
+    // The pair is whole again: two Ready member Pods (the fenced ones and their PVCs are gone), no fault left.
+    const whole = await waitAvailable(2, 5 * 60_000, 'pair');
+    assert.equal(whole.status?.witness?.phase, 'paired', JSON.stringify(whole.status?.witness));
+    assert.ok(whole.status?.witness?.lastFailover?.writableAt !== undefined && (whole.status.witness.fenced ?? []).length >= 1, JSON.stringify(whole.status?.witness));
+    assert.deepEqual(await activeAgentFaults('pair'), [], 'every fault healed');
+    await kubectlIn(namespace, ['delete', 'etcdcluster', 'pair', '--wait=true', '--timeout=5m']);
+  });
 });
 
 /** The project's CLI (src/cli.ts on this Node, as the other CLI tests run it). */

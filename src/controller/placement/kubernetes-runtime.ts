@@ -39,6 +39,10 @@ export class KubernetesMemberRuntime implements MemberRuntime {
   private refreshing: Promise<void> | undefined;
   private closed = false;
 
+  get expectedMembers(): number {
+    return this.cluster.spec.replicas;
+  }
+
   constructor(placement: KubernetesMemberOps, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined, agentCa: string | undefined) {
     this.placement = placement;
     this.agentCa = agentCa;
