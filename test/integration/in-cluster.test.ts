@@ -439,10 +439,10 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     await waitAvailable(3, 2 * 60_000, 'chaos');
   });
 
-  test('the leading operator Pod force-deleted mid-run: the other replica leads, the run ends in a clear phase, no fault is left', async () => {
+  test('a continuous schedule across the leading operator Pod force-deleted mid-run: the other replica leads and starts the next runs, the history stays bounded, no fault is left', async () => {
     await waitAvailable(3, 5 * 60_000, 'chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-takeover', 'chaos', [
-      '  duration: 90s',
+      '  schedule: {kind: continuous, window: 25s, historyLimit: 2}',
       '  faults:',
       '    interval: {min: 1s, max: 2s}',
       '    duration: {min: 5s, max: 10s}',
@@ -457,12 +457,52 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       return holder !== '' && holder !== leaderBefore ? holder : undefined;
     }, describeCluster, 1000);
     assert.notEqual(leaderAfter, leaderPod);
-    const run = await waitFinished('chaos-takeover', 6 * 60_000);
-    assert.ok(['Aborted', 'Passed', 'Inconclusive'].includes(run.status!.phase!), `a clear phase, not a false violation: ${JSON.stringify(run.status)}`);
-    assert.notEqual(run.status?.verdict, 'violation');
+    // The new leader ends the interrupted run in a clear phase and goes on with the schedule: run 3 starts
+    // once run 2 ended, and only the last two runs are kept.
+    const third = await eventually('run 3 of the continuous schedule to start', 6 * 60_000, async () => {
+      const current = await getRun('chaos-takeover');
+      return (current?.status?.runNumber ?? 0) >= 3 ? current : undefined;
+    }, describeCluster, 1000);
+    await kubectlIn(namespace, ['patch', 'robustnessrun', 'chaos-takeover', '--type=merge', '-p', '{"spec":{"schedule":{"suspend":true}}}']);
+    const done = await eventually('the last run to finish with the schedule suspended', 4 * 60_000, async () => {
+      const current = await getRun('chaos-takeover');
+      return condition(current?.status?.conditions, 'Running')?.status === 'False' && (current?.status?.history?.[0]?.number ?? 0) === current?.status?.runNumber ? current : undefined;
+    }, describeCluster, 1000);
+    const history = done.status?.history ?? [];
+    assert.equal(history.length, 2, `the history keeps historyLimit runs: ${JSON.stringify(history)}`);
+    assert.deepEqual(history.map((r) => r.number), [done.status!.runNumber!, done.status!.runNumber! - 1], 'newest first');
+    assert.ok(third.status!.runNumber! >= 3);
+    for (const record of history) assert.notEqual(record.verdict, 'violation', JSON.stringify(record));
+    // Run 2 was all the new leader's: it passes.
+    assert.ok(history.some((r) => r.number >= 2 && r.phase === 'Passed'), `a run of the new leader Passed: ${JSON.stringify(history)}`);
     // Faults are leases: whatever the dead replica injected, its agent healed when the TTL ran out.
     await eventually('no fault left on any agent', 3 * 60_000, async () => ((await activeAgentFaults('chaos')).length === 0 ? true : undefined), async () => JSON.stringify(await activeAgentFaults('chaos')), 2000);
+    await kubectlIn(namespace, ['delete', 'robustnessrun', 'chaos-takeover', '--wait=true']);
+  });
+
+  test('a cron schedule: the second run starts at its minute although the leading operator Pod was force-deleted between the runs', async () => {
     await waitAvailable(3, 5 * 60_000, 'chaos');
+    await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-cron', 'chaos', ['  duration: 8s', '  schedule: {kind: cron, cron: "* * * * *", historyLimit: 1}']));
+    const first = await eventually('run 1 of the cron schedule to finish', 3 * 60_000, async () => {
+      const current = await getRun('chaos-cron');
+      return current?.status?.history?.[0]?.number === 1 ? current : undefined;
+    }, describeCluster, 1000);
+    const firstStart = new Date(first.status!.history![0]!.startTime!);
+    assert.ok(firstStart.getUTCSeconds() < 15, `run 1 started at its minute: ${firstStart.toISOString()}`);
+    const leaderBefore = await leaseHolder();
+    await kubectlIn(systemNamespace, ['delete', 'pod', leaderBefore, '--grace-period=0', '--force']);
+    const second = await eventually('run 2 of the cron schedule to finish', 4 * 60_000, async () => {
+      const current = await getRun('chaos-cron');
+      return current?.status?.history?.[0]?.number === 2 ? current : undefined;
+    }, describeCluster, 1000);
+    assert.notEqual(await leaseHolder(), leaderBefore, 'run 2 was started by the other replica');
+    const record = second.status!.history![0]!;
+    const secondStart = new Date(record.startTime!);
+    const due = Math.ceil((firstStart.getTime() + 1) / 60_000) * 60_000;
+    assert.ok(secondStart.getTime() >= due && secondStart.getTime() - due < 15_000, `run 2 started at ${secondStart.toISOString()}, due at ${new Date(due).toISOString()}`);
+    assert.equal(record.phase, 'Passed', JSON.stringify(record));
+    assert.equal(second.status?.history?.length, 1, 'historyLimit 1');
+    await kubectlIn(namespace, ['delete', 'robustnessrun', 'chaos-cron', '--wait=true']);
     await kubectlIn(namespace, ['delete', 'etcdcluster', 'chaos', '--wait=true', '--timeout=5m']);
     await kubectlIn(namespace, ['delete', 'secret', 'chaos-client-tls', 'chaos-peer-tls']);
   });

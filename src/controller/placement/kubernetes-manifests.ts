@@ -149,6 +149,15 @@ export function memberAddresses(cluster: EtcdCluster, member: string, clusterDom
   return { host, clientUrl: `${clientScheme}://${host}:${memberPorts.client}`, peerUrl: `${peerScheme}://${host}:${memberPorts.peer}` };
 }
 
+/**
+ * The client Service's URL: clients that must outlive a member's replacement (a run's spread clients and
+ * its watch, against a two-node pair whose members are replaced at each failover) use it.
+ */
+export function clientServiceUrl(cluster: EtcdCluster, clusterDomain: string): string {
+  const scheme = cluster.spec.tls?.client ? 'https' : 'http';
+  return `${scheme}://${clientServiceName(cluster)}.${clusterNamespace(cluster)}.svc.${clusterDomain}:${memberPorts.client}`;
+}
+
 /** The agent's URL: https, except on a Pod made before the agents served TLS (`tls` false). */
 export const agentUrlOf = (host: string, tls = true): string => `${tls ? 'https' : 'http'}://${host}:${memberPorts.agent}`;
 

@@ -31,6 +31,8 @@ export class KubernetesMemberRuntime implements MemberRuntime {
   /** The operator created the cluster, not the run: a run never owns it. */
   readonly created = false;
   readonly clientTls: EtcdClientTls | undefined;
+  /** The cluster's client Service (./kubernetes-manifests.ts clientServiceUrl). */
+  readonly serviceEndpoint: string;
   private readonly placement: KubernetesMemberOps;
   private readonly cluster: EtcdCluster;
   private readonly agentCa: string | undefined;
@@ -43,7 +45,8 @@ export class KubernetesMemberRuntime implements MemberRuntime {
     return this.cluster.spec.replicas;
   }
 
-  constructor(placement: KubernetesMemberOps, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined, agentCa: string | undefined) {
+  constructor(placement: KubernetesMemberOps, cluster: EtcdCluster, clientTls: EtcdClientTls | undefined, agentCa: string | undefined, serviceEndpoint: string) {
+    this.serviceEndpoint = serviceEndpoint;
     this.placement = placement;
     this.agentCa = agentCa;
     this.cluster = cluster;

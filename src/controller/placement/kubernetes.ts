@@ -34,6 +34,7 @@ import {
   agentUrlOf,
   type AgentClientPods,
   claimVersion,
+  clientServiceUrl,
   clusterLabelSelector,
   clusterNamespace,
   dataClaim,
@@ -314,7 +315,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
   }
 
   async faultRuntime(cluster: EtcdCluster): Promise<MemberRuntime> {
-    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster), await this.agentCa(cluster));
+    const runtime = new KubernetesMemberRuntime(this, cluster, await this.clientTls(cluster), await this.agentCa(cluster), clientServiceUrl(cluster, this.clusterDomain));
     await runtime.create();
     return runtime;
   }
