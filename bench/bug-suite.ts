@@ -125,7 +125,7 @@ export function findingsOf(summary: unknown, file: string): RunFindings {
     live?: { verdict?: unknown; firstViolationMs?: unknown };
     linearizability?: { verdict?: unknown; staleReadViolations?: unknown; reason?: unknown };
     watchViolations?: { property?: unknown }[];
-    hashKv?: { equal?: unknown };
+    hashKv?: { equal?: unknown; compared?: unknown };
   };
   const phase = s.outcome?.phase;
   if (typeof phase !== 'string') throw new BugSpecError(file, 'the run summary has no outcome phase');
@@ -133,7 +133,8 @@ export function findingsOf(summary: unknown, file: string): RunFindings {
   if (s.linearizability?.verdict === 'violation' || s.live?.verdict === 'violation') kinds.add('linearizability');
   if (typeof s.linearizability?.staleReadViolations === 'number' && s.linearizability.staleReadViolations > 0) kinds.add('staleRead');
   for (const v of s.watchViolations ?? []) if (typeof v.property === 'string') kinds.add(`watch:${v.property}`);
-  if (s.hashKv?.equal === false) kinds.add('hashKV');
+  // Members that could not all be asked compared nothing (older summaries have no `compared`: they compared).
+  if (s.hashKv?.equal === false && s.hashKv.compared !== false) kinds.add('hashKV');
   const first = s.live?.firstViolationMs;
   const reason = typeof s.outcome?.reason === 'string' ? s.outcome.reason : typeof s.linearizability?.reason === 'string' ? s.linearizability.reason : undefined;
   return { phase, kinds: [...kinds].sort(), firstViolationMs: typeof first === 'number' ? first : undefined, reason };

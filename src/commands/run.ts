@@ -235,7 +235,7 @@ export async function runLocal(argv: string[], out: (line: string) => void): Pro
       out(`faults: ${result.faults.injected} injected, ${result.faults.failed} failed of ${result.faults.planned} planned${result.faults.skipped ? ` (skipped: ${result.faults.skipped})` : ''}`);
       if (result.faults.recovery) out(`fault to writable: ${describeRecovery(result.faults.recovery.summary)}`);
     }
-    if (result.hashKv) out(`hashKV: ${result.hashKv.equal ? 'members agree' : 'MEMBERS DIFFER'} (${result.hashKv.detail})`);
+    if (result.hashKv) out(`hashKV: ${result.hashKv.equal ? 'members agree' : result.hashKv.compared ? 'MEMBERS DIFFER' : 'not compared'} (${result.hashKv.detail})`);
     if (summary.qps.belowMinIntervals > 0) out(`warning: below the minimum of ${summary.qps.min} QPS in ${summary.qps.belowMinIntervals} intervals`);
     out(`report: ${reportDir}`);
     return exitCodeOf(outcome);

@@ -284,17 +284,21 @@ export class FaultExecutor {
    * Every member's HashKV at one revision they have all applied must agree (etcd's robustness suite ends
    * each run this way): a member that diverged after a crash or a snapshot shows here.
    */
-  async hashKvCheck(timeoutMs = 10_000): Promise<{ equal: boolean; detail: string }> {
+  async hashKvCheck(timeoutMs = 10_000): Promise<{ equal: boolean; compared: boolean; detail: string }> {
     let last = 'no answer';
+    // An object, not a let: set inside the closure, which TypeScript's narrowing does not follow.
+    const seen = { compared: false };
     const agreed = async (): Promise<true | undefined> => {
       try {
-        const members = this.members();
+        // A fresh list: a member replaced (a two-node failover) must not be asked in place of its successor.
+        const members = (await this.options.runtime.membersNow?.()) ?? this.members();
         const statuses = await Promise.all(members.map((m) => this.etcd(m.name).kv.range({ key: Buffer.from('\0'), count_only: true, serializable: true }, { deadline: Date.now() + 2000 })));
         const revision = Math.min(...statuses.map((s) => Number(s.header.revision)));
         // etcd3 1.1.2 has no HashKV binding: etcd's JSON gateway serves the same RPC.
         const hashes = await Promise.all(members.map((m) => hashKv(m.endpoint, revision, this.tls)));
         const summary = members.map((m, i) => `${m.name}=${hashes[i]!.hash}@compact ${hashes[i]!.compactRevision}`).join(' ');
         last = `revision ${revision}: ${summary}`;
+        seen.compared = true;
         if (hashes.every((h) => h.hash === hashes[0]!.hash && h.compactRevision === hashes[0]!.compactRevision)) return true;
       } catch (error) {
         last = (error as Error).message;
@@ -302,7 +306,9 @@ export class FaultExecutor {
       return undefined;
     };
     const equal = await pollUntil(agreed, { timeoutMs, intervalMs: 500, timeout: 'equal HashKV on every member' }).catch(onTimeout(false));
-    return { equal, detail: last };
+    // Differing hashes, once seen, are the finding even if a member stopped answering afterwards.
+    const compared = equal || seen.compared;
+    return { equal, compared, detail: compared ? last : `not compared: ${last}` };
   }
 
   close(): void {

@@ -14,7 +14,7 @@ import type { Clock } from '../probes/recorder.ts';
 import { RecoveryTracker, summarizeRecoveries, type FaultRecovery } from './recovery.ts';
 import type { RunSession } from './session.ts';
 import type { RunTraffic } from './traffic.ts';
-import type { RunResult } from './types.ts';
+import { hashKvDiffers, type HashKvComparison, type RunResult } from './types.ts';
 
 export class RunFaults {
   readonly events: FaultEvent[] = [];
@@ -102,16 +102,18 @@ export class RunFaults {
    * Faults are healed: the members must come back and (unless spec.checks.hashKV is false) agree on their
    * data. Returns the HashKV comparison (absent when there were no faults or it is not checked).
    */
-  async recover(): Promise<{ equal: boolean; detail: string } | undefined> {
+  async recover(): Promise<HashKvComparison | undefined> {
     const { executor, session } = this;
     if (!executor) return undefined;
-    let hashKv: { equal: boolean; detail: string } | undefined;
+    let hashKv: HashKvComparison | undefined;
     await executor.waitRecovery(session.spec.faults?.recoveryTimeoutMs ?? 30_000);
     if (session.spec.checks.hashKV) {
       hashKv = await executor.hashKvCheck();
-      if (!hashKv.equal) {
+      if (hashKvDiffers(hashKv)) {
         session.metrics.violation('hash_kv');
         logger.error('members disagree on their data (HashKV)', { detail: hashKv.detail });
+      } else if (!hashKv.compared) {
+        logger.warn('the members\' HashKV could not be compared: not every member answered', { detail: hashKv.detail });
       }
     }
     executor.close();

@@ -2,6 +2,7 @@
 // offline, with metrics and a report. Used by `run --local` and (later) by the RobustnessRun controller.
 export { executeRun, ClusterUnreachableError } from './engine.ts';
 export type { OperationCounts, RunOptions, RunProgress, RunResult } from './engine.ts';
+export { hashKvDiffers, type HashKvComparison } from './types.ts';
 export { checkRunMembers, defaultRobustnessRun, ManifestError, parseRobustnessRun, readRobustnessRun } from './manifest.ts';
 export { abortReasons, outcomeOfResult, runOutcome } from './outcome.ts';
 export type { AbortReason, OutcomeReason, RunAbort, RunOutcome, RunOutcomeInput } from './outcome.ts';

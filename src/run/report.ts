@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { SearchWindow } from '../checker/index.ts';
 import { html, renderHtmlReport } from '../report/index.ts';
 import type { RobustnessRun } from '../domain/index.ts';
-import type { RunResult } from './types.ts';
+import type { HashKvComparison, RunResult } from './types.ts';
 import type { RunOutcome } from './outcome.ts';
 import type { FaultRecovery, RecoverySummary } from './recovery.ts';
 
@@ -54,7 +54,7 @@ export interface RunSummary {
     /** Time from each fault to writable again: summary {faults, recovered, medianMs, maxMs} and per fault {id, fault, targets, injectedAt, atMs, writableAfterMs}. */
     recovery?: { summary: RecoverySummary; faults: FaultRecovery[] };
   };
-  hashKv?: { equal: boolean; detail: string };
+  hashKv?: HashKvComparison;
   files: { history: string; html?: string };
 }
 

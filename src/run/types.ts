@@ -134,5 +134,20 @@ export interface RunResult {
     recovery?: { summary: RecoverySummary; faults: FaultRecovery[] };
   };
   /** Every member's HashKV at a common revision after the run (absent when not checked). */
-  hashKv?: { equal: boolean; detail: string };
+  hashKv?: HashKvComparison;
+}
+
+/**
+ * The members' HashKV compared after a run. `compared` false: not every member answered (a member still
+ * being replaced when the run ended), so nothing was compared, which is no evidence of divergence.
+ */
+export interface HashKvComparison {
+  equal: boolean;
+  compared: boolean;
+  detail: string;
+}
+
+/** Members that answered with different data: a violation (unlike members that could not be asked). */
+export function hashKvDiffers(hashKv: HashKvComparison | undefined): boolean {
+  return hashKv !== undefined && hashKv.compared && !hashKv.equal;
 }

@@ -10,7 +10,7 @@ import type { RunFaults } from './faults.ts';
 import type { ProgressTicker } from './progress-ticker.ts';
 import type { RunRecording } from './recording.ts';
 import type { RunSession } from './session.ts';
-import type { RunResult } from './types.ts';
+import { hashKvDiffers, type HashKvComparison, type RunResult } from './types.ts';
 import type { RunWatches } from './watches.ts';
 
 /** The watch properties LiveWatchChecker counts while the run goes. */
@@ -49,7 +49,7 @@ export interface RunFindings {
   liveVerdict: Verdict;
   liveStats: LiveStats;
   report: CheckReport | undefined;
-  hashKv: { equal: boolean; detail: string } | undefined;
+  hashKv: HashKvComparison | undefined;
   trafficMs: number;
   selfTest: string | undefined;
 }
@@ -60,7 +60,7 @@ export function runResult(f: RunFindings): RunResult {
   const { spec, metrics } = session;
   const live = recording.live;
   if (recording.keepAll) recording.history.faults = f.faults.events;
-  const verdict = hashKv && !hashKv.equal ? 'violation' : finalVerdict(f.liveVerdict, report, spec.checks);
+  const verdict = hashKvDiffers(hashKv) ? 'violation' : finalVerdict(f.liveVerdict, report, spec.checks);
   metrics.verdict(verdict);
   metrics.finished(verdict);
   const faults = f.faults.result();
@@ -68,7 +68,7 @@ export function runResult(f: RunFindings): RunResult {
   const liveReason = live.worker.violation?.reason ?? live.worker.inconclusiveReason;
   return {
     verdict,
-    reason: hashKv && !hashKv.equal ? `members' HashKV differ: ${hashKv.detail}` : reasonFor(report, liveReason),
+    reason: hashKvDiffers(hashKv) ? `members' HashKV differ: ${hashKv!.detail}` : reasonFor(report, liveReason),
     live: {
       verdict: f.liveVerdict,
       reason: liveReason,

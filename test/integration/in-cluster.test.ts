@@ -487,7 +487,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       const current = await getRun('chaos-cron');
       return current?.status?.history?.[0]?.number === 1 ? current : undefined;
     }, describeCluster, 1000);
-    const firstStart = new Date(first.status!.history![0]!.startTime!);
+    const firstStart = new Date(first.status!.history![0]!.startTime);
     assert.ok(firstStart.getUTCSeconds() < 15, `run 1 started at its minute: ${firstStart.toISOString()}`);
     const leaderBefore = await leaseHolder();
     await kubectlIn(systemNamespace, ['delete', 'pod', leaderBefore, '--grace-period=0', '--force']);
@@ -497,7 +497,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     }, describeCluster, 1000);
     assert.notEqual(await leaseHolder(), leaderBefore, 'run 2 was started by the other replica');
     const record = second.status!.history![0]!;
-    const secondStart = new Date(record.startTime!);
+    const secondStart = new Date(record.startTime);
     const due = Math.ceil((firstStart.getTime() + 1) / 60_000) * 60_000;
     assert.ok(secondStart.getTime() >= due && secondStart.getTime() - due < 15_000, `run 2 started at ${secondStart.toISOString()}, due at ${new Date(due).toISOString()}`);
     assert.equal(record.phase, 'Passed', JSON.stringify(record));

@@ -81,7 +81,9 @@ describe('outcomeOfResult: the phase of a run result under its spec', () => {
 describe('violationsOf', () => {
   test('none for a clean run', () => {
     assert.deepEqual(violationsOf(result({ report: report() }), []), []);
-    assert.deepEqual(violationsOf(result({ hashKv: { equal: true, detail: 'same' } }), []), []);
+    assert.deepEqual(violationsOf(result({ hashKv: { equal: true, compared: true, detail: 'same' } }), []), []);
+    // A member that could not be asked (still being replaced when the run ended) is no evidence of divergence.
+    assert.deepEqual(violationsOf(result({ hashKv: { equal: false, compared: false, detail: 'not compared: 4 DEADLINE_EXCEEDED' } }), []), []);
   });
 
   test('the live violations come first and are kept', () => {
@@ -117,7 +119,7 @@ describe('violationsOf', () => {
   });
 
   test('a HashKV mismatch is a violation', () => {
-    assert.deepEqual(violationsOf(result({ hashKv: { equal: false, detail: 'main-1 differs at 40' } }), []), [{ check: 'hash_kv', summary: 'main-1 differs at 40' }]);
+    assert.deepEqual(violationsOf(result({ hashKv: { equal: false, compared: true, detail: 'main-1 differs at 40' } }), []), [{ check: 'hash_kv', summary: 'main-1 differs at 40' }]);
   });
 
   test('at most 10, the first found, each summary at most 1000 characters', () => {
@@ -143,7 +145,7 @@ describe('violationsOf', () => {
           const live = watch.slice(0, Math.min(liveCount, 10)).map((v) => ({ check: `watch_${v.property}`, summary: v.message }));
           const r = result({
             report: report({ verdict: linViolation ? 'violation' : 'linearizable', ...(linViolation ? { reason: 'bad read' } : {}), watch: watch.map((v) => watchViolation(v.property, v.message)) }),
-            ...(hashDetail === undefined ? {} : { hashKv: { equal: false, detail: hashDetail } }),
+            ...(hashDetail === undefined ? {} : { hashKv: { equal: false, compared: true, detail: hashDetail } }),
           });
           const found = violationsOf(r, live);
           assert.ok(found.length <= 10);

@@ -28,6 +28,7 @@ import type {
 import { etcdClusterPlural, robustnessApiVersion, robustnessRunKind, robustnessRunPlural } from '../../domain/index.ts';
 import { logger } from '../../log.ts';
 import {
+  hashKvDiffers,
   checkRunMembers,
   executeRun,
   forgetRun,
@@ -115,7 +116,7 @@ export function violationsOf(result: RunResult, live: readonly ViolationSummary[
     if (found.length >= maxViolations) break;
     if (!found.some((f) => f.check === `watch_${v.property}` && f.summary === v.message.slice(0, 1000))) found.push({ check: `watch_${v.property}`, summary: v.message });
   }
-  if (result.hashKv && !result.hashKv.equal) found.push({ check: 'hash_kv', summary: result.hashKv.detail });
+  if (hashKvDiffers(result.hashKv)) found.push({ check: 'hash_kv', summary: result.hashKv!.detail });
   return found.slice(0, maxViolations).map((v) => ({ check: v.check, summary: v.summary.slice(0, 1000) }));
 }
 
