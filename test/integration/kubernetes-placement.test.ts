@@ -610,6 +610,22 @@ describe('kubernetes member placement on a real kube-apiserver', { timeout: 300_
     );
     assert.equal((await placement.listMembers(pair)).find((m) => m.name === 'pair-0')?.recoveredEpoch, undefined);
     await placement.finishRecovery(pair, 'pair-0'); // nothing to finish: no agent needed
+    // A survivor marked recovering whose Pod is gone: finishing starts its Pod again from the PVC first
+    // (only its agent can remove the force file) and says so; nothing is lost, the plan asks again.
+    const survivorClaim = (await readClaim('pair-0-data'))!;
+    survivorClaim.metadata!.annotations = { ...survivorClaim.metadata!.annotations, 'etcd.robustness.io/recovered-epoch': '4', 'etcd.robustness.io/recovering': '4' };
+    await core.replaceNamespacedPersistentVolumeClaim({ name: 'pair-0-data', namespace, body: survivorClaim });
+    assert.deepEqual(
+      ((m) => ({ recoveredEpoch: m?.recoveredEpoch, recovering: m?.recovering }))((await placement.listMembers(pair)).find((x) => x.name === 'pair-0')),
+      { recoveredEpoch: 4, recovering: true },
+    );
+    await core.deleteNamespacedPod({ name: 'pair-0', namespace, gracePeriodSeconds: 0 });
+    await assert.rejects(
+      placement.finishRecovery(pair, 'pair-0'),
+      (error: unknown) => error instanceof PlacementError && error.statusCode === 409 && /pair-0: was gone: started again from its PVC/.test(error.message),
+    );
+    assert.ok(await readPod('pair-0'), 'the survivor has a Pod again');
+    assert.equal((await readClaim('pair-0-data'))?.metadata?.annotations?.['etcd.robustness.io/recovering'], '4', 'still recovering until its agent removed the force file');
     await placement.deleteCluster(pair);
     await releaseDeletedClaims();
   });

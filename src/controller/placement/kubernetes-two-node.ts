@@ -49,6 +49,8 @@ export interface TwoNodePodsContext {
   agentCa: (cluster: EtcdCluster) => Promise<string | undefined>;
   /** Deletes the member's Pod (grace in seconds) and waits until it is gone. */
   deletePodAndWait: (cluster: EtcdCluster, member: string, gracePeriodSeconds: number) => Promise<void>;
+  /** Starts the member's Pod again from its PVC. */
+  recreateMember: (cluster: EtcdCluster, member: string) => Promise<void>;
 }
 
 async function ownedClaim(ctx: TwoNodePodsContext, cluster: EtcdCluster, member: string): Promise<V1PersistentVolumeClaim | undefined> {
@@ -103,6 +105,13 @@ export async function recoverSurvivorPod(ctx: TwoNodePodsContext, cluster: EtcdC
 export async function finishRecoveryPod(ctx: TwoNodePodsContext, cluster: EtcdCluster, member: string): Promise<void> {
   const claim = await ownedClaim(ctx, cluster, member);
   if (!claim || twoNodeMarks(claim).recovering !== true) return;
+  // Only the survivor's agent can remove the force file. A survivor whose Pod is gone (deleted by hand
+  // while it serves alone) gets it back first: its forced start is harmless while it is the only member,
+  // and the failover's plan asks this again until the agent answers.
+  if ((await ctx.api.readPod(clusterNamespace(cluster), member)) === undefined) {
+    await ctx.recreateMember(cluster, member);
+    throw new PlacementError('Pod', `${clusterNamespace(cluster)}/${member}`, `was gone: started again from its PVC; the recovery finishes once its agent answers`, { statusCode: 409 });
+  }
   // The force file first: a PVC that says "done" while the file remains would let the next start force again.
   await (await agentOf(ctx, cluster, member)).finishRecovery();
   await annotateClaim(ctx, claim, { [twoNodeAnnotations.recovering]: null }, 'finish the recovery');

@@ -241,6 +241,7 @@ export class KubernetesPlacement implements MemberPlacement<EtcdCluster> {
       agentToken: (cluster) => this.agentToken(cluster),
       agentCa: (cluster) => this.agentCa(cluster),
       deletePodAndWait: (cluster, member, grace) => this.deletePodAndWait(cluster, member, grace),
+      recreateMember: (cluster, member) => this.recreateMember(cluster, member),
     };
   }
 
