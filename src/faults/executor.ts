@@ -287,7 +287,7 @@ export class FaultExecutor {
   async hashKvCheck(timeoutMs = 10_000): Promise<{ equal: boolean; compared: boolean; detail: string }> {
     let last = 'no answer';
     // An object, not a let: set inside the closure, which TypeScript's narrowing does not follow.
-    const seen = { compared: false };
+    const seen: { comparison: string | undefined } = { comparison: undefined };
     const agreed = async (): Promise<true | undefined> => {
       try {
         // A fresh list: a member replaced (a two-node failover) must not be asked in place of its successor.
@@ -298,7 +298,7 @@ export class FaultExecutor {
         const hashes = await Promise.all(members.map((m) => hashKv(m.endpoint, revision, this.tls)));
         const summary = members.map((m, i) => `${m.name}=${hashes[i]!.hash}@compact ${hashes[i]!.compactRevision}`).join(' ');
         last = `revision ${revision}: ${summary}`;
-        seen.compared = true;
+        seen.comparison = last;
         if (hashes.every((h) => h.hash === hashes[0]!.hash && h.compactRevision === hashes[0]!.compactRevision)) return true;
       } catch (error) {
         last = (error as Error).message;
@@ -306,9 +306,10 @@ export class FaultExecutor {
       return undefined;
     };
     const equal = await pollUntil(agreed, { timeoutMs, intervalMs: 500, timeout: 'equal HashKV on every member' }).catch(onTimeout(false));
-    // Differing hashes, once seen, are the finding even if a member stopped answering afterwards.
-    const compared = equal || seen.compared;
-    return { equal, compared, detail: compared ? last : `not compared: ${last}` };
+    // Differing hashes, once seen, are the finding (with the hashes) even if a member stopped answering afterwards.
+    if (equal) return { equal, compared: true, detail: last };
+    if (seen.comparison !== undefined) return { equal, compared: true, detail: seen.comparison };
+    return { equal, compared: false, detail: `not compared: ${last}` };
   }
 
   close(): void {
