@@ -129,6 +129,7 @@ export class AgentClient {
    * log committed, started with --force-new-cluster. recovered false: already done for this epoch.
    */
   async recover(epoch: number): Promise<{ epoch: number; recovered: boolean }> {
+    // The agent kills etcd and runs etcd-wal-commit on its WAL: minutes for a large one.
     const body = await this.request('PUT', '/v1/recovery', { epoch }, this.injectTimeoutMs * 5);
     if (!isRecord(body) || typeof body['epoch'] !== 'number' || typeof body['recovered'] !== 'boolean') throw this.malformed('PUT', '/v1/recovery', body);
     return { epoch: body['epoch'], recovered: body['recovered'] };

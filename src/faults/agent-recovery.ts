@@ -19,7 +19,6 @@
  * stay until the operator, which knows when the survivor serves alone, says the failover is over.
  */
 import { readFileSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { logger } from '../log.ts';
 import { pollUntil } from '../poll.ts';
@@ -40,8 +39,15 @@ export function recoveryHoldFile(dataDir: string): string {
 /** How long the recovery may keep etcd down: the kill, the wait and etcd-wal-commit on a large WAL. */
 const recoveryHoldMs = 120_000;
 
+/** What etcd-wal-commit did (src/local/wal-commit.ts WalCommitResult, which this layer cannot import). */
+export interface LogCommit {
+  commitBefore: number;
+  commitAfter: number;
+  lastIndex: number;
+}
+
 /** Marks every entry of a stopped member's WAL committed (src/local/wal-commit.ts), given by the agent command. */
-export type CommitLog = (dataDir: string) => Promise<{ commitBefore: number; commitAfter: number; lastIndex: number }>;
+export type CommitLog = (dataDir: string) => Promise<LogCommit>;
 
 export interface RecoveryState {
   /** The failover epoch of the force file; absent when there is none (etcd starts plainly). */
@@ -53,7 +59,7 @@ export interface RecoveryDone extends RecoveryState {
   /** false: the force file already said this epoch (or a later one), nothing was done. */
   recovered: boolean;
   /** What etcd-wal-commit did, when it ran. */
-  commit?: { commitBefore: number; commitAfter: number; lastIndex: number };
+  commit?: LogCommit;
 }
 
 export interface SurvivorRecoveryOptions {
@@ -87,26 +93,29 @@ export class SurvivorRecovery {
   }
 
   recover(epoch: number): Promise<RecoveryDone> {
-    const run = this.queue.then(() => this.recoverNow(epoch));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.oneAtATime(() => this.recoverNow(epoch));
   }
 
   /** Removes the force file; false when there was none. */
   finish(): Promise<boolean> {
-    const run = this.queue.then(async () => {
+    return this.oneAtATime(async () => {
       const file = forceFile(this.options.dataDir);
+      let removed: boolean;
       try {
-        await unlink(file);
+        removed = await removeHold(file);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
         throw new AgentHttpError(500, `could not remove the force file ${file}: ${errorMessage(error)}`);
       }
+      if (!removed) return false;
       // The removal must be durable: a force file that comes back would force a new cluster again.
       await syncFolderOf(file);
       logger.info(`agent ${this.options.member}: recovery finished, etcd starts plainly from now on (${file} removed)`);
       return true;
     });
+  }
+
+  private oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
     this.queue = run.catch(() => undefined);
     return run;
   }

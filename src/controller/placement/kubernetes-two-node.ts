@@ -76,8 +76,7 @@ async function agentOf(ctx: TwoNodePodsContext, cluster: EtcdCluster, member: st
   const [token, ca] = await Promise.all([ctx.agentToken(cluster), ctx.agentCa(cluster)]);
   if (token === undefined || ca === undefined) throw new PlacementError('EtcdCluster', where, `cannot recover ${member}: the agents' token or CA Secret is missing`, { statusCode: 409 });
   const { host } = memberAddresses(cluster, member, ctx.clusterDomain);
-  // The recovery kills etcd and runs etcd-wal-commit on its WAL: minutes for a large one.
-  return new AgentClient(agentUrlOf(host, true), token, { ca, injectTimeoutMs: 30_000 });
+  return new AgentClient(agentUrlOf(host, true), token, { ca });
 }
 
 export async function fenceMemberPod(ctx: TwoNodePodsContext, cluster: EtcdCluster, member: string, epoch: number): Promise<void> {
