@@ -26,6 +26,9 @@ Commands:
   report RUN    Fetch the stored report of a RobustnessRun into a folder and print
                 its verdict (--namespace, --run-number, --output, --open;
                 see etcd-robustness report --help).
+  runner --run NAMESPACE/NAME --run-number N
+                Drive one run of a RobustnessRun in a runner Pod (the operator starts
+                it as a Job; see etcd-robustness runner --help).
   agent --member NAME --data-dir DIR --listen HOST:PORT --token-file FILE
                 Run the fault agent beside an etcd member: an authenticated HTTP
                 API that kills, pauses, sets failpoints, shapes peer traffic and
@@ -69,6 +72,7 @@ const commands: Record<string, { prefix: string; run: (argv: string[]) => Promis
   witness: { prefix: 'witness: ', run: async (argv) => (await import('./commands/witness.ts')).runWitness(argv, out) },
   report: { prefix: 'report: ', run: async (argv) => (await import('./commands/report.ts')).runReport(argv, out, err) },
   operator: { prefix: 'operator: ', run: async (argv) => (await import('./commands/operator.ts')).runOperator(argv, out) },
+  runner: { prefix: 'runner: ', run: async (argv) => (await import('./commands/runner.ts')).runRunner(argv, out) },
   dev: { prefix: 'dev: ', run: async (argv) => (await import('./commands/operator.ts')).runDev(argv, out) },
 };
 

@@ -13,7 +13,7 @@ import {
 } from '../domain/cluster-spec.ts';
 import type { EtcdClusterSpec, EtcdClusterStatus, GateResult, GateRunSpec, MemberStatus, UpgradeGateSpec, UpgradeStatus } from '../domain/cluster-spec.ts';
 import { enumOf } from './openapi.ts';
-import type { JSONSchemaProps, MapSchema, NumberSchema, ObjectSchema, StringSchema } from './openapi.ts';
+import type { JSONSchemaProps, NumberSchema, ObjectSchema } from './openapi.ts';
 import { robustnessRunSpecSchema } from './run-schema.ts';
 import {
   boolean,
@@ -21,7 +21,8 @@ import {
   duration,
   name,
   namespaceName,
-  quantityPattern,
+  quantity,
+  resourceRequirements,
   resourceSchema,
   text,
   time,
@@ -33,21 +34,6 @@ export const defaultEtcdVersion = '3.6.16';
 
 // ---------------------------------------------------------------------------------------------------
 // EtcdCluster
-
-const quantity = (description: string, defaultValue?: string): StringSchema => ({
-  type: 'string',
-  description,
-  pattern: quantityPattern,
-  maxLength: 64,
-  ...(defaultValue === undefined ? {} : { default: defaultValue }),
-});
-
-const resourceList = (description: string): MapSchema<string> => ({
-  type: 'object',
-  description,
-  additionalProperties: quantity('A quantity, e.g. 250m or 1Gi.'),
-  maxProperties: 16,
-});
 
 const secretRef = (description: string): ObjectSchema<{ secretName: string }> => ({
   type: 'object',
@@ -266,11 +252,7 @@ export const etcdClusterSpecSchema: ObjectSchema<EtcdClusterSpec> = {
         storageClassName: name('The StorageClass; absent: the cluster\'s default.'),
       },
     },
-    resources: {
-      type: 'object',
-      description: 'Compute resources of the etcd container.',
-      properties: { requests: resourceList('Requested resources, e.g. cpu: 250m.'), limits: resourceList('Resource limits, e.g. memory: 1Gi.') },
-    },
+    resources: resourceRequirements('Compute resources of the etcd container.'),
     image: {
       type: 'object',
       description: 'The etcd image.',

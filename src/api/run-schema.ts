@@ -34,15 +34,17 @@
  */
 import { faultNames, targetRules } from '../domain/faults.ts';
 import type { NamespacedRef } from '../domain/kube.ts';
-import { runPhases, scheduleKinds } from '../domain/run-resource.ts';
+import { runPhases, scheduleKinds, taintEffects, tolerationOperators } from '../domain/run-resource.ts';
 import type {
   FaultChoiceInput,
   FaultsInput,
   PeriodicInput,
   RobustnessRunSpecInput,
   RobustnessRunStatus,
+  RunnerPodSpec,
   RunRecord,
   ScheduleInput,
+  Toleration,
   StoredReportRef,
   TrafficInput,
 } from '../domain/run-resource.ts';
@@ -52,7 +54,7 @@ import { describeParam, faultCatalog } from '../faults/catalog.ts';
 import type { FaultParam } from '../faults/catalog.ts';
 import { cronMessage, cronPattern } from './cron.ts';
 import { enumOf } from './openapi.ts';
-import type { BooleanSchema, JSONSchemaProps, KnownKeysSchema, NumberSchema, ObjectSchema, StringSchema, ValidationRule } from './openapi.ts';
+import type { ArraySchema, BooleanSchema, JSONSchemaProps, KnownKeysSchema, MapSchema, NumberSchema, ObjectSchema, StringSchema, ValidationRule } from './openapi.ts';
 import {
   boolean,
   celString,
@@ -63,6 +65,7 @@ import {
   integer,
   name,
   namespaceName,
+  resourceRequirements,
   resourceSchema,
   text,
   time,
@@ -331,6 +334,44 @@ const faultsSchema: ObjectSchema<FaultsInput> = {
   },
 };
 
+const tolerationSchema: ObjectSchema<Toleration> = {
+  type: 'object',
+  description: 'A toleration, as a Pod takes it.',
+  properties: {
+    key: text('The taint key; empty with operator Exists: every taint.', 316),
+    operator: enumOf(tolerationOperators, { description: 'Exists or Equal (default Equal).' }),
+    value: text('The taint value (operator Equal).', 63),
+    effect: enumOf(taintEffects, { description: 'The taint effect; empty: every effect.' }),
+    tolerationSeconds: integer(0, 31_536_000, 'NoExecute: how long the Pod stays bound after the taint appears.'),
+  },
+};
+
+export const nodeSelectorSchema: MapSchema<string> = {
+  type: 'object',
+  description: 'Node labels the runner Pod\'s node must have.',
+  additionalProperties: text('A label value.', 63),
+  maxProperties: 32,
+};
+
+const tolerationsSchema: ArraySchema<Toleration> = {
+  type: 'array',
+  description: 'Tolerations of the runner Pod.',
+  items: tolerationSchema,
+  maxItems: 32,
+  'x-kubernetes-list-type': 'atomic',
+};
+
+/** The runner Pod of an operator that runs each run in a Pod of its own (the kubernetes runtime). */
+export const runnerSchema: ObjectSchema<RunnerPodSpec> = {
+  type: 'object',
+  description: 'The runner Pod that drives each run (an operator with runner Pods): its resources and placement. Ignored by runs in the operator process and by run --local.',
+  properties: {
+    resources: resourceRequirements('Compute resources of the runner container.'),
+    nodeSelector: nodeSelectorSchema,
+    tolerations: tolerationsSchema,
+  },
+};
+
 export const robustnessRunSpecSchema: ObjectSchema<RobustnessRunCrdSpec> = {
   type: 'object',
   description: 'What a robustness run drives, for how long and what it checks (docs/robustnessrun.md).',
@@ -404,6 +445,7 @@ export const robustnessRunSpecSchema: ObjectSchema<RobustnessRunCrdSpec> = {
       },
     },
     faults: faultsSchema,
+    runner: runnerSchema,
   },
   required: ['clusterRef'],
   'x-kubernetes-validations': [
@@ -501,6 +543,7 @@ export const robustnessRunStatusSchema: ObjectSchema<RobustnessRunStatus> = {
       properties: { replica: text('The operator replica running it.', 253), path: text('The folder of its history and report.', 4096) },
       required: ['replica', 'path'],
     },
+    runnerJob: name('While a run goes in a runner Pod: the Job that runs it.'),
     lastRun: runRecordSchema,
     history: {
       type: 'array',

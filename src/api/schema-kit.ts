@@ -4,10 +4,11 @@
  * duration's bounds are, what a name may hold) records it beside the schema (`valueNotes`), so the
  * manifest reader (src/run/manifest-rules.ts) says the same thing the schema declares, from one declaration.
  */
+import type { ResourceRequirements } from '../domain/cluster-spec.ts';
 import type { Condition } from '../domain/kube.ts';
 import { formatDuration } from '../duration.ts';
 import { enumOf } from './openapi.ts';
-import type { ArraySchema, BooleanSchema, JSONSchemaProps, NumberSchema, ObjectSchema, StringSchema, ValidationRule } from './openapi.ts';
+import type { ArraySchema, BooleanSchema, JSONSchemaProps, MapSchema, NumberSchema, ObjectSchema, StringSchema, ValidationRule } from './openapi.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Notes for the manifest reader
@@ -177,3 +178,25 @@ export function resourceSchema(description: string, spec: JSONSchemaProps, statu
     ...(specRequired ? { required: ['spec'] } : {}),
   };
 }
+
+export const quantity = (description: string, defaultValue?: string): StringSchema => ({
+  type: 'string',
+  description,
+  pattern: quantityPattern,
+  maxLength: 64,
+  ...(defaultValue === undefined ? {} : { default: defaultValue }),
+});
+
+export const resourceList = (description: string): MapSchema<string> => ({
+  type: 'object',
+  description,
+  additionalProperties: quantity('A quantity, e.g. 250m or 1Gi.'),
+  maxProperties: 16,
+});
+
+/** Compute resources of a container, as the Pod API takes them. */
+export const resourceRequirements = (description: string): ObjectSchema<ResourceRequirements> => ({
+  type: 'object',
+  description,
+  properties: { requests: resourceList('Requested resources, e.g. cpu: 250m.'), limits: resourceList('Resource limits, e.g. memory: 1Gi.') },
+});

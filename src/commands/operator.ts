@@ -14,7 +14,9 @@ import { Operator } from '../controller/operator.ts';
 import { ConfigMapReportStore, VolumeReportStore, type ReportStore } from '../controller/report-store/index.ts';
 import { KubernetesPlacement } from '../controller/placement/kubernetes.ts';
 import { LocalPlacement } from '../controller/placement/local.ts';
-import type { EtcdCluster, MemberPlacement } from '../domain/index.ts';
+import type { AgentClientPods } from '../controller/placement/kubernetes-manifests.ts';
+import { resourcesFromJson, type RunnerPodOptions } from '../controller/robustnessrun/runner-jobs.ts';
+import type { EtcdCluster, MemberPlacement, ResourceRequirements } from '../domain/index.ts';
 import { parseDuration } from '../duration.ts';
 import { LocalApiserver } from '../local/kube-apiserver.ts';
 import { claimFolder, createScratch, FolderBusyError, reclaimScratch, removeScratch } from '../local/scratch.ts';
@@ -53,6 +55,14 @@ Options:
                                   the agents' port only from Pods with LABELS (k=v,...: this operator's)
                                   in this operator's namespace (POD_NAMESPACE), the peer port only from
                                   the cluster's members (the chart sets it; enforced by the CNI plugin)
+  --runner-service-account NAME   kubernetes runtime: run each RobustnessRun execution in a runner Pod
+                                  of its own (a Job in this operator's namespace, POD_NAMESPACE) under
+                                  this ServiceAccount; without it runs execute in the operator process
+  --runner-image IMAGE            image of the runner Pods (default: --agent-image, the same image)
+  --runner-pod-labels LABELS      labels of every runner Pod (k=v,...): the chart's PodMonitor selects
+                                  them, and the members' NetworkPolicy admits them to the agents' port
+  --runner-resources JSON         resources of a runner whose run does not set spec.runner.resources,
+                                  e.g. {"requests":{"cpu":"100m","memory":"128Mi"}}
   --data-dir DIR                  local runtime: members' data and logs
   --log-format json|text          (default json)
   -h, --help
@@ -73,8 +83,10 @@ export interface OperatorArgs {
   leaseDurationMs: number;
   reportDir: string | undefined;
   agentImage: string;
-  /** --member-network-policy: the operator Pods' labels, when each cluster gets a NetworkPolicy. */
-  memberNetworkPolicy: { namespace: string; podLabels: Record<string, string> } | undefined;
+  /** --member-network-policy: the operator Pods' labels (and the runner Pods'), when each cluster gets a NetworkPolicy. */
+  memberNetworkPolicy: AgentClientPods | undefined;
+  /** --runner-*: runs in runner Pods. */
+  runners: Omit<RunnerPodOptions, 'agentImage'> | undefined;
   dataDir: string;
   logFormat: 'json' | 'text';
 }
@@ -108,6 +120,10 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
       'report-dir': { type: 'string' },
       'agent-image': { type: 'string', default: env['OPERATOR_IMAGE'] ?? defaultImage },
       'member-network-policy': { type: 'string' },
+      'runner-service-account': { type: 'string' },
+      'runner-image': { type: 'string' },
+      'runner-pod-labels': { type: 'string' },
+      'runner-resources': { type: 'string' },
       'data-dir': { type: 'string' },
       'log-format': { type: 'string', default: 'json' },
       help: { type: 'boolean', short: 'h' },
@@ -141,6 +157,11 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     throw new UsageError(`--health-port: must differ from --metrics-port (${metricsPort}) when metrics are served securely: the kubelet's probes carry no token`);
   }
   if (values['metrics-cert-dir'] !== undefined && !metricsSecure) throw new UsageError('--metrics-cert-dir: needs --metrics-secure');
+  const runners = runnersOf(values, runtime, env);
+  if (runners && values['report-dir'] !== undefined) {
+    throw new UsageError('--report-dir: runner Pods store reports in ConfigMaps (they cannot mount the operator\'s report volume); leave out --runner-service-account to run runs in the operator process');
+  }
+  const memberNetworkPolicy = memberNetworkPolicyOf(values['member-network-policy'], env);
   return {
     runtime,
     namespaces: values.namespaces.split(',').map((s) => s.trim()).filter((s) => s !== ''),
@@ -156,21 +177,57 @@ export function parseOperatorArgs(argv: string[], env: NodeJS.ProcessEnv = proce
     leaseDurationMs,
     reportDir: values['report-dir'],
     agentImage: values['agent-image'],
-    memberNetworkPolicy: memberNetworkPolicyOf(values['member-network-policy'], env),
+    memberNetworkPolicy: memberNetworkPolicy && runners ? { ...memberNetworkPolicy, runnerPodLabels: runners.podLabels } : memberNetworkPolicy,
+    runners,
     dataDir: values['data-dir'] ?? path.join(os.tmpdir(), `etcd-robustness-operator-${os.userInfo().uid}`),
     logFormat,
   };
 }
 
-function memberNetworkPolicyOf(text: string | undefined, env: NodeJS.ProcessEnv): OperatorArgs['memberNetworkPolicy'] {
-  if (text === undefined) return undefined;
-  const podLabels: Record<string, string> = {};
+/** Labels written k=v,k=v (flag: for the error). */
+function labelsOf(flag: string, text: string, whose: string): Record<string, string> {
+  const labels: Record<string, string> = {};
   for (const pair of text.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
     const match = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(pair);
-    if (!match) throw new UsageError(`--member-network-policy: "${pair}" is not a label KEY=VALUE`);
-    podLabels[match[1]!] = match[2]!;
+    if (!match) throw new UsageError(`${flag}: "${pair}" is not a label KEY=VALUE`);
+    labels[match[1]!] = match[2]!;
   }
-  if (Object.keys(podLabels).length === 0) throw new UsageError("--member-network-policy: name at least one label of the operator's Pods");
+  if (Object.keys(labels).length === 0) throw new UsageError(`${flag}: name at least one label of the ${whose} Pods`);
+  return labels;
+}
+
+interface RunnerFlags {
+  'runner-service-account'?: string | undefined;
+  'runner-image'?: string | undefined;
+  'runner-pod-labels'?: string | undefined;
+  'runner-resources'?: string | undefined;
+  'agent-image': string;
+}
+
+function runnersOf(values: RunnerFlags, runtime: 'kubernetes' | 'local', env: NodeJS.ProcessEnv): OperatorArgs['runners'] {
+  const serviceAccount = values['runner-service-account'];
+  if (serviceAccount === undefined) {
+    for (const flag of ['runner-image', 'runner-pod-labels', 'runner-resources'] as const) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag}: needs --runner-service-account (runner Pods)`);
+    }
+    return undefined;
+  }
+  if (runtime !== 'kubernetes') throw new UsageError('--runner-service-account: runner Pods need --runtime kubernetes (the local runtime runs runs in its process)');
+  const namespace = env['POD_NAMESPACE'];
+  if (namespace === undefined || namespace === '') throw new UsageError("--runner-service-account: needs POD_NAMESPACE (the runner Jobs go in the operator's namespace)");
+  const podLabels = values['runner-pod-labels'] === undefined ? {} : labelsOf('--runner-pod-labels', values['runner-pod-labels'], 'runner');
+  let resources: ResourceRequirements | undefined;
+  try {
+    resources = values['runner-resources'] === undefined ? undefined : resourcesFromJson(values['runner-resources']);
+  } catch (error) {
+    throw new UsageError(`--runner-resources: ${(error as Error).message}`);
+  }
+  return { namespace, serviceAccount, image: values['runner-image'] ?? values['agent-image'], podLabels, ...(resources === undefined ? {} : { resources }) };
+}
+
+function memberNetworkPolicyOf(text: string | undefined, env: NodeJS.ProcessEnv): OperatorArgs['memberNetworkPolicy'] {
+  if (text === undefined) return undefined;
+  const podLabels = labelsOf('--member-network-policy', text, "operator's");
   const namespace = env['POD_NAMESPACE'];
   if (namespace === undefined || namespace === '') throw new UsageError("--member-network-policy: needs POD_NAMESPACE (the operator Pods' namespace)");
   return { namespace, podLabels };
@@ -203,7 +260,7 @@ export async function metricsCertificate(certDir: string | undefined, env: NodeJ
   return selfSignedCertificate('etcd-robustness-operator metrics', hosts);
 }
 
-function loadKubeConfig(file: string | undefined): KubeConfig {
+export function loadKubeConfig(file: string | undefined): KubeConfig {
   const kc = new KubeConfig();
   if (file !== undefined) kc.loadFromFile(file);
   else kc.loadFromDefault();
@@ -262,6 +319,7 @@ async function operate(args: OperatorArgs, parts: OperatorRuntimeParts & { kubeC
     healthPort: args.healthPort,
     ...(args.metricsSecure ? { secureMetrics: { tls: await metricsCertificate(args.metricsCertDir) } } : {}),
     onLostLeadership: () => lost(),
+    ...(args.runners === undefined ? {} : { runners: { ...args.runners, agentImage: args.agentImage } }),
   });
   logger.info('operator started', {
     identity,
@@ -291,7 +349,7 @@ async function operate(args: OperatorArgs, parts: OperatorRuntimeParts & { kubeC
  * listener is removed before the hook runs when the hook was registered after it (the local runtime's
  * first member starts after this), so a SIGTERM would exit 143 without stopping cleanly.
  */
-function stopSignals(): { received: Promise<NodeJS.Signals>; dispose: () => void } {
+export function stopSignals(): { received: Promise<NodeJS.Signals>; dispose: () => void } {
   let resolve!: (signal: NodeJS.Signals) => void;
   const received = new Promise<NodeJS.Signals>((r) => (resolve = r));
   const onTerm = (): void => resolve('SIGTERM');

@@ -29,6 +29,7 @@ import type { ReportStore } from './report-store/index.ts';
 import { gateAttributes, gatesHandler } from './gates/index.ts';
 import { CustomResources } from './kube-api.ts';
 import { RobustnessRunReconciler } from './robustnessrun/reconciler.ts';
+import { RunnerJobs, runnerLabelKeys, type RunnerPodOptions } from './robustnessrun/runner-jobs.ts';
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
@@ -57,6 +58,8 @@ export interface OperatorOptions {
   workDir?: string;
   /** Leaves each finished run's folder, history included, in workDir (RobustnessRunReconcilerOptions.keepRunFolders). */
   keepRunFolders?: boolean;
+  /** Each run in a runner Pod of its own (a Job in this namespace); absent: runs execute in this process. */
+  runners?: RunnerPodOptions;
 }
 
 /** The controllers and informers that run while this replica leads. */
@@ -78,6 +81,7 @@ class LeadingControllers {
       registry,
       enqueue: (key) => this.runs.enqueue(key),
       identity: options.identity,
+      ...(options.runners === undefined ? {} : { runners: new RunnerJobs(options.kubeConfig, options.runners) }),
       ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
       ...(options.keepRunFolders === undefined ? {} : { keepRunFolders: options.keepRunFolders }),
     });
@@ -104,6 +108,22 @@ class LeadingControllers {
     }
     for (const path of paths(robustnessRunPlural)) {
       this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.runs.enqueue(keyOf(object)) }));
+    }
+    // Runner Jobs wake their run: a runner that ended without reporting ends the run.
+    if (options.runners) {
+      this.informers.push(
+        new Informer<KubeObject & { metadata?: { labels?: Record<string, string> } }>({
+          kubeConfig: options.kubeConfig,
+          path: `/apis/batch/v1/namespaces/${options.runners.namespace}/jobs`,
+          labelSelector: runnerLabelKeys.run,
+          onEvent: (_type, job) => {
+            const labels = job.metadata?.labels ?? {};
+            const run = labels[runnerLabelKeys.run];
+            const namespace = labels[runnerLabelKeys.runNamespace];
+            if (run !== undefined && namespace !== undefined) this.runs.enqueue(keyOf({ metadata: { namespace, name: run } }));
+          },
+        }),
+      );
     }
     // Member Pods (kubernetes runtime) wake their cluster: a Pod that fails or turns Ready changes the plan.
     const podPaths = options.namespaces.length === 0 ? ['/api/v1/pods'] : options.namespaces.map((ns) => `/api/v1/namespaces/${ns}/pods`);

@@ -6,6 +6,7 @@
  */
 import type { ClusterMode, Verdict } from './history.ts';
 import type { Condition, NamespacedRef, ObjectMeta } from './kube.ts';
+import type { ResourceRequirements } from './cluster-spec.ts';
 import type { OperationKind, ProfileName, robustnessApiVersion } from './run-spec.ts';
 
 export const robustnessRunKind = 'RobustnessRun';
@@ -92,6 +93,29 @@ export interface RobustnessRunSpecInput {
   abortOnViolation?: boolean;
   selfTest?: { staleReads?: { member?: string } };
   faults?: FaultsInput;
+  runner?: RunnerPodSpec;
+}
+
+export const tolerationOperators = ['Exists', 'Equal'] as const;
+export const taintEffects = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
+
+/** A Pod toleration, as the Pod API takes it. */
+export interface Toleration {
+  key?: string;
+  operator?: (typeof tolerationOperators)[number];
+  value?: string;
+  effect?: (typeof taintEffects)[number];
+  tolerationSeconds?: number;
+}
+
+/**
+ * Where and with what a run's runner Pod runs (an operator with runner Pods, the kubernetes runtime):
+ * passed to the Pod as given. Runs executed in the operator's process or by `run --local` ignore it.
+ */
+export interface RunnerPodSpec {
+  resources?: ResourceRequirements;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Toleration[];
 }
 
 export const runPhases = ['Pending', 'Running', 'Passed', 'Failed', 'Inconclusive', 'Aborted'] as const;
@@ -153,6 +177,8 @@ export interface RobustnessRunStatus {
    * replica that finds the run interrupted checks and stores what was recorded there, if it can reach it.
    */
   recording?: { replica: string; path: string };
+  /** While a run goes in a runner Pod: the Job that runs it (the operator watches it). */
+  runnerJob?: string;
   lastRun?: RunRecord;
   /** Past runs, newest first, at most spec.schedule.historyLimit. */
   history?: RunRecord[];

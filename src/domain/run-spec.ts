@@ -5,7 +5,7 @@
  */
 import type { FaultsSpec } from './faults.ts';
 import type { ClusterMode } from './history.ts';
-import type { ScheduleKind } from './run-resource.ts';
+import type { RunnerPodSpec, ScheduleKind } from './run-resource.ts';
 
 export const robustnessGroup = 'etcd.robustness.io';
 export const robustnessVersion = 'v1alpha1';
@@ -150,6 +150,8 @@ export interface RobustnessRunSpec {
   selfTest?: SelfTestSpec;
   /** Faults injected during the run (src/faults/scheduler.ts plans them from the seed); absent: none. */
   faults?: FaultsSpec;
+  /** The runner Pod's resources and placement (runs in runner Pods only). */
+  runner?: RunnerPodSpec;
 }
 
 export interface RobustnessRun {

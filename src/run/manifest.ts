@@ -23,6 +23,7 @@ import type {
   WatchReopenSpec,
   WatchSpec,
 } from '../domain/run-spec.ts';
+import { readRunner } from './manifest-runner.ts';
 import { builtInMaxConcurrentFaults, defaultFaultsSpec, readFaults } from './manifest-faults.ts';
 import { cronRule, defaultOf, describe, durationDefaultOf, durationOf, durationRule, fieldsOf, numberRule, Reject, ruleOf, stringRule } from './manifest-rules.ts';
 import {
@@ -345,6 +346,7 @@ function readSpec(ctx: Context, s: Section, defaultMode: ClusterMode): Robustnes
   const abortOnViolation = field(ctx, s, 'abortOnViolation', ruleOf(specFields.abortOnViolation)) ?? defaultOf(specFields.abortOnViolation);
   const selfTest = readSelfTest(ctx, s);
   const faults = readFaults(ctx, s, mode);
+  const runner = readRunner(ctx, s);
   return {
     ...(clusterRef === undefined ? {} : { clusterRef }),
     schedule,
@@ -359,6 +361,7 @@ function readSpec(ctx: Context, s: Section, defaultMode: ClusterMode): Robustnes
     abortOnViolation,
     ...(selfTest === undefined ? {} : { selfTest }),
     ...(faults === undefined ? {} : { faults }),
+    ...(runner === undefined ? {} : { runner }),
   };
 }
 

@@ -215,14 +215,20 @@ export class RunMetrics {
   private watchEventCount: number | undefined;
   private held = 0;
   private readonly flushFn: Deferred = { flush: () => this.flush() };
+  private readonly countsRuns: boolean;
 
-  constructor(registry: Registry, labels: { run: string; cluster: string }) {
+  /**
+   * `countsRuns: false` leaves etcd_robustness_runs_total to another registry: a runner Pod's run is
+   * counted by the operator, which outlives it (a counter that dies with its Pod loses its history).
+   */
+  constructor(registry: Registry, labels: { run: string; cluster: string }, options: { countsRuns?: boolean } = {}) {
     this.metrics = probeMetrics(registry);
     this.deferred = deferredByRegistry.get(registry)!;
     this.labels = labels;
+    this.countsRuns = options.countsRuns ?? true;
     // Series exist at 0 from the start, so increase() sees the first violation and the first run's verdict.
     for (const check of checkNames) this.metrics.violations.inc({ ...labels, check }, 0);
-    for (const verdict of verdicts) this.metrics.runs.inc({ ...labels, verdict }, 0);
+    if (this.countsRuns) for (const verdict of verdicts) this.metrics.runs.inc({ ...labels, verdict }, 0);
     this.metrics.faultsPastTtl.set(labels, 0);
   }
 
@@ -324,7 +330,7 @@ export class RunMetrics {
   }
 
   finished(verdict: Verdict): void {
-    this.metrics.runs.inc({ ...this.labels, verdict });
+    if (this.countsRuns) this.metrics.runs.inc({ ...this.labels, verdict });
   }
 }
 

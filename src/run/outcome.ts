@@ -10,7 +10,7 @@ import type { RunPhase } from '../domain/run-resource.ts';
 import type { RunResult } from './types.ts';
 
 /** Why a run stopped before its duration: the target went away, a user or the operator stopped it. */
-export const abortReasons = ['TargetDeleted', 'Stopped', 'OperatorStopped', 'OperatorRestarted'] as const;
+export const abortReasons = ['TargetDeleted', 'Stopped', 'OperatorStopped', 'OperatorRestarted', 'RunnerStopped', 'RunnerFailed'] as const;
 export type AbortReason = (typeof abortReasons)[number];
 
 export interface RunAbort {

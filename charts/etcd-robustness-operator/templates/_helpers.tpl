@@ -48,6 +48,58 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{- define "ero.runnerServiceAccountName" -}}
+{{- if .Values.runner.serviceAccount.create }}
+{{- default (printf "%s-runner" (include "ero.fullname" .)) .Values.runner.serviceAccount.name }}
+{{- else }}
+{{- required "runner.serviceAccount.name is required when runner.serviceAccount.create is false" .Values.runner.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Runner Pods are used with the kubernetes runtime and ConfigMap reports only. */}}
+{{- define "ero.runnersEnabled" -}}
+{{- if and .Values.runner.enabled (eq .Values.runtime "kubernetes") (eq .Values.reports.store "configMap") }}true{{- end }}
+{{- end }}
+
+{{/* The runner Pods' selector labels: the PodMonitor and the members' NetworkPolicy select them. */}}
+{{- define "ero.runnerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ero.name" . }}-runner
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "ero.runnerSelectorLabelList" -}}
+{{- printf "app.kubernetes.io/name=%s-runner,app.kubernetes.io/instance=%s" (include "ero.name" .) .Release.Name }}
+{{- end }}
+
+{{/*
+The runner Pods' permissions in the namespaces the operator watches: read the run and its cluster, write
+the run's status, Events and report, and what faults do to members (delete and recreate a member's Pod
+and PersistentVolumeClaim, read its agent token and TLS Secrets).
+*/}}
+{{- define "ero.runnerRules" -}}
+- apiGroups: ["etcd.robustness.io"]
+  resources: ["etcdclusters", "robustnessruns"]
+  verbs: ["get"]
+- apiGroups: ["etcd.robustness.io"]
+  resources: ["robustnessruns/status"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "create", "delete"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "list", "create", "update", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "update", "delete"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
 {{- define "ero.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}

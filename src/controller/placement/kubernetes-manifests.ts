@@ -305,12 +305,14 @@ export function agentTlsSecret(cluster: EtcdCluster, bundle: { ca: string; cert:
 export interface AgentClientPods {
   namespace: string;
   podLabels: Record<string, string>;
+  /** The runner Pods' labels (in the same namespace): they inject a run's faults through the agents too. */
+  runnerPodLabels?: Record<string, string>;
 }
 
 /**
  * The member Pods' ingress (they are isolated once a policy selects them): the client port and etcd's
  * metrics and health port (the kubelet's probes, Prometheus) from anywhere, the peer port only from the
- * cluster's own members, and the agent's port only from the operator's Pods. Egress is not limited.
+ * cluster's own members, and the agent's port only from the operator's Pods and its runner Pods. Egress is not limited.
  * Enforcement is the CNI plugin's: one that does not implement NetworkPolicy ignores it.
  */
 export function memberNetworkPolicy(cluster: EtcdCluster, operator: AgentClientPods): V1NetworkPolicy {
@@ -319,6 +321,8 @@ export function memberNetworkPolicy(cluster: EtcdCluster, operator: AgentClientP
     namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': operator.namespace } },
     podSelector: { matchLabels: { ...operator.podLabels } },
   };
+  const inOperatorNamespace = { matchLabels: { 'kubernetes.io/metadata.name': operator.namespace } };
+  const agentClients = operator.runnerPodLabels === undefined ? [operatorPods] : [operatorPods, { namespaceSelector: inOperatorNamespace, podSelector: { matchLabels: { ...operator.runnerPodLabels } } }];
   const tcp = (port: number): { protocol: string; port: number } => ({ protocol: 'TCP', port });
   // `_from` is the client library's name of the field `from` (it serializes it so).
   return {
@@ -331,7 +335,7 @@ export function memberNetworkPolicy(cluster: EtcdCluster, operator: AgentClientP
       ingress: [
         { ports: [tcp(memberPorts.client), tcp(memberPorts.metrics)] },
         { _from: [members], ports: [tcp(memberPorts.peer)] },
-        { _from: [operatorPods], ports: [tcp(memberPorts.agent)] },
+        { _from: agentClients, ports: [tcp(memberPorts.agent)] },
       ],
     },
   };
