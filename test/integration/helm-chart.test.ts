@@ -67,6 +67,20 @@ const authPermissions: Permission[] = [
   { apiGroup: 'authorization.k8s.io', resources: ['subjectaccessreviews'], verbs: ['create'] },
 ];
 
+/** Runner Pods (runner.enabled, the default): what a runner may do in the watched namespaces. */
+const runnerPermissions: Permission[] = [
+  { apiGroup: 'etcd.robustness.io', resources: ['etcdclusters', 'robustnessruns'], verbs: ['get'] },
+  { apiGroup: 'etcd.robustness.io', resources: ['robustnessruns/status'], verbs: ['get', 'patch'] },
+  { apiGroup: '', resources: ['pods'], verbs: ['get', 'list', 'create', 'delete'] },
+  { apiGroup: '', resources: ['persistentvolumeclaims'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+  { apiGroup: '', resources: ['secrets'], verbs: ['get'] },
+  { apiGroup: '', resources: ['configmaps'], verbs: ['get', 'list', 'create', 'update', 'delete'] },
+  { apiGroup: 'events.k8s.io', resources: ['events'], verbs: ['create', 'patch'] },
+];
+
+/** The operator's Jobs of runner Pods, in its own namespace only. */
+const runnerJobPermissions: Permission[] = [{ apiGroup: 'batch', resources: ['jobs'], verbs: ['get', 'list', 'watch', 'create', 'delete'] }];
+
 /** Leader election, in the operator's own namespace only. */
 const leaderElectionPermissions = (leaseName: string): Permission[] => [
   { apiGroup: 'coordination.k8s.io', resources: ['leases'], verbs: ['create'] },
@@ -159,9 +173,9 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     return { text, manifests: parseManifests<Manifest>(text) };
   }
 
-  function assertBoundToServiceAccount(binding: V1RoleBinding, roleKind: string, roleName: string): void {
+  function assertBoundToServiceAccount(binding: V1RoleBinding, roleKind: string, roleName: string, serviceAccount = fullname): void {
     assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: roleName });
-    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: fullname, namespace: releaseNamespace }]);
+    assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: serviceAccount, namespace: releaseNamespace }]);
   }
 
   test('helm lint passes, strict, with the default values and with watched namespaces', async () => {
@@ -219,14 +233,20 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       `ClusterRole/-/${fullname}`,
       `ClusterRole/-/${fullname}-auth`,
       `ClusterRole/-/${fullname}-metrics-reader`,
+      `ClusterRole/-/${fullname}-runner`,
       `ClusterRoleBinding/-/${fullname}`,
       `ClusterRoleBinding/-/${fullname}-auth`,
+      `ClusterRoleBinding/-/${fullname}-runner`,
+      `ClusterRoleBinding/-/${fullname}-runner-auth`,
       `Deployment/${releaseNamespace}/${fullname}`,
       `NetworkPolicy/${releaseNamespace}/${fullname}`,
       `Role/${releaseNamespace}/${fullname}-leader-election`,
+      `Role/${releaseNamespace}/${fullname}-runner-jobs`,
       `RoleBinding/${releaseNamespace}/${fullname}-leader-election`,
+      `RoleBinding/${releaseNamespace}/${fullname}-runner-jobs`,
       `Service/${releaseNamespace}/${fullname}-metrics`,
       `ServiceAccount/${releaseNamespace}/${fullname}`,
+      `ServiceAccount/${releaseNamespace}/${fullname}-runner`,
     ]);
 
     const deployment = deploymentOf(manifests);
@@ -250,6 +270,10 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       '--namespaces=',
       '--agent-image=ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0',
       `--member-network-policy=app.kubernetes.io/name=etcd-robustness-operator,app.kubernetes.io/instance=${release}`,
+      `--runner-service-account=${fullname}-runner`,
+      '--runner-image=ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0',
+      `--runner-pod-labels=app.kubernetes.io/name=etcd-robustness-operator-runner,app.kubernetes.io/instance=${release}`,
+      '--runner-resources={"limits":{"memory":"1Gi"},"requests":{"cpu":"100m","memory":"192Mi"}}',
     ]);
     assert.equal(container.image, 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0');
     assert.deepEqual(
@@ -305,15 +329,24 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     assert.deepEqual(readerBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${fullname}-metrics-reader` });
     assert.deepEqual(readerBinding.subjects, [{ kind: 'ServiceAccount', name: 'prometheus', namespace: 'monitoring' }]);
 
-    const leaderElection = roleOf(manifests, 'Role');
+    // Runner Pods: their own ServiceAccount with the runner table; the operator's Jobs in its namespace.
+    assert.deepEqual(expandRules(roleOf(manifests, 'ClusterRole', `${fullname}-runner`).rules), expandTable(runnerPermissions));
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'ClusterRoleBinding', `${fullname}-runner`)), 'ClusterRole', `${fullname}-runner`, `${fullname}-runner`);
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'ClusterRoleBinding', `${fullname}-runner-auth`)), 'ClusterRole', `${fullname}-auth`, `${fullname}-runner`);
+    const jobsRole = roleOf(manifests, 'Role', `${fullname}-runner-jobs`);
+    assert.equal(jobsRole.metadata.namespace, releaseNamespace);
+    assert.deepEqual(expandRules(jobsRole.rules), expandTable(runnerJobPermissions));
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'RoleBinding', `${fullname}-runner-jobs`)), 'Role', `${fullname}-runner-jobs`);
+
+    const leaderElection = roleOf(manifests, 'Role', `${fullname}-leader-election`);
     assert.equal(leaderElection.metadata.namespace, releaseNamespace);
     assert.deepEqual(expandRules(leaderElection.rules), expandTable(leaderElectionPermissions('etcd-robustness-operator')));
-    assertBoundToServiceAccount(bindingOf(only(manifests, 'RoleBinding')), 'Role', `${fullname}-leader-election`);
+    assertBoundToServiceAccount(bindingOf(only(manifests, 'RoleBinding', `${fullname}-leader-election`)), 'Role', `${fullname}-leader-election`);
 
     // A lease id of the user's choice is the Lease the Role names and the operator is told to use.
     const renamed = await render(['--set', 'leaderElection.id=my-lease']);
     assert.deepEqual(
-      expandRules(roleOf(renamed.manifests, 'Role').rules),
+      expandRules(roleOf(renamed.manifests, 'Role', `${fullname}-leader-election`).rules),
       expandTable(leaderElectionPermissions('my-lease')),
     );
     const args = deploymentOf(renamed.manifests).spec?.template.spec?.containers[0]?.args;
@@ -327,22 +360,34 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
       `ClusterRole/-/${fullname}-auth`,
       `ClusterRole/-/${fullname}-metrics-reader`,
       `ClusterRoleBinding/-/${fullname}-auth`,
+      `ClusterRoleBinding/-/${fullname}-runner-auth`,
       `Deployment/${releaseNamespace}/${fullname}`,
       `NetworkPolicy/${releaseNamespace}/${fullname}`,
       `Role/${releaseNamespace}/${fullname}-leader-election`,
+      `Role/${releaseNamespace}/${fullname}-runner-jobs`,
       `Role/team-a/${fullname}`,
+      `Role/team-a/${fullname}-runner`,
       `Role/team-b/${fullname}`,
+      `Role/team-b/${fullname}-runner`,
       `RoleBinding/${releaseNamespace}/${fullname}-leader-election`,
+      `RoleBinding/${releaseNamespace}/${fullname}-runner-jobs`,
       `RoleBinding/team-a/${fullname}`,
+      `RoleBinding/team-a/${fullname}-runner`,
       `RoleBinding/team-b/${fullname}`,
+      `RoleBinding/team-b/${fullname}-runner`,
       `Service/${releaseNamespace}/${fullname}-metrics`,
       `ServiceAccount/${releaseNamespace}/${fullname}`,
+      `ServiceAccount/${releaseNamespace}/${fullname}-runner`,
     ]);
     for (const namespace of ['team-a', 'team-b']) {
-      const role = manifests.find((m) => m.kind === 'Role' && m.metadata.namespace === namespace) as RoleObject;
+      const role = manifests.find((m) => m.kind === 'Role' && m.metadata.namespace === namespace && m.metadata.name === fullname) as RoleObject;
       assert.deepEqual(expandRules(role.rules), expandTable([...operatorPermissions, ...networkPolicyPermissions]));
-      const binding = manifests.find((m) => m.kind === 'RoleBinding' && m.metadata.namespace === namespace);
+      const binding = manifests.find((m) => m.kind === 'RoleBinding' && m.metadata.namespace === namespace && m.metadata.name === fullname);
       assertBoundToServiceAccount(bindingOf(binding), 'Role', fullname);
+      const runnerRole = manifests.find((m) => m.kind === 'Role' && m.metadata.namespace === namespace && m.metadata.name === `${fullname}-runner`) as RoleObject;
+      assert.deepEqual(expandRules(runnerRole.rules), expandTable(runnerPermissions));
+      const runnerBinding = manifests.find((m) => m.kind === 'RoleBinding' && m.metadata.namespace === namespace && m.metadata.name === `${fullname}-runner`);
+      assertBoundToServiceAccount(bindingOf(runnerBinding), 'Role', `${fullname}-runner`, `${fullname}-runner`);
     }
     const args = deploymentOf(manifests).spec?.template.spec?.containers[0]?.args;
     assert.ok(args?.includes('--namespaces=team-a,team-b'), String(args));
@@ -394,6 +439,23 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     for (const [key, value] of Object.entries(spec.selector.matchLabels)) assert.equal(serviceLabels[key], value, key);
   });
 
+  test('runner.podMonitor.enabled renders a PodMonitor that selects the runner Pods by the labels the operator gives them', async () => {
+    const { manifests } = await render(['--set', 'runner.podMonitor.enabled=true', '--set', 'runner.podMonitor.labels.release=prom', '--set', 'runner.podMonitor.authorization.type=Bearer', '--set', 'runner.podMonitor.authorization.credentials.name=prom-token', '--set', 'runner.podMonitor.authorization.credentials.key=token']);
+    const monitor = only(manifests, 'PodMonitor');
+    assert.equal(monitor.apiVersion, 'monitoring.coreos.com/v1');
+    assert.equal(monitor.metadata.labels?.['release'], 'prom');
+    const spec = monitor['spec'] as { selector: { matchLabels: Record<string, string> }; namespaceSelector: unknown; podMetricsEndpoints: unknown };
+    const flag = deploymentOf(manifests).spec?.template.spec?.containers[0]?.args?.find((a) => a.startsWith('--runner-pod-labels='));
+    const runnerLabels = Object.fromEntries((flag ?? '').slice('--runner-pod-labels='.length).split(',').map((kv) => kv.split('=') as [string, string]));
+    assert.deepEqual(spec.selector.matchLabels, runnerLabels);
+    assert.deepEqual(spec.namespaceSelector, { matchNames: [releaseNamespace] });
+    assert.deepEqual(spec.podMetricsEndpoints, [
+      { port: 'https-metrics', scheme: 'https', path: '/metrics', interval: '15s', authorization: { type: 'Bearer', credentials: { name: 'prom-token', key: 'token' } }, tlsConfig: { insecureSkipVerify: true } },
+    ]);
+    const off = await render(['--set', 'runner.podMonitor.enabled=true', '--set', 'runner.enabled=false']);
+    assert.ok(!off.manifests.some((m) => m.kind === 'PodMonitor'), 'no runners, no PodMonitor');
+  });
+
   test('values that cannot work are refused at render time', async () => {
     const cases: [string[], RegExp][] = [
       [['--set', 'leaderElection.enabled=false'], /replicaCount > 1 needs leaderElection.enabled/],
@@ -409,7 +471,13 @@ describe('Helm chart and kustomize bases', { timeout: 240_000 }, () => {
     const single = await render(['--set', 'leaderElection.enabled=false', '--set', 'replicaCount=1']);
     const args = deploymentOf(single.manifests).spec?.template.spec?.containers[0]?.args;
     assert.ok(!args?.some((arg) => arg.startsWith('--leader-elect')), String(args));
-    assert.ok(!single.manifests.some((m) => m.kind === 'Role'));
+    assert.ok(!single.manifests.some((m) => m.kind === 'Role' && m.metadata.name.endsWith('-leader-election')));
+    // Runner Pods need ConfigMap reports and the kubernetes runtime; otherwise no runner objects or flags.
+    for (const values of [['--set', 'reports.store=volume'], ['--set', 'runtime=local'], ['--set', 'runner.enabled=false']]) {
+      const without = await render(values);
+      assert.ok(!without.manifests.some((m) => m.metadata.name.includes('-runner')), `${values.join(' ')}: ${kinds(without.manifests).join(', ')}`);
+      assert.ok(!deploymentOf(without.manifests).spec?.template.spec?.containers[0]?.args?.some((a) => a.startsWith('--runner-')), values.join(' '));
+    }
   });
 
   test('NetworkPolicies: the operator Pods admit metrics from networkPolicy.metrics.from, health from anywhere; members are the operator\'s to guard', async () => {

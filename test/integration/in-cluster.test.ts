@@ -25,6 +25,8 @@ import { TestCa } from '../helpers/tls.ts';
 const release = 'etcd-robustness';
 const systemNamespace = 'etcd-robustness-system';
 const namespace = 'demo';
+/** The labels the chart gives runner Pods (the members' NetworkPolicy and the PodMonitor select them). */
+const runnerPodSelector = { 'app.kubernetes.io/instance': release, 'app.kubernetes.io/name': 'etcd-robustness-operator-runner' };
 const sample = (name: string): string => path.join(packageRoot, 'config', 'samples', name);
 
 interface List<T> {
@@ -78,6 +80,13 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       1000,
     );
   }
+
+  /** The operator's Pods (the release namespace also holds runner Pods). */
+  const operatorPodList = async (): Promise<V1Pod[]> => (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods', '-l', 'app.kubernetes.io/name=etcd-robustness-operator']))?.items ?? [];
+
+  /** The runner Pods of the RobustnessRun `run` (in the release namespace). */
+  const runnerPods = async (run: string): Promise<V1Pod[]> =>
+    (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods', '-l', `etcd.robustness.io/run=${run},etcd.robustness.io/run-namespace=${namespace}`]))?.items ?? [];
 
   /** Waits until the RobustnessRun `name` ends in a terminal phase. */
   async function waitFinished(name: string, timeoutMs: number): Promise<RobustnessRunResource> {
@@ -209,7 +218,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       return list?.items[0]?.status?.readyReplicas === 2 ? list : undefined;
     });
     assert.equal(deployments.items.length, 1);
-    const pods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
+    const pods = (await operatorPodList());
     assert.equal(pods.length, 2);
     const serviceAccount = pods[0]?.spec?.serviceAccountName;
     assert.ok(serviceAccount !== undefined && serviceAccount !== 'default', 'the chart ServiceAccount');
@@ -231,7 +240,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
   });
 
   test("the operator's metrics need a token the chart's metrics-reader ClusterRole admits; health needs none", async () => {
-    const pods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
+    const pods = (await operatorPodList());
     const podIp = pods[0]?.status?.podIP;
     assert.ok(podIp !== undefined);
     // Two ServiceAccounts (the operator remembers a denial for 10 s: one account for each answer).
@@ -279,7 +288,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       assert.notEqual(await plainGet(`http://${pod.status!.podIP!}:9095/v1/status`), 200, `${pod.metadata!.name!}: no plain HTTP on the agent port`);
     }
 
-    // The chart's default NetworkPolicies: the members admit the agent port from the operator's Pods only.
+    // The chart's default NetworkPolicies: the members admit the agent port from the operator's and its runner Pods only.
     // (This node's bridge CNI does not enforce NetworkPolicy: the objects and their selectors are checked.)
     const policy = await kubectlJson<{
       spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { from?: { namespaceSelector?: { matchLabels: Record<string, string> }; podSelector?: { matchLabels: Record<string, string> } }[]; ports: { port: number }[] }[] };
@@ -289,10 +298,13 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
     for (const pod of pods) assert.ok(selects(pod.metadata?.labels, policy.spec.podSelector.matchLabels), `it selects ${pod.metadata?.name}`);
     const agentRule = policy.spec.ingress.find((rule) => rule.ports.some((p) => p.port === 9095));
-    assert.ok(agentRule?.from?.length === 1, JSON.stringify(policy.spec));
-    const from = agentRule.from[0]!;
+    assert.ok(agentRule?.from?.length === 2, JSON.stringify(policy.spec));
+    const [from, runnersFrom] = [agentRule.from[0]!, agentRule.from[1]!];
     assert.deepEqual(from.namespaceSelector?.matchLabels, { 'kubernetes.io/metadata.name': systemNamespace });
-    const operatorPods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
+    assert.deepEqual(runnersFrom.namespaceSelector?.matchLabels, { 'kubernetes.io/metadata.name': systemNamespace });
+    assert.deepEqual(runnersFrom.podSelector?.matchLabels, runnerPodSelector, 'and the runner Pods (the run test checks a runner carries these labels)');
+    assert.ok(!pods.some((p) => selects(p.metadata?.labels, runnersFrom.podSelector?.matchLabels)), 'not the members');
+    const operatorPods = (await operatorPodList());
     assert.ok(operatorPods.length > 0 && operatorPods.every((p) => selects(p.metadata?.labels, from.podSelector?.matchLabels)), 'the agent port admits the operator Pods');
     assert.ok(!pods.some((p) => selects(p.metadata?.labels, from.podSelector?.matchLabels)), 'and not the members');
     const operatorPolicy = await kubectlJson<{ spec: { podSelector: { matchLabels: Record<string, string> } } }>(node, ['-n', systemNamespace, 'get', 'networkpolicy', `${release}-etcd-robustness-operator`]);
@@ -311,19 +323,31 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     const reasons = await eventReasons('demo-faults');
     for (const reason of ['RunStarted', 'FaultInjected', 'FaultHealed', 'RunPassed']) assert.ok(reasons.has(reason), `Event ${reason} (${[...reasons].join(', ')})`);
 
-    // The run's metrics, scraped over HTTPS with the metrics reader's token from each operator Pod (one ran it).
-    const operatorPods = (await kubectlJson<List<V1Pod>>(node, ['-n', systemNamespace, 'get', 'pods']))?.items ?? [];
-    const texts = await Promise.all(
-      operatorPods.map(async (p) => {
+    // It ran in a runner Pod of its own (a Job in the release namespace, under the runner ServiceAccount):
+    // its live series are scraped from that Pod, which serves them for a while after the run.
+    const runners = await runnerPods('demo-faults');
+    assert.equal(runners.length, 1, `one runner Pod: ${runners.map((p) => p.metadata?.name).join(', ')}`);
+    const runner = runners[0]!;
+    assert.equal(runner.spec?.serviceAccountName, `${release}-etcd-robustness-operator-runner`);
+    assert.equal(runner.metadata?.labels?.['etcd.robustness.io/run-number'], '1');
+    for (const [k, v] of Object.entries(runnerPodSelector)) assert.equal(runner.metadata?.labels?.[k], v, `the members' NetworkPolicy admits the runner (${k})`);
+    assert.equal(runner.status?.phase === 'Running' || runner.status?.phase === 'Succeeded', true, `runner Pod ${runner.status?.phase}`);
+    const runnerMetrics = await httpsGet(`https://${runner.status!.podIP!}:8443/metrics`, scraperToken);
+    assert.equal(runnerMetrics.status, 200, runnerMetrics.body);
+    const operations = samples(runnerMetrics.body, 'etcd_robustness_operations_total').filter((s) => s.labels['run'] === `${namespace}/demo-faults`);
+    assert.ok(operations.reduce((sum, s) => sum + s.value, 0) > 1000, 'etcd_robustness_operations_total of the run, from its runner Pod');
+    assert.equal((await httpsGet(`https://${runner.status!.podIP!}:8443/metrics`)).status, 401, "the runner's /metrics needs a token");
+    // The finished run is counted by the operator, which outlives the runner.
+    const operatorTexts = await Promise.all(
+      (await operatorPodList()).map(async (p) => {
         const answer = await httpsGet(`https://${p.status!.podIP!}:8443/metrics`, scraperToken);
         assert.equal(answer.status, 200, `${p.metadata!.name!}: ${answer.body}`);
         return answer.body;
       }),
     );
-    const operations = texts.flatMap((text) => samples(text, 'etcd_robustness_operations_total')).filter((s) => s.labels['run'] === `${namespace}/demo-faults`);
-    assert.ok(operations.reduce((sum, s) => sum + s.value, 0) > 1000, 'etcd_robustness_operations_total of the run');
-    const passed = texts.flatMap((text) => samples(text, 'etcd_robustness_runs_total')).filter((s) => s.labels['run'] === `${namespace}/demo-faults` && s.labels['verdict'] === 'linearizable');
+    const passed = operatorTexts.flatMap((text) => samples(text, 'etcd_robustness_runs_total')).filter((s) => s.labels['run'] === `${namespace}/demo-faults` && s.labels['verdict'] === 'linearizable');
     assert.equal(passed.reduce((sum, s) => sum + s.value, 0), 1, 'one run counted linearizable');
+    assert.equal(samples(runnerMetrics.body, 'etcd_robustness_runs_total').length, 0, 'and not by the runner too');
 
     // `etcd-robustness report`, as a user fetches it.
     const out = mkdtempSync(path.join(os.tmpdir(), 'etcd-robustness-report-'));
@@ -362,16 +386,6 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     assert.equal(after.status?.members?.length, 3);
   });
 
-  test('deleting the EtcdCluster removes its Pods, PVCs, Services, budget and Secret', async () => {
-    await kubectlIn(namespace, ['delete', 'robustnessrun', '--all', '--wait=true']);
-    await kubectlIn(namespace, ['delete', 'etcdcluster', 'demo', '--wait=true', '--timeout=5m']);
-    const left = await eventually('nothing of the cluster left', 3 * 60_000, async () => {
-      const all = await kubectlJson<List<{ kind: string; metadata: { name: string } }>>(node, ['-n', namespace, 'get', 'pods,pvc,services,secrets,pdb', '-l', 'etcd.robustness.io/cluster=demo']);
-      return all?.items.length === 0 ? all.items : undefined;
-    }, describeCluster, 1000);
-    assert.deepEqual(left, []);
-  });
-
   test('the failpoint image with client and peer TLS from Secrets: kills, pauses, partitions, delays and gofail panics, two at a time, Passed', async () => {
     await createTlsSecrets('chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], clusterManifest('chaos', { failpoints: true, tls: true }));
@@ -399,6 +413,61 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     const injected = events?.items.filter((e) => e.regarding.name === 'chaos-faults' && e.reason === 'FaultInjected').map((e) => e.note ?? '') ?? [];
     assert.ok(injected.some((note) => /Panic/.test(note)), `a gofail panic was injected: ${injected.join(' | ')}`);
     assert.ok(injected.length >= 4, `several faults: ${injected.join(' | ')}`);
+  });
+
+  test('three RobustnessRuns against two clusters at once, each in its own runner Pod, all Passed; deleting a run deletes its Jobs', async () => {
+    const manifest = (name: string, cluster: string, extra: string[]): string =>
+      [
+        'apiVersion: etcd.robustness.io/v1alpha1',
+        'kind: RobustnessRun',
+        `metadata: {name: ${name}}`,
+        'spec:',
+        `  clusterRef: {name: ${cluster}}`,
+        '  mode: shared',
+        '  duration: 20s',
+        '  seed: 11',
+        '  traffic: {profile: etcd, qps: {target: 50}}',
+        '  runner: {resources: {requests: {cpu: 50m, memory: 96Mi}}}',
+        ...extra,
+        '',
+      ].join('\n');
+    const runs = ['trio-demo', 'trio-chaos-a', 'trio-chaos-b'];
+    await kubectlIn(namespace, ['apply', '-f', '-'], [
+      manifest('trio-demo', 'demo', ['  faults: {allowShared: true, interval: {min: 2s, max: 4s}, duration: {min: 1s, max: 2s}, choices: [{fault: pause}, {fault: kill, target: follower}]}']),
+      manifest('trio-chaos-a', 'chaos', []),
+      manifest('trio-chaos-b', 'chaos', []),
+    ].join('---\n'));
+    const finished = await Promise.all(runs.map((name) => waitFinished(name, 6 * 60_000)));
+    for (const run of finished) {
+      assert.equal(run.status?.phase, 'Passed', `${run.metadata.name}: ${JSON.stringify(run.status)}`);
+      assert.equal(run.status?.verdict, 'linearizable');
+    }
+    assert.ok((finished[0]!.status?.faults?.injected ?? 0) > 0, 'faults were injected into demo');
+    // At once: every run started before any ended.
+    const starts = finished.map((r) => Date.parse(r.status!.lastRun!.startTime));
+    const ends = finished.map((r) => Date.parse(r.status!.lastRun!.endTime!));
+    assert.ok(Math.max(...starts) < Math.min(...ends), `the runs overlapped: ${finished.map((r) => `${r.metadata.name} ${r.status?.lastRun?.startTime} .. ${r.status?.lastRun?.endTime}`).join('; ')}`);
+    // Each in a runner Pod of its own, with the resources its spec asked for.
+    const pods = await Promise.all(runs.map(async (name) => runnerPods(name)));
+    const names = new Set(pods.flat().map((p) => p.metadata?.name));
+    assert.equal(names.size, 3, `three runner Pods: ${[...names].join(', ')}`);
+    for (const list of pods) {
+      assert.equal(list.length, 1);
+      assert.equal(list[0]!.spec?.containers[0]?.resources?.requests?.['cpu'], '50m');
+    }
+    await kubectlIn(namespace, ['delete', 'robustnessrun', ...runs, '--wait=true']);
+    const jobs = await kubectlJson<List<{ metadata: { name: string } }>>(node, ['-n', systemNamespace, 'get', 'jobs', '-l', `etcd.robustness.io/run-namespace=${namespace},etcd.robustness.io/run in (${runs.join(',')})`]);
+    assert.deepEqual(jobs?.items.map((j) => j.metadata.name), [], 'their Jobs went with them');
+  });
+
+  test('deleting the EtcdCluster removes its Pods, PVCs, Services, budget and Secret', async () => {
+    await kubectlIn(namespace, ['delete', 'robustnessrun', '--all', '--wait=true']);
+    await kubectlIn(namespace, ['delete', 'etcdcluster', 'demo', '--wait=true', '--timeout=5m']);
+    const left = await eventually('nothing of the cluster left', 3 * 60_000, async () => {
+      const all = await kubectlJson<List<{ kind: string; metadata: { name: string } }>>(node, ['-n', namespace, 'get', 'pods,pvc,services,secrets,pdb', '-l', 'etcd.robustness.io/cluster=demo']);
+      return all?.items.length === 0 ? all.items : undefined;
+    }, describeCluster, 1000);
+    assert.deepEqual(left, []);
   });
 
   test('a self-test run (stale reads through a lagging member) ends Failed with the violation', async () => {
@@ -439,7 +508,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     await waitAvailable(3, 2 * 60_000, 'chaos');
   });
 
-  test('a continuous schedule across the leading operator Pod force-deleted mid-run: the other replica leads and starts the next runs, the history stays bounded, no fault is left', async () => {
+  test('a continuous schedule across the leading operator Pod force-deleted mid-run: the run goes on in its runner Pod and Passes, the other replica leads and starts the next runs, the history stays bounded, no fault is left', async () => {
     await waitAvailable(3, 5 * 60_000, 'chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-takeover', 'chaos', [
       '  schedule: {kind: continuous, window: 25s, historyLimit: 2}',
@@ -448,21 +517,26 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
       '    duration: {min: 5s, max: 10s}',
       '    choices: [{fault: pause}, {fault: partition, target: minority}]',
     ]));
-    await eventually('a fault injected by the run', 5 * 60_000, async () => ((await getRun('chaos-takeover'))?.status?.faults?.injected ?? 0) > 0 ? true : undefined, describeCluster, 500);
+    const during = await eventually('a fault injected by the run', 5 * 60_000, async () => {
+      const current = await getRun('chaos-takeover');
+      return (current?.status?.faults?.injected ?? 0) > 0 ? current : undefined;
+    }, describeCluster, 500);
+    const interrupted = during.status!.runNumber!;
     const leaderBefore = await leaseHolder();
-    const leaderPod = leaderBefore;
-    await kubectlIn(systemNamespace, ['delete', 'pod', leaderPod, '--grace-period=0', '--force']);
+    await kubectlIn(systemNamespace, ['delete', 'pod', leaderBefore, '--grace-period=0', '--force']);
     const leaderAfter = await eventually('another operator replica to lead', 3 * 60_000, async () => {
       const holder = await leaseHolder();
       return holder !== '' && holder !== leaderBefore ? holder : undefined;
     }, describeCluster, 1000);
-    assert.notEqual(leaderAfter, leaderPod);
-    // The new leader ends the interrupted run in a clear phase and goes on with the schedule: run 3 starts
-    // once run 2 ended, and only the last two runs are kept.
-    const third = await eventually('run 3 of the continuous schedule to start', 6 * 60_000, async () => {
+    assert.notEqual(leaderAfter, leaderBefore);
+    // The run did not die with the operator: its runner Pod drove it to the end.
+    const survived = await eventually(`run ${interrupted} to finish`, 4 * 60_000, async () => {
       const current = await getRun('chaos-takeover');
-      return (current?.status?.runNumber ?? 0) >= 3 ? current : undefined;
+      return current?.status?.history?.find((r) => r.number === interrupted);
     }, describeCluster, 1000);
+    assert.equal(survived.phase, 'Passed', `the run across the leader's death: ${JSON.stringify(survived)}`);
+    // The new leader goes on with the schedule: the next run starts once it ended, and only the last two runs are kept.
+    await eventually(`run ${interrupted + 1} of the continuous schedule to start`, 4 * 60_000, async () => ((await getRun('chaos-takeover'))?.status?.runNumber ?? 0) > interrupted ? true : undefined, describeCluster, 1000);
     await kubectlIn(namespace, ['patch', 'robustnessrun', 'chaos-takeover', '--type=merge', '-p', '{"spec":{"schedule":{"suspend":true}}}']);
     const done = await eventually('the last run to finish with the schedule suspended', 4 * 60_000, async () => {
       const current = await getRun('chaos-takeover');
@@ -471,11 +545,8 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     const history = done.status?.history ?? [];
     assert.equal(history.length, 2, `the history keeps historyLimit runs: ${JSON.stringify(history)}`);
     assert.deepEqual(history.map((r) => r.number), [done.status!.runNumber!, done.status!.runNumber! - 1], 'newest first');
-    assert.ok(third.status!.runNumber! >= 3);
     for (const record of history) assert.notEqual(record.verdict, 'violation', JSON.stringify(record));
-    // Run 2 was all the new leader's: it passes.
-    assert.ok(history.some((r) => r.number >= 2 && r.phase === 'Passed'), `a run of the new leader Passed: ${JSON.stringify(history)}`);
-    // Faults are leases: whatever the dead replica injected, its agent healed when the TTL ran out.
+    // Faults are leases: whatever was injected, its agent healed it.
     await eventually('no fault left on any agent', 3 * 60_000, async () => ((await activeAgentFaults('chaos')).length === 0 ? true : undefined), async () => JSON.stringify(await activeAgentFaults('chaos')), 2000);
     await kubectlIn(namespace, ['delete', 'robustnessrun', 'chaos-takeover', '--wait=true']);
   });

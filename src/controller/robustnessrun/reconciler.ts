@@ -219,10 +219,12 @@ export class RobustnessRunReconciler {
       active.stopper.stop({ reason: 'Stopped', message: 'the RobustnessRun was deleted during the run' });
       await active.done;
     }
-    const job = this.inRunners.get(key)?.job ?? resource.status?.runnerJob;
-    if (job !== undefined && this.options.runners) {
-      await this.options.runners.delete(job);
-      if (await this.options.runners.read(job)) return { requeueAfterMs: 1000 };
+    const runners = this.options.runners;
+    if (runners) {
+      // Every Job of the run: the running one stops (its Pod heals and reports), finished ones go with it.
+      const jobs = await runners.namesFor(resource.metadata.namespace ?? 'default', resource.metadata.name);
+      for (const job of jobs) await runners.delete(job);
+      if (jobs.length > 0) return { requeueAfterMs: 1000 };
     }
     this.inRunners.delete(key);
     if ((resource.metadata.finalizers ?? []).includes(runFinalizer)) {

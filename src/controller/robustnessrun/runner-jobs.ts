@@ -47,7 +47,8 @@ export const runnerGracePeriodSeconds = 120;
 export function runnerJobName(namespace: string, name: string, runNumber: number): string {
   const hash = createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8);
   const suffix = `-${hash}-${runNumber}`;
-  const head = name.slice(0, 63 - suffix.length - 4).replace(/[-.]+$/, '');
+  // A DNS label (dots out): the Job's Pods take their hostnames from it.
+  const head = name.replaceAll('.', '-').slice(0, 63 - suffix.length - 4).replace(/-+$/, '');
   return `run-${head}${suffix}`;
 }
 
@@ -193,6 +194,12 @@ export class RunnerJobs {
       if (isNotFound(error)) return undefined;
       throw error;
     }
+  }
+
+  /** The names of every runner Job of the run namespace/name (running or finished). */
+  async namesFor(namespace: string, name: string): Promise<string[]> {
+    const list = await this.batch.listNamespacedJob({ namespace: this.options.namespace, labelSelector: `${runnerLabelKeys.runNamespace}=${namespace},${runnerLabelKeys.run}=${name}` });
+    return list.items.map((job) => job.metadata?.name ?? '').filter((n) => n !== '');
   }
 
   /** Deletes the Job and, in the foreground, its Pod (which gets SIGTERM: it heals its faults and reports). */
