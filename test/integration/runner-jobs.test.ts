@@ -95,7 +95,7 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
     const job = listed[0]!;
     assert.equal(job.metadata?.name, running?.status?.runnerJob);
     assert.equal(job.spec?.backoffLimit, 0, 'a run is never retried under the same number');
-    const pod = job.spec!.template.spec!;
+    const pod = job.spec.template.spec!;
     assert.equal(pod.serviceAccountName, 'ero-runner');
     assert.deepEqual(pod.nodeSelector, { disk: 'ssd' });
     assert.deepEqual(JSON.parse(JSON.stringify(pod.tolerations)), [{ key: 'dedicated', operator: 'Equal', value: 'chaos', effect: 'NoSchedule' }]);
@@ -150,7 +150,7 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
     assert.ok(deleting[0]!.metadata?.deletionTimestamp !== undefined, 'the Job is being deleted');
     assert.ok(deleting[0]!.metadata?.finalizers?.includes('foregroundDeletion'), 'in the foreground: its Pod first');
     // What the garbage collector does once the Pod is gone.
-    await kubectlOk(apiserver, ['-n', system, 'patch', 'job', deleting[0]!.metadata!.name!, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
+    await kubectlOk(apiserver, ['-n', system, 'patch', 'job', deleting[0]!.metadata.name!, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
     await reconciler.reconcile(key);
     assert.equal(await getRun(), undefined, 'the finalizer went');
     assert.deepEqual(await jobs(), []);

@@ -42,7 +42,7 @@ describe('runner Jobs', () => {
     assert.equal(job.metadata?.namespace, 'ero-system');
     assert.equal(job.spec?.backoffLimit, 0);
     assert.ok((job.spec?.activeDeadlineSeconds ?? 0) > 600 + 120, 'room for the timeout and the runner grace period');
-    const pod = job.spec!.template.spec!;
+    const pod = job.spec.template.spec!;
     assert.equal(pod.restartPolicy, 'Never');
     assert.equal(pod.serviceAccountName, 'ero-runner');
     assert.equal(pod.securityContext?.runAsNonRoot, true);
@@ -52,7 +52,7 @@ describe('runner Jobs', () => {
     assert.deepEqual(container.securityContext?.capabilities?.drop, ['ALL']);
     assert.deepEqual(container.args?.slice(0, 4), ['runner', '--run=team-a/nightly', '--run-number=3', `--job=${job.metadata?.name}`]);
     assert.deepEqual(container.resources, { requests: { cpu: '100m' } }, "the operator's default");
-    const labels = job.spec!.template.metadata!.labels!;
+    const labels = job.spec.template.metadata!.labels!;
     assert.equal(labels['app.kubernetes.io/name'], 'ero-runner');
     assert.equal(labels['etcd.robustness.io/run'], 'nightly');
     assert.equal(labels['etcd.robustness.io/run-namespace'], 'team-a');
@@ -74,7 +74,7 @@ describe('runner Jobs', () => {
   });
 
   test("a Job's end as its conditions say", () => {
-    const job = (conditions: { type: string; status: string; reason?: string; message?: string }[]): V1Job => ({ status: { conditions } }) as V1Job;
+    const job = (conditions: { type: string; status: string; reason?: string; message?: string }[]): V1Job => ({ status: { conditions } });
     assert.equal(jobEnd(job([])), undefined);
     assert.equal(jobEnd(job([{ type: 'Failed', status: 'False' }])), undefined);
     assert.deepEqual(jobEnd(job([{ type: 'Complete', status: 'True' }])), { succeeded: true, message: 'completed' });
