@@ -10,12 +10,11 @@
  *   runs      --runs RobustnessRuns at once against them (--qps each), in runner Pods by default or in the
  *             operator's process with --in-process (the chart's runner.enabled=false).
  * Per cluster = (clusters - idle) / clusters; per run = (runs - clusters) / runs, for the operator and, with
- * runner Pods, for each runner. Prints a table and writes JSON to --out.
+ * runner Pods, for each runner. Prints the figures and writes them to bench/.results/ (or --out).
  *
  *   node bench/operator-cost.ts [--clusters 4] [--runs 3] [--window 60s] [--qps 50] [--in-process]
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -30,7 +29,7 @@ const { values } = parseArgs({
     window: { type: 'string', default: '60s' },
     qps: { type: 'string', default: '50' },
     'in-process': { type: 'boolean', default: false },
-    out: { type: 'string', default: path.join(os.tmpdir(), 'operator-cost.json') },
+    out: { type: 'string' },
   },
 });
 const clusterCount = Number(values.clusters);
@@ -189,6 +188,20 @@ async function main(): Promise<number> {
     const operatorDuring = during.get(operator.name)!;
     console.log(`${runCount} runs: operator ${JSON.stringify(operatorDuring)}`);
     const runnerFigures = runners.map((p) => during.get(p.name)!);
+    // What the operator logged meanwhile, by message: where its time went when the figure is high.
+    const logs = await kubectl(node, ['-n', system, 'logs', operator.name, `--since=${Math.round(windowMs / 1000)}s`]);
+    const byMessage = new Map<string, number>();
+    for (const line of logs.split('\n').filter((l) => l !== '')) {
+      let message = line.slice(0, 80);
+      try {
+        const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+        if (typeof msg === 'string') message = msg.replace(/[0-9]+/g, 'N').slice(0, 100);
+      } catch {
+        // not JSON
+      }
+      byMessage.set(message, (byMessage.get(message) ?? 0) + 1);
+    }
+    console.log(`operator log lines during the runs: ${JSON.stringify([...byMessage].sort((a, b) => b[1] - a[1]).slice(0, 15))}`);
     await waitFor('the runs to finish', 10 * 60_000, async () => {
       const list = JSON.parse(await kubectl(node, ['-n', namespace, 'get', 'robustnessruns', '-o', 'json'])) as { items: { status?: { phase?: string } }[] };
       return list.items.every((r) => r.status?.phase !== undefined && r.status.phase !== 'Running' && r.status.phase !== 'Pending');
@@ -212,7 +225,10 @@ async function main(): Promise<number> {
       runOutcomes: phases,
     };
     console.log(JSON.stringify(result, null, 2));
-    writeFileSync(values.out, `${JSON.stringify(result, null, 2)}\n`);
+    mkdirSync('bench/.results', { recursive: true });
+    const out = values.out ?? `bench/.results/operator-cost-${inProcess ? 'in-process' : 'runner-pods'}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`;
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`written to ${out}`);
     return phases.every((p) => p.phase === 'Passed') ? 0 : 1;
   } finally {
     await helm.run(['uninstall', 'cost', '-n', system, '--wait', '--timeout', '2m'], 3 * 60_000).catch(() => undefined);

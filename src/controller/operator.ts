@@ -19,6 +19,7 @@ import {
   Informer,
   keyOf,
   KubeReviewer,
+  metadataChanged,
   LeaderElector,
   ProbeServer,
   type KubeObject,
@@ -104,7 +105,9 @@ class LeadingControllers {
         ? [`/apis/${robustnessGroup}/${robustnessVersion}/${plural}`]
         : options.namespaces.map((ns) => `/apis/${robustnessGroup}/${robustnessVersion}/namespaces/${ns}/${plural}`);
     for (const path of paths(etcdClusterPlural)) {
-      this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.clusters.enqueue(keyOf(object)) }));
+      // Not on its own status writes (etcd's revision in it moves with every client write): spec, metadata,
+      // member Pods and the resync wake a cluster.
+      this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.clusters.enqueue(keyOf(object)), shouldNotify: metadataChanged }));
     }
     for (const path of paths(robustnessRunPlural)) {
       this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.runs.enqueue(keyOf(object)) }));

@@ -386,11 +386,33 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     assert.equal(after.status?.members?.length, 3);
   });
 
-  test('the failpoint image with client and peer TLS from Secrets: kills, pauses, partitions, delays and gofail panics, two at a time, Passed', async () => {
+  test('the failpoint image with client and peer TLS from Secrets: kills, pauses, partitions, delays and gofail panics, two at a time, Passed; beside it two runs against demo: three runs against two clusters at once, each in its own runner Pod', async () => {
     await createTlsSecrets('chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], clusterManifest('chaos', { failpoints: true, tls: true }));
     const available = await waitAvailable(3, 6 * 60_000, 'chaos');
     assert.ok(available.status?.members?.every((m) => m.clientUrl?.startsWith('https://') === true && m.peerUrl?.startsWith('https://') === true), JSON.stringify(available.status?.members));
+    await waitAvailable(3, 5 * 60_000);
+    // Two shared runs against demo (one with faults) go at the same time as chaos-faults.
+    const sharedRun = (name: string, extra: string[]): string =>
+      [
+        'apiVersion: etcd.robustness.io/v1alpha1',
+        'kind: RobustnessRun',
+        `metadata: {name: ${name}}`,
+        'spec:',
+        '  clusterRef: {name: demo}',
+        '  mode: shared',
+        '  duration: 25s',
+        '  seed: 11',
+        '  traffic: {profile: etcd, qps: {target: 50}}',
+        '  runner: {resources: {requests: {cpu: 50m, memory: 96Mi}}}',
+        ...extra,
+        '',
+      ].join('\n');
+    const beside = ['demo-shared-faults', 'demo-shared'];
+    await kubectlIn(namespace, ['apply', '-f', '-'], [
+      sharedRun('demo-shared-faults', ['  faults: {allowShared: true, interval: {min: 2s, max: 4s}, duration: {min: 1s, max: 2s}, choices: [{fault: pause}, {fault: kill, target: follower}]}']),
+      sharedRun('demo-shared', []),
+    ].join('---\n'));
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-faults', 'chaos', [
       '  duration: 45s',
       '  faults:',
@@ -413,50 +435,25 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
     const injected = events?.items.filter((e) => e.regarding.name === 'chaos-faults' && e.reason === 'FaultInjected').map((e) => e.note ?? '') ?? [];
     assert.ok(injected.some((note) => /Panic/.test(note)), `a gofail panic was injected: ${injected.join(' | ')}`);
     assert.ok(injected.length >= 4, `several faults: ${injected.join(' | ')}`);
-  });
 
-  test('three RobustnessRuns against two clusters at once, each in its own runner Pod, all Passed; deleting a run deletes its Jobs', async () => {
-    const manifest = (name: string, cluster: string, extra: string[]): string =>
-      [
-        'apiVersion: etcd.robustness.io/v1alpha1',
-        'kind: RobustnessRun',
-        `metadata: {name: ${name}}`,
-        'spec:',
-        `  clusterRef: {name: ${cluster}}`,
-        '  mode: shared',
-        '  duration: 20s',
-        '  seed: 11',
-        '  traffic: {profile: etcd, qps: {target: 50}}',
-        '  runner: {resources: {requests: {cpu: 50m, memory: 96Mi}}}',
-        ...extra,
-        '',
-      ].join('\n');
-    const runs = ['trio-demo', 'trio-chaos-a', 'trio-chaos-b'];
-    await kubectlIn(namespace, ['apply', '-f', '-'], [
-      manifest('trio-demo', 'demo', ['  faults: {allowShared: true, interval: {min: 2s, max: 4s}, duration: {min: 1s, max: 2s}, choices: [{fault: pause}, {fault: kill, target: follower}]}']),
-      manifest('trio-chaos-a', 'chaos', []),
-      manifest('trio-chaos-b', 'chaos', []),
-    ].join('---\n'));
-    const finished = await Promise.all(runs.map((name) => waitFinished(name, 6 * 60_000)));
-    for (const run of finished) {
-      assert.equal(run.status?.phase, 'Passed', `${run.metadata.name}: ${JSON.stringify(run.status)}`);
-      assert.equal(run.status?.verdict, 'linearizable');
+    const finished = [run, ...(await Promise.all(beside.map((name) => waitFinished(name, 6 * 60_000))))];
+    for (const other of finished.slice(1)) {
+      assert.equal(other.status?.phase, 'Passed', `${other.metadata.name}: ${JSON.stringify(other.status)}`);
+      assert.equal(other.status?.verdict, 'linearizable');
     }
-    assert.ok((finished[0]!.status?.faults?.injected ?? 0) > 0, 'faults were injected into demo');
+    assert.ok((finished[1]!.status?.faults?.injected ?? 0) > 0, 'faults were injected into demo too');
     // At once: every run started before any ended.
     const starts = finished.map((r) => Date.parse(r.status!.lastRun!.startTime));
     const ends = finished.map((r) => Date.parse(r.status!.lastRun!.endTime!));
     assert.ok(Math.max(...starts) < Math.min(...ends), `the runs overlapped: ${finished.map((r) => `${r.metadata.name} ${r.status?.lastRun?.startTime} .. ${r.status?.lastRun?.endTime}`).join('; ')}`);
-    // Each in a runner Pod of its own, with the resources its spec asked for.
-    const pods = await Promise.all(runs.map(async (name) => runnerPods(name)));
-    const names = new Set(pods.flat().map((p) => p.metadata?.name));
-    assert.equal(names.size, 3, `three runner Pods: ${[...names].join(', ')}`);
-    for (const list of pods) {
-      assert.equal(list.length, 1);
-      assert.equal(list[0]!.spec?.containers[0]?.resources?.requests?.['cpu'], '50m');
-    }
-    await kubectlIn(namespace, ['delete', 'robustnessrun', ...runs, '--wait=true']);
-    const jobs = await kubectlJson<List<{ metadata: { name: string } }>>(node, ['-n', systemNamespace, 'get', 'jobs', '-l', `etcd.robustness.io/run-namespace=${namespace},etcd.robustness.io/run in (${runs.join(',')})`]);
+    // Each in a runner Pod of its own, with the resources its spec asked for (the operator's default otherwise).
+    const pods = await Promise.all(['chaos-faults', ...beside].map(async (name) => runnerPods(name)));
+    assert.equal(new Set(pods.flat().map((p) => p.metadata?.name)).size, 3, `three runner Pods: ${pods.flat().map((p) => p.metadata?.name).join(', ')}`);
+    assert.deepEqual(pods.map((list) => list.length), [1, 1, 1]);
+    assert.deepEqual(pods.map((list) => list[0]!.spec?.containers[0]?.resources?.requests?.['cpu']), ['100m', '50m', '50m']);
+    // Deleting a run deletes its Jobs.
+    await kubectlIn(namespace, ['delete', 'robustnessrun', ...beside, '--wait=true']);
+    const jobs = await kubectlJson<List<{ metadata: { name: string } }>>(node, ['-n', systemNamespace, 'get', 'jobs', '-l', `etcd.robustness.io/run-namespace=${namespace},etcd.robustness.io/run in (${beside.join(',')})`]);
     assert.deepEqual(jobs?.items.map((j) => j.metadata.name), [], 'their Jobs went with them');
   });
 
@@ -511,7 +508,7 @@ describe('in a real cluster: helm install, the samples, member Pods and a Robust
   test('a continuous schedule across the leading operator Pod force-deleted mid-run: the run goes on in its runner Pod and Passes, the other replica leads and starts the next runs, the history stays bounded, no fault is left', async () => {
     await waitAvailable(3, 5 * 60_000, 'chaos');
     await kubectlIn(namespace, ['apply', '-f', '-'], runManifest('chaos-takeover', 'chaos', [
-      '  schedule: {kind: continuous, window: 25s, historyLimit: 2}',
+      '  schedule: {kind: continuous, window: 15s, historyLimit: 2}',
       '  faults:',
       '    interval: {min: 1s, max: 2s}',
       '    duration: {min: 5s, max: 10s}',

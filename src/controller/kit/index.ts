@@ -2,7 +2,7 @@
 // controller metrics and the probe server the operator is built on.
 export { WorkQueue, type WorkQueueOptions } from './workqueue.ts';
 export { Controller, TerminalError, type ControllerOptions, type Reconcile, type ReconcileResult } from './controller.ts';
-export { Informer, keyOf, splitKey, type InformerEvent, type InformerOptions, type KubeObject } from './informer.ts';
+export { Informer, keyOf, metadataChanged, splitKey, type InformerEvent, type InformerOptions, type KubeObject } from './informer.ts';
 export { LeaderElector, microTime, type LeaderCallbacks, type LeaderElectionOptions } from './leader-election.ts';
 export { findCondition, isConditionTrue, setCondition } from './conditions.ts';
 export { EventRecorder, type EventRecorderOptions, type EventTarget } from './events.ts';

@@ -22,7 +22,16 @@ import { isStatus, KubeApiError, kubeRequest, kubeStream } from './kube-http.ts'
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    resourceVersion?: string;
+    generation?: number;
+    deletionTimestamp?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+  };
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete';
@@ -35,6 +44,11 @@ export interface InformerOptions<T> {
   fieldSelector?: string;
   /** Callers only enqueue keys here. A throw is logged and ignored. */
   onEvent: (type: InformerEvent, object: T) => void;
+  /**
+   * A watch update for which this returns false is cached but not passed to onEvent (controller-runtime's
+   * predicates), e.g. `metadataChanged` for an object whose status the controller itself writes.
+   */
+  shouldNotify?: (previous: T, next: T) => boolean;
   /** Periodic full re-list (default 5 min) that also calls onEvent('update') for every object; 0 turns it off. */
   resyncMs?: number;
   /** Watch restart backoff (default 500 ms .. 30 s). */
@@ -43,6 +57,27 @@ export interface InformerOptions<T> {
   watchTimeoutSeconds?: number;
   /** Page size of lists (default 500). */
   pageSize?: number;
+}
+
+/**
+ * True when an update changed more than the status: the generation (spec), labels, annotations,
+ * finalizers or the deletion mark (controller-runtime's GenerationChanged, Labels, Annotations and
+ * deletion predicates together). A controller that writes an object's status passes this to its
+ * informer, or each status write it makes wakes it again: etcd's revision in an EtcdCluster's member
+ * status moves with every client write, and reconciles followed each other as fast as the API server
+ * answered while any traffic ran (bench/operator-cost.ts).
+ */
+export function metadataChanged(previous: KubeObject, next: KubeObject): boolean {
+  const a = previous.metadata ?? {};
+  const b = next.metadata ?? {};
+  const same = (x: unknown, y: unknown): boolean => JSON.stringify(x ?? null) === JSON.stringify(y ?? null);
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    !same(a.labels, b.labels) ||
+    !same(a.annotations, b.annotations) ||
+    !same(a.finalizers, b.finalizers)
+  );
 }
 
 /** "namespace/name", or "name" for a cluster-scoped object. */
@@ -306,9 +341,10 @@ export class Informer<T extends KubeObject> {
     switch (event.type) {
       case 'ADDED':
       case 'MODIFIED': {
-        const existed = this.cache.has(key);
+        const previous = this.cache.get(key);
         this.cache.set(key, object);
-        this.emit(existed ? 'update' : 'add', object);
+        if (previous === undefined) this.emit('add', object);
+        else if (this.options.shouldNotify?.(previous, object) ?? true) this.emit('update', object);
         break;
       }
       case 'DELETED': {
