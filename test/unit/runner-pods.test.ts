@@ -58,6 +58,11 @@ describe('runner Jobs', () => {
     assert.equal(labels['etcd.robustness.io/run-namespace'], 'team-a');
     assert.equal(labels['etcd.robustness.io/run-number'], '3');
     assert.equal(pod.nodeSelector, undefined);
+    // Runs at once spread over nodes: a runner prefers a node without another runner.
+    const spread = pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.[0];
+    assert.equal(spread?.podAffinityTerm.topologyKey, 'kubernetes.io/hostname');
+    assert.deepEqual(spread?.podAffinityTerm.labelSelector?.matchLabels, { 'app.kubernetes.io/component': 'runner' });
+    assert.equal(labels['app.kubernetes.io/component'], 'runner');
   });
 
   test("spec.runner's resources, nodeSelector and tolerations go to the Pod as given", () => {

@@ -89,6 +89,14 @@ export function runnerJob(resource: RobustnessRunResource, runNumber: number, ti
           terminationGracePeriodSeconds: runnerGracePeriodSeconds,
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
           ...(runner?.nodeSelector === undefined ? {} : { nodeSelector: { ...runner.nodeSelector } }),
+          // Runs at once spread over the nodes they may use: each runner prefers a node without another.
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { [runnerLabelKeys.component]: 'runner' } } } },
+              ],
+            },
+          },
           ...(tolerations === undefined ? {} : { tolerations }),
           containers: [
             {
