@@ -11,6 +11,7 @@
  *   controller stale forever.
  * Objects are kept as the API server sent them: plain JSON, dates as strings.
  */
+import type { ObjectMeta } from '../../domain/index.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { logger } from '../../log.ts';
 import { isStatus, KubeApiError, kubeRequest, kubeStream } from './kube-http.ts';
@@ -22,16 +23,7 @@ import { isStatus, KubeApiError, kubeRequest, kubeStream } from './kube-http.ts'
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    resourceVersion?: string;
-    generation?: number;
-    deletionTimestamp?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    finalizers?: string[];
-  };
+  metadata?: Partial<Pick<ObjectMeta, 'name' | 'namespace' | 'resourceVersion' | 'generation' | 'deletionTimestamp' | 'labels' | 'annotations' | 'finalizers'>>;
 }
 
 export type InformerEvent = 'add' | 'update' | 'delete';
