@@ -29,7 +29,7 @@ metadata: { name: dash }
 spec:
   clusterRef: { name: demo }
   mode: exclusive
-  duration: 30s
+  duration: 20s
   traffic: { qps: { target: 100 } }
   faults:
     maxConcurrentFaults: 1

@@ -139,20 +139,31 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
     assert.equal(second.stopRunsOn(clusterKey), 0);
   });
 
-  test('deleting the run deletes its Jobs (the runner gets SIGTERM and reports) before the finalizer goes', async () => {
+  test('deleting a run deletes its Jobs: a finished one at once, a running one in the foreground (its runner gets SIGTERM and reports) before the finalizer goes', async () => {
     const reconciler = reconcilerOf('replica-c');
+    // r1's Job ended (failed above): deleted in the background, nothing to wait for.
     await kubectlOk(apiserver, ['-n', namespace, 'delete', 'robustnessrun', 'r1', '--wait=false']);
-    const waiting = await reconciler.reconcile(key);
-    assert.ok((waiting.requeueAfterMs ?? 0) > 0, 'it waits for the Jobs to go');
-    assert.ok((await getRun()) !== undefined, 'the finalizer holds the run meanwhile');
+    await reconciler.reconcile(key);
+    assert.equal(await getRun(), undefined, 'the finalizer went at once');
+    assert.deepEqual(await jobs(), []);
+
+    await kubectlOk(apiserver, ['-n', namespace, 'apply', '-f', '-'], 'apiVersion: etcd.robustness.io/v1alpha1\nkind: RobustnessRun\nmetadata: {name: r2}\nspec: {clusterRef: {name: c1}, duration: 10s}\n');
+    const key2 = `${namespace}/r2`;
+    await reconciler.reconcile(key2);
+    await reconciler.reconcile(key2);
+    assert.equal((await jobs()).length, 1, 'r2 runs in its Job');
+    await kubectlOk(apiserver, ['-n', namespace, 'delete', 'robustnessrun', 'r2', '--wait=false']);
+    const waiting = await reconciler.reconcile(key2);
+    assert.ok((waiting.requeueAfterMs ?? 0) > 0, 'it waits for the running Job to go');
+    assert.ok((await kubectlJson<RobustnessRunResource>(apiserver, ['-n', namespace, 'get', 'robustnessrun', 'r2'])) !== undefined, 'the finalizer holds the run meanwhile');
     const deleting = await jobs();
     assert.equal(deleting.length, 1);
     assert.ok(deleting[0]!.metadata?.deletionTimestamp !== undefined, 'the Job is being deleted');
     assert.ok(deleting[0]!.metadata?.finalizers?.includes('foregroundDeletion'), 'in the foreground: its Pod first');
     // What the garbage collector does once the Pod is gone.
     await kubectlOk(apiserver, ['-n', system, 'patch', 'job', deleting[0]!.metadata.name!, '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
-    await reconciler.reconcile(key);
-    assert.equal(await getRun(), undefined, 'the finalizer went');
+    await reconciler.reconcile(key2);
+    assert.equal(await kubectlJson<RobustnessRunResource>(apiserver, ['-n', namespace, 'get', 'robustnessrun', 'r2']), undefined, 'the finalizer went');
     assert.deepEqual(await jobs(), []);
   });
 });

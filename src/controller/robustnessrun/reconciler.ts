@@ -222,9 +222,14 @@ export class RobustnessRunReconciler {
     const runners = this.options.runners;
     if (runners) {
       // Every Job of the run: the running one stops (its Pod heals and reports), finished ones go with it.
-      const jobs = await runners.namesFor(resource.metadata.namespace ?? 'default', resource.metadata.name);
-      for (const job of jobs) await runners.delete(job);
-      if (jobs.length > 0) return { requeueAfterMs: 1000 };
+      const jobs = await runners.jobsFor(resource.metadata.namespace ?? 'default', resource.metadata.name);
+      let running = 0;
+      for (const job of jobs) {
+        const ended = jobEnd(job) !== undefined;
+        if (!ended) running++;
+        if (job.metadata?.deletionTimestamp === undefined) await runners.delete(job.metadata?.name ?? '', !ended);
+      }
+      if (running > 0) return { requeueAfterMs: 1000 };
     }
     this.inRunners.delete(key);
     if ((resource.metadata.finalizers ?? []).includes(runFinalizer)) {

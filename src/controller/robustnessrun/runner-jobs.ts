@@ -204,16 +204,19 @@ export class RunnerJobs {
     }
   }
 
-  /** The names of every runner Job of the run namespace/name (running or finished). */
-  async namesFor(namespace: string, name: string): Promise<string[]> {
+  /** Every runner Job of the run namespace/name (running or finished). */
+  async jobsFor(namespace: string, name: string): Promise<V1Job[]> {
     const list = await this.batch.listNamespacedJob({ namespace: this.options.namespace, labelSelector: `${runnerLabelKeys.runNamespace}=${namespace},${runnerLabelKeys.run}=${name}` });
-    return list.items.map((job) => job.metadata?.name ?? '').filter((n) => n !== '');
+    return list.items;
   }
 
-  /** Deletes the Job and, in the foreground, its Pod (which gets SIGTERM: it heals its faults and reports). */
-  async delete(name: string): Promise<void> {
+  /**
+   * Deletes the Job: in the foreground while it runs (the Job stays until its Pod is gone: the runner gets
+   * SIGTERM, heals and reports first), in the background once it ended (nothing to wait for).
+   */
+  async delete(name: string, running = true): Promise<void> {
     try {
-      await this.batch.deleteNamespacedJob({ namespace: this.options.namespace, name, propagationPolicy: 'Foreground' });
+      await this.batch.deleteNamespacedJob({ namespace: this.options.namespace, name, propagationPolicy: running ? 'Foreground' : 'Background' });
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
