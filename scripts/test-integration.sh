@@ -3,8 +3,8 @@
 #
 #   1. two lanes at once: the tests of the real single-node cluster (src/node: the in-cluster test and its
 #      kin, mostly waiting on Pods and on minute boundaries; only one node runs at a time, so they stay
-#      one after the other) beside the light tests (a kube-apiserver, a Chromium page, a short etcd:
-#      nothing timed against a clock that load could break);
+#      one after the other) beside the light tests (a kube-apiserver, a Chromium page, short functional
+#      tests of local etcd processes: nothing timed against a clock that load could break);
 #   2. every other test (real etcd clusters under traffic and faults, timed recoveries), one file at a
 #      time, on a quiet machine.
 #
@@ -19,6 +19,8 @@ light_lane=(
   controller-kit crd-validation etcd-client-tls-kubernetes helm-chart helm-grafana-dashboard helm-prometheusrule
   kube-apiserver kubernetes-placement kubernetes-placement-upgrade operator-kubernetes report-html report-store
   runner-jobs secure-metrics witness-kube etcd-launcher gofail checker-real-etcd
+  etcd-cluster etcd-flags etcd-client-tls wal-commit local-upgrade-member upgrade-step run-local-reclaim
+  watch-probe watch-reopen witness-http agent-recovery
 )
 
 for name in "${node_lane[@]}" "${light_lane[@]}"; do
