@@ -35,7 +35,7 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
     const name = `fault-${fault.toLowerCase()}-${++runs}`;
     const run = defaultRobustnessRun({ name, defaultMode: 'exclusive' });
     run.spec.seed = options.seed ?? 42;
-    run.spec.durationMs = options.durationMs ?? 3500;
+    run.spec.durationMs = options.durationMs ?? 5000;
     run.spec.traffic.qps = { target: 150, burst: 150, min: 0 };
     run.spec.watch.progressIntervalMs = 250;
     const validated = validateFaultParams(fault, options.params ?? {});
@@ -146,7 +146,7 @@ describe('fault catalog on a real cluster', { timeout: 600_000 }, () => {
   test('the same seed and spec give the same fault log', async () => {
     const faultLog = (r: RunResult): string[] =>
       r.faults.events.filter((e) => e.phase === 'inject').map((e) => `${e.fault}@${e.targets.join('+')}:${JSON.stringify(e.params ?? {})}`);
-    const spec = { durationMs: 5000, seed: 1234, target: 'random' as const };
+    const spec = { durationMs: 7000, seed: 1234, target: 'random' as const };
     const a = await runWith('delay', spec);
     const b = await runWith('delay', spec);
     assert.ok(faultLog(a).length >= 2, `too few injections to compare: ${faultLog(a).join(', ')}`);

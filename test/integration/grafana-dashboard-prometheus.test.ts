@@ -29,7 +29,7 @@ metadata: { name: dash }
 spec:
   clusterRef: { name: demo }
   mode: exclusive
-  duration: 20s
+  duration: 30s
   traffic: { qps: { target: 100 } }
   faults:
     maxConcurrentFaults: 1
