@@ -91,9 +91,9 @@ export interface OperatorArgs {
   logFormat: 'json' | 'text';
 }
 
-const defaultImage = 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0';
+export const defaultImage = 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0';
 
-function port(flag: string, text: string): number {
+export function port(flag: string, text: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n > 65535) throw new UsageError(`${flag}: "${text}" is not a port number`);
   return n;

@@ -9,7 +9,7 @@ import { parseDuration } from '../duration.ts';
 import { logger, setLogFormat } from '../log.ts';
 import { isLoopback } from '../loopback.ts';
 import { runInRunnerPod } from '../controller/robustnessrun/runner.ts';
-import { loadKubeConfig, metricsCertificate, stopSignals } from './operator.ts';
+import { defaultImage, loadKubeConfig, metricsCertificate, port, stopSignals } from './operator.ts';
 import { UsageError } from './usage.ts';
 
 export const runnerUsage = `Usage: etcd-robustness runner --run NAMESPACE/NAME --run-number N [options]
@@ -49,12 +49,6 @@ export interface RunnerArgs {
   logFormat: 'json' | 'text';
 }
 
-function portOf(flag: string, text: string): number {
-  const n = Number(text);
-  if (!/^[0-9]+$/.test(text) || n > 65535) throw new UsageError(`${flag}: "${text}" is not a port (0 to 65535)`);
-  return n;
-}
-
 export function parseRunnerArgs(argv: string[]): RunnerArgs | 'help' {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -64,7 +58,7 @@ export function parseRunnerArgs(argv: string[]): RunnerArgs | 'help' {
       run: { type: 'string' },
       'run-number': { type: 'string' },
       job: { type: 'string' },
-      'agent-image': { type: 'string', default: process.env['OPERATOR_IMAGE'] ?? 'ghcr.io/etcd-robustness/etcd-robustness-operator:0.1.0' },
+      'agent-image': { type: 'string', default: process.env['OPERATOR_IMAGE'] ?? defaultImage },
       kubeconfig: { type: 'string' },
       'bind-address': { type: 'string', default: '127.0.0.1' },
       'metrics-port': { type: 'string', default: '8443' },
@@ -86,8 +80,8 @@ export function parseRunnerArgs(argv: string[]): RunnerArgs | 'help' {
   if (!/^[1-9][0-9]*$/.test(numberText) || !Number.isSafeInteger(runNumber)) throw new UsageError(`--run-number: "${numberText}" is not a run number (1, 2, ...)`);
   const logFormat = values['log-format'];
   if (logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`--log-format: "${logFormat}" is not json or text`);
-  const metricsPort = portOf('--metrics-port', values['metrics-port']);
-  const healthPort = portOf('--health-port', values['health-port']);
+  const metricsPort = port('--metrics-port', values['metrics-port']);
+  const healthPort = port('--health-port', values['health-port']);
   let lingerMs: number;
   try {
     lingerMs = parseDuration(values.linger);
