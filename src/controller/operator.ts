@@ -5,7 +5,7 @@
  * their faults) before anything else can act; close() does the same and releases the lease.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig, V1Job } from '@kubernetes/client-node';
 import type { EtcdCluster, MemberPlacement, RobustnessRunResource } from '../domain/index.ts';
 import { etcdClusterPlural, robustnessGroup, robustnessRunPlural, robustnessVersion } from '../domain/index.ts';
 import { logger } from '../log.ts';
@@ -74,6 +74,22 @@ class LeadingControllers {
   /** `term`: this replica's leader-election term (the witness refuses writes from older terms). */
   constructor(options: OperatorOptions, registry: Registry, metrics: ControllerMetrics, term: number) {
     const events = new EventRecorder({ kubeConfig: options.kubeConfig, controller: `${robustnessGroup}/operator`, instance: options.identity });
+    // Runner Jobs wake their run (a runner that ended without reporting ends the run), and their cache
+    // answers the reconciler's reads of a running Job (one a watch has not brought yet is read from the API).
+    const jobs = options.runners
+      ? new Informer<KubeObject & { metadata?: { labels?: Record<string, string> } }>({
+          kubeConfig: options.kubeConfig,
+          path: `/apis/batch/v1/namespaces/${options.runners.namespace}/jobs`,
+          labelSelector: runnerLabelKeys.run,
+          onEvent: (_type, job) => {
+            const labels = job.metadata?.labels ?? {};
+            const run = labels[runnerLabelKeys.run];
+            const namespace = labels[runnerLabelKeys.runNamespace];
+            if (run !== undefined && namespace !== undefined) this.runs.enqueue(keyOf({ metadata: { namespace, name: run } }));
+          },
+        })
+      : undefined;
+    if (jobs) this.informers.push(jobs);
     this.runReconciler = new RobustnessRunReconciler({
       kubeConfig: options.kubeConfig,
       placement: options.placement,
@@ -82,7 +98,7 @@ class LeadingControllers {
       registry,
       enqueue: (key) => this.runs.enqueue(key),
       identity: options.identity,
-      ...(options.runners === undefined ? {} : { runners: new RunnerJobs(options.kubeConfig, options.runners) }),
+      ...(options.runners === undefined ? {} : { runners: new RunnerJobs(options.kubeConfig, options.runners, (name) => jobs?.get(options.runners?.namespace, name) as V1Job | undefined) }),
       ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
       ...(options.keepRunFolders === undefined ? {} : { keepRunFolders: options.keepRunFolders }),
     });
@@ -111,22 +127,6 @@ class LeadingControllers {
     }
     for (const path of paths(robustnessRunPlural)) {
       this.informers.push(new Informer<KubeObject>({ kubeConfig: options.kubeConfig, path, onEvent: (_type, object) => this.runs.enqueue(keyOf(object)) }));
-    }
-    // Runner Jobs wake their run: a runner that ended without reporting ends the run.
-    if (options.runners) {
-      this.informers.push(
-        new Informer<KubeObject & { metadata?: { labels?: Record<string, string> } }>({
-          kubeConfig: options.kubeConfig,
-          path: `/apis/batch/v1/namespaces/${options.runners.namespace}/jobs`,
-          labelSelector: runnerLabelKeys.run,
-          onEvent: (_type, job) => {
-            const labels = job.metadata?.labels ?? {};
-            const run = labels[runnerLabelKeys.run];
-            const namespace = labels[runnerLabelKeys.runNamespace];
-            if (run !== undefined && namespace !== undefined) this.runs.enqueue(keyOf({ metadata: { namespace, name: run } }));
-          },
-        }),
-      );
     }
     // Member Pods (kubernetes runtime) wake their cluster: a Pod that fails or turns Ready changes the plan.
     const podPaths = options.namespaces.length === 0 ? ['/api/v1/pods'] : options.namespaces.map((ns) => `/api/v1/namespaces/${ns}/pods`);

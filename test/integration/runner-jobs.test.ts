@@ -8,16 +8,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BatchV1Api, type V1Job } from '@kubernetes/client-node';
-import { EventRecorder } from '../../src/controller/kit/index.ts';
+import { EventRecorder, Informer, type KubeObject } from '../../src/controller/kit/index.ts';
 import { KubernetesPlacement } from '../../src/controller/placement/kubernetes.ts';
 import { ConfigMapReportStore } from '../../src/controller/report-store/index.ts';
 import { RobustnessRunReconciler } from '../../src/controller/robustnessrun/reconciler.ts';
-import { RunnerJobs, type RunnerPodOptions } from '../../src/controller/robustnessrun/runner-jobs.ts';
+import { jobEnd, RunnerJobs, type RunnerPodOptions } from '../../src/controller/robustnessrun/runner-jobs.ts';
 import { runInRunnerPod } from '../../src/controller/robustnessrun/runner.ts';
 import type { RobustnessRunResource } from '../../src/domain/index.ts';
 import { Registry } from '../../src/run/index.ts';
 import { TestApiserver } from '../helpers/kube-apiserver.ts';
-import { installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';
+import { eventually, installCrds, kubectlJson, kubectlOk } from '../helpers/operator.ts';
 
 const namespace = 'runs';
 const system = 'runner-system';
@@ -37,8 +37,10 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
   let apiserver: TestApiserver;
   let batch: BatchV1Api;
   const registries: Registry[] = [];
+  const informers: Informer<KubeObject>[] = [];
 
-  const reconcilerOf = (identity: string): RobustnessRunReconciler => {
+  /** `cached`: the Jobs from an informer's cache, as the operator gives them (else every read goes to the API). */
+  const reconcilerOf = (identity: string, cached?: (name: string) => V1Job | undefined): RobustnessRunReconciler => {
     const registry = new Registry();
     registries.push(registry);
     return new RobustnessRunReconciler({
@@ -49,7 +51,7 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
       registry,
       enqueue: () => undefined,
       identity,
-      runners: new RunnerJobs(apiserver.kubeConfig, runnerOptions),
+      runners: new RunnerJobs(apiserver.kubeConfig, runnerOptions, cached),
     });
   };
   const getRun = (): Promise<RobustnessRunResource | undefined> => kubectlJson<RobustnessRunResource>(apiserver, ['-n', namespace, 'get', 'robustnessrun', 'r1']);
@@ -68,6 +70,7 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
   });
 
   after(async () => {
+    for (const informer of informers) informer.stop();
     await apiserver?.close();
   });
 
@@ -105,7 +108,11 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
     assert.equal(first.faultsActiveOn(clusterKey), true, 'the cluster controller holds its repairs while the runner injects faults');
 
     // The next leader (a new process): the run is its runner's, not interrupted.
-    const second = reconcilerOf('replica-b');
+    // It reads the Jobs through an informer's cache, as the operator does.
+    const informer = new Informer<KubeObject>({ kubeConfig: apiserver.kubeConfig, path: `/apis/batch/v1/namespaces/${system}/jobs`, onEvent: () => undefined });
+    informers.push(informer);
+    await informer.start();
+    const second = reconcilerOf('replica-b', (name) => informer.get(system, name) as V1Job | undefined);
     const waiting = await second.reconcile(key);
     assert.ok((waiting.requeueAfterMs ?? 0) > 0);
     assert.equal((await getRun())?.status?.phase, 'Running', 'a run whose Job goes on is left to it');
@@ -124,6 +131,7 @@ describe('runner Jobs on a real kube-apiserver', { timeout: 120_000 }, () => {
     const failure = { type: 'Failed', status: 'True', reason: 'DeadlineExceeded', message: 'Job was active longer than specified deadline', lastTransitionTime: failedAt };
     const status = { startTime: failedAt, failed: 1, conditions: [{ ...failure, type: 'FailureTarget' }, failure] };
     await kubectlOk(apiserver, ['-n', system, 'patch', 'job', job.metadata!.name!, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
+    await eventually('the informer to see the Job fail', 30_000, () => Promise.resolve(jobEnd((informer.get(system, job.metadata!.name!) ?? {}) as V1Job) === undefined ? undefined : true));
     await second.reconcile(key);
     const ended = await getRun();
     assert.equal(ended?.status?.phase, 'Aborted', JSON.stringify(ended?.status));

@@ -181,9 +181,13 @@ export class RunnerJobs {
   readonly options: RunnerPodOptions;
   private readonly batch: BatchV1Api;
 
-  constructor(kubeConfig: KubeConfig, options: RunnerPodOptions) {
+  private readonly cached: ((name: string) => V1Job | undefined) | undefined;
+
+  /** `cached`: a Job informer's cache (the Jobs as JSON), asked before the API server. */
+  constructor(kubeConfig: KubeConfig, options: RunnerPodOptions, cached?: (name: string) => V1Job | undefined) {
     this.options = options;
     this.batch = kubeConfig.makeApiClient(BatchV1Api);
+    this.cached = cached;
   }
 
   /** Creates the Job; an existing one of that name (a create whose answer was lost) is kept. */
@@ -195,7 +199,10 @@ export class RunnerJobs {
     }
   }
 
+  /** The Job: from the cache when it holds it, else from the API server (undefined: there is none). */
   async read(name: string): Promise<V1Job | undefined> {
+    const cached = this.cached?.(name);
+    if (cached !== undefined) return cached;
     try {
       return await this.batch.readNamespacedJob({ namespace: this.options.namespace, name });
     } catch (error) {
