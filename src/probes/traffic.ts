@@ -70,11 +70,19 @@ export class UniqueValues {
 /**
  * A small pool of key names under the prefix. A deleted key's slot gets a new name, as in etcd's
  * traffic, so the key space rotates instead of piling tombstones on the same few keys.
+ *
+ * A put that lands after another client's delete of the same name (which retired it) leaves a live key
+ * the pool no longer names, which nothing would delete again: list reads then grew with every such race
+ * (1,515 live keys after a 5-minute default run, each list read about 220 KB, the history 1.8 GB). As
+ * etcd's traffic does (keyStore.SyncKeys), full list reads hand such keys back to the pool (sync), so
+ * they are deleted in their turn and the live keys stay about the pool's size.
  */
 export class KeyPool {
-  private readonly names: string[];
+  private names: string[];
   private readonly generation: number[];
   private readonly prefix: string;
+  /** The newest list read synced from: an older (stale) one may name keys deleted since. */
+  private syncedRevision = 0;
 
   constructor(prefix: string, size: number) {
     this.prefix = prefix;
@@ -84,6 +92,13 @@ export class KeyPool {
 
   private name(slot: number): string {
     return `${this.prefix}key${slot}-${this.generation[slot]}`;
+  }
+
+  /** A name this pool gives (`<prefix>key<slot>-<generation>`), parsed; undefined for any other key. */
+  private parse(key: string): { key: string; slot: number; generation: number } | undefined {
+    if (!key.startsWith(this.prefix)) return undefined;
+    const match = /^key(\d+)-(\d+)$/.exec(key.slice(this.prefix.length));
+    return match === null ? undefined : { key, slot: Number(match[1]), generation: Number(match[2]) };
   }
 
   pick(random: () => number): string {
@@ -103,8 +118,25 @@ export class KeyPool {
   retire(key: string): void {
     const slot = this.names.indexOf(key);
     if (slot < 0) return;
+    // Generations only grow, so the new name was never issued: no key of that name can exist.
     this.generation[slot]!++;
     this.names[slot] = this.name(slot);
+  }
+
+  /**
+   * The keys a linearizable list read at `revision` showed: the pool's names and the pool's keys it shows, oldest
+   * generation first, make the new names (the pool keeps its size). Keys of other shapes are not the
+   * traffic's (the fault driver's, another tool's) and stay out.
+   */
+  sync(listed: readonly string[], revision: number): void {
+    if (revision < this.syncedRevision) return;
+    this.syncedRevision = revision;
+    const known = new Set(this.names);
+    const found = listed.filter((key) => !known.has(key)).map((key) => this.parse(key)).filter((k) => k !== undefined);
+    if (found.length === 0) return;
+    for (const key of this.names) found.push(this.parse(key)!);
+    found.sort((a, b) => a.generation - b.generation || a.slot - b.slot);
+    this.names = found.slice(0, this.names.length).map((k) => k.key);
   }
 }
 
@@ -162,6 +194,16 @@ async function send(client: TrafficClient, request: EtcdRequest): Promise<Outcom
   return outcome;
 }
 
+/**
+ * Hands the keys of a linearizable list read of the prefix to the key pool (KeyPool.sync). Not a stale
+ * one's: it may show keys deleted since, whose names would come back.
+ */
+function syncKeys(env: TrafficEnvironment, outcome: Outcome): void {
+  if (outcome.kind !== 'ok' || isErrorResponse(outcome.response) || !('kvs' in outcome.response)) return;
+  const { kvs, revision } = outcome.response;
+  if (revision !== undefined) env.keys.sync(kvs.map((kv) => kv.key), revision);
+}
+
 async function grantLease(env: TrafficEnvironment, client: TrafficClient): Promise<void> {
   // Client-chosen ids keep the history self-describing (the model needs the id at grant time).
   const id = (BigInt(Math.floor(client.random() * 2 ** 30)) * 2n ** 30n + BigInt(Math.floor(client.random() * 2 ** 30)) + 1n).toString();
@@ -177,10 +219,10 @@ export const etcdActions: Readonly<Record<EtcdOperationKind, Action>> = {
     await send(client, staleRead(client, { key: env.keys.pick(client.random) }));
   },
   list: async (env, client) => {
-    await send(client, { type: 'range', ...prefixRange(env.prefix) });
+    syncKeys(env, await send(client, { type: 'range', ...prefixRange(env.prefix) }));
   },
   keysOnlyList: async (env, client) => {
-    await send(client, { type: 'range', ...prefixRange(env.prefix), keysOnly: true });
+    syncKeys(env, await send(client, { type: 'range', ...prefixRange(env.prefix), keysOnly: true }));
   },
   staleList: async (env, client) => {
     await send(client, staleRead(client, prefixRange(env.prefix)));

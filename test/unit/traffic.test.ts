@@ -158,6 +158,40 @@ describe('traffic profiles', () => {
     assert.equal(seen.size, 1000);
   });
 
+  test('KeyPool takes back the keys a list read shows that it no longer names, oldest first, and keeps its size', () => {
+    const pool = new KeyPool('/p/', 3);
+    const random = seededRandom(9);
+    const names = (): string[] => pool.pickDistinct(random, 3).sort();
+    assert.deepEqual(names(), ['/p/key0-0', '/p/key1-0', '/p/key2-0']);
+    // A put of key1-0 landed after another client's delete retired it: key1-0 lives on, unnamed.
+    pool.retire('/p/key1-0');
+    assert.deepEqual(names(), ['/p/key0-0', '/p/key1-1', '/p/key2-0']);
+    pool.sync(['/p/fault-trigger', '/p/key0-0', '/p/key1-0', '/p/other-7', '/q/key9-0'], 10);
+    // key1-0 (generation 0) is back; the newest name (key1-1, never written) gives way; foreign shapes stay out.
+    assert.deepEqual(names(), ['/p/key0-0', '/p/key1-0', '/p/key2-0']);
+    // Deleting it now retires it for good, under a name never issued before.
+    pool.retire('/p/key1-0');
+    const after = names();
+    assert.equal(after.length, 3);
+    assert.ok(!after.includes('/p/key1-0') && !after.includes('/p/key1-1'), after.join(' '));
+    // An older list read (a lower revision) is ignored: it may show keys deleted since.
+    pool.sync(['/p/key1-0'], 9);
+    assert.deepEqual(names(), after);
+  });
+
+  test('a linearizable list read hands leaked keys back to the pool; a stale one does not', async () => {
+    const prefix = '/p/';
+    const profile = resolveProfile({ profile: 'etcd', weights: {}, keys: 2, valueSize: 8 });
+    const env: TrafficEnvironment = { prefix, profile, keys: new KeyPool(prefix, 2), values: new UniqueValues(8), leaseTtlSeconds: 600 };
+    env.keys.retire('/p/key0-0');
+    const listed = { kind: 'ok' as const, response: { revision: 20, count: 2, kvs: [{ key: '/p/key0-0', value: 'a' }, { key: '/p/key1-0', value: 'b' }] } };
+    const client = (): TrafficClient => ({ execute: async () => listed, random: seededRandom(3), memory: { ...newClientMemory(), lastRevision: 19 } });
+    await actionFor('staleList', profile)(env, client());
+    assert.ok(!env.keys.pickDistinct(seededRandom(1), 2).includes('/p/key0-0'));
+    await actionFor('list', profile)(env, client());
+    assert.deepEqual(env.keys.pickDistinct(seededRandom(1), 2).sort(), ['/p/key0-0', '/p/key1-0']);
+  });
+
   test('remember learns revisions and mod revisions from answers, including txn results', () => {
     const memory = newClientMemory();
     remember(memory, { type: 'put', key: 'a', value: 'x' }, { revision: 5 });
