@@ -185,7 +185,7 @@ describe('traffic profiles', () => {
     const env: TrafficEnvironment = { prefix, profile, keys: new KeyPool(prefix, 2), values: new UniqueValues(8), leaseTtlSeconds: 600 };
     env.keys.retire('/p/key0-0');
     const listed = { kind: 'ok' as const, response: { revision: 20, count: 2, kvs: [{ key: '/p/key0-0', value: 'a' }, { key: '/p/key1-0', value: 'b' }] } };
-    const client = (): TrafficClient => ({ execute: async () => listed, random: seededRandom(3), memory: { ...newClientMemory(), lastRevision: 19 } });
+    const client = (): TrafficClient => ({ execute: () => Promise.resolve(listed), random: seededRandom(3), memory: { ...newClientMemory(), lastRevision: 19 } });
     await actionFor('staleList', profile)(env, client());
     assert.ok(!env.keys.pickDistinct(seededRandom(1), 2).includes('/p/key0-0'));
     await actionFor('list', profile)(env, client());
