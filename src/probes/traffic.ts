@@ -74,8 +74,8 @@ export class UniqueValues {
  * A put that lands after another client's delete of the same name (which retired it) leaves a live key
  * the pool no longer names, which nothing would delete again: list reads then grew with every such race
  * (1,515 live keys after a 5-minute default run, each list read about 220 KB, the history 1.8 GB). As
- * etcd's traffic does (keyStore.SyncKeys), full list reads hand such keys back to the pool (sync), so
- * they are deleted in their turn and the live keys stay about the pool's size.
+ * etcd's traffic does (keyStore.SyncKeys), linearizable list reads hand such keys back to the pool (sync),
+ * so they are deleted in their turn and the live keys stay about the pool's size.
  */
 export class KeyPool {
   private names: string[];
@@ -124,9 +124,9 @@ export class KeyPool {
   }
 
   /**
-   * The keys a linearizable list read at `revision` showed: the pool's names and the pool's keys it shows, oldest
-   * generation first, make the new names (the pool keeps its size). Keys of other shapes are not the
-   * traffic's (the fault driver's, another tool's) and stay out.
+   * Takes the keys a linearizable list read at `revision` showed: the pool's names and the keys of the
+   * pool's shape it shows, oldest generation first, make the new names (the pool keeps its size). Keys of
+   * other shapes are not the traffic's (the fault driver's, another tool's) and stay out.
    */
   sync(listed: readonly string[], revision: number): void {
     if (revision < this.syncedRevision) return;
