@@ -76,20 +76,23 @@ class LeadingControllers {
     const events = new EventRecorder({ kubeConfig: options.kubeConfig, controller: `${robustnessGroup}/operator`, instance: options.identity });
     // Runner Jobs wake their run (a runner that ended without reporting ends the run), and their cache
     // answers the reconciler's reads of a running Job (one a watch has not brought yet is read from the API).
-    const jobs = options.runners
-      ? new Informer<KubeObject & { metadata?: { labels?: Record<string, string> } }>({
-          kubeConfig: options.kubeConfig,
-          path: `/apis/batch/v1/namespaces/${options.runners.namespace}/jobs`,
-          labelSelector: runnerLabelKeys.run,
-          onEvent: (_type, job) => {
-            const labels = job.metadata?.labels ?? {};
-            const run = labels[runnerLabelKeys.run];
-            const namespace = labels[runnerLabelKeys.runNamespace];
-            if (run !== undefined && namespace !== undefined) this.runs.enqueue(keyOf({ metadata: { namespace, name: run } }));
-          },
-        })
-      : undefined;
-    if (jobs) this.informers.push(jobs);
+    let runners: RunnerJobs | undefined;
+    if (options.runners) {
+      const { namespace } = options.runners;
+      const jobs = new Informer<KubeObject>({
+        kubeConfig: options.kubeConfig,
+        path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+        labelSelector: runnerLabelKeys.run,
+        onEvent: (_type, job) => {
+          const labels = job.metadata?.labels ?? {};
+          const run = labels[runnerLabelKeys.run];
+          const runNamespace = labels[runnerLabelKeys.runNamespace];
+          if (run !== undefined && runNamespace !== undefined) this.runs.enqueue(keyOf({ metadata: { namespace: runNamespace, name: run } }));
+        },
+      });
+      this.informers.push(jobs);
+      runners = new RunnerJobs(options.kubeConfig, options.runners, (name) => jobs.get(namespace, name) as V1Job | undefined);
+    }
     this.runReconciler = new RobustnessRunReconciler({
       kubeConfig: options.kubeConfig,
       placement: options.placement,
@@ -98,7 +101,7 @@ class LeadingControllers {
       registry,
       enqueue: (key) => this.runs.enqueue(key),
       identity: options.identity,
-      ...(options.runners === undefined ? {} : { runners: new RunnerJobs(options.kubeConfig, options.runners, (name) => jobs?.get(options.runners?.namespace, name) as V1Job | undefined) }),
+      ...(runners === undefined ? {} : { runners }),
       ...(options.workDir === undefined ? {} : { workDir: options.workDir }),
       ...(options.keepRunFolders === undefined ? {} : { keepRunFolders: options.keepRunFolders }),
     });
