@@ -8,8 +8,10 @@
 #   2. every other test (real etcd clusters under traffic and faults, timed recoveries), one file at a
 #      time, on a quiet machine.
 #
-# Each lane's lines are prefixed with its name. Exits non-zero if any lane failed; the leak check follows
-# in `npm test`. A new test file goes to phase 2 unless listed here.
+# Each lane's lines are prefixed with its name. Exits non-zero if any lane failed, after repeating each
+# failed lane's "failing tests" summary at the very end (CI may keep only the tail of a long log, where
+# phase 1's failures would otherwise be out of sight). The leak check follows in `npm test`. A new test
+# file goes to phase 2 unless listed here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,11 +36,22 @@ for f in "$dir"/*.test.ts; do
   case " ${node_lane[*]} ${light_lane[*]} " in *" $base "*) ;; *) rest_files+=("$f") ;; esac
 done
 
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
 run_lane() {
   local name=$1
   shift
-  node --test --test-reporter=spec --test-concurrency=1 "$@" 2>&1 | sed -u "s/^/[$name] /"
+  node --test --test-reporter=spec --test-concurrency=1 "$@" 2>&1 | sed -u "s/^/[$name] /" | tee "$logs/$name.log"
   return "${PIPESTATUS[0]}"
+}
+
+# The spec reporter ends a failed run with "✖ failing tests:" and each failure's error; print that part.
+failure_summary() {
+  local name=$1 status=$2
+  [ "$status" -eq 0 ] && return
+  echo "test-integration: lane $name failed (exit $status); its failing tests:"
+  sed -n '/failing tests:/,$p' "$logs/$name.log" | head -n 300
 }
 
 start=$(date +%s)
@@ -54,4 +67,7 @@ start=$(date +%s)
 run_lane rest "${rest_files[@]}"; rest_status=$?
 echo "test-integration: phase 2 (${#rest_files[@]} files) took $(( $(date +%s) - start ))s: exit $rest_status"
 
+failure_summary node "$node_status"
+failure_summary light "$light_status"
+failure_summary rest "$rest_status"
 [ "$node_status" -eq 0 ] && [ "$light_status" -eq 0 ] && [ "$rest_status" -eq 0 ]
