@@ -4,7 +4,9 @@
 #   1. two lanes at once: the tests of the real single-node cluster (src/node: the in-cluster test and its
 #      kin, mostly waiting on Pods and on minute boundaries; only one node runs at a time, so they stay
 #      one after the other) beside the light tests (a kube-apiserver, a Chromium page, short functional
-#      tests of local etcd processes: nothing timed against a clock that load could break);
+#      tests of local etcd processes, then operator and Prometheus end-to-end runs that wait with wide
+#      margins: nothing timed against a clock that load could break). The node lane is the longer one
+#      by minutes, so the light lane's end tests cost phase 1 nothing;
 #   2. every other test (real etcd clusters under traffic and faults, timed recoveries), one file at a
 #      time, on a quiet machine.
 #
@@ -23,6 +25,8 @@ light_lane=(
   runner-jobs secure-metrics witness-kube etcd-launcher gofail checker-real-etcd
   etcd-cluster etcd-flags etcd-client-tls wal-commit local-upgrade-member upgrade-step run-local-reclaim
   watch-probe watch-reopen witness-http agent-recovery
+  operator-shutdown run-engine-violation fault-heal-removed cluster-deletion-grace peer-proxy history-crash-prefix
+  prometheus-alerts dev-command grafana-dashboard-prometheus operator-local
 )
 
 for name in "${node_lane[@]}" "${light_lane[@]}"; do
