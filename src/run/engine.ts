@@ -51,6 +51,9 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     watches.start();
     faults.makePlan();
     const selfTest = await startSelfTest(session);
+    // The achieved rate is over the traffic's own time: connecting, watches and the self-test before it,
+    // and the faults' and watches' ends after it, would make a short run on a loaded machine look undriven.
+    const trafficStartedAt = performance.now();
     const traffic = new RunTraffic(session, recorder, profile, watches, selfTest.lagging);
     faults.start(traffic, recording.writer);
     traffic.startMaintenance();
@@ -62,6 +65,7 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     traffic.stop();
     session.phase('stopping traffic');
     await traffic.finished();
+    const trafficMs = performance.now() - trafficStartedAt;
     await faults.finished();
     session.phase('traffic stopped');
     // Heal the self-test's failpoint before waiting on the cluster for anything else.
@@ -69,7 +73,6 @@ export async function executeRun(options: RunOptions): Promise<RunResult> {
     session.phase('waiting for watches');
     await watches.finished();
     session.metrics.active(false);
-    const trafficMs = performance.now() - session.startedAt;
 
     // Settle: watches catch up, faults' members recover (HashKV), watches close, the live check finishes.
     await watches.catchUp();
