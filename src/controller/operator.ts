@@ -135,7 +135,7 @@ class LeadingControllers {
     const podPaths = options.namespaces.length === 0 ? ['/api/v1/pods'] : options.namespaces.map((ns) => `/api/v1/namespaces/${ns}/pods`);
     for (const path of podPaths) {
       this.informers.push(
-        new Informer<KubeObject & { metadata?: { labels?: Record<string, string> } }>({
+        new Informer<KubeObject>({
           kubeConfig: options.kubeConfig,
           path,
           labelSelector: 'etcd.robustness.io/cluster',
